@@ -1,0 +1,156 @@
+//! Sentio's configuration: the same keys from flags, environment and an
+//! optional `sentio.toml`, in that order of precedence.
+//!
+//! | key             | environment            | `sentio.toml`      |
+//! |-----------------|------------------------|--------------------|
+//! | lake            | `SENTIO_LAKE`          | `lake`             |
+//! | opdb URL        | `SENTIO_OPDB_URL`      | `opdb_url`         |
+//! | opdb read URL   | `SENTIO_OPDB_READ_URL` | `opdb_read_url`    |
+//! | scheduler       | `SENTIO_SCHEDULER`     | `scheduler`        |
+//! | S3 endpoint     | `SENTIO_S3_ENDPOINT` (or `AWS_ENDPOINT_URL`) | `[s3] endpoint` |
+//! | S3 allow HTTP   | `SENTIO_S3_ALLOW_HTTP` | `[s3] allow_http`  |
+//! | S3 region       | `AWS_REGION` / `AWS_DEFAULT_REGION` | `[s3] region` |
+//!
+//! S3 credentials are never part of Sentio's configuration: they come from
+//! the standard AWS environment variables (`AWS_ACCESS_KEY_ID`,
+//! `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`) of each process.
+//!
+//! ```
+//! let cfg: sentio_sql::config::SentioConfig = toml::from_str(
+//!     "lake = \"s3://bucket/lake\"\n[s3]\nendpoint = \"http://127.0.0.1:9000\"\nallow_http = true\n",
+//! ).unwrap();
+//! assert_eq!(cfg.lake.as_deref(), Some("s3://bucket/lake"));
+//! assert_eq!(cfg.s3.allow_http, Some(true));
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Result, SentioError};
+
+/// The file looked for in the working directory when no `--config` is given.
+pub const DEFAULT_CONFIG_FILE: &str = "sentio.toml";
+
+/// Settings for S3-compatible object storage (never credentials).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    /// Endpoint of an S3-compatible server, e.g. `http://127.0.0.1:9000`.
+    pub endpoint: Option<String>,
+    /// Allow plain HTTP to the endpoint (local test servers).
+    pub allow_http: Option<bool>,
+    /// AWS region.
+    pub region: Option<String>,
+}
+
+/// Sentio's configuration, shared by the CLI, the scheduler and executors.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SentioConfig {
+    /// Lake root: a local folder or `s3://bucket/prefix`.
+    pub lake: Option<String>,
+    /// Operational DB (writes, and reads unless `opdb_read_url` is set).
+    pub opdb_url: Option<String>,
+    /// Read endpoint of the operational DB (e.g. an RDS read replica).
+    pub opdb_read_url: Option<String>,
+    /// Scheduler to run on, `df://host:port`; standalone in-process if unset.
+    pub scheduler: Option<String>,
+    /// S3 settings.
+    #[serde(default)]
+    pub s3: S3Config,
+}
+
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn parse_bool(key: &str, v: &str) -> Result<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(SentioError::Config(format!(
+            "{key}={v:?} is not a boolean (use true or false)"
+        ))),
+    }
+}
+
+impl SentioConfig {
+    /// Reads `path` (which must exist) or, without one, `./sentio.toml` if
+    /// present; then applies the environment on top.
+    pub fn load(path: Option<&Path>) -> Result<Self> {
+        let file = match path {
+            Some(p) => Some(p.to_path_buf()),
+            None => Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|p| p.is_file()),
+        };
+        let mut cfg = match file {
+            Some(p) => Self::from_file(&p)?,
+            None => Self::default(),
+        };
+        cfg.apply_env()?;
+        Ok(cfg)
+    }
+
+    /// Parses a `sentio.toml`.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let err = |message: String| SentioError::ConfigFile {
+            path: path.to_path_buf(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        toml::from_str(&text).map_err(|e| err(e.to_string()))
+    }
+
+    /// Overrides keys with the `SENTIO_*` (and standard AWS) environment.
+    pub fn apply_env(&mut self) -> Result<()> {
+        for (var, slot) in [
+            ("SENTIO_LAKE", &mut self.lake),
+            ("SENTIO_OPDB_URL", &mut self.opdb_url),
+            ("SENTIO_OPDB_READ_URL", &mut self.opdb_read_url),
+            ("SENTIO_SCHEDULER", &mut self.scheduler),
+        ] {
+            if let Some(v) = env_var(var) {
+                *slot = Some(v);
+            }
+        }
+        if let Some(v) = env_var("SENTIO_S3_ENDPOINT").or_else(|| env_var("AWS_ENDPOINT_URL")) {
+            self.s3.endpoint = Some(v);
+        }
+        if let Some(v) = env_var("SENTIO_S3_ALLOW_HTTP") {
+            self.s3.allow_http = Some(parse_bool("SENTIO_S3_ALLOW_HTTP", &v)?);
+        }
+        if let Some(v) = env_var("AWS_REGION").or_else(|| env_var("AWS_DEFAULT_REGION")) {
+            self.s3.region = Some(v);
+        }
+        Ok(())
+    }
+
+    /// The lake, or an error that says how to set it.
+    pub fn require_lake(&self) -> Result<&str> {
+        self.lake.as_deref().ok_or_else(|| {
+            SentioError::Config(
+                "no lake configured: pass --lake DIR|s3://bucket/prefix, set SENTIO_LAKE, \
+                 or put `lake = \"…\"` in sentio.toml"
+                    .into(),
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_unknown_keys() {
+        let e = toml::from_str::<SentioConfig>("lak = \"x\"").unwrap_err();
+        assert!(e.to_string().contains("unknown field"), "{e}");
+    }
+
+    #[test]
+    fn bools() {
+        assert!(parse_bool("k", "TRUE").unwrap());
+        assert!(!parse_bool("k", "0").unwrap());
+        assert!(parse_bool("k", "maybe").is_err());
+    }
+}

@@ -1,0 +1,84 @@
+//! Errors at the boundary of the `sentio-sql` library.
+
+use std::path::PathBuf;
+
+use datafusion::error::DataFusionError;
+
+/// Result type of the `sentio-sql` library.
+pub type Result<T, E = SentioError> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in Sentio's analyst-facing layer.
+#[derive(Debug, thiserror::Error)]
+pub enum SentioError {
+    /// A configuration value is missing or malformed.
+    #[error("configuration: {0}")]
+    Config(String),
+
+    /// The configuration file could not be read or parsed.
+    #[error("cannot read configuration file {path}: {message}")]
+    ConfigFile {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+
+    /// The lake could not be read or written.
+    #[error("lake {url}: {message}")]
+    Lake {
+        /// The lake (or part of it) concerned.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
+
+    /// The operational database could not be reached or written.
+    #[error("operational DB: {0}")]
+    OpDb(String),
+
+    /// The scheduler could not be reached.
+    #[error(
+        "cannot reach the Sentio scheduler at {url}: {message}\n  \
+         (is sentio-scheduler running there? check --scheduler / SENTIO_SCHEDULER)"
+    )]
+    SchedulerUnreachable {
+        /// The scheduler URL as given.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
+
+    /// A statement of a script failed.
+    #[error("{source_name}:{line}: {message}")]
+    Statement {
+        /// File name, or `<command line>`.
+        source_name: String,
+        /// 1-based line where the failing statement starts (or the error is).
+        line: usize,
+        /// What went wrong.
+        message: String,
+    },
+
+    /// An error from DataFusion or Ballista.
+    #[error(transparent)]
+    DataFusion(#[from] DataFusionError),
+
+    /// An I/O error.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+impl From<object_store::Error> for SentioError {
+    fn from(e: object_store::Error) -> Self {
+        SentioError::Lake {
+            url: String::new(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<sqlx::Error> for SentioError {
+    fn from(e: sqlx::Error) -> Self {
+        SentioError::OpDb(e.to_string())
+    }
+}

@@ -1,0 +1,28 @@
+//! Sentio's analyst-facing layer: everything between an analyst's SQL and the
+//! Ballista cluster.
+//!
+//! * [`session`] puts a session together — one function set that the CLI
+//!   client, `sentio-scheduler` and `sentio-executor` all call;
+//! * [`config`] reads flags, environment and `sentio.toml`;
+//! * [`lake`] registers the `training` and `adhoc` catalogs from the lake;
+//! * [`object_store`] resolves `s3://` and local paths per process;
+//! * [`script`] splits SQL scripts into statements with line numbers;
+//! * [`runner`] runs statements, shows progress and what crossed the network;
+//! * [`output`] prints results as table, CSV or JSON;
+//! * [`datagen`] writes the deterministic sample lake and operational DB;
+//! * [`cli`] is the `sentio` command line.
+
+pub mod cli;
+pub mod config;
+pub mod datagen;
+pub mod output;
+pub mod runner;
+pub mod script;
+pub mod error;
+pub mod lake;
+pub mod logging;
+pub mod object_store;
+pub mod repl;
+pub mod session;
+
+pub use error::{Result, SentioError};

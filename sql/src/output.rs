@@ -1,0 +1,130 @@
+//! Printing results as a table, CSV or JSON, and measuring what crossed the
+//! network.
+
+use std::io::Write;
+
+use datafusion::arrow::csv::WriterBuilder as CsvWriterBuilder;
+use datafusion::arrow::ipc::writer::StreamWriter;
+use datafusion::arrow::json::ArrayWriter;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::arrow::util::pretty::pretty_format_batches;
+
+use crate::error::Result;
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// An aligned text table.
+    #[default]
+    Table,
+    /// CSV with a header line.
+    Csv,
+    /// A JSON array of objects, one per row.
+    Json,
+}
+
+/// Writes `batches` to `out` in `format`.
+pub fn write_batches(out: &mut dyn Write, format: OutputFormat, batches: &[RecordBatch]) -> Result<()> {
+    let to_io = |e: datafusion::arrow::error::ArrowError| std::io::Error::other(e.to_string());
+    match format {
+        OutputFormat::Table => {
+            writeln!(out, "{}", pretty_format_batches(batches).map_err(to_io)?)?;
+        }
+        OutputFormat::Csv => {
+            let mut w = CsvWriterBuilder::new().with_header(true).build(&mut *out);
+            for (i, b) in batches.iter().enumerate() {
+                if i == 1 {
+                    // header only once
+                    drop(w);
+                    w = CsvWriterBuilder::new().with_header(false).build(&mut *out);
+                }
+                w.write(b).map_err(to_io)?;
+            }
+        }
+        OutputFormat::Json => {
+            let mut w = ArrayWriter::new(&mut *out);
+            let refs: Vec<&RecordBatch> = batches.iter().collect();
+            w.write_batches(&refs).map_err(to_io)?;
+            w.finish().map_err(to_io)?;
+            drop(w);
+            writeln!(out)?;
+        }
+    }
+    Ok(())
+}
+
+struct Counter(u64);
+
+impl Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Size of `batches` as an Arrow IPC stream: the format in which result rows
+/// travel from the executors to the client (Arrow Flight).
+pub fn ipc_size(batches: &[RecordBatch]) -> u64 {
+    let Some(first) = batches.first() else { return 0 };
+    let mut counter = Counter(0);
+    let Ok(mut w) = StreamWriter::try_new(&mut counter, &first.schema()) else {
+        return 0;
+    };
+    for b in batches {
+        if w.write(b).is_err() {
+            return 0;
+        }
+    }
+    let _ = w.finish();
+    drop(w);
+    counter.0
+}
+
+/// `1536` → `"1.5 KiB"`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::Int64Array;
+    use std::sync::Arc;
+
+    fn batch(v: Vec<i64>) -> RecordBatch {
+        RecordBatch::try_from_iter([("x", Arc::new(Int64Array::from(v)) as _)]).unwrap()
+    }
+
+    #[test]
+    fn csv_header_once() {
+        let mut out = Vec::new();
+        write_batches(&mut out, OutputFormat::Csv, &[batch(vec![1]), batch(vec![2])]).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "x\n1\n2\n");
+    }
+
+    #[test]
+    fn json_rows() {
+        let mut out = Vec::new();
+        write_batches(&mut out, OutputFormat::Json, &[batch(vec![1, 2])]).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap().trim(), r#"[{"x":1},{"x":2}]"#);
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(human_bytes(10), "10 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        let small = ipc_size(&[batch(vec![1])]);
+        let big = ipc_size(&[batch((0..10_000).collect())]);
+        assert!(small > 0 && big > small + 70_000, "{small} {big}");
+    }
+}

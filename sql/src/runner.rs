@@ -1,0 +1,187 @@
+//! Running statements and scripts: results to the output, and for each
+//! statement a live progress line on long jobs and a summary of what crossed
+//! the network.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ballista_core::execution_plans::DistributedQueryExec;
+use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
+use ballista_core::serde::protobuf::{GetJobStatusParams, job_status};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion_proto::protobuf::LogicalPlanNode;
+
+use crate::error::{Result, SentioError};
+use crate::output::{OutputFormat, human_bytes, ipc_size, write_batches};
+use crate::script::{absolute_error_line, split_statements};
+use crate::session::Client;
+
+/// Jobs shorter than this get no live progress line.
+const PROGRESS_AFTER: Duration = Duration::from_millis(800);
+
+/// What one statement did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatementOutcome {
+    /// Rows returned to the client.
+    pub rows: usize,
+    /// Bytes of result data received from the cluster (Arrow IPC size).
+    pub bytes_received: u64,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// The cluster job, if one ran.
+    pub job_id: Option<String>,
+}
+
+/// Runs SQL on a connected client.
+pub struct Runner {
+    client: Client,
+    format: OutputFormat,
+    progress: bool,
+}
+
+fn job_of(plan: &Arc<dyn ExecutionPlan>) -> Option<String> {
+    plan.downcast_ref::<DistributedQueryExec<LogicalPlanNode>>()
+        .and_then(|d| d.job_id())
+        .map(|j| j.to_string())
+}
+
+async fn job_state(client: &mut Option<SchedulerGrpcClient<tonic::transport::Channel>>, url: &str, job: &str) -> String {
+    if client.is_none() {
+        *client = SchedulerGrpcClient::connect(url.to_string()).await.ok();
+    }
+    let Some(c) = client.as_mut() else { return "scheduler not answering".into() };
+    match c.get_job_status(GetJobStatusParams { job_id: job.to_string() }).await {
+        Ok(r) => match r.into_inner().status.and_then(|s| s.status) {
+            None => "initialising".into(),
+            Some(job_status::Status::Queued(_)) => "queued".into(),
+            Some(job_status::Status::Running(_)) => "running".into(),
+            Some(job_status::Status::Successful(s)) => {
+                format!("fetching {} result partitions", s.partition_location.len())
+            }
+            Some(job_status::Status::Failed(f)) => format!("failed: {}", f.error),
+        },
+        Err(e) => format!("status unavailable ({})", e.message()),
+    }
+}
+
+impl Runner {
+    /// A runner printing in `format`; `progress` enables the live line (only
+    /// ever drawn on a terminal).
+    pub fn new(client: Client, format: OutputFormat, progress: bool) -> Self {
+        Self {
+            client,
+            format,
+            progress: progress && std::io::stderr().is_terminal(),
+        }
+    }
+
+    /// The connected client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Runs one statement and returns its result batches.
+    pub async fn query(&self, sql: &str) -> Result<(Vec<RecordBatch>, StatementOutcome)> {
+        let started = Instant::now();
+        let df = self.client.ctx.sql(sql).await?;
+        let plan = df.create_physical_plan().await?;
+        let task_ctx = self.client.ctx.task_ctx();
+        let work = datafusion::physical_plan::collect(Arc::clone(&plan), task_ctx);
+        tokio::pin!(work);
+        let mut ticker = tokio::time::interval(Duration::from_millis(250));
+        let mut grpc = None;
+        let mut drew = false;
+        let batches = loop {
+            tokio::select! {
+                res = &mut work => break res,
+                _ = ticker.tick() => {
+                    if !self.progress || started.elapsed() < PROGRESS_AFTER { continue; }
+                    let Some(job) = job_of(&plan) else { continue };
+                    let state = job_state(&mut grpc, &self.client.scheduler_grpc_url, &job).await;
+                    eprint!("\r\x1b[2K  job {job}: {state} · {:.1} s", started.elapsed().as_secs_f64());
+                    let _ = std::io::stderr().flush();
+                    drew = true;
+                }
+            }
+        };
+        if drew {
+            eprint!("\r\x1b[2K");
+        }
+        let batches = batches?;
+        let outcome = StatementOutcome {
+            rows: batches.iter().map(RecordBatch::num_rows).sum(),
+            bytes_received: ipc_size(&batches),
+            elapsed: started.elapsed(),
+            job_id: job_of(&plan),
+        };
+        Ok((batches, outcome))
+    }
+
+    /// Runs one statement, prints its rows to `out` and a summary to stderr.
+    pub async fn run_statement(&self, sql: &str, out: &mut dyn Write) -> Result<StatementOutcome> {
+        let (batches, outcome) = self.query(sql).await?;
+        if !batches.is_empty() && outcome.rows > 0 {
+            write_batches(out, self.format, &batches)?;
+        } else if self.format == OutputFormat::Json && outcome.job_id.is_some() {
+            writeln!(out, "[]")?;
+        }
+        out.flush()?;
+        eprintln!("{}", summary(&outcome));
+        Ok(outcome)
+    }
+
+    /// Runs every statement of a script; stops at the first failing one and
+    /// names the line where it starts (or where the parser found the error).
+    pub async fn run_script(
+        &self,
+        source_name: &str,
+        src: &str,
+        out: &mut dyn Write,
+    ) -> Result<Vec<StatementOutcome>> {
+        let statements = split_statements(src).map_err(|e| SentioError::Statement {
+            source_name: source_name.to_string(),
+            line: e.line,
+            message: e.message,
+        })?;
+        let mut outcomes = Vec::with_capacity(statements.len());
+        for stmt in statements {
+            let first_line = stmt.text.lines().next().unwrap_or("");
+            eprintln!("-- {source_name}:{}: {}", stmt.line, ellipsize(first_line, 70));
+            match self.run_statement(&stmt.text, out).await {
+                Ok(o) => outcomes.push(o),
+                Err(e) => {
+                    let message = e.to_string();
+                    return Err(SentioError::Statement {
+                        source_name: source_name.to_string(),
+                        line: absolute_error_line(stmt.line, &message),
+                        message,
+                    });
+                }
+            }
+        }
+        Ok(outcomes)
+    }
+}
+
+fn ellipsize(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(n).collect::<String>())
+    }
+}
+
+/// The per-statement summary line, e.g.
+/// `-- 5 rows in 0.42 s · 1.2 KiB (1234 bytes) received from the cluster`.
+pub fn summary(o: &StatementOutcome) -> String {
+    let rows = if o.rows == 1 { "1 row".to_string() } else { format!("{} rows", o.rows) };
+    let job = o.job_id.as_deref().map(|j| format!(" · job {j}")).unwrap_or_default();
+    format!(
+        "-- {rows} in {:.2} s · {} ({} bytes) received from the cluster{job}",
+        o.elapsed.as_secs_f64(),
+        human_bytes(o.bytes_received),
+        o.bytes_received
+    )
+}

@@ -1,0 +1,213 @@
+//! The one place where a Sentio session is put together.
+//!
+//! The CLI client, the scheduler and every executor call these functions, so
+//! a function, object store or codec known to one of them is known to all:
+//!
+//! * [`session_config`] — DataFusion + Ballista settings;
+//! * [`runtime_env`] — object stores resolved from the process's own
+//!   configuration ([`SentioObjectStoreRegistry`]);
+//! * [`session_state`] — DataFusion's and Ballista's functions plus Sentio's
+//!   ([`sentio_udfs::scalar_functions`]);
+//! * [`configure_scheduler`] / [`configure_executor`] — the same, applied to
+//!   Ballista's scheduler and executor process configurations;
+//! * [`connect`] — the client: standalone in-process cluster or a remote
+//!   scheduler, with the lake catalogs registered.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ballista::prelude::{SessionConfigExt, SessionContextExt};
+use ballista_core::extension::{
+    ballista_aggregate_functions, ballista_scalar_functions, ballista_window_functions,
+};
+use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
+use ballista_core::registry::BallistaFunctionRegistry;
+use ballista_executor::executor_process::ExecutorProcessConfig;
+use ballista_scheduler::config::SchedulerConfig;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::execution::SessionState;
+
+use crate::config::{S3Config, SentioConfig};
+use crate::error::{Result, SentioError};
+use crate::lake;
+use crate::object_store::SentioObjectStoreRegistry;
+
+/// How long the client waits for a remote scheduler to accept a connection.
+pub const SCHEDULER_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// DataFusion + Ballista settings shared by every Sentio process.
+pub fn session_config() -> SessionConfig {
+    SessionConfig::new_with_ballista()
+        .with_information_schema(true)
+        .with_create_default_catalog_and_schema(true)
+}
+
+/// The runtime environment: memory, disk and Sentio's object stores.
+pub fn runtime_env(s3: &S3Config) -> Result<Arc<RuntimeEnv>> {
+    Ok(Arc::new(
+        RuntimeEnvBuilder::new()
+            .with_object_store_registry(Arc::new(SentioObjectStoreRegistry::new(s3.clone())))
+            .build()?,
+    ))
+}
+
+/// A session state with DataFusion's, Ballista's and Sentio's functions.
+pub fn session_state(config: SessionConfig, runtime: Arc<RuntimeEnv>) -> SessionState {
+    let mut scalars = ballista_scalar_functions();
+    scalars.extend(sentio_udfs::scalar_functions());
+    SessionStateBuilder::new()
+        .with_config(config)
+        .with_runtime_env(runtime)
+        .with_default_features()
+        .with_scalar_functions(scalars)
+        .with_aggregate_functions(ballista_aggregate_functions())
+        .with_window_functions(ballista_window_functions())
+        .build()
+}
+
+/// Registers Sentio's functions on a client context.
+///
+/// `upgrade_for_ballista` replaces a state's function lists, so the client
+/// registers Sentio's functions again after the context is created.
+pub fn register_functions(ctx: &SessionContext) {
+    for f in sentio_udfs::scalar_functions() {
+        ctx.register_udf(f.as_ref().clone());
+    }
+}
+
+/// Applies Sentio's session, functions and object stores to a scheduler.
+pub fn configure_scheduler(config: SchedulerConfig, sentio: &SentioConfig) -> Result<SchedulerConfig> {
+    let runtime = runtime_env(&sentio.s3)?;
+    Ok(config
+        .with_override_config_producer(Arc::new(session_config))
+        .with_override_session_builder(Arc::new(move |cfg: SessionConfig| {
+            Ok(session_state(cfg, Arc::clone(&runtime)))
+        })))
+}
+
+/// Applies Sentio's session, functions and object stores to an executor.
+pub fn configure_executor(config: &mut ExecutorProcessConfig, sentio: &SentioConfig) -> Result<()> {
+    let runtime = runtime_env(&sentio.s3)?;
+    let state = session_state(session_config(), Arc::clone(&runtime));
+    config.override_config_producer = Some(Arc::new(session_config));
+    config.override_runtime_producer = Some(Arc::new(move |_| Ok(Arc::clone(&runtime))));
+    config.override_function_registry = Some(Arc::new(BallistaFunctionRegistry::from(&state)));
+    Ok(())
+}
+
+/// Parses `df://host:port` (the port defaults to 50050) into the gRPC URL.
+pub fn scheduler_grpc_url(url: &str) -> Result<String> {
+    let parsed = url::Url::parse(url)
+        .map_err(|e| SentioError::Config(format!("scheduler URL {url:?}: {e} (expected df://HOST:PORT)")))?;
+    if parsed.scheme() != "df" {
+        return Err(SentioError::Config(format!(
+            "scheduler URL {url:?} must start with df:// (e.g. df://127.0.0.1:50050)"
+        )));
+    }
+    let host = parsed
+        .host_str()
+        .ok_or_else(|| SentioError::Config(format!("scheduler URL {url:?} has no host")))?;
+    Ok(format!("http://{host}:{}", parsed.port().unwrap_or(50050)))
+}
+
+async fn check_reachable(url: &str, grpc_url: &str) -> Result<()> {
+    let unreachable = |message: String| SentioError::SchedulerUnreachable {
+        url: url.to_string(),
+        message,
+    };
+    let endpoint = tonic::transport::Endpoint::from_shared(grpc_url.to_string())
+        .map_err(|e| unreachable(e.to_string()))?
+        .connect_timeout(SCHEDULER_CONNECT_TIMEOUT);
+    match tokio::time::timeout(SCHEDULER_CONNECT_TIMEOUT, endpoint.connect()).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => {
+            let mut msg = e.to_string();
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                msg = format!("{msg}: {s}");
+                src = s.source();
+            }
+            Err(unreachable(msg))
+        }
+        Err(_) => Err(unreachable(format!(
+            "no answer within {} s",
+            SCHEDULER_CONNECT_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
+/// A connected client: the context plus where its scheduler listens.
+pub struct Client {
+    /// The session; SQL run on it executes in the cluster.
+    pub ctx: SessionContext,
+    /// gRPC URL of the scheduler (the in-process one when standalone).
+    pub scheduler_grpc_url: String,
+    /// Whether the cluster is the in-process standalone one.
+    pub standalone: bool,
+}
+
+/// Connects to `sentio.scheduler`, or starts a standalone in-process cluster
+/// (scheduler and executor over the same gRPC/protobuf paths), then registers
+/// the lake catalogs when a lake is configured.
+pub async fn connect(sentio: &SentioConfig) -> Result<Client> {
+    let state = session_state(session_config(), runtime_env(&sentio.s3)?);
+    let (ctx, grpc_url, standalone) = match &sentio.scheduler {
+        Some(url) => {
+            let grpc = scheduler_grpc_url(url)?;
+            check_reachable(url, &grpc).await?;
+            (SessionContext::remote_with_state(url, state).await?, grpc, false)
+        }
+        None => {
+            let grpc = start_standalone(&state).await?;
+            let ctx = SessionContext::remote_with_state(&grpc.replace("http://", "df://"), state).await?;
+            (ctx, grpc, true)
+        }
+    };
+    register_functions(&ctx);
+    if let Some(lake_url) = &sentio.lake {
+        lake::register_lake(&ctx, lake_url).await?;
+    }
+    Ok(Client {
+        ctx,
+        scheduler_grpc_url: grpc_url,
+        standalone,
+    })
+}
+
+/// Starts an in-process scheduler and executor sharing `state`; returns the
+/// scheduler's gRPC URL.
+async fn start_standalone(state: &SessionState) -> Result<String> {
+    let to_df = |e: ballista_core::error::BallistaError| {
+        SentioError::DataFusion(datafusion::error::DataFusionError::External(Box::new(e)))
+    };
+    let addr = ballista_scheduler::standalone::new_standalone_scheduler_from_state(state)
+        .await
+        .map_err(to_df)?;
+    let url = format!("http://{addr}");
+    let scheduler = loop {
+        match SchedulerGrpcClient::connect(url.clone()).await {
+            Ok(c) => break c,
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
+    let vcores = state.config().ballista_standalone_parallelism();
+    ballista_executor::new_standalone_executor_from_state(scheduler, vcores, state)
+        .await
+        .map_err(to_df)?;
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scheduler_urls() {
+        assert_eq!(scheduler_grpc_url("df://10.0.0.1:5000").unwrap(), "http://10.0.0.1:5000");
+        assert_eq!(scheduler_grpc_url("df://h").unwrap(), "http://h:50050");
+        assert!(scheduler_grpc_url("http://h:1").is_err());
+        assert!(scheduler_grpc_url("nonsense").is_err());
+    }
+}
