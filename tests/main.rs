@@ -1,1 +1,9 @@
+//! Sentio's integration tests: one test binary that starts the real `sentio`,
+//! `sentio-scheduler` and `sentio-executor` binaries (built beforehand by
+//! `scripts/test.sh`), a local S3-compatible server, and real databases.
 
+mod support;
+
+mod cli;
+mod cluster;
+mod datagen;

@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Starts, checks and stops a local Sentio cluster: one sentio-scheduler and N
+# sentio-executor processes on loopback.
+#
+#   deploy/local/cluster.sh start  [--executors N] [--scheduler-port P] [--executor-port Q]
+#                                  [--vcores V] [--dir DIR] [--bin DIR]
+#   deploy/local/cluster.sh status [--dir DIR]
+#   deploy/local/cluster.sh stop   [--dir DIR]
+#
+# Executor i (0-based) listens on Q+3i (tasks), Q+3i+1 (gRPC) and Q+3i+2
+# (health: /healthz, /readyz). `start` returns once the scheduler accepts
+# connections and every executor reports ready (registered with the
+# scheduler); if one does not within 60 s, it prints that log, stops what it
+# started and exits 1. `stop` ends every process it started (TERM, then KILL
+# after 10 s) and leaves none behind. Logs and pid files live in DIR
+# (default ./.sentio-cluster). The processes inherit this shell's environment
+# (SENTIO_*, AWS_*), so S3 settings reach every one of them.
+set -euo pipefail
+
+cmd=${1:-}
+[ $# -gt 0 ] && shift
+executors=2
+scheduler_port=50050
+executor_port=50051
+vcores=2
+dir=${SENTIO_CLUSTER_DIR:-./.sentio-cluster}
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+bin="$here/../../target/debug"
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --executors) executors=$2; shift 2 ;;
+    --scheduler-port) scheduler_port=$2; shift 2 ;;
+    --executor-port) executor_port=$2; shift 2 ;;
+    --vcores) vcores=$2; shift 2 ;;
+    --dir) dir=$2; shift 2 ;;
+    --bin) bin=$2; shift 2 ;;
+    *) echo "unknown option: $1" >&2; exit 2 ;;
+  esac
+done
+
+find_bin() {
+  if [ -x "$bin/$1" ]; then echo "$bin/$1"; elif command -v "$1" >/dev/null; then command -v "$1"
+  else echo "cannot find $1 in $bin or on PATH (build it: cargo build --bins)" >&2; exit 1; fi
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+http_ok() { # GET http://127.0.0.1:$1$2 answers 200
+  local reply
+  reply=$( (exec 3<>"/dev/tcp/127.0.0.1/$1" && printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$2" >&3 && head -c 12 <&3) 2>/dev/null) || return 1
+  [[ "$reply" == *" 200"* ]]
+}
+
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+stop_all() {
+  shopt -s nullglob
+  local pids=() f
+  for f in "$dir"/executor-*.pid "$dir"/scheduler.pid; do
+    alive "$f" && { kill -TERM "$(cat "$f")" 2>/dev/null || true; pids+=("$(cat "$f")"); }
+  done
+  for _ in $(seq 100); do
+    local left=0 p
+    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && left=1; done
+    [ $left = 0 ] && break
+    sleep 0.1
+  done
+  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+  rm -f "$dir"/*.pid
+}
+
+wait_for() { # wait_for NAME LOG CHECK...
+  local name=$1 log=$2; shift 2
+  for _ in $(seq 600); do
+    "$@" && return 0
+    sleep 0.1
+  done
+  echo "$name did not become ready within 60 s; last lines of $log:" >&2
+  tail -n 30 "$log" >&2 || true
+  stop_all
+  exit 1
+}
+
+case "$cmd" in
+  start)
+    mkdir -p "$dir"
+    dir=$(cd "$dir" && pwd)
+    if alive "$dir/scheduler.pid"; then echo "a cluster is already running from $dir (stop it first)" >&2; exit 1; fi
+    scheduler=$(find_bin sentio-scheduler)
+    executor=$(find_bin sentio-executor)
+    if port_open "$scheduler_port"; then echo "port $scheduler_port is already in use" >&2; exit 1; fi
+    "$scheduler" --bind-host 127.0.0.1 --external-host 127.0.0.1 --bind-port "$scheduler_port" \
+      --task-distribution round-robin \
+      --executor-timeout-seconds 20 --expire-dead-executor-interval-seconds 5 \
+      >"$dir/scheduler.log" 2>&1 &
+    echo $! >"$dir/scheduler.pid"
+    wait_for scheduler "$dir/scheduler.log" port_open "$scheduler_port"
+    for i in $(seq 0 $((executors - 1))); do
+      p=$((executor_port + 3 * i))
+      mkdir -p "$dir/executor-$i"
+      "$executor" --bind-host 127.0.0.1 --external-host 127.0.0.1 \
+        --bind-port "$p" --bind-grpc-port $((p + 1)) --bind-health-port $((p + 2)) \
+        --scheduler-host 127.0.0.1 --scheduler-port "$scheduler_port" \
+        --vcores "$vcores" --work-dir "$dir/executor-$i" \
+        --executor-heartbeat-interval-seconds 5 \
+        >"$dir/executor-$i.log" 2>&1 &
+      echo $! >"$dir/executor-$i.pid"
+    done
+    for i in $(seq 0 $((executors - 1))); do
+      p=$((executor_port + 3 * i))
+      wait_for "executor $i" "$dir/executor-$i.log" http_ok $((p + 2)) /readyz
+    done
+    echo "Sentio cluster ready: scheduler df://127.0.0.1:$scheduler_port, $executors executors (logs in $dir)"
+    ;;
+  status)
+    shopt -s nullglob
+    code=0
+    for f in "$dir"/scheduler.pid "$dir"/executor-*.pid; do
+      name=$(basename "$f" .pid)
+      if alive "$f"; then echo "$name: running (pid $(cat "$f"))"; else echo "$name: not running"; code=1; fi
+    done
+    exit $code
+    ;;
+  stop)
+    stop_all
+    echo "Sentio cluster in $dir stopped"
+    ;;
+  *)
+    sed -n '2,17p' "$0" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Sentio's whole test suite, exactly as CI runs it (.ci/run calls this).
+#
+# Installs or starts what the tests need when it is missing — an
+# S3-compatible server (moto, from PyPI, into ./.venv), PostgreSQL and
+# MariaDB — then builds the binaries and runs every test.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+log() { printf '\n== %s\n' "$*"; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+apt_updated=0
+apt_install() {
+  [ $apt_updated = 1 ] || { as_root apt-get update -qq; apt_updated=1; }
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
+}
+
+# --- S3-compatible server (moto) ------------------------------------------
+if [ ! -x .venv/bin/moto_server ]; then
+  log "installing moto[server] into .venv"
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check 'moto[server]==5.*'
+fi
+export SENTIO_MOTO_SERVER="$PWD/.venv/bin/moto_server"
+
+# --- PostgreSQL on 127.0.0.1:5432 -----------------------------------------
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+  log "starting PostgreSQL"
+  command -v pg_ctlcluster >/dev/null || apt_install postgresql postgresql-client
+  version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  for _ in $(seq 60); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.5; done
+  pg_isready -h 127.0.0.1 -p 5432 || echo "warning: PostgreSQL is not answering on 127.0.0.1:5432" >&2
+fi
+
+# --- MariaDB on 127.0.0.1:3306 --------------------------------------------
+if ! (exec 3<>/dev/tcp/127.0.0.1/3306) 2>/dev/null; then
+  log "starting MariaDB"
+  command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || apt_install mariadb-server
+  as_root start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd || true
+  for _ in $(seq 60); do (exec 3<>/dev/tcp/127.0.0.1/3306) 2>/dev/null && break; sleep 0.5; done
+fi
+
+# --- build and test --------------------------------------------------------
+log "building the binaries"
+cargo build --workspace --bins --locked
+
+log "running the tests"
+cargo test --workspace --locked -- --test-threads 2

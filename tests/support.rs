@@ -1,0 +1,276 @@
+//! Shared helpers: finding the built binaries, free ports, child processes
+//! that are killed when a test ends, and a local S3-compatible server.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// A binary built next to this test executable (`target/debug/NAME`).
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap(); // target/debug/deps -> target/debug
+    let p = dir.join(name);
+    assert!(
+        p.is_file(),
+        "{} is missing: build the binaries first (cargo build --bins), as scripts/test.sh does",
+        p.display()
+    );
+    p
+}
+
+/// A TCP port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `n` consecutive free ports (checked one by one), starting at a random base.
+pub fn free_port_range(n: u16) -> u16 {
+    'outer: for _ in 0..100 {
+        let base = free_port();
+        if base.checked_add(n).is_none() {
+            continue;
+        }
+        for p in base..base + n {
+            if TcpListener::bind(("127.0.0.1", p)).is_err() {
+                continue 'outer;
+            }
+        }
+        return base;
+    }
+    panic!("no free port range of {n}");
+}
+
+/// Output of a finished command.
+#[derive(Debug)]
+pub struct Finished {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+/// Runs `cmd` to completion or kills it after `timeout`.
+pub fn run(cmd: &mut Command, timeout: Duration) -> Finished {
+    let started = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let t_out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if started.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let f = Finished {
+        success: status.map(|s| s.success()).unwrap_or(false),
+        stdout: t_out.join().unwrap(),
+        stderr: t_err.join().unwrap(),
+        elapsed: started.elapsed(),
+    };
+    assert!(status.is_some(), "{cmd:?} did not finish within {timeout:?}; stderr:\n{}", f.stderr);
+    f
+}
+
+/// Runs `cmd` and asserts that it succeeded.
+pub fn run_ok(cmd: &mut Command, timeout: Duration) -> Finished {
+    let f = run(cmd, timeout);
+    assert!(f.success, "{cmd:?} failed:\nstdout:\n{}\nstderr:\n{}", f.stdout, f.stderr);
+    f
+}
+
+/// A `sentio` command with a clean Sentio environment.
+pub fn sentio() -> Command {
+    let mut c = Command::new(bin("sentio"));
+    for v in ["SENTIO_LAKE", "SENTIO_OPDB_URL", "SENTIO_OPDB_READ_URL", "SENTIO_SCHEDULER"] {
+        c.env_remove(v);
+    }
+    c
+}
+
+/// A child process killed (and reaped) when dropped.
+pub struct Guard(pub Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits until something accepts connections on `port`.
+pub fn wait_port(port: u16, timeout: Duration) {
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < timeout, "nothing listens on port {port} after {timeout:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A local S3-compatible server (moto) on a free loopback port.
+pub struct S3Server {
+    pub endpoint: String,
+    _process: Guard,
+}
+
+fn moto_server() -> PathBuf {
+    if let Some(p) = std::env::var_os("SENTIO_MOTO_SERVER") {
+        return p.into();
+    }
+    let venv = repo_root().join(".venv/bin/moto_server");
+    assert!(
+        venv.is_file(),
+        "no S3-compatible test server: run the tests with scripts/test.sh, which installs moto[server] \
+         into .venv (or set SENTIO_MOTO_SERVER)"
+    );
+    venv
+}
+
+impl S3Server {
+    /// Starts the server and creates `bucket`.
+    pub fn start(bucket: &str) -> Self {
+        let port = free_port();
+        let child = Command::new(moto_server())
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot start moto_server");
+        let guard = Guard(child);
+        wait_port(port, Duration::from_secs(30));
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            s,
+            "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).unwrap();
+        assert!(reply.starts_with("HTTP/1.1 200"), "cannot create bucket: {reply}");
+        Self {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            _process: guard,
+        }
+    }
+
+    /// The environment that points Sentio (and AWS clients) at this server.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ACCESS_KEY_ID", "sentio-test".into()),
+            ("AWS_SECRET_ACCESS_KEY", "sentio-test-secret".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("SENTIO_S3_ENDPOINT", self.endpoint.clone()),
+            ("SENTIO_S3_ALLOW_HTTP", "true".into()),
+        ]
+    }
+}
+
+/// A local cluster started and stopped with `deploy/local/cluster.sh`.
+pub struct Cluster {
+    pub dir: PathBuf,
+    pub scheduler_port: u16,
+    pub executors: usize,
+}
+
+impl Cluster {
+    /// Starts one scheduler and `executors` executors with `env`.
+    pub fn start(dir: &Path, executors: usize, env: Vec<(&'static str, String)>) -> Self {
+        let base = free_port_range(1 + 3 * executors as u16);
+        let mut cmd = Self::script("start", dir);
+        cmd.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+        cmd.args(["--executors", &executors.to_string()]);
+        cmd.args(["--scheduler-port", &base.to_string()]);
+        cmd.args(["--executor-port", &(base + 1).to_string()]);
+        run_ok(&mut cmd, Duration::from_secs(120));
+        Self {
+            dir: dir.to_path_buf(),
+            scheduler_port: base,
+            executors,
+        }
+    }
+
+    fn script(action: &str, dir: &Path) -> Command {
+        let mut c = Command::new("bash");
+        c.arg(repo_root().join("deploy/local/cluster.sh"));
+        c.arg(action).arg("--dir").arg(dir);
+        c.arg("--bin").arg(bin("sentio-scheduler").parent().unwrap());
+        c
+    }
+
+    /// `df://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("df://127.0.0.1:{}", self.scheduler_port)
+    }
+
+    /// Pid of executor `i`.
+    pub fn executor_pid(&self, i: usize) -> u32 {
+        std::fs::read_to_string(self.dir.join(format!("executor-{i}.pid")))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    /// Log of executor `i`.
+    pub fn executor_log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.dir.join(format!("executor-{i}.log"))).unwrap_or_default()
+    }
+
+    /// Stops the cluster; returns the pids it had.
+    pub fn stop(&self) -> Vec<u32> {
+        let mut pids: Vec<u32> = (0..self.executors)
+            .filter_map(|i| {
+                std::fs::read_to_string(self.dir.join(format!("executor-{i}.pid"))).ok()
+            })
+            .chain(std::fs::read_to_string(self.dir.join("scheduler.pid")).ok())
+            .filter_map(|s| s.trim().parse().ok())
+            .collect();
+        pids.sort();
+        run_ok(&mut Self::script("stop", &self.dir), Duration::from_secs(60));
+        pids
+    }
+
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Self::script("stop", &self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Whether a process with `pid` exists (and is not a zombie).
+pub fn process_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat.split_whitespace().nth(2).is_some_and(|s| s == "Z"),
+        Err(_) => false,
+    }
+}
