@@ -66,3 +66,82 @@ fn bad_scheduler_url_and_missing_lake_are_explained() {
     let f = run(sentio().args(["datagen"]), Duration::from_secs(30));
     assert!(!f.success && f.stderr.contains("no lake configured"), "{}", f.stderr);
 }
+
+#[test]
+fn prompt_runs_multi_line_statements_until_quit() {
+    let home = tempfile::tempdir().unwrap();
+    let f = crate::support::run_input(
+        sentio().env("HOME", home.path()).args(["sql", "--format", "csv"]),
+        Some("SELECT\n  40 + 2\n  AS answer;\nSELECT 'second' AS s;\n\\q\nSELECT 'after quit';\n"),
+        Duration::from_secs(60),
+    );
+    assert!(f.success, "{}", f.stderr);
+    assert!(f.stdout.contains("answer\n42\n"), "{}", f.stdout);
+    assert!(f.stdout.contains("s\nsecond\n"), "{}", f.stdout);
+    assert!(!f.stdout.contains("after quit"), "{}", f.stdout);
+    let history = std::fs::read_to_string(home.path().join(".sentio_history")).unwrap_or_default();
+    assert!(history.contains("40 + 2"), "history not saved: {history:?}");
+}
+
+#[test]
+fn create_external_table_still_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("people.csv");
+    std::fs::write(&csv, "name,age\nada,36\nalan,41\n").unwrap();
+    let sql = format!(
+        "CREATE EXTERNAL TABLE people STORED AS CSV LOCATION '{}' OPTIONS ('format.has_header' 'true');\n\
+         SELECT SUM(age) AS total FROM people;",
+        csv.display()
+    );
+    let f = run_ok(sentio().args(["sql", "--format", "csv", "-c", &sql]), Duration::from_secs(60));
+    assert!(f.stdout.contains("total\n77\n"), "{}\n{}", f.stdout, f.stderr);
+}
+
+#[test]
+fn config_file_then_environment_then_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lake_a, lake_b) = (dir.path().join("a"), dir.path().join("b"));
+    for (lake, n) in [(&lake_a, "1"), (&lake_b, "2")] {
+        std::fs::create_dir_all(lake.join("adhoc")).unwrap();
+        std::fs::write(lake.join("adhoc/marker.csv"), format!("which\n{n}\n")).unwrap();
+    }
+    let cwd = dir.path().join("work");
+    std::fs::create_dir_all(&cwd).unwrap();
+    std::fs::write(cwd.join("sentio.toml"), format!("lake = {:?}\n", lake_a.display().to_string())).unwrap();
+    let q = ["sql", "--format", "csv", "-c", "SELECT which FROM adhoc.marker"];
+
+    let from_file = run_ok(sentio().current_dir(&cwd).args(q), Duration::from_secs(60));
+    assert_eq!(from_file.stdout.trim(), "which\n1");
+    let from_env = run_ok(sentio().current_dir(&cwd).env("SENTIO_LAKE", &lake_b).args(q), Duration::from_secs(60));
+    assert_eq!(from_env.stdout.trim(), "which\n2");
+    let from_flag = run_ok(
+        sentio().current_dir(&cwd).env("SENTIO_LAKE", &lake_b).arg("--lake").arg(&lake_a).args(q),
+        Duration::from_secs(60),
+    );
+    assert_eq!(from_flag.stdout.trim(), "which\n1");
+
+    std::fs::write(cwd.join("sentio.toml"), "lake = 3\n").unwrap();
+    let bad = run(sentio().current_dir(&cwd).args(q), Duration::from_secs(60));
+    assert!(!bad.success && bad.stderr.contains("sentio.toml"), "{}", bad.stderr);
+}
+
+#[test]
+fn demo_prints_statistics_over_a_fresh_lake() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("sentio-data");
+    let f = run_ok(
+        sentio().arg("demo").arg("--dir").arg(&data).args(["--scale", "0.3", "--format", "csv"]),
+        Duration::from_secs(300),
+    );
+    assert!(f.stderr.contains("demo: creating sample data"), "{}", f.stderr);
+    assert!(data.join("lake/training/frames").is_dir() && data.join("opdb.sqlite").is_file());
+    // class balance per split, and the hit/miss emotion shares of the join
+    assert!(f.stdout.contains("split,emotion,frames,pct"), "{}", f.stdout);
+    assert!(f.stdout.contains("outcome,emotion,frames,pct"), "{}", f.stdout);
+    for needle in ["train,happy,", "test,sad,", "hit,angry,", "miss,happy,"] {
+        assert!(f.stdout.contains(needle), "missing {needle}:\n{}", f.stdout);
+    }
+    // a second run reuses the data
+    let again = run_ok(sentio().arg("demo").arg("--dir").arg(&data).args(["--format", "csv"]), Duration::from_secs(300));
+    assert!(again.stderr.contains("demo: using the sample data"), "{}", again.stderr);
+}

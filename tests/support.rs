@@ -58,13 +58,21 @@ pub struct Finished {
 
 /// Runs `cmd` to completion or kills it after `timeout`.
 pub fn run(cmd: &mut Command, timeout: Duration) -> Finished {
+    run_input(cmd, None, timeout)
+}
+
+/// Like [`run`], with `input` on the command's standard input.
+pub fn run_input(cmd: &mut Command, input: Option<&str>, timeout: Duration) -> Finished {
     let started = Instant::now();
     let mut child = cmd
-        .stdin(Stdio::null())
+        .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+        stdin.write_all(text.as_bytes()).unwrap();
+    }
     let mut out = child.stdout.take().unwrap();
     let mut err = child.stderr.take().unwrap();
     let t_out = std::thread::spawn(move || {
