@@ -145,3 +145,22 @@ fn demo_prints_statistics_over_a_fresh_lake() {
     let again = run_ok(sentio().arg("demo").arg("--dir").arg(&data).args(["--format", "csv"]), Duration::from_secs(300));
     assert!(again.stderr.contains("demo: using the sample data"), "{}", again.stderr);
 }
+
+#[test]
+fn timeout_cancels_a_long_statement() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    run_ok(sentio().args(["datagen", "--scale", "0.3", "--seed", "1", "--lake"]).arg(&lake), Duration::from_secs(120));
+    // ~900M joined rows: far longer than the 3 s limit on any machine.
+    let f = run(
+        sentio()
+            .args(["sql", "--timeout", "3", "--lake"])
+            .arg(&lake)
+            .args(["-c", "SELECT COUNT(*) FROM training.frames a CROSS JOIN training.frames b WHERE a.f00 + b.f01 > 9"]),
+        Duration::from_secs(60),
+    );
+    assert!(!f.success);
+    assert!(f.stderr.contains("statement timed out after 3 s"), "{}", f.stderr);
+    assert!(f.stderr.contains("cancelled"), "{}", f.stderr);
+    assert!(f.elapsed < Duration::from_secs(30), "{:?}", f.elapsed);
+}

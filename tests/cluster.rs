@@ -51,6 +51,17 @@ fn s3_lake_on_two_executors_matches_standalone() {
     assert!(frames > 40_000, "{frames}");
     assert!(remote.stderr.contains("received from the cluster"), "{}", remote.stderr);
 
+    // The statistics example runs unchanged on the cluster.
+    let stats = run_ok(
+        sentio()
+            .envs(s3.env())
+            .args(["sql", "--scheduler", &cluster.url(), "--lake", lake, "--format", "csv", "-f"])
+            .arg(crate::support::repo_root().join("examples/05_statistics.sql")),
+        Duration::from_secs(180),
+    );
+    assert!(stats.stdout.contains("outcome,emotion,frames,pct"), "{}", stats.stdout);
+    assert_eq!(stats.stderr.matches("received from the cluster").count(), 6, "{}", stats.stderr);
+
     for i in 0..2 {
         let log = cluster.executor_log(i);
         let tasks = log.matches("Finished task").count();

@@ -74,6 +74,9 @@ pub struct SqlArgs {
     /// No live progress line.
     #[arg(long)]
     pub no_progress: bool,
+    /// Cancel a statement (and its cluster job) after this many seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<f64>,
 }
 
 /// `sentio datagen`.
@@ -156,8 +159,14 @@ pub async fn run(cli: Cli) -> Result<()> {
 }
 
 async fn sql(cfg: &SentioConfig, args: SqlArgs) -> Result<()> {
+    let timeout = match args.timeout {
+        Some(t) if !(t > 0.0 && t.is_finite()) => {
+            return Err(SentioError::Config(format!("--timeout must be a positive number of seconds, got {t}")));
+        }
+        t => t.map(std::time::Duration::from_secs_f64),
+    };
     let client = session::connect(cfg).await?;
-    let runner = Runner::new(client, args.format, !args.no_progress);
+    let runner = Runner::new(client, args.format, !args.no_progress).with_timeout(timeout);
     let mut out = std::io::stdout();
     if args.commands.is_empty() && args.files.is_empty() {
         return crate::repl::run(&runner).await;

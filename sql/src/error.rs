@@ -59,6 +59,15 @@ pub enum SentioError {
         message: String,
     },
 
+    /// A statement ran longer than its timeout.
+    #[error("statement timed out after {seconds} s{}", job.as_deref().map(|j| format!(" ({j})")).unwrap_or_default())]
+    Timeout {
+        /// The limit.
+        seconds: f64,
+        /// What happened to the cluster job.
+        job: Option<String>,
+    },
+
     /// An error from DataFusion or Ballista.
     #[error(transparent)]
     DataFusion(#[from] DataFusionError),

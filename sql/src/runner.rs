@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use ballista_core::execution_plans::DistributedQueryExec;
 use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
-use ballista_core::serde::protobuf::{GetJobStatusParams, job_status};
+use ballista_core::serde::protobuf::{CancelJobParams, GetJobStatusParams, job_status};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion_proto::protobuf::LogicalPlanNode;
@@ -39,6 +39,7 @@ pub struct Runner {
     client: Client,
     format: OutputFormat,
     progress: bool,
+    timeout: Option<Duration>,
 }
 
 fn job_of(plan: &Arc<dyn ExecutionPlan>) -> Option<String> {
@@ -74,7 +75,15 @@ impl Runner {
             client,
             format,
             progress: progress && std::io::stderr().is_terminal(),
+            timeout: None,
         }
+    }
+
+    /// Cancels any statement that runs longer than `timeout` (none by
+    /// default: training jobs can take hours).
+    pub fn with_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     /// The connected client.
@@ -97,6 +106,12 @@ impl Runner {
             tokio::select! {
                 res = &mut work => break res,
                 _ = ticker.tick() => {
+                    if let Some(limit) = self.timeout.filter(|l| started.elapsed() >= *l) {
+                        if drew {
+                            eprint!("\r\x1b[2K");
+                        }
+                        return Err(self.cancel(&plan, limit).await);
+                    }
                     if !self.progress || started.elapsed() < PROGRESS_AFTER { continue; }
                     let Some(job) = job_of(&plan) else { continue };
                     let state = job_state(&mut grpc, &self.client.scheduler_grpc_url, &job).await;
@@ -117,6 +132,20 @@ impl Runner {
             job_id: job_of(&plan),
         };
         Ok((batches, outcome))
+    }
+
+    async fn cancel(&self, plan: &Arc<dyn ExecutionPlan>, limit: Duration) -> SentioError {
+        let job = job_of(plan);
+        let mut cancelled = false;
+        if let Some(job) = &job
+            && let Ok(mut c) = SchedulerGrpcClient::connect(self.client.scheduler_grpc_url.clone()).await
+        {
+            cancelled = c.cancel_job(CancelJobParams { job_id: job.clone() }).await.is_ok();
+        }
+        SentioError::Timeout {
+            seconds: limit.as_secs_f64(),
+            job: job.map(|j| if cancelled { format!("job {j} cancelled") } else { format!("job {j} could not be cancelled") }),
+        }
     }
 
     /// Runs one statement, prints its rows to `out` and a summary to stderr.

@@ -38,10 +38,14 @@ use crate::object_store::SentioObjectStoreRegistry;
 pub const SCHEDULER_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// DataFusion + Ballista settings shared by every Sentio process.
+///
+/// The client polls job status (`ballista.client.pull`): it then knows the
+/// job id as soon as the job is submitted, for progress and cancellation.
 pub fn session_config() -> SessionConfig {
     SessionConfig::new_with_ballista()
         .with_information_schema(true)
         .with_create_default_catalog_and_schema(true)
+        .set_bool(ballista_core::config::BALLISTA_CLIENT_PULL, true)
 }
 
 /// The runtime environment: memory, disk and Sentio's object stores.
