@@ -51,6 +51,23 @@ fn s3_lake_on_two_executors_matches_standalone() {
     assert!(frames > 40_000, "{frames}");
     assert!(remote.stderr.contains("received from the cluster"), "{}", remote.stderr);
 
+    // Sentio's functions are known to the executors (they run there: the
+    // argument is a column), with the same answers as standalone.
+    let udf = "SELECT COUNT(*) AS n, SUM(CASE WHEN hash_fraction(session_id, 7) < 0.5 THEN 1 ELSE 0 END) AS half \
+               FROM training.frames";
+    let on_cluster = run_ok(
+        sentio().envs(s3.env()).args(["sql", "--scheduler", &cluster.url(), "--lake", lake, "--format", "json", "-c", udf]),
+        Duration::from_secs(180),
+    );
+    let local = run_ok(
+        sentio().envs(s3.env()).args(["sql", "--lake", lake, "--format", "json", "-c", udf]),
+        Duration::from_secs(180),
+    );
+    let (c, l) = (json_rows(&on_cluster.stdout), json_rows(&local.stdout));
+    assert_eq!(c, l);
+    let (n, half) = (c[0]["n"].as_i64().unwrap(), c[0]["half"].as_i64().unwrap());
+    assert!(half > n / 4 && half < n * 3 / 4, "{half} of {n}");
+
     // The statistics example runs unchanged on the cluster.
     let stats = run_ok(
         sentio()

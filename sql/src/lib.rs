@@ -5,6 +5,8 @@
 //!   client, `sentio-scheduler` and `sentio-executor` all call;
 //! * [`config`] reads flags, environment and `sentio.toml`;
 //! * [`lake`] registers the `training` and `adhoc` catalogs from the lake;
+//! * [`codec`] carries Sentio's plan nodes across the cluster, delegating the
+//!   rest to Ballista's codecs;
 //! * [`object_store`] resolves `s3://` and local paths per process;
 //! * [`script`] splits SQL scripts into statements with line numbers;
 //! * [`runner`] runs statements, shows progress and what crossed the network;
@@ -13,6 +15,7 @@
 //! * [`cli`] is the `sentio` command line.
 
 pub mod cli;
+pub mod codec;
 pub mod config;
 pub mod datagen;
 pub mod output;

@@ -8,6 +8,7 @@
 //!   configuration ([`SentioObjectStoreRegistry`]);
 //! * [`session_state`] — DataFusion's and Ballista's functions plus Sentio's
 //!   ([`sentio_udfs::scalar_functions`]);
+//! * Sentio's codecs ([`crate::codec`]), set in the session config;
 //! * [`configure_scheduler`] / [`configure_executor`] — the same, applied to
 //!   Ballista's scheduler and executor process configurations;
 //! * [`connect`] — the client: standalone in-process cluster or a remote
@@ -29,6 +30,7 @@ use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::execution::SessionState;
 
+use crate::codec::{SentioLogicalCodec, SentioPhysicalCodec};
 use crate::config::{S3Config, SentioConfig};
 use crate::error::{Result, SentioError};
 use crate::lake;
@@ -46,6 +48,8 @@ pub fn session_config() -> SessionConfig {
         .with_information_schema(true)
         .with_create_default_catalog_and_schema(true)
         .set_bool(ballista_core::config::BALLISTA_CLIENT_PULL, true)
+        .with_ballista_logical_extension_codec(Arc::new(SentioLogicalCodec::default()))
+        .with_ballista_physical_extension_codec(Arc::new(SentioPhysicalCodec::default()))
 }
 
 /// The runtime environment: memory, disk and Sentio's object stores.
@@ -84,6 +88,9 @@ pub fn register_functions(ctx: &SessionContext) {
 /// Applies Sentio's session, functions and object stores to a scheduler.
 pub fn configure_scheduler(config: SchedulerConfig, sentio: &SentioConfig) -> Result<SchedulerConfig> {
     let runtime = runtime_env(&sentio.s3)?;
+    let mut config = config;
+    config.override_logical_codec = Some(Arc::new(SentioLogicalCodec::default()));
+    config.override_physical_codec = Some(Arc::new(SentioPhysicalCodec::default()));
     Ok(config
         .with_override_config_producer(Arc::new(session_config))
         .with_override_session_builder(Arc::new(move |cfg: SessionConfig| {
@@ -96,6 +103,8 @@ pub fn configure_executor(config: &mut ExecutorProcessConfig, sentio: &SentioCon
     let runtime = runtime_env(&sentio.s3)?;
     let state = session_state(session_config(), Arc::clone(&runtime));
     config.override_config_producer = Some(Arc::new(session_config));
+    config.override_logical_codec = Some(Arc::new(SentioLogicalCodec::default()));
+    config.override_physical_codec = Some(Arc::new(SentioPhysicalCodec::default()));
     config.override_runtime_producer = Some(Arc::new(move |_| Ok(Arc::clone(&runtime))));
     config.override_function_registry = Some(Arc::new(BallistaFunctionRegistry::from(&state)));
     Ok(())

@@ -1,0 +1,221 @@
+//! Sentio's plan codecs: wrap Ballista's default codecs and delegate to them.
+//!
+//! Sentio's own plan nodes travel inside a [`sentio_proto::ExtensionEnvelope`]
+//! (magic, format version, kind, payload); everything else is Ballista's or
+//! DataFusion's and goes to Ballista's codecs untouched. The same codec
+//! instances are installed on the client, the scheduler and every executor by
+//! [`crate::session`]. A node that this build does not know — written by a
+//! newer Sentio on another machine — fails with an error that says so,
+//! instead of a protobuf decoding error.
+
+use std::sync::Arc;
+
+use ballista_core::serde::{BallistaLogicalExtensionCodec, BallistaPhysicalExtensionCodec};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::TableProvider;
+use datafusion::common::{DataFusionError, Result, TableReference};
+use datafusion::datasource::file_format::FileFormatFactory;
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::{AggregateUDF, Extension, LogicalPlan, ScalarUDF, WindowUDF};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion_proto::logical_plan::LogicalExtensionCodec;
+use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
+use prost::Message;
+use sentio_proto::{ENVELOPE_MAGIC, ExtensionEnvelope, FORMAT_VERSION};
+
+/// The first bytes of every encoded envelope: field 1 (`fixed32 magic`).
+fn envelope_prefix() -> [u8; 5] {
+    let m = ENVELOPE_MAGIC.to_le_bytes();
+    [(1 << 3) | 5, m[0], m[1], m[2], m[3]]
+}
+
+/// Decodes `buf` as a Sentio envelope if it is one.
+pub fn sentio_envelope(buf: &[u8]) -> Result<Option<ExtensionEnvelope>> {
+    if !buf.starts_with(&envelope_prefix()) {
+        return Ok(None);
+    }
+    ExtensionEnvelope::decode(buf)
+        .map(Some)
+        .map_err(|e| DataFusionError::Internal(format!("corrupt Sentio plan node: {e}")))
+}
+
+/// The error for a Sentio node this build cannot decode.
+fn unknown_node(env: &ExtensionEnvelope) -> DataFusionError {
+    let why = if env.format_version > FORMAT_VERSION {
+        format!(
+            "it was written in format {} by a newer Sentio; this process (Sentio {}) reads format {}",
+            env.format_version,
+            env!("CARGO_PKG_VERSION"),
+            FORMAT_VERSION
+        )
+    } else {
+        format!("this process (Sentio {}) does not know it", env!("CARGO_PKG_VERSION"))
+    };
+    DataFusionError::Plan(format!(
+        "cannot decode Sentio plan node '{}': {why}. The client, the scheduler and every \
+         executor must run the same Sentio version.",
+        env.kind
+    ))
+}
+
+/// Sentio's logical codec, delegating to Ballista's.
+#[derive(Debug, Default)]
+pub struct SentioLogicalCodec {
+    inner: BallistaLogicalExtensionCodec,
+}
+
+impl LogicalExtensionCodec for SentioLogicalCodec {
+    fn try_decode(&self, buf: &[u8], inputs: &[LogicalPlan], ctx: &TaskContext) -> Result<Extension> {
+        match sentio_envelope(buf)? {
+            Some(env) => Err(unknown_node(&env)),
+            None => self.inner.try_decode(buf, inputs, ctx),
+        }
+    }
+
+    fn try_encode(&self, node: &Extension, buf: &mut Vec<u8>) -> Result<()> {
+        self.inner.try_encode(node, buf)
+    }
+
+    fn try_decode_table_provider(
+        &self,
+        buf: &[u8],
+        table_ref: &TableReference,
+        schema: SchemaRef,
+        ctx: &TaskContext,
+    ) -> Result<Arc<dyn TableProvider>> {
+        match sentio_envelope(buf)? {
+            Some(env) => Err(unknown_node(&env)),
+            None => self.inner.try_decode_table_provider(buf, table_ref, schema, ctx),
+        }
+    }
+
+    fn try_encode_table_provider(
+        &self,
+        table_ref: &TableReference,
+        node: Arc<dyn TableProvider>,
+        buf: &mut Vec<u8>,
+    ) -> Result<()> {
+        self.inner.try_encode_table_provider(table_ref, node, buf)
+    }
+
+    fn try_decode_file_format(&self, buf: &[u8], ctx: &TaskContext) -> Result<Arc<dyn FileFormatFactory>> {
+        self.inner.try_decode_file_format(buf, ctx)
+    }
+
+    fn try_encode_file_format(&self, buf: &mut Vec<u8>, node: Arc<dyn FileFormatFactory>) -> Result<()> {
+        self.inner.try_encode_file_format(buf, node)
+    }
+
+    fn try_decode_udf(&self, name: &str, buf: &[u8]) -> Result<Arc<ScalarUDF>> {
+        self.inner.try_decode_udf(name, buf)
+    }
+
+    fn try_encode_udf(&self, node: &ScalarUDF, buf: &mut Vec<u8>) -> Result<()> {
+        self.inner.try_encode_udf(node, buf)
+    }
+
+    fn try_decode_udaf(&self, name: &str, buf: &[u8]) -> Result<Arc<AggregateUDF>> {
+        self.inner.try_decode_udaf(name, buf)
+    }
+
+    fn try_encode_udaf(&self, node: &AggregateUDF, buf: &mut Vec<u8>) -> Result<()> {
+        self.inner.try_encode_udaf(node, buf)
+    }
+
+    fn try_decode_udwf(&self, name: &str, buf: &[u8]) -> Result<Arc<WindowUDF>> {
+        self.inner.try_decode_udwf(name, buf)
+    }
+
+    fn try_encode_udwf(&self, node: &WindowUDF, buf: &mut Vec<u8>) -> Result<()> {
+        self.inner.try_encode_udwf(node, buf)
+    }
+}
+
+/// Sentio's physical codec, delegating to Ballista's.
+#[derive(Debug, Default)]
+pub struct SentioPhysicalCodec {
+    inner: BallistaPhysicalExtensionCodec,
+}
+
+impl PhysicalExtensionCodec for SentioPhysicalCodec {
+    fn try_decode(
+        &self,
+        buf: &[u8],
+        inputs: &[Arc<dyn ExecutionPlan>],
+        ctx: &TaskContext,
+        proto_converter: &dyn PhysicalProtoConverterExtension,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        match sentio_envelope(buf)? {
+            Some(env) => Err(unknown_node(&env)),
+            None => self.inner.try_decode(buf, inputs, ctx, proto_converter),
+        }
+    }
+
+    fn try_encode(
+        &self,
+        node: Arc<dyn ExecutionPlan>,
+        buf: &mut Vec<u8>,
+        proto_converter: &dyn PhysicalProtoConverterExtension,
+    ) -> Result<()> {
+        self.inner.try_encode(node, buf, proto_converter)
+    }
+
+    fn try_decode_udf(&self, name: &str, buf: &[u8]) -> Result<Arc<ScalarUDF>> {
+        self.inner.try_decode_udf(name, buf)
+    }
+
+    fn try_encode_udf(&self, node: &ScalarUDF, buf: &mut Vec<u8>) -> Result<()> {
+        self.inner.try_encode_udf(node, buf)
+    }
+
+    fn try_decode_udaf(&self, name: &str, buf: &[u8]) -> Result<Arc<AggregateUDF>> {
+        self.inner.try_decode_udaf(name, buf)
+    }
+
+    fn try_encode_udaf(&self, node: &AggregateUDF, buf: &mut Vec<u8>) -> Result<()> {
+        self.inner.try_encode_udaf(node, buf)
+    }
+
+    fn try_decode_udwf(&self, name: &str, buf: &[u8]) -> Result<Arc<WindowUDF>> {
+        self.inner.try_decode_udwf(name, buf)
+    }
+
+    fn try_encode_udwf(&self, node: &WindowUDF, buf: &mut Vec<u8>) -> Result<()> {
+        self.inner.try_encode_udwf(node, buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope(version: u32) -> Vec<u8> {
+        ExtensionEnvelope {
+            magic: ENVELOPE_MAGIC,
+            format_version: version,
+            kind: "opdb_scan".into(),
+            payload: vec![1, 2, 3],
+        }
+        .encode_to_vec()
+    }
+
+    #[test]
+    fn recognises_envelopes_only() {
+        assert!(sentio_envelope(&envelope(1)).unwrap().is_some());
+        assert!(sentio_envelope(b"\x0a\x03abc").unwrap().is_none());
+        assert!(sentio_envelope(&[]).unwrap().is_none());
+        let mut truncated = envelope(1);
+        truncated.truncate(8);
+        assert!(sentio_envelope(&truncated).is_err());
+    }
+
+    #[test]
+    fn unknown_nodes_name_the_version_problem() {
+        let ctx = TaskContext::default();
+        let codec = SentioLogicalCodec::default();
+        let e = codec.try_decode(&envelope(FORMAT_VERSION + 1), &[], &ctx).unwrap_err().to_string();
+        assert!(e.contains("'opdb_scan'") && e.contains("newer Sentio"), "{e}");
+        let e = codec.try_decode(&envelope(FORMAT_VERSION), &[], &ctx).unwrap_err().to_string();
+        assert!(e.contains("same Sentio version"), "{e}");
+    }
+}
