@@ -1,6 +1,7 @@
 //! The `sentio sql` command line: scripts, errors with line numbers, an
 //! unreachable scheduler.
 
+use std::process::Command;
 use std::time::Duration;
 
 use crate::support::{free_port, run, run_ok, sentio};
@@ -163,4 +164,18 @@ fn timeout_cancels_a_long_statement() {
     assert!(f.stderr.contains("statement timed out after 3 s"), "{}", f.stderr);
     assert!(f.stderr.contains("cancelled"), "{}", f.stderr);
     assert!(f.elapsed < Duration::from_secs(30), "{:?}", f.elapsed);
+    assert!(!f.stderr.contains("running ·"), "no progress line without a terminal");
+
+    // On a terminal (script(1) provides one) a live progress line shows the
+    // job's state and the elapsed time while it runs.
+    let command = format!(
+        "{} sql --timeout 3 --lake '{}' -c '{}'",
+        crate::support::bin("sentio").display(),
+        lake.display(),
+        "SELECT COUNT(*) FROM training.frames a CROSS JOIN training.frames b WHERE a.f00 + b.f01 > 9"
+    );
+    let tty = run(Command::new("script").args(["-qec", &command, "/dev/null"]), Duration::from_secs(60));
+    assert!(tty.stdout.contains(": running · "), "{}", tty.stdout);
+    assert!(tty.stdout.contains("\x1b[2K  job "), "{}", tty.stdout);
+    assert!(tty.stdout.contains("statement timed out"), "{}", tty.stdout);
 }
