@@ -31,13 +31,9 @@ pub fn write_batches(out: &mut dyn Write, format: OutputFormat, batches: &[Recor
             writeln!(out, "{}", pretty_format_batches(batches).map_err(to_io)?)?;
         }
         OutputFormat::Csv => {
+            // one writer: the header is written once, before the first batch
             let mut w = CsvWriterBuilder::new().with_header(true).build(&mut *out);
-            for (i, b) in batches.iter().enumerate() {
-                if i == 1 {
-                    // header only once
-                    drop(w);
-                    w = CsvWriterBuilder::new().with_header(false).build(&mut *out);
-                }
+            for b in batches {
                 w.write(b).map_err(to_io)?;
             }
         }

@@ -157,8 +157,6 @@ pub struct Client {
     pub ctx: SessionContext,
     /// gRPC URL of the scheduler (the in-process one when standalone).
     pub scheduler_grpc_url: String,
-    /// Whether the cluster is the in-process standalone one.
-    pub standalone: bool,
 }
 
 /// Connects to `sentio.scheduler`, or starts a standalone in-process cluster
@@ -166,16 +164,16 @@ pub struct Client {
 /// the lake catalogs when a lake is configured.
 pub async fn connect(sentio: &SentioConfig) -> Result<Client> {
     let state = session_state(session_config(), runtime_env(&sentio.s3)?);
-    let (ctx, grpc_url, standalone) = match &sentio.scheduler {
+    let (ctx, grpc_url) = match &sentio.scheduler {
         Some(url) => {
             let grpc = scheduler_grpc_url(url)?;
             check_reachable(url, &grpc).await?;
-            (SessionContext::remote_with_state(url, state).await?, grpc, false)
+            (SessionContext::remote_with_state(url, state).await?, grpc)
         }
         None => {
             let grpc = start_standalone(&state).await?;
             let ctx = SessionContext::remote_with_state(&grpc.replace("http://", "df://"), state).await?;
-            (ctx, grpc, true)
+            (ctx, grpc)
         }
     };
     register_functions(&ctx);
@@ -185,7 +183,6 @@ pub async fn connect(sentio: &SentioConfig) -> Result<Client> {
     Ok(Client {
         ctx,
         scheduler_grpc_url: grpc_url,
-        standalone,
     })
 }
 
@@ -199,9 +196,16 @@ async fn start_standalone(state: &SessionState) -> Result<String> {
         .await
         .map_err(to_df)?;
     let url = format!("http://{addr}");
+    let deadline = tokio::time::Instant::now() + SCHEDULER_CONNECT_TIMEOUT;
     let scheduler = loop {
         match SchedulerGrpcClient::connect(url.clone()).await {
             Ok(c) => break c,
+            Err(e) if tokio::time::Instant::now() >= deadline => {
+                return Err(SentioError::SchedulerUnreachable {
+                    url: format!("{url} (in-process)"),
+                    message: e.to_string(),
+                });
+            }
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     };
