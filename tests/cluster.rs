@@ -164,3 +164,23 @@ fn executor_killed_mid_query_finishes_correctly_or_fails_clearly() {
     );
     assert!(again.success, "{}", again.stderr);
 }
+
+/// An S3 that goes away gives a clear error, soon, and no hang.
+#[test]
+fn s3_gone_fails_clearly() {
+    let s3 = S3Server::start("sentio-gone");
+    let env = s3.env();
+    let lake = "s3://sentio-gone/lake";
+    run_ok(
+        sentio().envs(env.clone()).args(["datagen", "--scale", "0.1", "--seed", "2", "--lake", lake]),
+        Duration::from_secs(120),
+    );
+    drop(s3); // the server is killed
+    let f = run(
+        sentio().envs(env).args(["sql", "--lake", lake, "-c", "SELECT COUNT(*) FROM training.frames"]),
+        Duration::from_secs(90),
+    );
+    assert!(!f.success);
+    assert!(f.elapsed < Duration::from_secs(60), "took {:?}", f.elapsed);
+    assert!(f.stderr.contains("error: lake s3://sentio-gone/lake/"), "{}", f.stderr);
+}

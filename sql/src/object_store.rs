@@ -10,8 +10,10 @@ use std::sync::Arc;
 
 use datafusion::common::{DataFusionError, Result};
 use datafusion::execution::object_store::{DefaultObjectStoreRegistry, ObjectStoreRegistry};
-use object_store::ObjectStore;
+use std::time::Duration;
+
 use object_store::aws::AmazonS3Builder;
+use object_store::{ClientOptions, ObjectStore, RetryConfig};
 use url::Url;
 
 use crate::config::S3Config;
@@ -33,9 +35,25 @@ impl SentioObjectStoreRegistry {
     }
 }
 
+/// How long S3 requests are retried before the error reaches the query: an
+/// S3 that goes away fails the statement with a clear error within about
+/// this long instead of object_store's default three minutes.
+pub const S3_RETRY_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// Builds an S3 store for `bucket` from the environment and `cfg`.
 pub fn build_s3_store(bucket: &str, cfg: &S3Config) -> Result<Arc<dyn ObjectStore>> {
-    let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+    let mut builder = AmazonS3Builder::from_env()
+        .with_bucket_name(bucket)
+        .with_client_options(
+            ClientOptions::new()
+                .with_connect_timeout(Duration::from_secs(5))
+                .with_timeout(Duration::from_secs(120)),
+        )
+        .with_retry(RetryConfig {
+            max_retries: 4,
+            retry_timeout: S3_RETRY_TIMEOUT,
+            ..RetryConfig::default()
+        });
     if let Some(endpoint) = &cfg.endpoint {
         builder = builder.with_endpoint(endpoint);
         if endpoint.starts_with("http://") && cfg.allow_http != Some(true) {

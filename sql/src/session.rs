@@ -177,8 +177,13 @@ pub async fn connect(sentio: &SentioConfig) -> Result<Client> {
         }
     };
     register_functions(&ctx);
-    if let Some(lake_url) = &sentio.lake {
-        lake::register_lake(&ctx, lake_url).await?;
+    if let Some(lake_url) = &sentio.lake
+        && lake::register_lake(&ctx, lake_url).await?.is_empty()
+    {
+        eprintln!(
+            "warning: no tables found in the lake {lake_url} (expected training/<table>/*.parquet \
+             and adhoc/<name>.csv)"
+        );
     }
     Ok(Client {
         ctx,
