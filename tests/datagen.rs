@@ -29,29 +29,20 @@ fn checksums(dir: &Path) -> BTreeMap<String, (u64, u64)> {
     out
 }
 
+fn sqlite_url(file: &Path) -> String {
+    format!("sqlite:{}", file.display())
+}
+
 fn datagen(lake: &Path, opdb: &Path, seed: u64) -> String {
     run_ok(
         sentio()
             .args(["datagen", "--scale", "0.4", "--seed", &seed.to_string(), "--lake"])
             .arg(lake)
             .arg("--opdb")
-            .arg(format!("sqlite:{}", opdb.display())),
+            .arg(sqlite_url(opdb)),
         Duration::from_secs(300),
     )
     .stderr
-}
-
-async fn table_digest(opdb: &Path) -> Vec<(i64, i64, i64)> {
-    let pool = sentio_sql::datagen::opdb::connect(&format!("sqlite:{}", opdb.display())).await.unwrap();
-    let mut out = Vec::new();
-    for sql in [
-        "SELECT COUNT(*), SUM(session_id), SUM(media_id * 7 + viewer_id) FROM sessions",
-        "SELECT COUNT(*), SUM(media_id), SUM(duration_s) FROM media",
-    ] {
-        let row: (i64, i64, i64) = sqlx::query_as(sql).fetch_one(&pool).await.unwrap();
-        out.push(row);
-    }
-    out
 }
 
 #[tokio::test]
@@ -68,9 +59,9 @@ async fn same_seed_same_bytes_different_seed_different_data() {
     assert_ne!(sa, sc, "another seed must give other data");
 
     let (da, db, dc) = (
-        table_digest(&a.join("opdb.sqlite")).await,
-        table_digest(&b.join("opdb.sqlite")).await,
-        table_digest(&c.join("opdb.sqlite")).await,
+        digest(&sqlite_url(&a.join("opdb.sqlite"))).await,
+        digest(&sqlite_url(&b.join("opdb.sqlite"))).await,
+        digest(&sqlite_url(&c.join("opdb.sqlite"))).await,
     );
     assert_eq!(da, db);
     assert_ne!(da, dc);
@@ -91,4 +82,57 @@ async fn same_seed_same_bytes_different_seed_different_data() {
         Duration::from_secs(120),
     );
     assert_eq!(f.stdout.trim(), format!("n,s\n{reported},800"));
+}
+
+/// Creates (or empties) database `name` on the server of `admin_url`.
+async fn fresh_database(admin_url: &str, name: &str) {
+    let pool = sentio_sql::datagen::opdb::connect(admin_url).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}"))).execute(&pool).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&pool).await.unwrap();
+    pool.close().await;
+}
+
+async fn digest(url: &str) -> Vec<(i64, i64, i64)> {
+    let pool = sentio_sql::datagen::opdb::connect(url).await.unwrap();
+    // SUM is NUMERIC/DECIMAL on PostgreSQL and MySQL: cast back to a 64-bit integer.
+    let int = if url.starts_with("mysql:") { "SIGNED" } else { "BIGINT" };
+    let mut out = Vec::new();
+    for sql in [
+        format!(
+            "SELECT COUNT(*), CAST(SUM(session_id) AS {int}), CAST(SUM(media_id * 7 + viewer_id) AS {int}) \
+             FROM sessions"
+        ),
+        format!("SELECT COUNT(*), CAST(SUM(media_id) AS {int}), CAST(SUM(duration_s) AS {int}) FROM media"),
+    ] {
+        let row: (i64, i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+            .fetch_one(&pool)
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {sql}: {e}"));
+        out.push(row);
+    }
+    pool.close().await;
+    out
+}
+
+/// The same seed writes the same `media` and `sessions` rows into
+/// PostgreSQL, MariaDB and SQLite.
+#[tokio::test]
+async fn opdb_tables_on_postgres_mariadb_and_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = "sentio_it_datagen";
+    fresh_database("postgres://postgres@127.0.0.1:5432/postgres", name).await;
+    fresh_database("mysql://root@127.0.0.1:3306/mysql", name).await;
+    let pg = format!("postgres://postgres@127.0.0.1:5432/{name}");
+    let my = format!("mysql://root@127.0.0.1:3306/{name}");
+    let lite = sqlite_url(&dir.path().join("opdb.sqlite"));
+    for url in [&pg, &my, &lite] {
+        run_ok(
+            sentio().args(["datagen", "--scale", "0.2", "--seed", "8", "--lake"]).arg(dir.path().join("lake")).args(["--opdb", url]),
+            Duration::from_secs(120),
+        );
+    }
+    let (p, m, l) = (digest(&pg).await, digest(&my).await, digest(&lite).await);
+    assert_eq!(p[0].0, 400);
+    assert_eq!(p, m, "PostgreSQL and MariaDB differ");
+    assert_eq!(p, l, "PostgreSQL and SQLite differ");
 }
