@@ -39,6 +39,15 @@ pub fn sentio_envelope(buf: &[u8]) -> Result<Option<ExtensionEnvelope>> {
         .map_err(|e| DataFusionError::Internal(format!("corrupt Sentio plan node: {e}")))
 }
 
+/// Refuses a Sentio node this build cannot decode (none are known yet);
+/// anything else is left to Ballista's codecs.
+fn reject_unknown_sentio_node(buf: &[u8]) -> Result<()> {
+    match sentio_envelope(buf)? {
+        Some(env) => Err(unknown_node(&env)),
+        None => Ok(()),
+    }
+}
+
 /// The error for a Sentio node this build cannot decode.
 fn unknown_node(env: &ExtensionEnvelope) -> DataFusionError {
     let why = if env.format_version > FORMAT_VERSION {
@@ -95,10 +104,8 @@ pub struct SentioLogicalCodec {
 
 impl LogicalExtensionCodec for SentioLogicalCodec {
     fn try_decode(&self, buf: &[u8], inputs: &[LogicalPlan], ctx: &TaskContext) -> Result<Extension> {
-        match sentio_envelope(buf)? {
-            Some(env) => Err(unknown_node(&env)),
-            None => self.inner.try_decode(buf, inputs, ctx),
-        }
+        reject_unknown_sentio_node(buf)?;
+        self.inner.try_decode(buf, inputs, ctx)
     }
 
     fn try_encode(&self, node: &Extension, buf: &mut Vec<u8>) -> Result<()> {
@@ -112,10 +119,8 @@ impl LogicalExtensionCodec for SentioLogicalCodec {
         schema: SchemaRef,
         ctx: &TaskContext,
     ) -> Result<Arc<dyn TableProvider>> {
-        match sentio_envelope(buf)? {
-            Some(env) => Err(unknown_node(&env)),
-            None => self.inner.try_decode_table_provider(buf, table_ref, schema, ctx),
-        }
+        reject_unknown_sentio_node(buf)?;
+        self.inner.try_decode_table_provider(buf, table_ref, schema, ctx)
     }
 
     fn try_encode_table_provider(
@@ -152,10 +157,8 @@ impl PhysicalExtensionCodec for SentioPhysicalCodec {
         ctx: &TaskContext,
         proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        match sentio_envelope(buf)? {
-            Some(env) => Err(unknown_node(&env)),
-            None => self.inner.try_decode(buf, inputs, ctx, proto_converter),
-        }
+        reject_unknown_sentio_node(buf)?;
+        self.inner.try_decode(buf, inputs, ctx, proto_converter)
     }
 
     fn try_encode(

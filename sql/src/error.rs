@@ -77,11 +77,12 @@ pub enum SentioError {
     Io(#[from] std::io::Error),
 }
 
-impl From<object_store::Error> for SentioError {
-    fn from(e: object_store::Error) -> Self {
+impl SentioError {
+    /// A lake error about `url`.
+    pub fn lake(url: impl Into<String>, message: impl ToString) -> Self {
         SentioError::Lake {
-            url: String::new(),
-            message: e.to_string(),
+            url: url.into(),
+            message: message.to_string(),
         }
     }
 }

@@ -100,10 +100,7 @@ pub fn lake_root_url(lake: &str) -> Result<String> {
             std::env::current_dir()?.join(p)
         };
         url::Url::from_directory_path(&abs)
-            .map_err(|_| SentioError::Lake {
-                url: lake.into(),
-                message: "not a usable directory path".into(),
-            })?
+            .map_err(|_| SentioError::lake(lake, "not a usable directory path"))?
             .to_string()
     };
     Ok(if url.ends_with('/') { url } else { format!("{url}/") })
@@ -124,10 +121,7 @@ pub async fn discover_zone(
     let zone_url = ListingTableUrl::parse(format!("{root}{zone}/"))?;
     let store = ctx.runtime_env().object_store(zone_url.object_store())?;
     let prefix = zone_url.prefix().clone();
-    let lake_err = |e: object_store::Error| SentioError::Lake {
-        url: format!("{root}{zone}/"),
-        message: e.to_string(),
-    };
+    let lake_err = |e: object_store::Error| SentioError::lake(format!("{root}{zone}/"), e);
     let listing = match store.list_with_delimiter(Some(&prefix)).await {
         Ok(l) => l,
         Err(object_store::Error::NotFound { .. }) => return Ok(vec![]),
@@ -229,10 +223,7 @@ fn csv_format() -> CsvFormat {
 async fn register_csv(ctx: &SessionContext, table: &LakeTable) -> Result<()> {
     let url = ListingTableUrl::parse(&table.url)?;
     let store = ctx.runtime_env().object_store(url.object_store())?;
-    let lake_err = |message: String| SentioError::Lake {
-        url: table.url.clone(),
-        message,
-    };
+    let lake_err = |message: String| SentioError::lake(&table.url, message);
     let meta = store
         .head(&table.first_file)
         .await

@@ -70,10 +70,7 @@ impl std::fmt::Display for DatagenReport {
 }
 
 fn lake_err(url: &str) -> impl Fn(object_store::Error) -> SentioError + '_ {
-    move |e| SentioError::Lake {
-        url: url.to_string(),
-        message: e.to_string(),
-    }
+    move |e| SentioError::lake(url, e)
 }
 
 /// Generates the sample data.
@@ -117,8 +114,8 @@ pub async fn run(opts: &DatagenOptions) -> Result<DatagenReport> {
                 let (bytes, rows) =
                     tokio::task::spawn_blocking(move || frames::build_file(&world, f, n_files))
                         .await
-                        .map_err(|e| SentioError::Lake { url: root.clone(), message: e.to_string() })?
-                        .map_err(|message| SentioError::Lake { url: root.clone(), message })?;
+                        .map_err(|e| SentioError::lake(&root, e))?
+                        .map_err(|message| SentioError::lake(&root, message))?;
                 store
                     .put(&path, PutPayload::from(bytes))
                     .await
