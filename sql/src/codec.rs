@@ -23,6 +23,8 @@ use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConve
 use prost::Message;
 use sentio_proto::{ENVELOPE_MAGIC, ExtensionEnvelope, FORMAT_VERSION};
 
+use crate::opdb::{self, Opdb};
+
 /// The first bytes of every encoded envelope: field 1 (`fixed32 magic`).
 fn envelope_prefix() -> [u8; 5] {
     let m = ENVELOPE_MAGIC.to_le_bytes();
@@ -39,12 +41,31 @@ pub fn sentio_envelope(buf: &[u8]) -> Result<Option<ExtensionEnvelope>> {
         .map_err(|e| DataFusionError::Internal(format!("corrupt Sentio plan node: {e}")))
 }
 
-/// Refuses a Sentio node this build cannot decode (none are known yet);
-/// anything else is left to Ballista's codecs.
+/// Wraps a Sentio node in its envelope.
+fn envelope(kind: &str, payload: Vec<u8>) -> Vec<u8> {
+    ExtensionEnvelope {
+        magic: ENVELOPE_MAGIC,
+        format_version: FORMAT_VERSION,
+        kind: kind.to_string(),
+        payload,
+    }
+    .encode_to_vec()
+}
+
+/// Refuses a Sentio node this build cannot decode; anything else is left to
+/// Ballista's codecs.
 fn reject_unknown_sentio_node(buf: &[u8]) -> Result<()> {
     match sentio_envelope(buf)? {
         Some(env) => Err(unknown_node(&env)),
         None => Ok(()),
+    }
+}
+
+/// The envelope of `buf` if it holds a Sentio node of the current format.
+fn known_envelope(buf: &[u8]) -> Result<Option<ExtensionEnvelope>> {
+    match sentio_envelope(buf)? {
+        Some(env) if env.format_version > FORMAT_VERSION => Err(unknown_node(&env)),
+        other => Ok(other),
     }
 }
 
@@ -100,6 +121,17 @@ macro_rules! delegate_function_codecs {
 #[derive(Debug, Default)]
 pub struct SentioLogicalCodec {
     inner: BallistaLogicalExtensionCodec,
+    opdb: Arc<Opdb>,
+}
+
+impl SentioLogicalCodec {
+    /// A codec whose `opdb` tables use this process's operational DB.
+    pub fn new(opdb: Arc<Opdb>) -> Self {
+        Self {
+            inner: BallistaLogicalExtensionCodec::default(),
+            opdb,
+        }
+    }
 }
 
 impl LogicalExtensionCodec for SentioLogicalCodec {
@@ -119,8 +151,11 @@ impl LogicalExtensionCodec for SentioLogicalCodec {
         schema: SchemaRef,
         ctx: &TaskContext,
     ) -> Result<Arc<dyn TableProvider>> {
-        reject_unknown_sentio_node(buf)?;
-        self.inner.try_decode_table_provider(buf, table_ref, schema, ctx)
+        match known_envelope(buf)? {
+            Some(env) if env.kind == opdb::nodes::TABLE => opdb::nodes::decode_table(&env.payload, &self.opdb),
+            Some(env) => Err(unknown_node(&env)),
+            None => self.inner.try_decode_table_provider(buf, table_ref, schema, ctx),
+        }
     }
 
     fn try_encode_table_provider(
@@ -129,7 +164,13 @@ impl LogicalExtensionCodec for SentioLogicalCodec {
         node: Arc<dyn TableProvider>,
         buf: &mut Vec<u8>,
     ) -> Result<()> {
-        self.inner.try_encode_table_provider(table_ref, node, buf)
+        match opdb::nodes::encode_table(node.as_ref()) {
+            Some((kind, payload)) => {
+                buf.extend(envelope(kind, payload));
+                Ok(())
+            }
+            None => self.inner.try_encode_table_provider(table_ref, node, buf),
+        }
     }
 
     fn try_decode_file_format(&self, buf: &[u8], ctx: &TaskContext) -> Result<Arc<dyn FileFormatFactory>> {
@@ -147,6 +188,17 @@ impl LogicalExtensionCodec for SentioLogicalCodec {
 #[derive(Debug, Default)]
 pub struct SentioPhysicalCodec {
     inner: BallistaPhysicalExtensionCodec,
+    opdb: Arc<Opdb>,
+}
+
+impl SentioPhysicalCodec {
+    /// A codec whose `opdb` nodes use this process's operational DB.
+    pub fn new(opdb: Arc<Opdb>) -> Self {
+        Self {
+            inner: BallistaPhysicalExtensionCodec::default(),
+            opdb,
+        }
+    }
 }
 
 impl PhysicalExtensionCodec for SentioPhysicalCodec {
@@ -157,8 +209,11 @@ impl PhysicalExtensionCodec for SentioPhysicalCodec {
         ctx: &TaskContext,
         proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        reject_unknown_sentio_node(buf)?;
-        self.inner.try_decode(buf, inputs, ctx, proto_converter)
+        match known_envelope(buf)? {
+            Some(env) => opdb::nodes::decode_exec(&env.kind, &env.payload, inputs, &self.opdb)?
+                .ok_or_else(|| unknown_node(&env)),
+            None => self.inner.try_decode(buf, inputs, ctx, proto_converter),
+        }
     }
 
     fn try_encode(
@@ -167,7 +222,13 @@ impl PhysicalExtensionCodec for SentioPhysicalCodec {
         buf: &mut Vec<u8>,
         proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<()> {
-        self.inner.try_encode(node, buf, proto_converter)
+        match opdb::nodes::encode_exec(&node)? {
+            Some((kind, payload)) => {
+                buf.extend(envelope(kind, payload));
+                Ok(())
+            }
+            None => self.inner.try_encode(node, buf, proto_converter),
+        }
     }
 
     delegate_function_codecs!();
@@ -181,7 +242,7 @@ mod tests {
         ExtensionEnvelope {
             magic: ENVELOPE_MAGIC,
             format_version: version,
-            kind: "opdb_scan".into(),
+            kind: "future_node".into(),
             payload: vec![1, 2, 3],
         }
         .encode_to_vec()
@@ -202,7 +263,7 @@ mod tests {
         let ctx = TaskContext::default();
         let codec = SentioLogicalCodec::default();
         let e = codec.try_decode(&envelope(FORMAT_VERSION + 1), &[], &ctx).unwrap_err().to_string();
-        assert!(e.contains("'opdb_scan'") && e.contains("newer Sentio"), "{e}");
+        assert!(e.contains("'future_node'") && e.contains("newer Sentio"), "{e}");
         let e = codec.try_decode(&envelope(FORMAT_VERSION), &[], &ctx).unwrap_err().to_string();
         assert!(e.contains("same Sentio version"), "{e}");
     }

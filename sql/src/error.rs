@@ -36,6 +36,10 @@ pub enum SentioError {
     #[error("operational DB: {0}")]
     OpDb(String),
 
+    /// An error of the `opdb` catalog.
+    #[error(transparent)]
+    Opdb(#[from] crate::opdb::OpdbError),
+
     /// The scheduler could not be reached.
     #[error(
         "cannot reach the Sentio scheduler at {url}: {message}\n  \

@@ -5,6 +5,8 @@
 //!   client, `sentio-scheduler` and `sentio-executor` all call;
 //! * [`config`] reads flags, environment and `sentio.toml`;
 //! * [`lake`] registers the `training` and `adhoc` catalogs from the lake;
+//! * [`opdb`] is the operational DB as the `opdb` catalog: pushdown reads,
+//!   atomic batched writes;
 //! * [`codec`] carries Sentio's plan nodes across the cluster, delegating the
 //!   rest to Ballista's codecs;
 //! * [`object_store`] resolves `s3://` and local paths per process;
@@ -25,6 +27,7 @@ pub mod error;
 pub mod lake;
 pub mod logging;
 pub mod object_store;
+pub mod opdb;
 pub mod repl;
 pub mod session;
 

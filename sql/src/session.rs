@@ -31,6 +31,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::execution::SessionState;
 
 use crate::codec::{SentioLogicalCodec, SentioPhysicalCodec};
+use crate::opdb::{self, Opdb};
 use crate::config::{S3Config, SentioConfig};
 use crate::error::{Result, SentioError};
 use crate::lake;
@@ -43,13 +44,16 @@ pub const SCHEDULER_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 ///
 /// The client polls job status (`ballista.client.pull`): it then knows the
 /// job id as soon as the job is submitted, for progress and cancellation.
-pub fn session_config() -> SessionConfig {
+///
+/// `opdb` is this process's operational DB: the codecs give it to the
+/// `opdb` tables and scans they decode, so plans never carry its address.
+pub fn session_config(opdb: &Arc<Opdb>) -> SessionConfig {
     SessionConfig::new_with_ballista()
         .with_information_schema(true)
         .with_create_default_catalog_and_schema(true)
         .set_bool(ballista_core::config::BALLISTA_CLIENT_PULL, true)
-        .with_ballista_logical_extension_codec(Arc::new(SentioLogicalCodec::default()))
-        .with_ballista_physical_extension_codec(Arc::new(SentioPhysicalCodec::default()))
+        .with_ballista_logical_extension_codec(Arc::new(SentioLogicalCodec::new(Arc::clone(opdb))))
+        .with_ballista_physical_extension_codec(Arc::new(SentioPhysicalCodec::new(Arc::clone(opdb))))
 }
 
 /// The runtime environment: memory, disk and Sentio's object stores.
@@ -88,11 +92,12 @@ pub fn register_functions(ctx: &SessionContext) {
 /// Applies Sentio's session, functions and object stores to a scheduler.
 pub fn configure_scheduler(config: SchedulerConfig, sentio: &SentioConfig) -> Result<SchedulerConfig> {
     let runtime = runtime_env(&sentio.s3)?;
+    let opdb = Arc::new(Opdb::from_config(sentio));
     let mut config = config;
-    config.override_logical_codec = Some(Arc::new(SentioLogicalCodec::default()));
-    config.override_physical_codec = Some(Arc::new(SentioPhysicalCodec::default()));
+    config.override_logical_codec = Some(Arc::new(SentioLogicalCodec::new(Arc::clone(&opdb))));
+    config.override_physical_codec = Some(Arc::new(SentioPhysicalCodec::new(Arc::clone(&opdb))));
     Ok(config
-        .with_override_config_producer(Arc::new(session_config))
+        .with_override_config_producer(Arc::new(move || session_config(&opdb)))
         .with_override_session_builder(Arc::new(move |cfg: SessionConfig| {
             Ok(session_state(cfg, Arc::clone(&runtime)))
         })))
@@ -101,10 +106,12 @@ pub fn configure_scheduler(config: SchedulerConfig, sentio: &SentioConfig) -> Re
 /// Applies Sentio's session, functions and object stores to an executor.
 pub fn configure_executor(config: &mut ExecutorProcessConfig, sentio: &SentioConfig) -> Result<()> {
     let runtime = runtime_env(&sentio.s3)?;
-    let state = session_state(session_config(), Arc::clone(&runtime));
-    config.override_config_producer = Some(Arc::new(session_config));
-    config.override_logical_codec = Some(Arc::new(SentioLogicalCodec::default()));
-    config.override_physical_codec = Some(Arc::new(SentioPhysicalCodec::default()));
+    let opdb = Arc::new(Opdb::from_config(sentio));
+    let state = session_state(session_config(&opdb), Arc::clone(&runtime));
+    let producer_opdb = Arc::clone(&opdb);
+    config.override_config_producer = Some(Arc::new(move || session_config(&producer_opdb)));
+    config.override_logical_codec = Some(Arc::new(SentioLogicalCodec::new(Arc::clone(&opdb))));
+    config.override_physical_codec = Some(Arc::new(SentioPhysicalCodec::new(opdb)));
     config.override_runtime_producer = Some(Arc::new(move |_| Ok(Arc::clone(&runtime))));
     config.override_function_registry = Some(Arc::new(BallistaFunctionRegistry::from(&state)));
     Ok(())
@@ -163,7 +170,8 @@ pub struct Client {
 /// (scheduler and executor over the same gRPC/protobuf paths), then registers
 /// the lake catalogs when a lake is configured.
 pub async fn connect(sentio: &SentioConfig) -> Result<Client> {
-    let state = session_state(session_config(), runtime_env(&sentio.s3)?);
+    let opdb = Arc::new(Opdb::from_config(sentio));
+    let state = session_state(session_config(&opdb), runtime_env(&sentio.s3)?);
     let (ctx, grpc_url) = match &sentio.scheduler {
         Some(url) => {
             let grpc = scheduler_grpc_url(url)?;
@@ -184,6 +192,9 @@ pub async fn connect(sentio: &SentioConfig) -> Result<Client> {
             "warning: no tables found in the lake {lake_url} (expected training/<table>/*.parquet \
              and adhoc/<name>.csv)"
         );
+    }
+    if opdb.is_configured() {
+        opdb::register_opdb(&ctx, Arc::clone(&opdb)).await?;
     }
     Ok(Client {
         ctx,
