@@ -69,6 +69,7 @@ pub fn encode_exec(plan: &Arc<dyn ExecutionPlan>) -> Result<Option<(&'static str
             table: Some(stage.meta().to_proto()),
             write_id: stage.write_id().to_string(),
             columns: stage.meta().columns.iter().map(|c| c.name.clone()).collect(),
+            index_columns: stage.index_columns().to_vec(),
         };
         return Ok(Some((STAGE, node.encode_to_vec())));
     }
@@ -137,7 +138,16 @@ pub fn decode_exec(
             let meta = table_meta(kind, node.table.as_ref())?;
             check_write_id(kind, &node.write_id)?;
             check_columns(kind, &meta, &node.columns)?;
-            Arc::new(OpdbStageExec::new(Arc::clone(opdb), meta, node.write_id, one_input(kind, inputs)?))
+            if let Some(k) = node.index_columns.iter().find(|k| meta.column(k).is_none()) {
+                return Err(corrupt(kind, format!("unknown key column {k:?}")));
+            }
+            Arc::new(OpdbStageExec::new(
+                Arc::clone(opdb),
+                meta,
+                node.write_id,
+                node.index_columns,
+                one_input(kind, inputs)?,
+            ))
         }
         PUBLISH => {
             let node = OpdbPublishNode::decode(payload).map_err(|e| corrupt(kind, e))?;

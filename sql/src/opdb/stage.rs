@@ -88,6 +88,28 @@ pub async fn create(conn: &mut Conn, name: &str, columns: &[Column]) -> Result<(
     Ok(())
 }
 
+/// Indexes `columns` of the staging table `name` (after it is filled, so
+/// the load itself stays fast).
+pub async fn index(conn: &mut Conn, name: &str, columns: &[&Column]) -> Result<(), OpdbError> {
+    if columns.is_empty() {
+        return Ok(());
+    }
+    let b = conn.backend();
+    let cols: Vec<String> = columns
+        .iter()
+        .map(|c| {
+            // MySQL can only index a prefix of TEXT and BLOB columns.
+            let q = b.quote(&c.name);
+            let long = matches!(c.ty, ColumnType::Text | ColumnType::Binary);
+            if b == Backend::MySql && long { format!("{q}(64)") } else { q }
+        })
+        .collect();
+    let index = b.quote(&format!("{name}_k"));
+    let sql = format!("CREATE INDEX {index} ON {} ({})", b.quote(name), cols.join(", "));
+    conn.execute(&sql).await?;
+    Ok(())
+}
+
 /// The arrays of `batch` converted to the Arrow types of `columns`.
 fn normalize(batch: &RecordBatch, columns: &[Column]) -> Result<Vec<ArrayRef>> {
     if batch.num_columns() != columns.len() {

@@ -78,9 +78,15 @@ pub fn plan_insert(
         )));
     }
     let write_id = new_write_id();
-    let stage = Arc::new(OpdbStageExec::new(Arc::clone(&opdb), Arc::clone(&meta), write_id.clone(), input));
-    let coalesce = Arc::new(CoalescePartitionsExec::new(stage));
     let key = replace_key(&meta);
+    let stage = Arc::new(OpdbStageExec::new(
+        Arc::clone(&opdb),
+        Arc::clone(&meta),
+        write_id.clone(),
+        key.clone(),
+        input,
+    ));
+    let coalesce = Arc::new(CoalescePartitionsExec::new(stage));
     Ok(Arc::new(OpdbPublishExec::new(opdb, meta, write_id, key, coalesce)))
 }
 
@@ -120,13 +126,21 @@ pub struct OpdbStageExec {
     opdb: Arc<Opdb>,
     meta: Arc<TableMeta>,
     write_id: String,
+    index_columns: Vec<String>,
     input: Arc<dyn ExecutionPlan>,
     properties: Arc<PlanProperties>,
 }
 
 impl OpdbStageExec {
-    /// Stages `input` for write `write_id` into `meta`'s table.
-    pub fn new(opdb: Arc<Opdb>, meta: Arc<TableMeta>, write_id: String, input: Arc<dyn ExecutionPlan>) -> Self {
+    /// Stages `input` for write `write_id` into `meta`'s table, indexing
+    /// `index_columns` in each staging table.
+    pub fn new(
+        opdb: Arc<Opdb>,
+        meta: Arc<TableMeta>,
+        write_id: String,
+        index_columns: Vec<String>,
+        input: Arc<dyn ExecutionPlan>,
+    ) -> Self {
         let schema = Arc::new(Schema::new(vec![
             Field::new("stage_table", DataType::Utf8, false),
             Field::new("rows", DataType::UInt64, false),
@@ -136,6 +150,7 @@ impl OpdbStageExec {
             opdb,
             meta,
             write_id,
+            index_columns,
             input,
             properties,
         }
@@ -149,6 +164,11 @@ impl OpdbStageExec {
     /// The write this stage belongs to.
     pub fn write_id(&self) -> &str {
         &self.write_id
+    }
+
+    /// Columns indexed in each staging table.
+    pub fn index_columns(&self) -> &[String] {
+        &self.index_columns
     }
 }
 
@@ -192,6 +212,7 @@ impl ExecutionPlan for OpdbStageExec {
             Arc::clone(&self.opdb),
             Arc::clone(&self.meta),
             self.write_id.clone(),
+            self.index_columns.clone(),
             input,
         )))
     }
@@ -206,12 +227,15 @@ impl ExecutionPlan for OpdbStageExec {
         let opdb = Arc::clone(&self.opdb);
         let meta = Arc::clone(&self.meta);
         let name = stage::table_name(&self.write_id);
+        let index_columns = self.index_columns.clone();
         let schema = self.schema();
         let out_schema = Arc::clone(&schema);
         let fut = async move {
             let mut conn = opdb.connect_write(Some(meta.backend)).await?;
             stage::create(&mut conn, &name, &meta.columns).await.map_err(|e| writing(&meta, e))?;
             let rows = stage::fill(&mut conn, &name, &meta.columns, input).await?;
+            let key: Vec<_> = meta.columns.iter().filter(|c| index_columns.contains(&c.name)).collect();
+            stage::index(&mut conn, &name, &key).await.map_err(|e| writing(&meta, e))?;
             log::info!("staged {rows} rows of partition {partition} for opdb.{} in {name}", meta.table);
             conn.close().await;
             let columns: Vec<ArrayRef> = vec![
@@ -432,14 +456,23 @@ async fn publish_on(conn: &mut Conn, meta: &TableMeta, write_id: &str, key: &[St
     let key: Vec<_> = insert_cols.iter().filter(|c| key.contains(&c.name)).copied().collect();
 
     conn.begin().await?;
-    if !key.is_empty() && !stages.is_empty() {
-        let key_list = key.iter().map(|c| b.quote(&c.name)).collect::<Vec<_>>().join(", ");
-        let key_exprs = key.iter().map(|c| expr(c)).collect::<Vec<_>>().join(", ");
-        let selects: Vec<String> = stages
+    // Earlier rows of the same run id or key: a semi-join on the staging
+    // tables' key index, one staging table at a time.
+    for s in stages.iter().filter(|_| !key.is_empty()) {
+        let stage_q = b.quote(s);
+        let matches = key
             .iter()
-            .map(|s| format!("SELECT {key_exprs} FROM {}", b.quote(s)))
-            .collect();
-        conn.execute(&format!("DELETE FROM {target} WHERE ({key_list}) IN ({})", selects.join(" UNION ALL ")))
+            .map(|c| {
+                let staged = format!("{stage_q}.{}", b.quote(&c.name));
+                let staged = match b {
+                    Backend::Postgres => format!("CAST({staged} AS {})", c.db_type),
+                    _ => staged,
+                };
+                format!("{staged} = {target}.{}", b.quote(&c.name))
+            })
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        conn.execute(&format!("DELETE FROM {target} WHERE EXISTS (SELECT 1 FROM {stage_q} WHERE {matches})"))
             .await?;
     }
     let col_list = insert_cols.iter().map(|c| b.quote(&c.name)).collect::<Vec<_>>().join(", ");
