@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::catalog::{SchemaProvider, TableProvider};
-use datafusion::common::Result;
+use datafusion::common::{Result, TableReference};
 use datafusion::prelude::SessionContext;
 
 use super::introspect::{self, INTERNAL_PREFIX};
@@ -42,6 +42,14 @@ impl SchemaProvider for OpdbSchema {
         if name.starts_with(INTERNAL_PREFIX) {
             return Ok(None);
         }
+        if !name_travels(name) {
+            return Err(OpdbError::Plan(format!(
+                "opdb table {name:?} cannot be used: plans sent across the cluster carry table names \
+                 only as plain identifiers (letters, digits, _), and this one would be misread. Create a \
+                 view with a plain name over it in the database."
+            ))
+            .into());
+        }
         let mut conn = self.opdb.connect_read(None).await?;
         let meta = introspect::describe(&mut conn, name).await;
         conn.close().await;
@@ -64,4 +72,26 @@ pub async fn register_opdb(ctx: &SessionContext, opdb: Arc<Opdb>) -> Result<Vec<
         .register_schema(SCHEMA, Arc::new(schema))
         .map_err(|e| OpdbError::Plan(e.to_string()))?;
     Ok(names)
+}
+
+/// Whether a table name survives the trip through a serialized plan, where
+/// DataFusion writes column relations as unquoted `schema.table` text.
+pub fn name_travels(name: &str) -> bool {
+    let r = TableReference::partial(SCHEMA, name);
+    TableReference::parse_str_normalized(&r.to_string(), true) == r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_names_travel_others_do_not() {
+        for n in ["sessions", "Upper", "_t2"] {
+            assert!(name_travels(n), "{n}");
+        }
+        for n in ["weird; DROP TABLE victim; --", "it's", "a`b", "a b", "x\"y", "a.b"] {
+            assert!(!name_travels(n), "{n}");
+        }
+    }
 }

@@ -221,7 +221,7 @@ enum Val {
     TsTz(Option<DateTime<Utc>>),
 }
 
-fn val(a: &ArrayRef, ty: ColumnType, row: usize) -> Val {
+fn val(a: &ArrayRef, ty: ColumnType, row: usize, backend: Backend) -> Val {
     let null = a.is_null(row);
     match ty {
         ColumnType::Boolean => Val::Bool((!null).then(|| a.as_any().downcast_ref::<BooleanArray>().expect("bool").value(row))),
@@ -252,6 +252,13 @@ fn val(a: &ArrayRef, ty: ColumnType, row: usize) -> Val {
         } else {
             values::timestamp(a.as_primitive::<TimestampMicrosecondType>().value(row))
         }),
+        // SQLite keeps instants as text; write them in its usual form.
+        ColumnType::TimestampTz if backend == Backend::Sqlite => Val::Text(if null {
+            None
+        } else {
+            DateTime::from_timestamp_micros(a.as_primitive::<TimestampMicrosecondType>().value(row))
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S%.f+00:00").to_string())
+        }),
         ColumnType::TimestampTz => Val::TsTz(if null {
             None
         } else {
@@ -263,11 +270,11 @@ fn val(a: &ArrayRef, ty: ColumnType, row: usize) -> Val {
 /// Binds rows `start..start + n` to one multi-row INSERT: one definition for
 /// both drivers that take bound rows.
 macro_rules! insert_with {
-    ($c:expr, $sql:expr, $arrays:expr, $types:expr, $start:expr, $n:expr) => {{
+    ($c:expr, $backend:expr, $sql:expr, $arrays:expr, $types:expr, $start:expr, $n:expr) => {{
         let mut q = sqlx::query(AssertSqlSafe($sql));
         for row in $start..$start + $n {
             for (a, ty) in $arrays.iter().zip($types) {
-                q = match val(a, *ty, row) {
+                q = match val(a, *ty, row, $backend) {
                     Val::Bool(v) => q.bind(v),
                     Val::I64(v) => q.bind(v),
                     Val::F32(v) => q.bind(v),
@@ -297,8 +304,8 @@ async fn insert_rows(
     let one = format!("({})", vec!["?"; arrays.len()].join(", "));
     let sql = format!("INSERT INTO {table} ({col_list}) VALUES {}", vec![one; n].join(", "));
     match conn {
-        Conn::My(c) => insert_with!(&mut *c, sql, arrays, types, start, n),
-        Conn::Lite(c) => insert_with!(&mut *c, sql, arrays, types, start, n),
+        Conn::My(c) => insert_with!(&mut *c, Backend::MySql, sql, arrays, types, start, n),
+        Conn::Lite(c) => insert_with!(&mut *c, Backend::Sqlite, sql, arrays, types, start, n),
         Conn::Pg(_) => return Err(OpdbError::Plan("PostgreSQL stages with COPY, not INSERT".into()).into()),
     }
     Ok(())
