@@ -618,3 +618,15 @@ fn reads_go_to_the_replica_and_writes_to_the_primary() {
     assert!(!f.success && f.stderr.contains("SENTIO_OPDB_URL"), "{}", f.stderr);
     assert_eq!(replica.count("t"), 1);
 }
+
+/// An operational DB that cannot be reached is a warning, not a dead
+/// session: other catalogs stay usable, and `opdb` queries fail clearly.
+#[test]
+fn an_unreachable_opdb_leaves_the_rest_usable() {
+    let url = "postgres://postgres@127.0.0.1:1/nowhere";
+    let f = sql(url, "csv", "SELECT 41 + 1 AS answer");
+    assert!(f.success && f.stdout.contains("42"), "{}", f.stderr);
+    assert!(f.stderr.contains("opdb catalog is not available"), "{}", f.stderr);
+    let f = sql(url, "csv", "SELECT * FROM opdb.sessions");
+    assert!(!f.success && f.stderr.contains("opdb.sessions"), "{}", f.stderr);
+}

@@ -193,8 +193,11 @@ pub async fn connect(sentio: &SentioConfig) -> Result<Client> {
              and adhoc/<name>.csv)"
         );
     }
-    if opdb.is_configured() {
-        opdb::register_opdb(&ctx, Arc::clone(&opdb)).await?;
+    // The lake stays usable when the operational DB is down: warn, go on.
+    if opdb.is_configured()
+        && let Err(e) = opdb::register_opdb(&ctx, Arc::clone(&opdb)).await
+    {
+        eprintln!("warning: {e}; the opdb catalog is not available in this session");
     }
     Ok(Client {
         ctx,
