@@ -169,3 +169,41 @@ pub fn decode_exec(
     };
     Ok(Some(plan))
 }
+
+#[cfg(test)]
+mod tests {
+    use datafusion::prelude::{col, lit};
+
+    use super::*;
+    use crate::opdb::Backend;
+    use crate::opdb::meta::tests::sessions;
+    use crate::opdb::scan::{KeyRange, ranges_source};
+
+    #[test]
+    fn scans_survive_the_codec() {
+        let opdb = Arc::new(Opdb::default());
+        let ranges = [KeyRange { low: None, high: Some(10) }, KeyRange { low: Some(10), high: None }];
+        let input = ranges_source(&ranges).unwrap();
+        let scan: Arc<dyn ExecutionPlan> = Arc::new(
+            OpdbScanExec::new(
+                Arc::clone(&opdb),
+                Arc::new(sessions(Backend::MySql)),
+                vec![1, 0],
+                vec![col("session_id").gt(lit(3i64)), col("country").eq(lit("DE"))],
+                Some(5),
+                Arc::clone(&input),
+            )
+            .unwrap(),
+        );
+        let (kind, payload) = encode_exec(&scan).unwrap().unwrap();
+        assert_eq!(kind, SCAN);
+        let back = decode_exec(kind, &payload, &[input], &opdb).unwrap().unwrap();
+        let back = back.downcast_ref::<OpdbScanExec>().unwrap();
+        let before = scan.downcast_ref::<OpdbScanExec>().unwrap();
+        for r in ranges {
+            assert_eq!(back.sql(r), before.sql(r));
+        }
+        assert!(decode_exec("opdb_nope", &payload, &[], &opdb).unwrap().is_none());
+        assert!(decode_exec(SCAN, b"\xff\xff", &[], &opdb).is_err());
+    }
+}
