@@ -6,7 +6,11 @@
 //! fails at run time. [`scalar_functions`] is the one list all three use.
 //!
 //! ```
-//! let names: Vec<String> = sentio_udfs::scalar_functions()
+//! # #[derive(Debug)] struct NoModels;
+//! # impl sentio_udfs::ModelSource for NoModels {
+//! #     fn fetch(&self, url: &str) -> Result<Vec<u8>, String> { Err(format!("no {url}")) }
+//! # }
+//! let names: Vec<String> = sentio_udfs::scalar_functions(std::sync::Arc::new(NoModels))
 //!     .iter()
 //!     .map(|f| f.name().to_string())
 //!     .collect();
@@ -14,14 +18,30 @@
 //! ```
 
 mod hash_fraction;
+pub mod ml;
+pub mod rng;
 
 use std::sync::Arc;
 
-use datafusion::logical_expr::ScalarUDF;
+use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 
-pub use hash_fraction::{HashFraction, hash_fraction_u64, hash_fraction_str};
+pub use hash_fraction::{HashFraction, hash_fraction_str, hash_fraction_u64};
+pub use ml::predict_udf::ModelSource;
 
-/// All of Sentio's scalar functions.
-pub fn scalar_functions() -> Vec<Arc<ScalarUDF>> {
-    vec![Arc::new(ScalarUDF::new_from_impl(HashFraction::new()))]
+/// All of Sentio's scalar functions; `sentio_predict` reads models through
+/// `models`.
+pub fn scalar_functions(models: Arc<dyn ModelSource>) -> Vec<Arc<ScalarUDF>> {
+    vec![
+        Arc::new(ScalarUDF::new_from_impl(HashFraction::new())),
+        Arc::new(ScalarUDF::new_from_impl(ml::row_fraction::RowFraction::new())),
+        Arc::new(ScalarUDF::new_from_impl(ml::predict_udf::PredictUdf::new(models))),
+    ]
+}
+
+/// All of Sentio's aggregate functions.
+pub fn aggregate_functions() -> Vec<Arc<AggregateUDF>> {
+    vec![
+        Arc::new(AggregateUDF::new_from_impl(ml::train_udaf::TrainUdaf::new())),
+        Arc::new(AggregateUDF::new_from_impl(ml::metrics_udaf::MetricsUdaf::new())),
+    ]
 }

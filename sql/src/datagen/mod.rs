@@ -12,7 +12,7 @@
 pub mod adhoc;
 pub mod frames;
 pub mod opdb;
-pub mod rng;
+pub use sentio_udfs::rng;
 pub mod world;
 
 use std::sync::Arc;

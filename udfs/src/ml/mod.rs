@@ -1,0 +1,46 @@
+//! Machine learning inside the cluster: the algorithms, and the functions
+//! through which SQL trains and applies them.
+//!
+//! * [`spec`] — what a model knows of its inputs and how it encodes them;
+//! * [`tree`], [`logistic`], [`bayes`], [`knn`] — the algorithms;
+//! * [`model`] — training dispatch, merging parts, prediction;
+//! * [`train_udaf`] — `sentio_train`, the aggregate that trains;
+//! * [`predict_udf`] — `sentio_predict`, with a per-process model cache;
+//! * [`metrics_udaf`] — `sentio_metrics`, classification metrics;
+//! * [`row_fraction`] — `row_fraction`, a deterministic hash of whole rows.
+//!
+//! The statements that analysts write (`CREATE MODEL`, `ML.PREDICT`, …) are
+//! rewritten into plans over these functions by `sentio-sql`.
+
+pub mod bayes;
+pub mod knn;
+pub mod logistic;
+pub mod metrics_udaf;
+pub mod model;
+pub mod predict_udf;
+pub mod row_fraction;
+pub mod spec;
+pub mod text;
+pub mod train_udaf;
+pub mod tree;
+
+/// Encoded training rows: `x` row-major (`rows × width`), class indices and
+/// per-row weights.
+#[derive(Debug, Clone, Default)]
+pub struct Dataset {
+    /// Features, row-major.
+    pub x: Vec<f32>,
+    /// Class index of each row.
+    pub y: Vec<u32>,
+    /// Weight of each row (its class weight).
+    pub w: Vec<f64>,
+    /// Encoded features per row.
+    pub width: usize,
+}
+
+impl Dataset {
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.y.len()
+    }
+}

@@ -1,0 +1,280 @@
+//! Training a model from encoded rows, merging models trained in parts, and
+//! class probabilities from a trained model.
+
+use prost::Message;
+use sentio_proto::{Forest, Knn, ModelPayload, model_payload::Algorithm as Payload};
+
+use crate::ml::spec::{Algorithm, TrainSpec};
+use crate::ml::{Dataset, bayes, knn, logistic, tree};
+
+/// Version of the [`ModelPayload`] encoding this build writes and reads.
+pub const PAYLOAD_FORMAT: u32 = 1;
+
+/// Trains the share of the model that `bucket` (of `spec.buckets`) owns.
+///
+/// Forests deal their trees out to the buckets; the other algorithms train
+/// entirely in bucket 0. `data` must be in a deterministic order.
+pub fn train_bucket(spec: &TrainSpec, data: &Dataset, bucket: u32) -> ModelPayload {
+    let classes = spec.labels.len();
+    let p = &spec.params;
+    let width = spec.width();
+    let all_features = width.max(1);
+    let algorithm = match spec.algorithm {
+        Algorithm::RandomForest => {
+            let buckets = spec.buckets.max(1);
+            let first = p.num_trees * bucket / buckets;
+            let last = p.num_trees * (bucket + 1) / buckets;
+            let per_node = if p.colsample_bynode > 0.0 {
+                ((width as f64 * p.colsample_bynode).round() as usize).max(1)
+            } else {
+                ((width as f64).sqrt().round() as usize).max(1)
+            };
+            let params = tree::TreeParams {
+                max_depth: p.max_depth,
+                min_child_rows: p.min_child_rows,
+                features_per_node: per_node,
+            };
+            Payload::Forest(tree::grow_forest(data, classes, &params, p.subsample, spec.seed, first, last - first))
+        }
+        Algorithm::DecisionTree => {
+            let params = tree::TreeParams {
+                max_depth: p.max_depth,
+                min_child_rows: p.min_child_rows,
+                features_per_node: all_features,
+            };
+            let count = u32::from(bucket == 0);
+            Payload::Forest(tree::grow_forest(data, classes, &params, 1.0, spec.seed, 0, count))
+        }
+        Algorithm::LogisticReg => Payload::Logistic(logistic::fit(
+            data,
+            classes,
+            p.l2_reg,
+            p.max_iterations,
+            p.min_rel_progress,
+        )),
+        Algorithm::NaiveBayes => Payload::NaiveBayes(bayes::fit(data, classes)),
+        Algorithm::Knn => Payload::Knn(Knn {
+            num_neighbors: p.num_neighbors,
+            x: data.x.clone(),
+            y: data.y.clone(),
+        }),
+    };
+    ModelPayload {
+        format_version: PAYLOAD_FORMAT,
+        num_features: width as u32,
+        num_classes: classes as u32,
+        algorithm: Some(algorithm),
+    }
+}
+
+/// Merges the buckets' parts (in bucket order) into one model.
+pub fn merge_parts(parts: Vec<ModelPayload>) -> Result<ModelPayload, String> {
+    let mut iter = parts.into_iter();
+    let first = iter.next().ok_or("no model parts to merge")?;
+    let rest: Vec<ModelPayload> = iter.collect();
+    if rest.is_empty() {
+        return Ok(first);
+    }
+    match first.algorithm {
+        Some(Payload::Forest(f)) => {
+            let mut forests = vec![f];
+            for p in rest {
+                match p.algorithm {
+                    Some(Payload::Forest(f)) => forests.push(f),
+                    _ => return Err("model parts of different kinds".into()),
+                }
+            }
+            Ok(ModelPayload {
+                algorithm: Some(Payload::Forest(tree::merge_forests(forests))),
+                ..first
+            })
+        }
+        _ => Err("only forests are trained in several parts".into()),
+    }
+}
+
+/// A model ready to predict.
+#[derive(Debug)]
+pub struct Predictor {
+    /// Features, labels and encodings.
+    pub spec: TrainSpec,
+    /// The trained parameters.
+    pub payload: ModelPayload,
+}
+
+impl Predictor {
+    /// Decodes a stored payload and checks that it fits `spec`.
+    pub fn decode(spec: TrainSpec, bytes: &[u8]) -> Result<Self, String> {
+        let payload = ModelPayload::decode(bytes).map_err(|e| format!("the model file is corrupt: {e}"))?;
+        if payload.format_version != PAYLOAD_FORMAT {
+            return Err(format!(
+                "the model file has format {} and this Sentio reads format {PAYLOAD_FORMAT}; \
+                 retrain the model or use a matching Sentio version",
+                payload.format_version
+            ));
+        }
+        if payload.num_features as usize != spec.width() || payload.num_classes as usize != spec.labels.len() {
+            return Err("the model file does not match its metadata".into());
+        }
+        let ok = match &payload.algorithm {
+            Some(Payload::Forest(f)) => {
+                let k = spec.labels.len();
+                !f.trees.is_empty()
+                    && f.trees.iter().all(|t| {
+                        let n = t.feature.len();
+                        t.threshold.len() == n
+                            && t.left.len() == n
+                            && t.right.len() == n
+                            && t.probs.len() == n * k
+                            && (0..n).all(|i| {
+                                t.feature[i] < 0
+                                    || ((t.feature[i] as usize) < spec.width()
+                                        && (t.left[i] as usize) < n
+                                        && (t.right[i] as usize) < n
+                                        && t.left[i] as usize > i
+                                        && t.right[i] as usize > i)
+                            })
+                    })
+            }
+            Some(Payload::Logistic(l)) => l.weights.len() == spec.labels.len() * (spec.width() + 1),
+            Some(Payload::NaiveBayes(nb)) => {
+                nb.count.len() == spec.labels.len()
+                    && nb.sum.len() == spec.labels.len() * spec.width()
+                    && nb.sum_sq.len() == nb.sum.len()
+            }
+            Some(Payload::Knn(k)) => {
+                k.x.len() == k.y.len() * spec.width() && k.y.iter().all(|y| (*y as usize) < spec.labels.len())
+            }
+            None => false,
+        };
+        if !ok {
+            return Err("the model file is corrupt (inconsistent parameters)".into());
+        }
+        Ok(Self { spec, payload })
+    }
+
+    /// Class probabilities of one encoded row, in `spec.labels` order.
+    pub fn probs(&self, x: &[f32], out: &mut [f64]) {
+        let width = self.spec.width();
+        match &self.payload.algorithm {
+            Some(Payload::Forest(f)) => forest_probs(f, x, out),
+            Some(Payload::Logistic(l)) => logistic::probs(&l.weights, width, x, out),
+            Some(Payload::NaiveBayes(nb)) => bayes::probs(nb, width, x, out),
+            Some(Payload::Knn(k)) => knn::probs(k, &self.spec.class_weights, width, x, out),
+            None => out.fill(0.0),
+        }
+    }
+}
+
+fn forest_probs(f: &Forest, x: &[f32], out: &mut [f64]) {
+    out.fill(0.0);
+    for t in &f.trees {
+        tree::add_tree_probs(t, x, out);
+    }
+    let n = f.trees.len().max(1) as f64;
+    for o in out.iter_mut() {
+        *o /= n;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ml::spec::{Encoding, FeatureSpec, Params};
+    use crate::rng::Rng;
+
+    /// Three Gaussian blobs in 4 dimensions (2 informative, 2 noise).
+    fn blobs(n: usize, seed: u64) -> Dataset {
+        let mut rng = Rng::stream(seed, "blobs", 0);
+        let mut d = Dataset { width: 4, ..Default::default() };
+        for _ in 0..n {
+            let c = (rng.next_u64() % 3) as u32;
+            let (cx, cy) = [(0.0, 0.0), (2.0, 0.0), (0.0, 2.0)][c as usize];
+            d.x.extend([cx + rng.normal(), cy + rng.normal(), rng.normal(), rng.normal()].map(|v| v as f32));
+            d.y.push(c);
+            d.w.push(1.0);
+        }
+        d
+    }
+
+    fn spec(algorithm: Algorithm, buckets: u32) -> TrainSpec {
+        TrainSpec {
+            algorithm,
+            features: (0..4)
+                .map(|i| FeatureSpec {
+                    name: format!("f{i}"),
+                    sql_type: "Float64".into(),
+                    encoding: Encoding::Numeric { mean: 0.0, std: 1.0 },
+                })
+                .collect(),
+            labels: vec!["a".into(), "b".into(), "c".into()],
+            class_weights: vec![1.0; 3],
+            seed: 42,
+            buckets,
+            params: Params { num_trees: 20, max_depth: 8, ..Params::default() },
+        }
+    }
+
+    fn accuracy(p: &Predictor, d: &Dataset) -> f64 {
+        let mut out = vec![0.0; 3];
+        let mut right = 0;
+        for r in 0..d.rows() {
+            p.probs(&d.x[r * 4..r * 4 + 4], &mut out);
+            let best = (0..3).fold(0, |b, c| if out[c] > out[b] { c } else { b });
+            right += usize::from(best as u32 == d.y[r]);
+            assert!((out.iter().sum::<f64>() - 1.0).abs() < 1e-6, "probabilities sum to 1");
+        }
+        right as f64 / d.rows() as f64
+    }
+
+    fn trained(algorithm: Algorithm, buckets: u32, train: &Dataset) -> Predictor {
+        let s = spec(algorithm, buckets);
+        let parts = (0..buckets).map(|b| train_bucket(&s, train, b)).collect();
+        let bytes = merge_parts(parts).unwrap().encode_to_vec();
+        Predictor::decode(s, &bytes).unwrap()
+    }
+
+    #[test]
+    fn every_algorithm_learns_blobs() {
+        let (train, test) = (blobs(3000, 1), blobs(1000, 2));
+        // The Bayes-optimal accuracy of these blobs is about 0.79.
+        for algorithm in [
+            Algorithm::LogisticReg,
+            Algorithm::RandomForest,
+            Algorithm::DecisionTree,
+            Algorithm::NaiveBayes,
+            Algorithm::Knn,
+        ] {
+            let acc = accuracy(&trained(algorithm, 1, &train), &test);
+            assert!(acc > 0.70, "{algorithm:?}: accuracy {acc}");
+        }
+    }
+
+    #[test]
+    fn forests_do_not_depend_on_how_trees_are_dealt() {
+        let train = blobs(2000, 3);
+        let one = trained(Algorithm::RandomForest, 1, &train);
+        let four = trained(Algorithm::RandomForest, 4, &train);
+        let (Some(Payload::Forest(a)), Some(Payload::Forest(b))) = (&one.payload.algorithm, &four.payload.algorithm)
+        else {
+            panic!("forests expected")
+        };
+        assert_eq!(a.trees.len(), 20);
+        assert!(a.trees == b.trees, "the same trees whichever bucket grew them");
+        for (x, y) in a.importance_gain.iter().zip(&b.importance_gain) {
+            assert!((x - y).abs() <= 1e-9 * x.abs().max(1.0));
+        }
+    }
+
+    #[test]
+    fn corrupt_payloads_are_refused() {
+        let train = blobs(500, 4);
+        let s = spec(Algorithm::DecisionTree, 1);
+        let mut bytes = train_bucket(&s, &train, 0).encode_to_vec();
+        assert!(Predictor::decode(s.clone(), &bytes[..bytes.len() / 2]).is_err());
+        let n = bytes.len();
+        bytes[n - 1] ^= 0xff;
+        let _ = Predictor::decode(s.clone(), &bytes); // must not panic
+        assert!(Predictor::decode(s, b"not a model").is_err());
+    }
+}

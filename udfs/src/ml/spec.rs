@@ -1,0 +1,272 @@
+//! What a model knows about its input: the features (with their encodings)
+//! and the labels, plus the algorithm and its hyperparameters. The client
+//! computes a [`TrainSpec`] from statistics of the training query and sends it
+//! as a JSON literal to the training aggregate; the same spec is stored in the
+//! model's metadata and drives the encoding at prediction time, so a model
+//! encodes its inputs identically wherever it runs.
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray};
+use datafusion::arrow::datatypes::{DataType, Float64Type};
+use datafusion::common::{Result, exec_err};
+use serde::{Deserialize, Serialize};
+
+/// The learning algorithms Sentio trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Algorithm {
+    /// Multinomial logistic regression (`logistic_reg`).
+    LogisticReg,
+    /// Random forest (`random_forest_classifier`).
+    RandomForest,
+    /// One CART tree (`decision_tree_classifier`).
+    DecisionTree,
+    /// Gaussian naive Bayes (`naive_bayes_classifier`).
+    NaiveBayes,
+    /// k-nearest neighbours (`knn_classifier`).
+    Knn,
+}
+
+impl Algorithm {
+    /// The `model_type` option value, as BigQuery ML spells it where it has one.
+    pub fn model_type(self) -> &'static str {
+        match self {
+            Self::LogisticReg => "logistic_reg",
+            Self::RandomForest => "random_forest_classifier",
+            Self::DecisionTree => "decision_tree_classifier",
+            Self::NaiveBayes => "naive_bayes_classifier",
+            Self::Knn => "knn_classifier",
+        }
+    }
+
+    /// Parses a `model_type` option value (case-insensitive).
+    pub fn from_model_type(s: &str) -> Option<Self> {
+        [
+            Self::LogisticReg,
+            Self::RandomForest,
+            Self::DecisionTree,
+            Self::NaiveBayes,
+            Self::Knn,
+        ]
+        .into_iter()
+        .find(|a| a.model_type().eq_ignore_ascii_case(s))
+    }
+}
+
+/// How a feature column becomes numbers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Encoding {
+    /// A number, standardised: `(x - mean) / std`; NULL and NaN become the
+    /// mean (0 after standardising).
+    Numeric {
+        /// Mean over the training rows (the imputed value).
+        mean: f64,
+        /// Population standard deviation (1 when the column is constant).
+        std: f64,
+    },
+    /// Text, one-hot encoded over the categories seen in training; NULL and
+    /// unseen categories encode as all zeros.
+    Categorical {
+        /// The categories, in a fixed order.
+        categories: Vec<String>,
+    },
+}
+
+/// One input column of a model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureSpec {
+    /// Column name, as the training query produced it.
+    pub name: String,
+    /// Arrow type of the column at training time (for messages).
+    pub sql_type: String,
+    /// How it is encoded.
+    pub encoding: Encoding,
+}
+
+impl FeatureSpec {
+    /// Number of encoded values this feature contributes.
+    pub fn width(&self) -> usize {
+        match &self.encoding {
+            Encoding::Numeric { .. } => 1,
+            Encoding::Categorical { categories } => categories.len(),
+        }
+    }
+
+    /// Whether the feature is numeric (else categorical).
+    pub fn is_numeric(&self) -> bool {
+        matches!(self.encoding, Encoding::Numeric { .. })
+    }
+}
+
+/// Hyperparameters; each algorithm reads the ones it has.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Params {
+    /// Trees in a forest (`num_parallel_tree`).
+    pub num_trees: u32,
+    /// Maximum tree depth (`max_tree_depth`).
+    pub max_depth: u32,
+    /// Fraction of rows each tree is grown on, drawn without replacement
+    /// (`subsample`).
+    pub subsample: f64,
+    /// Fraction of features considered at each split (`colsample_bynode`);
+    /// 0 means √(number of features).
+    pub colsample_bynode: f64,
+    /// Minimum rows in a child (`min_tree_child_weight`).
+    pub min_child_rows: u32,
+    /// L2 penalty (`l2_reg`).
+    pub l2_reg: f64,
+    /// Iterations of the optimiser (`max_iterations`).
+    pub max_iterations: u32,
+    /// Stop when the loss improves by less than this fraction (`min_rel_progress`).
+    pub min_rel_progress: f64,
+    /// Neighbours (`num_neighbors`).
+    pub num_neighbors: u32,
+    /// Rows a k-NN model keeps (a deterministic sample beyond that).
+    pub max_stored_rows: u64,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Self {
+            num_trees: 100,
+            max_depth: 15,
+            subsample: 0.8,
+            colsample_bynode: 0.0,
+            min_child_rows: 1,
+            l2_reg: 0.0,
+            max_iterations: 50,
+            min_rel_progress: 1e-4,
+            num_neighbors: 5,
+            max_stored_rows: 50_000,
+        }
+    }
+}
+
+/// Everything the training aggregate needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainSpec {
+    /// The algorithm.
+    pub algorithm: Algorithm,
+    /// The features, in argument order.
+    pub features: Vec<FeatureSpec>,
+    /// Class labels (as text), sorted; class `i` is `labels[i]`.
+    pub labels: Vec<String>,
+    /// Weight of each class's rows (1 unless class weights were asked for).
+    pub class_weights: Vec<f64>,
+    /// Seed of every random choice.
+    pub seed: u64,
+    /// Groups the work is split into (forests: trees are dealt out to them).
+    pub buckets: u32,
+    /// Hyperparameters.
+    pub params: Params,
+}
+
+impl TrainSpec {
+    /// Parses a spec from its JSON text.
+    pub fn from_json(s: &str) -> Result<Self> {
+        serde_json::from_str(s)
+            .map_err(|e| datafusion::error::DataFusionError::Execution(format!("bad model spec: {e}")))
+    }
+
+    /// The spec as JSON text.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a spec always serialises")
+    }
+
+    /// Number of encoded feature values per row.
+    pub fn width(&self) -> usize {
+        self.features.iter().map(FeatureSpec::width).sum()
+    }
+
+    /// Which feature each encoded value belongs to.
+    pub fn encoded_owner(&self) -> Vec<usize> {
+        self.features
+            .iter()
+            .enumerate()
+            .flat_map(|(i, f)| std::iter::repeat_n(i, f.width()))
+            .collect()
+    }
+
+    /// Encodes feature columns (numeric ones as Float64, categorical ones as
+    /// Utf8) into a row-major matrix of `rows × width()` values.
+    pub fn encode(&self, columns: &[ArrayRef]) -> Result<Vec<f32>> {
+        if columns.len() != self.features.len() {
+            return exec_err!(
+                "the model has {} features, {} values were given",
+                self.features.len(),
+                columns.len()
+            );
+        }
+        let rows = columns.first().map_or(0, |c| c.len());
+        let width = self.width();
+        let mut out = vec![0f32; rows * width];
+        let mut offset = 0;
+        for (spec, col) in self.features.iter().zip(columns) {
+            match &spec.encoding {
+                Encoding::Numeric { mean, std } => {
+                    if col.data_type() != &DataType::Float64 {
+                        return exec_err!("feature {} must be passed as DOUBLE", spec.name);
+                    }
+                    let values = col.as_primitive::<Float64Type>();
+                    for r in 0..rows {
+                        let v = if values.is_null(r) || values.value(r).is_nan() {
+                            0.0
+                        } else {
+                            (values.value(r) - mean) / std
+                        };
+                        out[r * width + offset] = v as f32;
+                    }
+                }
+                Encoding::Categorical { categories } => {
+                    let strings = crate::ml::text::strings(col, &spec.name)?;
+                    for (r, v) in strings.iter().enumerate() {
+                        if let Some(v) = v
+                            && let Ok(k) = categories.binary_search_by(|c| c.as_str().cmp(v))
+                        {
+                            out[r * width + offset + k] = 1.0;
+                        }
+                    }
+                }
+            }
+            offset += spec.width();
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Float64Array, StringArray};
+    use std::sync::Arc;
+
+    #[test]
+    fn encodes_numbers_categories_nulls_and_unseen() {
+        let spec = TrainSpec {
+            algorithm: Algorithm::LogisticReg,
+            features: vec![
+                FeatureSpec {
+                    name: "x".into(),
+                    sql_type: "Float64".into(),
+                    encoding: Encoding::Numeric { mean: 2.0, std: 2.0 },
+                },
+                FeatureSpec {
+                    name: "c".into(),
+                    sql_type: "Utf8".into(),
+                    encoding: Encoding::Categorical { categories: vec!["a".into(), "b".into()] },
+                },
+            ],
+            labels: vec!["n".into(), "y".into()],
+            class_weights: vec![1.0, 1.0],
+            seed: 1,
+            buckets: 1,
+            params: Params::default(),
+        };
+        let x: ArrayRef = Arc::new(Float64Array::from(vec![Some(4.0), None, Some(f64::NAN)]));
+        let c: ArrayRef = Arc::new(StringArray::from(vec![Some("b"), Some("zzz"), None]));
+        let m = spec.encode(&[x, c]).unwrap();
+        assert_eq!(m, vec![1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+        assert_eq!(spec.encoded_owner(), vec![0, 1, 1]);
+        assert_eq!(TrainSpec::from_json(&spec.to_json()).unwrap(), spec);
+    }
+}

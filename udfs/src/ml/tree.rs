@@ -1,0 +1,280 @@
+//! Classification trees and random forests, grown on binned features.
+//!
+//! Features are cut into at most [`MAX_BINS`] quantile bins once per training
+//! set; a split is then chosen from per-bin class histograms (as LightGBM and
+//! Spark do), which makes a node's cost one pass over its rows per candidate
+//! feature. Splits minimise weighted Gini impurity. A forest grows each tree on
+//! a `subsample` of the rows drawn without replacement and considers a random
+//! `colsample_bynode` share of the features at every node; every random choice
+//! comes from (seed, tree index), so tree `t` is the same whichever process
+//! grows it.
+
+use sentio_proto::{Forest, Tree};
+
+use crate::rng::Rng;
+use crate::ml::Dataset;
+
+/// Most bins per feature.
+pub const MAX_BINS: usize = 255;
+
+/// A feature matrix cut into bins, column-major, with the cut points.
+pub struct Binned {
+    /// `bins[f * rows + r]` is the bin of row `r` in feature `f`.
+    bins: Vec<u8>,
+    /// Upper edge of each bin but the last, per feature: bin `b` holds values
+    /// `<= cuts[f][b]`.
+    cuts: Vec<Vec<f32>>,
+    rows: usize,
+}
+
+impl Binned {
+    /// Bins `data` (cut points from a deterministic sample of the rows).
+    pub fn new(data: &Dataset) -> Self {
+        let (rows, width) = (data.rows(), data.width);
+        let step = (rows / 20_000).max(1);
+        let mut cuts = Vec::with_capacity(width);
+        let mut bins = vec![0u8; rows * width];
+        for f in 0..width {
+            let mut sample: Vec<f32> = (0..rows).step_by(step).map(|r| data.x[r * width + f]).collect();
+            sample.sort_by(f32::total_cmp);
+            sample.dedup();
+            let c: Vec<f32> = if sample.len() <= MAX_BINS {
+                sample.windows(2).map(|w| w[0] + (w[1] - w[0]) / 2.0).collect()
+            } else {
+                let mut c: Vec<f32> = (1..MAX_BINS)
+                    .map(|i| sample[i * sample.len() / MAX_BINS])
+                    .collect();
+                c.dedup();
+                c
+            };
+            for r in 0..rows {
+                let v = data.x[r * width + f];
+                bins[f * rows + r] = c.partition_point(|cut| *cut < v) as u8;
+            }
+            cuts.push(c);
+        }
+        Self { bins, cuts, rows }
+    }
+}
+
+/// Tree-growing settings.
+#[derive(Debug, Clone)]
+pub struct TreeParams {
+    /// Maximum depth (the root is depth 0).
+    pub max_depth: u32,
+    /// Minimum rows in a child.
+    pub min_child_rows: u32,
+    /// Features considered per node (all when `>=` the width).
+    pub features_per_node: usize,
+}
+
+struct Grower<'a> {
+    data: &'a Dataset,
+    binned: &'a Binned,
+    params: &'a TreeParams,
+    classes: usize,
+    rng: Rng,
+    tree: Tree,
+    importance_weight: Vec<f64>,
+    importance_gain: Vec<f64>,
+    importance_cover: Vec<f64>,
+}
+
+fn gini(counts: &[f64], total: f64) -> f64 {
+    if total <= 0.0 {
+        return 0.0;
+    }
+    1.0 - counts.iter().map(|c| (c / total) * (c / total)).sum::<f64>()
+}
+
+impl Grower<'_> {
+    fn leaf(&mut self, counts: &[f64]) -> u32 {
+        let total: f64 = counts.iter().sum();
+        let id = self.tree.feature.len() as u32;
+        self.tree.feature.push(-1);
+        self.tree.threshold.push(0.0);
+        self.tree.left.push(0);
+        self.tree.right.push(0);
+        for c in counts {
+            self.tree.probs.push(if total > 0.0 { (c / total) as f32 } else { 1.0 / counts.len() as f32 });
+        }
+        id
+    }
+
+    fn grow(&mut self, rows: &mut [u32], depth: u32) -> u32 {
+        let k = self.classes;
+        let mut counts = vec![0f64; k];
+        for &r in rows.iter() {
+            counts[self.data.y[r as usize] as usize] += self.data.w[r as usize];
+        }
+        let total: f64 = counts.iter().sum();
+        let pure = counts.iter().filter(|c| **c > 0.0).count() <= 1;
+        let min_child = self.params.min_child_rows.max(1) as usize;
+        if depth >= self.params.max_depth || pure || rows.len() < 2 * min_child {
+            return self.leaf(&counts);
+        }
+        let parent_impurity = gini(&counts, total);
+        let width = self.data.width;
+        let mut candidates: Vec<usize> = (0..width).collect();
+        let m = self.params.features_per_node.clamp(1, width);
+        for i in 0..m {
+            let j = i + (self.rng.next_u64() % (width - i) as u64) as usize;
+            candidates.swap(i, j);
+        }
+        let mut best: Option<(f64, usize, usize)> = None; // (gain, feature, bin)
+        let mut hist = vec![0f64; (MAX_BINS + 1) * k];
+        let mut hist_n = vec![0usize; MAX_BINS + 1];
+        for &f in &candidates[..m] {
+            let nbins = self.binned.cuts[f].len() + 1;
+            if nbins < 2 {
+                continue;
+            }
+            hist[..nbins * k].fill(0.0);
+            hist_n[..nbins].fill(0);
+            let col = &self.binned.bins[f * self.binned.rows..(f + 1) * self.binned.rows];
+            for &r in rows.iter() {
+                let b = col[r as usize] as usize;
+                hist[b * k + self.data.y[r as usize] as usize] += self.data.w[r as usize];
+                hist_n[b] += 1;
+            }
+            let mut left = vec![0f64; k];
+            let mut left_n = 0usize;
+            for b in 0..nbins - 1 {
+                for c in 0..k {
+                    left[c] += hist[b * k + c];
+                }
+                left_n += hist_n[b];
+                if left_n < min_child || rows.len() - left_n < min_child {
+                    continue;
+                }
+                let lt: f64 = left.iter().sum();
+                let rt = total - lt;
+                if lt <= 0.0 || rt <= 0.0 {
+                    continue;
+                }
+                let right: Vec<f64> = counts.iter().zip(&left).map(|(a, l)| a - l).collect();
+                let impurity = (lt * gini(&left, lt) + rt * gini(&right, rt)) / total;
+                let gain = parent_impurity - impurity;
+                if gain > 1e-12 && best.is_none_or(|(g, _, _)| gain > g) {
+                    best = Some((gain, f, b));
+                }
+            }
+        }
+        let Some((gain, f, b)) = best else {
+            return self.leaf(&counts);
+        };
+        self.importance_weight[f] += 1.0;
+        self.importance_gain[f] += gain * total;
+        self.importance_cover[f] += rows.len() as f64;
+        let col = &self.binned.bins[f * self.binned.rows..(f + 1) * self.binned.rows];
+        let mut split = 0;
+        for i in 0..rows.len() {
+            if (col[rows[i] as usize] as usize) <= b {
+                rows.swap(i, split);
+                split += 1;
+            }
+        }
+        let id = self.tree.feature.len();
+        self.tree.feature.push(f as i32);
+        self.tree.threshold.push(self.binned.cuts[f][b]);
+        self.tree.left.push(0);
+        self.tree.right.push(0);
+        self.tree.probs.extend(counts.iter().map(|c| (c / total) as f32));
+        let (l, r) = rows.split_at_mut(split);
+        let left = self.grow(l, depth + 1);
+        let right = self.grow(r, depth + 1);
+        self.tree.left[id] = left;
+        self.tree.right[id] = right;
+        id as u32
+    }
+}
+
+/// Grows trees `first..first + count` of a forest seeded by `seed`.
+///
+/// `subsample` below 1 grows each tree on that share of the rows, drawn
+/// without replacement.
+pub fn grow_forest(
+    data: &Dataset,
+    classes: usize,
+    params: &TreeParams,
+    subsample: f64,
+    seed: u64,
+    first: u32,
+    count: u32,
+) -> Forest {
+    let binned = Binned::new(data);
+    let width = data.width;
+    let mut forest = Forest {
+        trees: Vec::with_capacity(count as usize),
+        importance_weight: vec![0.0; width],
+        importance_gain: vec![0.0; width],
+        importance_cover: vec![0.0; width],
+    };
+    for t in first..first + count {
+        let mut rng = Rng::stream(seed, "tree", u64::from(t));
+        let mut rows: Vec<u32> = (0..data.rows() as u32).collect();
+        if subsample < 1.0 {
+            let keep = ((data.rows() as f64 * subsample).round() as usize).clamp(1, data.rows());
+            for i in 0..keep {
+                let j = i + (rng.next_u64() % (rows.len() - i) as u64) as usize;
+                rows.swap(i, j);
+            }
+            rows.truncate(keep);
+        }
+        let mut g = Grower {
+            data,
+            binned: &binned,
+            params,
+            classes,
+            rng,
+            tree: Tree::default(),
+            importance_weight: vec![0.0; width],
+            importance_gain: vec![0.0; width],
+            importance_cover: vec![0.0; width],
+        };
+        g.grow(&mut rows, 0);
+        for f in 0..width {
+            forest.importance_weight[f] += g.importance_weight[f];
+            forest.importance_gain[f] += g.importance_gain[f];
+            forest.importance_cover[f] += g.importance_cover[f];
+        }
+        forest.trees.push(g.tree);
+    }
+    forest
+}
+
+/// Adds the class probabilities of `tree` for row `x` to `out`.
+pub fn add_tree_probs(tree: &Tree, x: &[f32], out: &mut [f64]) {
+    let k = out.len();
+    let mut node = 0usize;
+    while tree.feature[node] >= 0 {
+        let f = tree.feature[node] as usize;
+        node = if x[f] <= tree.threshold[node] { tree.left[node] } else { tree.right[node] } as usize;
+    }
+    for (o, p) in out.iter_mut().zip(&tree.probs[node * k..node * k + k]) {
+        *o += f64::from(*p);
+    }
+}
+
+/// Merges forests grown in parts (trees in part order, importances summed).
+pub fn merge_forests(parts: Vec<Forest>) -> Forest {
+    let mut out = Forest::default();
+    for p in parts {
+        if out.importance_gain.is_empty() {
+            out.importance_weight = vec![0.0; p.importance_weight.len()];
+            out.importance_gain = vec![0.0; p.importance_gain.len()];
+            out.importance_cover = vec![0.0; p.importance_cover.len()];
+        }
+        for (o, v) in out.importance_weight.iter_mut().zip(&p.importance_weight) {
+            *o += v;
+        }
+        for (o, v) in out.importance_gain.iter_mut().zip(&p.importance_gain) {
+            *o += v;
+        }
+        for (o, v) in out.importance_cover.iter_mut().zip(&p.importance_cover) {
+            *o += v;
+        }
+        out.trees.extend(p.trees);
+    }
+    out
+}
