@@ -72,6 +72,10 @@ pub enum SentioError {
         job: Option<String>,
     },
 
+    /// An error of the machine-learning layer.
+    #[error(transparent)]
+    Ml(#[from] crate::ml::MlError),
+
     /// An error from DataFusion or Ballista.
     #[error(transparent)]
     DataFusion(#[from] DataFusionError),

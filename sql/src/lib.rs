@@ -26,6 +26,7 @@ pub mod script;
 pub mod error;
 pub mod lake;
 pub mod logging;
+pub mod ml;
 pub mod object_store;
 pub mod opdb;
 pub mod repl;

@@ -94,7 +94,19 @@ impl Runner {
     /// Runs one statement and returns its result batches.
     pub async fn query(&self, sql: &str) -> Result<(Vec<RecordBatch>, StatementOutcome)> {
         let started = Instant::now();
-        let df = self.client.ctx.sql(sql).await?;
+        let sql = match crate::ml::prepare(&self.client.ml, sql).await? {
+            crate::ml::Prepared::Sql(sql) => sql,
+            crate::ml::Prepared::Done(batches) => {
+                let outcome = StatementOutcome {
+                    rows: batches.iter().map(RecordBatch::num_rows).sum(),
+                    bytes_received: ipc_size(&batches),
+                    elapsed: started.elapsed(),
+                    job_id: None,
+                };
+                return Ok((batches, outcome));
+            }
+        };
+        let df = self.client.ctx.sql(&sql).await?;
         let plan = df.create_physical_plan().await?;
         let task_ctx = self.client.ctx.task_ctx();
         let work = datafusion::physical_plan::collect(Arc::clone(&plan), task_ctx);

@@ -7,7 +7,7 @@
 //! * [`runtime_env`] — object stores resolved from the process's own
 //!   configuration ([`SentioObjectStoreRegistry`]);
 //! * [`session_state`] — DataFusion's and Ballista's functions plus Sentio's
-//!   ([`sentio_udfs::scalar_functions`]);
+//!   ([`sentio_udfs::scalar_functions`], [`sentio_udfs::aggregate_functions`]);
 //! * Sentio's codecs ([`crate::codec`]), set in the session config;
 //! * [`configure_scheduler`] / [`configure_executor`] — the same, applied to
 //!   Ballista's scheduler and executor process configurations;
@@ -35,6 +35,7 @@ use crate::opdb::{self, Opdb};
 use crate::config::{S3Config, SentioConfig};
 use crate::error::{Result, SentioError};
 use crate::lake;
+use crate::ml::source::LakeModels;
 use crate::object_store::SentioObjectStoreRegistry;
 
 /// How long the client waits for a remote scheduler to accept a connection.
@@ -65,16 +66,24 @@ pub fn runtime_env(s3: &S3Config) -> Result<Arc<RuntimeEnv>> {
     ))
 }
 
+/// Sentio's scalar functions for a process whose S3 settings are `s3`
+/// (`sentio_predict` reads stored models with them).
+fn sentio_scalars(s3: &S3Config) -> Vec<Arc<datafusion::logical_expr::ScalarUDF>> {
+    sentio_udfs::scalar_functions(Arc::new(LakeModels::new(s3.clone())))
+}
+
 /// A session state with DataFusion's, Ballista's and Sentio's functions.
-pub fn session_state(config: SessionConfig, runtime: Arc<RuntimeEnv>) -> SessionState {
+pub fn session_state(config: SessionConfig, runtime: Arc<RuntimeEnv>, s3: &S3Config) -> SessionState {
     let mut scalars = ballista_scalar_functions();
-    scalars.extend(sentio_udfs::scalar_functions());
+    scalars.extend(sentio_scalars(s3));
+    let mut aggregates = ballista_aggregate_functions();
+    aggregates.extend(sentio_udfs::aggregate_functions());
     SessionStateBuilder::new()
         .with_config(config)
         .with_runtime_env(runtime)
         .with_default_features()
         .with_scalar_functions(scalars)
-        .with_aggregate_functions(ballista_aggregate_functions())
+        .with_aggregate_functions(aggregates)
         .with_window_functions(ballista_window_functions())
         .build()
 }
@@ -83,15 +92,19 @@ pub fn session_state(config: SessionConfig, runtime: Arc<RuntimeEnv>) -> Session
 ///
 /// `upgrade_for_ballista` replaces a state's function lists, so the client
 /// registers Sentio's functions again after the context is created.
-pub fn register_functions(ctx: &SessionContext) {
-    for f in sentio_udfs::scalar_functions() {
+pub fn register_functions(ctx: &SessionContext, s3: &S3Config) {
+    for f in sentio_scalars(s3) {
         ctx.register_udf(f.as_ref().clone());
+    }
+    for f in sentio_udfs::aggregate_functions() {
+        ctx.register_udaf(f.as_ref().clone());
     }
 }
 
 /// Applies Sentio's session, functions and object stores to a scheduler.
 pub fn configure_scheduler(config: SchedulerConfig, sentio: &SentioConfig) -> Result<SchedulerConfig> {
     let runtime = runtime_env(&sentio.s3)?;
+    let s3 = sentio.s3.clone();
     let opdb = Arc::new(Opdb::from_config(sentio));
     let mut config = config;
     config.override_logical_codec = Some(Arc::new(SentioLogicalCodec::new(Arc::clone(&opdb))));
@@ -99,7 +112,7 @@ pub fn configure_scheduler(config: SchedulerConfig, sentio: &SentioConfig) -> Re
     Ok(config
         .with_override_config_producer(Arc::new(move || session_config(&opdb)))
         .with_override_session_builder(Arc::new(move |cfg: SessionConfig| {
-            Ok(session_state(cfg, Arc::clone(&runtime)))
+            Ok(session_state(cfg, Arc::clone(&runtime), &s3))
         })))
 }
 
@@ -107,7 +120,7 @@ pub fn configure_scheduler(config: SchedulerConfig, sentio: &SentioConfig) -> Re
 pub fn configure_executor(config: &mut ExecutorProcessConfig, sentio: &SentioConfig) -> Result<()> {
     let runtime = runtime_env(&sentio.s3)?;
     let opdb = Arc::new(Opdb::from_config(sentio));
-    let state = session_state(session_config(&opdb), Arc::clone(&runtime));
+    let state = session_state(session_config(&opdb), Arc::clone(&runtime), &sentio.s3);
     let producer_opdb = Arc::clone(&opdb);
     config.override_config_producer = Some(Arc::new(move || session_config(&producer_opdb)));
     config.override_logical_codec = Some(Arc::new(SentioLogicalCodec::new(Arc::clone(&opdb))));
@@ -164,6 +177,8 @@ pub struct Client {
     pub ctx: SessionContext,
     /// gRPC URL of the scheduler (the in-process one when standalone).
     pub scheduler_grpc_url: String,
+    /// The machine-learning layer (model store under the lake).
+    pub ml: crate::ml::MlContext,
 }
 
 /// Connects to `sentio.scheduler`, or starts a standalone in-process cluster
@@ -171,7 +186,7 @@ pub struct Client {
 /// the lake catalogs when a lake is configured.
 pub async fn connect(sentio: &SentioConfig) -> Result<Client> {
     let opdb = Arc::new(Opdb::from_config(sentio));
-    let state = session_state(session_config(&opdb), runtime_env(&sentio.s3)?);
+    let state = session_state(session_config(&opdb), runtime_env(&sentio.s3)?, &sentio.s3);
     let (ctx, grpc_url) = match &sentio.scheduler {
         Some(url) => {
             let grpc = scheduler_grpc_url(url)?;
@@ -184,7 +199,7 @@ pub async fn connect(sentio: &SentioConfig) -> Result<Client> {
             (ctx, grpc)
         }
     };
-    register_functions(&ctx);
+    register_functions(&ctx, &sentio.s3);
     if let Some(lake_url) = &sentio.lake
         && lake::register_lake(&ctx, lake_url).await?.is_empty()
     {
@@ -199,9 +214,12 @@ pub async fn connect(sentio: &SentioConfig) -> Result<Client> {
     {
         eprintln!("warning: {e}; the opdb catalog is not available in this session");
     }
+    let root = sentio.lake.as_deref().map(lake::lake_root_url).transpose()?;
+    let ml = crate::ml::register_ml(&ctx, root.as_deref())?;
     Ok(Client {
         ctx,
         scheduler_grpc_url: grpc_url,
+        ml,
     })
 }
 

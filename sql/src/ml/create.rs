@@ -1,0 +1,600 @@
+//! `CREATE MODEL`: statistics of the training rows, the encoding spec, the
+//! training aggregate in the cluster, evaluation on the held-out rows, and a
+//! new immutable version in the model store.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, SchemaRef};
+use prost::Message;
+use sentio_proto::{ModelPayload, model_payload::Algorithm as Payload};
+use sentio_udfs::ml::model::{Predictor, merge_parts};
+use sentio_udfs::ml::predict_udf::{ModelRef, fingerprint, prime_cache};
+use sentio_udfs::ml::spec::{Algorithm, Encoding, FeatureSpec, TrainSpec};
+
+use crate::lake::quote_ident;
+use crate::ml::functions::{feature_args, metrics_of};
+use crate::ml::options::{ClassWeights, SplitMethod, TrainOptions};
+use crate::ml::parse::OptValue;
+use crate::ml::sqltext::{FeatureKind, feature_expr, feature_kind, lit, qcol};
+use crate::ml::store::{FeatureStat, Importance, Iteration, META_FORMAT, ModelMeta};
+use crate::ml::{MlContext, MlError, models_schema};
+
+/// Most categories kept per text feature (the most frequent ones).
+pub const MAX_CATEGORIES: usize = 1000;
+/// Most distinct labels.
+pub const MAX_LABELS: usize = 1000;
+
+/// A model trained but not stored.
+#[derive(Debug)]
+pub struct Trained {
+    /// Features, encodings, labels, hyperparameters.
+    pub spec: TrainSpec,
+    /// The encoded parameters.
+    pub payload: Vec<u8>,
+    /// Label column and its SQL type.
+    pub label: String,
+    /// SQL type of the label.
+    pub label_type: String,
+    /// Rows trained on and held out.
+    pub training_rows: u64,
+    /// Rows held out for evaluation.
+    pub eval_rows: u64,
+    /// Query over the held-out rows (None without a split).
+    pub eval_query: Option<String>,
+    /// Query over the training rows.
+    pub train_query: String,
+    /// Schema of the training query.
+    pub schema: SchemaRef,
+    /// Order-independent fingerprint of the training rows.
+    pub data_fingerprint: String,
+    /// Per-feature statistics.
+    pub feature_info: Vec<FeatureStat>,
+    /// Milliseconds per step.
+    pub timings_ms: BTreeMap<String, u64>,
+}
+
+fn label_sql_type(t: &DataType) -> Result<&'static str, MlError> {
+    Ok(match t {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "VARCHAR",
+        DataType::Dictionary(_, _) => "VARCHAR",
+        t if t.is_integer() => "BIGINT",
+        DataType::Boolean => "BOOLEAN",
+        other => {
+            return Err(MlError::Data(format!(
+                "a label of type {other} cannot be classified; use text, integer or boolean labels"
+            )));
+        }
+    })
+}
+
+fn f64_at(b: &RecordBatch, col: usize) -> Option<f64> {
+    let c = b.column(col);
+    if c.is_null(0) {
+        return None;
+    }
+    let c = datafusion::arrow::compute::cast(c, &DataType::Float64).ok()?;
+    let v = c.as_primitive::<Float64Type>().value(0);
+    v.is_finite().then_some(v)
+}
+
+fn i64_at(b: &RecordBatch, col: usize) -> i64 {
+    datafusion::arrow::compute::cast(b.column(col), &DataType::Int64)
+        .ok()
+        .filter(|c| !c.is_null(0))
+        .map_or(0, |c| c.as_primitive::<Int64Type>().value(0))
+}
+
+fn elapsed_ms(t: Instant) -> u64 {
+    t.elapsed().as_millis() as u64
+}
+
+/// Trains a model on `query` with `opts` (`what` names it in messages).
+pub async fn train(ml: &MlContext, opts: &TrainOptions, query: &str, what: &str) -> Result<Trained, MlError> {
+    let started = Instant::now();
+    let mut timings = BTreeMap::new();
+    let query = crate::ml::functions::rewrite(ml, query).await?;
+    let df = ml.ctx.sql(&query).await?;
+    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    let label_field = schema.field_with_name(&opts.label).map_err(|_| {
+        MlError::Data(format!(
+            "{what}: the training query has no label column {:?} (input_label_cols); its columns are {}",
+            opts.label,
+            schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+        ))
+    })?;
+    let label_type = label_sql_type(label_field.data_type())?.to_string();
+    let split_col = match &opts.split {
+        SplitMethod::Custom(c) => {
+            let f = schema
+                .field_with_name(c)
+                .map_err(|_| MlError::Data(format!("{what}: data_split_col {c:?} is not a column of the query")))?;
+            if f.data_type() != &DataType::Boolean {
+                return Err(MlError::Data(format!("{what}: data_split_col {c:?} must be BOOLEAN, not {}", f.data_type())));
+            }
+            Some(c.clone())
+        }
+        _ => None,
+    };
+    let mut features = Vec::new();
+    for f in schema.fields() {
+        if f.name() == &opts.label || Some(f.name()) == split_col.as_ref() {
+            continue;
+        }
+        let kind = feature_kind(f.data_type()).ok_or_else(|| {
+            MlError::Data(format!(
+                "{what}: column {:?} has type {}, which cannot be a feature (numbers, booleans, dates, \
+                 timestamps and text can); cast it or leave it out with SELECT * EXCEPT ({})",
+                f.name(),
+                f.data_type(),
+                f.name()
+            ))
+        })?;
+        features.push((f.name().clone(), f.data_type().clone(), kind));
+    }
+    if features.is_empty() {
+        return Err(MlError::Data(format!("{what}: the training query has no feature columns besides the label")));
+    }
+    let all_cols: Vec<String> = schema.fields().iter().map(|f| qcol("__b", f.name())).collect();
+    let base = format!(
+        "SELECT * FROM ({query}) __q WHERE {} IS NOT NULL",
+        qcol("__q", &opts.label)
+    );
+    let is_eval = |fraction: f64| format!("row_fraction({}, {}) < {fraction}", opts.seed, all_cols.join(", "));
+    let count_of = |sql: String| async move {
+        let b = ml.collect(&format!("SELECT COUNT(*) FROM ({sql}) __c")).await?;
+        Ok::<i64, MlError>(b.first().map_or(0, |b| i64_at(b, 0)))
+    };
+    let eval_pred: Option<String> = match &opts.split {
+        SplitMethod::NoSplit => None,
+        SplitMethod::Random(f) => (*f > 0.0).then(|| is_eval(*f)),
+        SplitMethod::Custom(c) => Some(format!("COALESCE({}, false)", qcol("__b", c))),
+        SplitMethod::Auto => {
+            let n = count_of(base.clone()).await?;
+            if n < 500 {
+                None
+            } else if n <= 50_000 {
+                Some(is_eval(0.2))
+            } else {
+                Some(is_eval(10_000.0 / n as f64))
+            }
+        }
+    };
+    let (train_query, eval_query) = match &eval_pred {
+        None => (base.clone(), None),
+        Some(p) => (
+            format!("SELECT * FROM ({base}) __b WHERE NOT ({p})"),
+            Some(format!("SELECT * FROM ({base}) __b WHERE {p}")),
+        ),
+    };
+    // Statistics of the training rows.
+    let t = Instant::now();
+    let mut stats_cols = vec![
+        "COUNT(*)".to_string(),
+        format!(
+            "bit_xor(CAST(row_fraction(0, {}) * 9007199254740992.0 AS BIGINT))",
+            schema.fields().iter().map(|f| qcol("__t", f.name())).collect::<Vec<_>>().join(", ")
+        ),
+    ];
+    for (name, t, kind) in &features {
+        let col = qcol("__t", name);
+        match kind {
+            FeatureKind::Numeric => {
+                let e = feature_expr(&col, t);
+                let v = format!("CASE WHEN isnan({e}) THEN NULL ELSE {e} END");
+                stats_cols.extend([
+                    format!("AVG({v})"),
+                    format!("STDDEV_POP({v})"),
+                    format!("MIN({v})"),
+                    format!("MAX({v})"),
+                    format!("COUNT({v})"),
+                ]);
+            }
+            FeatureKind::Categorical => stats_cols.push(format!("COUNT({col})")),
+        }
+    }
+    let stats = ml
+        .collect(&format!("SELECT {} FROM ({train_query}) __t", stats_cols.join(", ")))
+        .await?;
+    let stats = stats.first().ok_or_else(|| MlError::Internal("no statistics row".into()))?;
+    let rows = i64_at(stats, 0);
+    if rows == 0 {
+        return Err(MlError::Data(format!(
+            "{what}: the training set is empty (no rows with a non-NULL label {:?}{})",
+            opts.label,
+            if eval_pred.is_some() { " outside the evaluation split" } else { "" }
+        )));
+    }
+    let data_fingerprint = format!("{rows}:{:016x}", i64_at(stats, 1) as u64);
+    let labels_batches = ml
+        .collect(&format!(
+            "SELECT CAST({} AS VARCHAR) AS l, COUNT(*) AS n FROM ({train_query}) __t GROUP BY 1",
+            qcol("__t", &opts.label)
+        ))
+        .await?;
+    let mut label_counts: Vec<(String, i64)> = Vec::new();
+    for b in &labels_batches {
+        let l = datafusion::arrow::compute::cast(b.column(0), &DataType::Utf8)?;
+        let l = l.as_string::<i32>();
+        let n = b.column(1).as_primitive::<Int64Type>();
+        for i in 0..b.num_rows() {
+            label_counts.push((l.value(i).to_string(), n.value(i)));
+        }
+    }
+    label_counts.sort();
+    if label_counts.len() < 2 {
+        return Err(MlError::Data(format!(
+            "{what}: the label {:?} has only one class ({}) in the training rows; a classifier needs at least two",
+            opts.label,
+            label_counts.first().map_or(String::new(), |(l, _)| format!("{l:?}"))
+        )));
+    }
+    if label_counts.len() > MAX_LABELS {
+        return Err(MlError::Data(format!(
+            "{what}: the label {:?} has {} classes; Sentio classifies into at most {MAX_LABELS}",
+            opts.label,
+            label_counts.len()
+        )));
+    }
+    let mut specs = Vec::new();
+    let mut feature_info = Vec::new();
+    let mut col = 2;
+    for (name, t, kind) in &features {
+        match kind {
+            FeatureKind::Numeric => {
+                let (mean, std, min, max) = (f64_at(stats, col), f64_at(stats, col + 1), f64_at(stats, col + 2), f64_at(stats, col + 3));
+                let present = i64_at(stats, col + 4);
+                col += 5;
+                if present == 0 {
+                    return Err(MlError::Data(format!(
+                        "{what}: feature {name:?} is NULL (or NaN) in every training row; leave it out"
+                    )));
+                }
+                let std_used = std.filter(|s| *s > 1e-12).unwrap_or(1.0);
+                specs.push(FeatureSpec {
+                    name: name.clone(),
+                    sql_type: t.to_string(),
+                    encoding: Encoding::Numeric { mean: mean.unwrap_or(0.0), std: std_used },
+                });
+                feature_info.push(FeatureStat {
+                    input: name.clone(),
+                    min,
+                    max,
+                    mean,
+                    stddev: std,
+                    category_count: None,
+                    null_count: rows - present,
+                });
+            }
+            FeatureKind::Categorical => {
+                let present = i64_at(stats, col);
+                col += 1;
+                if present == 0 {
+                    return Err(MlError::Data(format!("{what}: feature {name:?} is NULL in every training row; leave it out")));
+                }
+                let c = qcol("__t", name);
+                let cats = ml
+                    .collect(&format!(
+                        "SELECT CAST({c} AS VARCHAR) AS v, COUNT(*) AS n FROM ({train_query}) __t WHERE {c} IS NOT NULL \
+                         GROUP BY 1 ORDER BY n DESC, v LIMIT {MAX_CATEGORIES}"
+                    ))
+                    .await?;
+                let mut categories: Vec<String> = Vec::new();
+                for b in &cats {
+                    let v = datafusion::arrow::compute::cast(b.column(0), &DataType::Utf8)?;
+                    categories.extend(v.as_string::<i32>().iter().flatten().map(str::to_string));
+                }
+                categories.sort();
+                feature_info.push(FeatureStat {
+                    input: name.clone(),
+                    min: None,
+                    max: None,
+                    mean: None,
+                    stddev: None,
+                    category_count: Some(categories.len() as i64),
+                    null_count: rows - present,
+                });
+                specs.push(FeatureSpec {
+                    name: name.clone(),
+                    sql_type: t.to_string(),
+                    encoding: Encoding::Categorical { categories },
+                });
+            }
+        }
+    }
+    let labels: Vec<String> = label_counts.iter().map(|(l, _)| l.clone()).collect();
+    let class_weights = match &opts.class_weights {
+        ClassWeights::None => vec![1.0; labels.len()],
+        ClassWeights::Auto => label_counts
+            .iter()
+            .map(|(_, n)| rows as f64 / (labels.len() as f64 * *n as f64))
+            .collect(),
+        ClassWeights::Given(given) => {
+            for (l, _) in given {
+                if !labels.contains(l) {
+                    return Err(MlError::Option(format!("class_weights names label {l:?}, which the training rows do not have")));
+                }
+            }
+            labels
+                .iter()
+                .map(|l| {
+                    given.iter().find(|(g, _)| g == l).map(|(_, w)| *w).ok_or_else(|| {
+                        MlError::Option(format!("class_weights gives no weight for label {l:?}"))
+                    })
+                })
+                .collect::<Result<_, _>>()?
+        }
+    };
+    timings.insert("statistics".to_string(), elapsed_ms(t));
+    let partitions = ml.ctx.state().config().target_partitions().max(1) as u32;
+    let buckets = match opts.algorithm {
+        Algorithm::RandomForest => opts.params.num_trees.min(2 * partitions).clamp(1, 16),
+        _ => 1,
+    };
+    let spec = TrainSpec {
+        algorithm: opts.algorithm,
+        features: specs,
+        labels,
+        class_weights,
+        seed: opts.seed,
+        buckets,
+        params: opts.params.clone(),
+    };
+    // Training, in the cluster.
+    let t = Instant::now();
+    let args = {
+        let fields: Vec<(String, DataType)> = features.iter().map(|(n, t, _)| (n.clone(), t.clone())).collect();
+        fields.iter().map(|(n, t)| feature_expr(&qcol("__t", n), t)).collect::<Vec<_>>()
+    };
+    let label_arg = format!("CAST({} AS VARCHAR)", qcol("__t", &opts.label));
+    let train_sql = if buckets > 1 {
+        let values: Vec<String> = (0..buckets).map(|b| format!("({b})")).collect();
+        format!(
+            "SELECT __k.bucket, sentio_train({}, __k.bucket, {label_arg}, {}) AS part \
+             FROM ({train_query}) __t CROSS JOIN (VALUES {}) __k(bucket) GROUP BY __k.bucket",
+            lit(&spec.to_json()),
+            args.join(", "),
+            values.join(", ")
+        )
+    } else {
+        format!(
+            "SELECT CAST(0 AS BIGINT) AS bucket, sentio_train({}, CAST(0 AS BIGINT), {label_arg}, {}) AS part \
+             FROM ({train_query}) __t",
+            lit(&spec.to_json()),
+            args.join(", ")
+        )
+    };
+    let parts = ml.collect(&train_sql).await?;
+    let mut numbered: Vec<(i64, ModelPayload)> = Vec::new();
+    for b in &parts {
+        let bucket = b.column(0).as_primitive::<Int64Type>();
+        let part = b.column(1).as_binary::<i64>();
+        for i in 0..b.num_rows() {
+            if part.is_null(i) {
+                continue;
+            }
+            let p = ModelPayload::decode(part.value(i)).map_err(|e| MlError::Internal(format!("model part: {e}")))?;
+            numbered.push((bucket.value(i), p));
+        }
+    }
+    numbered.sort_by_key(|(b, _)| *b);
+    let payload = merge_parts(numbered.into_iter().map(|(_, p)| p).collect()).map_err(MlError::Internal)?;
+    timings.insert("training".to_string(), elapsed_ms(t));
+    let eval_rows = match &eval_query {
+        Some(q) => count_of(q.clone()).await? as u64,
+        None => 0,
+    };
+    timings.insert("total".to_string(), elapsed_ms(started));
+    Ok(Trained {
+        spec,
+        payload: payload.encode_to_vec(),
+        label: opts.label.clone(),
+        label_type,
+        training_rows: rows as u64,
+        eval_rows,
+        eval_query: eval_query.filter(|_| eval_rows > 0),
+        train_query,
+        schema,
+        data_fingerprint,
+        feature_info,
+        timings_ms: timings,
+    })
+}
+
+/// The stored reference to a model's parameters, as `sentio_predict` takes it.
+pub fn model_ref(model: &str, url: String, spec: &TrainSpec, payload_fingerprint: &str) -> String {
+    serde_json::to_string(&ModelRef {
+        model: model.to_string(),
+        url,
+        fingerprint: payload_fingerprint.to_string(),
+        spec: spec.clone(),
+    })
+    .expect("a model reference serialises")
+}
+
+fn importance(spec: &TrainSpec, payload: &ModelPayload) -> Vec<Importance> {
+    let Some(Payload::Forest(f)) = &payload.algorithm else { return Vec::new() };
+    let owner = spec.encoded_owner();
+    let mut out: Vec<Importance> = spec
+        .features
+        .iter()
+        .map(|f| Importance { feature: f.name.clone(), importance_weight: 0.0, importance_gain: 0.0, importance_cover: 0.0 })
+        .collect();
+    for (j, o) in owner.iter().enumerate() {
+        out[*o].importance_weight += f.importance_weight.get(j).copied().unwrap_or(0.0);
+        out[*o].importance_gain += f.importance_gain.get(j).copied().unwrap_or(0.0);
+        out[*o].importance_cover += f.importance_cover.get(j).copied().unwrap_or(0.0);
+    }
+    out
+}
+
+fn options_text(options: &[(String, OptValue)]) -> BTreeMap<String, String> {
+    options.iter().map(|(k, v)| (k.clone(), v.to_string())).collect()
+}
+
+/// Carries out `CREATE MODEL`.
+pub async fn create_model(
+    ml: &MlContext,
+    name: &str,
+    or_replace: bool,
+    if_not_exists: bool,
+    options: &[(String, OptValue)],
+    query: &str,
+) -> Result<Vec<RecordBatch>, MlError> {
+    let store = ml.store()?.clone();
+    let opts = TrainOptions::from_options(options)?;
+    let existing = store.versions(name).await?;
+    if !existing.is_empty() && !or_replace {
+        if if_not_exists {
+            let meta = store.meta(name, None).await?;
+            return Ok(vec![summary_batch(&meta, "exists")?]);
+        }
+        return Err(MlError::Exists(name.to_string()));
+    }
+    let trained = train(ml, &opts, query, &format!("CREATE MODEL {name}")).await?;
+    let payload = ModelPayload::decode(trained.payload.as_slice()).map_err(|e| MlError::Internal(e.to_string()))?;
+    let payload_fingerprint = fingerprint(&trained.payload);
+    let mut version = existing.last().copied().unwrap_or(0) + 1;
+    loop {
+        let t = Instant::now();
+        store.put_payload(name, version, trained.payload.clone()).await?;
+        let reference = model_ref(&format!("{name}@{version}"), store.payload_url(name, version), &trained.spec, &payload_fingerprint);
+        let predictor = Predictor::decode(trained.spec.clone(), &trained.payload).map_err(MlError::Internal)?;
+        prime_cache(&reference, predictor);
+        let (metrics_query, metrics_on) = match &trained.eval_query {
+            Some(q) => (q.clone(), "evaluation split"),
+            None => (trained.train_query.clone(), "training rows"),
+        };
+        let evaluated = metrics_of(ml, &reference, &trained.spec, &trained.label, &trained.schema, &metrics_query).await;
+        let (_, metrics) = match evaluated {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = store.discard(name, version).await;
+                return Err(e);
+            }
+        };
+        let mut timings = trained.timings_ms.clone();
+        timings.insert("evaluation".into(), elapsed_ms(t));
+        let mut training_info = Vec::new();
+        if let Some(Payload::Logistic(l)) = &payload.algorithm {
+            for (i, loss) in l.loss_history.iter().enumerate() {
+                training_info.push(Iteration { iteration: i as i64, loss: Some(*loss), eval_loss: None, duration_ms: 0 });
+            }
+        }
+        if training_info.is_empty() {
+            training_info.push(Iteration { iteration: 0, loss: None, eval_loss: None, duration_ms: 0 });
+        }
+        if let Some(last) = training_info.last_mut() {
+            last.duration_ms = *timings.get("training").unwrap_or(&0) as i64;
+            if metrics_on == "evaluation split" {
+                last.eval_loss = metrics.get("log_loss").copied().flatten();
+            } else if last.loss.is_none() {
+                last.loss = metrics.get("log_loss").copied().flatten();
+            }
+        }
+        let meta = ModelMeta {
+            format: META_FORMAT,
+            name: name.to_string(),
+            version,
+            model_type: opts.algorithm.model_type().to_string(),
+            created: chrono::Utc::now().to_rfc3339(),
+            library: format!("sentio {}", env!("CARGO_PKG_VERSION")),
+            label: trained.label.clone(),
+            label_type: trained.label_type.clone(),
+            spec: trained.spec.clone(),
+            options: options_text(options),
+            train_options: opts.clone(),
+            training_query: query.to_string(),
+            training_rows: trained.training_rows,
+            eval_rows: trained.eval_rows,
+            data_fingerprint: trained.data_fingerprint.clone(),
+            metrics,
+            metrics_on: metrics_on.to_string(),
+            feature_info: trained.feature_info.clone(),
+            training_info,
+            feature_importance: importance(&trained.spec, &payload),
+            timings_ms: timings,
+            payload_fingerprint: payload_fingerprint.clone(),
+            payload_bytes: trained.payload.len() as u64,
+        };
+        if store.commit(&meta).await? {
+            store.put_parquet(&format!("ml/models/{name}.v{version}.parquet"), &registry_row(&meta)?).await?;
+            return Ok(vec![summary_batch(&meta, "created")?]);
+        }
+        // Someone else published this version meanwhile: take the next one.
+        version += 1;
+    }
+}
+
+fn micros(rfc3339: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(rfc3339).map_or(0, |t| t.timestamp_micros())
+}
+
+fn metric_arrays(meta: &ModelMeta) -> Vec<ArrayRef> {
+    sentio_udfs::ml::metrics_udaf::METRICS
+        .iter()
+        .map(|m| Arc::new(Float64Array::from(vec![meta.metrics.get(*m).copied().flatten()])) as ArrayRef)
+        .collect()
+}
+
+/// The `ml.models` row of a version.
+pub fn registry_row(meta: &ModelMeta) -> Result<RecordBatch, MlError> {
+    let s = |v: &str| Arc::new(StringArray::from(vec![v.to_string()])) as ArrayRef;
+    let mut cols: Vec<ArrayRef> = vec![
+        s(&meta.name),
+        Arc::new(Int64Array::from(vec![i64::from(meta.version)])),
+        s(&meta.model_type),
+        Arc::new(TimestampMicrosecondArray::from(vec![micros(&meta.created)]).with_timezone("UTC")),
+        Arc::new(Int64Array::from(vec![meta.training_rows as i64])),
+        Arc::new(Int64Array::from(vec![meta.eval_rows as i64])),
+        s(&meta.label),
+        s(&meta.spec.labels.join(",")),
+        s(&meta.spec.features.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(",")),
+    ];
+    cols.extend(metric_arrays(meta));
+    cols.push(s(&serde_json::to_string(&meta.metrics).unwrap_or_default()));
+    cols.push(s(&meta.data_fingerprint));
+    cols.push(s(&meta.training_query));
+    RecordBatch::try_new(models_schema(), cols).map_err(|e| MlError::Internal(e.to_string()))
+}
+
+/// What CREATE MODEL prints.
+fn summary_batch(meta: &ModelMeta, status: &str) -> Result<RecordBatch, MlError> {
+    let mut fields = vec![
+        Field::new("model", DataType::Utf8, false),
+        Field::new("version", DataType::Int64, false),
+        Field::new("status", DataType::Utf8, false),
+        Field::new("model_type", DataType::Utf8, false),
+        Field::new("training_rows", DataType::Int64, false),
+        Field::new("eval_rows", DataType::Int64, false),
+    ];
+    fields.extend(
+        sentio_udfs::ml::metrics_udaf::METRICS
+            .iter()
+            .map(|m| Field::new(*m, DataType::Float64, true)),
+    );
+    let mut cols: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(vec![meta.name.clone()])),
+        Arc::new(Int64Array::from(vec![i64::from(meta.version)])),
+        Arc::new(StringArray::from(vec![status.to_string()])),
+        Arc::new(StringArray::from(vec![meta.model_type.clone()])),
+        Arc::new(Int64Array::from(vec![meta.training_rows as i64])),
+        Arc::new(Int64Array::from(vec![meta.eval_rows as i64])),
+    ];
+    cols.extend(metric_arrays(meta));
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).map_err(|e| MlError::Internal(e.to_string()))
+}
+
+/// Quoted column list, for messages.
+pub fn column_list(schema: &Schema) -> String {
+    schema.fields().iter().map(|f| quote_ident(f.name())).collect::<Vec<_>>().join(", ")
+}
+
+/// Arguments that feed `schema`'s columns to a model (re-exported for CV).
+pub fn args_for(spec: &TrainSpec, schema: &Schema, alias: &str, model: &str) -> Result<Vec<String>, MlError> {
+    feature_args(spec, schema, alias, model)
+}

@@ -1,0 +1,526 @@
+//! The `ML.*` table functions, rewritten into ordinary SQL.
+//!
+//! * `ML.PREDICT(MODEL m, (q))` → `q`'s columns plus `predicted_<label>` and
+//!   `predicted_<label>_probs`, computed by `sentio_predict` where the rows are;
+//! * `ML.CONFUSION_MATRIX` and `ML.ROC_CURVE` → aggregates over `ML.PREDICT`;
+//! * `ML.EVALUATE` → `sentio_metrics` over `ML.PREDICT`, run at once, stored in
+//!   `ml.evaluations` and inlined; without a query, the metrics stored with
+//!   the model;
+//! * `ML.FEATURE_INFO`, `ML.TRAINING_INFO`, `ML.FEATURE_IMPORTANCE` → the
+//!   model's metadata, inlined;
+//! * `ML.CROSS_VALIDATE(MODEL m, (q), STRUCT(k AS num_folds))` → m's options
+//!   retrained on k stratified folds of `q`, each evaluated on its held-out
+//!   fold; stored in `ml.cross_validations` and inlined.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema};
+use futures::future::BoxFuture;
+use sentio_udfs::ml::metrics_udaf::METRICS;
+use sentio_udfs::ml::predict_udf::fingerprint;
+use sentio_udfs::ml::spec::{Encoding, TrainSpec};
+
+use crate::lake::quote_ident;
+use crate::ml::create::{model_ref, train};
+use crate::ml::options::SplitMethod;
+use crate::ml::parse::{MlCall, OptValue, find_ml_calls};
+use crate::ml::sqltext::{FeatureKind, feature_expr, feature_kind, lit, qcol, values_query};
+use crate::ml::store::{ModelMeta, parse_model_ref};
+use crate::ml::{MlContext, MlError, cross_validations_schema, evaluations_schema};
+
+/// Rewrites every `ML.*` call of `sql` (nested ones too).
+pub fn rewrite<'a>(ml: &'a MlContext, sql: &'a str) -> BoxFuture<'a, Result<String, MlError>> {
+    Box::pin(async move {
+        let calls = find_ml_calls(sql)?;
+        if calls.is_empty() {
+            return Ok(sql.to_string());
+        }
+        let mut out = String::with_capacity(sql.len());
+        let mut last = 0;
+        for call in calls {
+            out.push_str(&sql[last..call.span.start]);
+            out.push('(');
+            out.push_str(&expand(ml, &call).await?);
+            out.push(')');
+            last = call.span.end;
+        }
+        out.push_str(&sql[last..]);
+        Ok(out)
+    })
+}
+
+async fn model_of(ml: &MlContext, call: &MlCall) -> Result<ModelMeta, MlError> {
+    let text = call
+        .model
+        .as_deref()
+        .ok_or_else(|| MlError::Syntax(format!("ML.{} needs MODEL name as its first argument", call.function)))?;
+    let (name, version) = parse_model_ref(text)?;
+    ml.store()?.meta(&name, version).await
+}
+
+fn query_of<'c>(call: &'c MlCall) -> Result<&'c str, MlError> {
+    call.query
+        .as_deref()
+        .ok_or_else(|| MlError::Syntax(format!("ML.{} needs a query: ML.{}(MODEL m, (SELECT …))", call.function, call.function)))
+}
+
+fn reference(ml: &MlContext, meta: &ModelMeta) -> Result<String, MlError> {
+    Ok(model_ref(
+        &format!("{}@{}", meta.name, meta.version),
+        ml.store()?.payload_url(&meta.name, meta.version),
+        &meta.spec,
+        &meta.payload_fingerprint,
+    ))
+}
+
+/// The `sentio_predict` feature arguments binding `schema`'s columns (by
+/// name) to the model's features; a missing feature or one of another kind
+/// is an error naming it.
+pub fn feature_args(spec: &TrainSpec, schema: &Schema, alias: &str, model: &str) -> Result<Vec<String>, MlError> {
+    spec.features
+        .iter()
+        .map(|f| {
+            let field = schema.field_with_name(&f.name).map_err(|_| {
+                MlError::Data(format!(
+                    "model {model} needs the feature column {:?}, which the query does not have",
+                    f.name
+                ))
+            })?;
+            let want = match f.encoding {
+                Encoding::Numeric { .. } => FeatureKind::Numeric,
+                Encoding::Categorical { .. } => FeatureKind::Categorical,
+            };
+            let got = feature_kind(field.data_type());
+            if got != Some(want) && field.data_type() != &DataType::Null {
+                return Err(MlError::Data(format!(
+                    "model {model}: feature {:?} was {} at training, the query gives {}",
+                    f.name,
+                    f.sql_type,
+                    field.data_type()
+                )));
+            }
+            let col = qcol(alias, &f.name);
+            Ok(if field.data_type() == &DataType::Null {
+                match want {
+                    FeatureKind::Numeric => "CAST(NULL AS DOUBLE)".to_string(),
+                    FeatureKind::Categorical => "CAST(NULL AS VARCHAR)".to_string(),
+                }
+            } else {
+                feature_expr(&col, field.data_type())
+            })
+        })
+        .collect()
+}
+
+/// Runs `sentio_metrics` over `query` (which has the label column): the row
+/// count and the metrics.
+pub async fn metrics_of(
+    ml: &MlContext,
+    reference: &str,
+    spec: &TrainSpec,
+    label: &str,
+    schema: &Schema,
+    query: &str,
+) -> Result<(i64, BTreeMap<String, Option<f64>>), MlError> {
+    let args = feature_args(spec, schema, "__e", "")?;
+    let labels = serde_json::to_string(&spec.labels).map_err(|e| MlError::Internal(e.to_string()))?;
+    let sql = format!(
+        "SELECT COUNT(*) AS n, sentio_metrics({}, CAST({} AS VARCHAR), sentio_predict({}, {})) AS m \
+         FROM ({query}) __e WHERE {} IS NOT NULL",
+        lit(&labels),
+        qcol("__e", label),
+        lit(reference),
+        args.join(", "),
+        qcol("__e", label),
+    );
+    let batches = ml.collect(&sql).await?;
+    let b = batches.first().ok_or_else(|| MlError::Internal("no metrics row".into()))?;
+    let n = b.column(0).as_primitive::<Int64Type>().value(0);
+    let m = b.column(1).as_struct();
+    let mut out = BTreeMap::new();
+    for name in METRICS {
+        let c = m.column_by_name(name).ok_or_else(|| MlError::Internal(format!("no metric {name}")))?;
+        let c = c.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+        out.insert(name.to_string(), (!c.is_null(0)).then(|| c.value(0)));
+    }
+    Ok((n, out))
+}
+
+async fn expand(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
+    match call.function.as_str() {
+        "PREDICT" => predict(ml, call).await,
+        "EVALUATE" => evaluate(ml, call).await,
+        "CONFUSION_MATRIX" => confusion_matrix(ml, call).await,
+        "ROC_CURVE" => roc_curve(ml, call).await,
+        "FEATURE_INFO" => feature_info(ml, call).await,
+        "TRAINING_INFO" => training_info(ml, call).await,
+        "FEATURE_IMPORTANCE" => feature_importance(ml, call).await,
+        "CROSS_VALIDATE" => cross_validate(ml, call).await,
+        other => Err(MlError::Syntax(format!(
+            "unknown function ML.{other}; Sentio has ML.PREDICT, ML.EVALUATE, ML.CONFUSION_MATRIX, ML.ROC_CURVE, \
+             ML.FEATURE_INFO, ML.TRAINING_INFO, ML.FEATURE_IMPORTANCE and ML.CROSS_VALIDATE"
+        ))),
+    }
+}
+
+/// The rewritten inner query and its schema.
+async fn inner(ml: &MlContext, call: &MlCall) -> Result<(String, Arc<Schema>), MlError> {
+    let q = rewrite(ml, query_of(call)?).await?;
+    let df = ml.ctx.sql(&q).await?;
+    Ok((q, Arc::new(df.schema().as_arrow().clone())))
+}
+
+/// SQL of `ML.PREDICT(MODEL meta, (q))` for a planned query.
+fn predict_sql(ml: &MlContext, meta: &ModelMeta, q: &str, schema: &Schema) -> Result<String, MlError> {
+    let model = format!("{}@{}", meta.name, meta.version);
+    let args = feature_args(&meta.spec, schema, "__i", &model)?;
+    let pred = quote_ident(&format!("predicted_{}", meta.label));
+    let probs = quote_ident(&format!("predicted_{}_probs", meta.label));
+    for taken in [format!("predicted_{}", meta.label), format!("predicted_{}_probs", meta.label)] {
+        if schema.field_with_name(&taken).is_ok() {
+            return Err(MlError::Data(format!("ML.PREDICT: the query already has a column {taken:?}")));
+        }
+    }
+    let cols: Vec<String> = schema.fields().iter().map(|f| qcol("__o", f.name())).collect();
+    let label_value = if meta.label_type == "VARCHAR" {
+        "get_field(__o.__p, 'label')".to_string()
+    } else {
+        format!("CAST(get_field(__o.__p, 'label') AS {})", meta.label_type)
+    };
+    Ok(format!(
+        "SELECT {}{}{label_value} AS {pred}, get_field(__o.__p, 'probs') AS {probs} \
+         FROM (SELECT __i.*, sentio_predict({}, {}) AS __p FROM ({q}) __i) __o",
+        cols.join(", "),
+        if cols.is_empty() { "" } else { ", " },
+        lit(&reference(ml, meta)?),
+        args.join(", ")
+    ))
+}
+
+async fn predict(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
+    let meta = model_of(ml, call).await?;
+    let (q, schema) = inner(ml, call).await?;
+    predict_sql(ml, &meta, &q, &schema)
+}
+
+fn now_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+fn ts_array(v: i64, n: usize) -> ArrayRef {
+    Arc::new(TimestampMicrosecondArray::from(vec![v; n]).with_timezone("UTC"))
+}
+
+fn str_array(v: &str, n: usize) -> ArrayRef {
+    Arc::new(StringArray::from(vec![v.to_string(); n]))
+}
+
+fn batch(schema: Arc<Schema>, cols: Vec<ArrayRef>) -> Result<RecordBatch, MlError> {
+    RecordBatch::try_new(schema, cols).map_err(|e| MlError::Internal(e.to_string()))
+}
+
+fn metrics_schema() -> Arc<Schema> {
+    Arc::new(Schema::new(METRICS.iter().map(|m| Field::new(*m, DataType::Float64, true)).collect::<Vec<_>>()))
+}
+
+fn metrics_cols(m: &BTreeMap<String, Option<f64>>) -> Vec<ArrayRef> {
+    METRICS
+        .iter()
+        .map(|k| Arc::new(Float64Array::from(vec![m.get(*k).copied().flatten()])) as ArrayRef)
+        .collect()
+}
+
+async fn evaluate(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
+    let meta = model_of(ml, call).await?;
+    let Some(_) = call.query else {
+        let schema = metrics_schema();
+        return values_query(&schema, &[batch(Arc::clone(&schema), metrics_cols(&meta.metrics))?]);
+    };
+    let (q, schema) = inner(ml, call).await?;
+    if schema.field_with_name(&meta.label).is_err() {
+        return Err(MlError::Data(format!(
+            "ML.EVALUATE: the query has no label column {:?} to compare model {}'s predictions with",
+            meta.label, meta.name
+        )));
+    }
+    let (rows, metrics) = metrics_of(ml, &reference(ml, &meta)?, &meta.spec, &meta.label, &schema, &q).await?;
+    let store = ml.store()?;
+    let eval_schema = evaluations_schema();
+    let mut cols: Vec<ArrayRef> = vec![
+        str_array(&meta.name, 1),
+        Arc::new(Int64Array::from(vec![i64::from(meta.version)])),
+        ts_array(now_micros(), 1),
+        str_array(&fingerprint(q.as_bytes()), 1),
+        Arc::new(Int64Array::from(vec![rows])),
+    ];
+    cols.extend(metrics_cols(&metrics));
+    let row = batch(Arc::clone(&eval_schema), cols)?;
+    let file = format!(
+        "ml/evaluations/{}.v{}.{}.parquet",
+        meta.name,
+        meta.version,
+        uuid_like()
+    );
+    store.put_parquet(&file, &row).await?;
+    let schema = metrics_schema();
+    values_query(&schema, &[batch(Arc::clone(&schema), metrics_cols(&metrics))?])
+}
+
+/// A unique-enough file name part: time and a random number.
+fn uuid_like() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let salt = sentio_udfs::hash_fraction_u64(nanos as u64 ^ u64::from(std::process::id()), 7);
+    format!("{nanos:x}-{:x}", (salt * 1e15) as u64)
+}
+
+fn column_name(label: &str) -> String {
+    // BigQuery ML names confusion-matrix columns after the labels, with
+    // characters that cannot be in a name replaced by `_`.
+    let s: String = label.chars().map(|c| if c.is_alphanumeric() || c == '_' { c } else { '_' }).collect();
+    if s.is_empty() { "_".into() } else { s }
+}
+
+async fn confusion_matrix(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
+    let meta = model_of(ml, call).await?;
+    let (q, schema) = inner(ml, call).await?;
+    if schema.field_with_name(&meta.label).is_err() {
+        return Err(MlError::Data(format!("ML.CONFUSION_MATRIX: the query has no label column {:?}", meta.label)));
+    }
+    let pred = predict_sql(ml, &meta, &q, &schema)?;
+    let predicted = quote_ident(&format!("predicted_{}", meta.label));
+    let cols: Vec<String> = meta
+        .spec
+        .labels
+        .iter()
+        .map(|l| {
+            format!(
+                "SUM(CASE WHEN CAST({predicted} AS VARCHAR) = {} THEN 1 ELSE 0 END) AS {}",
+                lit(l),
+                quote_ident(&column_name(l))
+            )
+        })
+        .collect();
+    Ok(format!(
+        "SELECT CAST({} AS VARCHAR) AS expected_label, {} FROM ({pred}) __c WHERE {} IS NOT NULL GROUP BY 1 ORDER BY 1",
+        quote_ident(&meta.label),
+        cols.join(", "),
+        quote_ident(&meta.label)
+    ))
+}
+
+async fn roc_curve(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
+    let meta = model_of(ml, call).await?;
+    if meta.spec.labels.len() != 2 {
+        return Err(MlError::Data(format!(
+            "ML.ROC_CURVE is for binary models; {} has {} labels",
+            meta.name,
+            meta.spec.labels.len()
+        )));
+    }
+    let (q, schema) = inner(ml, call).await?;
+    if schema.field_with_name(&meta.label).is_err() {
+        return Err(MlError::Data(format!("ML.ROC_CURVE: the query has no label column {:?}", meta.label)));
+    }
+    let pred = predict_sql(ml, &meta, &q, &schema)?;
+    let positive = lit(&meta.spec.labels[1]);
+    let probs = quote_ident(&format!("predicted_{}_probs", meta.label));
+    let thresholds: Vec<String> = (0..=100).map(|i| format!("({:.2})", f64::from(i) / 100.0)).collect();
+    Ok(format!(
+        "SELECT __t.threshold, \
+           CAST(SUM(CASE WHEN __y AND __p >= __t.threshold THEN 1 ELSE 0 END) AS DOUBLE) / NULLIF(SUM(CASE WHEN __y THEN 1 ELSE 0 END), 0) AS recall, \
+           CAST(SUM(CASE WHEN NOT __y AND __p >= __t.threshold THEN 1 ELSE 0 END) AS DOUBLE) / NULLIF(SUM(CASE WHEN NOT __y THEN 1 ELSE 0 END), 0) AS false_positive_rate, \
+           SUM(CASE WHEN __y AND __p >= __t.threshold THEN 1 ELSE 0 END) AS true_positives, \
+           SUM(CASE WHEN NOT __y AND __p >= __t.threshold THEN 1 ELSE 0 END) AS false_positives, \
+           SUM(CASE WHEN NOT __y AND __p < __t.threshold THEN 1 ELSE 0 END) AS true_negatives, \
+           SUM(CASE WHEN __y AND __p < __t.threshold THEN 1 ELSE 0 END) AS false_negatives \
+         FROM (SELECT CAST({label} AS VARCHAR) = {positive} AS __y, get_field(array_element({probs}, 2), 'prob') AS __p \
+               FROM ({pred}) __r WHERE {label} IS NOT NULL) __s \
+         CROSS JOIN (VALUES {}) __t(threshold) GROUP BY __t.threshold ORDER BY __t.threshold",
+        thresholds.join(", "),
+        label = quote_ident(&meta.label),
+    ))
+}
+
+fn opt_f(v: Option<f64>) -> Option<f64> {
+    v
+}
+
+async fn feature_info(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
+    let meta = model_of(ml, call).await?;
+    let n = meta.feature_info.len();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("input", DataType::Utf8, false),
+        Field::new("min", DataType::Float64, true),
+        Field::new("max", DataType::Float64, true),
+        Field::new("mean", DataType::Float64, true),
+        Field::new("median", DataType::Float64, true),
+        Field::new("stddev", DataType::Float64, true),
+        Field::new("category_count", DataType::Int64, true),
+        Field::new("null_count", DataType::Int64, false),
+        Field::new("dimension", DataType::Int64, false),
+    ]));
+    let fi = &meta.feature_info;
+    let b = batch(
+        Arc::clone(&schema),
+        vec![
+            Arc::new(StringArray::from(fi.iter().map(|f| f.input.clone()).collect::<Vec<_>>())),
+            Arc::new(Float64Array::from(fi.iter().map(|f| opt_f(f.min)).collect::<Vec<_>>())),
+            Arc::new(Float64Array::from(fi.iter().map(|f| opt_f(f.max)).collect::<Vec<_>>())),
+            Arc::new(Float64Array::from(fi.iter().map(|f| opt_f(f.mean)).collect::<Vec<_>>())),
+            Arc::new(Float64Array::from(vec![None::<f64>; n])),
+            Arc::new(Float64Array::from(fi.iter().map(|f| opt_f(f.stddev)).collect::<Vec<_>>())),
+            Arc::new(Int64Array::from(fi.iter().map(|f| f.category_count).collect::<Vec<_>>())),
+            Arc::new(Int64Array::from(fi.iter().map(|f| f.null_count).collect::<Vec<_>>())),
+            Arc::new(Int64Array::from(meta.spec.features.iter().map(|f| f.width() as i64).collect::<Vec<_>>())),
+        ],
+    )?;
+    values_query(&schema, &[b])
+}
+
+async fn training_info(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
+    let meta = model_of(ml, call).await?;
+    let ti = &meta.training_info;
+    let n = ti.len();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("training_run", DataType::Int64, false),
+        Field::new("iteration", DataType::Int64, false),
+        Field::new("loss", DataType::Float64, true),
+        Field::new("eval_loss", DataType::Float64, true),
+        Field::new("learning_rate", DataType::Float64, true),
+        Field::new("duration_ms", DataType::Int64, false),
+    ]));
+    let b = batch(
+        Arc::clone(&schema),
+        vec![
+            Arc::new(Int64Array::from(vec![0; n])),
+            Arc::new(Int64Array::from(ti.iter().map(|i| i.iteration).collect::<Vec<_>>())),
+            Arc::new(Float64Array::from(ti.iter().map(|i| i.loss).collect::<Vec<_>>())),
+            Arc::new(Float64Array::from(ti.iter().map(|i| i.eval_loss).collect::<Vec<_>>())),
+            Arc::new(Float64Array::from(vec![None::<f64>; n])),
+            Arc::new(Int64Array::from(ti.iter().map(|i| i.duration_ms).collect::<Vec<_>>())),
+        ],
+    )?;
+    values_query(&schema, &[b])
+}
+
+async fn feature_importance(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
+    let meta = model_of(ml, call).await?;
+    if meta.feature_importance.is_empty() {
+        return Err(MlError::Data(format!(
+            "ML.FEATURE_IMPORTANCE is for tree models; {} is a {}",
+            meta.name, meta.model_type
+        )));
+    }
+    let fi = &meta.feature_importance;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("feature", DataType::Utf8, false),
+        Field::new("importance_weight", DataType::Float64, false),
+        Field::new("importance_gain", DataType::Float64, false),
+        Field::new("importance_cover", DataType::Float64, false),
+    ]));
+    let b = batch(
+        Arc::clone(&schema),
+        vec![
+            Arc::new(StringArray::from(fi.iter().map(|f| f.feature.clone()).collect::<Vec<_>>())),
+            Arc::new(Float64Array::from(fi.iter().map(|f| f.importance_weight).collect::<Vec<_>>())),
+            Arc::new(Float64Array::from(fi.iter().map(|f| f.importance_gain).collect::<Vec<_>>())),
+            Arc::new(Float64Array::from(fi.iter().map(|f| f.importance_cover).collect::<Vec<_>>())),
+        ],
+    )?;
+    values_query(&schema, &[b])
+}
+
+async fn cross_validate(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
+    let meta = model_of(ml, call).await?;
+    let mut folds = 5u64;
+    for (k, v) in &call.settings {
+        match (k.as_str(), v) {
+            ("num_folds", OptValue::Num(n)) if *n >= 2.0 && *n <= 100.0 && n.fract() == 0.0 => folds = *n as u64,
+            ("num_folds", other) => {
+                return Err(MlError::Syntax(format!("num_folds must be a whole number from 2 to 100, not {other}")));
+            }
+            (other, _) => return Err(MlError::Syntax(format!("ML.CROSS_VALIDATE has no setting {other} (num_folds)"))),
+        }
+    }
+    let (q, schema) = inner(ml, call).await?;
+    if schema.field_with_name(&meta.label).is_err() {
+        return Err(MlError::Data(format!("ML.CROSS_VALIDATE: the query has no label column {:?}", meta.label)));
+    }
+    let store = ml.store()?;
+    let mut opts = meta.train_options.clone();
+    opts.split = SplitMethod::NoSplit;
+    let cols: Vec<String> = schema.fields().iter().map(|f| qcol("__f", f.name())).collect();
+    let hash_cols: Vec<String> = schema.fields().iter().map(|f| qcol("__v", f.name())).collect();
+    let label = qcol("__v", &meta.label);
+    let folded = format!(
+        "SELECT __v.*, (ROW_NUMBER() OVER (PARTITION BY {label} ORDER BY row_fraction({}, {})) - 1) % {folds} AS __fold \
+         FROM ({q}) __v WHERE {label} IS NOT NULL",
+        opts.seed,
+        hash_cols.join(", ")
+    );
+    let run_id = uuid_like();
+    let mut per_fold: Vec<BTreeMap<String, Option<f64>>> = Vec::new();
+    for i in 0..folds {
+        let train_q = format!("SELECT {} FROM ({folded}) __f WHERE __fold <> {i}", cols.join(", "));
+        let test_q = format!("SELECT {} FROM ({folded}) __f WHERE __fold = {i}", cols.join(", "));
+        let what = format!("ML.CROSS_VALIDATE({}) fold {}", meta.name, i + 1);
+        let trained = train(ml, &opts, &train_q, &what).await?;
+        let rel = format!("ml/tmp/cv-{run_id}/fold-{i}.pb");
+        store.put_parquet_bytes(&rel, trained.payload.clone()).await?;
+        let reference = model_ref(&what, store.url(&rel), &trained.spec, &fingerprint(&trained.payload));
+        let result = metrics_of(ml, &reference, &trained.spec, &meta.label, &schema, &test_q).await;
+        let _ = store.delete_file(&rel).await;
+        per_fold.push(result?.1);
+    }
+    // One row per fold and metric, then mean and standard deviation.
+    let mut fold_col = Vec::new();
+    let mut metric_col = Vec::new();
+    let mut value_col = Vec::new();
+    for (i, m) in per_fold.iter().enumerate() {
+        for name in METRICS {
+            fold_col.push((i + 1).to_string());
+            metric_col.push(name.to_string());
+            value_col.push(m.get(name).copied().flatten());
+        }
+    }
+    for name in METRICS {
+        let vals: Vec<f64> = per_fold.iter().filter_map(|m| m.get(name).copied().flatten()).collect();
+        let (mean, std) = if vals.is_empty() {
+            (None, None)
+        } else {
+            let mean = vals.iter().sum::<f64>() / vals.len() as f64;
+            let var = vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / vals.len() as f64;
+            (Some(mean), Some(var.sqrt()))
+        };
+        for (label, v) in [("mean", mean), ("stddev", std)] {
+            fold_col.push(label.to_string());
+            metric_col.push(name.to_string());
+            value_col.push(v);
+        }
+    }
+    let n = fold_col.len();
+    let schema = cross_validations_schema();
+    let b = batch(
+        Arc::clone(&schema),
+        vec![
+            str_array(&meta.name, n),
+            Arc::new(Int64Array::from(vec![i64::from(meta.version); n])),
+            str_array(&run_id, n),
+            ts_array(now_micros(), n),
+            Arc::new(Int64Array::from(vec![folds as i64; n])),
+            Arc::new(StringArray::from(fold_col)),
+            Arc::new(StringArray::from(metric_col)),
+            Arc::new(Float64Array::from(value_col)),
+        ],
+    )?;
+    store
+        .put_parquet(&format!("ml/cross_validations/{}.v{}.{run_id}.parquet", meta.name, meta.version), &b)
+        .await?;
+    values_query(&schema, &[b])
+}

@@ -1,0 +1,217 @@
+//! Machine learning in SQL, as BigQuery ML spells it: `CREATE MODEL`,
+//! `DROP MODEL`, `ML.PREDICT`, `ML.EVALUATE`, `ML.CONFUSION_MATRIX`,
+//! `ML.ROC_CURVE`, `ML.FEATURE_INFO`, `ML.TRAINING_INFO`,
+//! `ML.FEATURE_IMPORTANCE`, `ML.CROSS_VALIDATE`, and the `ml` tables.
+//!
+//! DataFusion's parser accepts none of these, so [`prepare`] runs before it:
+//! statements are recognised ([`parse`]) and carried out here; `ML.*` calls
+//! inside a query are rewritten into ordinary SQL over Sentio's functions
+//! (`sentio_train`, `sentio_predict`, `sentio_metrics`, see
+//! [`sentio_udfs::ml`]) — so all the heavy work runs in the cluster like any
+//! other query — or, for small results that must also be stored (metrics), run
+//! first and inlined as `VALUES`.
+
+pub mod create;
+pub mod functions;
+pub mod options;
+pub mod parse;
+pub mod source;
+pub mod sqltext;
+pub mod store;
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::prelude::SessionContext;
+
+use crate::ml::parse::{MlStatement, parse_ml_statement};
+use crate::ml::store::ModelStore;
+
+/// Errors of the ML layer.
+#[derive(Debug, thiserror::Error)]
+pub enum MlError {
+    /// A statement or call that does not parse.
+    #[error("ML syntax: {0}")]
+    Syntax(String),
+    /// A bad or unknown OPTIONS entry.
+    #[error("CREATE MODEL options: {0}")]
+    Option(String),
+    /// No such model or version.
+    #[error("unknown model {0}")]
+    UnknownModel(String),
+    /// The model exists already.
+    #[error("model {0} already exists; use CREATE OR REPLACE MODEL (a new version) or CREATE MODEL IF NOT EXISTS")]
+    Exists(String),
+    /// The data cannot train or feed the model.
+    #[error("{0}")]
+    Data(String),
+    /// A stored model that cannot be read.
+    #[error("model store: {0}")]
+    Corrupt(String),
+    /// The model store could not be read or written.
+    #[error("model store: {0}")]
+    Store(String),
+    /// No lake is configured.
+    #[error("machine learning needs a lake for its model store (--lake / SENTIO_LAKE)")]
+    NoLake,
+    /// DataFusion or Ballista failed.
+    #[error(transparent)]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+    /// A bug.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<datafusion::arrow::error::ArrowError> for MlError {
+    fn from(e: datafusion::arrow::error::ArrowError) -> Self {
+        MlError::DataFusion(e.into())
+    }
+}
+
+/// What the ML layer needs of a session.
+#[derive(Clone)]
+pub struct MlContext {
+    /// The session (queries run in the cluster through it).
+    pub ctx: SessionContext,
+    /// The model store (None without a lake).
+    pub store: Option<ModelStore>,
+}
+
+impl MlContext {
+    /// The model store, or the error saying a lake is needed.
+    pub fn store(&self) -> Result<&ModelStore, MlError> {
+        self.store.as_ref().ok_or(MlError::NoLake)
+    }
+
+    /// Runs a query and collects its (small) result.
+    pub async fn collect(&self, sql: &str) -> Result<Vec<RecordBatch>, MlError> {
+        Ok(self.ctx.sql(sql).await?.collect().await?)
+    }
+}
+
+/// A statement after the ML layer.
+#[derive(Debug)]
+pub enum Prepared {
+    /// Ordinary SQL for DataFusion (ML calls rewritten).
+    Sql(String),
+    /// Carried out already: its result.
+    Done(Vec<RecordBatch>),
+}
+
+/// Carries out an ML statement or rewrites the ML calls of a query.
+pub async fn prepare(ml: &MlContext, sql: &str) -> Result<Prepared, MlError> {
+    match parse_ml_statement(sql) {
+        Ok(Some(MlStatement::CreateModel { name, or_replace, if_not_exists, options, query })) => {
+            let batches = create::create_model(ml, &name, or_replace, if_not_exists, &options, &query).await?;
+            Ok(Prepared::Done(batches))
+        }
+        Ok(Some(MlStatement::DropModel { name, if_exists })) => {
+            let dropped = ml.store()?.drop_model(&name).await?;
+            if dropped == 0 && !if_exists {
+                return Err(MlError::UnknownModel(name));
+            }
+            let batch = RecordBatch::try_new(
+                Arc::new(Schema::new(vec![
+                    Field::new("model", DataType::Utf8, false),
+                    Field::new("versions_dropped", DataType::Int64, false),
+                ])),
+                vec![
+                    Arc::new(datafusion::arrow::array::StringArray::from(vec![name])),
+                    Arc::new(datafusion::arrow::array::Int64Array::from(vec![dropped as i64])),
+                ],
+            )
+            .map_err(|e| MlError::Internal(e.to_string()))?;
+            Ok(Prepared::Done(vec![batch]))
+        }
+        Ok(None) => Ok(Prepared::Sql(functions::rewrite(ml, sql).await?)),
+        // Not ours after all? Leave the message to DataFusion unless it is
+        // clearly an ML statement.
+        Err(e) => {
+            let head = sql.trim_start().to_ascii_uppercase();
+            let ours = head.starts_with("DROP MODEL")
+                || head.split_whitespace().take(4).any(|w| w == "MODEL") && head.starts_with("CREATE");
+            if ours { Err(e) } else { Ok(Prepared::Sql(functions::rewrite(ml, sql).await?)) }
+        }
+    }
+}
+
+fn ts() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+fn metric_fields() -> Vec<Field> {
+    sentio_udfs::ml::metrics_udaf::METRICS
+        .iter()
+        .map(|m| Field::new(*m, DataType::Float64, true))
+        .collect()
+}
+
+/// Schema of `ml.models`.
+pub fn models_schema() -> SchemaRef {
+    let mut f = vec![
+        Field::new("name", DataType::Utf8, false),
+        Field::new("version", DataType::Int64, false),
+        Field::new("model_type", DataType::Utf8, false),
+        Field::new("created", ts(), false),
+        Field::new("training_rows", DataType::Int64, false),
+        Field::new("eval_rows", DataType::Int64, false),
+        Field::new("label", DataType::Utf8, false),
+        Field::new("labels", DataType::Utf8, false),
+        Field::new("features", DataType::Utf8, false),
+    ];
+    f.extend(metric_fields());
+    f.push(Field::new("metrics", DataType::Utf8, false));
+    f.push(Field::new("data_fingerprint", DataType::Utf8, false));
+    f.push(Field::new("training_query", DataType::Utf8, false));
+    Arc::new(Schema::new(f))
+}
+
+/// Schema of `ml.evaluations`.
+pub fn evaluations_schema() -> SchemaRef {
+    let mut f = vec![
+        Field::new("model", DataType::Utf8, false),
+        Field::new("version", DataType::Int64, false),
+        Field::new("evaluated_at", ts(), false),
+        Field::new("query_fingerprint", DataType::Utf8, false),
+        Field::new("rows", DataType::Int64, false),
+    ];
+    f.extend(metric_fields());
+    Arc::new(Schema::new(f))
+}
+
+/// Schema of `ml.cross_validations` and of `ML.CROSS_VALIDATE`'s result.
+pub fn cross_validations_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("model", DataType::Utf8, false),
+        Field::new("version", DataType::Int64, false),
+        Field::new("run_id", DataType::Utf8, false),
+        Field::new("cross_validated_at", ts(), false),
+        Field::new("num_folds", DataType::Int64, false),
+        Field::new("fold", DataType::Utf8, false),
+        Field::new("metric", DataType::Utf8, false),
+        Field::new("value", DataType::Float64, true),
+    ]))
+}
+
+/// Registers the `ml` schema (`ml.models`, `ml.evaluations`,
+/// `ml.cross_validations`) of the lake at `root_url` and returns the context
+/// the ML layer works with.
+pub fn register_ml(ctx: &SessionContext, root_url: Option<&str>) -> Result<MlContext, MlError> {
+    let Some(root) = root_url else {
+        return Ok(MlContext { ctx: ctx.clone(), store: None });
+    };
+    let store = ModelStore::new(ctx, root)?;
+    let catalog_name = ctx.state().config().options().catalog.default_catalog.clone();
+    if let Some(catalog) = ctx.catalog(&catalog_name)
+        && catalog.schema("ml").is_none()
+    {
+        catalog
+            .register_schema("ml", Arc::new(datafusion::catalog::MemorySchemaProvider::new()))
+            .map_err(|e| MlError::Internal(e.to_string()))?;
+    }
+    store.register_table(ctx, "models", "ml/models/", models_schema())?;
+    store.register_table(ctx, "evaluations", "ml/evaluations/", evaluations_schema())?;
+    store.register_table(ctx, "cross_validations", "ml/cross_validations/", cross_validations_schema())?;
+    Ok(MlContext { ctx: ctx.clone(), store: Some(store) })
+}

@@ -1,0 +1,265 @@
+//! `CREATE MODEL … OPTIONS (…)`: the options Sentio knows, checked and typed.
+//! Names follow BigQuery ML; an unknown option or a value of the wrong kind is
+//! an error naming it.
+
+use sentio_udfs::ml::spec::{Algorithm, Params};
+
+use serde::{Deserialize, Serialize};
+
+use crate::ml::MlError;
+use crate::ml::parse::OptValue;
+
+/// How training rows are split off for evaluation (`data_split_method`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum SplitMethod {
+    /// Below 500 rows no split; up to 50,000 rows 20 %; above, 10,000 rows.
+    Auto,
+    /// A seeded random share (`data_split_eval_fraction`, default 0.2).
+    Random(f64),
+    /// Rows where the boolean `data_split_col` is TRUE are for evaluation.
+    Custom(String),
+    /// All rows train.
+    NoSplit,
+}
+
+/// Class weights (`auto_class_weights` / `class_weights`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ClassWeights {
+    /// All 1.
+    None,
+    /// Inverse to class frequency.
+    Auto,
+    /// Given per label.
+    Given(Vec<(String, f64)>),
+}
+
+/// The checked options of a CREATE MODEL.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainOptions {
+    /// `model_type`.
+    pub algorithm: Algorithm,
+    /// `input_label_cols` (one label).
+    pub label: String,
+    /// `data_split_method` and its companions.
+    pub split: SplitMethod,
+    /// Class weights.
+    pub class_weights: ClassWeights,
+    /// `seed` (default 0).
+    pub seed: u64,
+    /// Hyperparameters.
+    pub params: Params,
+}
+
+/// Every option CREATE MODEL accepts.
+pub const KNOWN_OPTIONS: [&str; 18] = [
+    "model_type",
+    "input_label_cols",
+    "data_split_method",
+    "data_split_eval_fraction",
+    "data_split_col",
+    "auto_class_weights",
+    "class_weights",
+    "seed",
+    "num_parallel_tree",
+    "max_tree_depth",
+    "subsample",
+    "colsample_bynode",
+    "min_tree_child_weight",
+    "l2_reg",
+    "max_iterations",
+    "min_rel_progress",
+    "num_neighbors",
+    "max_stored_rows",
+];
+
+fn bad(option: &str, want: &str, got: &OptValue) -> MlError {
+    MlError::Option(format!("{option} must be {want}, not {got}"))
+}
+
+fn string(option: &str, v: &OptValue) -> Result<String, MlError> {
+    match v {
+        OptValue::Str(s) => Ok(s.clone()),
+        other => Err(bad(option, "a string", other)),
+    }
+}
+
+fn number(option: &str, v: &OptValue, lo: f64, hi: f64) -> Result<f64, MlError> {
+    match v {
+        OptValue::Num(n) if (lo..=hi).contains(n) => Ok(*n),
+        OptValue::Num(n) => Err(MlError::Option(format!("{option} must be between {lo} and {hi}, not {n}"))),
+        other => Err(bad(option, "a number", other)),
+    }
+}
+
+fn integer(option: &str, v: &OptValue, lo: u64, hi: u64) -> Result<u64, MlError> {
+    let n = number(option, v, lo as f64, hi as f64)?;
+    if n.fract() != 0.0 {
+        return Err(bad(option, "a whole number", v));
+    }
+    Ok(n as u64)
+}
+
+fn boolean(option: &str, v: &OptValue) -> Result<bool, MlError> {
+    match v {
+        OptValue::Bool(b) => Ok(*b),
+        other => Err(bad(option, "TRUE or FALSE", other)),
+    }
+}
+
+impl TrainOptions {
+    /// Checks and types the options of a CREATE MODEL.
+    pub fn from_options(options: &[(String, OptValue)]) -> Result<Self, MlError> {
+        for (k, _) in options {
+            if !KNOWN_OPTIONS.contains(&k.as_str()) {
+                return Err(MlError::Option(format!(
+                    "unknown option {k}; CREATE MODEL knows {}",
+                    KNOWN_OPTIONS.join(", ")
+                )));
+            }
+        }
+        let get = |k: &str| options.iter().find(|(n, _)| n == k).map(|(_, v)| v);
+        let model_type = get("model_type")
+            .ok_or_else(|| MlError::Option("model_type is required, e.g. model_type = 'logistic_reg'".into()))?;
+        let model_type = string("model_type", model_type)?;
+        let algorithm = Algorithm::from_model_type(&model_type).ok_or_else(|| {
+            MlError::Option(format!(
+                "unknown model_type '{model_type}'; Sentio trains logistic_reg, random_forest_classifier, \
+                 decision_tree_classifier, naive_bayes_classifier, knn_classifier"
+            ))
+        })?;
+        let label = match get("input_label_cols") {
+            None => "label".to_string(),
+            Some(OptValue::Array(v)) if v.len() == 1 => string("input_label_cols", &v[0])?,
+            Some(OptValue::Str(s)) => s.clone(),
+            Some(other) => return Err(bad("input_label_cols", "an array of one column name, e.g. ['emotion']", other)),
+        };
+        let method = get("data_split_method")
+            .map(|v| string("data_split_method", v))
+            .transpose()?
+            .unwrap_or_else(|| "AUTO_SPLIT".into())
+            .to_ascii_uppercase();
+        let fraction = get("data_split_eval_fraction")
+            .map(|v| number("data_split_eval_fraction", v, 0.0, 0.9))
+            .transpose()?;
+        let split_col = get("data_split_col").map(|v| string("data_split_col", v)).transpose()?;
+        let split = match method.as_str() {
+            "AUTO_SPLIT" => SplitMethod::Auto,
+            "RANDOM" => SplitMethod::Random(fraction.unwrap_or(0.2)),
+            "CUSTOM" => SplitMethod::Custom(split_col.clone().ok_or_else(|| {
+                MlError::Option("data_split_method = 'CUSTOM' needs data_split_col".into())
+            })?),
+            "NO_SPLIT" => SplitMethod::NoSplit,
+            other => {
+                return Err(MlError::Option(format!(
+                    "unknown data_split_method '{other}' (AUTO_SPLIT, RANDOM, CUSTOM or NO_SPLIT)"
+                )));
+            }
+        };
+        if fraction.is_some() && !matches!(split, SplitMethod::Random(_)) {
+            return Err(MlError::Option("data_split_eval_fraction goes with data_split_method = 'RANDOM'".into()));
+        }
+        if split_col.is_some() && !matches!(split, SplitMethod::Custom(_)) {
+            return Err(MlError::Option("data_split_col goes with data_split_method = 'CUSTOM'".into()));
+        }
+        let auto = get("auto_class_weights").map(|v| boolean("auto_class_weights", v)).transpose()?;
+        let class_weights = match (auto, get("class_weights")) {
+            (Some(true), Some(_)) => {
+                return Err(MlError::Option("auto_class_weights and class_weights exclude each other".into()));
+            }
+            (Some(true), None) => ClassWeights::Auto,
+            (_, Some(OptValue::Array(items))) => ClassWeights::Given(
+                items
+                    .iter()
+                    .map(|i| match i {
+                        OptValue::Struct(v) if v.len() == 2 => Ok((
+                            match &v[0] {
+                                OptValue::Str(s) => s.clone(),
+                                OptValue::Num(n) => n.to_string(),
+                                OptValue::Bool(b) => b.to_string(),
+                                other => return Err(bad("class_weights", "[STRUCT('label', weight), …]", other)),
+                            },
+                            number("class_weights", &v[1], 0.0, f64::MAX)?,
+                        )),
+                        other => Err(bad("class_weights", "[STRUCT('label', weight), …]", other)),
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+            (_, Some(other)) => return Err(bad("class_weights", "[STRUCT('label', weight), …]", other)),
+            _ => ClassWeights::None,
+        };
+        let seed = get("seed").map(|v| integer("seed", v, 0, u64::from(u32::MAX))).transpose()?.unwrap_or(0);
+        let mut params = Params::default();
+        if algorithm == Algorithm::DecisionTree {
+            params.max_depth = 10;
+        }
+        if let Some(v) = get("num_parallel_tree") {
+            params.num_trees = integer("num_parallel_tree", v, 1, 10_000)? as u32;
+        }
+        if let Some(v) = get("max_tree_depth") {
+            params.max_depth = integer("max_tree_depth", v, 1, 64)? as u32;
+        }
+        if let Some(v) = get("subsample") {
+            params.subsample = number("subsample", v, 0.01, 1.0)?;
+        }
+        if let Some(v) = get("colsample_bynode") {
+            params.colsample_bynode = number("colsample_bynode", v, 0.01, 1.0)?;
+        }
+        if let Some(v) = get("min_tree_child_weight") {
+            params.min_child_rows = integer("min_tree_child_weight", v, 1, 1_000_000)? as u32;
+        }
+        if let Some(v) = get("l2_reg") {
+            params.l2_reg = number("l2_reg", v, 0.0, 1e12)?;
+        }
+        if let Some(v) = get("max_iterations") {
+            params.max_iterations = integer("max_iterations", v, 1, 100_000)? as u32;
+        }
+        if let Some(v) = get("min_rel_progress") {
+            params.min_rel_progress = number("min_rel_progress", v, 0.0, 1.0)?;
+        }
+        if let Some(v) = get("num_neighbors") {
+            params.num_neighbors = integer("num_neighbors", v, 1, 10_000)? as u32;
+        }
+        if let Some(v) = get("max_stored_rows") {
+            params.max_stored_rows = integer("max_stored_rows", v, 1, 10_000_000)?;
+        }
+        Ok(Self {
+            algorithm,
+            label,
+            split,
+            class_weights,
+            seed,
+            params,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn o(pairs: &[(&str, OptValue)]) -> Vec<(String, OptValue)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+    }
+
+    #[test]
+    fn checks() {
+        let s = |v: &str| OptValue::Str(v.into());
+        let ok = TrainOptions::from_options(&o(&[
+            ("model_type", s("RANDOM_FOREST_CLASSIFIER")),
+            ("input_label_cols", OptValue::Array(vec![s("emotion")])),
+            ("num_parallel_tree", OptValue::Num(10.0)),
+            ("data_split_method", s("random")),
+            ("data_split_eval_fraction", OptValue::Num(0.3)),
+        ]))
+        .unwrap();
+        assert_eq!(ok.algorithm, Algorithm::RandomForest);
+        assert_eq!(ok.params.num_trees, 10);
+        assert_eq!(ok.split, SplitMethod::Random(0.3));
+        let err = |opts: Vec<(String, OptValue)>| TrainOptions::from_options(&opts).unwrap_err().to_string();
+        assert!(err(o(&[("model_type", s("x"))])).contains("unknown model_type"));
+        assert!(err(o(&[("model_type", s("logistic_reg")), ("colour", s("red"))])).contains("unknown option colour"));
+        assert!(err(o(&[("model_type", s("logistic_reg")), ("max_iterations", s("many"))])).contains("a number"));
+        assert!(err(o(&[("model_type", s("logistic_reg")), ("max_iterations", OptValue::Num(1.5))])).contains("whole"));
+        assert!(err(o(&[("input_label_cols", OptValue::Array(vec![s("y")]))])).contains("model_type is required"));
+    }
+}

@@ -1,0 +1,418 @@
+//! Recognising Sentio's ML statements and the `ML.<function>(…)` calls inside
+//! ordinary queries, which DataFusion's parser does not accept.
+//!
+//! ```
+//! use sentio_sql::ml::parse::{find_ml_calls, parse_ml_statement, MlStatement};
+//! let s = parse_ml_statement(
+//!     "CREATE OR REPLACE MODEL m OPTIONS (model_type = 'logistic_reg', input_label_cols = ['y']) AS SELECT * FROM t",
+//! ).unwrap().unwrap();
+//! let MlStatement::CreateModel { name, query, or_replace, .. } = s else { panic!() };
+//! assert_eq!((name.as_str(), query.as_str(), or_replace), ("m", "SELECT * FROM t", true));
+//!
+//! let calls = find_ml_calls("SELECT * FROM ML.PREDICT(MODEL m, (SELECT 1 AS x)) p").unwrap();
+//! assert_eq!(calls[0].function, "PREDICT");
+//! assert_eq!(calls[0].model.as_deref(), Some("m"));
+//! assert_eq!(calls[0].query.as_deref(), Some("SELECT 1 AS x"));
+//! ```
+
+use datafusion::sql::sqlparser::ast::{Expr, SelectItem, SetExpr, Statement, UnaryOperator, Value};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::keywords::Keyword;
+use datafusion::sql::sqlparser::parser::Parser;
+use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+
+use crate::ml::MlError;
+
+/// A value in `OPTIONS (…)` or `STRUCT(…)`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OptValue {
+    /// A quoted string.
+    Str(String),
+    /// A number.
+    Num(f64),
+    /// TRUE or FALSE.
+    Bool(bool),
+    /// `[a, b, …]`.
+    Array(Vec<OptValue>),
+    /// `STRUCT(a, b, …)`.
+    Struct(Vec<OptValue>),
+}
+
+impl std::fmt::Display for OptValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Str(s) => write!(f, "'{s}'"),
+            Self::Num(n) => write!(f, "{n}"),
+            Self::Bool(b) => write!(f, "{}", if *b { "TRUE" } else { "FALSE" }),
+            Self::Array(v) => write!(f, "[{}]", v.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")),
+            Self::Struct(v) => write!(f, "STRUCT({})", v.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")),
+        }
+    }
+}
+
+/// Sentio's own statements.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MlStatement {
+    /// `CREATE [OR REPLACE] MODEL [IF NOT EXISTS] name OPTIONS (…) AS query`.
+    CreateModel {
+        /// Model name.
+        name: String,
+        /// OR REPLACE given.
+        or_replace: bool,
+        /// IF NOT EXISTS given.
+        if_not_exists: bool,
+        /// The options, in order, names lower-cased.
+        options: Vec<(String, OptValue)>,
+        /// The training query's text.
+        query: String,
+    },
+    /// `DROP MODEL [IF EXISTS] name`.
+    DropModel {
+        /// Model name.
+        name: String,
+        /// IF EXISTS given.
+        if_exists: bool,
+    },
+}
+
+fn syntax(message: impl Into<String>) -> MlError {
+    MlError::Syntax(message.into())
+}
+
+/// Converts an option expression into a value.
+fn opt_value(e: &Expr) -> Result<OptValue, MlError> {
+    Ok(match e {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => OptValue::Str(s.clone()),
+            Value::Number(n, _) => OptValue::Num(n.parse().map_err(|_| syntax(format!("bad number {n}")))?),
+            Value::Boolean(b) => OptValue::Bool(*b),
+            other => return Err(syntax(format!("unsupported option value {other}"))),
+        },
+        Expr::UnaryOp { op: UnaryOperator::Minus, expr } => match opt_value(expr)? {
+            OptValue::Num(n) => OptValue::Num(-n),
+            _ => return Err(syntax(format!("unsupported option value {e}"))),
+        },
+        Expr::Array(a) => OptValue::Array(a.elem.iter().map(opt_value).collect::<Result<_, _>>()?),
+        Expr::Struct { values, .. } => OptValue::Struct(values.iter().map(opt_value).collect::<Result<_, _>>()?),
+        Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("struct") => {
+            let text = f.args.to_string();
+            let inner = text.trim().trim_start_matches('(').trim_end_matches(')');
+            let exprs = Parser::new(&GenericDialect {})
+                .try_with_sql(inner)
+                .and_then(|mut p| p.parse_comma_separated(Parser::parse_expr))
+                .map_err(|e| syntax(e.to_string()))?;
+            OptValue::Struct(exprs.iter().map(opt_value).collect::<Result<_, _>>()?)
+        }
+        Expr::Identifier(i) if i.value.eq_ignore_ascii_case("true") => OptValue::Bool(true),
+        Expr::Identifier(i) if i.value.eq_ignore_ascii_case("false") => OptValue::Bool(false),
+        other => return Err(syntax(format!("unsupported option value {other}"))),
+    })
+}
+
+/// Model names: letters, digits and `_`, not starting with a digit.
+pub fn check_model_name(name: &str) -> Result<(), MlError> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit());
+    if ok {
+        Ok(())
+    } else {
+        Err(syntax(format!(
+            "invalid model name {name:?}: use letters, digits and _ (not starting with a digit)"
+        )))
+    }
+}
+
+fn byte_offset(sql: &str, line: u64, column: u64) -> usize {
+    let mut offset = 0;
+    for (i, l) in sql.split_inclusive('\n').enumerate() {
+        if i + 1 == line as usize {
+            return offset
+                + l.char_indices().nth(column.saturating_sub(1) as usize).map_or(l.len(), |(b, _)| b);
+        }
+        offset += l.len();
+    }
+    sql.len()
+}
+
+fn is_word(t: &Token, w: &str) -> bool {
+    matches!(t, Token::Word(word) if word.quote_style.is_none() && word.value.eq_ignore_ascii_case(w))
+}
+
+/// Parses `sql` as one of Sentio's ML statements; `Ok(None)` when it is not
+/// one (an ordinary statement for DataFusion).
+pub fn parse_ml_statement(sql: &str) -> Result<Option<MlStatement>, MlError> {
+    let dialect = GenericDialect {};
+    let mut p = Parser::new(&dialect).try_with_sql(sql).map_err(|e| syntax(e.to_string()))?;
+    let err = |e: datafusion::sql::sqlparser::parser::ParserError| syntax(e.to_string());
+    if p.parse_keyword(Keyword::DROP) {
+        if !is_word(&p.peek_token().token, "model") {
+            return Ok(None);
+        }
+        p.next_token();
+        let if_exists = p.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
+        let name = p.parse_identifier().map_err(err)?.value;
+        if p.peek_token().token != Token::EOF {
+            return Err(syntax(format!("unexpected {} after DROP MODEL {name}", p.peek_token().token)));
+        }
+        check_model_name(&name)?;
+        return Ok(Some(MlStatement::DropModel { name, if_exists }));
+    }
+    if !p.parse_keyword(Keyword::CREATE) {
+        return Ok(None);
+    }
+    let or_replace = p.parse_keywords(&[Keyword::OR, Keyword::REPLACE]);
+    if !is_word(&p.peek_token().token, "model") {
+        return Ok(None);
+    }
+    p.next_token();
+    let if_not_exists = p.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+    let name = p.parse_identifier().map_err(err)?.value;
+    check_model_name(&name)?;
+    if or_replace && if_not_exists {
+        return Err(syntax("OR REPLACE and IF NOT EXISTS cannot be used together"));
+    }
+    let mut options = Vec::new();
+    if p.parse_keyword(Keyword::OPTIONS) {
+        p.expect_token(&Token::LParen).map_err(err)?;
+        if !p.consume_token(&Token::RParen) {
+            loop {
+                let key = p.parse_identifier().map_err(err)?.value.to_ascii_lowercase();
+                p.expect_token(&Token::Eq).map_err(err)?;
+                let value = opt_value(&p.parse_expr().map_err(err)?)?;
+                if options.iter().any(|(k, _)| *k == key) {
+                    return Err(syntax(format!("option {key} is given twice")));
+                }
+                options.push((key, value));
+                if p.consume_token(&Token::RParen) {
+                    break;
+                }
+                p.expect_token(&Token::Comma).map_err(err)?;
+            }
+        }
+    }
+    if !p.parse_keyword(Keyword::AS) {
+        return Err(syntax(format!(
+            "expected AS (SELECT …) after the options of CREATE MODEL {name}, found {}",
+            p.peek_token().token
+        )));
+    }
+    let start = p.peek_token().span.start;
+    if p.peek_token().token == Token::EOF {
+        return Err(syntax(format!("CREATE MODEL {name} has no training query after AS")));
+    }
+    let mut query = sql[byte_offset(sql, start.line, start.column)..].trim().to_string();
+    // `AS (SELECT …)` is allowed too.
+    while query.starts_with('(') && query.ends_with(')') && balanced_inner(&query) {
+        query = query[1..query.len() - 1].trim().to_string();
+    }
+    Ok(Some(MlStatement::CreateModel {
+        name,
+        or_replace,
+        if_not_exists,
+        options,
+        query,
+    }))
+}
+
+/// Whether the parentheses opening and closing `s` match each other.
+fn balanced_inner(s: &str) -> bool {
+    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, s).tokenize() else {
+        return false;
+    };
+    let mut depth = 0i32;
+    let significant: Vec<&Token> = tokens.iter().filter(|t| !matches!(t, Token::Whitespace(_))).collect();
+    for (i, t) in significant.iter().enumerate() {
+        match t {
+            Token::LParen => depth += 1,
+            Token::RParen => {
+                depth -= 1;
+                if depth == 0 && i + 1 != significant.len() {
+                    return false;
+                }
+            }
+            _ => {}
+        }
+    }
+    true
+}
+
+/// One `ML.<FUNCTION>(…)` call in a query's text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MlCall {
+    /// Byte range of the whole call in the text.
+    pub span: std::ops::Range<usize>,
+    /// Function name, upper-cased (`PREDICT`, `EVALUATE`, …).
+    pub function: String,
+    /// `MODEL name[@version]`, as written after MODEL.
+    pub model: Option<String>,
+    /// `(query)` or `TABLE t` (as `SELECT * FROM t`).
+    pub query: Option<String>,
+    /// `STRUCT(v AS name, …)` settings, names lower-cased.
+    pub settings: Vec<(String, OptValue)>,
+}
+
+/// Finds the outermost `ML.<function>(…)` calls of `sql`, in order.
+pub fn find_ml_calls(sql: &str) -> Result<Vec<MlCall>, MlError> {
+    let tokens = Tokenizer::new(&GenericDialect {}, sql)
+        .tokenize_with_location()
+        .map_err(|e| syntax(e.to_string()))?;
+    let at = |i: usize| -> usize {
+        let l = tokens[i].span.start;
+        byte_offset(sql, l.line, l.column)
+    };
+    let significant: Vec<usize> = (0..tokens.len())
+        .filter(|&i| !matches!(tokens[i].token, Token::Whitespace(_) | Token::EOF))
+        .collect();
+    let mut calls = Vec::new();
+    let mut k = 0;
+    while k + 3 < significant.len() {
+        let [a, b, c, d] = [significant[k], significant[k + 1], significant[k + 2], significant[k + 3]];
+        let is_call = is_word(&tokens[a].token, "ml")
+            && tokens[b].token == Token::Period
+            && matches!(tokens[c].token, Token::Word(_))
+            && tokens[d].token == Token::LParen;
+        if !is_call {
+            k += 1;
+            continue;
+        }
+        let Token::Word(w) = &tokens[c].token else { unreachable!() };
+        let function = w.value.to_ascii_uppercase();
+        // Find the matching parenthesis and the top-level commas.
+        let mut depth = 0;
+        let mut args = Vec::new();
+        let mut arg_start = at(d) + 1;
+        let mut end = None;
+        let mut j = k + 3;
+        while j < significant.len() {
+            let t = &tokens[significant[j]].token;
+            match t {
+                Token::LParen | Token::LBracket => depth += 1,
+                Token::RParen | Token::RBracket => {
+                    depth -= 1;
+                    if depth == 0 {
+                        args.push(sql[arg_start..at(significant[j])].trim().to_string());
+                        end = Some(at(significant[j]) + 1);
+                        break;
+                    }
+                }
+                Token::Comma if depth == 1 => {
+                    args.push(sql[arg_start..at(significant[j])].trim().to_string());
+                    arg_start = at(significant[j]) + 1;
+                }
+                _ => {}
+            }
+            j += 1;
+        }
+        let Some(end) = end else {
+            return Err(syntax(format!("ML.{function}( is not closed")));
+        };
+        let mut call = MlCall {
+            span: at(a)..end,
+            function,
+            model: None,
+            query: None,
+            settings: Vec::new(),
+        };
+        for arg in args.into_iter().filter(|a| !a.is_empty()) {
+            let upper = arg.to_ascii_uppercase();
+            if upper.starts_with("MODEL ") || upper.starts_with("MODEL\n") || upper.starts_with("MODEL\t") {
+                call.model = Some(arg[5..].trim().to_string());
+            } else if upper.starts_with("TABLE ") || upper.starts_with("TABLE\n") {
+                call.query = Some(format!("SELECT * FROM {}", arg[5..].trim()));
+            } else if upper.starts_with("STRUCT") {
+                call.settings = parse_struct_settings(&arg)?;
+            } else if arg.starts_with('(') && arg.ends_with(')') {
+                call.query = Some(arg[1..arg.len() - 1].trim().to_string());
+            } else {
+                return Err(syntax(format!(
+                    "ML.{}: unexpected argument {arg:?} (expected MODEL name, (query), TABLE name or STRUCT(…))",
+                    call.function
+                )));
+            }
+        }
+        calls.push(call);
+        while k < significant.len() && at(significant[k]) < end {
+            k += 1;
+        }
+    }
+    Ok(calls)
+}
+
+/// `STRUCT(5 AS num_folds, 0.5 AS threshold)` → `[("num_folds", 5), …]`.
+fn parse_struct_settings(arg: &str) -> Result<Vec<(String, OptValue)>, MlError> {
+    let inner = arg.trim()[6..].trim();
+    let inner = inner
+        .strip_prefix('(')
+        .and_then(|s| s.strip_suffix(')'))
+        .ok_or_else(|| syntax(format!("bad STRUCT {arg}")))?;
+    if inner.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let stmts = Parser::parse_sql(&GenericDialect {}, &format!("SELECT {inner}")).map_err(|e| syntax(e.to_string()))?;
+    let Some(Statement::Query(q)) = stmts.first() else {
+        return Err(syntax(format!("bad STRUCT {arg}")));
+    };
+    let SetExpr::Select(select) = q.body.as_ref() else {
+        return Err(syntax(format!("bad STRUCT {arg}")));
+    };
+    select
+        .projection
+        .iter()
+        .map(|item| match item {
+            SelectItem::ExprWithAlias { expr, alias } => Ok((alias.value.to_ascii_lowercase(), opt_value(expr)?)),
+            other => Err(syntax(format!("STRUCT field {other} needs a name: value AS name"))),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements() {
+        assert_eq!(parse_ml_statement("SELECT 1").unwrap(), None);
+        assert_eq!(parse_ml_statement("CREATE TABLE t (a INT)").unwrap(), None);
+        let s = parse_ml_statement(
+            "create model if not exists m options(model_type='random_forest_classifier', num_parallel_tree=10, \
+             input_label_cols=['emotion'], class_weights=[STRUCT('a', 0.5)], early_stop=false, l2_reg=-1) as (select 1)",
+        )
+        .unwrap()
+        .unwrap();
+        let MlStatement::CreateModel { options, query, if_not_exists, .. } = s else { panic!() };
+        assert!(if_not_exists);
+        assert_eq!(query, "select 1");
+        assert_eq!(options[1], ("num_parallel_tree".into(), OptValue::Num(10.0)));
+        assert_eq!(options[2].1, OptValue::Array(vec![OptValue::Str("emotion".into())]));
+        assert_eq!(
+            options[3].1,
+            OptValue::Array(vec![OptValue::Struct(vec![OptValue::Str("a".into()), OptValue::Num(0.5)])])
+        );
+        assert_eq!(options[4].1, OptValue::Bool(false));
+        assert_eq!(options[5].1, OptValue::Num(-1.0));
+        assert_eq!(
+            parse_ml_statement("DROP MODEL IF EXISTS m").unwrap(),
+            Some(MlStatement::DropModel { name: "m".into(), if_exists: true })
+        );
+        assert!(parse_ml_statement("CREATE MODEL m OPTIONS (model_type = ) AS SELECT 1").is_err());
+        assert!(parse_ml_statement("CREATE MODEL m OPTIONS (a = 1, a = 2) AS SELECT 1").is_err());
+        assert!(parse_ml_statement("CREATE MODEL `x;y` AS SELECT 1").is_err());
+        assert!(parse_ml_statement("CREATE MODEL m OPTIONS (a = 1)").is_err());
+    }
+
+    #[test]
+    fn calls() {
+        let sql = "SELECT * FROM ML.EVALUATE(MODEL m@2, TABLE t, STRUCT(0.5 AS threshold)) e JOIN \
+                   ML.PREDICT(MODEL n, (SELECT f(a, b) FROM (SELECT 1) x)) p ON true";
+        let calls = find_ml_calls(sql).unwrap();
+        assert_eq!(calls.len(), 2);
+        assert_eq!(calls[0].model.as_deref(), Some("m@2"));
+        assert_eq!(calls[0].query.as_deref(), Some("SELECT * FROM t"));
+        assert_eq!(calls[0].settings, vec![("threshold".into(), OptValue::Num(0.5))]);
+        assert_eq!(&sql[calls[1].span.clone()], "ML.PREDICT(MODEL n, (SELECT f(a, b) FROM (SELECT 1) x))");
+        assert!(find_ml_calls("SELECT * FROM ML.PREDICT(MODEL m, (SELECT 1)").is_err());
+        assert!(find_ml_calls("SELECT ml_x FROM ml.t").unwrap().is_empty());
+    }
+}

@@ -1,0 +1,360 @@
+//! The model store: immutable model versions under the lake, and the
+//! registry tables `ml.models`, `ml.evaluations` and `ml.cross_validations`.
+//!
+//! ```text
+//! <lake>/models/<name>/<version>/model.pb     the parameters (ModelPayload)
+//! <lake>/models/<name>/<version>/model.json   metadata; written last, with
+//!                                             create-only semantics: a version
+//!                                             exists once this file does
+//! <lake>/ml/models/<name>.v<version>.parquet  one row of ml.models
+//! <lake>/ml/evaluations/*.parquet             rows of ml.evaluations
+//! <lake>/ml/cross_validations/*.parquet       rows of ml.cross_validations
+//! ```
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::datasource::listing::ListingTableUrl;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::prelude::SessionContext;
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use sentio_udfs::ml::spec::TrainSpec;
+use serde::{Deserialize, Serialize};
+
+use crate::ml::MlError;
+
+/// Version of the metadata format this build writes and reads.
+pub const META_FORMAT: u32 = 1;
+
+/// Statistics of one feature over the training rows (`ML.FEATURE_INFO`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureStat {
+    /// Column name.
+    pub input: String,
+    /// Minimum (numeric features).
+    pub min: Option<f64>,
+    /// Maximum (numeric features).
+    pub max: Option<f64>,
+    /// Mean (numeric features).
+    pub mean: Option<f64>,
+    /// Population standard deviation (numeric features).
+    pub stddev: Option<f64>,
+    /// Distinct categories kept (text features).
+    pub category_count: Option<i64>,
+    /// NULL (and NaN) values.
+    pub null_count: i64,
+}
+
+/// One iteration of training (`ML.TRAINING_INFO`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Iteration {
+    /// 0-based iteration.
+    pub iteration: i64,
+    /// Training loss.
+    pub loss: Option<f64>,
+    /// Loss on the evaluation rows (last iteration only).
+    pub eval_loss: Option<f64>,
+    /// Time taken.
+    pub duration_ms: i64,
+}
+
+/// Importance of one feature in a tree model (`ML.FEATURE_IMPORTANCE`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Importance {
+    /// Column name.
+    pub feature: String,
+    /// Splits that use it.
+    pub importance_weight: f64,
+    /// Total weighted Gini decrease of those splits.
+    pub importance_gain: f64,
+    /// Rows those splits divided.
+    pub importance_cover: f64,
+}
+
+/// Everything stored about a model version beside its parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelMeta {
+    /// Metadata format ([`META_FORMAT`]).
+    pub format: u32,
+    /// Model name.
+    pub name: String,
+    /// Version (1, 2, …).
+    pub version: u32,
+    /// `model_type`.
+    pub model_type: String,
+    /// When it was trained (RFC 3339).
+    pub created: String,
+    /// The Sentio that trained it.
+    pub library: String,
+    /// Label column.
+    pub label: String,
+    /// SQL type of the label column (predictions are cast back to it).
+    pub label_type: String,
+    /// Inputs, encodings, labels, hyperparameters.
+    pub spec: TrainSpec,
+    /// The OPTIONS as written.
+    pub options: BTreeMap<String, String>,
+    /// The OPTIONS as understood (retraining, e.g. in ML.CROSS_VALIDATE).
+    pub train_options: crate::ml::options::TrainOptions,
+    /// The training query's text.
+    pub training_query: String,
+    /// Rows trained on.
+    pub training_rows: u64,
+    /// Rows held out for evaluation.
+    pub eval_rows: u64,
+    /// A fingerprint of the training rows (count and order-independent hash).
+    pub data_fingerprint: String,
+    /// Metrics on the evaluation rows (or the training rows without a split).
+    pub metrics: BTreeMap<String, Option<f64>>,
+    /// Which rows `metrics` were computed on.
+    pub metrics_on: String,
+    /// Per-feature statistics.
+    pub feature_info: Vec<FeatureStat>,
+    /// Training iterations.
+    pub training_info: Vec<Iteration>,
+    /// Feature importance (tree models).
+    pub feature_importance: Vec<Importance>,
+    /// Wall time of the steps, in milliseconds.
+    pub timings_ms: BTreeMap<String, u64>,
+    /// Payload fingerprint (checked by every reader).
+    pub payload_fingerprint: String,
+    /// Payload size in bytes.
+    pub payload_bytes: u64,
+}
+
+/// `name` or `name@version`.
+pub fn parse_model_ref(text: &str) -> Result<(String, Option<u32>), MlError> {
+    let text = text.trim();
+    let (name, version) = match text.split_once('@') {
+        Some((n, v)) => {
+            let v: u32 = v
+                .trim()
+                .parse()
+                .map_err(|_| MlError::Syntax(format!("bad model version in {text:?} (expected name@N)")))?;
+            (n.trim(), Some(v))
+        }
+        None => (text, None),
+    };
+    crate::ml::parse::check_model_name(name)?;
+    Ok((name.to_string(), version))
+}
+
+/// The model store of one lake.
+#[derive(Debug, Clone)]
+pub struct ModelStore {
+    root_url: String,
+    store: Arc<dyn ObjectStore>,
+    prefix: Path,
+}
+
+fn store_err(e: impl std::fmt::Display) -> MlError {
+    MlError::Store(e.to_string())
+}
+
+impl ModelStore {
+    /// The store under the lake at `root_url` (ending in `/`).
+    pub fn new(ctx: &SessionContext, root_url: &str) -> Result<Self, MlError> {
+        let url = ListingTableUrl::parse(root_url).map_err(store_err)?;
+        let store = ctx.runtime_env().object_store(url.object_store()).map_err(store_err)?;
+        Ok(Self {
+            root_url: root_url.to_string(),
+            store,
+            prefix: url.prefix().clone(),
+        })
+    }
+
+    fn path(&self, rel: &str) -> Path {
+        let base = self.prefix.as_ref().trim_end_matches('/');
+        if base.is_empty() { Path::from(rel) } else { Path::from(format!("{base}/{rel}")) }
+    }
+
+    /// URL of a file under the lake.
+    pub fn url(&self, rel: &str) -> String {
+        format!("{}{rel}", self.root_url)
+    }
+
+    /// The versions of `name` that exist (have metadata), ascending.
+    pub async fn versions(&self, name: &str) -> Result<Vec<u32>, MlError> {
+        let listed = self
+            .store
+            .list_with_delimiter(Some(&self.path(&format!("models/{name}/"))))
+            .await;
+        let listed = match listed {
+            Ok(l) => l,
+            Err(object_store::Error::NotFound { .. }) => return Ok(Vec::new()),
+            Err(e) => return Err(store_err(e)),
+        };
+        let mut out = Vec::new();
+        for p in listed.common_prefixes {
+            if let Some(v) = p.filename().and_then(|f| f.parse::<u32>().ok())
+                && self.store.head(&self.path(&format!("models/{name}/{v}/model.json"))).await.is_ok()
+            {
+                out.push(v);
+            }
+        }
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    /// Metadata of `name@version` (the latest without a version).
+    pub async fn meta(&self, name: &str, version: Option<u32>) -> Result<ModelMeta, MlError> {
+        let version = match version {
+            Some(v) => v,
+            None => *self
+                .versions(name)
+                .await?
+                .last()
+                .ok_or_else(|| MlError::UnknownModel(name.to_string()))?,
+        };
+        let path = self.path(&format!("models/{name}/{version}/model.json"));
+        let bytes = match self.store.get(&path).await {
+            Ok(g) => g.bytes().await.map_err(store_err)?,
+            Err(object_store::Error::NotFound { .. }) => {
+                let known = self.versions(name).await?;
+                return Err(if known.is_empty() {
+                    MlError::UnknownModel(name.to_string())
+                } else {
+                    MlError::UnknownModel(format!(
+                        "{name}@{version} (versions: {})",
+                        known.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+                    ))
+                });
+            }
+            Err(e) => return Err(store_err(e)),
+        };
+        #[derive(Deserialize)]
+        struct Format {
+            format: u32,
+        }
+        let f: Format = serde_json::from_slice(&bytes)
+            .map_err(|e| MlError::Corrupt(format!("{name}@{version}: model.json is not valid: {e}")))?;
+        if f.format != META_FORMAT {
+            return Err(MlError::Corrupt(format!(
+                "{name}@{version} has metadata format {} and this Sentio reads format {META_FORMAT}",
+                f.format
+            )));
+        }
+        serde_json::from_slice(&bytes)
+            .map_err(|e| MlError::Corrupt(format!("{name}@{version}: model.json is not valid: {e}")))
+    }
+
+    /// URL of a version's parameters.
+    pub fn payload_url(&self, name: &str, version: u32) -> String {
+        self.url(&format!("models/{name}/{version}/model.pb"))
+    }
+
+    /// Writes a version's parameters (invisible until [`Self::commit`]).
+    pub async fn put_payload(&self, name: &str, version: u32, bytes: Vec<u8>) -> Result<(), MlError> {
+        self.store
+            .put(&self.path(&format!("models/{name}/{version}/model.pb")), PutPayload::from(bytes))
+            .await
+            .map_err(store_err)?;
+        Ok(())
+    }
+
+    /// Publishes a version: writes its metadata only if no one else has
+    /// published that version; returns false if someone had.
+    pub async fn commit(&self, meta: &ModelMeta) -> Result<bool, MlError> {
+        let path = self.path(&format!("models/{}/{}/model.json", meta.name, meta.version));
+        let body = PutPayload::from(serde_json::to_vec_pretty(meta).map_err(store_err)?);
+        let create = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match self.store.put_opts(&path, body.clone(), create).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(object_store::Error::NotImplemented { .. }) => {
+                if self.store.head(&path).await.is_ok() {
+                    return Ok(false);
+                }
+                self.store.put(&path, body).await.map_err(store_err)?;
+                Ok(true)
+            }
+            Err(e) => Err(store_err(e)),
+        }
+    }
+
+    /// Deletes every file under `rel` (a folder).
+    async fn delete_prefix(&self, rel: &str) -> Result<(), MlError> {
+        let files: Vec<_> = self.store.list(Some(&self.path(rel))).try_collect().await.map_err(store_err)?;
+        for f in files {
+            self.store.delete(&f.location).await.map_err(store_err)?;
+        }
+        Ok(())
+    }
+
+    /// Removes an unpublished version's parameters.
+    pub async fn discard(&self, name: &str, version: u32) -> Result<(), MlError> {
+        self.delete_prefix(&format!("models/{name}/{version}/")).await
+    }
+
+    /// Removes every version of `name` and its `ml.models` rows; returns how
+    /// many versions there were.
+    pub async fn drop_model(&self, name: &str) -> Result<usize, MlError> {
+        let versions = self.versions(name).await?;
+        for v in &versions {
+            let _ = self.store.delete(&self.path(&format!("ml/models/{name}.v{v}.parquet"))).await;
+        }
+        self.delete_prefix(&format!("models/{name}/")).await?;
+        Ok(versions.len())
+    }
+
+    /// Writes `batch` as one Parquet file at `rel`.
+    pub async fn put_parquet(&self, rel: &str, batch: &RecordBatch) -> Result<(), MlError> {
+        let mut buf = Vec::new();
+        let mut w = ArrowWriter::try_new(&mut buf, batch.schema(), None).map_err(store_err)?;
+        w.write(batch).map_err(store_err)?;
+        w.close().map_err(store_err)?;
+        self.store.put(&self.path(rel), PutPayload::from(buf)).await.map_err(store_err)?;
+        Ok(())
+    }
+
+    /// Writes raw bytes at `rel`.
+    pub async fn put_parquet_bytes(&self, rel: &str, bytes: Vec<u8>) -> Result<(), MlError> {
+        self.store.put(&self.path(rel), PutPayload::from(bytes)).await.map_err(store_err)?;
+        Ok(())
+    }
+
+    /// Deletes the file at `rel`.
+    pub async fn delete_file(&self, rel: &str) -> Result<(), MlError> {
+        self.store.delete(&self.path(rel)).await.map_err(store_err)
+    }
+
+    /// Makes sure a local folder exists (object stores need none).
+    pub fn ensure_dir(&self, rel: &str) {
+        if let Ok(url) = url::Url::parse(&self.url(rel))
+            && url.scheme() == "file"
+            && let Ok(p) = url.to_file_path()
+        {
+            let _ = std::fs::create_dir_all(p);
+        }
+    }
+
+    /// Registers a Parquet folder of the store as a table with `schema`.
+    pub fn register_table(
+        &self,
+        ctx: &SessionContext,
+        table: &str,
+        folder: &str,
+        schema: SchemaRef,
+    ) -> Result<(), MlError> {
+        use datafusion::datasource::file_format::parquet::ParquetFormat;
+        use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig};
+        self.ensure_dir(folder);
+        let url = ListingTableUrl::parse(self.url(folder)).map_err(store_err)?;
+        let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+        let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(schema);
+        let provider = ListingTable::try_new(config).map_err(store_err)?;
+        ctx.register_table(
+            datafusion::common::TableReference::partial("ml", table),
+            Arc::new(provider),
+        )
+        .map_err(store_err)?;
+        Ok(())
+    }
+}
