@@ -2,8 +2,9 @@
 # Sentio's whole test suite, exactly as CI runs it (.ci/run calls this).
 #
 # Installs or starts what the tests need when it is missing — an
-# S3-compatible server (moto, from PyPI, into ./.venv), PostgreSQL and
-# MariaDB — then builds the binaries and runs every test.
+# S3-compatible server (moto, from PyPI, into ./.venv), scikit-learn (into
+# the same .venv), PostgreSQL and MariaDB — then builds the binaries and runs
+# every test.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -20,6 +21,11 @@ if [ ! -x .venv/bin/moto_server ]; then
   log "installing moto[server] into .venv"
   python3 -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check 'moto[server]==5.*'
+fi
+# scikit-learn: the independent implementation ML accuracy is compared with.
+if ! .venv/bin/python -c 'import sklearn' 2>/dev/null; then
+  log "installing scikit-learn into .venv"
+  .venv/bin/pip install --quiet --disable-pip-version-check 'scikit-learn==1.*'
 fi
 export SENTIO_MOTO_SERVER="$PWD/.venv/bin/moto_server"
 

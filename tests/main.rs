@@ -7,4 +7,5 @@ mod support;
 mod cli;
 mod cluster;
 mod datagen;
+mod ml;
 mod opdb;

@@ -171,34 +171,50 @@ pub async fn train(ml: &MlContext, opts: &TrainOptions, query: &str, what: &str)
             Some(format!("SELECT * FROM ({base}) __b WHERE {p}")),
         ),
     };
-    // Statistics of the training rows.
+    // Statistics of the training rows (counted first: an empty set is a
+    // clear error, not an aggregate over nothing).
     let t = Instant::now();
-    let mut stats_cols = vec![
-        "COUNT(*)".to_string(),
-        format!(
-            "bit_xor(CAST(row_fraction(0, {}) * 9007199254740992.0 AS BIGINT))",
-            schema.fields().iter().map(|f| qcol("__t", f.name())).collect::<Vec<_>>().join(", ")
-        ),
-    ];
-    for (name, t, kind) in &features {
+    if count_of(train_query.clone()).await? == 0 {
+        return Err(MlError::Data(format!(
+            "{what}: the training set is empty (no rows with a non-NULL label {:?}{})",
+            opts.label,
+            if eval_pred.is_some() { " outside the evaluation split" } else { "" }
+        )));
+    }
+    // Values are computed once in an inner projection, so the aggregates
+    // only name columns (plans with common subexpressions do not survive
+    // Ballista's serialization in every shape).
+    let mut inner_cols = vec![format!(
+        "CAST(row_fraction(0, {}) * 9007199254740992.0 AS BIGINT) AS __h",
+        schema.fields().iter().map(|f| qcol("__t", f.name())).collect::<Vec<_>>().join(", ")
+    )];
+    let mut stats_cols = vec!["COUNT(*)".to_string(), "bit_xor(__h)".to_string()];
+    for (i, (name, t, kind)) in features.iter().enumerate() {
         let col = qcol("__t", name);
         match kind {
             FeatureKind::Numeric => {
                 let e = feature_expr(&col, t);
-                let v = format!("CASE WHEN isnan({e}) THEN NULL ELSE {e} END");
+                inner_cols.push(format!("CASE WHEN isnan({e}) THEN NULL ELSE {e} END AS __v{i}"));
                 stats_cols.extend([
-                    format!("AVG({v})"),
-                    format!("STDDEV_POP({v})"),
-                    format!("MIN({v})"),
-                    format!("MAX({v})"),
-                    format!("COUNT({v})"),
+                    format!("AVG(__v{i})"),
+                    format!("STDDEV_POP(__v{i})"),
+                    format!("MIN(__v{i})"),
+                    format!("MAX(__v{i})"),
+                    format!("COUNT(__v{i})"),
                 ]);
             }
-            FeatureKind::Categorical => stats_cols.push(format!("COUNT({col})")),
+            FeatureKind::Categorical => {
+                inner_cols.push(format!("{col} AS __v{i}"));
+                stats_cols.push(format!("COUNT(__v{i})"));
+            }
         }
     }
     let stats = ml
-        .collect(&format!("SELECT {} FROM ({train_query}) __t", stats_cols.join(", ")))
+        .collect(&format!(
+            "SELECT {} FROM (SELECT {} FROM ({train_query}) __t) __s",
+            stats_cols.join(", "),
+            inner_cols.join(", ")
+        ))
         .await?;
     let stats = stats.first().ok_or_else(|| MlError::Internal("no statistics row".into()))?;
     let rows = i64_at(stats, 0);

@@ -78,13 +78,20 @@ impl AggregateUDFImpl for MetricsUdaf {
     }
 }
 
-/// Counts behind the metrics: `[rows, log-loss sum, confusion k×k,
-/// positives' histograms k×BINS, negatives' histograms k×BINS]`.
+/// Counts behind the metrics: `[rows, unused, confusion k×k, positives'
+/// histograms k×BINS, negatives' histograms k×BINS]`, all whole numbers, and
+/// the log-loss sum in fixed point ([`LOSS_SCALE`]): integer sums do not
+/// depend on the order in which partitions merge, so the metrics are the same
+/// on every run and cluster.
 #[derive(Debug)]
 pub struct MetricsAccumulator {
     labels: Vec<String>,
     counts: Vec<f64>,
+    loss_fixed: i128,
 }
+
+/// Fixed-point scale of the log-loss sum.
+pub const LOSS_SCALE: f64 = 4_294_967_296.0;
 
 impl MetricsAccumulator {
     /// An empty accumulator for `labels` (sorted).
@@ -93,6 +100,7 @@ impl MetricsAccumulator {
         Self {
             counts: vec![0.0; 2 + k * k + 2 * k * AUC_BINS],
             labels,
+            loss_fixed: 0,
         }
     }
 
@@ -107,7 +115,7 @@ impl MetricsAccumulator {
         let predicted = (0..k).fold(0, |b, c| if probs[c] > probs[b] { c } else { b });
         self.counts[0] += 1.0;
         let p_true = actual.map_or(0.0, |a| probs[a]);
-        self.counts[1] -= p_true.clamp(1e-15, 1.0).ln();
+        self.loss_fixed += (-p_true.clamp(1e-15, 1.0).ln() * LOSS_SCALE).round() as i128;
         let Some(a) = actual else { return };
         self.counts[2 + a * k + predicted] += 1.0;
         let hist = 2 + k * k;
@@ -168,7 +176,7 @@ impl MetricsAccumulator {
             Some(recall),
             Some(correct / n),
             Some(f1),
-            Some(self.counts[1] / n),
+            Some(self.loss_fixed as f64 / LOSS_SCALE / n),
             auc,
         ]
     }
@@ -217,7 +225,8 @@ impl Accumulator for MetricsAccumulator {
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        let bytes: Vec<u8> = self.counts.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let mut bytes: Vec<u8> = self.counts.iter().flat_map(|v| v.to_le_bytes()).collect();
+        bytes.extend(self.loss_fixed.to_le_bytes());
         Ok(vec![ScalarValue::LargeBinary(Some(bytes))])
     }
 
@@ -228,10 +237,12 @@ impl Accumulator for MetricsAccumulator {
                 continue;
             }
             let bytes = states.value(i);
-            if bytes.len() != self.counts.len() * 8 {
+            if bytes.len() != self.counts.len() * 8 + 16 {
                 return exec_err!("sentio_metrics: partial state of another size");
             }
-            for (c, chunk) in self.counts.iter_mut().zip(bytes.chunks_exact(8)) {
+            let (counts, loss) = bytes.split_at(self.counts.len() * 8);
+            self.loss_fixed += i128::from_le_bytes(loss.try_into().expect("16 bytes"));
+            for (c, chunk) in self.counts.iter_mut().zip(counts.chunks_exact(8)) {
                 *c += f64::from_le_bytes(chunk.try_into().expect("8 bytes"));
             }
         }
@@ -254,7 +265,7 @@ mod tests {
         let [p, r, a, f, ll, auc] = m.metrics();
         assert_eq!((p, r, a, f), (Some(0.5), Some(0.5), Some(0.5), Some(0.5)));
         let want_ll = -(0.8f64.ln() + 0.4f64.ln() + 0.7f64.ln() + 0.1f64.ln()) / 4.0;
-        assert!((ll.unwrap() - want_ll).abs() < 1e-12);
+        assert!((ll.unwrap() - want_ll).abs() < 1e-9);
         // positives score 0.8, 0.4; negatives 0.3, 0.9: 2 of 4 pairs ordered.
         assert!((auc.unwrap() - 0.5).abs() < 1e-12);
     }

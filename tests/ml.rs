@@ -1,0 +1,413 @@
+//! Machine learning in SQL, end to end through the real binaries: every
+//! algorithm trained, evaluated, applied and cross-validated on the sample
+//! lake; bad input refused with nothing stored; the same results standalone
+//! and on a 1-scheduler + 2-executor cluster; accuracy next to scikit-learn.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::{Cluster, repo_root, run, run_ok, sentio};
+
+const MIN: Duration = Duration::from_secs(60);
+
+/// The training-split features (no identifiers), as analysts write them.
+const FEATURES: &str =
+    "SELECT * EXCEPT (session_id, frame_no, subject_id, media_id, recorded_on, split) FROM training.frames";
+
+struct Lake {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    scheduler: Option<String>,
+}
+
+impl Lake {
+    fn new(scale: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("lake");
+        run_ok(
+            sentio().args(["datagen", "--scale", scale, "--seed", "42", "--lake"]).arg(&root),
+            MIN,
+        );
+        Self { _dir: dir, root, scheduler: None }
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = sentio();
+        c.arg("sql").arg("--lake").arg(&self.root);
+        if let Some(s) = &self.scheduler {
+            c.args(["--scheduler", s]);
+        }
+        c
+    }
+
+    /// Runs one statement; its rows as JSON objects.
+    fn rows(&self, sql: &str) -> Vec<Value> {
+        let f = run_ok(self.cmd().args(["--format", "json", "-c", sql]), Duration::from_secs(600));
+        let text = f.stdout.trim();
+        if text.is_empty() {
+            return Vec::new();
+        }
+        serde_json::from_str::<Vec<Value>>(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+    }
+
+    /// Runs one statement that must fail; its stderr.
+    fn fails(&self, sql: &str) -> String {
+        let f = run(self.cmd().args(["-c", sql]), Duration::from_secs(300));
+        assert!(!f.success, "{sql} should fail; stdout:\n{}", f.stdout);
+        assert!(!f.stderr.contains("panicked"), "{}", f.stderr);
+        f.stderr
+    }
+
+    fn models_dir(&self) -> PathBuf {
+        self.root.join("models")
+    }
+}
+
+fn num(v: &Value, k: &str) -> f64 {
+    v[k].as_f64().unwrap_or_else(|| panic!("{k} in {v}"))
+}
+
+fn model_files(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.path().is_dir() {
+                out.extend(model_files(&e.path()));
+            } else {
+                out.push(e.path().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn create(lake: &Lake, name: &str, model_type: &str, extra: &str, query: &str) -> Value {
+    let rows = lake.rows(&format!(
+        "CREATE OR REPLACE MODEL {name} OPTIONS (model_type = '{model_type}', input_label_cols = ['emotion'], \
+         seed = 42{extra}) AS {query}"
+    ));
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    rows[0].clone()
+}
+
+#[test]
+fn every_algorithm_trains_evaluates_predicts_and_cross_validates() {
+    let lake = Lake::new("0.2");
+    let test = "(SELECT * FROM training.frames WHERE split = 'test')";
+    let test_rows = lake.rows("SELECT COUNT(*) AS n FROM training.frames WHERE split = 'test'")[0]["n"]
+        .as_i64()
+        .unwrap();
+    for (name, model_type, extra) in [
+        ("m_logistic", "logistic_reg", ", max_iterations = 100"),
+        ("m_forest", "random_forest_classifier", ", num_parallel_tree = 10, max_tree_depth = 8"),
+        ("m_tree", "decision_tree_classifier", ", max_tree_depth = 8"),
+        ("m_bayes", "naive_bayes_classifier", ""),
+        ("m_knn", "knn_classifier", ", num_neighbors = 15, max_stored_rows = 3000"),
+    ] {
+        let created = create(&lake, name, model_type, extra, &format!("{FEATURES} WHERE split = 'train'"));
+        assert_eq!(created["status"], "created", "{created}");
+        assert_eq!(created["model_type"], model_type);
+        assert!(num(&created, "eval_rows") > 0.0, "AUTO_SPLIT holds rows out: {created}");
+
+        let eval = lake.rows(&format!("SELECT * FROM ML.EVALUATE(MODEL {name}, {test})"));
+        let acc = num(&eval[0], "accuracy");
+        // Three classes, the largest about half: learnable, not trivial.
+        assert!(acc > 0.6 && acc < 0.999, "{name}: accuracy {acc}");
+        for m in ["precision", "recall", "f1_score", "log_loss", "roc_auc"] {
+            assert!(eval[0][m].is_number(), "{name}: {m} in {eval:?}");
+        }
+
+        // ML.PREDICT: one row per input row, inputs unchanged.
+        let direct = lake.rows(&format!(
+            "SELECT session_id, frame_no, emotion, f00 FROM {test} t ORDER BY session_id, frame_no"
+        ));
+        let predicted = lake.rows(&format!(
+            "SELECT session_id, frame_no, emotion, f00, predicted_emotion, predicted_emotion_probs \
+             FROM ML.PREDICT(MODEL {name}, {test}) ORDER BY session_id, frame_no"
+        ));
+        assert_eq!(predicted.len() as i64, test_rows);
+        let mut right = 0;
+        for (d, p) in direct.iter().zip(&predicted) {
+            for k in ["session_id", "frame_no", "emotion", "f00"] {
+                assert_eq!(d[k], p[k], "{name}: input column {k} changed");
+            }
+            let probs = p["predicted_emotion_probs"].as_array().unwrap();
+            assert_eq!(probs.len(), 3);
+            let total: f64 = probs.iter().map(|e| e["prob"].as_f64().unwrap()).sum();
+            assert!((total - 1.0).abs() < 1e-6, "{name}: probabilities sum to {total}");
+            right += usize::from(p["predicted_emotion"] == p["emotion"]);
+        }
+        let predict_acc = right as f64 / predicted.len() as f64;
+        assert!((predict_acc - acc).abs() < 1e-9, "{name}: ML.PREDICT accuracy {predict_acc} vs ML.EVALUATE {acc}");
+
+        let cm = lake.rows(&format!("SELECT * FROM ML.CONFUSION_MATRIX(MODEL {name}, {test})"));
+        let cells: i64 = cm
+            .iter()
+            .map(|r| ["angry", "happy", "sad"].iter().map(|l| r[*l].as_i64().unwrap()).sum::<i64>())
+            .sum();
+        assert_eq!(cells, test_rows, "{name}: confusion matrix {cm:?}");
+
+        let info = lake.rows(&format!("SELECT * FROM ML.FEATURE_INFO(MODEL {name})"));
+        assert_eq!(info.len(), 32, "32 feature columns f00…f31: {info:?}");
+        let training = lake.rows(&format!("SELECT * FROM ML.TRAINING_INFO(MODEL {name})"));
+        assert!(!training.is_empty());
+    }
+    // Tree models explain themselves; the others say they cannot.
+    let imp = lake.rows("SELECT * FROM ML.FEATURE_IMPORTANCE(MODEL m_forest) ORDER BY importance_gain DESC");
+    assert_eq!(imp.len(), 32);
+    assert!(num(&imp[0], "importance_gain") > num(&imp[31], "importance_gain"));
+    assert!(lake.fails("SELECT * FROM ML.FEATURE_IMPORTANCE(MODEL m_logistic)").contains("tree models"));
+
+    // Results are data.
+    let evals = lake.rows("SELECT model, COUNT(*) AS n FROM ml.evaluations GROUP BY model ORDER BY model");
+    assert_eq!(evals.len(), 5, "{evals:?}");
+    let models = lake.rows("SELECT name, version, model_type, training_rows FROM ml.models ORDER BY name");
+    assert_eq!(models.len(), 5, "{models:?}");
+
+    // Cross-validation: stratified folds, one row per fold and metric plus
+    // mean and standard deviation; stored.
+    let cv = lake.rows(&format!(
+        "SELECT * FROM ML.CROSS_VALIDATE(MODEL m_bayes, ({FEATURES} WHERE split = 'train'), STRUCT(3 AS num_folds))"
+    ));
+    assert_eq!(cv.len(), 3 * 6 + 2 * 6, "{cv:?}");
+    let accs: Vec<f64> = cv
+        .iter()
+        .filter(|r| r["metric"] == "accuracy" && r["fold"] != "mean" && r["fold"] != "stddev")
+        .map(|r| num(r, "value"))
+        .collect();
+    assert_eq!(accs.len(), 3);
+    let mean = cv.iter().find(|r| r["metric"] == "accuracy" && r["fold"] == "mean").unwrap();
+    assert!((num(mean, "value") - accs.iter().sum::<f64>() / 3.0).abs() < 1e-9);
+    let stored = lake.rows("SELECT COUNT(*) AS n FROM ml.cross_validations WHERE model = 'm_bayes'");
+    assert_eq!(stored[0]["n"], 30);
+    // …and usable like any table (here, joined back to the registry).
+    let joined = lake.rows(
+        "SELECT c.fold, c.value, m.model_type FROM ml.cross_validations c JOIN ml.models m \
+         ON c.model = m.name AND c.version = m.version WHERE c.metric = 'accuracy' AND c.fold = 'mean'",
+    );
+    assert_eq!(joined.len(), 1);
+}
+
+#[test]
+fn versions_are_immutable_reproducible_and_pinnable() {
+    let lake = Lake::new("0.1");
+    let q = format!("{FEATURES} WHERE split = 'train'");
+    let v1 = create(&lake, "rf", "random_forest_classifier", ", num_parallel_tree = 8, max_tree_depth = 6", &q);
+    let v2 = create(&lake, "rf", "random_forest_classifier", ", num_parallel_tree = 8, max_tree_depth = 6", &q);
+    assert_eq!((v1["version"].as_i64(), v2["version"].as_i64()), (Some(1), Some(2)));
+    for m in ["accuracy", "log_loss", "roc_auc"] {
+        assert_eq!(v1[m], v2[m], "same seed and data, same {m}");
+    }
+    let p1 = std::fs::read(lake.models_dir().join("rf/1/model.pb")).unwrap();
+    let p2 = std::fs::read(lake.models_dir().join("rf/2/model.pb")).unwrap();
+    assert!(p1 == p2, "same seed and data, the same model bytes");
+
+    // CREATE without OR REPLACE refuses; IF NOT EXISTS leaves it be.
+    let e = lake.fails(&format!(
+        "CREATE MODEL rf OPTIONS (model_type = 'logistic_reg', input_label_cols = ['emotion']) AS {q}"
+    ));
+    assert!(e.contains("already exists"), "{e}");
+    let kept = lake.rows(&format!(
+        "CREATE MODEL IF NOT EXISTS rf OPTIONS (model_type = 'logistic_reg', input_label_cols = ['emotion']) AS {q}"
+    ));
+    assert_eq!(kept[0]["status"], "exists");
+
+    // A third version with other options; name@1 still answers as version 1.
+    create(&lake, "rf", "logistic_reg", "", &q);
+    let test = "(SELECT * FROM training.frames WHERE split = 'test' AND frame_no % 10 = 0)";
+    let pinned = lake.rows(&format!("SELECT * FROM ML.EVALUATE(MODEL rf@1, {test})"));
+    let latest = lake.rows(&format!("SELECT * FROM ML.EVALUATE(MODEL rf, {test})"));
+    let v2e = lake.rows(&format!("SELECT * FROM ML.EVALUATE(MODEL rf@2, {test})"));
+    assert_eq!(pinned[0], v2e[0], "versions 1 and 2 are the same model");
+    assert_ne!(pinned[0], latest[0], "the latest is the logistic regression");
+    let registry = lake.rows("SELECT version, model_type FROM ml.models WHERE name = 'rf' ORDER BY version");
+    assert_eq!(registry.len(), 3);
+    assert_eq!(registry[2]["model_type"], "logistic_reg");
+
+    // DROP MODEL removes every version and its registry rows.
+    let dropped = lake.rows("DROP MODEL rf");
+    assert_eq!(dropped[0]["versions_dropped"], 3);
+    assert!(lake.rows("SELECT * FROM ml.models").is_empty());
+    assert!(lake.fails("SELECT * FROM ML.EVALUATE(MODEL rf)").contains("unknown model rf"));
+    assert!(lake.fails("DROP MODEL rf").contains("unknown model"));
+    lake.rows("DROP MODEL IF EXISTS rf");
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_stores_nothing() {
+    let lake = Lake::new("0.05");
+    let q = format!("{FEATURES} WHERE split = 'train'");
+    create(&lake, "good", "logistic_reg", "", &q);
+    let before = model_files(&lake.models_dir());
+    let registry_before = lake.rows("SELECT COUNT(*) AS n FROM ml.models")[0]["n"].clone();
+    let cases: Vec<(String, &str)> = vec![
+        ("SELECT * FROM ML.PREDICT(MODEL nosuch, (SELECT 1 AS x))".into(), "unknown model nosuch"),
+        ("SELECT * FROM ML.EVALUATE(MODEL good@7)".into(), "good@7"),
+        (
+            format!("CREATE MODEL b1 OPTIONS (model_type = 'logistic_reg', input_label_cols = ['mood']) AS {q}"),
+            "no label column \"mood\"",
+        ),
+        (
+            format!("CREATE MODEL b2 OPTIONS (model_type = 'logistic_reg', input_label_cols = ['emotion']) AS {FEATURES} WHERE emotion = 'happy'"),
+            "only one class",
+        ),
+        (
+            format!("CREATE MODEL b3 OPTIONS (model_type = 'logistic_reg', input_label_cols = ['emotion']) AS {FEATURES} WHERE false"),
+            "training set is empty",
+        ),
+        (
+            "CREATE MODEL b4 OPTIONS (model_type = 'logistic_reg', input_label_cols = ['emotion']) AS \
+             SELECT emotion, f00, CAST(NULL AS DOUBLE) AS nothing FROM training.frames"
+                .into(),
+            "\"nothing\" is NULL (or NaN) in every training row",
+        ),
+        (format!("CREATE MODEL b5 OPTIONS (model_type = 'logistic_reg', input_label_cols = ['emotion'], colour = 'red') AS {q}"), "unknown option colour"),
+        (format!("CREATE MODEL b6 OPTIONS (model_type = 'deep_magic') AS {q}"), "unknown model_type"),
+        (format!("CREATE MODEL b7 OPTIONS (model_type = 'logistic_reg', max_iterations = 'many') AS {q}"), "max_iterations must be a number"),
+        (format!("CREATE MODEL b8 OPTIONS (model_type = 'logistic_reg' input_label_cols = ['emotion']) AS {q}"), "ML syntax"),
+        ("SELECT * FROM ML.PREDICT(MODEL good, (SELECT f00 FROM training.frames))".into(), "needs the feature column \"f01\""),
+        (
+            "SELECT * FROM ML.PREDICT(MODEL good, (SELECT * REPLACE ('x' AS f03) FROM training.frames))".into(),
+            "feature \"f03\" was Float",
+        ),
+        ("SELECT * FROM ML.PREDICT(MODEL good, (SELECT * FROM training.frames)".into(), "not closed"),
+        ("SELECT * FROM ML.PREDICTT(MODEL good, (SELECT 1))".into(), "unknown function ML.PREDICTT"),
+    ];
+    for (sql, want) in &cases {
+        let e = lake.fails(sql);
+        assert!(e.contains(want), "{sql}\nexpected {want:?} in:\n{e}");
+    }
+    assert_eq!(model_files(&lake.models_dir()), before, "failed statements store nothing");
+    assert_eq!(lake.rows("SELECT COUNT(*) AS n FROM ml.models")[0]["n"], registry_before);
+
+    // NULL and NaN features at predict time are imputed, not errors.
+    let rows = lake.rows(
+        "SELECT predicted_emotion FROM ML.PREDICT(MODEL good, \
+         (SELECT * REPLACE (CAST(NULL AS REAL) AS f00, CAST('NaN' AS REAL) AS f01) FROM training.frames LIMIT 5))",
+    );
+    assert_eq!(rows.len(), 5);
+
+    // A corrupt model file is refused clearly.
+    let pb = lake.models_dir().join("good/1/model.pb");
+    let mut bytes = std::fs::read(&pb).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 0x5a;
+    std::fs::write(&pb, &bytes).unwrap();
+    let e = lake.fails("SELECT * FROM ML.PREDICT(MODEL good, (SELECT * FROM training.frames LIMIT 5))");
+    assert!(e.contains("corrupt or replaced"), "{e}");
+    std::fs::write(lake.models_dir().join("good/1/model.json"), "{ not json").unwrap();
+    let e = lake.fails("SELECT * FROM ML.EVALUATE(MODEL good)");
+    assert!(e.contains("model.json is not valid"), "{e}");
+}
+
+#[test]
+fn cluster_of_two_executors_gives_the_standalone_results() {
+    let mut lake = Lake::new("0.2");
+    let q = format!("{FEATURES} WHERE split = 'train'");
+    let test = "(SELECT * FROM training.frames WHERE split = 'test')";
+    let mut standalone = Vec::new();
+    for (name, t, extra) in [
+        ("c_forest", "random_forest_classifier", ", num_parallel_tree = 12, max_tree_depth = 8"),
+        ("c_logistic", "logistic_reg", ""),
+    ] {
+        create(&lake, name, t, extra, &q);
+        standalone.push(lake.rows(&format!("SELECT * FROM ML.EVALUATE(MODEL {name}, {test})")));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(dir.path(), 2, vec![]);
+    lake.scheduler = Some(cluster.url());
+    for (i, (name, t, extra)) in [
+        ("c_forest", "random_forest_classifier", ", num_parallel_tree = 12, max_tree_depth = 8"),
+        ("c_logistic", "logistic_reg", ""),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let v2 = create(&lake, name, t, extra, &q);
+        assert_eq!(v2["version"], 2);
+        let on_cluster = lake.rows(&format!("SELECT * FROM ML.EVALUATE(MODEL {name}, {test})"));
+        assert_eq!(on_cluster, standalone[i], "{name}: cluster and standalone results differ");
+        let p1 = std::fs::read(lake.models_dir().join(format!("{name}/1/model.pb"))).unwrap();
+        let p2 = std::fs::read(lake.models_dir().join(format!("{name}/2/model.pb"))).unwrap();
+        assert!(p1 == p2, "{name}: the cluster trained other bytes");
+    }
+    let n = lake.rows(&format!("SELECT COUNT(*) AS n FROM ML.PREDICT(MODEL c_forest, {test})"));
+    let direct = lake.rows(&format!("SELECT COUNT(*) AS n FROM {test} t"));
+    assert_eq!(n, direct);
+    cluster.stop();
+}
+
+/// scikit-learn in the test environment's Python (installed by
+/// scripts/test.sh); the test fails, not skips, without it.
+fn python() -> PathBuf {
+    let venv = repo_root().join(".venv/bin/python");
+    if venv.exists() { venv } else { PathBuf::from("python3") }
+}
+
+#[test]
+fn accuracy_is_within_two_points_of_scikit_learn() {
+    let lake = Lake::new("0.5");
+    let cols = (0..32).map(|i| format!("f{i:02}")).collect::<Vec<_>>().join(", ");
+    let dir = tempfile::tempdir().unwrap();
+    for split in ["train", "test"] {
+        let f = run_ok(
+            lake.cmd().args([
+                "--format",
+                "csv",
+                "-c",
+                &format!("SELECT emotion, {cols} FROM training.frames WHERE split = '{split}' ORDER BY session_id, frame_no"),
+            ]),
+            MIN,
+        );
+        std::fs::write(dir.path().join(format!("{split}.csv")), f.stdout).unwrap();
+    }
+    let q = format!("SELECT emotion, {cols} FROM training.frames WHERE split = 'train'");
+    let test = format!("(SELECT emotion, {cols} FROM training.frames WHERE split = 'test')");
+    let ours_rf = {
+        create(
+            &lake,
+            "sk_rf",
+            "random_forest_classifier",
+            ", num_parallel_tree = 50, max_tree_depth = 10, data_split_method = 'NO_SPLIT'",
+            &q,
+        );
+        num(&lake.rows(&format!("SELECT * FROM ML.EVALUATE(MODEL sk_rf, {test})"))[0], "accuracy")
+    };
+    let ours_lr = {
+        create(&lake, "sk_lr", "logistic_reg", ", max_iterations = 200, data_split_method = 'NO_SPLIT'", &q);
+        num(&lake.rows(&format!("SELECT * FROM ML.EVALUATE(MODEL sk_lr, {test})"))[0], "accuracy")
+    };
+    let script = r#"
+import csv, sys
+import numpy as np
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+def load(p):
+    rows = list(csv.reader(open(p)))[1:]
+    return np.array([[float(v) for v in r[1:]] for r in rows]), np.array([r[0] for r in rows])
+xtr, ytr = load(sys.argv[1]); xte, yte = load(sys.argv[2])
+rf = RandomForestClassifier(n_estimators=50, max_depth=10, max_features='sqrt', max_samples=0.8, random_state=42, n_jobs=-1).fit(xtr, ytr)
+sc = StandardScaler().fit(xtr)
+lr = LogisticRegression(penalty=None, max_iter=1000).fit(sc.transform(xtr), ytr)
+print((rf.predict(xte) == yte).mean(), (lr.predict(sc.transform(xte)) == yte).mean())
+"#;
+    let f = run_ok(
+        Command::new(python())
+            .args(["-c", script])
+            .arg(dir.path().join("train.csv"))
+            .arg(dir.path().join("test.csv")),
+        Duration::from_secs(600),
+    );
+    let theirs: Vec<f64> = f.stdout.split_whitespace().map(|v| v.parse().unwrap()).collect();
+    eprintln!(
+        "random forest: sentio {ours_rf:.4} scikit-learn {:.4}; logistic regression: sentio {ours_lr:.4} scikit-learn {:.4}",
+        theirs[0], theirs[1]
+    );
+    assert!((ours_rf - theirs[0]).abs() <= 0.02, "random forest {ours_rf} vs scikit-learn {}", theirs[0]);
+    assert!((ours_lr - theirs[1]).abs() <= 0.02, "logistic regression {ours_lr} vs scikit-learn {}", theirs[1]);
+}
