@@ -411,3 +411,40 @@ print((rf.predict(xte) == yte).mean(), (lr.predict(sc.transform(xte)) == yte).me
     assert!((ours_rf - theirs[0]).abs() <= 0.02, "random forest {ours_rf} vs scikit-learn {}", theirs[0]);
     assert!((ours_lr - theirs[1]).abs() <= 0.02, "logistic regression {ours_lr} vs scikit-learn {}", theirs[1]);
 }
+
+/// The SQL blocks of docs/sql.md's "Machine learning" section, in order.
+fn doc_examples() -> String {
+    let doc = std::fs::read_to_string(repo_root().join("docs/sql.md")).unwrap();
+    let start = doc.find("\n## Machine learning").expect("docs/sql.md has a Machine learning section");
+    let end = start + doc[start..].find("\n## Functions").expect("…followed by Functions");
+    let mut out = String::new();
+    let mut in_sql = false;
+    for line in doc[start..end].lines() {
+        match (in_sql, line.trim()) {
+            (false, "```sql") => in_sql = true,
+            (true, "```") => in_sql = false,
+            (true, l) => {
+                out.push_str(l);
+                out.push('\n');
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[test]
+fn docs_examples_run() {
+    let lake = Lake::new("0.1");
+    let script = doc_examples();
+    assert!(script.matches(';').count() >= 12, "the examples were found:\n{script}");
+    let file = lake.root.parent().unwrap().join("ml_docs.sql");
+    std::fs::write(&file, &script).unwrap();
+    let f = run_ok(lake.cmd().args(["--format", "csv", "-f"]).arg(&file), Duration::from_secs(900));
+    for want in ["emotion_rf,1,created", "predicted_emotion_probs", "expected_label,angry,happy,sad", "importance_gain", "accuracy"] {
+        assert!(f.stdout.contains(want), "{want:?} missing from the examples' output:\n{}", f.stdout);
+    }
+    // The ROC example printed its three thresholds, the CV example mean and stddev.
+    assert!(f.stdout.contains("0.25,") && f.stdout.contains("0.5,") && f.stdout.contains("0.75,"), "{}", f.stdout);
+    assert!(f.stdout.contains("mean,accuracy,") && f.stdout.contains("stddev,accuracy,"), "{}", f.stdout);
+}

@@ -23,6 +23,32 @@ pub enum OutputFormat {
     Json,
 }
 
+/// CSV has no nested values: lists and structs are written as their text
+/// (as the table format shows them), e.g. `[{label: happy, prob: 0.9}]`.
+fn flatten_nested(b: &RecordBatch) -> std::result::Result<RecordBatch, datafusion::arrow::error::ArrowError> {
+    use datafusion::arrow::array::{ArrayRef, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::arrow::util::display::array_value_to_string;
+    if !b.schema().fields().iter().any(|f| f.data_type().is_nested()) {
+        return Ok(b.clone());
+    }
+    let mut fields = Vec::with_capacity(b.num_columns());
+    let mut cols: Vec<ArrayRef> = Vec::with_capacity(b.num_columns());
+    for (f, c) in b.schema().fields().iter().zip(b.columns()) {
+        if f.data_type().is_nested() {
+            let text = (0..c.len())
+                .map(|i| if c.is_null(i) { Ok(None) } else { array_value_to_string(c, i).map(Some) })
+                .collect::<std::result::Result<StringArray, _>>()?;
+            fields.push(Field::new(f.name(), DataType::Utf8, true));
+            cols.push(std::sync::Arc::new(text));
+        } else {
+            fields.push(f.as_ref().clone());
+            cols.push(c.clone());
+        }
+    }
+    RecordBatch::try_new(std::sync::Arc::new(Schema::new(fields)), cols)
+}
+
 /// Writes `batches` to `out` in `format`.
 pub fn write_batches(out: &mut dyn Write, format: OutputFormat, batches: &[RecordBatch]) -> Result<()> {
     let to_io = |e: datafusion::arrow::error::ArrowError| std::io::Error::other(e.to_string());
@@ -34,7 +60,7 @@ pub fn write_batches(out: &mut dyn Write, format: OutputFormat, batches: &[Recor
             // one writer: the header is written once, before the first batch
             let mut w = CsvWriterBuilder::new().with_header(true).build(&mut *out);
             for b in batches {
-                w.write(b).map_err(to_io)?;
+                w.write(&flatten_nested(b).map_err(to_io)?).map_err(to_io)?;
             }
         }
         OutputFormat::Json => {
