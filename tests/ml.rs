@@ -448,3 +448,40 @@ fn docs_examples_run() {
     assert!(f.stdout.contains("0.25,") && f.stdout.contains("0.5,") && f.stdout.contains("0.75,"), "{}", f.stdout);
     assert!(f.stdout.contains("mean,accuracy,") && f.stdout.contains("stddev,accuracy,"), "{}", f.stdout);
 }
+
+#[test]
+fn forest_training_on_a_million_rows_is_spread_over_two_executors() {
+    let mut lake = Lake::new("13");
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(dir.path(), 2, vec![]);
+    lake.scheduler = Some(cluster.url());
+    let created = create(
+        &lake,
+        "big_rf",
+        "random_forest_classifier",
+        ", num_parallel_tree = 8, max_tree_depth = 8, data_split_method = 'NO_SPLIT'",
+        &format!("{FEATURES} WHERE split = 'train'"),
+    );
+    let rows = num(&created, "training_rows");
+    assert!(rows >= 1_000_000.0, "trained on {rows} rows");
+    let meta: Value =
+        serde_json::from_str(&std::fs::read_to_string(lake.models_dir().join("big_rf/1/model.json")).unwrap()).unwrap();
+    let parts = meta["training_parts"].as_array().unwrap();
+    let mut per_worker: std::collections::BTreeMap<String, (usize, u64)> = Default::default();
+    for p in parts {
+        let e = per_worker.entry(p["worker"].as_str().unwrap().to_string()).or_default();
+        e.0 += 1;
+        e.1 += p["millis"].as_u64().unwrap();
+    }
+    for (w, (tasks, ms)) in &per_worker {
+        eprintln!("executor process {w}: {tasks} training tasks, {ms} ms");
+    }
+    let executors: Vec<u32> = (0..2).map(|i| cluster.executor_pid(i)).collect();
+    let used: Vec<&String> = per_worker.keys().collect();
+    assert_eq!(used.len(), 2, "training ran in {used:?}, executors are {executors:?}");
+    for w in used {
+        let pid: u32 = w.rsplit(':').next().unwrap().parse().unwrap();
+        assert!(executors.contains(&pid), "{w} is not one of the executors {executors:?}");
+    }
+    cluster.stop();
+}

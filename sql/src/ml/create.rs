@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+    Array, ArrayRef, AsArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, SchemaRef};
 use prost::Message;
@@ -21,8 +21,8 @@ use crate::ml::functions::{feature_args, metrics_of};
 use crate::ml::options::{ClassWeights, SplitMethod, TrainOptions};
 use crate::ml::parse::OptValue;
 use crate::ml::sqltext::{FeatureKind, feature_expr, feature_kind, lit, qcol};
-use crate::ml::store::{FeatureStat, Importance, Iteration, META_FORMAT, ModelMeta};
-use crate::ml::{MlContext, MlError, models_schema};
+use crate::ml::store::{FeatureStat, Importance, Iteration, META_FORMAT, ModelMeta, TrainingPartInfo};
+use crate::ml::{MlContext, MlError, metric_columns, metric_fields, models_schema};
 
 /// Most categories kept per text feature (the most frequent ones).
 pub const MAX_CATEGORIES: usize = 1000;
@@ -56,6 +56,8 @@ pub struct Trained {
     pub feature_info: Vec<FeatureStat>,
     /// Milliseconds per step.
     pub timings_ms: BTreeMap<String, u64>,
+    /// Where each part was trained.
+    pub training_parts: Vec<TrainingPartInfo>,
 }
 
 fn label_sql_type(t: &DataType) -> Result<&'static str, MlError> {
@@ -398,7 +400,13 @@ pub async fn train(ml: &MlContext, opts: &TrainOptions, query: &str, what: &str)
         }
     }
     numbered.sort_by_key(|(b, _)| *b);
-    let payload = merge_parts(numbered.into_iter().map(|(_, p)| p).collect()).map_err(MlError::Internal)?;
+    let mut payload = merge_parts(numbered.into_iter().map(|(_, p)| p).collect()).map_err(MlError::Internal)?;
+    // Where the parts were trained is metadata, not model: the stored bytes
+    // depend only on the data, options and seed.
+    let training_parts = std::mem::take(&mut payload.parts)
+        .into_iter()
+        .map(|p| TrainingPartInfo { bucket: p.bucket, worker: p.worker, rows: p.rows, millis: p.millis })
+        .collect();
     timings.insert("training".to_string(), elapsed_ms(t));
     let eval_rows = match &eval_query {
         Some(q) => count_of(q.clone()).await? as u64,
@@ -418,6 +426,7 @@ pub async fn train(ml: &MlContext, opts: &TrainOptions, query: &str, what: &str)
         data_fingerprint,
         feature_info,
         timings_ms: timings,
+        training_parts,
     })
 }
 
@@ -534,6 +543,7 @@ pub async fn create_model(
             training_info,
             feature_importance: importance(&trained.spec, &payload),
             timings_ms: timings,
+            training_parts: trained.training_parts.clone(),
             payload_fingerprint: payload_fingerprint.clone(),
             payload_bytes: trained.payload.len() as u64,
         };
@@ -550,13 +560,6 @@ fn micros(rfc3339: &str) -> i64 {
     chrono::DateTime::parse_from_rfc3339(rfc3339).map_or(0, |t| t.timestamp_micros())
 }
 
-fn metric_arrays(meta: &ModelMeta) -> Vec<ArrayRef> {
-    sentio_udfs::ml::metrics_udaf::METRICS
-        .iter()
-        .map(|m| Arc::new(Float64Array::from(vec![meta.metrics.get(*m).copied().flatten()])) as ArrayRef)
-        .collect()
-}
-
 /// The `ml.models` row of a version.
 pub fn registry_row(meta: &ModelMeta) -> Result<RecordBatch, MlError> {
     let s = |v: &str| Arc::new(StringArray::from(vec![v.to_string()])) as ArrayRef;
@@ -571,7 +574,7 @@ pub fn registry_row(meta: &ModelMeta) -> Result<RecordBatch, MlError> {
         s(&meta.spec.labels.join(",")),
         s(&meta.spec.features.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(",")),
     ];
-    cols.extend(metric_arrays(meta));
+    cols.extend(metric_columns(&meta.metrics));
     cols.push(s(&serde_json::to_string(&meta.metrics).unwrap_or_default()));
     cols.push(s(&meta.data_fingerprint));
     cols.push(s(&meta.training_query));
@@ -588,11 +591,7 @@ fn summary_batch(meta: &ModelMeta, status: &str) -> Result<RecordBatch, MlError>
         Field::new("training_rows", DataType::Int64, false),
         Field::new("eval_rows", DataType::Int64, false),
     ];
-    fields.extend(
-        sentio_udfs::ml::metrics_udaf::METRICS
-            .iter()
-            .map(|m| Field::new(*m, DataType::Float64, true)),
-    );
+    fields.extend(metric_fields());
     let mut cols: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from(vec![meta.name.clone()])),
         Arc::new(Int64Array::from(vec![i64::from(meta.version)])),
@@ -601,7 +600,7 @@ fn summary_batch(meta: &ModelMeta, status: &str) -> Result<RecordBatch, MlError>
         Arc::new(Int64Array::from(vec![meta.training_rows as i64])),
         Arc::new(Int64Array::from(vec![meta.eval_rows as i64])),
     ];
-    cols.extend(metric_arrays(meta));
+    cols.extend(metric_columns(&meta.metrics));
     RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).map_err(|e| MlError::Internal(e.to_string()))
 }
 

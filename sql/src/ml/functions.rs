@@ -30,7 +30,7 @@ use crate::ml::options::SplitMethod;
 use crate::ml::parse::{MlCall, OptValue, find_ml_calls};
 use crate::ml::sqltext::{FeatureKind, feature_expr, feature_kind, lit, qcol, values_query};
 use crate::ml::store::{ModelMeta, parse_model_ref};
-use crate::ml::{MlContext, MlError, cross_validations_schema, evaluations_schema};
+use crate::ml::{MlContext, MlError, cross_validations_schema, evaluations_schema, metric_columns, metric_fields};
 
 /// Rewrites every `ML.*` call of `sql` (nested ones too).
 pub fn rewrite<'a>(ml: &'a MlContext, sql: &'a str) -> BoxFuture<'a, Result<String, MlError>> {
@@ -224,21 +224,14 @@ fn batch(schema: Arc<Schema>, cols: Vec<ArrayRef>) -> Result<RecordBatch, MlErro
 }
 
 fn metrics_schema() -> Arc<Schema> {
-    Arc::new(Schema::new(METRICS.iter().map(|m| Field::new(*m, DataType::Float64, true)).collect::<Vec<_>>()))
-}
-
-fn metrics_cols(m: &BTreeMap<String, Option<f64>>) -> Vec<ArrayRef> {
-    METRICS
-        .iter()
-        .map(|k| Arc::new(Float64Array::from(vec![m.get(*k).copied().flatten()])) as ArrayRef)
-        .collect()
+    Arc::new(Schema::new(metric_fields()))
 }
 
 async fn evaluate(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
     let meta = model_of(ml, call).await?;
     let Some(_) = call.query else {
         let schema = metrics_schema();
-        return values_query(&schema, &[batch(Arc::clone(&schema), metrics_cols(&meta.metrics))?]);
+        return values_query(&schema, &[batch(Arc::clone(&schema), metric_columns(&meta.metrics))?]);
     };
     let (q, schema) = inner(ml, call).await?;
     if schema.field_with_name(&meta.label).is_err() {
@@ -257,7 +250,7 @@ async fn evaluate(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
         str_array(&fingerprint(q.as_bytes()), 1),
         Arc::new(Int64Array::from(vec![rows])),
     ];
-    cols.extend(metrics_cols(&metrics));
+    cols.extend(metric_columns(&metrics));
     let row = batch(Arc::clone(&eval_schema), cols)?;
     let file = format!(
         "ml/evaluations/{}.v{}.{}.parquet",
@@ -267,7 +260,7 @@ async fn evaluate(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
     );
     store.put_parquet(&file, &row).await?;
     let schema = metrics_schema();
-    values_query(&schema, &[batch(Arc::clone(&schema), metrics_cols(&metrics))?])
+    values_query(&schema, &[batch(Arc::clone(&schema), metric_columns(&metrics))?])
 }
 
 /// A unique-enough file name part: time and a random number.
@@ -347,10 +340,6 @@ async fn roc_curve(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
     ))
 }
 
-fn opt_f(v: Option<f64>) -> Option<f64> {
-    v
-}
-
 async fn feature_info(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
     let meta = model_of(ml, call).await?;
     let n = meta.feature_info.len();
@@ -370,11 +359,11 @@ async fn feature_info(ml: &MlContext, call: &MlCall) -> Result<String, MlError> 
         Arc::clone(&schema),
         vec![
             Arc::new(StringArray::from(fi.iter().map(|f| f.input.clone()).collect::<Vec<_>>())),
-            Arc::new(Float64Array::from(fi.iter().map(|f| opt_f(f.min)).collect::<Vec<_>>())),
-            Arc::new(Float64Array::from(fi.iter().map(|f| opt_f(f.max)).collect::<Vec<_>>())),
-            Arc::new(Float64Array::from(fi.iter().map(|f| opt_f(f.mean)).collect::<Vec<_>>())),
+            Arc::new(Float64Array::from(fi.iter().map(|f| f.min).collect::<Vec<_>>())),
+            Arc::new(Float64Array::from(fi.iter().map(|f| f.max).collect::<Vec<_>>())),
+            Arc::new(Float64Array::from(fi.iter().map(|f| f.mean).collect::<Vec<_>>())),
             Arc::new(Float64Array::from(vec![None::<f64>; n])),
-            Arc::new(Float64Array::from(fi.iter().map(|f| opt_f(f.stddev)).collect::<Vec<_>>())),
+            Arc::new(Float64Array::from(fi.iter().map(|f| f.stddev).collect::<Vec<_>>())),
             Arc::new(Int64Array::from(fi.iter().map(|f| f.category_count).collect::<Vec<_>>())),
             Arc::new(Int64Array::from(fi.iter().map(|f| f.null_count).collect::<Vec<_>>())),
             Arc::new(Int64Array::from(meta.spec.features.iter().map(|f| f.width() as i64).collect::<Vec<_>>())),

@@ -140,10 +140,22 @@ fn ts() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
 }
 
-fn metric_fields() -> Vec<Field> {
+/// The metric columns (`precision` … `roc_auc`), DOUBLE.
+pub fn metric_fields() -> Vec<Field> {
     sentio_udfs::ml::metrics_udaf::METRICS
         .iter()
         .map(|m| Field::new(*m, DataType::Float64, true))
+        .collect()
+}
+
+/// One row of metric columns holding `metrics`.
+pub fn metric_columns(metrics: &std::collections::BTreeMap<String, Option<f64>>) -> Vec<datafusion::arrow::array::ArrayRef> {
+    sentio_udfs::ml::metrics_udaf::METRICS
+        .iter()
+        .map(|k| {
+            Arc::new(datafusion::arrow::array::Float64Array::from(vec![metrics.get(*k).copied().flatten()]))
+                as datafusion::arrow::array::ArrayRef
+        })
         .collect()
 }
 

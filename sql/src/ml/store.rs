@@ -75,6 +75,20 @@ pub struct Importance {
     pub importance_cover: f64,
 }
 
+/// Where one part of a model was trained (`sentio_train`'s final aggregate
+/// for one bucket).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainingPartInfo {
+    /// The bucket.
+    pub bucket: u32,
+    /// `host:pid` of the process that trained it.
+    pub worker: String,
+    /// Rows it trained on.
+    pub rows: u64,
+    /// How long training took there.
+    pub millis: u64,
+}
+
 /// Everything stored about a model version beside its parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelMeta {
@@ -120,6 +134,9 @@ pub struct ModelMeta {
     pub feature_importance: Vec<Importance>,
     /// Wall time of the steps, in milliseconds.
     pub timings_ms: BTreeMap<String, u64>,
+    /// Where the parts of the model were trained, and how long each took.
+    #[serde(default)]
+    pub training_parts: Vec<TrainingPartInfo>,
     /// Payload fingerprint (checked by every reader).
     pub payload_fingerprint: String,
     /// Payload size in bytes.

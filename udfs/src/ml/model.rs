@@ -64,6 +64,7 @@ pub fn train_bucket(spec: &TrainSpec, data: &Dataset, bucket: u32) -> ModelPaylo
         num_features: width as u32,
         num_classes: classes as u32,
         algorithm: Some(algorithm),
+        parts: Vec::new(),
     }
 }
 
@@ -75,10 +76,12 @@ pub fn merge_parts(parts: Vec<ModelPayload>) -> Result<ModelPayload, String> {
     if rest.is_empty() {
         return Ok(first);
     }
+    let mut parts = first.parts.clone();
     match first.algorithm {
         Some(Payload::Forest(f)) => {
             let mut forests = vec![f];
             for p in rest {
+                parts.extend(p.parts);
                 match p.algorithm {
                     Some(Payload::Forest(f)) => forests.push(f),
                     _ => return Err("model parts of different kinds".into()),
@@ -86,6 +89,7 @@ pub fn merge_parts(parts: Vec<ModelPayload>) -> Result<ModelPayload, String> {
             }
             Ok(ModelPayload {
                 algorithm: Some(Payload::Forest(tree::merge_forests(forests))),
+                parts,
                 ..first
             })
         }

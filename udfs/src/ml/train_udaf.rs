@@ -23,7 +23,7 @@ use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, Signature, Volatility};
 use datafusion::physical_expr::expressions::Literal;
 use prost::Message;
-use sentio_proto::TrainingRows;
+use sentio_proto::{TrainingPart, TrainingRows};
 
 use crate::ml::Dataset;
 use crate::ml::model::train_bucket;
@@ -104,6 +104,14 @@ pub struct TrainAccumulator {
     spec: Arc<TrainSpec>,
     bucket: Option<i64>,
     rows: TrainingRows,
+}
+
+/// `host:pid` of this process.
+fn worker() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
+    format!("{host}:{}", std::process::id())
 }
 
 fn row_hash(x: &[f32], y: u32) -> u64 {
@@ -218,7 +226,14 @@ impl Accumulator for TrainAccumulator {
             width: self.spec.width(),
         };
         let bucket = u32::try_from(self.bucket.unwrap_or(0)).unwrap_or(0);
-        let payload = train_bucket(&self.spec, &data, bucket);
+        let started = std::time::Instant::now();
+        let mut payload = train_bucket(&self.spec, &data, bucket);
+        payload.parts.push(TrainingPart {
+            bucket,
+            worker: worker(),
+            rows: data.rows() as u64,
+            millis: started.elapsed().as_millis() as u64,
+        });
         Ok(ScalarValue::LargeBinary(Some(payload.encode_to_vec())))
     }
 
