@@ -21,6 +21,7 @@ struct Lake {
     _dir: tempfile::TempDir,
     root: PathBuf,
     scheduler: Option<String>,
+    opdb: Option<String>,
 }
 
 impl Lake {
@@ -31,7 +32,21 @@ impl Lake {
             sentio().args(["datagen", "--scale", scale, "--seed", "42", "--lake"]).arg(&root),
             MIN,
         );
-        Self { _dir: dir, root, scheduler: None }
+        Self { _dir: dir, root, scheduler: None, opdb: None }
+    }
+
+    /// A lake plus a SQLite operational DB (media, sessions) from datagen.
+    fn with_opdb(scale: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("lake");
+        let opdb = format!("sqlite:{}", dir.path().join("opdb.sqlite").display());
+        run_ok(
+            sentio()
+                .args(["datagen", "--scale", scale, "--seed", "42", "--opdb", &opdb, "--lake"])
+                .arg(&root),
+            MIN,
+        );
+        Self { _dir: dir, root, scheduler: None, opdb: Some(opdb) }
     }
 
     fn cmd(&self) -> Command {
@@ -39,6 +54,9 @@ impl Lake {
         c.arg("sql").arg("--lake").arg(&self.root);
         if let Some(s) = &self.scheduler {
             c.args(["--scheduler", s]);
+        }
+        if let Some(o) = &self.opdb {
+            c.args(["--opdb", o]);
         }
         c
     }
@@ -309,24 +327,29 @@ fn cluster_of_two_executors_gives_the_standalone_results() {
     let mut lake = Lake::new("0.2");
     let q = format!("{FEATURES} WHERE split = 'train'");
     let test = "(SELECT * FROM training.frames WHERE split = 'test')";
-    let mut standalone = Vec::new();
-    for (name, t, extra) in [
+    let algorithms = [
         ("c_forest", "random_forest_classifier", ", num_parallel_tree = 12, max_tree_depth = 8"),
         ("c_logistic", "logistic_reg", ""),
-    ] {
+        ("c_tree", "decision_tree_classifier", ""),
+        ("c_bayes", "naive_bayes_classifier", ""),
+        ("c_knn", "knn_classifier", ", max_stored_rows = 2000"),
+    ];
+    let cv = |lake: &Lake| {
+        lake.rows(&format!(
+            "SELECT fold, metric, value FROM ML.CROSS_VALIDATE(MODEL c_bayes, ({q}), STRUCT(3 AS num_folds)) ORDER BY fold, metric"
+        ))
+    };
+    let mut standalone = Vec::new();
+    for (name, t, extra) in algorithms {
         create(&lake, name, t, extra, &q);
         standalone.push(lake.rows(&format!("SELECT * FROM ML.EVALUATE(MODEL {name}, {test})")));
     }
+    let cv_standalone = cv(&lake);
     let dir = tempfile::tempdir().unwrap();
     let cluster = Cluster::start(dir.path(), 2, vec![]);
     lake.scheduler = Some(cluster.url());
-    for (i, (name, t, extra)) in [
-        ("c_forest", "random_forest_classifier", ", num_parallel_tree = 12, max_tree_depth = 8"),
-        ("c_logistic", "logistic_reg", ""),
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    assert_eq!(cv(&lake), cv_standalone, "cross-validation differs on the cluster");
+    for (i, (name, t, extra)) in algorithms.into_iter().enumerate() {
         let v2 = create(&lake, name, t, extra, &q);
         assert_eq!(v2["version"], 2);
         let on_cluster = lake.rows(&format!("SELECT * FROM ML.EVALUATE(MODEL {name}, {test})"));
@@ -484,4 +507,62 @@ fn forest_training_on_a_million_rows_is_spread_over_two_executors() {
         assert!(executors.contains(&pid), "{w} is not one of the executors {executors:?}");
     }
     cluster.stop();
+}
+
+/// Runs Python's own sqlite3 client on the test's operational DB.
+fn sqlite(lake: &Lake, sql: &str) -> String {
+    let path = lake.opdb.as_deref().unwrap().trim_start_matches("sqlite:").to_string();
+    let script = "import sqlite3, sys\nc = sqlite3.connect(sys.argv[1])\nfor r in c.execute(sys.argv[2]): print(*r, sep='|')\nc.commit()\n";
+    run_ok(Command::new("python3").args(["-c", script, &path, sql]), MIN).stdout
+}
+
+#[test]
+fn predictions_join_nest_and_land_in_the_operational_db() {
+    let lake = Lake::with_opdb("0.1");
+    // Features from the lake and the operational DB (a text feature: device).
+    let created = create(
+        &lake,
+        "joined",
+        "random_forest_classifier",
+        ", num_parallel_tree = 10, max_tree_depth = 8",
+        "SELECT f.* EXCEPT (session_id, frame_no, subject_id, media_id, recorded_on, split), s.device \
+         FROM training.frames f JOIN opdb.sessions s USING (session_id) WHERE f.split = 'train'",
+    );
+    assert_eq!(created["status"], "created");
+    let info = lake.rows("SELECT input, category_count, dimension FROM ML.FEATURE_INFO(MODEL joined) WHERE input = 'device'");
+    assert!(info[0]["category_count"].as_i64().unwrap() >= 2, "{info:?}");
+
+    let test = "(SELECT f.*, s.device FROM training.frames f JOIN opdb.sessions s USING (session_id) WHERE f.split = 'test')";
+    let n_test = lake.rows("SELECT COUNT(*) AS n FROM training.frames WHERE split = 'test'")[0]["n"].as_i64().unwrap();
+    // In a CTE, joined with another table.
+    let by_country = lake.rows(&format!(
+        "WITH p AS (SELECT * FROM ML.PREDICT(MODEL joined, {test})) \
+         SELECT s.country, COUNT(*) AS n FROM p JOIN opdb.sessions s USING (session_id) GROUP BY s.country"
+    ));
+    assert_eq!(by_country.iter().map(|r| r["n"].as_i64().unwrap()).sum::<i64>(), n_test);
+
+    // Into the operational DB, checked with the database's own client.
+    sqlite(
+        &lake,
+        "CREATE TABLE emotion_outputs (run_id TEXT, session_id INTEGER, frame_no INTEGER, model TEXT, label TEXT, confidence REAL)",
+    );
+    let f = run_ok(
+        lake.cmd().args([
+            "-c",
+            &format!(
+                "INSERT INTO opdb.emotion_outputs \
+                 SELECT 'run-1', session_id, frame_no, 'joined', predicted_emotion, \
+                        greatest(get_field(array_element(predicted_emotion_probs, 1), 'prob'), \
+                                 get_field(array_element(predicted_emotion_probs, 2), 'prob'), \
+                                 get_field(array_element(predicted_emotion_probs, 3), 'prob')) \
+                 FROM ML.PREDICT(MODEL joined, {test})"
+            ),
+        ]),
+        Duration::from_secs(300),
+    );
+    assert!(f.success);
+    let stored = sqlite(&lake, "SELECT COUNT(*), COUNT(DISTINCT session_id || '-' || frame_no), MIN(confidence) > 0.33 FROM emotion_outputs");
+    assert_eq!(stored.trim(), format!("{n_test}|{n_test}|1"), "one row per test frame");
+    let labels = sqlite(&lake, "SELECT DISTINCT label FROM emotion_outputs ORDER BY label");
+    assert_eq!(labels.split_whitespace().collect::<Vec<_>>(), ["angry", "happy", "sad"]);
 }
