@@ -55,5 +55,6 @@ log "running the tests"
 # The opdb tests run as a group after the others: the never-blocks test
 # compares the database's latency under Sentio's load with a baseline, and the
 # CPU-heavy ML tests must not run beside it (see docs/benchmarks.md's caveat).
-cargo test --workspace --locked -- --test-threads 2 --skip opdb::
+cargo test --workspace --exclude sentio-integration --locked -- --test-threads 2
+cargo test -p sentio-integration --locked -- --test-threads 2 --skip opdb::
 cargo test -p sentio-integration --locked -- --test-threads 2 opdb::
