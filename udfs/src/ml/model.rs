@@ -52,7 +52,7 @@ pub fn train_bucket(spec: &TrainSpec, data: &Dataset, bucket: u32) -> ModelPaylo
             p.max_iterations,
             p.min_rel_progress,
         )),
-        Algorithm::NaiveBayes => Payload::NaiveBayes(bayes::fit(data, classes)),
+        Algorithm::NaiveBayes => Payload::NaiveBayes(bayes::fit(data, classes, &spec.class_weights)),
         Algorithm::Knn => Payload::Knn(Knn {
             num_neighbors: p.num_neighbors,
             x: data.x.clone(),
@@ -64,6 +64,17 @@ pub fn train_bucket(spec: &TrainSpec, data: &Dataset, bucket: u32) -> ModelPaylo
         num_features: width as u32,
         num_classes: classes as u32,
         algorithm: Some(algorithm),
+        parts: Vec::new(),
+    }
+}
+
+/// A naive Bayes model from merged statistics.
+pub fn naive_bayes_payload(spec: &TrainSpec, stats: &bayes::Stats) -> ModelPayload {
+    ModelPayload {
+        format_version: PAYLOAD_FORMAT,
+        num_features: spec.width() as u32,
+        num_classes: spec.labels.len() as u32,
+        algorithm: Some(Payload::NaiveBayes(stats.finish(&spec.class_weights))),
         parts: Vec::new(),
     }
 }

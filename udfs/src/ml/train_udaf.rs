@@ -8,7 +8,8 @@
 //! GROUP BY b.bucket
 //! ```
 //!
-//! Partial aggregates encode their rows where the data is; each bucket's final
+//! Partial aggregates encode their rows where the data is (naive Bayes keeps
+//! only exact, mergeable statistics instead); each bucket's final
 //! aggregate (one per bucket, spread over the executors by the shuffle) sorts
 //! its rows into a deterministic order and trains its share of the model
 //! ([`crate::ml::model::train_bucket`]). The result of each group is a
@@ -26,7 +27,8 @@ use prost::Message;
 use sentio_proto::{TrainingPart, TrainingRows};
 
 use crate::ml::Dataset;
-use crate::ml::model::train_bucket;
+use crate::ml::bayes::Stats;
+use crate::ml::model::{naive_bayes_payload, train_bucket};
 use crate::ml::spec::{Algorithm, TrainSpec};
 use crate::ml::text::strings;
 
@@ -98,12 +100,13 @@ impl AggregateUDFImpl for TrainUdaf {
     }
 }
 
-/// Collects encoded rows; trains at `evaluate`.
+/// Collects encoded rows (naive Bayes: statistics); trains at `evaluate`.
 #[derive(Debug)]
 pub struct TrainAccumulator {
     spec: Arc<TrainSpec>,
     bucket: Option<i64>,
     rows: TrainingRows,
+    stats: Option<Stats>,
 }
 
 /// `host:pid` of this process.
@@ -130,7 +133,8 @@ impl TrainAccumulator {
             num_features: spec.width() as u32,
             ..Default::default()
         };
-        Self { spec, bucket: None, rows }
+        let stats = (spec.algorithm == Algorithm::NaiveBayes).then(|| Stats::new(spec.labels.len(), spec.width()));
+        Self { spec, bucket: None, rows, stats }
     }
 
     /// Row order by hash (then content), the same wherever the rows came from.
@@ -172,6 +176,7 @@ impl TrainAccumulator {
             y: Vec::with_capacity(order.len()),
             hash: Vec::with_capacity(order.len()),
             stats: None,
+            naive_bayes_fixed: Vec::new(),
         };
         for &i in order {
             out.x.extend_from_slice(&self.rows.x[i * w..(i + 1) * w]);
@@ -202,6 +207,10 @@ impl Accumulator for TrainAccumulator {
                 return exec_err!("label value {l:?} was not seen when the model's labels were collected");
             };
             let row = &x[r * w..(r + 1) * w];
+            if let Some(stats) = &mut self.stats {
+                stats.add(row, c);
+                continue;
+            }
             self.rows.hash.push(row_hash(row, c as u32));
             self.rows.x.extend_from_slice(row);
             self.rows.y.push(c as u32);
@@ -211,6 +220,20 @@ impl Accumulator for TrainAccumulator {
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
+        if let Some(stats) = &self.stats {
+            if stats.rows() == 0 {
+                return Ok(ScalarValue::LargeBinary(None));
+            }
+            let started = std::time::Instant::now();
+            let mut payload = naive_bayes_payload(&self.spec, stats);
+            payload.parts.push(TrainingPart {
+                bucket: 0,
+                worker: worker(),
+                rows: stats.rows(),
+                millis: started.elapsed().as_millis() as u64,
+            });
+            return Ok(ScalarValue::LargeBinary(Some(payload.encode_to_vec())));
+        }
         if self.rows.y.is_empty() {
             return Ok(ScalarValue::LargeBinary(None));
         }
@@ -242,6 +265,9 @@ impl Accumulator for TrainAccumulator {
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        if let Some(stats) = &self.stats {
+            self.rows.naive_bayes_fixed = stats.to_bytes();
+        }
         Ok(vec![
             ScalarValue::LargeBinary(Some(std::mem::take(&mut self.rows).encode_to_vec())),
             ScalarValue::Int64(self.bucket),
@@ -263,6 +289,12 @@ impl Accumulator for TrainAccumulator {
             }
             let part = TrainingRows::decode(rows.value(i))
                 .map_err(|e| exec_datafusion_err!("sentio_train: corrupt partial state: {e}"))?;
+            if let Some(stats) = &mut self.stats {
+                let other = Stats::from_bytes(&part.naive_bayes_fixed, self.spec.labels.len(), self.spec.width())
+                    .map_err(|e| exec_datafusion_err!("sentio_train: {e}"))?;
+                stats.merge(&other).map_err(|e| exec_datafusion_err!("sentio_train: {e}"))?;
+                continue;
+            }
             if part.num_features != self.rows.num_features && !part.y.is_empty() {
                 return exec_err!("sentio_train: partial states of different widths");
             }
