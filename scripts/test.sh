@@ -2,8 +2,8 @@
 # Sentio's whole test suite, exactly as CI runs it (.ci/run calls this).
 #
 # Installs or starts what the tests need when it is missing — an
-# S3-compatible server (moto, from PyPI, into ./.venv), scikit-learn (into
-# the same .venv), PostgreSQL and MariaDB — then builds the binaries and runs
+# S3-compatible server (moto, from PyPI, into ./.venv), scikit-learn, cfn-lint
+# and the AWS CLI (into the same .venv), PostgreSQL and MariaDB — then builds the binaries and runs
 # every test.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -27,6 +27,12 @@ if ! .venv/bin/python -c 'import sklearn' 2>/dev/null; then
   log "installing scikit-learn into .venv"
   .venv/bin/pip install --quiet --disable-pip-version-check 'scikit-learn==1.*'
 fi
+# cfn-lint checks the CloudFormation template; the AWS CLI is what
+# deploy/systemd/sentio-fetch-secrets calls (against moto's Secrets Manager).
+if [ ! -x .venv/bin/cfn-lint ] || [ ! -x .venv/bin/aws ]; then
+  log "installing cfn-lint and awscli into .venv"
+  .venv/bin/pip install --quiet --disable-pip-version-check 'cfn-lint==1.*' 'awscli==1.*'
+fi
 export SENTIO_MOTO_SERVER="$PWD/.venv/bin/moto_server"
 
 # --- PostgreSQL on 127.0.0.1:5432 -----------------------------------------
@@ -46,6 +52,9 @@ if ! (exec 3<>/dev/tcp/127.0.0.1/3306) 2>/dev/null; then
   as_root start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd || true
   for _ in $(seq 60); do (exec 3<>/dev/tcp/127.0.0.1/3306) 2>/dev/null && break; sleep 0.5; done
 fi
+
+# --- systemd-analyze (checks the unit files in deploy/systemd) -------------
+command -v systemd-analyze >/dev/null || { log "installing systemd"; apt_install systemd; }
 
 # --- build and test --------------------------------------------------------
 log "building the binaries"

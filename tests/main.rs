@@ -7,5 +7,6 @@ mod support;
 mod cli;
 mod cluster;
 mod datagen;
+mod deploy;
 mod ml;
 mod opdb;
