@@ -28,9 +28,10 @@ impl Lake {
     fn new(scale: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("lake");
+        // Generous: scale 13 (1.3M frames) on two loaded cores takes minutes.
         run_ok(
             sentio().args(["datagen", "--scale", scale, "--seed", "42", "--lake"]).arg(&root),
-            MIN,
+            10 * MIN,
         );
         Self { _dir: dir, root, scheduler: None, opdb: None }
     }
@@ -507,6 +508,23 @@ fn forest_training_on_a_million_rows_is_spread_over_two_executors() {
         assert!(executors.contains(&pid), "{w} is not one of the executors {executors:?}");
     }
     cluster.stop();
+}
+
+#[test]
+fn timeout_cancels_training_and_stores_nothing() {
+    let lake = Lake::new("3");
+    // Far more trees than fit in 2 s on any machine.
+    let sql = format!(
+        "CREATE MODEL slow OPTIONS (model_type = 'random_forest_classifier', input_label_cols = ['emotion'], \
+         num_parallel_tree = 400, max_tree_depth = 20, data_split_method = 'NO_SPLIT') AS {FEATURES}"
+    );
+    let f = run(lake.cmd().args(["--timeout", "2", "-c", &sql]), 2 * MIN);
+    assert!(!f.success, "{}", f.stdout);
+    assert!(f.stderr.contains("statement timed out after 2 s"), "{}", f.stderr);
+    assert!(f.stderr.contains("cancelled"), "the running training job is cancelled: {}", f.stderr);
+    assert!(f.elapsed < Duration::from_secs(30), "{:?}", f.elapsed);
+    assert!(model_files(&lake.models_dir()).is_empty(), "nothing stored: {:?}", model_files(&lake.models_dir()));
+    assert!(lake.rows("SELECT * FROM ml.models").is_empty());
 }
 
 /// Runs Python's own sqlite3 client on the test's operational DB.

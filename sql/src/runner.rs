@@ -94,7 +94,11 @@ impl Runner {
     /// Runs one statement and returns its result batches.
     pub async fn query(&self, sql: &str) -> Result<(Vec<RecordBatch>, StatementOutcome)> {
         let started = Instant::now();
-        let sql = match crate::ml::prepare(&self.client.ml, sql).await? {
+        // ML statements run their jobs (statistics, training, evaluation)
+        // here; the progress line and the timeout cover them too.
+        let ml = &self.client.ml;
+        let prepared = self.watch(crate::ml::prepare(ml, sql), started, || ml.running_plan()).await??;
+        let sql = match prepared {
             crate::ml::Prepared::Sql(sql) => sql,
             crate::ml::Prepared::Done(batches) => {
                 let outcome = StatementOutcome {
@@ -110,11 +114,30 @@ impl Runner {
         let plan = df.create_physical_plan().await?;
         let task_ctx = self.client.ctx.task_ctx();
         let work = datafusion::physical_plan::collect(Arc::clone(&plan), task_ctx);
+        let batches = self.watch(work, started, || Some(Arc::clone(&plan))).await??;
+        let outcome = StatementOutcome {
+            rows: batches.iter().map(RecordBatch::num_rows).sum(),
+            bytes_received: ipc_size(&batches),
+            elapsed: started.elapsed(),
+            job_id: job_of(&plan),
+        };
+        Ok((batches, outcome))
+    }
+
+    /// Awaits `work`, drawing a live progress line for the job that
+    /// `plan()` names (on a terminal, after [`PROGRESS_AFTER`]) and
+    /// cancelling that job when the statement outlives the timeout.
+    async fn watch<T>(
+        &self,
+        work: impl std::future::Future<Output = T>,
+        started: Instant,
+        plan: impl Fn() -> Option<Arc<dyn ExecutionPlan>>,
+    ) -> Result<T> {
         tokio::pin!(work);
         let mut ticker = tokio::time::interval(Duration::from_millis(250));
         let mut grpc = None;
         let mut drew = false;
-        let batches = loop {
+        let done = loop {
             tokio::select! {
                 res = &mut work => break res,
                 _ = ticker.tick() => {
@@ -122,10 +145,10 @@ impl Runner {
                         if drew {
                             eprint!("\r\x1b[2K");
                         }
-                        return Err(self.cancel(&plan, limit).await);
+                        return Err(self.cancel(plan().as_ref(), limit).await);
                     }
                     if !self.progress || started.elapsed() < PROGRESS_AFTER { continue; }
-                    let Some(job) = job_of(&plan) else { continue };
+                    let Some(job) = plan().as_ref().and_then(job_of) else { continue };
                     let state = job_state(&mut grpc, &self.client.scheduler_grpc_url, &job).await;
                     eprint!("\r\x1b[2K  job {job}: {state} · {:.1} s", started.elapsed().as_secs_f64());
                     let _ = std::io::stderr().flush();
@@ -136,18 +159,11 @@ impl Runner {
         if drew {
             eprint!("\r\x1b[2K");
         }
-        let batches = batches?;
-        let outcome = StatementOutcome {
-            rows: batches.iter().map(RecordBatch::num_rows).sum(),
-            bytes_received: ipc_size(&batches),
-            elapsed: started.elapsed(),
-            job_id: job_of(&plan),
-        };
-        Ok((batches, outcome))
+        Ok(done)
     }
 
-    async fn cancel(&self, plan: &Arc<dyn ExecutionPlan>, limit: Duration) -> SentioError {
-        let job = job_of(plan);
+    async fn cancel(&self, plan: Option<&Arc<dyn ExecutionPlan>>, limit: Duration) -> SentioError {
+        let job = plan.and_then(job_of);
         let mut cancelled = false;
         if let Some(job) = &job
             && let Ok(mut c) = SchedulerGrpcClient::connect(self.client.scheduler_grpc_url.clone()).await

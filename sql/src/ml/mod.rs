@@ -19,10 +19,11 @@ pub mod source;
 pub mod sqltext;
 pub mod store;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 
 use crate::ml::parse::{MlStatement, parse_ml_statement};
@@ -76,6 +77,21 @@ pub struct MlContext {
     pub ctx: SessionContext,
     /// The model store (None without a lake).
     pub store: Option<ModelStore>,
+    /// The plan of the job an ML statement is running now (its preparatory
+    /// jobs run one at a time), so the runner can show its progress and
+    /// cancel it on `--timeout`.
+    running: Arc<Mutex<Option<Arc<dyn ExecutionPlan>>>>,
+}
+
+/// Clears [`MlContext`]'s running plan when a job ends, or is dropped.
+struct RunningGuard<'a>(&'a Mutex<Option<Arc<dyn ExecutionPlan>>>);
+
+impl Drop for RunningGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = None;
+        }
+    }
 }
 
 impl MlContext {
@@ -84,9 +100,25 @@ impl MlContext {
         self.store.as_ref().ok_or(MlError::NoLake)
     }
 
-    /// Runs a query and collects its (small) result.
+    /// A context over `ctx` with the model store `store`.
+    pub fn new(ctx: SessionContext, store: Option<ModelStore>) -> Self {
+        Self { ctx, store, running: Arc::default() }
+    }
+
+    /// Runs a query and collects its (small) result; while it runs, its
+    /// plan is [`Self::running_plan`].
     pub async fn collect(&self, sql: &str) -> Result<Vec<RecordBatch>, MlError> {
-        Ok(self.ctx.sql(sql).await?.collect().await?)
+        let plan = self.ctx.sql(sql).await?.create_physical_plan().await?;
+        if let Ok(mut slot) = self.running.lock() {
+            *slot = Some(Arc::clone(&plan));
+        }
+        let _clear = RunningGuard(&self.running);
+        Ok(datafusion::physical_plan::collect(plan, self.ctx.task_ctx()).await?)
+    }
+
+    /// The plan of the job running now, if any.
+    pub fn running_plan(&self) -> Option<Arc<dyn ExecutionPlan>> {
+        self.running.lock().ok().and_then(|slot| slot.clone())
     }
 }
 
@@ -211,7 +243,7 @@ pub fn cross_validations_schema() -> SchemaRef {
 /// the ML layer works with.
 pub fn register_ml(ctx: &SessionContext, root_url: Option<&str>) -> Result<MlContext, MlError> {
     let Some(root) = root_url else {
-        return Ok(MlContext { ctx: ctx.clone(), store: None });
+        return Ok(MlContext::new(ctx.clone(), None));
     };
     let store = ModelStore::new(ctx, root)?;
     let catalog_name = ctx.state().config().options().catalog.default_catalog.clone();
@@ -225,5 +257,5 @@ pub fn register_ml(ctx: &SessionContext, root_url: Option<&str>) -> Result<MlCon
     store.register_table(ctx, "models", "ml/models/", models_schema())?;
     store.register_table(ctx, "evaluations", "ml/evaluations/", evaluations_schema())?;
     store.register_table(ctx, "cross_validations", "ml/cross_validations/", cross_validations_schema())?;
-    Ok(MlContext { ctx: ctx.clone(), store: Some(store) })
+    Ok(MlContext::new(ctx.clone(), Some(store)))
 }
