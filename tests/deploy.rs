@@ -1,6 +1,7 @@
 //! The deployment files: the CloudFormation template passes `cfn-lint` and
-//! its rendered user data holds no secret; `deploy/systemd/install.sh`
-//! installs the units, and a scheduler and two executors started from exactly
+//! its rendered user data holds no secret; the release tarball from
+//! `deploy/release.sh` unpacks and its `deploy/systemd/install.sh` installs
+//! the units, and a scheduler and two executors started from exactly
 //! those units' command lines and environment files (with the DB URL fetched
 //! from a Secrets Manager by `sentio-fetch-secrets`) run queries over a lake on
 //! S3 and a PostgreSQL operational DB; no secret reaches a file or a log.
@@ -386,16 +387,30 @@ fn systemd_units_run_a_cluster_with_secrets_fetched_at_boot() {
         Duration::from_secs(300),
     );
 
-    // install.sh, as the user data runs it, into ROOT.
+    // The release tarball, unpacked and installed as the user data does
+    // (into ROOT instead of /).
+    let tarball = dir.path().join("release.tar.gz");
+    run_ok(
+        Command::new("bash")
+            .arg(repo_root().join("deploy/release.sh"))
+            .arg("--bin")
+            .arg(bin("sentio").parent().unwrap())
+            .arg("--out")
+            .arg(&tarball),
+        Duration::from_secs(300),
+    );
+    let opt = dir.path().join("opt/sentio");
+    std::fs::create_dir_all(&opt).unwrap();
+    run_ok(Command::new("tar").arg("-xzf").arg(&tarball).arg("-C").arg(&opt), Duration::from_secs(300));
     let base = free_port_range(7);
     let ports = [("SENTIO_SCHEDULER_PORT", base), ("SENTIO_EXECUTOR_PORT", base + 1)];
     let mut install = Command::new("bash");
     install
-        .arg(repo_root().join("deploy/systemd/install.sh"))
+        .arg(opt.join("deploy/systemd/install.sh"))
         .args(["--role", "scheduler", "--role", "executor", "--executors", "2", "--no-start", "--root"])
         .arg(&root)
         .arg("--bin")
-        .arg(bin("sentio").parent().unwrap())
+        .arg(opt.join("bin"))
         .env("SENTIO_LAKE", lake)
         .env("AWS_REGION", "us-east-1")
         .env("SENTIO_BIND_HOST", "127.0.0.1")
@@ -457,11 +472,19 @@ fn systemd_units_run_a_cluster_with_secrets_fetched_at_boot() {
                  JOIN opdb.sessions s ON f.session_id = s.session_id GROUP BY s.device ORDER BY s.device";
     let scheduler_url = format!("df://127.0.0.1:{base}");
     let on_cluster = run_ok(
-        sentio().envs(s3.env()).args([
-            "sql", "--scheduler", &scheduler_url, "--lake", lake, "--opdb-url", &workstation_url, "--format", "csv", "-c", query,
-        ]),
+        sentio()
+            .envs(s3.env())
+            .env("RUST_LOG", "warn,ballista_core::execution_plans::distributed_query=debug")
+            .args([
+                "sql", "--scheduler", &scheduler_url, "--lake", lake, "--opdb-url", &workstation_url, "--format", "csv",
+                "-c", query,
+            ]),
         Duration::from_secs(300),
     );
+    // The client fetched the results through the scheduler (its embedded
+    // Flight proxy), not from an executor's port.
+    assert!(on_cluster.stderr.contains("Fetching results from scheduler"), "{}", on_cluster.stderr);
+    assert!(!on_cluster.stderr.contains("Fetching results from executor"), "{}", on_cluster.stderr);
     let standalone = run_ok(
         sentio().envs(s3.env()).args(["sql", "--lake", lake, "--opdb-url", &workstation_url, "--format", "csv", "-c", query]),
         Duration::from_secs(300),
