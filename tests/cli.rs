@@ -66,6 +66,14 @@ fn bad_scheduler_url_and_missing_lake_are_explained() {
     assert!(!f.success && f.stderr.contains("must start with df://"), "{}", f.stderr);
     let f = run(sentio().args(["datagen"]), Duration::from_secs(30));
     assert!(!f.success && f.stderr.contains("no lake configured"), "{}", f.stderr);
+    for duty in ["0", "1.5", "half"] {
+        let f = run(
+            sentio().env("SENTIO_OPDB_BULK_DUTY", duty).args(["sql", "-c", "SELECT 1"]),
+            Duration::from_secs(30),
+        );
+        assert!(!f.success && f.stderr.contains("SENTIO_OPDB_BULK_DUTY"), "{duty}: {}", f.stderr);
+        assert!(f.stderr.contains("(0, 1]"), "{duty}: {}", f.stderr);
+    }
 }
 
 #[test]

@@ -490,14 +490,20 @@ async fn app_workload(url: &str, stop: Arc<AtomicBool>, min_ops: usize) -> Vec<D
 
 /// While a 1M-row extract and a 1M-row write run, an application doing
 /// point reads and small inserts on the same database waits on no lock for
-/// more than 100 ms and keeps its p99 latency within 2x of idle. The cluster
-/// runs at low CPU priority, as it would on its own machines next to RDS.
+/// more than 100 ms and keeps its p99 latency within 2x of idle, with the
+/// default bulk duty. The cluster runs at low CPU priority on one CPU, as
+/// if on its own machines next to RDS.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operational_db_is_never_blocked() {
     let db = Db::fresh(Kind::Pg, "sentio_it_opdb_noblock");
     db.client(BIG_PG);
     db.client("CREATE TABLE app_log (id bigserial PRIMARY KEY, note text, at timestamptz DEFAULT now()); \
                CREATE TABLE big_out (LIKE big INCLUDING ALL)");
+    // The application's database in its steady state: the table just loaded
+    // vacuumed (hint bits and visibility map set) and checkpointed, so
+    // neither baseline nor load pays for the load of the fixture.
+    db.client("VACUUM ANALYZE big");
+    db.client("CHECKPOINT");
     let url = db.url();
 
     let idle = {
@@ -506,9 +512,18 @@ async fn the_operational_db_is_never_blocked() {
         t
     };
 
+    // The cluster runs on its own machines next to the database; here it
+    // shares the database's CPUs. Niceness does not isolate it on these VMs
+    // (two idle-priority spinners raise a nice-0 client's median latency
+    // from 1 ms to 15 ms when they fill both vCPUs), so it is also confined
+    // to the last CPU, leaving the database at least one.
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let niced = |args: &[&str]| {
-        let mut c = Command::new("nice");
-        c.args(["-n", "19"]).arg(bin("sentio")).env("SENTIO_OPDB_URL", &url).args(args);
+        let mut c = Command::new("taskset");
+        c.args(["-c", &(cpus - 1).to_string(), "nice", "-n", "19"])
+            .arg(bin("sentio"))
+            .env("SENTIO_OPDB_URL", &url)
+            .args(args);
         c.stdout(Stdio::null()).stderr(Stdio::null());
         Guard(c.spawn().unwrap())
     };

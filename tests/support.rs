@@ -116,7 +116,13 @@ pub fn run_ok(cmd: &mut Command, timeout: Duration) -> Finished {
 /// A `sentio` command with a clean Sentio environment.
 pub fn sentio() -> Command {
     let mut c = Command::new(bin("sentio"));
-    for v in ["SENTIO_LAKE", "SENTIO_OPDB_URL", "SENTIO_OPDB_READ_URL", "SENTIO_SCHEDULER"] {
+    for v in [
+        "SENTIO_LAKE",
+        "SENTIO_OPDB_URL",
+        "SENTIO_OPDB_READ_URL",
+        "SENTIO_OPDB_BULK_DUTY",
+        "SENTIO_SCHEDULER",
+    ] {
         c.env_remove(v);
     }
     c

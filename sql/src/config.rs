@@ -6,6 +6,7 @@
 //! | lake            | `SENTIO_LAKE`          | `lake`             |
 //! | opdb URL        | `SENTIO_OPDB_URL`      | `opdb_url`         |
 //! | opdb read URL   | `SENTIO_OPDB_READ_URL` | `opdb_read_url`    |
+//! | opdb bulk duty  | `SENTIO_OPDB_BULK_DUTY` | `opdb_bulk_duty`  |
 //! | scheduler       | `SENTIO_SCHEDULER`     | `scheduler`        |
 //! | S3 endpoint     | `SENTIO_S3_ENDPOINT` (or `AWS_ENDPOINT_URL`) | `[s3] endpoint` |
 //! | S3 allow HTTP   | `SENTIO_S3_ALLOW_HTTP` | `[s3] allow_http`  |
@@ -28,6 +29,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::{Result, SentioError};
+use crate::opdb::pace::Duty;
 
 /// The file looked for in the working directory when no `--config` is given.
 pub const DEFAULT_CONFIG_FILE: &str = "sentio.toml";
@@ -54,6 +56,9 @@ pub struct SentioConfig {
     pub opdb_url: Option<String>,
     /// Read endpoint of the operational DB (e.g. an RDS read replica).
     pub opdb_read_url: Option<String>,
+    /// Share of wall time, in (0, 1], that bulk reads and writes may keep
+    /// the operational DB busy ([`crate::opdb::pace`]); 1 turns pacing off.
+    pub opdb_bulk_duty: Option<f64>,
     /// Scheduler to run on, `df://host:port`; standalone in-process if unset.
     pub scheduler: Option<String>,
     /// S3 settings.
@@ -88,6 +93,9 @@ impl SentioConfig {
             None => Self::default(),
         };
         cfg.apply_env()?;
+        if let Some(d) = cfg.opdb_bulk_duty {
+            Duty::new(d).map_err(SentioError::Config)?;
+        }
         Ok(cfg)
     }
 
@@ -112,6 +120,10 @@ impl SentioConfig {
             if let Some(v) = env_var(var) {
                 *slot = Some(v);
             }
+        }
+        if let Some(v) = env_var("SENTIO_OPDB_BULK_DUTY") {
+            let duty = Duty::parse(&v).map_err(|e| SentioError::Config(format!("SENTIO_OPDB_BULK_DUTY: {e}")))?;
+            self.opdb_bulk_duty = Some(duty.get());
         }
         if let Some(v) = env_var("SENTIO_S3_ENDPOINT").or_else(|| env_var("AWS_ENDPOINT_URL")) {
             self.s3.endpoint = Some(v);
@@ -145,6 +157,17 @@ mod tests {
     fn rejects_unknown_keys() {
         let e = toml::from_str::<SentioConfig>("lak = \"x\"").unwrap_err();
         assert!(e.to_string().contains("unknown field"), "{e}");
+    }
+
+    #[test]
+    fn bulk_duty_out_of_range_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sentio.toml");
+        std::fs::write(&path, "opdb_bulk_duty = 0.25\n").unwrap();
+        assert_eq!(SentioConfig::from_file(&path).unwrap().opdb_bulk_duty, Some(0.25));
+        std::fs::write(&path, "opdb_bulk_duty = 2.0\n").unwrap();
+        let e = SentioConfig::load(Some(&path)).unwrap_err();
+        assert!(e.to_string().contains("(0, 1]"), "{e}");
     }
 
     #[test]

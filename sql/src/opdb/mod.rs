@@ -10,8 +10,11 @@
 //!   (`SENTIO_OPDB_READ_URL`, a replica) every read goes there;
 //! * **writes** (`INSERT INTO opdb.t SELECT …`) stage each partition in its
 //!   own table (PostgreSQL: binary `COPY`; MySQL and SQLite: multi-row
-//!   inserts), then publish all of them in one short transaction, replacing
-//!   the earlier rows of the same run id or primary key ([`write`]).
+//!   inserts), then publish all of them in one transaction, replacing
+//!   the earlier rows of the same run id or primary key ([`write`]);
+//! * **bulk work is paced** ([`pace`]): reads, staging and publishing keep
+//!   the database busy for at most a configured share of the time, so the
+//!   applications on it keep their latency.
 //!
 //! Plans carry table and column names only ([`sentio_proto::OpdbTableNode`]);
 //! each process connects with its own configuration, so no credentials ever
@@ -23,6 +26,7 @@ pub mod filter;
 pub mod introspect;
 pub mod meta;
 pub mod nodes;
+pub mod pace;
 pub mod scan;
 pub mod types;
 pub mod values;
@@ -40,6 +44,7 @@ pub use catalog::register_opdb;
 
 use crate::config::SentioConfig;
 use backend::{Conn, Purpose};
+use pace::{Duty, Pacer};
 
 /// What can go wrong with the operational DB.
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +112,7 @@ pub struct Opdb {
     write_url: Option<String>,
     read_url: Option<String>,
     timeouts: Timeouts,
+    duty: Duty,
 }
 
 impl fmt::Debug for Opdb {
@@ -127,12 +133,25 @@ impl Opdb {
             write_url,
             read_url,
             timeouts: Timeouts::default(),
+            duty: Duty::default(),
         }
+    }
+
+    /// The same database with bulk work paced to `duty` ([`pace`]).
+    pub fn with_duty(mut self, duty: Duty) -> Self {
+        self.duty = duty;
+        self
+    }
+
+    /// A pacer for one session's bulk work.
+    pub fn pacer(&self) -> Pacer {
+        Pacer::new(self.duty)
     }
 
     /// The operational DB of a Sentio configuration.
     pub fn from_config(cfg: &SentioConfig) -> Self {
-        Self::new(cfg.opdb_url.clone(), cfg.opdb_read_url.clone())
+        let duty = cfg.opdb_bulk_duty.and_then(|d| Duty::new(d).ok()).unwrap_or_default();
+        Self::new(cfg.opdb_url.clone(), cfg.opdb_read_url.clone()).with_duty(duty)
     }
 
     /// Whether any URL is configured.

@@ -28,6 +28,7 @@ use sqlx::AssertSqlSafe;
 use super::backend::{Backend, Conn};
 use super::filter::{self, Param};
 use super::meta::TableMeta;
+use super::pace::Pacer;
 use super::types::ReadCast;
 use super::values::{self, Builder};
 use super::{Opdb, OpdbError, introspect, write};
@@ -382,7 +383,7 @@ impl ExecutionPlan for OpdbScanExec {
         let mut builder = RecordBatchReceiverStreamBuilder::new(Arc::clone(&schema), 2);
         let tx = builder.tx();
         builder.spawn(async move {
-            let mut reader = BatchReader::new(&meta, &projection, schema, tx);
+            let mut reader = BatchReader::new(&meta, &projection, schema, tx, opdb.pacer());
             while let Some(batch) = ranges_in.try_next().await? {
                 for range in key_ranges(&batch)? {
                     if reader.closed {
@@ -443,6 +444,8 @@ struct BatchReader<'a> {
     tx: tokio::sync::mpsc::Sender<Result<RecordBatch>>,
     /// The consumer went away (e.g. a LIMIT was satisfied): stop reading.
     closed: bool,
+    /// Keeps the read within the database's bulk duty.
+    pacer: Pacer,
 }
 
 impl<'a> BatchReader<'a> {
@@ -451,6 +454,7 @@ impl<'a> BatchReader<'a> {
         projection: &'a [usize],
         schema: SchemaRef,
         tx: tokio::sync::mpsc::Sender<Result<RecordBatch>>,
+        pacer: Pacer,
     ) -> Self {
         let builders = projection.iter().map(|i| Builder::new(meta.columns[*i].ty, BATCH_ROWS)).collect();
         Self {
@@ -461,6 +465,7 @@ impl<'a> BatchReader<'a> {
             rows: 0,
             tx,
             closed: false,
+            pacer,
         }
     }
 
@@ -472,11 +477,15 @@ impl<'a> BatchReader<'a> {
         }
     }
 
-    /// Counts a decoded row; sends a batch when full.
+    /// Counts a decoded row; sends a batch when full, then rests as the
+    /// duty requires (the database's backend waits on its socket meanwhile;
+    /// time spent waiting for the consumer counts as rest).
     async fn row_done(&mut self) -> Result<(), OpdbError> {
         self.rows += 1;
         if self.rows >= BATCH_ROWS {
+            let owed = self.pacer.end_unit();
             self.flush().await.map_err(|e| OpdbError::Plan(e.to_string()))?;
+            self.pacer.rest(owed).await;
         }
         Ok(())
     }

@@ -6,6 +6,7 @@
 //! gets an `UNLOGGED` table filled by binary `COPY`; MySQL and SQLite get
 //! multi-row `INSERT`s with bound parameters, as many rows per statement as
 //! the engine's parameter limit allows, in one transaction per partition.
+//! Filling is paced ([`super::pace`]) one `COPY` chunk or `INSERT` at a time.
 
 use std::hash::{BuildHasher, RandomState};
 
@@ -26,12 +27,13 @@ use super::backend::{Backend, Conn};
 use super::copy;
 use super::introspect::INTERNAL_PREFIX;
 use super::meta::Column;
+use super::pace::Pacer;
 use super::types::ColumnType;
 use super::values::{self, format_decimal};
 use super::OpdbError;
 
-/// Bytes of COPY data sent to PostgreSQL at a time.
-const COPY_CHUNK: usize = 1 << 20;
+/// Bytes of COPY data sent to PostgreSQL at a time (and paced as a unit).
+const COPY_CHUNK: usize = 256 << 10;
 
 /// A new staging table name for one task of write `write_id`. Every task
 /// attempt gets its own table: the executor may run any partition as its
@@ -138,7 +140,13 @@ fn normalize(batch: &RecordBatch, columns: &[Column]) -> Result<Vec<ArrayRef>> {
 
 /// Writes every batch of `input` into the staging table `name`; returns
 /// the rows written.
-pub async fn fill(conn: &mut Conn, name: &str, columns: &[Column], mut input: SendableRecordBatchStream) -> Result<u64> {
+pub async fn fill(
+    conn: &mut Conn,
+    name: &str,
+    columns: &[Column],
+    mut input: SendableRecordBatchStream,
+    pacer: &mut Pacer,
+) -> Result<u64> {
     let b = conn.backend();
     let q = b.quote(name);
     let col_list = columns.iter().map(|c| b.quote(&c.name)).collect::<Vec<_>>().join(", ");
@@ -152,13 +160,14 @@ pub async fn fill(conn: &mut Conn, name: &str, columns: &[Column], mut input: Se
                 .map_err(OpdbError::from)?;
             let mut buf = copy::header();
             let result: Result<()> = async {
-                while let Some(batch) = input.next().await {
+                while let Some(batch) = next_input(&mut input, pacer).await {
                     let batch = batch?;
                     let arrays = normalize(&batch, columns)?;
                     copy::encode_rows(&arrays, &types, &mut buf);
                     rows += batch.num_rows() as u64;
                     if buf.len() >= COPY_CHUNK {
                         copy_in.send(std::mem::take(&mut buf)).await.map_err(OpdbError::from)?;
+                        pacer.pause().await;
                     }
                 }
                 Ok(())
@@ -181,13 +190,14 @@ pub async fn fill(conn: &mut Conn, name: &str, columns: &[Column], mut input: Se
             let per_stmt = (limit / columns.len().max(1)).clamp(1, 1000);
             conn.begin().await?;
             let result: Result<()> = async {
-                while let Some(batch) = input.next().await {
+                while let Some(batch) = next_input(&mut input, pacer).await {
                     let batch = batch?;
                     let arrays = normalize(&batch, columns)?;
                     let mut start = 0;
                     while start < batch.num_rows() {
                         let n = per_stmt.min(batch.num_rows() - start);
                         insert_rows(conn, &q, &col_list, &arrays, &types, start, n).await?;
+                        pacer.pause().await;
                         start += n;
                     }
                     rows += batch.num_rows() as u64;
@@ -205,6 +215,14 @@ pub async fn fill(conn: &mut Conn, name: &str, columns: &[Column], mut input: Se
         }
     }
     Ok(rows)
+}
+
+/// The next input batch; the wait for it is not the database's work.
+async fn next_input(input: &mut SendableRecordBatchStream, pacer: &mut Pacer) -> Option<Result<RecordBatch>> {
+    let waiting = tokio::time::Instant::now();
+    let next = input.next().await;
+    pacer.exclude(waiting.elapsed());
+    next
 }
 
 /// One value to bind.

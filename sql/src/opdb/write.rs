@@ -17,6 +17,14 @@
 //! failed writes are dropped by a later write once they are
 //! [`STALE_STAGE_AGE`] old.
 //!
+//! Staging and publishing are paced ([`super::pace`]): on PostgreSQL the
+//! publishing `INSERT` goes a slice of each staging table at a time
+//! ([`PUBLISH_PAGES`]), still in the one transaction, so other sessions see
+//! all of the rows or none of them. The transaction holds only the locks
+//! an `INSERT` takes (row locks on rows nobody else sees yet, and a lock on
+//! the table that conflicts with DDL only), so pausing inside it blocks no
+//! application.
+//!
 //! A column that the database fills by default (identity, auto-increment,
 //! `DEFAULT`) and that a statement leaves NULL in every row is left out of
 //! the insert, so the database fills it.
@@ -46,10 +54,14 @@ use sqlx::AssertSqlSafe;
 use super::backend::{Backend, Conn};
 use super::introspect::{self, INTERNAL_PREFIX};
 use super::meta::TableMeta;
+use super::pace::Pacer;
 use super::{Opdb, OpdbError, stage};
 
 /// Staging tables older than this are left over from failed writes.
 pub const STALE_STAGE_AGE: Duration = Duration::from_secs(6 * 3600);
+
+/// Heap pages of a PostgreSQL staging table published per statement.
+pub const PUBLISH_PAGES: i64 = 128;
 
 /// The table that records published writes.
 pub const WRITE_LOG: &str = "_sentio_writes";
@@ -233,7 +245,7 @@ impl ExecutionPlan for OpdbStageExec {
         let fut = async move {
             let mut conn = opdb.connect_write(Some(meta.backend)).await?;
             stage::create(&mut conn, &name, &meta.columns).await.map_err(|e| writing(&meta, e))?;
-            let rows = stage::fill(&mut conn, &name, &meta.columns, input).await?;
+            let rows = stage::fill(&mut conn, &name, &meta.columns, input, &mut opdb.pacer()).await?;
             let key: Vec<_> = meta.columns.iter().filter(|c| index_columns.contains(&c.name)).collect();
             stage::index(&mut conn, &name, &key).await.map_err(|e| writing(&meta, e))?;
             log::info!("staged {rows} rows of partition {partition} for opdb.{} in {name}", meta.table);
@@ -398,7 +410,7 @@ impl ExecutionPlan for OpdbPublishExec {
 /// Publishes the staging tables `stages`; returns the rows inserted.
 async fn publish(opdb: &Opdb, meta: &TableMeta, write_id: &str, key: &[String], stages: &[String]) -> Result<u64, OpdbError> {
     let mut conn = opdb.connect_write(Some(meta.backend)).await?;
-    let result = publish_on(&mut conn, meta, write_id, key, stages).await;
+    let result = publish_on(&mut conn, meta, write_id, key, stages, &mut opdb.pacer()).await;
     if result.is_err() {
         conn.rollback().await;
     }
@@ -412,7 +424,14 @@ async fn publish(opdb: &Opdb, meta: &TableMeta, write_id: &str, key: &[String], 
     result
 }
 
-async fn publish_on(conn: &mut Conn, meta: &TableMeta, write_id: &str, key: &[String], stages: &[String]) -> Result<u64, OpdbError> {
+async fn publish_on(
+    conn: &mut Conn,
+    meta: &TableMeta,
+    write_id: &str,
+    key: &[String],
+    stages: &[String],
+    pacer: &mut Pacer,
+) -> Result<u64, OpdbError> {
     let b = meta.backend;
     let log = b.quote(WRITE_LOG);
     conn.execute(&format!(
@@ -477,11 +496,10 @@ async fn publish_on(conn: &mut Conn, meta: &TableMeta, write_id: &str, key: &[St
     }
     let col_list = insert_cols.iter().map(|c| b.quote(&c.name)).collect::<Vec<_>>().join(", ");
     let exprs = insert_cols.iter().map(|c| expr(c)).collect::<Vec<_>>().join(", ");
+    let insert = format!("INSERT INTO {target} ({col_list}) SELECT {exprs} FROM");
     let mut rows = 0;
     for s in stages {
-        rows += conn
-            .execute(&format!("INSERT INTO {target} ({col_list}) SELECT {exprs} FROM {}", b.quote(s)))
-            .await?;
+        rows += insert_paced(conn, &insert, s, pacer).await?;
     }
     let published_at = chrono::Utc::now().to_rfc3339();
     let record = format!(
@@ -492,6 +510,46 @@ async fn publish_on(conn: &mut Conn, meta: &TableMeta, write_id: &str, key: &[St
     );
     execute_with_text(conn, &record, &[write_id, &meta.table, &published_at]).await?;
     conn.commit().await?;
+    Ok(rows)
+}
+
+/// Runs `insert` (an `INSERT … SELECT … FROM`) over staging table `stage`,
+/// inside the publishing transaction. On PostgreSQL 14 and later it goes
+/// [`PUBLISH_PAGES`] heap pages of the staging table at a time (a TID range
+/// scan), pausing between slices as the bulk duty requires, so the WAL of a
+/// large publish is written, and flushed by the server, a slice at a time
+/// rather than in one burst that the application's commits queue behind.
+/// Elsewhere it is one statement.
+async fn insert_paced(conn: &mut Conn, insert: &str, stage: &str, pacer: &mut Pacer) -> Result<u64, OpdbError> {
+    let b = conn.backend();
+    let q = b.quote(stage);
+    let pages = if b == Backend::Postgres {
+        let sql = format!(
+            "SELECT CAST(current_setting('server_version_num') AS bigint),              CAST(pg_relation_size('{}') / current_setting('block_size')::int AS bigint)",
+            q.replace('\'', "''")
+        );
+        match query_i64s(conn, &sql).await?.as_slice() {
+            [version, pages] if *version >= 140_000 => Some(*pages),
+            _ => None,
+        }
+    } else {
+        None
+    };
+    let Some(pages) = pages else {
+        let rows = conn.execute(&format!("{insert} {q}")).await?;
+        pacer.pause().await;
+        return Ok(rows);
+    };
+    let mut rows = 0;
+    let mut first = 0;
+    while first < pages {
+        let end = first + PUBLISH_PAGES;
+        rows += conn
+            .execute(&format!("{insert} {q} WHERE ctid >= '({first},0)'::tid AND ctid < '({end},0)'::tid"))
+            .await?;
+        pacer.pause().await;
+        first = end;
+    }
     Ok(rows)
 }
 

@@ -1,0 +1,157 @@
+//! Pacing: how much of the operational DB's time bulk work may take.
+//!
+//! A bulk read or write works in units (a batch of rows fetched, a chunk of
+//! `COPY` data sent, a slice of the publishing `INSERT`). After each unit a
+//! [`Pacer`] sleeps so that, over time, the work takes at most a `duty`
+//! share of the wall clock: with a duty of 0.25 a unit that took 40 ms is
+//! followed by a 120 ms pause. While a read pauses, the database's backend
+//! blocks on its socket and uses no CPU; while a write pauses, the WAL it
+//! wrote is flushed by the database in the background, so the
+//! application's commits do not queue behind it.
+//!
+//! The duty is set with `SENTIO_OPDB_BULK_DUTY` (or `opdb_bulk_duty` in
+//! `sentio.toml`); 1 turns pacing off.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// The share of wall time bulk work may take when nothing is configured.
+pub const DEFAULT_DUTY: f64 = 0.5;
+
+/// The longest single pause: a slow unit (a cold cache, a big row) must not
+/// stall a job for long.
+const MAX_PAUSE: Duration = Duration::from_secs(2);
+
+/// A share of wall time, in `(0, 1]`.
+///
+/// ```
+/// use sentio_sql::opdb::pace::Duty;
+/// assert_eq!(Duty::parse("0.25").unwrap().get(), 0.25);
+/// assert!(Duty::parse("0").is_err());
+/// assert!(Duty::parse("1.5").is_err());
+/// assert!(Duty::parse("half").is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Duty(f64);
+
+impl Default for Duty {
+    fn default() -> Self {
+        Self(DEFAULT_DUTY)
+    }
+}
+
+impl Duty {
+    /// A duty from a number in `(0, 1]`.
+    pub fn new(share: f64) -> Result<Self, String> {
+        if share.is_finite() && share > 0.0 && share <= 1.0 {
+            Ok(Self(share))
+        } else {
+            Err(format!(
+                "the operational DB bulk duty must be a share of time in (0, 1], e.g. 0.5; got {share}"
+            ))
+        }
+    }
+
+    /// Parses a duty such as `0.5`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let share = s
+            .trim()
+            .parse::<f64>()
+            .map_err(|_| format!("the operational DB bulk duty must be a number in (0, 1], e.g. 0.5; got {s:?}"))?;
+        Self::new(share)
+    }
+
+    /// The share.
+    pub fn get(self) -> f64 {
+        self.0
+    }
+
+    /// The pause that keeps a unit of `worked` within the duty.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sentio_sql::opdb::pace::Duty;
+    /// let quarter = Duty::new(0.25).unwrap();
+    /// assert_eq!(quarter.pause_after(Duration::from_millis(40)), Duration::from_millis(120));
+    /// assert_eq!(Duty::new(1.0).unwrap().pause_after(Duration::from_millis(40)), Duration::ZERO);
+    /// ```
+    pub fn pause_after(self, worked: Duration) -> Duration {
+        if self.0 >= 1.0 {
+            return Duration::ZERO;
+        }
+        worked.mul_f64((1.0 - self.0) / self.0).min(MAX_PAUSE)
+    }
+}
+
+/// Paces one session's bulk work: call [`Pacer::pause`] after each unit.
+#[derive(Debug)]
+pub struct Pacer {
+    duty: Duty,
+    since: Instant,
+}
+
+impl Pacer {
+    /// A pacer whose first unit starts now.
+    pub fn new(duty: Duty) -> Self {
+        Self {
+            duty,
+            since: Instant::now(),
+        }
+    }
+
+    /// Ends a unit of work: sleeps as the duty requires and starts the next.
+    pub async fn pause(&mut self) {
+        let owed = self.end_unit();
+        self.rest(owed).await;
+    }
+
+    /// Leaves `waited` (e.g. time spent waiting for input rows) out of the
+    /// current unit: it was not the database's work.
+    pub fn exclude(&mut self, waited: Duration) {
+        self.since = (self.since + waited).min(Instant::now());
+    }
+
+    /// Ends a unit of work and returns the rest it owes, for a caller that
+    /// has more to do before resting (time spent on it counts as rest).
+    pub fn end_unit(&mut self) -> Duration {
+        let owed = self.duty.pause_after(self.since.elapsed());
+        self.since = Instant::now();
+        owed
+    }
+
+    /// Rests for what is left of `owed` since [`Pacer::end_unit`], then
+    /// starts the next unit.
+    pub async fn rest(&mut self, owed: Duration) {
+        let left = owed.saturating_sub(self.since.elapsed());
+        if !left.is_zero() {
+            tokio::time::sleep(left).await;
+        }
+        self.since = Instant::now();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pauses_are_capped() {
+        let tiny = Duty::new(0.01).unwrap();
+        assert_eq!(tiny.pause_after(Duration::from_secs(10)), MAX_PAUSE);
+    }
+
+    #[tokio::test]
+    async fn a_pacer_keeps_work_within_its_duty() {
+        let mut p = Pacer::new(Duty::new(0.5).unwrap());
+        let start = Instant::now();
+        tokio::time::sleep(Duration::from_millis(30)).await; // the unit of work
+        p.pause().await;
+        assert!(start.elapsed() >= Duration::from_millis(60), "{:?}", start.elapsed());
+        let mut off = Pacer::new(Duty::new(1.0).unwrap());
+        let start = Instant::now();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        off.pause().await;
+        assert!(start.elapsed() < Duration::from_millis(60), "{:?}", start.elapsed());
+    }
+}
