@@ -22,8 +22,11 @@ struct Args {
     ballista: Config,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    sentio_sql::runtime::build()?.block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     let sentio = sentio_sql::config::SentioConfig::load(args.sentio_config.as_deref())?;
     let health_addr: SocketAddr = format!("{}:{}", args.ballista.bind_host, args.ballista.bind_health_port)

@@ -22,11 +22,7 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_stack_size(32 * 1024 * 1024)
-        .build()?
-        .block_on(run())
+    sentio_sql::runtime::build()?.block_on(run())
 }
 
 async fn run() -> anyhow::Result<()> {

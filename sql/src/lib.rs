@@ -13,6 +13,7 @@
 //! * [`script`] splits SQL scripts into statements with line numbers;
 //! * [`runner`] runs statements, shows progress and what crossed the network;
 //! * [`output`] prints results as table, CSV or JSON;
+//! * [`runtime`] is the Tokio runtime all three binaries run on;
 //! * [`datagen`] writes the deterministic sample lake and operational DB;
 //! * [`cli`] is the `sentio` command line.
 
@@ -30,6 +31,7 @@ pub mod ml;
 pub mod object_store;
 pub mod opdb;
 pub mod repl;
+pub mod runtime;
 pub mod session;
 
 pub use error::{Result, SentioError};

@@ -26,6 +26,7 @@ use ballista_core::registry::BallistaFunctionRegistry;
 use ballista_executor::executor_process::ExecutorProcessConfig;
 use ballista_scheduler::config::SchedulerConfig;
 use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::execution::SessionState;
@@ -58,10 +59,16 @@ pub fn session_config(opdb: &Arc<Opdb>) -> SessionConfig {
 }
 
 /// The runtime environment: memory, disk and Sentio's object stores.
+///
+/// DataFusion's cache of folder listings is off: it keeps a listing for the
+/// life of the process, and a scheduler, an executor or a script lives on
+/// while models, evaluations and lake files are added — each statement must
+/// see the folders as they are.
 pub fn runtime_env(s3: &S3Config) -> Result<Arc<RuntimeEnv>> {
     Ok(Arc::new(
         RuntimeEnvBuilder::new()
             .with_object_store_registry(Arc::new(SentioObjectStoreRegistry::new(s3.clone())))
+            .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0))
             .build()?,
     ))
 }

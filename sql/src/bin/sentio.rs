@@ -2,11 +2,17 @@
 
 use clap::Parser;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     sentio_sql::logging::init("warn");
     let cli = sentio_sql::cli::Cli::parse();
-    match sentio_sql::cli::run(cli).await {
+    let runtime = match sentio_sql::runtime::build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(sentio_sql::cli::run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
