@@ -10,7 +10,9 @@
 //!   model's metadata, inlined;
 //! * `ML.CROSS_VALIDATE(MODEL m, (q), STRUCT(k AS num_folds))` → m's options
 //!   retrained on k stratified folds of `q`, each evaluated on its held-out
-//!   fold; stored in `ml.cross_validations` and inlined.
+//!   fold; stored in `ml.cross_validations` and inlined;
+//! * `ML.DESCRIBE_DATA((q) | TABLE t, STRUCT(…))` → statistics of every
+//!   column of `q` ([`crate::ml::describe`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,9 +28,10 @@ use sentio_udfs::ml::spec::{Encoding, TrainSpec};
 
 use crate::lake::quote_ident;
 use crate::ml::create::{model_ref, train};
+use crate::ml::describe::{DescribeSettings, describe_sql};
 use crate::ml::options::SplitMethod;
 use crate::ml::parse::{MlCall, OptValue, find_ml_calls};
-use crate::ml::sqltext::{FeatureKind, feature_expr, feature_kind, lit, qcol, values_query};
+use crate::ml::sqltext::{FeatureKind, feature_expr, feature_kind, lit, qcol, rows_table, values_query};
 use crate::ml::store::{ModelMeta, parse_model_ref};
 use crate::ml::{MlContext, MlError, cross_validations_schema, evaluations_schema, metric_columns, metric_fields};
 
@@ -160,9 +163,10 @@ async fn expand(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
         "TRAINING_INFO" => training_info(ml, call).await,
         "FEATURE_IMPORTANCE" => feature_importance(ml, call).await,
         "CROSS_VALIDATE" => cross_validate(ml, call).await,
+        "DESCRIBE_DATA" => describe_data(ml, call).await,
         other => Err(MlError::Syntax(format!(
             "unknown function ML.{other}; Sentio has ML.PREDICT, ML.EVALUATE, ML.CONFUSION_MATRIX, ML.ROC_CURVE, \
-             ML.FEATURE_INFO, ML.TRAINING_INFO, ML.FEATURE_IMPORTANCE and ML.CROSS_VALIDATE"
+             ML.FEATURE_INFO, ML.TRAINING_INFO, ML.FEATURE_IMPORTANCE, ML.CROSS_VALIDATE and ML.DESCRIBE_DATA"
         ))),
     }
 }
@@ -323,7 +327,7 @@ async fn roc_curve(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
     let pred = predict_sql(ml, &meta, &q, &schema)?;
     let positive = lit(&meta.spec.labels[1]);
     let probs = quote_ident(&format!("predicted_{}_probs", meta.label));
-    let thresholds: Vec<String> = (0..=100).map(|i| format!("({:.2})", f64::from(i) / 100.0)).collect();
+    let thresholds: Vec<Vec<String>> = (0..=100).map(|i| vec![format!("{:.2}", f64::from(i) / 100.0)]).collect();
     Ok(format!(
         "SELECT __t.threshold, \
            CAST(SUM(CASE WHEN __y AND __p >= __t.threshold THEN 1 ELSE 0 END) AS DOUBLE) / NULLIF(SUM(CASE WHEN __y THEN 1 ELSE 0 END), 0) AS recall, \
@@ -334,10 +338,26 @@ async fn roc_curve(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
            SUM(CASE WHEN __y AND __p < __t.threshold THEN 1 ELSE 0 END) AS false_negatives \
          FROM (SELECT CAST({label} AS VARCHAR) = {positive} AS __y, get_field(array_element({probs}, 2), 'prob') AS __p \
                FROM ({pred}) __r WHERE {label} IS NOT NULL) __s \
-         CROSS JOIN (VALUES {}) __t(threshold) GROUP BY __t.threshold ORDER BY __t.threshold",
-        thresholds.join(", "),
+         CROSS JOIN {} GROUP BY __t.threshold ORDER BY __t.threshold",
+        rows_table("__t", &["threshold"], &thresholds),
         label = quote_ident(&meta.label),
     ))
+}
+
+async fn describe_data(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
+    if call.model.is_some() {
+        return Err(MlError::Syntax(
+            "ML.DESCRIBE_DATA describes data, not a model: ML.DESCRIBE_DATA((SELECT …) | TABLE t, STRUCT(…))".into(),
+        ));
+    }
+    if call.query.is_none() {
+        return Err(MlError::Syntax(
+            "ML.DESCRIBE_DATA needs the data to describe: ML.DESCRIBE_DATA((SELECT …)) or ML.DESCRIBE_DATA(TABLE t)".into(),
+        ));
+    }
+    let settings = DescribeSettings::of(call)?;
+    let (q, schema) = inner(ml, call).await?;
+    describe_sql(&q, &schema, settings)
 }
 
 async fn feature_info(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {

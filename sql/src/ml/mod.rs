@@ -9,9 +9,10 @@
 //! (`sentio_train`, `sentio_predict`, `sentio_metrics`, see
 //! [`sentio_udfs::ml`]) — so all the heavy work runs in the cluster like any
 //! other query — or, for small results that must also be stored (metrics), run
-//! first and inlined as `VALUES`.
+//! first and inlined as a literal table ([`sqltext::rows_table`]).
 
 pub mod create;
+pub mod describe;
 pub mod functions;
 pub mod options;
 pub mod parse;

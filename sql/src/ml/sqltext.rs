@@ -65,13 +65,54 @@ fn sql_type(t: &DataType) -> Result<&'static str, MlError> {
     })
 }
 
+/// Rows of SQL expressions as a table expression, `alias(columns…)`, for
+/// `FROM` or `CROSS JOIN`: one `make_array` per column, unnested together
+/// (columns with the same values share one array: DataFusion names an
+/// unnested column after its expression, and names must be unique).
+///
+/// Not `VALUES`: DataFusion 55 plans every `VALUES` anywhere inside an
+/// `INSERT … SELECT` against the target table's columns (by position), so a
+/// `VALUES` that an ML function inlines would break `INSERT INTO opdb.t
+/// SELECT … FROM ML.…(…)`. `rows` must not be empty; each has one
+/// expression per column.
+///
+/// ```
+/// use sentio_sql::ml::sqltext::rows_table;
+/// let rows = [vec!["0".to_string(), "'a'".into(), "0".into()], vec!["1".into(), "'b'".into(), "1".into()]];
+/// assert_eq!(
+///     rows_table("k", &["i", "name", "j"], &rows),
+///     "(SELECT __u0 AS i, __u1 AS name, __u0 AS j \
+///      FROM unnest(make_array(0, 1), make_array('a', 'b')) AS __u(__u0, __u1)) AS k"
+/// );
+/// ```
+pub fn rows_table(alias: &str, columns: &[&str], rows: &[Vec<String>]) -> String {
+    let mut arrays: Vec<String> = Vec::new();
+    let mut picks = Vec::with_capacity(columns.len());
+    for (j, name) in columns.iter().enumerate() {
+        let items: Vec<&str> = rows.iter().map(|r| r[j].as_str()).collect();
+        let array = format!("make_array({})", items.join(", "));
+        let k = arrays.iter().position(|a| *a == array).unwrap_or_else(|| {
+            arrays.push(array);
+            arrays.len() - 1
+        });
+        picks.push(format!("__u{k} AS {name}"));
+    }
+    let names: Vec<String> = (0..arrays.len()).map(|k| format!("__u{k}")).collect();
+    format!(
+        "(SELECT {} FROM unnest({}) AS __u({})) AS {alias}",
+        picks.join(", "),
+        arrays.join(", "),
+        names.join(", ")
+    )
+}
+
 /// A query returning exactly `batches` (small results only).
 pub fn values_query(schema: &Schema, batches: &[RecordBatch]) -> Result<String, MlError> {
     let casts: Vec<String> = schema
         .fields()
         .iter()
         .enumerate()
-        .map(|(i, f)| Ok(format!("CAST(column{} AS {}) AS {}", i + 1, sql_type(f.data_type())?, quote_ident(f.name()))))
+        .map(|(i, f)| Ok(format!("CAST(__v.c{i} AS {}) AS {}", sql_type(f.data_type())?, quote_ident(f.name()))))
         .collect::<Result<_, MlError>>()?;
     let mut rows = Vec::new();
     for b in batches {
@@ -90,7 +131,7 @@ pub fn values_query(schema: &Schema, batches: &[RecordBatch]) -> Result<String, 
                     }
                 });
             }
-            rows.push(format!("({})", values.join(", ")));
+            rows.push(values);
         }
     }
     if rows.is_empty() {
@@ -101,5 +142,7 @@ pub fn values_query(schema: &Schema, batches: &[RecordBatch]) -> Result<String, 
             .collect::<Result<_, MlError>>()?;
         return Ok(format!("SELECT {} WHERE false", nulls.join(", ")));
     }
-    Ok(format!("SELECT {} FROM (VALUES {})", casts.join(", "), rows.join(", ")))
+    let names: Vec<String> = (0..schema.fields().len()).map(|i| format!("c{i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    Ok(format!("SELECT {} FROM {}", casts.join(", "), rows_table("__v", &names, &rows)))
 }
