@@ -1,6 +1,9 @@
--- Statistics over the training data, the ad hoc data and their combination.
--- Runs as is on the sample lake that `sentio datagen` / `sentio demo` writes:
---   sentio sql --lake ./sentio-data/lake -f examples/05_statistics.sql
+-- Job 5: statistics over the training data, the ad hoc data, the operational
+-- DB and their combination. Everything is computed in the cluster; only the
+-- result rows reach the client.
+-- Runs as is on the sample data that `sentio demo` writes:
+--   sentio sql --lake ./sentio-data/lake --opdb sqlite:./sentio-data/opdb.sqlite \
+--     -f examples/05_statistics.sql
 
 -- 1. Size of the training data: frames, sessions, viewers, media items, days.
 SELECT split,
@@ -61,3 +64,29 @@ JOIN adhoc.media_ground_truth g ON f.media_id = g.media_id
 WHERE g.outcome IS NOT NULL
 GROUP BY LOWER(g.outcome), f.emotion
 ORDER BY outcome, f.emotion;
+
+-- 7. The operational DB: sessions and viewers per country.
+SELECT country,
+       COUNT(*)                  AS sessions,
+       COUNT(DISTINCT viewer_id) AS viewers,
+       COUNT(DISTINCT media_id)  AS media_items
+FROM opdb.sessions
+GROUP BY country
+ORDER BY sessions DESC, country;
+
+-- 8. Every column of the sessions table described (BigQuery ML's
+--    ML.DESCRIBE_DATA): nulls, distinct values, ranges, most frequent values.
+SELECT name, num_rows, num_nulls, "unique", min, max, top_values
+FROM ML.DESCRIBE_DATA(TABLE opdb.sessions, STRUCT(3 AS top_k))
+ORDER BY name;
+
+-- 9. All three together: frames per media category and outcome.
+SELECT m.category,
+       LOWER(g.outcome) AS outcome,
+       COUNT(*)         AS frames
+FROM training.frames f
+JOIN opdb.media m USING (media_id)
+JOIN adhoc.media_ground_truth g USING (media_id)
+WHERE g.outcome IS NOT NULL
+GROUP BY m.category, LOWER(g.outcome)
+ORDER BY m.category, outcome;

@@ -134,25 +134,78 @@ fn config_file_then_environment_then_flags() {
     assert!(!bad.success && bad.stderr.contains("sentio.toml"), "{}", bad.stderr);
 }
 
+/// Python's own sqlite3 client on `db`: rows as `a|b|…` lines.
+fn sqlite(db: &std::path::Path, sql: &str) -> String {
+    let script = "import sqlite3, sys\nc = sqlite3.connect(sys.argv[1])\nfor r in c.execute(sys.argv[2]): print(*r, sep='|')\n";
+    run_ok(Command::new("python3").args(["-c", script]).arg(db).arg(sql), Duration::from_secs(60)).stdout
+}
+
 #[test]
-fn demo_prints_statistics_over_a_fresh_lake() {
+fn demo_runs_the_five_workflows_on_the_embedded_default() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("sentio-data");
     let f = run_ok(
         sentio().arg("demo").arg("--dir").arg(&data).args(["--scale", "0.3", "--format", "csv"]),
-        Duration::from_secs(300),
+        Duration::from_secs(900),
     );
     assert!(f.stderr.contains("demo: creating sample data"), "{}", f.stderr);
-    assert!(data.join("lake/training/frames").is_dir() && data.join("opdb.sqlite").is_file());
-    // class balance per split, and the hit/miss emotion shares of the join
+    let db = data.join("opdb.sqlite");
+    assert!(data.join("lake/training/frames").is_dir() && db.is_file());
+    for script in ["01_train_emotion", "02_validate_emotion", "03_train_media", "04_cross_validate_media", "05_statistics"] {
+        assert!(f.stdout.contains(&format!("=== examples/{script}.sql ===")), "{script} did not run:\n{}", f.stdout);
+    }
+    // 1-3: two models trained, the emotion model validated on the test split.
+    assert!(f.stdout.contains("emotion_rf,1,created,random_forest_classifier"), "{}", f.stdout);
+    assert!(f.stdout.contains("media_hit,1,created,random_forest_classifier"), "{}", f.stdout);
+    assert!(f.stdout.contains("expected_label,angry,happy,sad"), "{}", f.stdout);
+    // 5: class balance per split, the hit/miss emotion shares of the join,
+    // the operational DB described.
     assert!(f.stdout.contains("split,emotion,frames,pct"), "{}", f.stdout);
     assert!(f.stdout.contains("outcome,emotion,frames,pct"), "{}", f.stdout);
-    for needle in ["train,happy,", "test,sad,", "hit,angry,", "miss,happy,"] {
+    for needle in ["train,happy,", "test,sad,", "hit,angry,", "miss,happy,", "name,num_rows,num_nulls,unique,min,max,top_values"] {
         assert!(f.stdout.contains(needle), "missing {needle}:\n{}", f.stdout);
     }
-    // a second run reuses the data
-    let again = run_ok(sentio().arg("demo").arg("--dir").arg(&data).args(["--format", "csv"]), Duration::from_secs(300));
+
+    // 2: one row per test frame in emotion_outputs, read with SQLite's own client.
+    let lake = data.join("lake");
+    let frames = run_ok(
+        sentio().args(["sql", "--format", "csv", "--lake"]).arg(&lake).args(["-c", "SELECT COUNT(*) AS n FROM training.frames WHERE split = 'test'"]),
+        Duration::from_secs(60),
+    );
+    let n_test: u64 = frames.stdout.lines().nth(1).unwrap().parse().unwrap();
+    let outputs = |where_: &str| {
+        sqlite(
+            &db,
+            &format!(
+                "SELECT COUNT(*), COUNT(DISTINCT session_id || '-' || frame_no), MIN(confidence) >= 1.0 / 3, \
+                 MAX(confidence) <= 1, group_concat(DISTINCT label) FROM emotion_outputs WHERE {where_}"
+            ),
+        )
+    };
+    let v1 = outputs("run_id = 'emotion_rf@1/test' AND model = 'emotion_rf' AND version = 1");
+    let cols: Vec<&str> = v1.trim().split('|').collect();
+    assert_eq!(&cols[..4], [n_test.to_string().as_str(), &n_test.to_string(), "1", "1"], "{v1}");
+    let mut labels: Vec<&str> = cols[4].split(',').collect();
+    labels.sort();
+    assert_eq!(labels, ["angry", "happy", "sad"], "{v1}");
+    assert_eq!(sqlite(&db, "SELECT COUNT(*) FROM emotion_outputs").trim(), n_test.to_string());
+
+    // 4: five folds and their mean and standard deviation, six metrics each.
+    let cv = |extra: &str| sqlite(&db, &format!("SELECT COUNT(*), COUNT(DISTINCT run_id), group_concat(DISTINCT fold) {extra} FROM media_cv_results WHERE model = 'media_hit'"));
+    let first = cv(", MIN(value) >= 0, MAX(CASE WHEN fold = 'mean' AND metric = 'accuracy' THEN value END)");
+    let c: Vec<&str> = first.trim().split('|').collect();
+    assert_eq!(&c[..4], ["42", "1", "1,2,3,4,5,mean,stddev", "1"], "{first}");
+    let accuracy: f64 = c[4].parse().unwrap();
+    assert!(accuracy > 0.5 && accuracy <= 1.0, "mean cross-validated accuracy {accuracy}");
+
+    // A second run reuses the data, trains version 2 of each model and adds
+    // its outputs and cross-validation beside the first run's (one copy each).
+    let again = run_ok(sentio().arg("demo").arg("--dir").arg(&data).args(["--format", "csv"]), Duration::from_secs(900));
     assert!(again.stderr.contains("demo: using the sample data"), "{}", again.stderr);
+    assert!(again.stdout.contains("emotion_rf,2,created"), "{}", again.stdout);
+    assert_eq!(outputs("version = 2 AND run_id = 'emotion_rf@2/test'").trim().split('|').next(), Some(n_test.to_string().as_str()));
+    assert_eq!(sqlite(&db, "SELECT COUNT(*) FROM emotion_outputs").trim(), (2 * n_test).to_string());
+    assert!(cv("").starts_with("84|2|"), "{}", cv(""));
 }
 
 #[test]

@@ -68,17 +68,6 @@ fn s3_lake_on_two_executors_matches_standalone() {
     let (n, half) = (c[0]["n"].as_i64().unwrap(), c[0]["half"].as_i64().unwrap());
     assert!(half > n / 4 && half < n * 3 / 4, "{half} of {n}");
 
-    // The statistics example runs unchanged on the cluster.
-    let stats = run_ok(
-        sentio()
-            .envs(s3.env())
-            .args(["sql", "--scheduler", &cluster.url(), "--lake", lake, "--format", "csv", "-f"])
-            .arg(crate::support::repo_root().join("examples/05_statistics.sql")),
-        Duration::from_secs(180),
-    );
-    assert!(stats.stdout.contains("outcome,emotion,frames,pct"), "{}", stats.stdout);
-    assert_eq!(stats.stderr.matches("received from the cluster").count(), 6, "{}", stats.stderr);
-
     for i in 0..2 {
         let log = cluster.executor_log(i);
         let tasks = log.matches("Finished task").count();

@@ -10,3 +10,4 @@ mod datagen;
 mod deploy;
 mod ml;
 mod opdb;
+mod workflows;

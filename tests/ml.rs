@@ -346,13 +346,25 @@ fn cluster_of_two_executors_gives_the_standalone_results() {
         standalone.push(lake.rows(&format!("SELECT * FROM ML.EVALUATE(MODEL {name}, {test})")));
     }
     let cv_standalone = cv(&lake);
+    // The exact statistics (approximate quantiles may merge differently).
+    let describe = |lake: &Lake| {
+        lake.rows(
+            "SELECT name, num_rows, num_nulls, num_zeros, min, max, \"unique\", num_values, top_values \
+             FROM ML.DESCRIBE_DATA(TABLE training.frames, STRUCT(3 AS top_k)) ORDER BY name",
+        )
+    };
+    let described_standalone = describe(&lake);
     let dir = tempfile::tempdir().unwrap();
     let cluster = Cluster::start(dir.path(), 2, vec![]);
     lake.scheduler = Some(cluster.url());
     assert_eq!(cv(&lake), cv_standalone, "cross-validation differs on the cluster");
+    assert_eq!(describe(&lake), described_standalone, "ML.DESCRIBE_DATA differs on the cluster");
     for (i, (name, t, extra)) in algorithms.into_iter().enumerate() {
         let v2 = create(&lake, name, t, extra, &q);
         assert_eq!(v2["version"], 2);
+        // The scheduler lives on between statements: it sees every new version.
+        let listed = lake.rows("SELECT COUNT(*) AS n FROM ml.models");
+        assert_eq!(listed[0]["n"], algorithms.len() + i + 1, "ml.models on the cluster after {name} v2");
         let on_cluster = lake.rows(&format!("SELECT * FROM ML.EVALUATE(MODEL {name}, {test})"));
         assert_eq!(on_cluster, standalone[i], "{name}: cluster and standalone results differ");
         let p1 = std::fs::read(lake.models_dir().join(format!("{name}/1/model.pb"))).unwrap();
@@ -559,17 +571,14 @@ fn predictions_join_nest_and_land_in_the_operational_db() {
     ));
     assert_eq!(by_country.iter().map(|r| r["n"].as_i64().unwrap()).sum::<i64>(), n_test);
 
-    // Into the operational DB, checked with the database's own client.
-    sqlite(
-        &lake,
-        "CREATE TABLE emotion_outputs (run_id TEXT, session_id INTEGER, frame_no INTEGER, model TEXT, label TEXT, confidence REAL)",
-    );
+    // Into the operational DB (its emotion_outputs table made by datagen),
+    // checked with the database's own client.
     let f = run_ok(
         lake.cmd().args([
             "-c",
             &format!(
                 "INSERT INTO opdb.emotion_outputs \
-                 SELECT 'run-1', session_id, frame_no, 'joined', predicted_emotion, \
+                 SELECT 'run-1', session_id, frame_no, 'joined', 1, predicted_emotion, \
                         greatest(get_field(array_element(predicted_emotion_probs, 1), 'prob'), \
                                  get_field(array_element(predicted_emotion_probs, 2), 'prob'), \
                                  get_field(array_element(predicted_emotion_probs, 3), 'prob')) \
@@ -583,4 +592,95 @@ fn predictions_join_nest_and_land_in_the_operational_db() {
     assert_eq!(stored.trim(), format!("{n_test}|{n_test}|1"), "one row per test frame");
     let labels = sqlite(&lake, "SELECT DISTINCT label FROM emotion_outputs ORDER BY label");
     assert_eq!(labels.split_whitespace().collect::<Vec<_>>(), ["angry", "happy", "sad"]);
+}
+
+/// The row of `rows` that describes column `name`.
+fn described<'a>(rows: &'a [Value], name: &str) -> &'a Value {
+    rows.iter().find(|r| r["name"] == name).unwrap_or_else(|| panic!("no row for {name} in {rows:?}"))
+}
+
+#[test]
+fn describe_data_describes_every_column_of_any_catalog() {
+    let lake = Lake::with_opdb("0.1");
+
+    // Exact figures over a dataset small enough to check by hand.
+    let rows = lake.rows(
+        "SELECT * FROM ML.DESCRIBE_DATA((SELECT * FROM (VALUES (1, 'a', 0.0), (2, 'bb', 1.5), (2, NULL, NULL), \
+         (0, 'bb', 3.0), (NULL, 'a', 1.5)) AS t(n, s, x)), STRUCT(4 AS num_quantiles, 2 AS top_k)) ORDER BY name",
+    );
+    assert_eq!(rows.iter().map(|r| r["name"].as_str().unwrap()).collect::<Vec<_>>(), ["n", "s", "x"]);
+    let (n, s, x) = (&rows[0], &rows[1], &rows[2]);
+    for r in &rows {
+        assert_eq!((r["num_rows"].as_i64(), r["num_nulls"].as_i64(), r["num_values"].as_i64()), (Some(5), Some(1), Some(4)), "{r}");
+    }
+    assert_eq!((n["num_zeros"].as_i64(), n["unique"].as_i64()), (Some(1), Some(3)), "{n}");
+    assert_eq!((num(n, "min"), num(n, "max"), num(n, "mean")), (0.0, 2.0, 1.25), "{n}");
+    // Sample standard deviation of 1, 2, 2, 0.
+    assert!((num(n, "stddev") - (2.75f64 / 3.0).sqrt()).abs() < 1e-9, "{n}");
+    assert_eq!(n["top_values"], serde_json::json!([{"value": "2", "count": 2}, {"value": "0", "count": 1}]), "{n}");
+    let q = n["quantiles"].as_array().unwrap();
+    assert_eq!(q.len(), 5, "num_quantiles + 1 boundaries: {n}");
+    assert_eq!((q[0].as_f64(), q[4].as_f64()), (Some(0.0), Some(2.0)), "{n}");
+    assert!(q.windows(2).all(|w| w[0].as_f64() <= w[1].as_f64()), "quantiles rise: {n}");
+    // Text: lengths and the most frequent values (ties by value); no number statistics.
+    assert_eq!((num(s, "avg_string_length"), s["unique"].as_i64()), (1.5, Some(2)), "{s}");
+    assert_eq!(s["top_values"], serde_json::json!([{"value": "a", "count": 2}, {"value": "bb", "count": 2}]), "{s}");
+    assert!(s["mean"].is_null() && s["num_zeros"].is_null() && s["quantiles"].is_null(), "{s}");
+    // Floating point: numbers, median; no top values (as in BigQuery ML).
+    assert_eq!((num(x, "min"), num(x, "max"), num(x, "mean"), num(x, "median")), (0.0, 3.0, 1.5, 1.5), "{x}");
+    assert_eq!((x["num_zeros"].as_i64(), x["unique"].as_i64()), (Some(1), Some(3)), "{x}");
+    assert!(x["top_values"].is_null() && x["avg_string_length"].is_null(), "{x}");
+
+    // The operational DB, as a table, checked against the database's own client.
+    let rows = lake.rows("SELECT * FROM ML.DESCRIBE_DATA(TABLE opdb.sessions, STRUCT(3 AS top_k))");
+    let mine = |r: &Value, k: &str| r[k].to_string().trim_matches('"').to_string();
+    let theirs = sqlite(
+        &lake,
+        "SELECT COUNT(*), COUNT(DISTINCT country), MIN(viewer_id), MAX(viewer_id), AVG(viewer_id), \
+         AVG(LENGTH(device)), COUNT(device) FROM sessions",
+    );
+    let t: Vec<&str> = theirs.trim().split('|').collect();
+    let (viewer, country, device) = (described(&rows, "viewer_id"), described(&rows, "country"), described(&rows, "device"));
+    assert_eq!(mine(viewer, "num_rows"), t[0], "{viewer}");
+    assert_eq!(mine(country, "unique"), t[1], "{country}");
+    assert_eq!((num(viewer, "min"), num(viewer, "max")), (t[2].parse().unwrap(), t[3].parse().unwrap()), "{viewer}");
+    assert!((num(viewer, "mean") - t[4].parse::<f64>().unwrap()).abs() < 1e-6, "{viewer} vs {t:?}");
+    assert!((num(device, "avg_string_length") - t[5].parse::<f64>().unwrap()).abs() < 1e-9, "{device} vs {t:?}");
+    assert_eq!(mine(device, "num_values"), t[6], "{device}");
+    let top = sqlite(&lake, "SELECT country, COUNT(*) AS c FROM sessions GROUP BY country ORDER BY c DESC, country LIMIT 3");
+    let want: Vec<Value> = top
+        .lines()
+        .map(|l| {
+            let (v, c) = l.split_once('|').unwrap();
+            serde_json::json!({"value": v, "count": c.parse::<i64>().unwrap()})
+        })
+        .collect();
+    assert_eq!(country["top_values"], Value::Array(want), "{country}");
+
+    // The lake, and the lake joined with the operational DB.
+    let frames = lake.rows("SELECT COUNT(*) AS n, COUNT(DISTINCT emotion) AS e FROM training.frames")[0].clone();
+    let rows = lake.rows("SELECT * FROM ML.DESCRIBE_DATA(TABLE training.frames)");
+    assert_eq!(rows.len(), 39, "one row per column of training.frames");
+    let emotion = described(&rows, "emotion");
+    assert_eq!((&emotion["num_rows"], &emotion["unique"]), (&frames["n"], &frames["e"]), "{emotion}");
+    let joined = lake.rows(
+        "SELECT name, num_rows, \"unique\" FROM ML.DESCRIBE_DATA((SELECT f.emotion, s.device FROM training.frames f \
+         JOIN opdb.sessions s USING (session_id))) ORDER BY name",
+    );
+    assert_eq!(joined.len(), 2, "{joined:?}");
+    assert_eq!(joined[0]["num_rows"], frames["n"], "every frame has its session: {joined:?}");
+
+    // Bad input: a clear error.
+    for (sql, want) in [
+        ("SELECT * FROM ML.DESCRIBE_DATA((SELECT 1 AS x), STRUCT(3 AS colour))", "no setting colour"),
+        ("SELECT * FROM ML.DESCRIBE_DATA((SELECT 1 AS x), STRUCT(0 AS num_quantiles))", "num_quantiles must be a whole number from 1 to 1000"),
+        ("SELECT * FROM ML.DESCRIBE_DATA((SELECT 1 AS x), STRUCT(2.5 AS top_k))", "top_k must be a whole number"),
+        ("SELECT * FROM ML.DESCRIBE_DATA(MODEL m, (SELECT 1 AS x))", "describes data, not a model"),
+        ("SELECT * FROM ML.DESCRIBE_DATA(STRUCT(2 AS top_k))", "needs the data to describe"),
+        ("SELECT * FROM ML.DESCRIBE_DATA((SELECT make_array(1, 2) AS tags))", "column \"tags\" has type"),
+        ("SELECT * FROM ML.DESCRIBE_DATA(TABLE training.nosuch)", "nosuch"),
+    ] {
+        let e = lake.fails(sql);
+        assert!(e.contains(want), "{sql}\nexpected {want:?} in:\n{e}");
+    }
 }

@@ -17,7 +17,7 @@ use crate::support::{Cluster, Guard, bin, run, run_ok, sentio};
 const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 #[derive(Clone, Copy, PartialEq, Debug)]
-enum Kind {
+pub(crate) enum Kind {
     Pg,
     My,
     Lite,
@@ -25,7 +25,7 @@ enum Kind {
 
 /// A scratch database, driven through its own command-line client
 /// (`psql`, `mariadb`, Python's `sqlite3`).
-struct Db {
+pub(crate) struct Db {
     kind: Kind,
     name: String,
     dir: tempfile::TempDir,
@@ -33,7 +33,7 @@ struct Db {
 
 impl Db {
     /// Creates (or recreates) database `name`.
-    fn fresh(kind: Kind, name: &str) -> Self {
+    pub(crate) fn fresh(kind: Kind, name: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let db = Self {
             kind,
@@ -59,7 +59,7 @@ impl Db {
         db
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         match self.kind {
             Kind::Pg => format!("postgres://postgres@127.0.0.1:5432/{}", self.name),
             Kind::My => format!("mysql://root@127.0.0.1:3306/{}", self.name),
@@ -102,7 +102,7 @@ impl Db {
 
     /// Runs `sql` with the database's own client; returns its rows as text
     /// (`|` between columns). SQLite statements are separated by `;\n`.
-    fn client(&self, sql: &str) -> String {
+    pub(crate) fn client(&self, sql: &str) -> String {
         self.client_raw(&self.name, sql)
     }
 

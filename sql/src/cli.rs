@@ -108,10 +108,13 @@ pub struct DemoArgs {
 }
 
 /// The example scripts, in the order the demo runs them.
-pub const EXAMPLES: &[(&str, &str)] = &[(
-    "examples/05_statistics.sql",
-    include_str!("../../examples/05_statistics.sql"),
-)];
+pub const EXAMPLES: &[(&str, &str)] = &[
+    ("examples/01_train_emotion.sql", include_str!("../../examples/01_train_emotion.sql")),
+    ("examples/02_validate_emotion.sql", include_str!("../../examples/02_validate_emotion.sql")),
+    ("examples/03_train_media.sql", include_str!("../../examples/03_train_media.sql")),
+    ("examples/04_cross_validate_media.sql", include_str!("../../examples/04_cross_validate_media.sql")),
+    ("examples/05_statistics.sql", include_str!("../../examples/05_statistics.sql")),
+];
 
 impl GlobalArgs {
     /// Flags over environment over file.
