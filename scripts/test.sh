@@ -3,7 +3,7 @@
 #
 # Installs or starts what the tests need when it is missing — an
 # S3-compatible server (moto, from PyPI, into ./.venv), scikit-learn, cfn-lint
-# and the AWS CLI (into the same .venv), PostgreSQL and MariaDB — then builds the binaries and runs
+# and the AWS CLI (into the same .venv), PostgreSQL, MariaDB and Chromium — then builds the binaries and runs
 # every test.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -55,6 +55,9 @@ fi
 
 # --- systemd-analyze (checks the unit files in deploy/systemd) -------------
 command -v systemd-analyze >/dev/null || { log "installing systemd"; apt_install systemd; }
+
+# --- headless Chromium (renders the demo's HTML report) --------------------
+command -v chromium >/dev/null || { log "installing chromium"; apt_install chromium; }
 
 # --- build and test --------------------------------------------------------
 log "building the binaries"

@@ -198,6 +198,49 @@ fn demo_runs_the_five_workflows_on_the_embedded_default() {
     let accuracy: f64 = c[4].parse().unwrap();
     assert!(accuracy > 0.5 && accuracy <= 1.0, "mean cross-validated accuracy {accuracy}");
 
+    // The report: every chart present, rendered by headless Chromium.
+    let report = data.join("report.html");
+    assert!(f.stdout.contains(&format!("report (class balance, confusion matrices, cross-validation, feature importance): {}", report.display())), "{}", f.stdout);
+    let shot = dir.path().join("report.png");
+    let chromium = |args: &[&str]| {
+        run_ok(
+            Command::new("chromium")
+                .args(["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1200,3000"])
+                .args(args)
+                .arg(format!("file://{}", report.display())),
+            Duration::from_secs(120),
+        )
+    };
+    let dom = chromium(&["--dump-dom"]).stdout;
+    for id in [
+        "class-balance-emotion_rf",
+        "confusion-matrix-emotion_rf",
+        "feature-importance-emotion_rf",
+        "class-balance-media_hit",
+        "confusion-matrix-media_hit",
+        "cross-validation-media_hit",
+        "feature-importance-media_hit",
+    ] {
+        let at = dom.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no chart {id} in the rendered page"));
+        let figure = &dom[at..at + dom[at..].find("</figure>").unwrap()];
+        assert!(figure.contains("<svg") && figure.contains("<rect"), "chart {id} has no drawing: {figure}");
+    }
+    chromium(&[&format!("--screenshot={}", shot.display())]);
+    let png = std::fs::read(&shot).unwrap();
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 20_000, "screenshot of {} bytes", png.len());
+    eprintln!("report rendered: {} ({} bytes)", shot.display(), png.len());
+    // One model, a pinned version; an unknown one is a clear error.
+    let sql_args = |extra: &[&str]| {
+        let mut c = sentio();
+        c.arg("report").args(extra).arg("--lake").arg(&lake).arg("--opdb").arg(format!("sqlite:{}", db.display()));
+        c
+    };
+    let one = dir.path().join("one.html");
+    run_ok(&mut sql_args(&["emotion_rf@1", "--out", one.to_str().unwrap()]), Duration::from_secs(300));
+    assert!(std::fs::read_to_string(&one).unwrap().contains("emotion_rf <small>version 1"));
+    let bad = run(&mut sql_args(&["nosuch"]), Duration::from_secs(120));
+    assert!(!bad.success && bad.stderr.contains("unknown model nosuch"), "{}", bad.stderr);
+
     // A second run reuses the data, trains version 2 of each model and adds
     // its outputs and cross-validation beside the first run's (one copy each).
     let again = run_ok(sentio().arg("demo").arg("--dir").arg(&data).args(["--format", "csv"]), Duration::from_secs(900));

@@ -1,4 +1,4 @@
-//! The `sentio` command line: `sql`, `datagen` and `demo`.
+//! The `sentio` command line: `sql`, `datagen`, `demo` and `report`.
 
 use std::path::{Path, PathBuf};
 
@@ -57,6 +57,19 @@ pub enum Command {
     Datagen(DatagenArgs),
     /// The embedded default: sample data in ./sentio-data and the example scripts, no servers needed.
     Demo(DemoArgs),
+    /// An HTML report with charts of one or more models (name or name@version).
+    Report(ReportArgs),
+}
+
+/// `sentio report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Models to report on: `name` (the latest version) or `name@version`.
+    #[arg(required = true, value_name = "MODEL")]
+    pub models: Vec<String>,
+    /// Where to write the HTML page.
+    #[arg(long, short, default_value = "sentio-report.html")]
+    pub out: PathBuf,
 }
 
 /// `sentio sql`.
@@ -158,7 +171,19 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Demo(args) => demo(cfg, args).await,
+        Command::Report(args) => {
+            let runner = Runner::new(session::connect(&cfg).await?, OutputFormat::Table, true);
+            write_report(&runner, &args.models, &args.out).await
+        }
     }
+}
+
+/// Writes the report of `models` to `out`.
+async fn write_report(runner: &Runner, models: &[String], out: &Path) -> Result<()> {
+    let html = crate::report::html(runner, models).await?;
+    std::fs::write(out, html).map_err(|e| SentioError::Config(format!("cannot write the report to {}: {e}", out.display())))?;
+    eprintln!("report: {} (open it in a browser)", out.display());
+    Ok(())
 }
 
 async fn sql(cfg: &SentioConfig, args: SqlArgs) -> Result<()> {
@@ -216,9 +241,16 @@ async fn demo(mut cfg: SentioConfig, args: DemoArgs) -> Result<()> {
     let client = session::connect(&cfg).await?;
     let runner = Runner::new(client, args.format, true);
     let mut out = std::io::stdout();
+    let mut summary = Vec::new();
     for (name, src) in EXAMPLES {
         println!("\n=== {name} ===");
-        runner.run_script(name, src, &mut out).await?;
+        let outcomes = runner.run_script(name, src, &mut out).await?;
+        let seconds: f64 = outcomes.iter().map(|o| o.elapsed.as_secs_f64()).sum();
+        let bytes: u64 = outcomes.iter().map(|o| o.bytes_received).sum();
+        summary.push(format!("  {name:<40} {:>2} statements {seconds:>8.1} s {bytes:>9} bytes to the client", outcomes.len()));
     }
+    let report = args.dir.join("report.html");
+    write_report(&runner, &["emotion_rf".to_string(), "media_hit".to_string()], &report).await?;
+    println!("\n=== summary ===\n{}\n  report (class balance, confusion matrices, cross-validation, feature importance): {}", summary.join("\n"), report.display());
     Ok(())
 }

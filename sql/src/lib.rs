@@ -15,6 +15,7 @@
 //! * [`output`] prints results as table, CSV or JSON;
 //! * [`runtime`] is the Tokio runtime all three binaries run on;
 //! * [`datagen`] writes the deterministic sample lake and operational DB;
+//! * [`report`] renders models as an HTML page with SVG charts;
 //! * [`cli`] is the `sentio` command line.
 
 pub mod cli;
@@ -31,6 +32,7 @@ pub mod ml;
 pub mod object_store;
 pub mod opdb;
 pub mod repl;
+pub mod report;
 pub mod runtime;
 pub mod session;
 
