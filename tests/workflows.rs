@@ -12,14 +12,21 @@ use crate::support::{Cluster, S3Server, repo_root, run_ok, sentio};
 const SCRIPTS: [&str; 5] =
     ["01_train_emotion", "02_validate_emotion", "03_train_media", "04_cross_validate_media", "05_statistics"];
 
-/// The bytes a script's statements received from the cluster (the runner
-/// reports them per statement on stderr).
-fn bytes_received(stderr: &str) -> u64 {
+/// The bytes a script's statements received from the cluster and scanned in
+/// it (the runner reports both per statement on stderr:
+/// `… (1234 bytes) received from the cluster · … (56789 bytes) scanned in the cluster …`).
+fn bytes_received_and_scanned(stderr: &str) -> (u64, u64) {
+    let figure = |l: &str, what: &str| -> u64 {
+        l.split(" bytes) ")
+            .zip(l.split(" bytes) ").skip(1))
+            .find(|(_, after)| after.starts_with(what))
+            .and_then(|(before, _)| before.rsplit('(').next()?.parse().ok())
+            .unwrap_or(0)
+    };
     stderr
         .lines()
-        .filter(|l| l.contains("bytes) received from the cluster"))
-        .filter_map(|l| l.split(" (").nth(1)?.split(' ').next()?.parse::<u64>().ok())
-        .sum()
+        .filter(|l| l.contains("received from the cluster"))
+        .fold((0, 0), |(r, s), l| (r + figure(l, "received"), s + figure(l, "scanned")))
 }
 
 #[test]
@@ -47,7 +54,17 @@ fn the_five_scripts_run_on_a_cluster_with_postgres_and_s3() {
             sql().args(["--format", "csv", "-f"]).arg(repo_root().join(format!("examples/{script}.sql"))),
             Duration::from_secs(1200),
         );
-        eprintln!("{script}: {:.1} s, {} bytes received by the client", f.elapsed.as_secs_f64(), bytes_received(&f.stderr));
+        let (received, scanned) = bytes_received_and_scanned(&f.stderr);
+        eprintln!(
+            "{script}: {:.1} s, {received} bytes sent to the client, {scanned} bytes scanned in the cluster ({:.4} %)",
+            f.elapsed.as_secs_f64(),
+            100.0 * received as f64 / scanned.max(1) as f64
+        );
+        // Training and validation: the heavy data stays in the cluster.
+        if script.starts_with("01") || script.starts_with("02") {
+            assert!(scanned > 0, "{script}: nothing scanned?\n{}", f.stderr);
+            assert!(received * 100 < scanned, "{script}: {received} bytes sent of {scanned} scanned");
+        }
         out.push_str(&f.stdout);
     }
     assert!(out.contains("emotion_rf,1,created") && out.contains("media_hit,1,created"), "{out}");

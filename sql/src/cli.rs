@@ -247,7 +247,13 @@ async fn demo(mut cfg: SentioConfig, args: DemoArgs) -> Result<()> {
         let outcomes = runner.run_script(name, src, &mut out).await?;
         let seconds: f64 = outcomes.iter().map(|o| o.elapsed.as_secs_f64()).sum();
         let bytes: u64 = outcomes.iter().map(|o| o.bytes_received).sum();
-        summary.push(format!("  {name:<40} {:>2} statements {seconds:>8.1} s {bytes:>9} bytes to the client", outcomes.len()));
+        let scanned: u64 = outcomes.iter().filter_map(|o| o.bytes_scanned).sum();
+        summary.push(format!(
+            "  {name:<38} {:>2} statements {seconds:>7.1} s · {:>9} to the client, {:>9} scanned in the cluster",
+            outcomes.len(),
+            crate::output::human_bytes(bytes),
+            crate::output::human_bytes(scanned)
+        ));
     }
     let report = args.dir.join("report.html");
     write_report(&runner, &["emotion_rf".to_string(), "media_hit".to_string()], &report).await?;

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use ballista_core::execution_plans::DistributedQueryExec;
 use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
-use ballista_core::serde::protobuf::{CancelJobParams, GetJobStatusParams, job_status};
+use ballista_core::serde::protobuf::operator_metric::Metric;
+use ballista_core::serde::protobuf::{CancelJobParams, GetJobMetricsParams, GetJobStatusParams, job_status};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion_proto::protobuf::LogicalPlanNode;
@@ -32,6 +33,10 @@ pub struct StatementOutcome {
     pub elapsed: Duration,
     /// The cluster job, if one ran.
     pub job_id: Option<String>,
+    /// Bytes the statement's jobs read from their sources inside the
+    /// cluster (see [`bytes_scanned`]); `None` when the scheduler could not
+    /// tell.
+    pub bytes_scanned: Option<u64>,
 }
 
 /// Runs SQL on a connected client.
@@ -42,10 +47,37 @@ pub struct Runner {
     timeout: Option<Duration>,
 }
 
-fn job_of(plan: &Arc<dyn ExecutionPlan>) -> Option<String> {
+/// The cluster job a planned statement runs as (its id is known once it is
+/// submitted).
+pub fn job_of(plan: &Arc<dyn ExecutionPlan>) -> Option<String> {
     plan.downcast_ref::<DistributedQueryExec<LogicalPlanNode>>()
         .and_then(|d| d.job_id())
         .map(|j| j.to_string())
+}
+
+/// What `jobs` read from their sources, summed over every operator of every
+/// stage as the scheduler's job metrics report it: the `bytes_scanned` of
+/// Parquet scans (bytes read from the files) and of operational-DB scans
+/// (the Arrow size of the rows read). `None` if the scheduler cannot say.
+pub async fn bytes_scanned(url: &str, jobs: &[String]) -> Option<u64> {
+    if jobs.is_empty() {
+        return Some(0);
+    }
+    let mut client = SchedulerGrpcClient::connect(url.to_string()).await.ok()?;
+    let mut total = 0;
+    for job in jobs {
+        let metrics = client.get_job_metrics(GetJobMetricsParams { job_id: job.clone() }).await.ok()?.into_inner();
+        for op in metrics.stages.iter().flat_map(|s| &s.operators) {
+            for m in &op.metrics {
+                if let Some(Metric::Count(c)) = &m.metric
+                    && c.name == "bytes_scanned"
+                {
+                    total += c.value;
+                }
+            }
+        }
+    }
+    Some(total)
 }
 
 async fn job_state(client: &mut Option<SchedulerGrpcClient<tonic::transport::Channel>>, url: &str, job: &str) -> String {
@@ -97,15 +129,18 @@ impl Runner {
         // ML statements run their jobs (statistics, training, evaluation)
         // here; the progress line and the timeout cover them too.
         let ml = &self.client.ml;
+        ml.take_jobs();
         let prepared = self.watch(crate::ml::prepare(ml, sql), started, || ml.running_plan()).await??;
         let sql = match prepared {
             crate::ml::Prepared::Sql(sql) => sql,
             crate::ml::Prepared::Done(batches) => {
+                let elapsed = started.elapsed();
                 let outcome = StatementOutcome {
                     rows: batches.iter().map(RecordBatch::num_rows).sum(),
                     bytes_received: ipc_size(&batches),
-                    elapsed: started.elapsed(),
+                    elapsed,
                     job_id: None,
+                    bytes_scanned: bytes_scanned(&self.client.scheduler_grpc_url, &ml.take_jobs()).await,
                 };
                 return Ok((batches, outcome));
             }
@@ -115,11 +150,16 @@ impl Runner {
         let task_ctx = self.client.ctx.task_ctx();
         let work = datafusion::physical_plan::collect(Arc::clone(&plan), task_ctx);
         let batches = self.watch(work, started, || Some(Arc::clone(&plan))).await??;
+        let elapsed = started.elapsed();
+        let job_id = job_of(&plan);
+        let mut jobs = ml.take_jobs();
+        jobs.extend(job_id.clone());
         let outcome = StatementOutcome {
             rows: batches.iter().map(RecordBatch::num_rows).sum(),
             bytes_received: ipc_size(&batches),
-            elapsed: started.elapsed(),
-            job_id: job_of(&plan),
+            elapsed,
+            job_id,
+            bytes_scanned: bytes_scanned(&self.client.scheduler_grpc_url, &jobs).await,
         };
         Ok((batches, outcome))
     }
@@ -231,12 +271,17 @@ fn ellipsize(s: &str, n: usize) -> String {
 }
 
 /// The per-statement summary line, e.g.
-/// `-- 5 rows in 0.42 s · 1.2 KiB (1234 bytes) received from the cluster`.
+/// `-- 5 rows in 0.42 s · 1.2 KiB (1234 bytes) received from the cluster ·
+/// 3.1 MiB (3250000 bytes) scanned in the cluster · job 3Xq…`.
 pub fn summary(o: &StatementOutcome) -> String {
     let rows = if o.rows == 1 { "1 row".to_string() } else { format!("{} rows", o.rows) };
+    let scanned = o
+        .bytes_scanned
+        .map(|b| format!(" · {} ({b} bytes) scanned in the cluster", human_bytes(b)))
+        .unwrap_or_default();
     let job = o.job_id.as_deref().map(|j| format!(" · job {j}")).unwrap_or_default();
     format!(
-        "-- {rows} in {:.2} s · {} ({} bytes) received from the cluster{job}",
+        "-- {rows} in {:.2} s · {} ({} bytes) received from the cluster{scanned}{job}",
         o.elapsed.as_secs_f64(),
         human_bytes(o.bytes_received),
         o.bytes_received

@@ -82,6 +82,8 @@ pub struct MlContext {
     /// jobs run one at a time), so the runner can show its progress and
     /// cancel it on `--timeout`.
     running: Arc<Mutex<Option<Arc<dyn ExecutionPlan>>>>,
+    /// The cluster jobs run since [`Self::take_jobs`] was last called.
+    jobs: Arc<Mutex<Vec<String>>>,
 }
 
 /// Clears [`MlContext`]'s running plan when a job ends, or is dropped.
@@ -103,7 +105,7 @@ impl MlContext {
 
     /// A context over `ctx` with the model store `store`.
     pub fn new(ctx: SessionContext, store: Option<ModelStore>) -> Self {
-        Self { ctx, store, running: Arc::default() }
+        Self { ctx, store, running: Arc::default(), jobs: Arc::default() }
     }
 
     /// Runs a query and collects its (small) result; while it runs, its
@@ -114,7 +116,17 @@ impl MlContext {
             *slot = Some(Arc::clone(&plan));
         }
         let _clear = RunningGuard(&self.running);
-        Ok(datafusion::physical_plan::collect(plan, self.ctx.task_ctx()).await?)
+        let batches = datafusion::physical_plan::collect(Arc::clone(&plan), self.ctx.task_ctx()).await;
+        if let (Some(job), Ok(mut jobs)) = (crate::runner::job_of(&plan), self.jobs.lock()) {
+            jobs.push(job);
+        }
+        Ok(batches?)
+    }
+
+    /// The ids of the cluster jobs run since the last call (for what they
+    /// scanned).
+    pub fn take_jobs(&self) -> Vec<String> {
+        self.jobs.lock().map(|mut j| std::mem::take(&mut *j)).unwrap_or_default()
     }
 
     /// The plan of the job running now, if any.

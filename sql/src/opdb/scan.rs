@@ -17,6 +17,7 @@ use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::metrics::{Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
 use datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder;
 use datafusion::physical_plan::{
     ChildrenPropertiesMode, DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
@@ -210,6 +211,8 @@ pub struct OpdbScanExec {
     input: Arc<dyn ExecutionPlan>,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
+    /// `bytes_scanned`: the Arrow size of the values read, per partition.
+    metrics: ExecutionPlanMetricsSet,
 }
 
 impl OpdbScanExec {
@@ -245,6 +248,7 @@ impl OpdbScanExec {
             input,
             schema,
             properties,
+            metrics: ExecutionPlanMetricsSet::new(),
         })
     }
 
@@ -373,8 +377,13 @@ impl ExecutionPlan for OpdbScanExec {
         self.replace_children(children, ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute))
     }
 
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
         let mut ranges_in = self.input.execute(partition, context)?;
+        let scanned = MetricBuilder::new(&self.metrics).counter("bytes_scanned", partition);
         let opdb = Arc::clone(&self.opdb);
         let meta = Arc::clone(&self.meta);
         let projection = self.projection.clone();
@@ -383,7 +392,7 @@ impl ExecutionPlan for OpdbScanExec {
         let mut builder = RecordBatchReceiverStreamBuilder::new(Arc::clone(&schema), 2);
         let tx = builder.tx();
         builder.spawn(async move {
-            let mut reader = BatchReader::new(&meta, &projection, schema, tx, opdb.pacer());
+            let mut reader = BatchReader::new(&meta, &projection, schema, tx, opdb.pacer(), scanned);
             while let Some(batch) = ranges_in.try_next().await? {
                 for range in key_ranges(&batch)? {
                     if reader.closed {
@@ -446,6 +455,8 @@ struct BatchReader<'a> {
     closed: bool,
     /// Keeps the read within the database's bulk duty.
     pacer: Pacer,
+    /// Adds up the Arrow size of the values sent.
+    scanned: Count,
 }
 
 impl<'a> BatchReader<'a> {
@@ -455,6 +466,7 @@ impl<'a> BatchReader<'a> {
         schema: SchemaRef,
         tx: tokio::sync::mpsc::Sender<Result<RecordBatch>>,
         pacer: Pacer,
+        scanned: Count,
     ) -> Self {
         let builders = projection.iter().map(|i| Builder::new(meta.columns[*i].ty, BATCH_ROWS)).collect();
         Self {
@@ -466,6 +478,7 @@ impl<'a> BatchReader<'a> {
             tx,
             closed: false,
             pacer,
+            scanned,
         }
     }
 
@@ -498,6 +511,8 @@ impl<'a> BatchReader<'a> {
         let options = RecordBatchOptions::new().with_row_count(Some(self.rows));
         let batch = RecordBatch::try_new_with_options(Arc::clone(&self.schema), columns, &options)?;
         self.rows = 0;
+        // The bytes of the values read (not the builders' spare capacity).
+        self.scanned.add(batch.columns().iter().map(|c| c.to_data().get_slice_memory_size().unwrap_or(0)).sum());
         if self.tx.send(Ok(batch)).await.is_err() {
             self.closed = true;
         }
