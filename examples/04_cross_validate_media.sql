@@ -9,7 +9,9 @@
 -- fold's complement and evaluates it on the fold: one row per fold and
 -- metric, plus the mean and standard deviation. The rows are also kept in
 -- the lake (ml.cross_validations); here they also go to the operational DB,
--- in one short transaction.
+-- in one short transaction. The query is 03_train_media.sql's training query
+-- (scripts run on their own, so it is written out here too): change both
+-- together.
 INSERT INTO opdb.media_cv_results (run_id, model, version, num_folds, fold, metric, value, cross_validated_at)
 SELECT run_id, model, version, num_folds, fold, metric, value, cross_validated_at
 FROM ML.CROSS_VALIDATE(

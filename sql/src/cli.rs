@@ -181,7 +181,7 @@ pub async fn run(cli: Cli) -> Result<()> {
 /// Writes the report of `models` to `out`.
 async fn write_report(runner: &Runner, models: &[String], out: &Path) -> Result<()> {
     let html = crate::report::html(runner, models).await?;
-    std::fs::write(out, html).map_err(|e| SentioError::Config(format!("cannot write the report to {}: {e}", out.display())))?;
+    std::fs::write(out, html).map_err(|e| SentioError::Report(format!("cannot write {}: {e}", out.display())))?;
     eprintln!("report: {} (open it in a browser)", out.display());
     Ok(())
 }

@@ -52,6 +52,10 @@ pub enum SentioError {
         message: String,
     },
 
+    /// `sentio report` could not make its page.
+    #[error("report: {0}")]
+    Report(String),
+
     /// A statement of a script failed.
     #[error("{source_name}:{line}: {message}")]
     Statement {

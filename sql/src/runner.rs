@@ -6,18 +6,16 @@ use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ballista_core::execution_plans::DistributedQueryExec;
 use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
 use ballista_core::serde::protobuf::operator_metric::Metric;
 use ballista_core::serde::protobuf::{CancelJobParams, GetJobMetricsParams, GetJobStatusParams, job_status};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion_proto::protobuf::LogicalPlanNode;
 
 use crate::error::{Result, SentioError};
 use crate::output::{OutputFormat, human_bytes, ipc_size, write_batches};
 use crate::script::{absolute_error_line, split_statements};
-use crate::session::Client;
+use crate::session::{Client, job_of};
 
 /// Jobs shorter than this get no live progress line.
 const PROGRESS_AFTER: Duration = Duration::from_millis(800);
@@ -45,14 +43,6 @@ pub struct Runner {
     format: OutputFormat,
     progress: bool,
     timeout: Option<Duration>,
-}
-
-/// The cluster job a planned statement runs as (its id is known once it is
-/// submitted).
-pub fn job_of(plan: &Arc<dyn ExecutionPlan>) -> Option<String> {
-    plan.downcast_ref::<DistributedQueryExec<LogicalPlanNode>>()
-        .and_then(|d| d.job_id())
-        .map(|j| j.to_string())
 }
 
 /// What `jobs` read from their sources, summed over every operator of every

@@ -21,6 +21,7 @@ use ballista::prelude::{SessionConfigExt, SessionContextExt};
 use ballista_core::extension::{
     ballista_aggregate_functions, ballista_scalar_functions, ballista_window_functions,
 };
+use ballista_core::execution_plans::DistributedQueryExec;
 use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
 use ballista_core::registry::BallistaFunctionRegistry;
 use ballista_executor::executor_process::ExecutorProcessConfig;
@@ -28,7 +29,9 @@ use ballista_scheduler::config::SchedulerConfig;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion_proto::protobuf::LogicalPlanNode;
 use datafusion::execution::SessionState;
 
 use crate::codec::{SentioLogicalCodec, SentioPhysicalCodec};
@@ -56,6 +59,14 @@ pub fn session_config(opdb: &Arc<Opdb>) -> SessionConfig {
         .set_bool(ballista_core::config::BALLISTA_CLIENT_PULL, true)
         .with_ballista_logical_extension_codec(Arc::new(SentioLogicalCodec::new(Arc::clone(opdb))))
         .with_ballista_physical_extension_codec(Arc::new(SentioPhysicalCodec::new(Arc::clone(opdb))))
+}
+
+/// The cluster job a planned statement runs as (its id is known once it is
+/// submitted); `None` for a plan that is not a distributed query.
+pub fn job_of(plan: &Arc<dyn ExecutionPlan>) -> Option<String> {
+    plan.downcast_ref::<DistributedQueryExec<LogicalPlanNode>>()
+        .and_then(|d| d.job_id())
+        .map(|j| j.to_string())
 }
 
 /// The runtime environment: memory, disk and Sentio's object stores.

@@ -117,7 +117,7 @@ impl MlContext {
         }
         let _clear = RunningGuard(&self.running);
         let batches = datafusion::physical_plan::collect(Arc::clone(&plan), self.ctx.task_ctx()).await;
-        if let (Some(job), Ok(mut jobs)) = (crate::runner::job_of(&plan), self.jobs.lock()) {
+        if let (Some(job), Ok(mut jobs)) = (crate::session::job_of(&plan), self.jobs.lock()) {
             jobs.push(job);
         }
         Ok(batches?)

@@ -12,9 +12,9 @@ pub mod svg;
 
 use std::fmt::Write;
 
-use datafusion::arrow::array::{Array, Float64Array, StringArray};
+use datafusion::arrow::array::{ArrayRef, AsArray};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, Float64Type};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::DataFusionError;
 
@@ -28,7 +28,7 @@ const CV_METRICS: [&str; 4] = ["accuracy", "f1_score", "roc_auc", "precision"];
 
 /// A model named on the command line: `name` (latest) or `name@version`.
 fn parse_model(arg: &str) -> Result<(String, Option<u32>)> {
-    let bad = || SentioError::Config(format!("report: {arg:?} is not a model name (name or name@version)"));
+    let bad = || SentioError::Report(format!("{arg:?} is not a model name (name or name@version)"));
     let (name, version) = match arg.split_once('@') {
         Some((n, v)) => (n, Some(v.parse::<u32>().map_err(|_| bad())?)),
         None => (arg, None),
@@ -39,28 +39,27 @@ fn parse_model(arg: &str) -> Result<(String, Option<u32>)> {
     Ok((name.to_string(), version))
 }
 
+/// Column `name` of every batch, cast to `to` (one array per batch).
+fn column(batches: &[RecordBatch], name: &str, to: &DataType) -> Result<Vec<ArrayRef>> {
+    batches
+        .iter()
+        .map(|b| {
+            let col = b.column_by_name(name).ok_or_else(|| SentioError::Report(format!("no column {name}")))?;
+            Ok(cast(col, to).map_err(DataFusionError::from)?)
+        })
+        .collect()
+}
+
 /// Column `name` of `batches` as text (NULL as `None`).
 fn strings(batches: &[RecordBatch], name: &str) -> Result<Vec<Option<String>>> {
-    let mut out = Vec::new();
-    for b in batches {
-        let col = b.column_by_name(name).ok_or_else(|| SentioError::Config(format!("report: no column {name}")))?;
-        let col = cast(col, &DataType::Utf8).map_err(DataFusionError::from)?;
-        let col = col.as_any().downcast_ref::<StringArray>().expect("cast to Utf8 gives strings");
-        out.extend((0..col.len()).map(|i| col.is_valid(i).then(|| col.value(i).to_string())));
-    }
-    Ok(out)
+    let cols = column(batches, name, &DataType::Utf8)?;
+    Ok(cols.iter().flat_map(|c| c.as_string::<i32>().iter().map(|v| v.map(str::to_string))).collect())
 }
 
 /// Column `name` of `batches` as numbers (NULL and non-numbers as `None`).
 fn numbers(batches: &[RecordBatch], name: &str) -> Result<Vec<Option<f64>>> {
-    let mut out = Vec::new();
-    for b in batches {
-        let col = b.column_by_name(name).ok_or_else(|| SentioError::Config(format!("report: no column {name}")))?;
-        let col = cast(col, &DataType::Float64).map_err(DataFusionError::from)?;
-        let col = col.as_any().downcast_ref::<Float64Array>().expect("cast to Float64 gives numbers");
-        out.extend((0..col.len()).map(|i| col.is_valid(i).then(|| col.value(i))));
-    }
-    Ok(out)
+    let cols = column(batches, name, &DataType::Float64)?;
+    Ok(cols.iter().flat_map(|c| c.as_primitive::<Float64Type>().iter()).collect())
 }
 
 fn first(batches: &[RecordBatch], name: &str) -> Result<String> {
@@ -80,7 +79,7 @@ async fn model_section(runner: &Runner, arg: &str) -> Result<String> {
         ))
         .await?;
     if reg.iter().all(|b| b.num_rows() == 0) {
-        return Err(SentioError::Config(format!("report: unknown model {arg} (see SELECT name, version FROM ml.models)")));
+        return Err(SentioError::Report(format!("unknown model {arg} (see SELECT name, version FROM ml.models)")));
     }
     let version = first(&reg, "version")?;
     let model_type = first(&reg, "model_type")?;
@@ -220,7 +219,7 @@ async fn model_section(runner: &Runner, arg: &str) -> Result<String> {
 /// The report of `models` (`name` or `name@version`), as one HTML page.
 pub async fn html(runner: &Runner, models: &[String]) -> Result<String> {
     if models.is_empty() {
-        return Err(SentioError::Config("report: name at least one model".into()));
+        return Err(SentioError::Report("name at least one model".into()));
     }
     let mut body = String::new();
     for m in models {
