@@ -276,7 +276,7 @@ pub async fn train(ml: &MlContext, opts: &TrainOptions, query: &str, what: &str)
                 specs.push(FeatureSpec {
                     name: name.clone(),
                     sql_type: t.to_string(),
-                    encoding: Encoding::Numeric { mean: mean.unwrap_or(0.0), std: std_used },
+                    encoding: Encoding::Numeric { mean: significant(mean.unwrap_or(0.0)), std: significant(std_used) },
                 });
                 feature_info.push(FeatureStat {
                     input: name.clone(),
@@ -612,4 +612,13 @@ pub fn column_list(schema: &Schema) -> String {
 /// Arguments that feed `schema`'s columns to a model (re-exported for CV).
 pub fn args_for(spec: &TrainSpec, schema: &Schema, alias: &str, model: &str) -> Result<Vec<String>, MlError> {
     feature_args(spec, schema, alias, model)
+}
+
+/// `v` at seven significant digits. The mean and standard deviation that
+/// scale a feature come from distributed aggregates, whose last bits depend
+/// on the order in which partitions arrive; scaled by them, a row could land
+/// on the other side of a split threshold from run to run. Rounded, the same
+/// rows give the same model (`row_fraction` hashes doubles the same way).
+fn significant(v: f64) -> f64 {
+    sentio_udfs::ml::significant::round_significant(v)
 }

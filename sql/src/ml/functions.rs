@@ -268,7 +268,8 @@ async fn evaluate(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
 }
 
 /// A unique-enough file name part: time and a random number.
-fn uuid_like() -> String {
+/// A unique, time-ordered name for a run, a part or a staging folder.
+pub(crate) fn uuid_like() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
@@ -467,9 +468,20 @@ async fn cross_validate(ml: &MlContext, call: &MlCall) -> Result<String, MlError
     let cols: Vec<String> = schema.fields().iter().map(|f| qcol("__f", f.name())).collect();
     let hash_cols: Vec<String> = schema.fields().iter().map(|f| qcol("__v", f.name())).collect();
     let label = qcol("__v", &meta.label);
+    // Folds are dealt in hash order within each class; the values break
+    // ties, so that the same rows always get the same folds.
+    let tie_breaks: String = schema
+        .fields()
+        .iter()
+        .filter(|f| {
+            let t = f.data_type();
+            t.is_numeric() || t.is_temporal() || matches!(t, DataType::Boolean | DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+        })
+        .map(|f| format!(", {}", qcol("__v", f.name())))
+        .collect();
     let folded = format!(
-        "SELECT __v.*, (ROW_NUMBER() OVER (PARTITION BY {label} ORDER BY row_fraction({}, {})) - 1) % {folds} AS __fold \
-         FROM ({q}) __v WHERE {label} IS NOT NULL",
+        "SELECT __v.*, (ROW_NUMBER() OVER (PARTITION BY {label} ORDER BY row_fraction({}, {}){tie_breaks}) - 1) % {folds} \
+         AS __fold FROM ({q}) __v WHERE {label} IS NOT NULL",
         opts.seed,
         hash_cols.join(", ")
     );

@@ -7,7 +7,9 @@
 //! * [`train_udaf`] — `sentio_train`, the aggregate that trains;
 //! * [`predict_udf`] — `sentio_predict`, with a per-process model cache;
 //! * [`metrics_udaf`] — `sentio_metrics`, classification metrics;
-//! * [`row_fraction`] — `row_fraction`, a deterministic hash of whole rows.
+//! * [`row_fraction`] — `row_fraction`, a deterministic hash of whole rows;
+//! * [`significant`] — doubles at seven significant digits, for answers that
+//!   must not depend on the last bits of distributed aggregates.
 //!
 //! The statements that analysts write (`CREATE MODEL`, `ML.PREDICT`, …) are
 //! rewritten into plans over these functions by `sentio-sql`.
@@ -19,6 +21,7 @@ pub mod metrics_udaf;
 pub mod model;
 pub mod predict_udf;
 pub mod row_fraction;
+pub mod significant;
 pub mod spec;
 pub mod text;
 pub mod train_udaf;
