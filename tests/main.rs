@@ -8,6 +8,7 @@ mod cli;
 mod cluster;
 mod datagen;
 mod deploy;
+mod extracts;
 mod ml;
 mod opdb;
 mod workflows;

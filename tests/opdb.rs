@@ -59,6 +59,10 @@ impl Db {
         db
     }
 
+    pub(crate) fn kind(&self) -> Kind {
+        self.kind
+    }
+
     pub(crate) fn url(&self) -> String {
         match self.kind {
             Kind::Pg => format!("postgres://postgres@127.0.0.1:5432/{}", self.name),
@@ -239,13 +243,13 @@ fn unsupported_types_are_named() {
 
 /// Forwards TCP connections from a local port to `target`, recording what
 /// clients send: the database's view of Sentio's SQL.
-struct WireTap {
-    port: u16,
+pub(crate) struct WireTap {
+    pub(crate) port: u16,
     sent: Arc<Mutex<Vec<u8>>>,
 }
 
 impl WireTap {
-    fn start(target: u16) -> Self {
+    pub(crate) fn start(target: u16) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let sent = Arc::new(Mutex::new(Vec::new()));
@@ -275,7 +279,7 @@ impl WireTap {
         Self { port, sent }
     }
 
-    fn take(&self) -> String {
+    pub(crate) fn take(&self) -> String {
         String::from_utf8_lossy(&std::mem::take(&mut *self.sent.lock().unwrap())).into_owned()
     }
 }

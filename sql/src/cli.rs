@@ -1,4 +1,4 @@
-//! The `sentio` command line: `sql`, `datagen`, `demo` and `report`.
+//! The `sentio` command line: `sql`, `datagen`, `demo`, `report` and `extract`.
 
 use std::path::{Path, PathBuf};
 
@@ -59,6 +59,30 @@ pub enum Command {
     Demo(DemoArgs),
     /// An HTML report with charts of one or more models (name or name@version).
     Report(ReportArgs),
+    /// Create an extract of an operational table in the lake, or refresh it
+    /// (for cron or a timer): `extracts.<name>`.
+    Extract(ExtractArgs),
+}
+
+/// `sentio extract`.
+#[derive(Debug, Args)]
+pub struct ExtractArgs {
+    /// The operational table to extract (`opdb.<table>`).
+    #[arg(long, value_name = "TABLE")]
+    pub table: String,
+    /// Name of the extract (default: the table's name).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Watermark column when the extract is created: an increasing key or an
+    /// `updated_at` timestamp (default: the table's integer primary key).
+    #[arg(long, value_name = "COLUMN")]
+    pub watermark: Option<String>,
+    /// Rebuild the extract instead of adding the rows past its watermark.
+    #[arg(long)]
+    pub full: bool,
+    /// How to print the result row.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
 }
 
 /// `sentio report`.
@@ -175,7 +199,41 @@ pub async fn run(cli: Cli) -> Result<()> {
             let runner = Runner::new(session::connect(&cfg).await?, OutputFormat::Table, true);
             write_report(&runner, &args.models, &args.out).await
         }
+        Command::Extract(args) => extract(&cfg, args).await,
     }
+}
+
+/// `sentio extract`: `CREATE TABLE extracts.<name> AS SELECT * FROM
+/// opdb.<table>` the first time, `REFRESH EXTRACT` after that.
+async fn extract(cfg: &SentioConfig, args: ExtractArgs) -> Result<()> {
+    use crate::extract::{ExtractError, parse::check_extract_name};
+    use crate::ml::sqltext::{lit, qcol};
+    let name = args.name.clone().unwrap_or_else(|| args.table.to_ascii_lowercase());
+    check_extract_name(&name)?;
+    let client = session::connect(cfg).await?;
+    let extracts = client.extracts.as_ref().ok_or(ExtractError::NoLake)?;
+    let statement = match extracts.manifest(&name).await? {
+        Some(m) => {
+            if let Some(w) = &args.watermark
+                && m.watermark_column.as_deref() != Some(w.as_str())
+            {
+                return Err(SentioError::Config(format!(
+                    "extracts.{name} exists with watermark {}; --watermark {w} applies only when an extract is \
+                     created (DROP TABLE extracts.{name} first to change it)",
+                    m.watermark_column.as_deref().unwrap_or("none")
+                )));
+            }
+            format!("REFRESH EXTRACT extracts.{name}{}", if args.full { " FULL" } else { "" })
+        }
+        None => format!(
+            "CREATE TABLE extracts.{name}{} AS SELECT * FROM {}",
+            args.watermark.as_deref().map_or(String::new(), |w| format!(" OPTIONS (watermark = {})", lit(w))),
+            qcol(crate::opdb::catalog::SCHEMA, &args.table)
+        ),
+    };
+    let runner = Runner::new(client, args.format, true);
+    runner.run_script("sentio extract", &statement, &mut std::io::stdout()).await?;
+    Ok(())
 }
 
 /// Writes the report of `models` to `out`.

@@ -80,6 +80,10 @@ pub enum SentioError {
     #[error(transparent)]
     Ml(#[from] crate::ml::MlError),
 
+    /// An error of the `extracts` catalog.
+    #[error(transparent)]
+    Extract(#[from] crate::extract::ExtractError),
+
     /// An error from DataFusion or Ballista.
     #[error(transparent)]
     DataFusion(#[from] DataFusionError),

@@ -7,6 +7,8 @@
 //! * [`lake`] registers the `training` and `adhoc` catalogs from the lake;
 //! * [`opdb`] is the operational DB as the `opdb` catalog: pushdown reads,
 //!   atomic batched writes;
+//! * [`extract`] keeps Parquet extracts of operational tables in the lake,
+//!   refreshed with only what changed (`extracts.*`);
 //! * [`codec`] carries Sentio's plan nodes across the cluster, delegating the
 //!   rest to Ballista's codecs;
 //! * [`object_store`] resolves `s3://` and local paths per process;
@@ -26,6 +28,7 @@ pub mod output;
 pub mod runner;
 pub mod script;
 pub mod error;
+pub mod extract;
 pub mod lake;
 pub mod logging;
 pub mod ml;

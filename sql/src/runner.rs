@@ -120,7 +120,16 @@ impl Runner {
         // here; the progress line and the timeout cover them too.
         let ml = &self.client.ml;
         ml.take_jobs();
-        let prepared = self.watch(crate::ml::prepare(ml, sql), started, || ml.running_plan()).await??;
+        let prepared = match crate::extract::parse_extract_statement(sql)? {
+            // Extract statements (CREATE TABLE extracts.… AS, REFRESH
+            // EXTRACT, DROP TABLE extracts.…) run their copy jobs here.
+            Some(stmt) => {
+                let extracts = self.client.extracts.as_ref().ok_or(crate::extract::ExtractError::NoLake)?;
+                let batches = self.watch(extracts.run(ml, stmt), started, || ml.running_plan()).await??;
+                crate::ml::Prepared::Done(batches)
+            }
+            None => self.watch(crate::ml::prepare(ml, sql), started, || ml.running_plan()).await??,
+        };
         let sql = match prepared {
             crate::ml::Prepared::Sql(sql) => sql,
             crate::ml::Prepared::Done(batches) => {

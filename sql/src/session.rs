@@ -197,6 +197,8 @@ pub struct Client {
     pub scheduler_grpc_url: String,
     /// The machine-learning layer (model store under the lake).
     pub ml: crate::ml::MlContext,
+    /// The lake's extracts (`extracts.*`), when a lake is configured.
+    pub extracts: Option<crate::extract::Extracts>,
 }
 
 /// Connects to `sentio.scheduler`, or starts a standalone in-process cluster
@@ -234,10 +236,21 @@ pub async fn connect(sentio: &SentioConfig) -> Result<Client> {
     }
     let root = sentio.lake.as_deref().map(lake::lake_root_url).transpose()?;
     let ml = crate::ml::register_ml(&ctx, root.as_deref())?;
+    let extracts = match &root {
+        Some(root) => {
+            let extracts = crate::extract::Extracts::new(&ctx, root)?;
+            for problem in extracts.register(&ctx).await? {
+                eprintln!("warning: {problem}");
+            }
+            Some(extracts)
+        }
+        None => None,
+    };
     Ok(Client {
         ctx,
         scheduler_grpc_url: grpc_url,
         ml,
+        extracts,
     })
 }
 

@@ -124,7 +124,8 @@ pub fn check_model_name(name: &str) -> Result<(), MlError> {
     }
 }
 
-fn byte_offset(sql: &str, line: u64, column: u64) -> usize {
+/// Byte offset of a token's 1-based line and column in `sql`.
+pub(crate) fn byte_offset(sql: &str, line: u64, column: u64) -> usize {
     let mut offset = 0;
     for (i, l) in sql.split_inclusive('\n').enumerate() {
         if i + 1 == line as usize {
@@ -136,7 +137,31 @@ fn byte_offset(sql: &str, line: u64, column: u64) -> usize {
     sql.len()
 }
 
-fn is_word(t: &Token, w: &str) -> bool {
+/// `(key = value, …)` after `OPTIONS`: keys in lower case, each once.
+pub(crate) fn parse_options(p: &mut Parser) -> Result<Vec<(String, OptValue)>, MlError> {
+    let err = |e: datafusion::sql::sqlparser::parser::ParserError| syntax(e.to_string());
+    let mut options: Vec<(String, OptValue)> = Vec::new();
+    p.expect_token(&Token::LParen).map_err(err)?;
+    if p.consume_token(&Token::RParen) {
+        return Ok(options);
+    }
+    loop {
+        let key = p.parse_identifier().map_err(err)?.value.to_ascii_lowercase();
+        p.expect_token(&Token::Eq).map_err(err)?;
+        let value = opt_value(&p.parse_expr().map_err(err)?)?;
+        if options.iter().any(|(k, _)| *k == key) {
+            return Err(syntax(format!("option {key} is given twice")));
+        }
+        options.push((key, value));
+        if p.consume_token(&Token::RParen) {
+            return Ok(options);
+        }
+        p.expect_token(&Token::Comma).map_err(err)?;
+    }
+}
+
+/// Whether `t` is the unquoted word `w` (any case).
+pub(crate) fn is_word(t: &Token, w: &str) -> bool {
     matches!(t, Token::Word(word) if word.quote_style.is_none() && word.value.eq_ignore_ascii_case(w))
 }
 
@@ -173,25 +198,7 @@ pub fn parse_ml_statement(sql: &str) -> Result<Option<MlStatement>, MlError> {
     if or_replace && if_not_exists {
         return Err(syntax("OR REPLACE and IF NOT EXISTS cannot be used together"));
     }
-    let mut options = Vec::new();
-    if p.parse_keyword(Keyword::OPTIONS) {
-        p.expect_token(&Token::LParen).map_err(err)?;
-        if !p.consume_token(&Token::RParen) {
-            loop {
-                let key = p.parse_identifier().map_err(err)?.value.to_ascii_lowercase();
-                p.expect_token(&Token::Eq).map_err(err)?;
-                let value = opt_value(&p.parse_expr().map_err(err)?)?;
-                if options.iter().any(|(k, _)| *k == key) {
-                    return Err(syntax(format!("option {key} is given twice")));
-                }
-                options.push((key, value));
-                if p.consume_token(&Token::RParen) {
-                    break;
-                }
-                p.expect_token(&Token::Comma).map_err(err)?;
-            }
-        }
-    }
+    let options = if p.parse_keyword(Keyword::OPTIONS) { parse_options(&mut p)? } else { Vec::new() };
     if !p.parse_keyword(Keyword::AS) {
         return Err(syntax(format!(
             "expected AS (SELECT …) after the options of CREATE MODEL {name}, found {}",

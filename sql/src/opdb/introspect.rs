@@ -5,6 +5,7 @@ use sqlx::Row;
 
 use super::OpdbError;
 use super::backend::{Backend, Conn};
+use super::filter::{Param, Rendered};
 use super::meta::{Column, TableMeta};
 use super::types;
 
@@ -203,18 +204,41 @@ pub async fn describe(conn: &mut Conn, table: &str) -> Result<Option<TableMeta>,
     }))
 }
 
-/// The smallest and largest value of the split column and the database's
-/// estimate of the table's rows (if it keeps one), read in one snapshot.
-pub async fn key_range(conn: &mut Conn, meta: &TableMeta, key: &str) -> Result<(Option<i64>, Option<i64>, Option<i64>), OpdbError> {
+/// The smallest and largest value of the split column among the rows that
+/// pass the pushed `filters` (an incremental read asks only for new rows,
+/// and its partitions should split those), and the database's estimate of
+/// the table's rows (if it keeps one), read in one snapshot.
+pub async fn key_range(
+    conn: &mut Conn,
+    meta: &TableMeta,
+    key: &str,
+    filters: &Rendered,
+) -> Result<(Option<i64>, Option<i64>, Option<i64>), OpdbError> {
     let backend = meta.backend;
     let k = backend.quote(key);
     let t = meta.quoted_table();
     let int = if backend == Backend::MySql { "SIGNED" } else { "BIGINT" };
-    let sql = format!("SELECT CAST(MIN({k}) AS {int}), CAST(MAX({k}) AS {int}) FROM {t}");
-    let sql = sqlx::AssertSqlSafe(sql);
+    let mut sql = format!("SELECT CAST(MIN({k}) AS {int}), CAST(MAX({k}) AS {int}) FROM {t}");
+    if !filters.conditions.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&filters.conditions.join(" AND "));
+    }
+    // One query text, three drivers: a macro, as sqlx's types differ.
+    macro_rules! bounds {
+        ($c:expr) => {{
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));
+            for p in &filters.params {
+                match p {
+                    Param::Text(s) => q = q.bind(s.clone()),
+                }
+            }
+            let (lo, hi): (Option<i64>, Option<i64>) = q.fetch_one($c).await?;
+            (lo, hi)
+        }};
+    }
     let (lo, hi, est) = match conn {
         Conn::Pg(c) => {
-            let (lo, hi): (Option<i64>, Option<i64>) = sqlx::query_as(sql).fetch_one(&mut *c).await?;
+            let (lo, hi) = bounds!(&mut *c);
             let est: Option<f32> = sqlx::query_scalar(
                 "SELECT c.reltuples FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
                  WHERE n.nspname = current_schema() AND c.relname = $1",
@@ -225,7 +249,7 @@ pub async fn key_range(conn: &mut Conn, meta: &TableMeta, key: &str) -> Result<(
             (lo, hi, est.filter(|e| *e >= 0.0).map(|e| e as i64))
         }
         Conn::My(c) => {
-            let (lo, hi): (Option<i64>, Option<i64>) = sqlx::query_as(sql).fetch_one(&mut *c).await?;
+            let (lo, hi) = bounds!(&mut *c);
             let est: Option<Option<i64>> = sqlx::query_scalar(
                 "SELECT CAST(TABLE_ROWS AS SIGNED) FROM information_schema.TABLES \
                  WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
@@ -236,7 +260,7 @@ pub async fn key_range(conn: &mut Conn, meta: &TableMeta, key: &str) -> Result<(
             (lo, hi, est.flatten())
         }
         Conn::Lite(c) => {
-            let (lo, hi): (Option<i64>, Option<i64>) = sqlx::query_as(sql).fetch_one(&mut *c).await?;
+            let (lo, hi) = bounds!(&mut *c);
             (lo, hi, None)
         }
     };

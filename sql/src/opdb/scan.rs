@@ -94,7 +94,14 @@ impl TableProvider for OpdbTable {
             .cloned()
             .collect();
         let ranges = match (&self.meta.split_column, limit) {
-            (Some(key), None) => self.split(key).await?,
+            (Some(key), None) => {
+                // Conditions on the key narrow its range (an incremental read
+                // asks for the keys past a watermark); others would turn the
+                // index lookup of MIN and MAX into a scan.
+                let on_key: Vec<Expr> =
+                    pushed.iter().filter(|f| f.column_refs().iter().all(|c| &c.name == key)).cloned().collect();
+                self.split(key, &filter::render(&on_key, &self.meta, 1)).await?
+            }
             _ => vec![KeyRange::default()],
         };
         Ok(Arc::new(OpdbScanExec::new(
@@ -118,11 +125,12 @@ impl TableProvider for OpdbTable {
 }
 
 impl OpdbTable {
-    /// Splits the key range into partitions of about [`ROWS_PER_PARTITION`].
-    async fn split(&self, key: &str) -> Result<Vec<KeyRange>> {
+    /// Splits the key range of the rows passing `filters` into partitions of
+    /// about [`ROWS_PER_PARTITION`].
+    async fn split(&self, key: &str, filters: &filter::Rendered) -> Result<Vec<KeyRange>> {
         let mut conn = self.opdb.connect_read(Some(self.meta.backend)).await?;
         conn.begin_snapshot().await?;
-        let stats = introspect::key_range(&mut conn, &self.meta, key).await;
+        let stats = introspect::key_range(&mut conn, &self.meta, key, filters).await;
         conn.rollback().await;
         conn.close().await;
         let (Some(lo), Some(hi), est) = stats? else {

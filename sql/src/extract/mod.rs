@@ -1,0 +1,516 @@
+//! Extracts: Parquet snapshots of operational tables in the lake, refreshed
+//! with only what changed.
+//!
+//! ```sql
+//! CREATE TABLE extracts.sessions AS SELECT * FROM opdb.sessions;  -- the watermark: its integer key
+//! REFRESH EXTRACT extracts.sessions;        -- adds the rows past the watermark
+//! REFRESH EXTRACT extracts.sessions FULL;   -- rebuilds it
+//! SELECT * FROM extracts.manifest;          -- source, watermark, rows, files, last refresh
+//! DROP TABLE extracts.sessions;
+//! ```
+//!
+//! The rows are read through the `opdb` read path (the replica when one is
+//! configured, snapshot transactions, timeouts, parallel key ranges) and
+//! written by the cluster as Parquet into a new *part* folder,
+//! `<lake>/extracts/<name>/<part>/`. The part becomes visible when the
+//! extract's [`manifest`] — the commit point — is replaced in one PUT, so a
+//! refresh that fails part-way leaves the extract as it was; its files are
+//! removed by the next refresh that completes.
+
+pub mod manifest;
+pub mod parse;
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, AsArray, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
+use datafusion::catalog::MemorySchemaProvider;
+use datafusion::common::TableReference;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::prelude::SessionContext;
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+use crate::ml::MlContext;
+use crate::ml::sqltext::{lit, qcol};
+use crate::opdb::scan::OpdbTable;
+use manifest::{Manifest, manifest_schema};
+pub use parse::{ExtractStatement, parse_extract_statement};
+
+/// The schema extracts are registered under.
+pub const SCHEMA: &str = "extracts";
+/// `extracts.manifest`: one row per extract.
+pub const MANIFEST_TABLE: &str = "manifest";
+/// Folder of the manifests, under `<lake>/extracts/`.
+const MANIFEST_DIR: &str = "_manifest";
+
+/// What can go wrong with an extract.
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    /// The statement is malformed.
+    #[error("{0}")]
+    Syntax(String),
+    /// No such extract.
+    #[error("unknown extract extracts.{0} (SELECT extract FROM extracts.manifest lists them)")]
+    Unknown(String),
+    /// CREATE of an extract that exists.
+    #[error(
+        "extracts.{0} already exists: REFRESH EXTRACT extracts.{0} adds new rows, REFRESH EXTRACT extracts.{0} FULL \
+         rebuilds it, CREATE OR REPLACE TABLE extracts.{0} AS … gives it a new query"
+    )]
+    Exists(String),
+    /// The source or the watermark does not allow what was asked.
+    #[error("extracts.{0}: {1}")]
+    Data(String, String),
+    /// A manifest that cannot be read.
+    #[error("corrupt extract manifest {0}")]
+    Corrupt(String),
+    /// No lake is configured.
+    #[error("extracts live in the lake; give one with --lake or SENTIO_LAKE")]
+    NoLake,
+    /// The lake's object store failed.
+    #[error("lake: {0}")]
+    Store(#[from] object_store::Error),
+    /// DataFusion or Ballista failed.
+    #[error(transparent)]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+}
+
+impl From<datafusion::arrow::error::ArrowError> for ExtractError {
+    fn from(e: datafusion::arrow::error::ArrowError) -> Self {
+        Self::DataFusion(e.into())
+    }
+}
+
+impl From<datafusion::parquet::errors::ParquetError> for ExtractError {
+    fn from(e: datafusion::parquet::errors::ParquetError) -> Self {
+        Self::DataFusion(e.into())
+    }
+}
+
+impl From<crate::ml::MlError> for ExtractError {
+    fn from(e: crate::ml::MlError) -> Self {
+        match e {
+            crate::ml::MlError::DataFusion(e) => Self::DataFusion(e),
+            other => Self::DataFusion(datafusion::error::DataFusionError::External(Box::new(other))),
+        }
+    }
+}
+
+/// The extracts of one lake.
+#[derive(Debug, Clone)]
+pub struct Extracts {
+    root_url: String,
+    store: Arc<dyn ObjectStore>,
+    prefix: Path,
+}
+
+/// Types a watermark can have: they grow, and compare in the database.
+fn watermark_type_ok(t: &DataType) -> bool {
+    t.is_integer() || matches!(t, DataType::Date32 | DataType::Date64 | DataType::Timestamp(..) | DataType::Decimal128(..))
+}
+
+fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+impl Extracts {
+    /// The extracts under the lake at `root_url` (ending in `/`).
+    pub fn new(ctx: &SessionContext, root_url: &str) -> Result<Self, ExtractError> {
+        let url = ListingTableUrl::parse(root_url)?;
+        let store = ctx.runtime_env().object_store(url.object_store())?;
+        Ok(Self { root_url: root_url.to_string(), store, prefix: url.prefix().clone() })
+    }
+
+    fn path(&self, rel: &str) -> Path {
+        let base = self.prefix.as_ref().trim_end_matches('/');
+        if base.is_empty() { Path::from(rel) } else { Path::from(format!("{base}/{rel}")) }
+    }
+
+    fn url(&self, rel: &str) -> String {
+        format!("{}{rel}", self.root_url)
+    }
+
+    fn manifest_rel(name: &str) -> String {
+        format!("{SCHEMA}/{MANIFEST_DIR}/{name}.parquet")
+    }
+
+    fn part_rel(name: &str, part: &str) -> String {
+        format!("{SCHEMA}/{name}/{part}/")
+    }
+
+    /// Makes sure a local folder exists (object stores need none).
+    fn ensure_dir(&self, rel: &str) {
+        if let Ok(url) = url::Url::parse(&self.url(rel))
+            && url.scheme() == "file"
+            && let Ok(p) = url.to_file_path()
+        {
+            let _ = std::fs::create_dir_all(p);
+        }
+    }
+
+    /// The manifest of `name`, if the extract exists.
+    pub async fn manifest(&self, name: &str) -> Result<Option<Manifest>, ExtractError> {
+        let rel = Self::manifest_rel(name);
+        match self.store.get(&self.path(&rel)).await {
+            Ok(g) => Ok(Some(Manifest::from_parquet(g.bytes().await?, &self.url(&rel))?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Every manifest, by name; manifests that cannot be read are returned
+    /// as errors beside the others.
+    pub async fn manifests(&self) -> Result<(Vec<Manifest>, Vec<ExtractError>), ExtractError> {
+        let dir = self.path(&format!("{SCHEMA}/{MANIFEST_DIR}/"));
+        let files: Vec<_> = match self.store.list(Some(&dir)).try_collect::<Vec<_>>().await {
+            Ok(f) => f,
+            Err(object_store::Error::NotFound { .. }) => Vec::new(),
+            Err(e) => return Err(e.into()),
+        };
+        let mut out = Vec::new();
+        let mut bad = Vec::new();
+        for f in files {
+            let Some(name) = f.location.filename().and_then(|n| n.strip_suffix(".parquet")) else { continue };
+            match self.manifest(name).await {
+                Ok(Some(m)) => out.push(m),
+                Ok(None) => {}
+                Err(e @ ExtractError::Corrupt(_)) => bad.push(e),
+                Err(e) => return Err(e),
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok((out, bad))
+    }
+
+    /// Registers `extracts.manifest` and every extract on `ctx`; returns the
+    /// extracts it could not register (a corrupt manifest, missing files),
+    /// which do not keep the others from working.
+    pub async fn register(&self, ctx: &SessionContext) -> Result<Vec<ExtractError>, ExtractError> {
+        let catalog_name = ctx.state().config().options().catalog.default_catalog.clone();
+        if let Some(catalog) = ctx.catalog(&catalog_name)
+            && catalog.schema(SCHEMA).is_none()
+        {
+            catalog.register_schema(SCHEMA, Arc::new(MemorySchemaProvider::new()))?;
+        }
+        let dir = format!("{SCHEMA}/{MANIFEST_DIR}/");
+        self.ensure_dir(&dir);
+        let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+        let config = ListingTableConfig::new(ListingTableUrl::parse(self.url(&dir))?)
+            .with_listing_options(options)
+            .with_schema(manifest_schema());
+        ctx.register_table(TableReference::partial(SCHEMA, MANIFEST_TABLE), Arc::new(ListingTable::try_new(config)?))?;
+        let (manifests, mut problems) = self.manifests().await?;
+        for m in manifests {
+            if let Err(e) = self.register_extract(ctx, &m).await {
+                problems.push(ExtractError::Data(m.name.clone(), format!("not available: {e}")));
+            }
+        }
+        Ok(problems)
+    }
+
+    /// Registers (or re-registers) `extracts.<name>` over its parts.
+    async fn register_extract(&self, ctx: &SessionContext, m: &Manifest) -> Result<(), ExtractError> {
+        let reference = TableReference::partial(SCHEMA, m.name.as_str());
+        let _ = ctx.deregister_table(reference.clone());
+        let urls = m
+            .parts
+            .iter()
+            .map(|p| ListingTableUrl::parse(self.url(&Self::part_rel(&m.name, p))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let Some(first) = urls.first() else {
+            return Err(ExtractError::Corrupt(format!("{}: no parts", self.url(&Self::manifest_rel(&m.name)))));
+        };
+        let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+        let schema = options.infer_schema(&ctx.state(), first).await?;
+        let config = ListingTableConfig::new_with_multi_paths(urls).with_listing_options(options).with_schema(schema);
+        ctx.register_table(reference, Arc::new(ListingTable::try_new(config)?))?;
+        Ok(())
+    }
+
+    async fn files_under(&self, rel: &str) -> Result<Vec<object_store::ObjectMeta>, ExtractError> {
+        match self.store.list(Some(&self.path(rel))).try_collect::<Vec<_>>().await {
+            Ok(f) => Ok(f),
+            Err(object_store::Error::NotFound { .. }) => Ok(Vec::new()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes the files of `name` that no manifest lists and that are
+    /// older than `before` (a refresh running now keeps its files).
+    async fn remove_unlisted(&self, m: &Manifest, before: i64) -> Result<(), ExtractError> {
+        let base = self.path(&format!("{SCHEMA}/{}/", m.name));
+        for f in self.files_under(&format!("{SCHEMA}/{}/", m.name)).await? {
+            let part = f.location.prefix_match(&base).and_then(|mut p| p.next()).map(|p| p.as_ref().to_string());
+            let listed = part.as_ref().is_some_and(|p| m.parts.contains(p));
+            if !listed && f.last_modified.timestamp_micros() < before {
+                self.store.delete(&f.location).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs an extract statement; its one-row result.
+    pub async fn run(&self, ml: &MlContext, stmt: ExtractStatement) -> Result<Vec<RecordBatch>, ExtractError> {
+        match stmt {
+            ExtractStatement::Create { name, or_replace, if_not_exists, watermark, query } => {
+                // OR REPLACE also replaces an extract whose manifest is corrupt.
+                let existing = match self.manifest(&name).await {
+                    Err(ExtractError::Corrupt(_)) if or_replace => None,
+                    other => other?,
+                };
+                match (&existing, or_replace, if_not_exists) {
+                    (Some(m), _, true) => return result(m, "exists", 0),
+                    (Some(_), false, false) => return Err(ExtractError::Exists(name)),
+                    _ => {}
+                }
+                let m = Manifest { source_query: query, watermark_column: watermark, ..Manifest::new(&name) };
+                self.refresh(ml, m, Refresh::Create).await
+            }
+            ExtractStatement::Refresh { name, full } => {
+                let m = self.manifest(&name).await?.ok_or_else(|| ExtractError::Unknown(name.clone()))?;
+                if !full && m.watermark_column.is_none() {
+                    return Err(ExtractError::Data(
+                        name.clone(),
+                        format!(
+                            "it has no watermark column, so there is no telling which rows are new: \
+                             REFRESH EXTRACT extracts.{name} FULL rebuilds it, or recreate it with \
+                             CREATE OR REPLACE TABLE extracts.{name} OPTIONS (watermark = '<column>') AS …"
+                        ),
+                    ));
+                }
+                let kind = if full { Refresh::Full } else { Refresh::Incremental };
+                self.refresh(ml, m, kind).await
+            }
+            ExtractStatement::Drop { name, if_exists } => {
+                // A corrupt manifest does not keep its extract from going.
+                let m = match self.manifest(&name).await {
+                    Err(ExtractError::Corrupt(_)) => Some(Manifest::new(&name)),
+                    other => other?,
+                };
+                let Some(m) = m else {
+                    return if if_exists { Ok(Vec::new()) } else { Err(ExtractError::Unknown(name)) };
+                };
+                self.store.delete(&self.path(&Self::manifest_rel(&name))).await?;
+                let _ = ml.ctx.deregister_table(TableReference::partial(SCHEMA, name.as_str()));
+                for f in self.files_under(&format!("{SCHEMA}/{name}/")).await? {
+                    self.store.delete(&f.location).await?;
+                }
+                result(&m, "dropped", 0)
+            }
+        }
+    }
+
+    /// Reads the source (all of it, or what is past the watermark) into a
+    /// new part, then commits the manifest that lists it; parts it no longer
+    /// lists are removed after the commit.
+    async fn refresh(&self, ml: &MlContext, mut m: Manifest, kind: Refresh) -> Result<Vec<RecordBatch>, ExtractError> {
+        let started = now_micros();
+        let name = m.name.clone();
+        let data = |msg: String| ExtractError::Data(name.clone(), msg);
+        let source = ml.ctx.sql(&m.source_query).await?;
+        let out_schema = source.schema().as_arrow().clone();
+        if kind == Refresh::Create {
+            let (column, t) = match &m.watermark_column {
+                Some(c) => {
+                    let f = out_schema.field_with_name(c).map_err(|_| {
+                        data(format!("the watermark column {c:?} is not a column of the query ({})", names(&out_schema)))
+                    })?;
+                    (Some(c.clone()), Some(f.data_type().clone()))
+                }
+                None => match detect_watermark(&ml.ctx, source.logical_plan(), &out_schema).await {
+                    Some((c, t)) => (Some(c), Some(t)),
+                    None => (None, None),
+                },
+            };
+            if let Some(t) = &t
+                && !watermark_type_ok(t)
+            {
+                return Err(data(format!(
+                    "the watermark column {:?} is {t}; a watermark is an increasing integer key, a date or a timestamp",
+                    column.as_deref().unwrap_or_default()
+                )));
+            }
+            m.watermark_column = column;
+            m.watermark_type = t.map(|t| t.to_string());
+        }
+        let query = match (kind, &m.watermark_column, &m.watermark, &m.watermark_type) {
+            (Refresh::Incremental, Some(c), Some(w), Some(t)) => format!(
+                "SELECT * FROM ({}) __s WHERE {} > arrow_cast({}, {})",
+                m.source_query,
+                qcol("__s", c),
+                lit(w),
+                lit(t)
+            ),
+            _ => m.source_query.clone(),
+        };
+        let part = format!("p{}", crate::ml::functions::uuid_like());
+        let part_rel = Self::part_rel(&name, &part);
+        self.ensure_dir(&part_rel);
+        let copied = ml
+            .collect(&format!("COPY ({query}) TO {} STORED AS PARQUET", lit(&self.url(&part_rel))))
+            .await?;
+        let read = copied.first().filter(|b| b.num_rows() > 0).map_or(0, |b| {
+            let c = datafusion::arrow::compute::cast(b.column(0), &DataType::Int64).ok();
+            c.map_or(0, |c| c.as_primitive::<Int64Type>().value(0))
+        });
+        let mut files = self.files_under(&part_rel).await?;
+        if read == 0 && kind == Refresh::Incremental {
+            for f in files {
+                self.store.delete(&f.location).await?;
+            }
+        } else {
+            if files.is_empty() {
+                // No rows: one empty file keeps the columns.
+                let mut buf = Vec::new();
+                let w = ArrowWriter::try_new(&mut buf, Arc::new(out_schema.clone()), None)?;
+                w.close()?;
+                self.store.put(&self.path(&format!("{part_rel}empty.parquet")), PutPayload::from(buf)).await?;
+                files = self.files_under(&part_rel).await?;
+            }
+            if let Some(c) = &m.watermark_column {
+                let probe = format!("__sentio_extract_{}", part.replace('-', "_"));
+                let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+                let config = ListingTableConfig::new(ListingTableUrl::parse(self.url(&part_rel))?)
+                    .with_listing_options(options)
+                    .with_schema(Arc::new(out_schema.clone()));
+                ml.ctx.register_table(probe.as_str(), Arc::new(ListingTable::try_new(config)?))?;
+                let max = ml
+                    .collect(&format!("SELECT CAST(MAX({}) AS VARCHAR) FROM {probe}", qcol(&probe, c)))
+                    .await;
+                let _ = ml.ctx.deregister_table(probe.as_str());
+                let max = max?;
+                if let Some(v) = max.first().filter(|b| b.num_rows() > 0 && b.column(0).is_valid(0)) {
+                    let v = datafusion::arrow::compute::cast(v.column(0), &DataType::Utf8)?;
+                    m.watermark = Some(v.as_string::<i32>().value(0).to_string());
+                }
+            }
+            if kind != Refresh::Incremental {
+                m.parts.clear();
+                m.rows = 0;
+                m.files = 0;
+            }
+            m.parts.push(part);
+            m.rows += read;
+            m.files += files.len() as i64;
+        }
+        m.refreshed_at = now_micros();
+        m.last_refresh = kind.as_str().into();
+        m.last_refresh_rows = read;
+        if kind != Refresh::Create {
+            m.refreshes += 1;
+        }
+        // The commit: one PUT of the manifest.
+        self.ensure_dir(&format!("{SCHEMA}/{MANIFEST_DIR}/"));
+        self.store.put(&self.path(&Self::manifest_rel(&name)), PutPayload::from(m.to_parquet()?)).await?;
+        self.register_extract(&ml.ctx, &m).await?;
+        // What the manifest no longer lists (replaced parts, parts of
+        // refreshes that failed) goes now.
+        self.remove_unlisted(&m, started).await?;
+        result(&m, kind.as_str(), read)
+    }
+}
+
+/// What a refresh does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refresh {
+    Create,
+    Incremental,
+    Full,
+}
+
+impl Refresh {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Incremental => "incremental",
+            Self::Full => "full",
+        }
+    }
+}
+
+fn names(schema: &Schema) -> String {
+    schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+}
+
+/// The watermark of a query over one `opdb` table whose primary key is one
+/// integer column that the query returns unchanged.
+async fn detect_watermark(ctx: &SessionContext, plan: &LogicalPlan, out: &Schema) -> Option<(String, DataType)> {
+    let mut tables = Vec::new();
+    let _ = plan.apply(|n| {
+        if let LogicalPlan::TableScan(s) = n {
+            tables.push(s.table_name.clone());
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    let [table] = tables.as_slice() else { return None };
+    if table.schema() != Some(crate::opdb::catalog::SCHEMA) {
+        return None;
+    }
+    let provider = ctx.table_provider(table.clone()).await.ok()?;
+    let opdb = (provider.as_ref() as &dyn std::any::Any).downcast_ref::<OpdbTable>()?;
+    let [key] = opdb.meta().primary_key.as_slice() else { return None };
+    let source_type = opdb.meta().schema().field_with_name(key).ok()?.data_type().clone();
+    let f = out.field_with_name(key).ok()?;
+    (f.data_type() == &source_type && source_type.is_integer()).then(|| (key.clone(), source_type))
+}
+
+/// The one-row result of an extract statement.
+fn result(m: &Manifest, action: &str, read: i64) -> Result<Vec<RecordBatch>, ExtractError> {
+    let schema: SchemaRef = Arc::new(Schema::new(vec![
+        Field::new("extract", DataType::Utf8, false),
+        Field::new("action", DataType::Utf8, false),
+        Field::new("rows_read", DataType::Int64, false),
+        Field::new("rows", DataType::Int64, false),
+        Field::new("files", DataType::Int64, false),
+        Field::new("watermark_column", DataType::Utf8, true),
+        Field::new("watermark", DataType::Utf8, true),
+    ]));
+    let text = |v: &Option<String>| Arc::new(StringArray::from(vec![v.clone()])) as ArrayRef;
+    Ok(vec![RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(StringArray::from(vec![format!("{SCHEMA}.{}", m.name)])),
+            Arc::new(StringArray::from(vec![action.to_string()])),
+            Arc::new(Int64Array::from(vec![read])),
+            Arc::new(Int64Array::from(vec![m.rows])),
+            Arc::new(Int64Array::from(vec![m.files])),
+            text(&m.watermark_column),
+            text(&m.watermark),
+        ],
+    )?])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::datatypes::TimeUnit;
+
+    #[test]
+    fn watermark_types_survive_their_names() {
+        // The manifest keeps the type as text; the refresh's filter casts
+        // the watermark back with `arrow_cast(value, type)`.
+        for t in [
+            DataType::Int32,
+            DataType::Int64,
+            DataType::UInt64,
+            DataType::Date32,
+            DataType::Timestamp(TimeUnit::Microsecond, None),
+            DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
+            DataType::Decimal128(12, 2),
+        ] {
+            assert!(watermark_type_ok(&t), "{t}");
+            assert_eq!(t.to_string().parse::<DataType>().unwrap(), t);
+        }
+        for t in [DataType::Utf8, DataType::Float64, DataType::Boolean] {
+            assert!(!watermark_type_ok(&t), "{t}");
+        }
+    }
+}
