@@ -178,7 +178,8 @@ fn a_million_row_extract_refreshes_only_the_new_rows() {
 
 /// A training-style join of the frames with an extract returns the same rows
 /// as the join with the live table; a timestamp watermark set through
-/// `sentio extract` picks up a new row.
+/// `sentio extract` picks up a new row and a changed one (which replaces its
+/// earlier version); a source whose columns changed needs a FULL refresh.
 #[test]
 fn joins_with_an_extract_equal_joins_with_the_live_table() {
     let db = Db::fresh(Kind::My, "sentio_it_extract_join");
@@ -216,21 +217,43 @@ fn joins_with_an_extract_equal_joins_with_the_live_table() {
     assert_eq!(created["watermark_column"], "started_at", "{created}");
     let n: i64 = db.client("SELECT COUNT(*) FROM sessions").parse().unwrap();
     assert_eq!(created["rows"], n, "{created}");
+    // One new session, and one earlier session that changed (its update
+    // time moves past the watermark).
     db.client(
-        "INSERT INTO sessions (session_id, media_id, viewer_id, country, device, age_group, started_at) \
-         SELECT MAX(session_id) + 1, MIN(media_id), 7, 'DE', 'tv', '25-34', MAX(started_at) + INTERVAL 1 SECOND \
-         FROM sessions",
+        "SET @m = (SELECT MAX(started_at) FROM sessions); SET @k = (SELECT MIN(session_id) FROM sessions); \
+         INSERT INTO sessions (session_id, media_id, viewer_id, country, device, age_group, started_at) \
+         SELECT MAX(session_id) + 1, MIN(media_id), 7, 'DE', 'tv', '25-34', @m + INTERVAL 1 SECOND FROM sessions; \
+         UPDATE sessions SET device = 'changed', started_at = @m + INTERVAL 2 SECOND WHERE session_id = @k",
     );
     let refreshed = extract_cli(&[]);
-    assert_eq!((refreshed["action"].as_str(), refreshed["rows_read"].as_i64()), (Some("incremental"), Some(1)), "{refreshed}");
+    assert_eq!(
+        (refreshed["action"].as_str(), refreshed["rows_read"].as_i64(), refreshed["rows_replaced"].as_i64()),
+        (Some("incremental"), Some(2), Some(1)),
+        "{refreshed}"
+    );
     assert_eq!(refreshed["rows"], n + 1, "{refreshed}");
     let newest = db.client("SELECT DATE_FORMAT(MAX(started_at), '%Y-%m-%dT%H:%i:%s') FROM sessions");
     assert!(
         refreshed["watermark"].as_str().is_some_and(|w| w.starts_with(&newest)),
         "{refreshed} vs {newest}"
     );
+    // Each session once, as it is now.
+    let all = |table: &str| sql(&format!("SELECT * FROM {table} ORDER BY session_id"));
+    let (live, extract) = (all("opdb.sessions"), all("extracts.recent_sessions"));
+    assert_eq!(live.lines().count() as i64, n + 2, "header and n + 1 sessions");
+    assert!(live == extract, "the refreshed extract differs from the table");
+    assert!(extract.contains(",changed,"), "the changed session is missing");
+
+    // The table gains a column: an incremental refresh would mix two
+    // layouts, so it is refused; FULL rebuilds the extract with it.
+    db.client("ALTER TABLE sessions ADD COLUMN note varchar(10)");
+    let mut c = cmd();
+    c.args(["extract", "--table", "sessions", "--name", "recent_sessions"]);
+    let f = run(&mut c, TEN_MIN);
+    assert!(!f.success && f.stderr.contains("REFRESH EXTRACT extracts.recent_sessions FULL rebuilds it"), "{}", f.stderr);
     let rebuilt = extract_cli(&["--full"]);
     assert_eq!((rebuilt["action"].as_str(), rebuilt["rows_read"].as_i64()), (Some("full"), Some(n + 1)), "{rebuilt}");
+    assert!(sql("SELECT note FROM extracts.recent_sessions LIMIT 1").starts_with("note"));
     // A changed watermark is refused rather than silently ignored.
     let mut c = cmd();
     c.args(["extract", "--table", "sessions", "--name", "recent_sessions", "--watermark", "session_id"]);
@@ -291,7 +314,7 @@ fn a_killed_refresh_leaves_the_extract_unchanged() {
         assert_eq!(sql(manifest_q), manifest, "{kind:?}");
 
         let done = sql("REFRESH EXTRACT extracts.big");
-        assert!(done.contains("1500000,1600000"), "{kind:?}: {done}");
+        assert!(done.contains(",incremental,1500000,0,1600000,"), "{kind:?}: {done}");
         assert_eq!(sums(&sql(&format!("{SUMS} FROM extracts.big"))).as_deref(), Some(db_sums(&db).as_str()), "{kind:?}");
         let files: i64 = sql("SELECT files FROM extracts.manifest").lines().nth(1).unwrap().parse().unwrap();
         let on_disk = parquet_files(&lake.join("extracts/big"));

@@ -29,6 +29,9 @@ pub struct Manifest {
     pub watermark_column: Option<String>,
     /// Its Arrow type, as `arrow_cast` spells it.
     pub watermark_type: Option<String>,
+    /// The source's primary key, when the query returns it: a refresh by
+    /// update time replaces the rows whose key comes back.
+    pub key_column: Option<String>,
     /// The largest watermark value in the extract, as text.
     pub watermark: Option<String>,
     /// Rows in the extract.
@@ -60,6 +63,7 @@ pub fn manifest_schema() -> SchemaRef {
         Field::new("source_query", DataType::Utf8, false),
         Field::new("watermark_column", DataType::Utf8, true),
         Field::new("watermark_type", DataType::Utf8, true),
+        Field::new("key_column", DataType::Utf8, true),
         Field::new("watermark", DataType::Utf8, true),
         Field::new("rows", DataType::Int64, false),
         Field::new("files", DataType::Int64, false),
@@ -84,6 +88,7 @@ impl Manifest {
             source_query: String::new(),
             watermark_column: None,
             watermark_type: None,
+            key_column: None,
             watermark: None,
             rows: 0,
             files: 0,
@@ -110,6 +115,7 @@ impl Manifest {
                 Arc::new(StringArray::from(vec![self.source_query.clone()])),
                 text(&self.watermark_column),
                 text(&self.watermark_type),
+                text(&self.key_column),
                 text(&self.watermark),
                 Arc::new(Int64Array::from(vec![self.rows])),
                 Arc::new(Int64Array::from(vec![self.files])),
@@ -157,22 +163,23 @@ impl Manifest {
         };
         let int = |i: usize| b.column(i).as_primitive::<Int64Type>().value(0);
         let time = |i: usize| b.column(i).as_primitive::<TimestampMicrosecondType>().value(0);
-        let parts = b.column(7).as_list::<i32>().value(0);
+        let parts = b.column(8).as_list::<i32>().value(0);
         let parts = parts.as_string::<i32>().iter().map(|p| p.unwrap_or_default().to_string()).collect();
         Ok(Self {
             name: text(0).value(0).to_string(),
             source_query: text(1).value(0).to_string(),
             watermark_column: opt(2),
             watermark_type: opt(3),
-            watermark: opt(4),
-            rows: int(5),
-            files: int(6),
+            key_column: opt(4),
+            watermark: opt(5),
+            rows: int(6),
+            files: int(7),
             parts,
-            created_at: time(8),
-            refreshed_at: time(9),
-            last_refresh: text(10).value(0).to_string(),
-            last_refresh_rows: int(11),
-            refreshes: int(12),
+            created_at: time(9),
+            refreshed_at: time(10),
+            last_refresh: text(11).value(0).to_string(),
+            last_refresh_rows: int(12),
+            refreshes: int(13),
         })
     }
 }
@@ -188,6 +195,7 @@ mod tests {
             source_query: "SELECT * FROM opdb.sessions".into(),
             watermark_column: Some("session_id".into()),
             watermark_type: Some("Int64".into()),
+            key_column: Some("session_id".into()),
             watermark: Some("1000".into()),
             rows: 1000,
             files: 2,
@@ -200,7 +208,14 @@ mod tests {
         };
         let back = Manifest::from_parquet(m.to_parquet().unwrap().into(), "m").unwrap();
         assert_eq!(back, m);
-        let none = Manifest { watermark_column: None, watermark_type: None, watermark: None, parts: vec![], ..m };
+        let none = Manifest {
+            watermark_column: None,
+            watermark_type: None,
+            key_column: None,
+            watermark: None,
+            parts: vec![],
+            ..m
+        };
         assert_eq!(Manifest::from_parquet(none.to_parquet().unwrap().into(), "m").unwrap(), none);
         let err = Manifest::from_parquet(bytes::Bytes::from_static(b"not parquet"), "x.parquet").unwrap_err();
         assert!(err.to_string().contains("x.parquet"), "{err}");

@@ -16,6 +16,12 @@
 //! extract's [`manifest`] — the commit point — is replaced in one PUT, so a
 //! refresh that fails part-way leaves the extract as it was; its files are
 //! removed by the next refresh that completes.
+//!
+//! With an update-time watermark (`OPTIONS (watermark = 'updated_at')`) over
+//! a table whose integer primary key the query returns, a refresh also reads
+//! rows that changed; their earlier versions are dropped from the older
+//! parts (rewritten into one part, committed with the same PUT), so the
+//! extract holds each key once.
 
 pub mod manifest;
 pub mod parse;
@@ -202,9 +208,8 @@ impl Extracts {
         }
         let dir = format!("{SCHEMA}/{MANIFEST_DIR}/");
         self.ensure_dir(&dir);
-        let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
         let config = ListingTableConfig::new(ListingTableUrl::parse(self.url(&dir))?)
-            .with_listing_options(options)
+            .with_listing_options(parquet_options())
             .with_schema(manifest_schema());
         ctx.register_table(TableReference::partial(SCHEMA, MANIFEST_TABLE), Arc::new(ListingTable::try_new(config)?))?;
         let (manifests, mut problems) = self.manifests().await?;
@@ -228,7 +233,7 @@ impl Extracts {
         let Some(first) = urls.first() else {
             return Err(ExtractError::Corrupt(format!("{}: no parts", self.url(&Self::manifest_rel(&m.name)))));
         };
-        let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+        let options = parquet_options();
         let schema = options.infer_schema(&ctx.state(), first).await?;
         let config = ListingTableConfig::new_with_multi_paths(urls).with_listing_options(options).with_schema(schema);
         ctx.register_table(reference, Arc::new(ListingTable::try_new(config)?))?;
@@ -267,7 +272,7 @@ impl Extracts {
                     other => other?,
                 };
                 match (&existing, or_replace, if_not_exists) {
-                    (Some(m), _, true) => return result(m, "exists", 0),
+                    (Some(m), _, true) => return result(m, "exists", 0, 0),
                     (Some(_), false, false) => return Err(ExtractError::Exists(name)),
                     _ => {}
                 }
@@ -303,9 +308,48 @@ impl Extracts {
                 for f in self.files_under(&format!("{SCHEMA}/{name}/")).await? {
                     self.store.delete(&f.location).await?;
                 }
-                result(&m, "dropped", 0)
+                result(&m, "dropped", 0, 0)
             }
         }
+    }
+
+    /// A temporary table over `parts` of `m`, for the refresh's own queries.
+    fn probe(&self, ml: &MlContext, m: &Manifest, parts: &[String], schema: &SchemaRef) -> Result<Probe, ExtractError> {
+        let urls = parts
+            .iter()
+            .map(|p| ListingTableUrl::parse(self.url(&Self::part_rel(&m.name, p))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let config = ListingTableConfig::new_with_multi_paths(urls)
+            .with_listing_options(parquet_options())
+            .with_schema(schema.clone());
+        let name = format!("__sentio_extract_{}", crate::ml::functions::uuid_like().replace('-', "_"));
+        ml.ctx.register_table(name.as_str(), Arc::new(ListingTable::try_new(config)?))?;
+        Ok(Probe { ctx: ml.ctx.clone(), name })
+    }
+
+    /// Refuses an incremental refresh whose query no longer returns the
+    /// columns the extract has (a column added to or dropped from the
+    /// source table under `SELECT *`, say).
+    async fn check_columns(&self, ml: &MlContext, m: &Manifest, schema: &Schema) -> Result<(), ExtractError> {
+        let Some(first) = m.parts.first() else { return Ok(()) };
+        let url = ListingTableUrl::parse(self.url(&Self::part_rel(&m.name, first)))?;
+        let has = parquet_options().infer_schema(&ml.ctx.state(), &url).await?;
+        let columns = |s: &Schema| s.fields().iter().map(|f| format!("{} {}", f.name(), stored_as(f.data_type()))).collect::<Vec<_>>();
+        let (now, was) = (columns(schema), columns(&has));
+        if now == was {
+            return Ok(());
+        }
+        let only = |a: &[String], b: &[String]| a.iter().filter(|c| !b.contains(c)).cloned().collect::<Vec<_>>().join(", ");
+        Err(ExtractError::Data(
+            m.name.clone(),
+            format!(
+                "its query now returns other columns than the extract has (now: {}; in the extract: {}); \
+                 REFRESH EXTRACT extracts.{} FULL rebuilds it",
+                or_none(only(&now, &was)),
+                or_none(only(&was, &now)),
+                m.name
+            ),
+        ))
     }
 
     /// Reads the source (all of it, or what is past the watermark) into a
@@ -316,8 +360,9 @@ impl Extracts {
         let name = m.name.clone();
         let data = |msg: String| ExtractError::Data(name.clone(), msg);
         let source = ml.ctx.sql(&m.source_query).await?;
-        let out_schema = source.schema().as_arrow().clone();
+        let out_schema: SchemaRef = Arc::new(source.schema().as_arrow().clone());
         if kind == Refresh::Create {
+            let key = detect_key(&ml.ctx, source.logical_plan(), &out_schema).await;
             let (column, t) = match &m.watermark_column {
                 Some(c) => {
                     let f = out_schema.field_with_name(c).map_err(|_| {
@@ -325,10 +370,7 @@ impl Extracts {
                     })?;
                     (Some(c.clone()), Some(f.data_type().clone()))
                 }
-                None => match detect_watermark(&ml.ctx, source.logical_plan(), &out_schema).await {
-                    Some((c, t)) => (Some(c), Some(t)),
-                    None => (None, None),
-                },
+                None => key.clone().unzip(),
             };
             if let Some(t) = &t
                 && !watermark_type_ok(t)
@@ -340,6 +382,10 @@ impl Extracts {
             }
             m.watermark_column = column;
             m.watermark_type = t.map(|t| t.to_string());
+            m.key_column = key.map(|(c, _)| c);
+        }
+        if kind == Refresh::Incremental {
+            self.check_columns(ml, &m, &out_schema).await?;
         }
         let query = match (kind, &m.watermark_column, &m.watermark, &m.watermark_type) {
             (Refresh::Incremental, Some(c), Some(w), Some(t)) => format!(
@@ -351,17 +397,12 @@ impl Extracts {
             ),
             _ => m.source_query.clone(),
         };
-        let part = format!("p{}", crate::ml::functions::uuid_like());
+        let part = new_part();
         let part_rel = Self::part_rel(&name, &part);
         self.ensure_dir(&part_rel);
-        let copied = ml
-            .collect(&format!("COPY ({query}) TO {} STORED AS PARQUET", lit(&self.url(&part_rel))))
-            .await?;
-        let read = copied.first().filter(|b| b.num_rows() > 0).map_or(0, |b| {
-            let c = datafusion::arrow::compute::cast(b.column(0), &DataType::Int64).ok();
-            c.map_or(0, |c| c.as_primitive::<Int64Type>().value(0))
-        });
+        let read = count(&ml.collect(&format!("COPY ({query}) TO {} STORED AS PARQUET", lit(&self.url(&part_rel)))).await?);
         let mut files = self.files_under(&part_rel).await?;
+        let mut replaced = 0;
         if read == 0 && kind == Refresh::Incremental {
             for f in files {
                 self.store.delete(&f.location).await?;
@@ -370,29 +411,22 @@ impl Extracts {
             if files.is_empty() {
                 // No rows: one empty file keeps the columns.
                 let mut buf = Vec::new();
-                let w = ArrowWriter::try_new(&mut buf, Arc::new(out_schema.clone()), None)?;
+                let w = ArrowWriter::try_new(&mut buf, out_schema.clone(), None)?;
                 w.close()?;
                 self.store.put(&self.path(&format!("{part_rel}empty.parquet")), PutPayload::from(buf)).await?;
                 files = self.files_under(&part_rel).await?;
             }
             if let Some(c) = &m.watermark_column {
-                let probe = format!("__sentio_extract_{}", part.replace('-', "_"));
-                let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
-                let config = ListingTableConfig::new(ListingTableUrl::parse(self.url(&part_rel))?)
-                    .with_listing_options(options)
-                    .with_schema(Arc::new(out_schema.clone()));
-                ml.ctx.register_table(probe.as_str(), Arc::new(ListingTable::try_new(config)?))?;
-                let max = ml
-                    .collect(&format!("SELECT CAST(MAX({}) AS VARCHAR) FROM {probe}", qcol(&probe, c)))
-                    .await;
-                let _ = ml.ctx.deregister_table(probe.as_str());
-                let max = max?;
+                let new = self.probe(ml, &m, std::slice::from_ref(&part), &out_schema)?;
+                let max = ml.collect(&format!("SELECT CAST(MAX({}) AS VARCHAR) FROM {}", qcol(&new.name, c), new.name)).await?;
                 if let Some(v) = max.first().filter(|b| b.num_rows() > 0 && b.column(0).is_valid(0)) {
                     let v = datafusion::arrow::compute::cast(v.column(0), &DataType::Utf8)?;
                     m.watermark = Some(v.as_string::<i32>().value(0).to_string());
                 }
             }
-            if kind != Refresh::Incremental {
+            if kind == Refresh::Incremental {
+                replaced = self.drop_replaced(ml, &mut m, &part, &out_schema).await?;
+            } else {
                 m.parts.clear();
                 m.rows = 0;
                 m.files = 0;
@@ -414,8 +448,85 @@ impl Extracts {
         // What the manifest no longer lists (replaced parts, parts of
         // refreshes that failed) goes now.
         self.remove_unlisted(&m, started).await?;
-        result(&m, kind.as_str(), read)
+        result(&m, kind.as_str(), read, replaced)
     }
+
+    /// After an incremental refresh by update time wrote `part`: the rows of
+    /// the older parts whose key is in `part` are earlier versions of rows
+    /// that changed. If there are any, the older rows without them are
+    /// rewritten into one new part that replaces the older parts in `m`.
+    /// Returns how many rows were replaced.
+    async fn drop_replaced(&self, ml: &MlContext, m: &mut Manifest, part: &str, schema: &SchemaRef) -> Result<i64, ExtractError> {
+        let (Some(key), Some(watermark)) = (&m.key_column, &m.watermark_column) else { return Ok(0) };
+        if key == watermark || m.parts.is_empty() {
+            // New keys only: nothing earlier can come back.
+            return Ok(0);
+        }
+        let old = self.probe(ml, m, &m.parts, schema)?;
+        let new = self.probe(ml, m, &[part.to_string()], schema)?;
+        let (o, n) = (&old.name, &new.name);
+        let (ok, nk) = (qcol(o, key), qcol(n, key));
+        let replaced = count(&ml.collect(&format!("SELECT COUNT(*) FROM {o} WHERE {ok} IN (SELECT {nk} FROM {n})")).await?);
+        if replaced == 0 {
+            return Ok(0);
+        }
+        let merged = new_part();
+        let merged_rel = Self::part_rel(&m.name, &merged);
+        self.ensure_dir(&merged_rel);
+        let kept = format!("SELECT * FROM {o} WHERE NOT EXISTS (SELECT 1 FROM {n} WHERE {nk} = {ok})");
+        ml.collect(&format!("COPY ({kept}) TO {} STORED AS PARQUET", lit(&self.url(&merged_rel)))).await?;
+        let files = self.files_under(&merged_rel).await?;
+        m.parts = if files.is_empty() { Vec::new() } else { vec![merged] };
+        m.files = files.len() as i64;
+        m.rows -= replaced;
+        Ok(replaced)
+    }
+}
+
+/// A table registered for the length of a refresh; gone when dropped.
+struct Probe {
+    ctx: SessionContext,
+    name: String,
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        let _ = self.ctx.deregister_table(self.name.as_str());
+    }
+}
+
+fn parquet_options() -> ListingOptions {
+    ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet")
+}
+
+/// A type as it compares between a query and the Parquet files it wrote:
+/// Parquet reads text and bytes back as views, and keeps only whether a
+/// timestamp has a zone.
+fn stored_as(t: &DataType) -> DataType {
+    match t {
+        DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
+        DataType::BinaryView | DataType::LargeBinary => DataType::Binary,
+        DataType::Timestamp(unit, tz) => DataType::Timestamp(*unit, tz.as_ref().map(|_| "UTC".into())),
+        other => other.clone(),
+    }
+}
+
+fn or_none(s: String) -> String {
+    if s.is_empty() { "the same columns in another order".into() } else { s }
+}
+
+/// A fresh part folder name.
+fn new_part() -> String {
+    format!("p{}", crate::ml::functions::uuid_like())
+}
+
+/// The integer in the first column of the first row (a COUNT, or what
+/// COPY reports), 0 when there is none.
+fn count(batches: &[RecordBatch]) -> i64 {
+    batches.first().filter(|b| b.num_rows() > 0).map_or(0, |b| {
+        let c = datafusion::arrow::compute::cast(b.column(0), &DataType::Int64).ok();
+        c.map_or(0, |c| c.as_primitive::<Int64Type>().value(0))
+    })
 }
 
 /// What a refresh does.
@@ -440,9 +551,10 @@ fn names(schema: &Schema) -> String {
     schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
 }
 
-/// The watermark of a query over one `opdb` table whose primary key is one
-/// integer column that the query returns unchanged.
-async fn detect_watermark(ctx: &SessionContext, plan: &LogicalPlan, out: &Schema) -> Option<(String, DataType)> {
+/// The key of a query over one `opdb` table whose primary key is one
+/// integer column that the query returns unchanged: the watermark when none
+/// is given, and what identifies a changed row when one is.
+async fn detect_key(ctx: &SessionContext, plan: &LogicalPlan, out: &Schema) -> Option<(String, DataType)> {
     let mut tables = Vec::new();
     let _ = plan.apply(|n| {
         if let LogicalPlan::TableScan(s) = n {
@@ -463,11 +575,12 @@ async fn detect_watermark(ctx: &SessionContext, plan: &LogicalPlan, out: &Schema
 }
 
 /// The one-row result of an extract statement.
-fn result(m: &Manifest, action: &str, read: i64) -> Result<Vec<RecordBatch>, ExtractError> {
+fn result(m: &Manifest, action: &str, read: i64, replaced: i64) -> Result<Vec<RecordBatch>, ExtractError> {
     let schema: SchemaRef = Arc::new(Schema::new(vec![
         Field::new("extract", DataType::Utf8, false),
         Field::new("action", DataType::Utf8, false),
         Field::new("rows_read", DataType::Int64, false),
+        Field::new("rows_replaced", DataType::Int64, false),
         Field::new("rows", DataType::Int64, false),
         Field::new("files", DataType::Int64, false),
         Field::new("watermark_column", DataType::Utf8, true),
@@ -480,6 +593,7 @@ fn result(m: &Manifest, action: &str, read: i64) -> Result<Vec<RecordBatch>, Ext
             Arc::new(StringArray::from(vec![format!("{SCHEMA}.{}", m.name)])),
             Arc::new(StringArray::from(vec![action.to_string()])),
             Arc::new(Int64Array::from(vec![read])),
+            Arc::new(Int64Array::from(vec![replaced])),
             Arc::new(Int64Array::from(vec![m.rows])),
             Arc::new(Int64Array::from(vec![m.files])),
             text(&m.watermark_column),
