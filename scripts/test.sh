@@ -3,8 +3,9 @@
 #
 # Installs or starts what the tests need when it is missing — an
 # S3-compatible server (moto, from PyPI, into ./.venv), scikit-learn, cfn-lint
-# and the AWS CLI (into the same .venv), PostgreSQL, MariaDB and Chromium — then builds the binaries and runs
-# every test.
+# and the AWS CLI (into the same .venv), the benchmark's peers (pyspark, duckdb,
+# scikit-learn into bench/.venv) and Java, PostgreSQL, MariaDB and Chromium —
+# then builds the binaries and runs every test.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -34,6 +35,10 @@ if [ ! -x .venv/bin/cfn-lint ] || [ ! -x .venv/bin/aws ]; then
   .venv/bin/pip install --quiet --disable-pip-version-check 'cfn-lint==1.*' 'awscli==1.*'
 fi
 export SENTIO_MOTO_SERVER="$PWD/.venv/bin/moto_server"
+# The benchmark's peers (pyspark, duckdb, scikit-learn) in bench/.venv, and
+# Java for Spark: the test suite runs the benchmark harness in quick mode.
+bash bench/install.sh
+command -v java >/dev/null || { log "installing Java (for Spark)"; apt_install openjdk-17-jre-headless; }
 
 # --- PostgreSQL on 127.0.0.1:5432 -----------------------------------------
 if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then

@@ -1,0 +1,717 @@
+#!/usr/bin/env python3
+"""Sentio against its peers on the same files, in the same run.
+
+Run through bench/run.sh, which installs the peers and builds Sentio. Each
+workload runs on Sentio and on its peers alternately, --reps times; the report
+gives medians, the ratio Sentio / peer (time; < 1 means Sentio is faster) and
+the peak memory of each engine's processes. Every engine's answers are
+compared: a benchmark whose engines disagree fails instead of reporting.
+
+Workloads (docs/benchmarks.md says more):
+  stats    five statistics queries of examples/05_statistics.sql: Sentio
+           standalone, Sentio on a 1-scheduler + 2-executor local cluster,
+           DuckDB, Spark SQL (local mode, all cores)
+  train    random forest and logistic regression on --train-rows frames with
+           the same hyperparameters: Sentio, Spark MLlib, scikit-learn; accuracy
+           on the same test rows
+  predict  ML.PREDICT of the logistic regression over every frame (rows per
+           second per core), beside scikit-learn's predict on the same rows
+  write    1M emotion outputs (ML.PREDICT) into PostgreSQL through opdb, vs
+           PostgreSQL's own COPY of the same rows
+"""
+
+import argparse
+import csv
+import io
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+FEATURES = [f"f{i:02}" for i in range(32)]
+CORES = os.cpu_count() or 1
+PG_ADMIN = "postgres://postgres@127.0.0.1:5432/postgres"
+PG_DB = "sentio_bench"
+PG_URL = f"postgres://postgres@127.0.0.1:5432/{PG_DB}"
+
+# The statistics queries of examples/05_statistics.sql (1, 2, 3, 5 and 6):
+# {frames} and {truth} are the engine's names for training.frames and
+# adhoc.media_ground_truth.
+STATS = {
+    "sizes": """
+        SELECT split, COUNT(*) AS frames, COUNT(DISTINCT session_id) AS sessions,
+               COUNT(DISTINCT subject_id) AS subjects, COUNT(DISTINCT media_id) AS media_items,
+               MIN(recorded_on) AS first_day, MAX(recorded_on) AS last_day
+        FROM {frames} GROUP BY split ORDER BY split""",
+    "class_balance": """
+        SELECT split, emotion, COUNT(*) AS frames,
+               ROUND(100.0 * COUNT(*) / SUM(COUNT(*)) OVER (PARTITION BY split), 1) AS pct
+        FROM {frames} GROUP BY split, emotion ORDER BY split, emotion""",
+    "feature_means": """
+        SELECT emotion, ROUND(AVG(f00), 3) AS mean_f00, ROUND(STDDEV(f00), 3) AS sd_f00,
+               ROUND(AVG(f01), 3) AS mean_f01, ROUND(AVG(f31), 3) AS mean_f31_noise
+        FROM {frames} GROUP BY emotion ORDER BY emotion""",
+    "outcomes": """
+        SELECT LOWER(outcome) AS outcome, COUNT(*) AS media_items,
+               ROUND(AVG(survey_score), 2) AS mean_survey_score
+        FROM {truth} WHERE media_id IS NOT NULL AND outcome IS NOT NULL
+        GROUP BY LOWER(outcome) ORDER BY outcome""",
+    "emotions_by_outcome": """
+        SELECT LOWER(g.outcome) AS outcome, f.emotion, COUNT(*) AS frames,
+               ROUND(100.0 * COUNT(*) / SUM(COUNT(*)) OVER (PARTITION BY LOWER(g.outcome)), 1) AS pct
+        FROM {frames} f JOIN {truth} g ON f.media_id = g.media_id
+        WHERE g.outcome IS NOT NULL
+        GROUP BY LOWER(g.outcome), f.emotion ORDER BY outcome, f.emotion""",
+}
+
+# The peers' copy of Sentio's typed view over the hand-written CSV
+# (sql/src/lake.rs: trimmed values, TRY_CAST, rows with no value left out).
+TRUTH_VIEW = """
+    SELECT TRY_CAST(NULLIF(TRIM(media_id), '') AS BIGINT) AS media_id,
+           NULLIF(TRIM(outcome), '') AS outcome,
+           TRY_CAST(NULLIF(TRIM(survey_score), '') AS DOUBLE) AS survey_score
+    FROM {raw}
+    WHERE NULLIF(TRIM(media_id), '') IS NOT NULL OR NULLIF(TRIM(outcome), '') IS NOT NULL
+       OR NULLIF(TRIM(survey_score), '') IS NOT NULL OR NULLIF(TRIM(collected_on), '') IS NOT NULL"""
+
+# Hyperparameters every engine gets (Sentio's names; the peers' equivalents
+# are spelled out where they are used).
+TREES, DEPTH, LR_ITERATIONS, SEED = 50, 10, 200, 42
+
+
+class Failure(Exception):
+    """A benchmark that cannot report: an engine failed or answered otherwise."""
+
+
+# --- measuring -----------------------------------------------------------
+
+
+def tree_rss(procs):
+    """Resident memory of `procs` and all their descendants, in bytes."""
+    seen, total = set(), 0
+    for p in procs:
+        try:
+            family = [p] + p.children(recursive=True)
+        except psutil.Error:
+            continue
+        for q in family:
+            if q.pid in seen:
+                continue
+            seen.add(q.pid)
+            try:
+                total += q.memory_info().rss
+            except psutil.Error:
+                pass
+    return total
+
+
+def measure(cmd, env=None, also=(), timeout=3600):
+    """Runs `cmd`; its output, wall time and the peak memory of its process
+    tree plus the processes `also` (a cluster's), sampled every 50 ms."""
+    started = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    watched = [psutil.Process(p.pid)] + list(also)
+    peak = 0
+    out, err = [], []
+    def drain(stream, into):
+        for line in stream:
+            into.append(line)
+
+    threads = [threading.Thread(target=drain, args=(p.stdout, out)), threading.Thread(target=drain, args=(p.stderr, err))]
+    for t in threads:
+        t.start()
+    while p.poll() is None:
+        peak = max(peak, tree_rss(watched))
+        if time.perf_counter() - started > timeout:
+            p.kill()
+            raise Failure(f"{' '.join(map(str, cmd))}: no answer after {timeout} s")
+        time.sleep(0.05)
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - started
+    stdout, stderr = "".join(out), "".join(err)
+    if p.returncode != 0:
+        raise Failure(f"{' '.join(map(str, cmd))} failed ({p.returncode}):\n{stderr[-4000:]}")
+    return stdout, stderr, wall, peak
+
+
+class Sentio:
+    """The sentio CLI, standalone or on a local cluster."""
+
+    def __init__(self, bin_dir, lake, opdb, scheduler=None, cluster_pids=()):
+        self.bin = Path(bin_dir) / "sentio"
+        self.lake, self.opdb, self.scheduler = lake, opdb, scheduler
+        self.cluster = [psutil.Process(p) for p in cluster_pids]
+
+    def sql(self, statement, opdb=None, timeout=3600):
+        """Runs one statement: (rows as CSV text, the statement's own time as
+        the CLI reports it, the peak memory)."""
+        cmd = [self.bin, "--lake", self.lake, "--opdb", opdb or self.opdb]
+        if self.scheduler:
+            cmd += ["--scheduler", self.scheduler]
+        cmd += ["sql", "--no-progress", "--format", "csv", "-c", statement]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SENTIO_")}
+        out, err, wall, peak = measure(cmd, env=env, also=self.cluster, timeout=timeout)
+        times = [float(t) for t in re.findall(r"^-- .* in ([0-9.]+) s", err, re.M)]
+        if not times:
+            raise Failure(f"sentio printed no statement time:\n{err[-2000:]}")
+        return out, times[-1], peak
+
+
+def worker(kind, **args):
+    """Runs a peer in its own Python process (so its memory is its own):
+    its JSON answer and peak memory."""
+    cmd = [sys.executable, __file__, "--worker", kind, json.dumps(args)]
+    out, err, _, peak = measure(cmd, timeout=7200)
+    try:
+        return json.loads(out.strip().splitlines()[-1]), peak
+    except (ValueError, IndexError) as e:
+        raise Failure(f"{kind}: no answer ({e}):\n{out[-2000:]}\n{err[-4000:]}")
+
+
+# --- comparing answers -----------------------------------------------------
+
+
+def norm(v):
+    """A value as every engine's answer can be compared: numbers to 3
+    decimals, dates as ISO text, NULL as empty."""
+    if v is None:
+        return ""
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    s = str(v)
+    try:
+        return f"{float(s):.3f}"
+    except ValueError:
+        return s
+
+
+def csv_rows(text):
+    rows = list(csv.reader(io.StringIO(text)))
+    return [[norm(v if v != "" else None) for v in r] for r in rows[1:]]
+
+
+def same(name, answers):
+    """Fails unless every engine's rows are the same."""
+    engines = list(answers)
+    first = answers[engines[0]]
+    for e in engines[1:]:
+        if answers[e] != first:
+            raise Failure(
+                f"{name}: {engines[0]} and {e} answer differently:\n{engines[0]}: {first[:10]}\n{e}: {answers[e][:10]}"
+            )
+
+
+# --- peers (run with --worker) -------------------------------------------------
+
+
+def spark_session():
+    from pyspark.sql import SparkSession
+
+    return (
+        SparkSession.builder.master(f"local[{CORES}]")
+        .appName("sentio-bench")
+        .config("spark.driver.memory", "8g")
+        .config("spark.sql.shuffle.partitions", str(2 * CORES))
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.session.timeZone", "UTC")
+        .getOrCreate()
+    )
+
+
+def peer_stats(engine, lake):
+    frames = f"{lake}/training/frames"
+    truth = f"{lake}/adhoc/media_ground_truth.csv"
+    times, answers = {}, {}
+    if engine == "duckdb":
+        import duckdb
+
+        con = duckdb.connect()
+        con.execute(f"SET threads = {CORES}")
+        con.execute(f"CREATE VIEW frames AS SELECT * FROM read_parquet('{frames}/*.parquet')")
+        con.execute(
+            f"CREATE VIEW truth_raw AS SELECT * FROM read_csv('{truth}', header = true, all_varchar = true, "
+            "null_padding = true, ignore_errors = false)"
+        )
+        con.execute("CREATE VIEW truth AS " + TRUTH_VIEW.format(raw="truth_raw"))
+        run = lambda q: con.execute(q).fetchall()  # noqa: E731
+    else:
+        spark = spark_session()
+        spark.read.parquet(frames).createOrReplaceTempView("frames")
+        spark.read.option("header", True).csv(truth).createOrReplaceTempView("truth_raw")
+        spark.sql(TRUTH_VIEW.format(raw="truth_raw")).createOrReplaceTempView("truth")
+        run = lambda q: [tuple(r) for r in spark.sql(q).collect()]  # noqa: E731
+    for name, q in STATS.items():
+        t = time.perf_counter()
+        rows = run(q.format(frames="frames", truth="truth"))
+        times[name] = time.perf_counter() - t
+        answers[name] = [[norm(v) for v in r] for r in rows]
+    return {"times": times, "answers": answers}
+
+
+def peer_train(engine, lake, modulus, trees, depth, iterations):
+    times, accuracy = {}, {}
+    if engine == "sklearn":
+        import numpy as np
+        import pyarrow.dataset as ds
+        from sklearn.ensemble import RandomForestClassifier
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        d = ds.dataset(f"{lake}/training/frames", format="parquet")
+
+        def load(split):
+            t = d.to_table(columns=FEATURES + ["emotion", "session_id"], filter=ds.field("split") == split)
+            keep = np.asarray(t.column("session_id").to_numpy()) % modulus == 0
+            x = np.column_stack([t.column(f).to_numpy() for f in FEATURES]).astype("float64")[keep]
+            y = np.asarray(t.column("emotion").to_pylist())[keep]
+            return x, y
+
+        (xtr, ytr), (xte, yte) = load("train"), load("test")
+        models = {
+            "random_forest": RandomForestClassifier(
+                n_estimators=trees, max_depth=depth, max_features="sqrt", max_samples=0.8, random_state=SEED, n_jobs=-1
+            ),
+            "logistic_reg": make_pipeline(StandardScaler(), LogisticRegression(penalty=None, max_iter=iterations)),
+        }
+        for name, m in models.items():
+            t = time.perf_counter()
+            m.fit(xtr, ytr)
+            times[name] = time.perf_counter() - t
+            accuracy[name] = float((m.predict(xte) == yte).mean())
+        return {"times": times, "accuracy": accuracy, "train_rows": len(ytr), "test_rows": len(yte)}
+    from pyspark.ml import Pipeline
+    from pyspark.ml.classification import LogisticRegression, RandomForestClassifier
+    from pyspark.ml.evaluation import MulticlassClassificationEvaluator
+    from pyspark.ml.feature import StandardScaler, StringIndexer, VectorAssembler
+
+    spark = spark_session()
+    frames = spark.read.parquet(f"{lake}/training/frames")
+    rows = lambda split: frames.where(f"split = '{split}' AND session_id % {modulus} = 0")  # noqa: E731
+    train, test = rows("train"), rows("test")
+    label = StringIndexer(inputCol="emotion", outputCol="label")
+    features = VectorAssembler(inputCols=FEATURES, outputCol="raw")
+    scaler = StandardScaler(inputCol="raw", outputCol="features", withMean=True, withStd=True)
+    models = {
+        "random_forest": [
+            VectorAssembler(inputCols=FEATURES, outputCol="features"),
+            RandomForestClassifier(
+                numTrees=trees, maxDepth=depth, featureSubsetStrategy="sqrt", subsamplingRate=0.8, seed=SEED
+            ),
+        ],
+        "logistic_reg": [features, scaler, LogisticRegression(maxIter=iterations, regParam=0.0)],
+    }
+    evaluate = MulticlassClassificationEvaluator(metricName="accuracy")
+    for name, stages in models.items():
+        t = time.perf_counter()
+        model = Pipeline(stages=[label] + stages).fit(train)
+        times[name] = time.perf_counter() - t
+        accuracy[name] = float(evaluate.evaluate(model.transform(test)))
+    return {"times": times, "accuracy": accuracy, "train_rows": train.count(), "test_rows": test.count()}
+
+
+def peer_predict(lake):
+    """scikit-learn's predict of a logistic regression over every frame (the
+    fit on a sample is not timed)."""
+    import numpy as np
+    import pyarrow.dataset as ds
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    t = ds.dataset(f"{lake}/training/frames", format="parquet").to_table(columns=FEATURES + ["emotion"])
+    x = np.column_stack([t.column(f).to_numpy() for f in FEATURES]).astype("float64")
+    y = np.asarray(t.column("emotion").to_pylist())
+    m = make_pipeline(StandardScaler(), LogisticRegression(penalty=None, max_iter=200)).fit(x[:50_000], y[:50_000])
+    started = time.perf_counter()
+    p = m.predict(x)
+    return {"time": time.perf_counter() - started, "rows": int(len(p))}
+
+
+# --- the workloads ---------------------------------------------------------------
+
+
+def fmt_s(v):
+    return f"{v:.2f}"
+
+
+def fmt_mb(v):
+    return f"{v / 2**20:,.0f}"
+
+
+def median(xs):
+    return statistics.median(xs)
+
+
+def bench_stats(ctx):
+    engines = ["sentio", "sentio_cluster", "duckdb", "spark"]
+    times = {e: {q: [] for q in STATS} for e in engines}
+    peaks = {e: 0 for e in engines}
+    for rep in range(ctx.reps):
+        answers = {q: {} for q in STATS}
+        for engine in engines:
+            if engine.startswith("sentio"):
+                s = ctx.sentio if engine == "sentio" else ctx.cluster_sentio
+                for name, q in STATS.items():
+                    out, t, peak = s.sql(q.format(frames="training.frames", truth="adhoc.media_ground_truth"))
+                    times[engine][name].append(t)
+                    answers[name][engine] = csv_rows(out)
+                    peaks[engine] = max(peaks[engine], peak)
+            else:
+                r, peak = worker(f"stats-{engine}", lake=str(ctx.lake))
+                for name in STATS:
+                    times[engine][name].append(r["times"][name])
+                    answers[name][engine] = r["answers"][name]
+                peaks[engine] = max(peaks[engine], peak)
+        for name in STATS:
+            same(f"statistics query {name}", answers[name])
+        print(f"  stats rep {rep + 1}: " + ", ".join(f"{e} {sum(times[e][q][-1] for q in STATS):.2f} s" for e in engines), flush=True)
+    rows = []
+    for name in list(STATS) + ["total"]:
+        med = {
+            e: (sum(median(times[e][q]) for q in STATS) if name == "total" else median(times[e][name])) for e in engines
+        }
+        rows.append(
+            [name]
+            + [fmt_s(med[e]) for e in engines]
+            + [f"{med['sentio'] / med['duckdb']:.2f}", f"{med['sentio'] / med['spark']:.2f}",
+               f"{med['sentio_cluster'] / med['spark']:.2f}"]
+        )
+    ctx.report(
+        "Statistics queries (examples/05_statistics.sql 1, 2, 3, 5, 6), seconds, medians",
+        ["query", "Sentio", "Sentio cluster (1+2)", "DuckDB", "Spark SQL", "Sentio ÷ DuckDB", "Sentio ÷ Spark",
+         "cluster ÷ Spark"],
+        rows,
+        peaks,
+    )
+    total = {e: sum(median(times[e][q]) for q in STATS) for e in engines}
+    ctx.targets.append(("statistics within 1.5x of DuckDB", total["sentio"] / total["duckdb"], total["sentio"] <= 1.5 * total["duckdb"]))
+    ctx.targets.append(("statistics ≥ 3x faster than Spark", total["sentio"] / total["spark"], 3 * total["sentio"] <= total["spark"]))
+
+
+def bench_train(ctx):
+    cols = ", ".join(FEATURES)
+    m = ctx.modulus
+    rows_of = lambda split: f"SELECT emotion, {cols} FROM training.frames WHERE split = '{split}' AND session_id % {m} = 0"  # noqa: E731
+    options = {
+        "random_forest": f"model_type = 'random_forest_classifier', num_parallel_tree = {ctx.trees}, max_tree_depth = {DEPTH}",
+        "logistic_reg": f"model_type = 'logistic_reg', max_iterations = {LR_ITERATIONS}",
+    }
+    engines = ["sentio", "spark", "sklearn"]
+    times = {e: {a: [] for a in options} for e in engines}
+    accuracy = {e: {} for e in engines}
+    peaks = {e: 0 for e in engines}
+    rows = {}
+    for rep in range(ctx.reps):
+        for engine in engines:
+            if engine == "sentio":
+                for algo, opts in options.items():
+                    _, t, peak = ctx.sentio.sql(
+                        f"CREATE OR REPLACE MODEL bench_{algo} OPTIONS ({opts}, input_label_cols = ['emotion'], "
+                        f"seed = {SEED}, data_split_method = 'NO_SPLIT') AS {rows_of('train')}"
+                    )
+                    times[engine][algo].append(t)
+                    peaks[engine] = max(peaks[engine], peak)
+                    out, _, _ = ctx.sentio.sql(f"SELECT accuracy FROM ML.EVALUATE(MODEL bench_{algo}, ({rows_of('test')}))")
+                    accuracy[engine][algo] = float(csv_rows(out)[0][0])
+            else:
+                r, peak = worker(
+                    f"train-{engine}", lake=str(ctx.lake), modulus=m, trees=ctx.trees, depth=DEPTH, iterations=LR_ITERATIONS
+                )
+                for algo in options:
+                    times[engine][algo].append(r["times"][algo])
+                    accuracy[engine][algo] = r["accuracy"][algo]
+                rows[engine] = (r["train_rows"], r["test_rows"])
+                peaks[engine] = max(peaks[engine], peak)
+        print(f"  train rep {rep + 1}: " + ", ".join(
+            f"{e} " + "/".join(f"{times[e][a][-1]:.1f}" for a in options) + " s" for e in engines), flush=True)
+    if rows["spark"] != rows["sklearn"]:
+        raise Failure(f"Spark and scikit-learn trained on other rows: {rows}")
+    table = []
+    for algo in options:
+        med = {e: median(times[e][algo]) for e in engines}
+        table.append(
+            [algo]
+            + [f"{fmt_s(med[e])} ({accuracy[e][algo]:.3f})" for e in engines]
+            + [f"{med['sentio'] / med['spark']:.2f}", f"{med['sentio'] / med['sklearn']:.2f}"]
+        )
+    train_rows, test_rows = rows["sklearn"]
+    ctx.report(
+        f"Training on {train_rows:,} frames ({ctx.trees} trees of depth {DEPTH}; logistic regression "
+        f"{LR_ITERATIONS} iterations), seconds, medians (accuracy on {test_rows:,} test frames)",
+        ["model", "Sentio", "Spark MLlib", "scikit-learn", "Sentio ÷ Spark", "Sentio ÷ scikit-learn"],
+        table,
+        peaks,
+    )
+    rf = {e: median(times[e]["random_forest"]) for e in engines}
+    ctx.targets.append(("random forest ≥ 2x faster than Spark MLlib", rf["sentio"] / rf["spark"], 2 * rf["sentio"] <= rf["spark"]))
+    ctx.targets.append(("random forest within 2x of scikit-learn", rf["sentio"] / rf["sklearn"], rf["sentio"] <= 2 * rf["sklearn"]))
+    for algo in options:
+        gap = max(abs(accuracy["sentio"][algo] - accuracy[p][algo]) for p in ("spark", "sklearn"))
+        ctx.targets.append((f"{algo} accuracy within 2 points of Spark and scikit-learn", gap, gap <= 0.02))
+
+
+def bench_predict(ctx):
+    cols = ", ".join(FEATURES)
+    q = (
+        f"SELECT predicted_emotion, COUNT(*) AS n FROM ML.PREDICT(MODEL bench_logistic_reg, "
+        f"(SELECT {cols} FROM training.frames)) GROUP BY predicted_emotion"
+    )
+    if not ctx.has_model("bench_logistic_reg"):
+        ctx.sentio.sql(
+            f"CREATE OR REPLACE MODEL bench_logistic_reg OPTIONS (model_type = 'logistic_reg', input_label_cols = ['emotion'], "
+            f"max_iterations = {LR_ITERATIONS}, data_split_method = 'NO_SPLIT') AS SELECT emotion, {cols} FROM "
+            f"training.frames WHERE split = 'train' AND session_id % {ctx.modulus} = 0"
+        )
+    times = {"sentio": [], "sklearn": []}
+    peaks = {"sentio": 0, "sklearn": 0}
+    n = 0
+    for rep in range(ctx.reps):
+        out, t, peak = ctx.sentio.sql(q)
+        n = sum(int(float(r[1])) for r in csv_rows(out))
+        times["sentio"].append(t)
+        peaks["sentio"] = max(peaks["sentio"], peak)
+        r, peak = worker("predict-sklearn", lake=str(ctx.lake))
+        if r["rows"] != n:
+            raise Failure(f"ML.PREDICT returned {n} rows, the lake has {r['rows']}")
+        times["sklearn"].append(r["time"])
+        peaks["sklearn"] = max(peaks["sklearn"], peak)
+    med = {e: median(v) for e, v in times.items()}
+    per_core = {e: n / med[e] / CORES for e in med}
+    ctx.report(
+        f"ML.PREDICT of the logistic regression over {n:,} frames, medians ({CORES} cores)",
+        ["engine", "seconds", "rows/s", "rows/s per core"],
+        [[e, fmt_s(med[e]), f"{n / med[e]:,.0f}", f"{per_core[e]:,.0f}"] for e in med]
+        + [["Sentio ÷ scikit-learn (time)", f"{med['sentio'] / med['sklearn']:.2f}", "", ""]],
+        peaks,
+    )
+    ctx.targets.append(("prediction ≥ 1M rows/s per core (logistic regression)", per_core["sentio"], per_core["sentio"] >= 1e6))
+
+
+def psql(url, *args, stdin=None):
+    r = subprocess.run(["psql", "-XAtq", "-v", "ON_ERROR_STOP=1", url, *args], capture_output=True, text=True, input=stdin)
+    if r.returncode != 0:
+        raise Failure(f"psql {' '.join(args)}: {r.stderr}")
+    return r.stdout.strip()
+
+
+def bench_write(ctx):
+    rows = ctx.write_rows
+    psql(PG_ADMIN, "-c", f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)", "-c", f"CREATE DATABASE {PG_DB}")
+    psql(
+        PG_URL,
+        "-c",
+        "CREATE TABLE emotion_outputs (session_id bigint, frame_no int, predicted_emotion text, run_id text)",
+    )
+    cols = ", ".join(FEATURES)
+    insert = (
+        "INSERT INTO opdb.emotion_outputs SELECT session_id, frame_no, predicted_emotion, 'bench' AS run_id "
+        f"FROM ML.PREDICT(MODEL bench_logistic_reg, (SELECT session_id, frame_no, {cols} FROM training.frames "
+        f"ORDER BY session_id, frame_no LIMIT {rows}))"
+    )
+    dump = Path(ctx.work) / "emotion_outputs.bin"
+    times = {"sentio": [], "copy": []}
+    peaks = {"sentio": 0, "copy": 0}
+    for rep in range(ctx.reps):
+        psql(PG_URL, "-c", "TRUNCATE emotion_outputs")
+        _, t, peak = ctx.sentio.sql(insert, opdb=PG_URL)
+        times["sentio"].append(t)
+        peaks["sentio"] = max(peaks["sentio"], peak)
+        if int(psql(PG_URL, "-c", "SELECT COUNT(*) FROM emotion_outputs")) != rows:
+            raise Failure("the write lost rows")
+        psql(PG_URL, "-c", f"\\copy emotion_outputs TO '{dump}' (FORMAT binary)")
+        psql(PG_URL, "-c", "TRUNCATE emotion_outputs")
+        _, _, wall, peak = measure(["psql", "-Xq", "-v", "ON_ERROR_STOP=1", PG_URL, "-c",
+                                    f"\\copy emotion_outputs FROM '{dump}' (FORMAT binary)"])
+        times["copy"].append(wall)
+        peaks["copy"] = max(peaks["copy"], peak)
+    med = {e: median(v) for e, v in times.items()}
+    ctx.report(
+        f"{rows:,} emotion outputs (ML.PREDICT) written to PostgreSQL, medians",
+        ["engine", "seconds", "rows/s"],
+        [["Sentio INSERT INTO opdb (predicts, stages with COPY, publishes)", fmt_s(med["sentio"]), f"{rows / med['sentio']:,.0f}"],
+         ["PostgreSQL COPY FROM (binary file of the same rows)", fmt_s(med["copy"]), f"{rows / med['copy']:,.0f}"],
+         ["Sentio ÷ COPY (time)", f"{med['sentio'] / med['copy']:.2f}", ""]],
+        peaks,
+    )
+    ctx.targets.append(("opdb writes within 2x of COPY", med["sentio"] / med["copy"], med["sentio"] <= 2 * med["copy"]))
+
+
+# --- the run -------------------------------------------------------------------
+
+
+class Run:
+    def __init__(self, args):
+        self.args = args
+        self.reps = args.reps
+        self.trees = args.trees
+        self.work = Path(args.work or tempfile.mkdtemp(prefix="sentio-bench-"))
+        self.lake = self.work / "lake"
+        self.opdb = f"sqlite:{self.work / 'opdb.sqlite'}"
+        self.write_rows = args.write_rows
+        self.sections = []
+        self.targets = []
+
+    def report(self, title, header, rows, peaks):
+        mem = ", ".join(f"{e} {fmt_mb(v)} MiB" for e, v in peaks.items())
+        self.sections.append((title, header, rows, mem))
+        print(f"\n### {title}\n" + markdown(header, rows) + f"\npeak memory: {mem}\n", flush=True)
+
+    def has_model(self, name):
+        return (self.lake / "models" / name).exists()
+
+
+def markdown(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(map(str, r)) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def free_ports(n):
+    """The first of `n` consecutive free loopback ports."""
+    import random
+    import socket
+
+    for _ in range(200):
+        base = random.randrange(20000, 60000)
+        try:
+            socks = []
+            for port in range(base, base + n):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise Failure(f"no {n} consecutive free ports")
+
+
+def start_cluster(run, bin_dir):
+    """A 1-scheduler + 2-executor cluster (deploy/local/cluster.sh): its
+    folder, URL and process ids."""
+    d = run.work / "cluster"
+    base = free_ports(7)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SENTIO_")}
+    subprocess.run(
+        ["bash", ROOT / "deploy/local/cluster.sh", "start", "--executors", "2", "--vcores", str(CORES), "--dir", d,
+         "--bin", bin_dir, "--scheduler-port", str(base), "--executor-port", str(base + 1)],
+        check=True, env=env, stdout=subprocess.DEVNULL,
+    )
+    pids = [int(p.read_text()) for p in d.glob("*.pid")]
+    return d, f"df://127.0.0.1:{base}", pids
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bin", required=True, help="folder with sentio, sentio-scheduler, sentio-executor")
+    ap.add_argument("--quick", action="store_true", help="a small run (< 5 minutes) that checks the harness")
+    ap.add_argument("--scale", type=float, help="sample lake scale (1 = 100k frames; default 100 = 10M frames)")
+    ap.add_argument("--train-rows", type=int, help="frames to train on (default 1,000,000)")
+    ap.add_argument("--write-rows", type=int, help="emotion outputs to write (default 1,000,000)")
+    ap.add_argument("--reps", type=int, help="repetitions (default 3)")
+    ap.add_argument("--trees", type=int, help=f"random forest trees (default {TREES})")
+    ap.add_argument("--workloads", default="stats,train,predict,write")
+    ap.add_argument("--work", help="working folder (default: a new temporary one)")
+    ap.add_argument("--out", help="also write the report (Markdown) to this file")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    quick = args.quick
+    args.scale = args.scale or (1 if quick else 100)
+    args.train_rows = args.train_rows or (20_000 if quick else 1_000_000)
+    args.write_rows = args.write_rows or (20_000 if quick else 1_000_000)
+    args.reps = args.reps or (1 if quick else 3)
+    args.trees = args.trees or (10 if quick else TREES)
+
+    run = Run(args)
+    run.work.mkdir(parents=True, exist_ok=True)
+    workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
+    unknown = set(workloads) - {"stats", "train", "predict", "write"}
+    if unknown:
+        ap.error(f"unknown workloads: {', '.join(sorted(unknown))}")
+    bin_dir = Path(args.bin).resolve()
+    started = time.perf_counter()
+    print(f"== sample lake: scale {args.scale} in {run.lake}", flush=True)
+    if not (run.lake / "training/frames").exists():
+        subprocess.run(
+            [bin_dir / "sentio", "datagen", "--scale", str(args.scale), "--lake", run.lake, "--opdb", run.opdb],
+            check=True, stdout=subprocess.DEVNULL,
+        )
+    frames = int(csv_rows(Sentio(bin_dir, run.lake, run.opdb).sql(
+        "SELECT COUNT(*) FROM training.frames WHERE split = 'train'")[0])[0][0].split(".")[0])
+    run.modulus = max(1, round(frames / args.train_rows))
+    run.sentio = Sentio(bin_dir, run.lake, run.opdb)
+    cluster_dir = None
+    try:
+        if "stats" in workloads:
+            cluster_dir, url, pids = start_cluster(run, bin_dir)
+            run.cluster_sentio = Sentio(bin_dir, run.lake, run.opdb, url, pids)
+            print("== statistics queries", flush=True)
+            bench_stats(run)
+            subprocess.run(["bash", ROOT / "deploy/local/cluster.sh", "stop", "--dir", cluster_dir], check=True,
+                           stdout=subprocess.DEVNULL)
+            cluster_dir = None
+        if "train" in workloads:
+            print("== training", flush=True)
+            bench_train(run)
+        if "predict" in workloads:
+            print("== prediction", flush=True)
+            bench_predict(run)
+        if "write" in workloads:
+            print("== operational DB writes", flush=True)
+            bench_write(run)
+    except Failure as e:
+        print(f"benchmark failed: {e}", file=sys.stderr)
+        return 1
+    finally:
+        if cluster_dir:
+            subprocess.run(["bash", ROOT / "deploy/local/cluster.sh", "stop", "--dir", cluster_dir],
+                           stdout=subprocess.DEVNULL)
+    lines = [f"| target | measured | met |", "|---|---|---|"]
+    for name, value, met in run.targets:
+        lines.append(f"| {name} | {value:,.2f} | {'yes' if met else 'no'} |")
+    print("\n### Targets\n" + "\n".join(lines))
+    print(f"\n(done in {time.perf_counter() - started:.0f} s; {CORES} cores; work folder {run.work})")
+    if args.out:
+        text = []
+        for title, header, rows, mem in run.sections:
+            text.append(f"### {title}\n\n{markdown(header, rows)}\n\nPeak memory: {mem}.\n")
+        text.append("### Targets\n\n" + "\n".join(lines) + "\n")
+        Path(args.out).write_text("\n".join(text))
+    if not args.work:
+        shutil.rmtree(run.work, ignore_errors=True)
+    return 0
+
+
+def worker_main(kind, args):
+    args = json.loads(args)
+    if kind.startswith("stats-"):
+        r = peer_stats(kind.split("-", 1)[1], args["lake"])
+    elif kind.startswith("train-"):
+        r = peer_train(kind.split("-", 1)[1], args["lake"], args["modulus"], args["trees"], args["depth"], args["iterations"])
+    elif kind == "predict-sklearn":
+        r = peer_predict(args["lake"])
+    else:
+        raise SystemExit(f"unknown worker {kind}")
+    print(json.dumps(r))
+
+
+if __name__ == "__main__":
+    if "--worker" in sys.argv:
+        i = sys.argv.index("--worker")
+        worker_main(sys.argv[i + 1], sys.argv[i + 2])
+    else:
+        sys.exit(main())

@@ -1,0 +1,53 @@
+//! The benchmark harness (bench/run.sh) in its quick mode, so it never rots:
+//! every workload runs on Sentio and its peers (DuckDB, Spark, scikit-learn,
+//! PostgreSQL's COPY) and the engines' answers agree — the harness fails when
+//! they do not. Its numbers (a debug build on a busy machine) mean nothing.
+
+use std::process::Command;
+use std::time::Duration;
+
+use crate::support::{bin, repo_root, run_ok};
+
+#[test]
+fn the_benchmark_harness_runs_in_quick_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.md");
+    let mut c = Command::new("bash");
+    c.arg(repo_root().join("bench/run.sh"))
+        .arg("--quick")
+        .arg("--bin")
+        .arg(bin("sentio").parent().unwrap())
+        .arg("--work")
+        .arg(dir.path().join("work"))
+        .arg("--out")
+        .arg(&report)
+        .env_remove("SENTIO_SCHEDULER");
+    let f = run_ok(&mut c, Duration::from_secs(1800));
+    let report = std::fs::read_to_string(&report).unwrap();
+    for section in [
+        "### Statistics queries",
+        "### Training on",
+        "### ML.PREDICT of the logistic regression",
+        "emotion outputs (ML.PREDICT) written to PostgreSQL",
+        "### Targets",
+    ] {
+        assert!(report.contains(section), "the report has no {section:?}:\n{report}\n{}", f.stdout);
+    }
+    // Every engine of every workload reported a time and its memory.
+    for engine in ["Sentio cluster (1+2)", "DuckDB", "Spark SQL", "Spark MLlib", "scikit-learn", "COPY"] {
+        assert!(report.contains(engine), "{engine} is missing from the report:\n{report}");
+    }
+    for query in ["sizes", "class_balance", "feature_means", "outcomes", "emotions_by_outcome", "total"] {
+        let row = report.lines().find(|l| l.starts_with(&format!("| {query} |"))).unwrap_or_default();
+        let cells: Vec<&str> = row.split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
+        assert_eq!(cells.len(), 8, "{query}: {row}");
+        assert!(cells[1..].iter().all(|c| c.parse::<f64>().is_ok_and(|v| v > 0.0)), "{query}: {row}");
+    }
+    assert_eq!(report.matches("Peak memory:").count(), 4, "{report}");
+    // The trained models are as accurate as the peers' (the harness checks
+    // they trained on the same rows).
+    for line in ["| random_forest accuracy within 2 points", "| logistic_reg accuracy within 2 points"] {
+        let row = report.lines().find(|l| l.starts_with(line)).unwrap_or_default();
+        assert!(row.ends_with("| yes |"), "{row}\n{report}");
+    }
+}
