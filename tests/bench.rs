@@ -41,7 +41,11 @@ fn the_benchmark_harness_runs_in_quick_mode() {
         let row = report.lines().find(|l| l.starts_with(&format!("| {query} |"))).unwrap_or_default();
         let cells: Vec<&str> = row.split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
         assert_eq!(cells.len(), 8, "{query}: {row}");
-        assert!(cells[1..].iter().all(|c| c.parse::<f64>().is_ok_and(|v| v > 0.0)), "{query}: {row}");
+        // Seconds (a small query can take under half a millisecond) and ratios.
+        assert!(cells[1..].iter().all(|c| c.parse::<f64>().is_ok_and(|v| v.is_finite() && v >= 0.0)), "{query}: {row}");
+        if query == "total" {
+            assert!(cells[1..].iter().all(|c| c.parse::<f64>().is_ok_and(|v| v > 0.0)), "{query}: {row}");
+        }
     }
     assert_eq!(report.matches("Peak memory:").count(), 4, "{report}");
     // The trained models are as accurate as the peers' (the harness checks
