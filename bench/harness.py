@@ -557,7 +557,6 @@ def bench_write(ctx):
 
 class Run:
     def __init__(self, args):
-        self.args = args
         self.reps = args.reps
         self.trees = args.trees
         self.work = Path(args.work or tempfile.mkdtemp(prefix="sentio-bench-"))

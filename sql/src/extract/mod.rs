@@ -225,11 +225,7 @@ impl Extracts {
     async fn register_extract(&self, ctx: &SessionContext, m: &Manifest) -> Result<(), ExtractError> {
         let reference = TableReference::partial(SCHEMA, m.name.as_str());
         let _ = ctx.deregister_table(reference.clone());
-        let urls = m
-            .parts
-            .iter()
-            .map(|p| ListingTableUrl::parse(self.url(&Self::part_rel(&m.name, p))))
-            .collect::<Result<Vec<_>, _>>()?;
+        let urls = self.part_urls(&m.name, &m.parts)?;
         let Some(first) = urls.first() else {
             return Err(ExtractError::Corrupt(format!("{}: no parts", self.url(&Self::manifest_rel(&m.name)))));
         };
@@ -238,6 +234,14 @@ impl Extracts {
         let config = ListingTableConfig::new_with_multi_paths(urls).with_listing_options(options).with_schema(schema);
         ctx.register_table(reference, Arc::new(ListingTable::try_new(config)?))?;
         Ok(())
+    }
+
+    /// The folders of `parts` of extract `name`, as table locations.
+    fn part_urls(&self, name: &str, parts: &[String]) -> Result<Vec<ListingTableUrl>, ExtractError> {
+        Ok(parts
+            .iter()
+            .map(|p| ListingTableUrl::parse(self.url(&Self::part_rel(name, p))))
+            .collect::<Result<Vec<_>, _>>()?)
     }
 
     async fn files_under(&self, rel: &str) -> Result<Vec<object_store::ObjectMeta>, ExtractError> {
@@ -315,11 +319,7 @@ impl Extracts {
 
     /// A temporary table over `parts` of `m`, for the refresh's own queries.
     fn probe(&self, ml: &MlContext, m: &Manifest, parts: &[String], schema: &SchemaRef) -> Result<Probe, ExtractError> {
-        let urls = parts
-            .iter()
-            .map(|p| ListingTableUrl::parse(self.url(&Self::part_rel(&m.name, p))))
-            .collect::<Result<Vec<_>, _>>()?;
-        let config = ListingTableConfig::new_with_multi_paths(urls)
+        let config = ListingTableConfig::new_with_multi_paths(self.part_urls(&m.name, parts)?)
             .with_listing_options(parquet_options())
             .with_schema(schema.clone());
         let name = format!("__sentio_extract_{}", crate::ml::functions::uuid_like().replace('-', "_"));
@@ -332,8 +332,8 @@ impl Extracts {
     /// source table under `SELECT *`, say).
     async fn check_columns(&self, ml: &MlContext, m: &Manifest, schema: &Schema) -> Result<(), ExtractError> {
         let Some(first) = m.parts.first() else { return Ok(()) };
-        let url = ListingTableUrl::parse(self.url(&Self::part_rel(&m.name, first)))?;
-        let has = parquet_options().infer_schema(&ml.ctx.state(), &url).await?;
+        let url = &self.part_urls(&m.name, std::slice::from_ref(first))?[0];
+        let has = parquet_options().infer_schema(&ml.ctx.state(), url).await?;
         let columns = |s: &Schema| s.fields().iter().map(|f| format!("{} {}", f.name(), stored_as(f.data_type()))).collect::<Vec<_>>();
         let (now, was) = (columns(schema), columns(&has));
         if now == was {
