@@ -38,5 +38,6 @@ pub mod repl;
 pub mod report;
 pub mod runtime;
 pub mod session;
+pub mod standalone;
 
 pub use error::{Result, SentioError};

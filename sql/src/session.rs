@@ -22,7 +22,6 @@ use ballista_core::extension::{
     ballista_aggregate_functions, ballista_scalar_functions, ballista_window_functions,
 };
 use ballista_core::execution_plans::DistributedQueryExec;
-use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
 use ballista_core::registry::BallistaFunctionRegistry;
 use ballista_executor::executor_process::ExecutorProcessConfig;
 use ballista_scheduler::config::SchedulerConfig;
@@ -41,6 +40,7 @@ use crate::error::{Result, SentioError};
 use crate::lake;
 use crate::ml::source::LakeModels;
 use crate::object_store::SentioObjectStoreRegistry;
+use crate::standalone::Standalone;
 
 /// How long the client waits for a remote scheduler to accept a connection.
 pub const SCHEDULER_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -199,6 +199,8 @@ pub struct Client {
     pub ml: crate::ml::MlContext,
     /// The lake's extracts (`extracts.*`), when a lake is configured.
     pub extracts: Option<crate::extract::Extracts>,
+    /// The in-process scheduler and executor, when standalone.
+    _standalone: Option<Standalone>,
 }
 
 /// Connects to `sentio.scheduler`, or starts a standalone in-process cluster
@@ -207,6 +209,7 @@ pub struct Client {
 pub async fn connect(sentio: &SentioConfig) -> Result<Client> {
     let opdb = Arc::new(Opdb::from_config(sentio));
     let state = session_state(session_config(&opdb), runtime_env(&sentio.s3)?, &sentio.s3);
+    let mut standalone = None;
     let (ctx, grpc_url) = match &sentio.scheduler {
         Some(url) => {
             let grpc = scheduler_grpc_url(url)?;
@@ -214,8 +217,11 @@ pub async fn connect(sentio: &SentioConfig) -> Result<Client> {
             (SessionContext::remote_with_state(url, state).await?, grpc)
         }
         None => {
-            let grpc = start_standalone(&state).await?;
+            let vcores = state.config().ballista_standalone_parallelism();
+            let cluster = Standalone::start(sentio, vcores).await?;
+            let grpc = cluster.grpc_url.clone();
             let ctx = SessionContext::remote_with_state(&grpc.replace("http://", "df://"), state).await?;
+            standalone = Some(cluster);
             (ctx, grpc)
         }
     };
@@ -251,37 +257,8 @@ pub async fn connect(sentio: &SentioConfig) -> Result<Client> {
         scheduler_grpc_url: grpc_url,
         ml,
         extracts,
+        _standalone: standalone,
     })
-}
-
-/// Starts an in-process scheduler and executor sharing `state`; returns the
-/// scheduler's gRPC URL.
-async fn start_standalone(state: &SessionState) -> Result<String> {
-    let to_df = |e: ballista_core::error::BallistaError| {
-        SentioError::DataFusion(datafusion::error::DataFusionError::External(Box::new(e)))
-    };
-    let addr = ballista_scheduler::standalone::new_standalone_scheduler_from_state(state)
-        .await
-        .map_err(to_df)?;
-    let url = format!("http://{addr}");
-    let deadline = tokio::time::Instant::now() + SCHEDULER_CONNECT_TIMEOUT;
-    let scheduler = loop {
-        match SchedulerGrpcClient::connect(url.clone()).await {
-            Ok(c) => break c,
-            Err(e) if tokio::time::Instant::now() >= deadline => {
-                return Err(SentioError::SchedulerUnreachable {
-                    url: format!("{url} (in-process)"),
-                    message: e.to_string(),
-                });
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    };
-    let vcores = state.config().ballista_standalone_parallelism();
-    ballista_executor::new_standalone_executor_from_state(scheduler, vcores, state)
-        .await
-        .map_err(to_df)?;
-    Ok(url)
 }
 
 #[cfg(test)]

@@ -1,0 +1,178 @@
+//! The standalone mode: a scheduler and one executor inside the client's
+//! process, configured and scheduled as a cluster is.
+//!
+//! Both are the cluster's parts — [`configure_scheduler`] and
+//! [`configure_executor`] give them Sentio's codecs, functions and object
+//! stores — and tasks are **pushed** to the executor as `sentio-scheduler`
+//! does by default. (Ballista's own standalone executor polls for work and
+//! takes one task per poll, 50 ms apart: a 16-partition shuffle cost about a
+//! second whatever the data.) Everything listens on loopback ports the
+//! system picks; the executor's shuffle files live in a temporary folder that
+//! is removed when the [`Standalone`] is dropped.
+
+use std::sync::Arc;
+
+use arrow_flight::flight_service_server::FlightServiceServer;
+use ballista_core::serde::BallistaCodec;
+use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
+use ballista_core::utils::{GrpcServerConfig, create_grpc_server};
+use ballista_executor::execution_engine::DefaultExecutionEngine;
+use ballista_executor::executor::Executor;
+use ballista_executor::executor_process::{ExecutorProcessConfig, structure_executor_metadata};
+use ballista_executor::flight_service::BallistaFlightService;
+use ballista_executor::health::ExecutorHealth;
+use ballista_executor::metrics::LoggingMetricsCollector;
+use ballista_executor::shutdown::ShutdownNotifier;
+use ballista_scheduler::cluster::BallistaCluster;
+use ballista_scheduler::config::SchedulerConfig;
+use ballista_scheduler::scheduler_process::{create_scheduler, start_grpc_service_with_listener};
+use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
+use tokio::net::TcpListener;
+use tonic::transport::Channel;
+
+use crate::config::SentioConfig;
+use crate::error::{Result, SentioError};
+use crate::session::{SCHEDULER_CONNECT_TIMEOUT, configure_executor, configure_scheduler};
+
+/// Loopback: the in-process cluster is reachable from this machine only.
+const LOOPBACK: &str = "127.0.0.1";
+
+/// How often a free port is sought again when another process took the one
+/// picked for the executor's task service before it was bound.
+const PORT_ATTEMPTS: usize = 5;
+
+/// A running in-process scheduler and executor; they stop with the process.
+pub struct Standalone {
+    /// gRPC URL of the scheduler, `http://127.0.0.1:<port>`.
+    pub grpc_url: String,
+    /// The executor's shuffle files; removed on drop.
+    _work_dir: tempfile::TempDir,
+    /// Keeps the executor's services running (they stop when it is dropped).
+    _shutdown: ShutdownNotifier,
+    _stop: tokio::sync::mpsc::Receiver<bool>,
+}
+
+impl Standalone {
+    /// Starts the scheduler, then an executor with `vcores` task slots that
+    /// registers with it.
+    pub async fn start(sentio: &SentioConfig, vcores: usize) -> Result<Standalone> {
+        let grpc_url = start_scheduler(sentio).await?;
+        let scheduler = connect_scheduler(&grpc_url).await?;
+        let work_dir = tempfile::Builder::new().prefix("sentio-standalone-").tempdir()?;
+        let work_dir_str = work_dir.path().to_string_lossy().into_owned();
+        let shutdown = ShutdownNotifier::new();
+        let (stop_send, stop) = tokio::sync::mpsc::channel(1);
+
+        let flight = TcpListener::bind((LOOPBACK, 0)).await?;
+        let flight_port = flight.local_addr()?.port();
+        let mut last_error = None;
+        for _ in 0..PORT_ATTEMPTS {
+            let mut config = ExecutorProcessConfig {
+                bind_host: LOOPBACK.into(),
+                external_host: Some(LOOPBACK.into()),
+                port: flight_port,
+                grpc_port: free_port().await?,
+                vcores,
+                work_dir: Some(work_dir_str.clone()),
+                ..Default::default()
+            };
+            configure_executor(&mut config, sentio)?;
+            let config = Arc::new(config);
+            let executor = executor(&config, &work_dir_str, vcores);
+            let codec: BallistaCodec<LogicalPlanNode, PhysicalPlanNode> = BallistaCodec::new(
+                config.override_logical_codec.clone().expect("set by configure_executor"),
+                config.override_physical_codec.clone().expect("set by configure_executor"),
+            );
+            match ballista_executor::executor_server::startup(
+                scheduler.clone(),
+                Arc::clone(&config),
+                executor,
+                codec,
+                stop_send.clone(),
+                &shutdown,
+                ExecutorHealth::new(),
+            )
+            .await
+            {
+                Ok(_) => {
+                    let service = FlightServiceServer::new(BallistaFlightService::new(work_dir_str.clone()))
+                        .max_decoding_message_size(config.grpc_max_decoding_message_size as usize)
+                        .max_encoding_message_size(config.grpc_max_encoding_message_size as usize);
+                    tokio::spawn(
+                        create_grpc_server(&GrpcServerConfig::default())
+                            .add_service(service)
+                            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(flight)),
+                    );
+                    return Ok(Standalone {
+                        grpc_url,
+                        _work_dir: work_dir,
+                        _shutdown: shutdown,
+                        _stop: stop,
+                    });
+                }
+                Err(e) => last_error = Some(e),
+            }
+        }
+        Err(ballista_error(last_error.expect("at least one attempt")))
+    }
+}
+
+/// Starts the scheduler on a port the system picks; returns its gRPC URL.
+async fn start_scheduler(sentio: &SentioConfig) -> Result<String> {
+    let listener = TcpListener::bind((LOOPBACK, 0)).await?;
+    let port = listener.local_addr()?.port();
+    let config = SchedulerConfig {
+        bind_host: LOOPBACK.into(),
+        external_host: LOOPBACK.into(),
+        bind_port: port,
+        ..Default::default()
+    };
+    let config = configure_scheduler(config, sentio)?;
+    let cluster = BallistaCluster::new_from_config(&config).await.map_err(ballista_error)?;
+    let scheduler = create_scheduler::<LogicalPlanNode, PhysicalPlanNode>(cluster, Arc::new(config))
+        .await
+        .map_err(ballista_error)?;
+    tokio::spawn(start_grpc_service_with_listener(listener, scheduler));
+    Ok(format!("http://{LOOPBACK}:{port}"))
+}
+
+async fn connect_scheduler(url: &str) -> Result<SchedulerGrpcClient<Channel>> {
+    let deadline = tokio::time::Instant::now() + SCHEDULER_CONNECT_TIMEOUT;
+    loop {
+        match SchedulerGrpcClient::connect(url.to_string()).await {
+            Ok(c) => return Ok(c),
+            Err(e) if tokio::time::Instant::now() >= deadline => {
+                return Err(SentioError::SchedulerUnreachable {
+                    url: format!("{url} (in-process)"),
+                    message: e.to_string(),
+                });
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+        }
+    }
+}
+
+/// The executor itself, from the producers and registry that
+/// [`configure_executor`] put into `config`.
+fn executor(config: &Arc<ExecutorProcessConfig>, work_dir: &str, vcores: usize) -> Arc<Executor> {
+    Arc::new(Executor::new(
+        structure_executor_metadata(config, vcores as u32),
+        work_dir,
+        config.override_runtime_producer.clone().expect("set by configure_executor"),
+        config.override_config_producer.clone().expect("set by configure_executor"),
+        config.override_function_registry.clone().expect("set by configure_executor"),
+        Arc::new(LoggingMetricsCollector::default()),
+        vcores,
+        Arc::new(DefaultExecutionEngine::new()),
+    ))
+}
+
+/// A loopback port that was free a moment ago (the executor's task service
+/// must announce its port before it binds it).
+async fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind((LOOPBACK, 0)).await?.local_addr()?.port())
+}
+
+fn ballista_error(e: ballista_core::error::BallistaError) -> SentioError {
+    SentioError::DataFusion(datafusion::error::DataFusionError::External(Box::new(e)))
+}
