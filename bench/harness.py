@@ -153,14 +153,16 @@ class Sentio:
         self.lake, self.opdb, self.scheduler = lake, opdb, scheduler
         self.cluster = [psutil.Process(p) for p in cluster_pids]
 
-    def sql(self, statement, opdb=None, timeout=3600):
+    def sql(self, statement, opdb=None, timeout=3600, settings=None):
         """Runs one statement: (rows as CSV text, the statement's own time as
-        the CLI reports it, the peak memory)."""
+        the CLI reports it, the peak memory). `settings`: SENTIO_* variables
+        for this run (the caller's own SENTIO_* are never passed on)."""
         cmd = [self.bin, "--lake", self.lake, "--opdb", opdb or self.opdb]
         if self.scheduler:
             cmd += ["--scheduler", self.scheduler]
         cmd += ["sql", "--no-progress", "--format", "csv", "-c", statement]
         env = {k: v for k, v in os.environ.items() if not k.startswith("SENTIO_")}
+        env.update(settings or {})
         out, err, wall, peak = measure(cmd, env=env, also=self.cluster, timeout=timeout)
         times = [float(t) for t in re.findall(r"^-- .* in ([0-9.]+) s", err, re.M)]
         if not times:
@@ -525,15 +527,20 @@ def bench_write(ctx):
         f"LIMIT {rows}))"
     )
     dump = Path(ctx.work) / "emotion_outputs.bin"
-    times = {"sentio": [], "copy": []}
-    peaks = {"sentio": 0, "copy": 0}
+    # Sentio twice: at the default bulk duty (0.5: the database is kept busy
+    # at most half the time, so applications' commits never queue behind the
+    # write) and unpaced (duty 1, as on a replica or a quiet database).
+    runs = {"sentio": {}, "sentio_unpaced": {"SENTIO_OPDB_BULK_DUTY": "1"}}
+    times = {e: [] for e in [*runs, "copy"]}
+    peaks = {e: 0 for e in times}
     for rep in range(ctx.reps):
-        psql(PG_URL, "-c", "TRUNCATE emotion_outputs")
-        _, t, peak = ctx.sentio.sql(insert, opdb=PG_URL)
-        times["sentio"].append(t)
-        peaks["sentio"] = max(peaks["sentio"], peak)
-        if int(psql(PG_URL, "-c", "SELECT COUNT(*) FROM emotion_outputs")) != rows:
-            raise Failure("the write lost rows")
+        for engine, settings in runs.items():
+            psql(PG_URL, "-c", "TRUNCATE emotion_outputs")
+            _, t, peak = ctx.sentio.sql(insert, opdb=PG_URL, settings=settings)
+            times[engine].append(t)
+            peaks[engine] = max(peaks[engine], peak)
+            if int(psql(PG_URL, "-c", "SELECT COUNT(*) FROM emotion_outputs")) != rows:
+                raise Failure("the write lost rows")
         psql(PG_URL, "-c", f"\\copy emotion_outputs TO '{dump}' (FORMAT binary)")
         psql(PG_URL, "-c", "TRUNCATE emotion_outputs")
         _, _, wall, peak = measure(["psql", "-Xq", "-v", "ON_ERROR_STOP=1", PG_URL, "-c",
@@ -543,13 +550,17 @@ def bench_write(ctx):
     med = {e: median(v) for e, v in times.items()}
     ctx.report(
         f"{rows:,} emotion outputs (ML.PREDICT) written to PostgreSQL, medians",
-        ["engine", "seconds", "rows/s"],
-        [["Sentio INSERT INTO opdb (predicts, stages with COPY, publishes)", fmt_s(med["sentio"]), f"{rows / med['sentio']:,.0f}"],
-         ["PostgreSQL COPY FROM (binary file of the same rows)", fmt_s(med["copy"]), f"{rows / med['copy']:,.0f}"],
-         ["Sentio ÷ COPY (time)", f"{med['sentio'] / med['copy']:.2f}", ""]],
+        ["engine", "seconds", "rows/s", "÷ COPY (time)"],
+        [["Sentio INSERT INTO opdb (predicts, stages with COPY, publishes), default bulk duty 0.5",
+          fmt_s(med["sentio"]), f"{rows / med['sentio']:,.0f}", f"{med['sentio'] / med['copy']:.2f}"],
+         ["the same, unpaced (SENTIO_OPDB_BULK_DUTY=1)", fmt_s(med["sentio_unpaced"]),
+          f"{rows / med['sentio_unpaced']:,.0f}", f"{med['sentio_unpaced'] / med['copy']:.2f}"],
+         ["PostgreSQL COPY FROM (binary file of the same rows)", fmt_s(med["copy"]), f"{rows / med['copy']:,.0f}", "1.00"]],
         peaks,
     )
-    ctx.targets.append(("opdb writes within 2x of COPY", med["sentio"] / med["copy"], med["sentio"] <= 2 * med["copy"]))
+    for engine, label in (("sentio", "default duty 0.5"), ("sentio_unpaced", "unpaced")):
+        ctx.targets.append((f"opdb writes within 2x of COPY ({label})", med[engine] / med["copy"],
+                            med[engine] <= 2 * med["copy"]))
 
 
 # --- the run -------------------------------------------------------------------

@@ -34,7 +34,7 @@ fn the_benchmark_harness_runs_in_quick_mode() {
         assert!(report.contains(section), "the report has no {section:?}:\n{report}\n{}", f.stdout);
     }
     // Every engine of every workload reported a time and its memory.
-    for engine in ["Sentio cluster (1+2)", "DuckDB", "Spark SQL", "Spark MLlib", "scikit-learn", "COPY"] {
+    for engine in ["Sentio cluster (1+2)", "DuckDB", "Spark SQL", "Spark MLlib", "scikit-learn", "COPY", "unpaced"] {
         assert!(report.contains(engine), "{engine} is missing from the report:\n{report}");
     }
     for query in ["sizes", "class_balance", "feature_means", "outcomes", "emotions_by_outcome", "total"] {
