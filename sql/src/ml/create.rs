@@ -29,6 +29,10 @@ pub const MAX_CATEGORIES: usize = 1000;
 /// Most distinct labels.
 pub const MAX_LABELS: usize = 1000;
 
+/// Random-forest training runs in up to this many buckets (groups of trees,
+/// grown in parallel across the cluster's task slots).
+pub const FOREST_BUCKETS: u32 = 16;
+
 /// A model trained but not stored.
 #[derive(Debug)]
 pub struct Trained {
@@ -348,9 +352,11 @@ pub async fn train(ml: &MlContext, opts: &TrainOptions, query: &str, what: &str)
         }
     };
     timings.insert("statistics".to_string(), elapsed_ms(t));
-    let partitions = ml.ctx.state().config().target_partitions().max(1) as u32;
+    // A fixed number of buckets, whatever the session's partitions: the model
+    // file records it, and a model must not depend on where it was trained
+    // (standalone plans fewer partitions than a cluster).
     let buckets = match opts.algorithm {
-        Algorithm::RandomForest => opts.params.num_trees.min(2 * partitions).clamp(1, 16),
+        Algorithm::RandomForest => opts.params.num_trees.clamp(1, FOREST_BUCKETS),
         _ => 1,
     };
     let spec = TrainSpec {
