@@ -52,6 +52,13 @@ pub enum SentioError {
         message: String,
     },
 
+    /// The standalone (in-process) scheduler and executor could not start.
+    #[error(
+        "cannot start the in-process cluster: {0} (it needs loopback ports and a writable temporary \
+         folder, TMPDIR; or run on a cluster with --scheduler df://HOST:PORT)"
+    )]
+    Standalone(String),
+
     /// `sentio report` could not make its page.
     #[error("report: {0}")]
     Report(String),

@@ -148,15 +148,6 @@ pub fn configure_executor(config: &mut ExecutorProcessConfig, sentio: &SentioCon
     Ok(())
 }
 
-/// Partitions a standalone statement is planned with: two per task slot of
-/// its one executor. Ballista plans 16 for any cluster, which on a small
-/// machine means many small tasks: on 2 cores, 4 partitions made the
-/// statistics queries 17–20 % faster (docs/benchmarks.md). Models do not
-/// depend on it (docs/architecture.md, "Machine learning").
-fn standalone_partitions(vcores: usize) -> usize {
-    2 * vcores.max(1)
-}
-
 /// Parses `df://host:port` (the port defaults to 50050) into the gRPC URL.
 pub fn scheduler_grpc_url(url: &str) -> Result<String> {
     let parsed = url::Url::parse(url)
@@ -217,7 +208,7 @@ pub struct Client {
 /// the lake catalogs when a lake is configured.
 pub async fn connect(sentio: &SentioConfig) -> Result<Client> {
     let opdb = Arc::new(Opdb::from_config(sentio));
-    let state = session_state(session_config(&opdb), runtime_env(&sentio.s3)?, &sentio.s3);
+    let mut state = session_state(session_config(&opdb), runtime_env(&sentio.s3)?, &sentio.s3);
     let mut standalone = None;
     let (ctx, grpc_url) = match &sentio.scheduler {
         Some(url) => {
@@ -226,10 +217,8 @@ pub async fn connect(sentio: &SentioConfig) -> Result<Client> {
             (SessionContext::remote_with_state(url, state).await?, grpc)
         }
         None => {
-            let vcores = state.config().ballista_standalone_parallelism();
-            let cluster = Standalone::start(sentio, vcores).await?;
-            let mut state = state;
-            state.config_mut().options_mut().execution.target_partitions = standalone_partitions(vcores);
+            let cluster = Standalone::start(sentio, state.config().ballista_standalone_parallelism()).await?;
+            state.config_mut().options_mut().execution.target_partitions = cluster.target_partitions();
             let grpc = cluster.grpc_url.clone();
             let ctx = SessionContext::remote_with_state(&grpc.replace("http://", "df://"), state).await?;
             standalone = Some(cluster);

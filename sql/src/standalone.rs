@@ -28,11 +28,10 @@ use ballista_scheduler::config::SchedulerConfig;
 use ballista_scheduler::scheduler_process::{create_scheduler, start_grpc_service_with_listener};
 use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
 use tokio::net::TcpListener;
-use tonic::transport::Channel;
 
 use crate::config::SentioConfig;
 use crate::error::{Result, SentioError};
-use crate::session::{SCHEDULER_CONNECT_TIMEOUT, configure_executor, configure_scheduler};
+use crate::session::{configure_executor, configure_scheduler};
 
 /// Loopback: the in-process cluster is reachable from this machine only.
 const LOOPBACK: &str = "127.0.0.1";
@@ -45,6 +44,8 @@ const PORT_ATTEMPTS: usize = 5;
 pub struct Standalone {
     /// gRPC URL of the scheduler, `http://127.0.0.1:<port>`.
     pub grpc_url: String,
+    /// Task slots of the executor.
+    vcores: usize,
     /// The executor's shuffle files; removed on drop.
     _work_dir: tempfile::TempDir,
     /// Keeps the executor's services running (they stop when it is dropped).
@@ -57,14 +58,16 @@ impl Standalone {
     /// registers with it.
     pub async fn start(sentio: &SentioConfig, vcores: usize) -> Result<Standalone> {
         let grpc_url = start_scheduler(sentio).await?;
-        let scheduler = connect_scheduler(&grpc_url).await?;
-        let work_dir = tempfile::Builder::new().prefix("sentio-standalone-").tempdir()?;
+        let scheduler = SchedulerGrpcClient::connect(grpc_url.clone()).await.map_err(fail)?;
+        let work_dir = tempfile::Builder::new().prefix("sentio-standalone-").tempdir().map_err(|e| {
+            fail(format!("temporary folder in {}: {e}", std::env::temp_dir().display()))
+        })?;
         let work_dir_str = work_dir.path().to_string_lossy().into_owned();
         let shutdown = ShutdownNotifier::new();
         let (stop_send, stop) = tokio::sync::mpsc::channel(1);
 
-        let flight = TcpListener::bind((LOOPBACK, 0)).await?;
-        let flight_port = flight.local_addr()?.port();
+        let flight = TcpListener::bind((LOOPBACK, 0)).await.map_err(fail)?;
+        let flight_port = flight.local_addr().map_err(fail)?.port();
         let mut last_error = None;
         for _ in 0..PORT_ATTEMPTS {
             let mut config = ExecutorProcessConfig {
@@ -105,6 +108,7 @@ impl Standalone {
                     );
                     return Ok(Standalone {
                         grpc_url,
+                        vcores,
                         _work_dir: work_dir,
                         _shutdown: shutdown,
                         _stop: stop,
@@ -113,14 +117,23 @@ impl Standalone {
                 Err(e) => last_error = Some(e),
             }
         }
-        Err(ballista_error(last_error.expect("at least one attempt")))
+        Err(fail(last_error.expect("at least one attempt")))
+    }
+
+    /// Partitions a standalone statement is planned with: two per task slot.
+    /// Ballista plans 16 for any cluster, which on a small machine means many
+    /// small tasks: on 2 cores, 4 partitions made the statistics queries
+    /// 17–20 % faster (docs/benchmarks.md). Models do not depend on it.
+    pub fn target_partitions(&self) -> usize {
+        2 * self.vcores.max(1)
     }
 }
 
 /// Starts the scheduler on a port the system picks; returns its gRPC URL.
+/// The port is bound before this returns, so the first connection succeeds.
 async fn start_scheduler(sentio: &SentioConfig) -> Result<String> {
-    let listener = TcpListener::bind((LOOPBACK, 0)).await?;
-    let port = listener.local_addr()?.port();
+    let listener = TcpListener::bind((LOOPBACK, 0)).await.map_err(fail)?;
+    let port = listener.local_addr().map_err(fail)?.port();
     let config = SchedulerConfig {
         bind_host: LOOPBACK.into(),
         external_host: LOOPBACK.into(),
@@ -128,28 +141,12 @@ async fn start_scheduler(sentio: &SentioConfig) -> Result<String> {
         ..Default::default()
     };
     let config = configure_scheduler(config, sentio)?;
-    let cluster = BallistaCluster::new_from_config(&config).await.map_err(ballista_error)?;
+    let cluster = BallistaCluster::new_from_config(&config).await.map_err(fail)?;
     let scheduler = create_scheduler::<LogicalPlanNode, PhysicalPlanNode>(cluster, Arc::new(config))
         .await
-        .map_err(ballista_error)?;
+        .map_err(fail)?;
     tokio::spawn(start_grpc_service_with_listener(listener, scheduler));
     Ok(format!("http://{LOOPBACK}:{port}"))
-}
-
-async fn connect_scheduler(url: &str) -> Result<SchedulerGrpcClient<Channel>> {
-    let deadline = tokio::time::Instant::now() + SCHEDULER_CONNECT_TIMEOUT;
-    loop {
-        match SchedulerGrpcClient::connect(url.to_string()).await {
-            Ok(c) => return Ok(c),
-            Err(e) if tokio::time::Instant::now() >= deadline => {
-                return Err(SentioError::SchedulerUnreachable {
-                    url: format!("{url} (in-process)"),
-                    message: e.to_string(),
-                });
-            }
-            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
-        }
-    }
 }
 
 /// The executor itself, from the producers and registry that
@@ -170,9 +167,10 @@ fn executor(config: &Arc<ExecutorProcessConfig>, work_dir: &str, vcores: usize) 
 /// A loopback port that was free a moment ago (the executor's task service
 /// must announce its port before it binds it).
 async fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind((LOOPBACK, 0)).await?.local_addr()?.port())
+    let listener = TcpListener::bind((LOOPBACK, 0)).await.map_err(fail)?;
+    Ok(listener.local_addr().map_err(fail)?.port())
 }
 
-fn ballista_error(e: ballista_core::error::BallistaError) -> SentioError {
-    SentioError::DataFusion(datafusion::error::DataFusionError::External(Box::new(e)))
+fn fail(e: impl std::fmt::Display) -> SentioError {
+    SentioError::Standalone(e.to_string())
 }
