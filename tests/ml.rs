@@ -256,6 +256,62 @@ fn versions_are_immutable_reproducible_and_pinnable() {
     lake.rows("DROP MODEL IF EXISTS rf");
 }
 
+#[test]
+fn training_past_max_training_rows_fits_a_bounded_seeded_sample() {
+    let lake = Lake::new("0.05");
+    let q = format!("{FEATURES} WHERE split = 'train'");
+    let test = "(SELECT * FROM training.frames WHERE split = 'test')";
+    let all = create(&lake, "all_rows", "logistic_reg", "", &q);
+    let rows = all["training_rows"].as_i64().unwrap();
+    assert_eq!(all["fit_rows"], rows, "under the cap every training row is used: {all}");
+    let cap = rows / 3;
+    for (name, model_type, extra) in [
+        ("lr_sample", "logistic_reg", String::new()),
+        ("tree_sample", "decision_tree_classifier", String::new()),
+        ("rf_sample", "random_forest_classifier", ", num_parallel_tree = 6, max_tree_depth = 6".to_string()),
+        ("knn_sample", "knn_classifier", ", max_stored_rows = 100000".to_string()),
+    ] {
+        let created = create(&lake, name, model_type, &format!(", max_training_rows = {cap}{extra}"), &q);
+        assert_eq!(created["training_rows"], rows, "{name}: {created}");
+        assert_eq!(created["fit_rows"], cap, "{name}: {created}");
+        let meta: Value =
+            serde_json::from_slice(&std::fs::read(lake.models_dir().join(format!("{name}/1/model.json"))).unwrap())
+                .unwrap();
+        assert_eq!(meta["fit_rows"], cap, "{name}");
+        let parts = meta["training_parts"].as_array().unwrap();
+        let expected_parts = if model_type == "random_forest_classifier" { 6 } else { 1 };
+        assert_eq!(parts.len(), expected_parts, "{name}: {parts:?}");
+        for p in parts {
+            assert_eq!(p["rows"], cap, "{name}: every part fits the sample: {p}");
+        }
+        let eval = lake.rows(&format!("SELECT accuracy FROM ML.EVALUATE(MODEL {name}, {test})"));
+        assert!(num(&eval[0], "accuracy") > 0.5, "{name}: a third of the rows still learns: {eval:?}");
+    }
+    // Naive Bayes keeps statistics, not rows: no cap applies.
+    let bayes = create(&lake, "bayes_all", "naive_bayes_classifier", &format!(", max_training_rows = {cap}"), &q);
+    assert_eq!(bayes["fit_rows"], rows, "{bayes}");
+}
+
+#[test]
+fn feature_info_describes_each_feature_over_the_training_rows() {
+    let lake = Lake::new("0.05");
+    lake.rows(
+        "CREATE MODEL described OPTIONS (model_type = 'naive_bayes_classifier', data_split_method = 'NO_SPLIT') AS \
+         SELECT * FROM (VALUES ('a', 1.0, 'x'), ('b', 2.0, 'y'), ('a', 3.0, NULL), ('b', 10.0, 'y'), ('a', 4.0, 'x'), \
+         ('b', CAST(NULL AS DOUBLE), 'z')) t(label, v, c)",
+    );
+    let info = lake.rows("SELECT * FROM ML.FEATURE_INFO(MODEL described) ORDER BY input");
+    let [c, v] = info.as_slice() else { panic!("{info:?}") };
+    assert_eq!(
+        (num(v, "min"), num(v, "max"), num(v, "mean"), num(v, "median"), v["null_count"].as_i64()),
+        (1.0, 10.0, 4.0, 3.0, Some(1)),
+        "{v}"
+    );
+    assert!((num(v, "stddev") - 3.162_277_660_168_379_5).abs() < 1e-6, "population stddev: {v}");
+    assert_eq!((c["category_count"].as_i64(), c["null_count"].as_i64(), c["dimension"].as_i64()), (Some(3), Some(1), Some(3)), "{c}");
+    assert!(c["median"].is_null() && c["mean"].is_null(), "{c}");
+}
+
 /// Features that are aggregates (per-session means of values that binary
 /// floating point cannot hold exactly) come out of the cluster with different
 /// last bits from run to run: Ballista reads shuffle partitions in a random
@@ -328,6 +384,10 @@ fn bad_input_gets_a_clear_error_and_stores_nothing() {
         (format!("CREATE MODEL b5 OPTIONS (model_type = 'logistic_reg', input_label_cols = ['emotion'], colour = 'red') AS {q}"), "unknown option colour"),
         (format!("CREATE MODEL b6 OPTIONS (model_type = 'deep_magic') AS {q}"), "unknown model_type"),
         (format!("CREATE MODEL b7 OPTIONS (model_type = 'logistic_reg', max_iterations = 'many') AS {q}"), "max_iterations must be a number"),
+        (
+            format!("CREATE MODEL b9 OPTIONS (model_type = 'logistic_reg', max_training_rows = 0) AS {q}"),
+            "max_training_rows must be between 1 and 1000000000",
+        ),
         (format!("CREATE MODEL b8 OPTIONS (model_type = 'logistic_reg' input_label_cols = ['emotion']) AS {q}"), "ML syntax"),
         ("SELECT * FROM ML.PREDICT(MODEL good, (SELECT f00 FROM training.frames))".into(), "needs the feature column \"f01\""),
         (
@@ -372,7 +432,9 @@ fn cluster_of_two_executors_gives_the_standalone_results() {
     let algorithms = [
         ("c_forest", "random_forest_classifier", ", num_parallel_tree = 12, max_tree_depth = 8"),
         ("c_logistic", "logistic_reg", ""),
-        ("c_tree", "decision_tree_classifier", ""),
+        // A sample (max_training_rows below the training rows) is the same
+        // however the cluster partitions the rows.
+        ("c_tree", "decision_tree_classifier", ", max_training_rows = 1000"),
         ("c_bayes", "naive_bayes_classifier", ""),
         ("c_knn", "knn_classifier", ", max_stored_rows = 2000"),
     ];
@@ -383,7 +445,11 @@ fn cluster_of_two_executors_gives_the_standalone_results() {
     };
     let mut standalone = Vec::new();
     for (name, t, extra) in algorithms {
-        create(&lake, name, t, extra, &q);
+        let created = create(&lake, name, t, extra, &q);
+        if name == "c_tree" {
+            assert!(num(&created, "training_rows") > 1000.0, "{created}");
+            assert_eq!(created["fit_rows"], 1000, "{created}");
+        }
         standalone.push(lake.rows(&format!("SELECT * FROM ML.EVALUATE(MODEL {name}, {test})")));
     }
     let cv_standalone = cv(&lake);
@@ -559,6 +625,16 @@ fn forest_training_on_a_million_rows_is_spread_over_two_executors() {
     for w in used {
         let pid: u32 = w.rsplit(':').next().unwrap().parse().unwrap();
         assert!(executors.contains(&pid), "{w} is not one of the executors {executors:?}");
+    }
+    // FEATURE_INFO's medians come from a sample of the million rows: close
+    // to the exact ones.
+    let info = lake.rows("SELECT input, median, stddev FROM ML.FEATURE_INFO(MODEL big_rf) WHERE input IN ('f00', 'f07', 'f31') ORDER BY input");
+    let exact = lake.rows("SELECT median(f00) AS f00, median(f07) AS f07, median(f31) AS f31 FROM training.frames WHERE split = 'train'");
+    assert_eq!(info.len(), 3, "{info:?}");
+    for f in &info {
+        let name = f["input"].as_str().unwrap();
+        let (median, exact) = (num(f, "median"), num(&exact[0], name));
+        assert!((median - exact).abs() < 0.03 * num(f, "stddev"), "{name}: median {median}, exact {exact}: {f}");
     }
     cluster.stop();
 }

@@ -33,6 +33,10 @@ pub const MAX_LABELS: usize = 1000;
 /// grown in parallel across the cluster's task slots).
 pub const FOREST_BUCKETS: u32 = 16;
 
+/// `ML.FEATURE_INFO`'s medians are taken over a seeded sample of about this
+/// many training rows.
+pub const MEDIAN_SAMPLE: u64 = 100_000;
+
 /// A model trained but not stored.
 #[derive(Debug)]
 pub struct Trained {
@@ -48,6 +52,9 @@ pub struct Trained {
     pub training_rows: u64,
     /// Rows held out for evaluation.
     pub eval_rows: u64,
+    /// Rows the model was fit on: `training_rows`, or a sample of them past
+    /// `max_training_rows` (k-NN: `max_stored_rows`).
+    pub fit_rows: u64,
     /// Query over the held-out rows (None without a split).
     pub eval_query: Option<String>,
     /// Query over the training rows.
@@ -180,7 +187,8 @@ pub async fn train(ml: &MlContext, opts: &TrainOptions, query: &str, what: &str)
     // Statistics of the training rows (counted first: an empty set is a
     // clear error, not an aggregate over nothing).
     let t = Instant::now();
-    if count_of(train_query.clone()).await? == 0 {
+    let counted = count_of(train_query.clone()).await?;
+    if counted == 0 {
         return Err(MlError::Data(format!(
             "{what}: the training set is empty (no rows with a non-NULL label {:?}{})",
             opts.label,
@@ -195,6 +203,17 @@ pub async fn train(ml: &MlContext, opts: &TrainOptions, query: &str, what: &str)
         schema.fields().iter().map(|f| qcol("__t", f.name())).collect::<Vec<_>>().join(", ")
     )];
     let mut stats_cols = vec!["COUNT(*)".to_string(), "bit_xor(__h)".to_string()];
+    // Medians are approximate (t-digests) and taken over a sample of about
+    // MEDIAN_SAMPLE rows: over every row they would cost more than all the
+    // other statistics together. `__h` is uniform in [0, 2^53).
+    let in_median_sample = |v: String| {
+        if counted as u64 <= MEDIAN_SAMPLE {
+            v
+        } else {
+            let below = (MEDIAN_SAMPLE as f64 / counted as f64 * 9_007_199_254_740_992.0) as i64;
+            format!("CASE WHEN __h < {below} THEN {v} END")
+        }
+    };
     for (i, (name, t, kind)) in features.iter().enumerate() {
         let col = qcol("__t", name);
         match kind {
@@ -207,6 +226,7 @@ pub async fn train(ml: &MlContext, opts: &TrainOptions, query: &str, what: &str)
                     format!("MIN(__v{i})"),
                     format!("MAX(__v{i})"),
                     format!("COUNT(__v{i})"),
+                    format!("approx_median({})", in_median_sample(format!("__v{i}"))),
                 ]);
             }
             FeatureKind::Categorical => {
@@ -270,7 +290,8 @@ pub async fn train(ml: &MlContext, opts: &TrainOptions, query: &str, what: &str)
             FeatureKind::Numeric => {
                 let (mean, std, min, max) = (f64_at(stats, col), f64_at(stats, col + 1), f64_at(stats, col + 2), f64_at(stats, col + 3));
                 let present = i64_at(stats, col + 4);
-                col += 5;
+                let median = f64_at(stats, col + 5);
+                col += 6;
                 if present == 0 {
                     return Err(MlError::Data(format!(
                         "{what}: feature {name:?} is NULL (or NaN) in every training row; leave it out"
@@ -287,6 +308,7 @@ pub async fn train(ml: &MlContext, opts: &TrainOptions, query: &str, what: &str)
                     min,
                     max,
                     mean,
+                    median,
                     stddev: std,
                     category_count: None,
                     null_count: rows - present,
@@ -316,6 +338,7 @@ pub async fn train(ml: &MlContext, opts: &TrainOptions, query: &str, what: &str)
                     min: None,
                     max: None,
                     mean: None,
+                    median: None,
                     stddev: None,
                     category_count: Some(categories.len() as i64),
                     null_count: rows - present,
@@ -409,10 +432,12 @@ pub async fn train(ml: &MlContext, opts: &TrainOptions, query: &str, what: &str)
     let mut payload = merge_parts(numbered.into_iter().map(|(_, p)| p).collect()).map_err(MlError::Internal)?;
     // Where the parts were trained is metadata, not model: the stored bytes
     // depend only on the data, options and seed.
-    let training_parts = std::mem::take(&mut payload.parts)
+    let training_parts: Vec<TrainingPartInfo> = std::mem::take(&mut payload.parts)
         .into_iter()
         .map(|p| TrainingPartInfo { bucket: p.bucket, worker: p.worker, rows: p.rows, millis: p.millis })
         .collect();
+    // Every part sees the same rows (forest groups each get them all).
+    let fit_rows = training_parts.iter().map(|p| p.rows).max().unwrap_or(rows as u64);
     timings.insert("training".to_string(), elapsed_ms(t));
     let eval_rows = match &eval_query {
         Some(q) => count_of(q.clone()).await? as u64,
@@ -426,6 +451,7 @@ pub async fn train(ml: &MlContext, opts: &TrainOptions, query: &str, what: &str)
         label_type,
         training_rows: rows as u64,
         eval_rows,
+        fit_rows,
         eval_query: eval_query.filter(|_| eval_rows > 0),
         train_query,
         schema,
@@ -542,6 +568,7 @@ pub async fn create_model(
             training_query: query.to_string(),
             training_rows: trained.training_rows,
             eval_rows: trained.eval_rows,
+            fit_rows: Some(trained.fit_rows),
             data_fingerprint: trained.data_fingerprint.clone(),
             metrics,
             metrics_on: metrics_on.to_string(),
@@ -596,6 +623,7 @@ fn summary_batch(meta: &ModelMeta, status: &str) -> Result<RecordBatch, MlError>
         Field::new("model_type", DataType::Utf8, false),
         Field::new("training_rows", DataType::Int64, false),
         Field::new("eval_rows", DataType::Int64, false),
+        Field::new("fit_rows", DataType::Int64, true),
     ];
     fields.extend(metric_fields());
     let mut cols: Vec<ArrayRef> = vec![
@@ -605,6 +633,7 @@ fn summary_batch(meta: &ModelMeta, status: &str) -> Result<RecordBatch, MlError>
         Arc::new(StringArray::from(vec![meta.model_type.clone()])),
         Arc::new(Int64Array::from(vec![meta.training_rows as i64])),
         Arc::new(Int64Array::from(vec![meta.eval_rows as i64])),
+        Arc::new(Int64Array::from(vec![meta.fit_rows.map(|n| n as i64)])),
     ];
     cols.extend(metric_columns(&meta.metrics));
     RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).map_err(|e| MlError::Internal(e.to_string()))

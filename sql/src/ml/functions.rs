@@ -363,7 +363,6 @@ async fn describe_data(ml: &MlContext, call: &MlCall) -> Result<String, MlError>
 
 async fn feature_info(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
     let meta = model_of(ml, call).await?;
-    let n = meta.feature_info.len();
     let schema = Arc::new(Schema::new(vec![
         Field::new("input", DataType::Utf8, false),
         Field::new("min", DataType::Float64, true),
@@ -383,7 +382,7 @@ async fn feature_info(ml: &MlContext, call: &MlCall) -> Result<String, MlError> 
             Arc::new(Float64Array::from(fi.iter().map(|f| f.min).collect::<Vec<_>>())),
             Arc::new(Float64Array::from(fi.iter().map(|f| f.max).collect::<Vec<_>>())),
             Arc::new(Float64Array::from(fi.iter().map(|f| f.mean).collect::<Vec<_>>())),
-            Arc::new(Float64Array::from(vec![None::<f64>; n])),
+            Arc::new(Float64Array::from(fi.iter().map(|f| f.median).collect::<Vec<_>>())),
             Arc::new(Float64Array::from(fi.iter().map(|f| f.stddev).collect::<Vec<_>>())),
             Arc::new(Int64Array::from(fi.iter().map(|f| f.category_count).collect::<Vec<_>>())),
             Arc::new(Int64Array::from(fi.iter().map(|f| f.null_count).collect::<Vec<_>>())),

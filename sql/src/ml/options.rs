@@ -51,7 +51,7 @@ pub struct TrainOptions {
 }
 
 /// Every option CREATE MODEL accepts.
-pub const KNOWN_OPTIONS: [&str; 18] = [
+pub const KNOWN_OPTIONS: [&str; 19] = [
     "model_type",
     "input_label_cols",
     "data_split_method",
@@ -70,6 +70,7 @@ pub const KNOWN_OPTIONS: [&str; 18] = [
     "min_rel_progress",
     "num_neighbors",
     "max_stored_rows",
+    "max_training_rows",
 ];
 
 fn bad(option: &str, want: &str, got: &OptValue) -> MlError {
@@ -221,6 +222,9 @@ impl TrainOptions {
         }
         if let Some(v) = get("max_stored_rows") {
             params.max_stored_rows = integer("max_stored_rows", v, 1, 10_000_000)?;
+        }
+        if let Some(v) = get("max_training_rows") {
+            params.max_training_rows = integer("max_training_rows", v, 1, 1_000_000_000)?;
         }
         Ok(Self {
             algorithm,

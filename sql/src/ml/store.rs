@@ -41,6 +41,11 @@ pub struct FeatureStat {
     pub max: Option<f64>,
     /// Mean (numeric features).
     pub mean: Option<f64>,
+    /// Approximate median (numeric features): a t-digest over a sample of
+    /// about [`crate::ml::create::MEDIAN_SAMPLE`] rows. None in models stored
+    /// before Sentio recorded it.
+    #[serde(default)]
+    pub median: Option<f64>,
     /// Population standard deviation (numeric features).
     pub stddev: Option<f64>,
     /// Distinct categories kept (text features).
@@ -120,6 +125,11 @@ pub struct ModelMeta {
     pub training_rows: u64,
     /// Rows held out for evaluation.
     pub eval_rows: u64,
+    /// Rows the model was fit on: `training_rows`, or fewer where
+    /// `max_training_rows` (k-NN: `max_stored_rows`) made them a sample. None
+    /// in models stored before Sentio recorded it.
+    #[serde(default)]
+    pub fit_rows: Option<u64>,
     /// A fingerprint of the training rows (count and order-independent hash).
     pub data_fingerprint: String,
     /// Metrics on the evaluation rows (or the training rows without a split).

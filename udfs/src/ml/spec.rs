@@ -123,6 +123,20 @@ pub struct Params {
     pub num_neighbors: u32,
     /// Rows a k-NN model keeps (a deterministic sample beyond that).
     pub max_stored_rows: u64,
+    /// Most rows that logistic regression, a decision tree or one group of a
+    /// forest's trees is fit on (`max_training_rows`): beyond that, a seeded,
+    /// deterministic sample, so that the final step of training needs bounded
+    /// memory however large the training set is.
+    #[serde(default = "default_max_training_rows")]
+    pub max_training_rows: u64,
+}
+
+/// The default of [`Params::max_training_rows`]: about 0.7 GB for 32 numeric
+/// features (4 bytes per encoded value and 12 per row).
+pub const DEFAULT_MAX_TRAINING_ROWS: u64 = 5_000_000;
+
+fn default_max_training_rows() -> u64 {
+    DEFAULT_MAX_TRAINING_ROWS
 }
 
 impl Default for Params {
@@ -138,6 +152,7 @@ impl Default for Params {
             min_rel_progress: 1e-4,
             num_neighbors: 5,
             max_stored_rows: 50_000,
+            max_training_rows: DEFAULT_MAX_TRAINING_ROWS,
         }
     }
 }
@@ -171,6 +186,17 @@ impl TrainSpec {
     /// The spec as JSON text.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("a spec always serialises")
+    }
+
+    /// Most rows the training aggregate keeps for one part of the model
+    /// (None: naive Bayes, which keeps statistics, not rows).
+    pub fn row_cap(&self) -> Option<usize> {
+        let cap = match self.algorithm {
+            Algorithm::NaiveBayes => return None,
+            Algorithm::Knn => self.params.max_stored_rows.min(self.params.max_training_rows),
+            _ => self.params.max_training_rows,
+        };
+        Some(usize::try_from(cap).unwrap_or(usize::MAX).max(1))
     }
 
     /// Number of encoded feature values per row.

@@ -14,6 +14,12 @@
 //! its rows into a deterministic order and trains its share of the model
 //! ([`crate::ml::model::train_bucket`]). The result of each group is a
 //! `ModelPayload` part; the client merges the parts.
+//!
+//! Memory is bounded: an accumulator holding more than twice the spec's row
+//! cap ([`TrainSpec::row_cap`], the `max_training_rows` option; k-NN's
+//! `max_stored_rows`) keeps only the cap's worth of rows of smallest seeded
+//! hash, so the final step fits a seeded sample of at most that many rows, the
+//! same sample however the rows were partitioned.
 
 use std::sync::Arc;
 
@@ -117,8 +123,11 @@ fn worker() -> String {
     format!("{host}:{}", std::process::id())
 }
 
-fn row_hash(x: &[f32], y: u32) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ u64::from(y);
+/// A hash of a row and the seed: the order rows are trained in, and which
+/// rows a sample keeps (the smallest hashes).
+fn row_hash(seed: u64, x: &[f32], y: u32) -> u64 {
+    // Seed 0 leaves the FNV offset as it is.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ u64::from(y) ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     for v in x {
         h ^= u64::from(v.to_bits());
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
@@ -153,13 +162,15 @@ impl TrainAccumulator {
         order
     }
 
-    /// k-NN keeps a bounded, deterministic sample: the rows of smallest hash.
+    /// Keeps memory bounded: past twice the row cap, only the `cap` rows of
+    /// smallest hash stay. Whatever the partitioning, the rows that survive
+    /// every prune include the `cap` smallest of all, so the final sample is
+    /// the same on any cluster.
     fn prune(&mut self) {
-        let cap = self.spec.params.max_stored_rows as usize;
-        if self.spec.algorithm != Algorithm::Knn || self.rows.y.len() <= cap.saturating_mul(2).max(1) {
-            return;
+        let Some(cap) = self.spec.row_cap() else { return };
+        if self.rows.y.len() > cap.saturating_mul(2) {
+            self.keep(cap);
         }
-        self.keep(cap);
     }
 
     fn keep(&mut self, cap: usize) {
@@ -211,7 +222,7 @@ impl Accumulator for TrainAccumulator {
                 stats.add(row, c);
                 continue;
             }
-            self.rows.hash.push(row_hash(row, c as u32));
+            self.rows.hash.push(row_hash(self.spec.seed, row, c as u32));
             self.rows.x.extend_from_slice(row);
             self.rows.y.push(c as u32);
         }
@@ -237,10 +248,10 @@ impl Accumulator for TrainAccumulator {
         if self.rows.y.is_empty() {
             return Ok(ScalarValue::LargeBinary(None));
         }
-        if self.spec.algorithm == Algorithm::Knn {
-            self.keep(self.spec.params.max_stored_rows as usize);
+        let mut order = self.sorted_order();
+        if let Some(cap) = self.spec.row_cap() {
+            order.truncate(cap);
         }
-        let order = self.sorted_order();
         let rows = self.reordered(&order);
         let data = Dataset {
             w: rows.y.iter().map(|y| self.spec.class_weights.get(*y as usize).copied().unwrap_or(1.0)).collect(),
@@ -304,5 +315,111 @@ impl Accumulator for TrainAccumulator {
         }
         self.prune();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::array::{Float64Array, Int64Array, StringArray};
+    use sentio_proto::ModelPayload;
+
+    use super::*;
+    use crate::ml::spec::{Encoding, FeatureSpec, Params};
+
+    fn spec(algorithm: Algorithm, max_training_rows: u64) -> Arc<TrainSpec> {
+        let feature = |name: &str| FeatureSpec {
+            name: name.into(),
+            sql_type: "Float64".into(),
+            encoding: Encoding::Numeric { mean: 0.0, std: 1.0 },
+        };
+        Arc::new(TrainSpec {
+            algorithm,
+            features: vec![feature("a"), feature("b")],
+            labels: vec!["no".into(), "yes".into()],
+            class_weights: vec![1.0, 1.0],
+            seed: 7,
+            buckets: 1,
+            params: Params { max_training_rows, num_trees: 3, max_depth: 4, ..Params::default() },
+        })
+    }
+
+    /// Rows `from..to`: two features and a label that depends on them.
+    fn batch(from: usize, to: usize) -> Vec<ArrayRef> {
+        let a: Vec<f64> = (from..to).map(|i| ((i * 37) % 101) as f64 / 10.0).collect();
+        let b: Vec<f64> = (from..to).map(|i| ((i * 53) % 89) as f64 / 10.0).collect();
+        let label: Vec<&str> = a.iter().zip(&b).map(|(a, b)| if a + b > 9.0 { "yes" } else { "no" }).collect();
+        let n = to - from;
+        vec![
+            Arc::new(StringArray::from(vec!["spec"; n])),
+            Arc::new(Int64Array::from(vec![0; n])),
+            Arc::new(StringArray::from(label)),
+            Arc::new(Float64Array::from(a)),
+            Arc::new(Float64Array::from(b)),
+        ]
+    }
+
+    fn trained(acc: &mut TrainAccumulator) -> (ModelPayload, u64) {
+        let ScalarValue::LargeBinary(Some(bytes)) = acc.evaluate().unwrap() else { panic!("no model") };
+        let mut payload = ModelPayload::decode(bytes.as_slice()).unwrap();
+        let rows = payload.parts.iter().map(|p| p.rows).sum();
+        payload.parts.clear();
+        (payload, rows)
+    }
+
+    /// One accumulator over all rows, against `splits` partial accumulators
+    /// (fed in batches of 100) merged into a final one, as a cluster does.
+    fn one_and_split(algorithm: Algorithm, cap: u64, splits: &[usize]) -> ((ModelPayload, u64), (ModelPayload, u64)) {
+        let total = *splits.last().unwrap();
+        let mut one = TrainAccumulator::new(spec(algorithm, cap));
+        for start in (0..total).step_by(100) {
+            one.update_batch(&batch(start, (start + 100).min(total))).unwrap();
+            assert!(one.rows.y.len() <= 2 * cap as usize, "{} rows held, cap {cap}", one.rows.y.len());
+        }
+        let mut last = TrainAccumulator::new(spec(algorithm, cap));
+        let mut from = 0;
+        for &to in splits {
+            let mut partial = TrainAccumulator::new(spec(algorithm, cap));
+            for start in (from..to).step_by(100) {
+                partial.update_batch(&batch(start, (start + 100).min(to))).unwrap();
+            }
+            let state: Vec<ArrayRef> = partial.state().unwrap().iter().map(|v| v.to_array().unwrap()).collect();
+            last.merge_batch(&state).unwrap();
+            assert!(last.rows.y.len() <= 2 * cap as usize);
+            from = to;
+        }
+        (trained(&mut one), trained(&mut last))
+    }
+
+    #[test]
+    fn a_row_cap_keeps_the_same_sample_however_the_rows_are_split() {
+        for algorithm in [Algorithm::LogisticReg, Algorithm::DecisionTree, Algorithm::RandomForest] {
+            let (one, split) = one_and_split(algorithm, 150, &[130, 700, 2000]);
+            assert_eq!(one.1, 150, "{algorithm:?}: fit on the capped sample");
+            assert_eq!(split.1, 150);
+            assert_eq!(one.0, split.0, "{algorithm:?}: another sample on another split");
+        }
+    }
+
+    #[test]
+    fn under_the_cap_every_row_is_used() {
+        let (one, split) = one_and_split(Algorithm::LogisticReg, 5000, &[999, 2000]);
+        assert_eq!((one.1, split.1), (2000, 2000));
+        assert_eq!(one.0, split.0);
+    }
+
+    #[test]
+    fn the_seed_chooses_the_sample() {
+        let kept = |seed: u64| {
+            let mut acc = TrainAccumulator::new(Arc::new(TrainSpec { seed, ..(*spec(Algorithm::DecisionTree, 10)).clone() }));
+            acc.update_batch(&batch(0, 500)).unwrap();
+            let (_, rows) = trained(&mut acc);
+            assert_eq!(rows, 10);
+            // The values of the rows kept, in a fixed order.
+            let mut kept: Vec<Vec<u32>> = acc.rows.x.chunks(2).map(|r| r.iter().map(|v| v.to_bits()).collect()).collect();
+            kept.sort_unstable();
+            kept
+        };
+        assert_ne!(kept(1), kept(2), "two seeds, one sample");
+        assert_eq!(kept(3), kept(3));
     }
 }
