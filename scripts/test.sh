@@ -71,8 +71,9 @@ cargo build --workspace --bins --locked
 log "running the tests"
 # The never-blocks test runs last and alone: it compares the database's
 # latency under Sentio's load with an idle baseline, so no other test may load
-# the machine while it measures.
+# the machine while it measures. It prints both latencies (--nocapture), so
+# every run's log shows them, passed or not.
 never_blocks=opdb::the_operational_db_is_never_blocked
 cargo test --workspace --exclude sentio-integration --locked -- --test-threads 2
 cargo test -p sentio-integration --locked -- --test-threads 2 --skip "$never_blocks"
-cargo test -p sentio-integration --locked -- --test-threads 1 --exact "$never_blocks"
+cargo test -p sentio-integration --locked -- --test-threads 1 --exact "$never_blocks" --nocapture

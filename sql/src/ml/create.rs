@@ -33,10 +33,6 @@ pub const MAX_LABELS: usize = 1000;
 /// grown in parallel across the cluster's task slots).
 pub const FOREST_BUCKETS: u32 = 16;
 
-/// `ML.FEATURE_INFO`'s medians are taken over a seeded sample of about this
-/// many training rows.
-pub const MEDIAN_SAMPLE: u64 = 100_000;
-
 /// A model trained but not stored.
 #[derive(Debug)]
 pub struct Trained {
@@ -187,8 +183,7 @@ pub async fn train(ml: &MlContext, opts: &TrainOptions, query: &str, what: &str)
     // Statistics of the training rows (counted first: an empty set is a
     // clear error, not an aggregate over nothing).
     let t = Instant::now();
-    let counted = count_of(train_query.clone()).await?;
-    if counted == 0 {
+    if count_of(train_query.clone()).await? == 0 {
         return Err(MlError::Data(format!(
             "{what}: the training set is empty (no rows with a non-NULL label {:?}{})",
             opts.label,
@@ -203,17 +198,6 @@ pub async fn train(ml: &MlContext, opts: &TrainOptions, query: &str, what: &str)
         schema.fields().iter().map(|f| qcol("__t", f.name())).collect::<Vec<_>>().join(", ")
     )];
     let mut stats_cols = vec!["COUNT(*)".to_string(), "bit_xor(__h)".to_string()];
-    // Medians are approximate (t-digests) and taken over a sample of about
-    // MEDIAN_SAMPLE rows: over every row they would cost more than all the
-    // other statistics together. `__h` is uniform in [0, 2^53).
-    let in_median_sample = |v: String| {
-        if counted as u64 <= MEDIAN_SAMPLE {
-            v
-        } else {
-            let below = (MEDIAN_SAMPLE as f64 / counted as f64 * 9_007_199_254_740_992.0) as i64;
-            format!("CASE WHEN __h < {below} THEN {v} END")
-        }
-    };
     for (i, (name, t, kind)) in features.iter().enumerate() {
         let col = qcol("__t", name);
         match kind {
@@ -226,7 +210,9 @@ pub async fn train(ml: &MlContext, opts: &TrainOptions, query: &str, what: &str)
                     format!("MIN(__v{i})"),
                     format!("MAX(__v{i})"),
                     format!("COUNT(__v{i})"),
-                    format!("approx_median({})", in_median_sample(format!("__v{i}"))),
+                    // A t-digest: +0.66 s over 1M rows × 32 features in a
+                    // release build (0.71 → 1.38 s for the whole pass).
+                    format!("approx_median(__v{i})"),
                 ]);
             }
             FeatureKind::Categorical => {

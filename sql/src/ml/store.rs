@@ -41,9 +41,8 @@ pub struct FeatureStat {
     pub max: Option<f64>,
     /// Mean (numeric features).
     pub mean: Option<f64>,
-    /// Approximate median (numeric features): a t-digest over a sample of
-    /// about [`crate::ml::create::MEDIAN_SAMPLE`] rows. None in models stored
-    /// before Sentio recorded it.
+    /// Approximate median (numeric features; a t-digest). None in models
+    /// stored before Sentio recorded it.
     #[serde(default)]
     pub median: Option<f64>,
     /// Population standard deviation (numeric features).
