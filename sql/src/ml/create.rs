@@ -48,9 +48,6 @@ pub struct Trained {
     pub training_rows: u64,
     /// Rows held out for evaluation.
     pub eval_rows: u64,
-    /// Rows the model was fit on: `training_rows`, or a sample of them past
-    /// `max_training_rows` (k-NN: `max_stored_rows`).
-    pub fit_rows: u64,
     /// Query over the held-out rows (None without a split).
     pub eval_query: Option<String>,
     /// Query over the training rows.
@@ -418,12 +415,10 @@ pub async fn train(ml: &MlContext, opts: &TrainOptions, query: &str, what: &str)
     let mut payload = merge_parts(numbered.into_iter().map(|(_, p)| p).collect()).map_err(MlError::Internal)?;
     // Where the parts were trained is metadata, not model: the stored bytes
     // depend only on the data, options and seed.
-    let training_parts: Vec<TrainingPartInfo> = std::mem::take(&mut payload.parts)
+    let training_parts = std::mem::take(&mut payload.parts)
         .into_iter()
         .map(|p| TrainingPartInfo { bucket: p.bucket, worker: p.worker, rows: p.rows, millis: p.millis })
         .collect();
-    // Every part sees the same rows (forest groups each get them all).
-    let fit_rows = training_parts.iter().map(|p| p.rows).max().unwrap_or(rows as u64);
     timings.insert("training".to_string(), elapsed_ms(t));
     let eval_rows = match &eval_query {
         Some(q) => count_of(q.clone()).await? as u64,
@@ -437,7 +432,6 @@ pub async fn train(ml: &MlContext, opts: &TrainOptions, query: &str, what: &str)
         label_type,
         training_rows: rows as u64,
         eval_rows,
-        fit_rows,
         eval_query: eval_query.filter(|_| eval_rows > 0),
         train_query,
         schema,
@@ -554,7 +548,8 @@ pub async fn create_model(
             training_query: query.to_string(),
             training_rows: trained.training_rows,
             eval_rows: trained.eval_rows,
-            fit_rows: Some(trained.fit_rows),
+            // Every part fits the same rows (forest groups each get them all).
+            fit_rows: trained.training_parts.iter().map(|p| p.rows).max(),
             data_fingerprint: trained.data_fingerprint.clone(),
             metrics,
             metrics_on: metrics_on.to_string(),
