@@ -44,7 +44,7 @@ pub use catalog::register_opdb;
 
 use crate::config::SentioConfig;
 use backend::{Conn, Purpose};
-use pace::{Duty, Pacer};
+use pace::{Budget, Duty, Pacer};
 
 /// What can go wrong with the operational DB.
 #[derive(Debug, thiserror::Error)]
@@ -112,7 +112,7 @@ pub struct Opdb {
     write_url: Option<String>,
     read_url: Option<String>,
     timeouts: Timeouts,
-    duty: Duty,
+    budget: Budget,
 }
 
 impl fmt::Debug for Opdb {
@@ -133,19 +133,20 @@ impl Opdb {
             write_url,
             read_url,
             timeouts: Timeouts::default(),
-            duty: Duty::default(),
+            budget: Budget::default(),
         }
     }
 
-    /// The same database with bulk work paced to `duty` ([`pace`]).
+    /// The same database with bulk work paced to `duty` ([`pace`]): one
+    /// budget for all the sessions of this `Opdb` and its clones.
     pub fn with_duty(mut self, duty: Duty) -> Self {
-        self.duty = duty;
+        self.budget = Budget::new(duty);
         self
     }
 
-    /// A pacer for one session's bulk work.
+    /// A pacer for one session's bulk work, drawing on the process's budget.
     pub fn pacer(&self) -> Pacer {
-        Pacer::new(self.duty)
+        self.budget.pacer()
     }
 
     /// The operational DB of a Sentio configuration.

@@ -4,14 +4,21 @@
 //! `COPY` data sent, a slice of the publishing `INSERT`). After each unit a
 //! [`Pacer`] sleeps so that, over time, the work takes at most a `duty`
 //! share of the wall clock: with a duty of 0.25 a unit that took 40 ms is
-//! followed by a 120 ms pause. While a read pauses, the database's backend
-//! blocks on its socket and uses no CPU; while a write pauses, the WAL it
+//! followed by a 120 ms pause. All the sessions of one process draw on one
+//! [`Budget`]: however many ranges an executor reads and stages at once,
+//! their units together take at most the duty (two sessions at a duty of 0.5
+//! each work a quarter of the time), so a process never keeps more than that
+//! share of one database backend busy.
+//!
+//! While a read pauses, the database's backend blocks on its socket and uses
+//! no CPU; while a write pauses, the WAL it
 //! wrote is flushed by the database in the background, so the
 //! application's commits do not queue behind it.
 //!
 //! The duty is set with `SENTIO_OPDB_BULK_DUTY` (or `opdb_bulk_duty` in
 //! `sentio.toml`); 1 turns pacing off.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -84,23 +91,75 @@ impl Duty {
     }
 }
 
-/// Paces one session's bulk work: call [`Pacer::pause`] after each unit.
-#[derive(Debug)]
-pub struct Pacer {
+/// The bulk-work budget of one process: every session's [`Pacer`] draws on
+/// it, so their units together stay within the duty.
+///
+/// It is a clock: each unit of work moves the time at which the budget is
+/// paid off forward by the unit and the pause it owes; a session that ends a
+/// unit rests until then.
+#[derive(Debug, Clone)]
+pub struct Budget {
     duty: Duty,
-    since: Instant,
+    paid_off_at: Arc<Mutex<Instant>>,
 }
 
-impl Pacer {
-    /// A pacer whose first unit starts now.
+impl Default for Budget {
+    fn default() -> Self {
+        Self::new(Duty::default())
+    }
+}
+
+impl Budget {
+    /// A budget of `duty`, with nothing owed.
     pub fn new(duty: Duty) -> Self {
         Self {
             duty,
+            paid_off_at: Arc::new(Mutex::new(Instant::now())),
+        }
+    }
+
+    /// The share of time the process's bulk work may take.
+    pub fn duty(&self) -> Duty {
+        self.duty
+    }
+
+    /// A pacer for one session's bulk work, whose first unit starts now.
+    pub fn pacer(&self) -> Pacer {
+        Pacer {
+            budget: self.clone(),
             since: Instant::now(),
         }
     }
 
-    /// Ends a unit of work: sleeps as the duty requires and starts the next.
+    /// Charges a unit of `worked` that ended now; returns when the budget is
+    /// paid off.
+    fn charge(&self, worked: Duration) -> Instant {
+        let now = Instant::now();
+        let cost = worked + self.duty.pause_after(worked);
+        // A poisoned lock only means another session panicked mid-update of
+        // an Instant: the value is still a valid time.
+        let mut at = self.paid_off_at.lock().unwrap_or_else(|e| e.into_inner());
+        let started = now.checked_sub(worked).unwrap_or(now);
+        *at = (*at).max(started) + cost;
+        *at
+    }
+}
+
+/// Paces one session's bulk work: call [`Pacer::pause`] after each unit.
+#[derive(Debug)]
+pub struct Pacer {
+    budget: Budget,
+    since: Instant,
+}
+
+impl Pacer {
+    /// A pacer of its own budget (no other session shares it), whose first
+    /// unit starts now.
+    pub fn new(duty: Duty) -> Self {
+        Budget::new(duty).pacer()
+    }
+
+    /// Ends a unit of work: sleeps as the budget requires and starts the next.
     pub async fn pause(&mut self) {
         let owed = self.end_unit();
         self.rest(owed).await;
@@ -115,9 +174,9 @@ impl Pacer {
     /// Ends a unit of work and returns the rest it owes, for a caller that
     /// has more to do before resting (time spent on it counts as rest).
     pub fn end_unit(&mut self) -> Duration {
-        let owed = self.duty.pause_after(self.since.elapsed());
+        let paid_off = self.budget.charge(self.since.elapsed());
         self.since = Instant::now();
-        owed
+        paid_off.saturating_duration_since(self.since)
     }
 
     /// Rests for what is left of `owed` since [`Pacer::end_unit`], then
@@ -153,5 +212,24 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(30)).await;
         off.pause().await;
         assert!(start.elapsed() < Duration::from_millis(60), "{:?}", start.elapsed());
+    }
+
+    /// Two sessions of one budget working at once each rest for both: at a
+    /// duty of 0.5, two 30 ms units are paid off 120 ms after they began.
+    /// Sessions of separate budgets rest only for their own unit.
+    #[tokio::test]
+    async fn sessions_of_one_budget_share_its_duty() {
+        async fn two_units(a: &mut Pacer, b: &mut Pacer) -> Duration {
+            let start = Instant::now();
+            let unit = || tokio::time::sleep(Duration::from_millis(30));
+            tokio::join!(async { unit().await; a.pause().await }, async { unit().await; b.pause().await });
+            start.elapsed()
+        }
+        let shared = Budget::new(Duty::new(0.5).unwrap());
+        let took = two_units(&mut shared.pacer(), &mut shared.pacer()).await;
+        assert!(took >= Duration::from_millis(120), "{took:?}");
+        let half = Duty::new(0.5).unwrap();
+        let took = two_units(&mut Pacer::new(half), &mut Pacer::new(half)).await;
+        assert!(took >= Duration::from_millis(60) && took < Duration::from_millis(115), "{took:?}");
     }
 }
