@@ -11,9 +11,8 @@
 //! share of one database backend busy.
 //!
 //! While a read pauses, the database's backend blocks on its socket and uses
-//! no CPU; while a write pauses, the WAL it
-//! wrote is flushed by the database in the background, so the
-//! application's commits do not queue behind it.
+//! no CPU; while a write pauses, the WAL it wrote is flushed by the database
+//! in the background, so the application's commits do not queue behind it.
 //!
 //! The duty is set with `SENTIO_OPDB_BULK_DUTY` (or `opdb_bulk_duty` in
 //! `sentio.toml`); 1 turns pacing off.
@@ -118,11 +117,6 @@ impl Budget {
         }
     }
 
-    /// The share of time the process's bulk work may take.
-    pub fn duty(&self) -> Duty {
-        self.duty
-    }
-
     /// A pacer for one session's bulk work, whose first unit starts now.
     pub fn pacer(&self) -> Pacer {
         Pacer {
@@ -153,12 +147,6 @@ pub struct Pacer {
 }
 
 impl Pacer {
-    /// A pacer of its own budget (no other session shares it), whose first
-    /// unit starts now.
-    pub fn new(duty: Duty) -> Self {
-        Budget::new(duty).pacer()
-    }
-
     /// Ends a unit of work: sleeps as the budget requires and starts the next.
     pub async fn pause(&mut self) {
         let owed = self.end_unit();
@@ -202,12 +190,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_pacer_keeps_work_within_its_duty() {
-        let mut p = Pacer::new(Duty::new(0.5).unwrap());
+        let mut p = Budget::new(Duty::new(0.5).unwrap()).pacer();
         let start = Instant::now();
         tokio::time::sleep(Duration::from_millis(30)).await; // the unit of work
         p.pause().await;
         assert!(start.elapsed() >= Duration::from_millis(60), "{:?}", start.elapsed());
-        let mut off = Pacer::new(Duty::new(1.0).unwrap());
+        let mut off = Budget::new(Duty::new(1.0).unwrap()).pacer();
         let start = Instant::now();
         tokio::time::sleep(Duration::from_millis(30)).await;
         off.pause().await;
@@ -228,8 +216,8 @@ mod tests {
         let shared = Budget::new(Duty::new(0.5).unwrap());
         let took = two_units(&mut shared.pacer(), &mut shared.pacer()).await;
         assert!(took >= Duration::from_millis(120), "{took:?}");
-        let half = Duty::new(0.5).unwrap();
-        let took = two_units(&mut Pacer::new(half), &mut Pacer::new(half)).await;
+        let half = || Budget::new(Duty::new(0.5).unwrap());
+        let took = two_units(&mut half().pacer(), &mut half().pacer()).await;
         assert!(took >= Duration::from_millis(60) && took < Duration::from_millis(115), "{took:?}");
     }
 }
