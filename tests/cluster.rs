@@ -34,39 +34,62 @@ fn s3_lake_on_two_executors_matches_standalone() {
 
     let dir = tempfile::tempdir().unwrap();
     let cluster = Cluster::start(dir.path(), 2, s3.env());
-    let remote = run_ok(
-        sentio()
-            .envs(s3.env())
-            .args(["sql", "--scheduler", &cluster.url(), "--lake", lake, "--format", "json", "-c", JOIN_GROUP_BY]),
-        Duration::from_secs(180),
-    );
-    let standalone = run_ok(
-        sentio().envs(s3.env()).args(["sql", "--lake", lake, "--format", "json", "-c", JOIN_GROUP_BY]),
-        Duration::from_secs(180),
-    );
-    let (r, s) = (json_rows(&remote.stdout), json_rows(&standalone.stdout));
+    // Runs `sql` on the cluster and standalone; the answers must agree.
+    let on_both = |sql: &str, timeout: Duration| {
+        let remote = run_ok(
+            sentio().envs(s3.env()).args(["sql", "--scheduler", &cluster.url(), "--lake", lake, "--format", "json", "-c", sql]),
+            timeout,
+        );
+        assert!(remote.stderr.contains("received from the cluster"), "{}", remote.stderr);
+        let standalone =
+            run_ok(sentio().envs(s3.env()).args(["sql", "--lake", lake, "--format", "json", "-c", sql]), timeout);
+        let (r, s) = (json_rows(&remote.stdout), json_rows(&standalone.stdout));
+        assert_eq!(r, s, "cluster and standalone answers differ for {sql}");
+        r
+    };
+    let r = on_both(JOIN_GROUP_BY, Duration::from_secs(180));
     assert_eq!(r.len(), 12, "2 outcomes x 2 splits x 3 emotions: {r:?}");
-    assert_eq!(r, s, "cluster and standalone answers differ");
     let frames: i64 = r.iter().map(|row| row["frames"].as_i64().unwrap()).sum();
     assert!(frames > 40_000, "{frames}");
-    assert!(remote.stderr.contains("received from the cluster"), "{}", remote.stderr);
 
     // Sentio's functions are known to the executors (they run there: the
-    // argument is a column), with the same answers as standalone.
-    let udf = "SELECT COUNT(*) AS n, SUM(CASE WHEN hash_fraction(session_id, 7) < 0.5 THEN 1 ELSE 0 END) AS half \
-               FROM training.frames";
-    let on_cluster = run_ok(
-        sentio().envs(s3.env()).args(["sql", "--scheduler", &cluster.url(), "--lake", lake, "--format", "json", "-c", udf]),
+    // argument is a column).
+    let c = on_both(
+        "SELECT COUNT(*) AS n, SUM(CASE WHEN hash_fraction(session_id, 7) < 0.5 THEN 1 ELSE 0 END) AS half \
+         FROM training.frames",
         Duration::from_secs(180),
     );
-    let local = run_ok(
-        sentio().envs(s3.env()).args(["sql", "--lake", lake, "--format", "json", "-c", udf]),
-        Duration::from_secs(180),
-    );
-    let (c, l) = (json_rows(&on_cluster.stdout), json_rows(&local.stdout));
-    assert_eq!(c, l);
     let (n, half) = (c[0]["n"].as_i64().unwrap(), c[0]["half"].as_i64().unwrap());
     assert!(half > n / 4 && half < n * 3 / 4, "{half} of {n}");
+
+    // A report of one-row branches in order: Ballista 55's adaptive planner
+    // left this job running forever (docs/architecture.md).
+    let c = on_both(
+        "SELECT 'all' AS k, COUNT(*) AS n FROM training.frames \
+         UNION ALL SELECT 'late', COUNT(*) FROM training.frames WHERE frame_no > 3 ORDER BY k",
+        Duration::from_secs(60),
+    );
+    let (all, late) = (c[0]["n"].as_i64().unwrap(), c[1]["n"].as_i64().unwrap());
+    assert!((c[0]["k"].as_str(), c[1]["k"].as_str()) == (Some("all"), Some("late")) && late < all, "{c:?}");
+    assert_eq!(all, frames);
+
+    // DataFusion's table functions go to the scheduler too (Sentio's logical
+    // codec writes their tables).
+    let c = on_both(
+        "SELECT 'days' AS k, COUNT(*) AS n, NULL AS s \
+         FROM generate_series(DATE '2024-01-01', DATE '2024-03-01', INTERVAL '1 week') \
+         UNION ALL SELECT 'int', COUNT(*), SUM(value) FROM generate_series(1, 100000) \
+         UNION ALL SELECT 'range', COUNT(*), SUM(value) FROM range(0, 1000, 7) ORDER BY k",
+        Duration::from_secs(60),
+    );
+    let got: Vec<(String, i64, Option<i64>)> = c
+        .iter()
+        .map(|row| (row["k"].as_str().unwrap().to_string(), row["n"].as_i64().unwrap(), row["s"].as_i64()))
+        .collect();
+    assert_eq!(
+        got,
+        [("days".into(), 9, None), ("int".into(), 100_000, Some(5_000_050_000)), ("range".into(), 143, Some(71_071))]
+    );
 
     for i in 0..2 {
         let log = cluster.executor_log(i);

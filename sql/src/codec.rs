@@ -1,6 +1,8 @@
 //! Sentio's plan codecs: wrap Ballista's default codecs and delegate to them.
 //!
-//! Sentio's own plan nodes travel inside a [`sentio_proto::ExtensionEnvelope`]
+//! Sentio's own plan nodes, and the tables of DataFusion's `generate_series`
+//! and `range` table functions (which Ballista's codec cannot write; see
+//! [`series`]), travel inside a [`sentio_proto::ExtensionEnvelope`]
 //! (magic, format version, kind, payload); everything else is Ballista's or
 //! DataFusion's and goes to Ballista's codecs untouched. The same codec
 //! instances are installed on the client, the scheduler and every executor by
@@ -24,6 +26,8 @@ use prost::Message;
 use sentio_proto::{ENVELOPE_MAGIC, ExtensionEnvelope, FORMAT_VERSION};
 
 use crate::opdb::{self, Opdb};
+
+pub mod series;
 
 /// The first bytes of every encoded envelope: field 1 (`fixed32 magic`).
 fn envelope_prefix() -> [u8; 5] {
@@ -153,6 +157,7 @@ impl LogicalExtensionCodec for SentioLogicalCodec {
     ) -> Result<Arc<dyn TableProvider>> {
         match known_envelope(buf)? {
             Some(env) if env.kind == opdb::nodes::TABLE => opdb::nodes::decode_table(&env.payload, &self.opdb),
+            Some(env) if env.kind == series::KIND => series::decode(&env.payload, schema),
             Some(env) => Err(unknown_node(&env)),
             None => self.inner.try_decode_table_provider(buf, table_ref, schema, ctx),
         }
@@ -164,7 +169,11 @@ impl LogicalExtensionCodec for SentioLogicalCodec {
         node: Arc<dyn TableProvider>,
         buf: &mut Vec<u8>,
     ) -> Result<()> {
-        match opdb::nodes::encode_table(node.as_ref()) {
+        let sentio = match opdb::nodes::encode_table(node.as_ref()) {
+            Some(table) => Some(table),
+            None => series::encode(node.as_ref())?.map(|payload| (series::KIND, payload)),
+        };
+        match sentio {
             Some((kind, payload)) => {
                 buf.extend(envelope(kind, payload));
                 Ok(())

@@ -50,6 +50,13 @@ pub const SCHEDULER_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The client polls job status (`ballista.client.pull`): it then knows the
 /// job id as soon as the job is submitted, for progress and cancellation.
 ///
+/// Ballista's adaptive planner (`ballista.planner.adaptive.enabled`) is off:
+/// in Ballista 55, re-planning after a stage ends can lose an ordering that a
+/// sort-preserving merge needs (a report such as `SELECT 'a' AS k, COUNT(*)
+/// FROM t UNION ALL SELECT 'b', COUNT(*) FROM u ORDER BY k`); the scheduler
+/// then logs a `SanityCheckPlan` error and the job never ends. The static
+/// planner runs such queries. A session may still turn it on with `SET`.
+///
 /// `opdb` is this process's operational DB: the codecs give it to the
 /// `opdb` tables and scans they decode, so plans never carry its address.
 pub fn session_config(opdb: &Arc<Opdb>) -> SessionConfig {
@@ -57,6 +64,7 @@ pub fn session_config(opdb: &Arc<Opdb>) -> SessionConfig {
         .with_information_schema(true)
         .with_create_default_catalog_and_schema(true)
         .set_bool(ballista_core::config::BALLISTA_CLIENT_PULL, true)
+        .set_bool(ballista_core::config::BALLISTA_ADAPTIVE_PLANNER_ENABLED, false)
         .with_ballista_logical_extension_codec(Arc::new(SentioLogicalCodec::new(Arc::clone(opdb))))
         .with_ballista_physical_extension_codec(Arc::new(SentioPhysicalCodec::new(Arc::clone(opdb))))
 }
