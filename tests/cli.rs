@@ -36,6 +36,29 @@ fn unknown_table_names_the_line_of_its_statement() {
     assert!(f.stderr.contains("no_such_table"), "{}", f.stderr);
 }
 
+/// A plan over the scheduler's 16 MiB message limit (a function of constants
+/// folded into a 2.2M-element list) is named as such, with the table function
+/// that does the same; that one runs.
+#[test]
+fn a_plan_too_large_to_send_is_explained() {
+    let f = run(
+        sentio().args(["sql", "-c", "SELECT COUNT(*) FROM (SELECT unnest(range(1, 2200000)))"]),
+        Duration::from_secs(120),
+    );
+    assert!(!f.success);
+    assert!(
+        f.stderr.contains("MiB once encoded, more than the 16.0 MiB the scheduler accepts in one message"),
+        "{}",
+        f.stderr
+    );
+    assert!(f.stderr.contains("SELECT value FROM range("), "{}", f.stderr);
+    let f = run_ok(
+        sentio().args(["sql", "--format", "csv", "-c", "SELECT COUNT(*) AS n FROM range(1, 2200000)"]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(f.stdout, "n\n2199999\n");
+}
+
 #[test]
 fn formats_and_network_summary() {
     let f = run_ok(

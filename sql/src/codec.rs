@@ -27,6 +27,7 @@ use sentio_proto::{ENVELOPE_MAGIC, ExtensionEnvelope, FORMAT_VERSION};
 
 use crate::opdb::{self, Opdb};
 
+pub mod plan_size;
 pub mod series;
 
 /// The first bytes of every encoded envelope: field 1 (`fixed32 magic`).

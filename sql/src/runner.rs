@@ -10,8 +10,10 @@ use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
 use ballista_core::serde::protobuf::operator_metric::Metric;
 use ballista_core::serde::protobuf::{CancelJobParams, GetJobMetricsParams, GetJobStatusParams, job_status};
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::error::DataFusionError;
 use datafusion::physical_plan::ExecutionPlan;
 
+use crate::codec::plan_size;
 use crate::error::{Result, SentioError};
 use crate::output::{OutputFormat, human_bytes, ipc_size, write_batches};
 use crate::script::{absolute_error_line, split_statements};
@@ -145,10 +147,21 @@ impl Runner {
             }
         };
         let df = self.client.ctx.sql(&sql).await?;
+        let logical = df.logical_plan().clone();
         let plan = df.create_physical_plan().await?;
         let task_ctx = self.client.ctx.task_ctx();
         let work = datafusion::physical_plan::collect(Arc::clone(&plan), task_ctx);
-        let batches = self.watch(work, started, || Some(Arc::clone(&plan))).await??;
+        let batches = match self.watch(work, started, || Some(Arc::clone(&plan))).await? {
+            Ok(batches) => batches,
+            // A bare transport error may mean the plan was too big to send.
+            Err(e) if plan_size::is_transport_failure(&e.to_string()) => {
+                return Err(match plan_size::oversized(&self.client.ctx.state(), &logical) {
+                    Some(why) => SentioError::DataFusion(DataFusionError::Plan(why)),
+                    None => e.into(),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
         let elapsed = started.elapsed();
         let job_id = job_of(&plan);
         let mut jobs = ml.take_jobs();
