@@ -56,17 +56,13 @@ impl TableProvider for SeriesTable {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let series = self.0.scan(state, None, filters, limit).await?;
+        let Some(columns) = projection else { return Ok(series) };
         let schema = series.schema();
-        match projection {
-            Some(columns) if columns.len() != schema.fields().len() || columns.iter().enumerate().any(|(i, c)| i != *c) => {
-                let exprs = columns.iter().map(|&i| {
-                    let column: Arc<dyn PhysicalExpr> = Arc::new(Column::new(schema.field(i).name(), i));
-                    (column, schema.field(i).name().clone())
-                });
-                Ok(Arc::new(ProjectionExec::try_new(exprs, series)?))
-            }
-            _ => Ok(series),
-        }
+        let exprs = columns.iter().map(|&i| {
+            let column: Arc<dyn PhysicalExpr> = Arc::new(Column::new(schema.field(i).name(), i));
+            (column, schema.field(i).name().clone())
+        });
+        Ok(Arc::new(ProjectionExec::try_new(exprs, series)?))
     }
 }
 
@@ -113,25 +109,16 @@ pub fn decode(payload: &[u8], schema: SchemaRef) -> Result<Arc<dyn TableProvider
             include_end: a.include_end,
             name: name(a.name)?,
         },
-        // DataFusion writes a timestamp series without a time zone as dates;
-        // the column's type tells them apart.
-        Some(Args::DateArgs(a)) if !matches!(schema.fields().first().map(|f| f.data_type()), Some(DataType::Date32)) => {
-            GenSeriesArgs::TimestampArgs {
-                start: a.start,
-                end: a.end,
-                step: interval(a.step.map(|s| (s.months, s.days, s.nanos)))?,
-                tz: None,
-                include_end: a.include_end,
-                name: name(a.name)?,
+        Some(Args::DateArgs(a)) => {
+            let (start, end, include_end) = (a.start, a.end, a.include_end);
+            let (step, name) = (interval(a.step.map(|s| (s.months, s.days, s.nanos)))?, name(a.name)?);
+            // DataFusion writes a timestamp series without a time zone as
+            // dates; the column's type tells them apart.
+            match schema.fields().first().map(|f| f.data_type()) {
+                Some(DataType::Date32) => GenSeriesArgs::DateArgs { start, end, step, include_end, name },
+                _ => GenSeriesArgs::TimestampArgs { start, end, step, tz: None, include_end, name },
             }
         }
-        Some(Args::DateArgs(a)) => GenSeriesArgs::DateArgs {
-            start: a.start,
-            end: a.end,
-            step: interval(a.step.map(|s| (s.months, s.days, s.nanos)))?,
-            include_end: a.include_end,
-            name: name(a.name)?,
-        },
         None => return Err(DataFusionError::Internal("generate_series node without arguments".into())),
     };
     Ok(Arc::new(SeriesTable(GenerateSeriesTable::new(schema, args))))

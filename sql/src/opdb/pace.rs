@@ -126,9 +126,13 @@ impl Budget {
     }
 
     /// Charges a unit of `worked` that ended now; returns when the budget is
-    /// paid off.
+    /// paid off. A duty of 1 keeps no account: unpaced sessions never rest,
+    /// however many work at once.
     fn charge(&self, worked: Duration) -> Instant {
         let now = Instant::now();
+        if self.duty.get() >= 1.0 {
+            return now;
+        }
         let cost = worked + self.duty.pause_after(worked);
         // A poisoned lock only means another session panicked mid-update of
         // an Instant: the value is still a valid time.
@@ -204,7 +208,8 @@ mod tests {
 
     /// Two sessions of one budget working at once each rest for both: at a
     /// duty of 0.5, two 30 ms units are paid off 120 ms after they began.
-    /// Sessions of separate budgets rest only for their own unit.
+    /// Sessions of separate budgets rest only for their own unit, and those
+    /// of an unpaced budget (duty 1) not at all.
     #[tokio::test]
     async fn sessions_of_one_budget_share_its_duty() {
         async fn two_units(a: &mut Pacer, b: &mut Pacer) -> Duration {
@@ -219,5 +224,8 @@ mod tests {
         let half = || Budget::new(Duty::new(0.5).unwrap());
         let took = two_units(&mut half().pacer(), &mut half().pacer()).await;
         assert!(took >= Duration::from_millis(60) && took < Duration::from_millis(115), "{took:?}");
+        let off = Budget::new(Duty::new(1.0).unwrap());
+        let took = two_units(&mut off.pacer(), &mut off.pacer()).await;
+        assert!(took < Duration::from_millis(58), "{took:?}");
     }
 }
