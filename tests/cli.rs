@@ -1,10 +1,55 @@
 //! The `sentio sql` command line: scripts, errors with line numbers, an
-//! unreachable scheduler.
+//! unreachable scheduler, timeouts and signals.
 
+use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::support::{free_port, run, run_ok, sentio};
+use crate::support::{Running, free_port, run, run_ok, sentio};
+
+/// ~900M joined rows: far longer than any test waits on any machine.
+pub(crate) const ENDLESS: &str =
+    "SELECT COUNT(*) FROM training.frames a CROSS JOIN training.frames b WHERE a.f00 + b.f01 > 9";
+
+/// The jobs that have a folder under one of `work_dirs` (an executor makes
+/// one for each job it runs tasks of, named by the job id).
+pub(crate) fn job_folders(work_dirs: &[std::path::PathBuf]) -> Vec<String> {
+    work_dirs
+        .iter()
+        .flat_map(|d| std::fs::read_dir(d).into_iter().flatten().flatten())
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// Waits until a job not in `known` has a folder under one of `work_dirs`
+/// and returns its id; fails if `command` ends first or nothing comes
+/// within a minute.
+pub(crate) fn wait_for_job(
+    command: &mut Running,
+    work_dirs: impl Fn() -> Vec<std::path::PathBuf>,
+    known: &[String],
+) -> String {
+    let started = Instant::now();
+    loop {
+        if let Some(job) = job_folders(&work_dirs()).into_iter().find(|j| !known.contains(j)) {
+            return job;
+        }
+        assert!(command.running(), "the command ended before its job started");
+        assert!(started.elapsed() < Duration::from_secs(60), "no job started within a minute");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The folders of in-process clusters under `tmp`.
+fn standalone_dirs(tmp: &Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(tmp)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("sentio-standalone-"))
+        .map(|e| e.path())
+        .collect()
+}
 
 #[test]
 fn script_stops_at_malformed_statement_and_names_its_line() {
@@ -285,12 +330,8 @@ fn timeout_cancels_a_long_statement() {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
     run_ok(sentio().args(["datagen", "--scale", "0.3", "--seed", "1", "--lake"]).arg(&lake), Duration::from_secs(120));
-    // ~900M joined rows: far longer than the 3 s limit on any machine.
     let f = run(
-        sentio()
-            .args(["sql", "--timeout", "3", "--lake"])
-            .arg(&lake)
-            .args(["-c", "SELECT COUNT(*) FROM training.frames a CROSS JOIN training.frames b WHERE a.f00 + b.f01 > 9"]),
+        sentio().args(["sql", "--timeout", "3", "--lake"]).arg(&lake).args(["-c", ENDLESS]),
         Duration::from_secs(60),
     );
     assert!(!f.success);
@@ -305,10 +346,50 @@ fn timeout_cancels_a_long_statement() {
         "{} sql --timeout 3 --lake '{}' -c '{}'",
         crate::support::bin("sentio").display(),
         lake.display(),
-        "SELECT COUNT(*) FROM training.frames a CROSS JOIN training.frames b WHERE a.f00 + b.f01 > 9"
+        ENDLESS
     );
     let tty = run(Command::new("script").args(["-qec", &command, "/dev/null"]), Duration::from_secs(60));
     assert!(tty.stdout.contains(": running · "), "{}", tty.stdout);
     assert!(tty.stdout.contains("\x1b[2K  job "), "{}", tty.stdout);
     assert!(tty.stdout.contains("statement timed out"), "{}", tty.stdout);
+}
+
+/// Ctrl-C (SIGINT) or SIGTERM during a statement cancels its job and ends
+/// `sentio sql -c` with 130 or 143, removing the in-process cluster's
+/// folder; at the prompt, Ctrl-C cancels the statement and the prompt takes
+/// the next one.
+#[test]
+fn a_signal_cancels_the_running_statement() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    run_ok(sentio().args(["datagen", "--scale", "0.3", "--seed", "1", "--lake"]).arg(&lake), Duration::from_secs(120));
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let jobs = || standalone_dirs(&tmp);
+
+    for (signal, code, name) in [("INT", 130, "Ctrl-C (SIGINT)"), ("TERM", 143, "SIGTERM")] {
+        let mut cmd = sentio();
+        cmd.env("TMPDIR", &tmp).args(["sql", "--lake"]).arg(&lake).args(["-c", ENDLESS]);
+        let mut command = Running::start(&mut cmd, false);
+        let job = wait_for_job(&mut command, jobs, &[]);
+        command.signal(signal);
+        let f = command.finish(Duration::from_secs(60));
+        assert_eq!(f.code, Some(code), "{signal}: {}", f.stderr);
+        assert!(f.stderr.contains(&format!("error: interrupted by {name} (job {job} cancelled)")), "{}", f.stderr);
+        assert!(f.elapsed < Duration::from_secs(30), "{:?}", f.elapsed);
+        assert!(standalone_dirs(&tmp).is_empty(), "left behind: {:?}", standalone_dirs(&tmp));
+    }
+
+    let mut cmd = sentio();
+    cmd.env("TMPDIR", &tmp).args(["sql", "--format", "csv", "--lake"]).arg(&lake);
+    let mut prompt = Running::start(&mut cmd, true);
+    prompt.write(&format!("{ENDLESS};\n"));
+    let job = wait_for_job(&mut prompt, jobs, &[]);
+    prompt.signal("INT");
+    prompt.write("SELECT 40 + 2 AS answer;\n");
+    let f = prompt.finish(Duration::from_secs(120));
+    assert!(f.success, "{}", f.stderr);
+    assert!(f.stderr.contains(&format!("error: interrupted by Ctrl-C (SIGINT) (job {job} cancelled)")), "{}", f.stderr);
+    assert!(f.stdout.contains("answer\n42\n"), "{}", f.stdout);
+    assert!(standalone_dirs(&tmp).is_empty(), "left behind: {:?}", standalone_dirs(&tmp));
 }

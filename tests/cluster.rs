@@ -1,12 +1,13 @@
 //! A real cluster — `sentio-scheduler` and two `sentio-executor` processes
 //! started by `deploy/local/cluster.sh` — against a lake on a local
-//! S3-compatible server, and surviving (or clearly failing on) the loss of
-//! an executor.
+//! S3-compatible server, cancelled by Ctrl-C, and surviving (or clearly failing
+//! on) the loss of an executor.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{Cluster, Guard, S3Server, process_alive, run, run_ok, sentio};
+use crate::cli::{job_folders, wait_for_job};
+use crate::support::{Cluster, Guard, Running, S3Server, cpu_seconds, process_alive, run, run_ok, sentio};
 
 /// Join + group-by with exact (integer) results, so cluster and standalone
 /// answers can be compared for equality.
@@ -16,6 +17,9 @@ const JOIN_GROUP_BY: &str = "\
     FROM training.frames f JOIN adhoc.media_ground_truth g ON f.media_id = g.media_id \
     WHERE g.outcome IS NOT NULL \
     GROUP BY LOWER(g.outcome), f.split, f.emotion ORDER BY 1, 2, 3";
+
+/// Days of work for one executor, in batches of generated rows.
+const ENDLESS_SERIES: &str = "SELECT COUNT(*) FROM generate_series(1, 100000000000) WHERE value % 7 = 3";
 
 fn json_rows(stdout: &str) -> Vec<serde_json::Value> {
     let v: serde_json::Value = serde_json::from_str(stdout.trim())
@@ -90,6 +94,44 @@ fn s3_lake_on_two_executors_matches_standalone() {
         got,
         [("days".into(), 9, None), ("int".into(), 100_000, Some(5_000_050_000)), ("range".into(), 143, Some(71_071))]
     );
+
+    // Ctrl-C cancels the statement's job on the cluster: the executors are
+    // told, and stop working on it at the next batch (before Sentio's
+    // engine, Ballista's shuffle writer went on with this one for hours).
+    let work_dirs = || (0..2).map(|i| cluster.dir.join(format!("executor-{i}"))).collect::<Vec<_>>();
+    let earlier = job_folders(&work_dirs());
+    let mut cmd = sentio();
+    cmd.envs(s3.env()).args(["sql", "--scheduler", &cluster.url(), "--lake", lake, "-c", ENDLESS_SERIES]);
+    let mut command = Running::start(&mut cmd, false);
+    let job = wait_for_job(&mut command, work_dirs, &earlier);
+    let pids: Vec<u32> = (0..2).map(|i| cluster.executor_pid(i)).collect();
+    let busy = || pids.iter().map(|&p| cpu_seconds(p)).sum::<f64>();
+    // CPU the executors use in the next `window`.
+    let used = |window: Duration| {
+        let before = busy();
+        std::thread::sleep(window);
+        (busy() - before) / window.as_secs_f64()
+    };
+    // The job is under way (an executor computes) before the signal.
+    let started = Instant::now();
+    while used(Duration::from_millis(500)) < 0.5 {
+        assert!(started.elapsed() < Duration::from_secs(60), "the executors never got busy with job {job}");
+    }
+    command.signal("INT");
+    let f = command.finish(Duration::from_secs(60));
+    assert_eq!(f.code, Some(130), "{}", f.stderr);
+    assert!(f.stderr.contains(&format!("(job {job} cancelled)")), "{}", f.stderr);
+    let cancelled_at = Instant::now();
+    loop {
+        let cpus = used(Duration::from_secs(1));
+        if cpus < 0.2 {
+            println!("executors idle {:?} after the cancel", cancelled_at.elapsed());
+            break;
+        }
+        assert!(cancelled_at.elapsed() < Duration::from_secs(20), "executors still busy ({cpus:.1} CPUs)");
+    }
+    let told = (0..2).filter(|&i| cluster.executor_log(i).contains(&format!("job_id: \"{job}\""))).count();
+    assert!(told > 0, "no executor was told to cancel job {job}");
 
     for i in 0..2 {
         let log = cluster.executor_log(i);

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::support::{Cluster, Guard, bin, run, run_ok, sentio};
+use crate::support::{Cluster, Guard, Running, bin, run, run_ok, sentio};
 
 const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
@@ -352,8 +352,11 @@ const BIG_PG: &str = "CREATE TABLE big (id bigint PRIMARY KEY, k int, label text
      timestamp '2024-01-01' + g * interval '1 second' FROM generate_series(1, 1000000) g; ANALYZE big; \
      CREATE TABLE big_copy (LIKE big INCLUDING ALL)";
 
+const COPY_BIG: &str = "INSERT INTO opdb.big_copy SELECT * FROM opdb.big";
+
 /// A 1M-row table is read as several partitions by both executors of a
-/// cluster, and written back as 1M rows.
+/// cluster, and written back as 1M rows; a write cancelled (Ctrl-C) while it
+/// publishes lands nothing.
 #[test]
 fn million_rows_read_and_written_by_a_two_executor_cluster() {
     let db = Db::fresh(Kind::Pg, "sentio_it_opdb_million");
@@ -377,7 +380,34 @@ fn million_rows_read_and_written_by_a_two_executor_cluster() {
         assert!(reads >= 1, "executor {i} read no partition of opdb.big:\n{}", cluster.executor_log(i));
     }
 
-    let out = on_cluster("INSERT INTO opdb.big_copy SELECT * FROM opdb.big");
+    // Ctrl-C while the write publishes: the executor rolls the publishing
+    // transaction back at its next slice, so nothing lands.
+    let mut cmd = sentio();
+    cmd.env("SENTIO_OPDB_URL", db.url()).args(["--scheduler", &cluster.url(), "sql", "--no-progress", "-c", COPY_BIG]);
+    let mut write = Running::start(&mut cmd, false);
+    let sessions = |filter: &str| {
+        db.client(&format!(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'sentio'              AND {filter}"
+        ))
+    };
+    let started = Instant::now();
+    while sessions("query LIKE 'INSERT INTO \"big_copy\"%'") == "0" {
+        assert!(write.running(), "the write ended before it published");
+        assert!(started.elapsed() < Duration::from_secs(600), "the write never published");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    write.signal("INT");
+    let f = write.finish(Duration::from_secs(660));
+    assert_eq!(f.code, Some(130), "{}", f.stderr);
+    assert!(f.stderr.contains("cancelled)"), "{}", f.stderr);
+    let stopped = Instant::now();
+    while sessions("state <> 'idle'") != "0" {
+        assert!(stopped.elapsed() < Duration::from_secs(60), "the cancelled write is still at work");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(db.count("big_copy"), 0, "a cancelled write landed");
+
+    let out = on_cluster(COPY_BIG);
     assert_eq!(out.lines().nth(1), Some("1000000"), "{out}");
     assert_eq!(db.count("big_copy"), 1_000_000);
     let diff = db.client(

@@ -51,6 +51,8 @@ pub fn free_port_range(n: u16) -> u16 {
 #[derive(Debug)]
 pub struct Finished {
     pub success: bool,
+    /// Exit status; `None` if a signal ended the process.
+    pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
     pub elapsed: Duration,
@@ -63,47 +65,104 @@ pub fn run(cmd: &mut Command, timeout: Duration) -> Finished {
 
 /// Like [`run`], with `input` on the command's standard input.
 pub fn run_input(cmd: &mut Command, input: Option<&str>, timeout: Duration) -> Finished {
-    let started = Instant::now();
-    let mut child = cmd
-        .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
-        stdin.write_all(text.as_bytes()).unwrap();
+    let mut running = Running::start(cmd, input.is_some());
+    if let Some(text) = input {
+        running.write(text);
     }
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let t_out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break Some(s);
+    running.finish(timeout)
+}
+
+/// A command started with its output collected as it comes, to be
+/// signalled or fed before it is [finished](Running::finish).
+pub struct Running {
+    child: Child,
+    what: String,
+    started: Instant,
+    stdin: Option<std::process::ChildStdin>,
+    out: Option<std::thread::JoinHandle<String>>,
+    err: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Running {
+    /// Starts `cmd`, its standard input a pipe if `stdin`, else empty.
+    pub fn start(cmd: &mut Command, stdin: bool) -> Self {
+        let started = Instant::now();
+        let mut child = cmd
+            .stdin(if stdin { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        let collect = |mut r: Box<dyn Read + Send>| {
+            std::thread::spawn(move || {
+                let mut s = String::new();
+                let _ = r.read_to_string(&mut s);
+                s
+            })
+        };
+        let out = collect(Box::new(child.stdout.take().unwrap()));
+        let err = collect(Box::new(child.stderr.take().unwrap()));
+        Self {
+            stdin: child.stdin.take(),
+            child,
+            what: format!("{cmd:?}"),
+            started,
+            out: Some(out),
+            err: Some(err),
         }
-        if started.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let f = Finished {
-        success: status.map(|s| s.success()).unwrap_or(false),
-        stdout: t_out.join().unwrap(),
-        stderr: t_err.join().unwrap(),
-        elapsed: started.elapsed(),
-    };
-    assert!(status.is_some(), "{cmd:?} did not finish within {timeout:?}; stderr:\n{}", f.stderr);
-    f
+    }
+
+    /// Writes `text` to the command's standard input.
+    pub fn write(&mut self, text: &str) {
+        let stdin = self.stdin.as_mut().expect("started with a standard input");
+        stdin.write_all(text.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Sends signal `name` (`INT`, `TERM`, …) to the command.
+    pub fn signal(&self, name: &str) {
+        let ok = Command::new("kill").arg(format!("-{name}")).arg(self.child.id().to_string()).status().unwrap();
+        assert!(ok.success(), "kill -{name} failed");
+    }
+
+    /// Whether the command is still running.
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// Closes its standard input and waits for the command, killing it
+    /// after `timeout` (counted from its start) and failing the test then.
+    pub fn finish(mut self, timeout: Duration) -> Finished {
+        drop(self.stdin.take());
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break Some(s);
+            }
+            if self.started.elapsed() > timeout {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let f = Finished {
+            success: status.is_some_and(|s| s.success()),
+            code: status.and_then(|s| s.code()),
+            stdout: self.out.take().unwrap().join().unwrap(),
+            stderr: self.err.take().unwrap().join().unwrap(),
+            elapsed: self.started.elapsed(),
+        };
+        assert!(status.is_some(), "{} did not finish within {timeout:?}; stderr:\n{}", self.what, f.stderr);
+        f
+    }
+}
+
+/// A test that fails before [`Running::finish`] leaves no process behind.
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Runs `cmd` and asserts that it succeeded.
@@ -279,6 +338,16 @@ impl Drop for Cluster {
             .stderr(Stdio::null())
             .status();
     }
+}
+
+/// CPU time (user + system) process `pid` has used, in seconds.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name, which is in parentheses: utime and
+    // stime are the 12th and 13th of them, in clock ticks (100 per second).
+    let rest = &stat[stat.rfind(')').unwrap() + 1..];
+    let f: Vec<f64> = rest.split_whitespace().map(|v| v.parse().unwrap_or(0.0)).collect();
+    (f[11] + f[12]) / 100.0
 }
 
 /// Whether a process with `pid` exists (and is not a zombie).

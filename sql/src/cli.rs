@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::SentioConfig;
 use crate::datagen::{self, DatagenOptions};
 use crate::error::{Result, SentioError};
+use crate::interrupt;
 use crate::output::OutputFormat;
 use crate::runner::Runner;
 use crate::session;
@@ -174,8 +175,17 @@ impl GlobalArgs {
     }
 }
 
-/// Runs the command line.
+/// Runs the command line. Ctrl-C and `SIGTERM` cancel the running
+/// statement, or end the command between statements ([`interrupt`]).
 pub async fn run(cli: Cli) -> Result<()> {
+    interrupt::listen()?;
+    tokio::select! {
+        res = run_command(cli) => res,
+        signal = interrupt::command_interrupted() => Err(SentioError::Interrupted { signal, job: None }),
+    }
+}
+
+async fn run_command(cli: Cli) -> Result<()> {
     let cfg = cli.global.config()?;
     match cli.command {
         Command::Sql(args) => sql(&cfg, args).await,

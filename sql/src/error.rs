@@ -83,6 +83,15 @@ pub enum SentioError {
         job: Option<String>,
     },
 
+    /// A signal (Ctrl-C, `SIGTERM`) stopped the statement or the command.
+    #[error("interrupted by {}{}", signal.name(), job.as_deref().map(|j| format!(" ({j})")).unwrap_or_default())]
+    Interrupted {
+        /// The signal.
+        signal: crate::interrupt::Signal,
+        /// What happened to the cluster job of the statement it stopped.
+        job: Option<String>,
+    },
+
     /// An error of the machine-learning layer.
     #[error(transparent)]
     Ml(#[from] crate::ml::MlError),
@@ -101,6 +110,15 @@ pub enum SentioError {
 }
 
 impl SentioError {
+    /// The exit status of a command that ends with this error: 1, or
+    /// 128 + the signal's number for [`SentioError::Interrupted`].
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            SentioError::Interrupted { signal, .. } => signal.exit_code(),
+            _ => 1,
+        }
+    }
+
     /// A lake error about `url`.
     pub fn lake(url: impl Into<String>, message: impl ToString) -> Self {
         SentioError::Lake {

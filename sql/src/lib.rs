@@ -11,9 +11,11 @@
 //!   refreshed with only what changed (`extracts.*`);
 //! * [`codec`] carries Sentio's plan nodes across the cluster, delegating the
 //!   rest to Ballista's codecs;
+//! * [`stop`] stops a cancelled task's work on an executor;
 //! * [`object_store`] resolves `s3://` and local paths per process;
 //! * [`script`] splits SQL scripts into statements with line numbers;
 //! * [`runner`] runs statements, shows progress and what crossed the network;
+//! * [`interrupt`] turns Ctrl-C and `SIGTERM` into cancelled statements;
 //! * [`output`] prints results as table, CSV or JSON;
 //! * [`runtime`] is the Tokio runtime all three binaries run on;
 //! * [`datagen`] writes the deterministic sample lake and operational DB;
@@ -29,6 +31,7 @@ pub mod runner;
 pub mod script;
 pub mod error;
 pub mod extract;
+pub mod interrupt;
 pub mod lake;
 pub mod logging;
 pub mod ml;
@@ -39,5 +42,6 @@ pub mod report;
 pub mod runtime;
 pub mod session;
 pub mod standalone;
+pub mod stop;
 
 pub use error::{Result, SentioError};

@@ -1,10 +1,12 @@
 //! The interactive `sentio sql` prompt: history, multi-line statements (a
-//! statement runs once a line ends with `;`), `\q` to quit.
+//! statement runs once a line ends with `;`), `\q` to quit. Ctrl-C during a
+//! statement cancels it and returns to the prompt.
 
 use rustyline::DefaultEditor;
 use rustyline::error::ReadlineError;
 
-use crate::error::Result;
+use crate::error::{Result, SentioError};
+use crate::interrupt::Signal;
 use crate::runner::Runner;
 use crate::script::split_statements;
 
@@ -51,8 +53,14 @@ pub async fn run(runner: &Runner) -> Result<()> {
                 let _ = rl.add_history_entry(buffer.as_str());
                 let src = std::mem::take(&mut buffer);
                 let mut out = std::io::stdout();
-                if let Err(e) = runner.run_script("<prompt>", &src, &mut out).await {
-                    eprintln!("error: {e}");
+                match runner.run_script("<prompt>", &src, &mut out).await {
+                    Ok(_) => {}
+                    // SIGTERM asks the program to end; Ctrl-C only the statement.
+                    Err(e @ SentioError::Interrupted { signal: Signal::Terminate, .. }) => {
+                        save_history(&mut rl, history.as_deref());
+                        return Err(e);
+                    }
+                    Err(e) => eprintln!("error: {e}"),
                 }
             }
             Err(ReadlineError::Interrupted) => {
@@ -65,10 +73,14 @@ pub async fn run(runner: &Runner) -> Result<()> {
             }
         }
     }
-    if let Some(h) = &history {
+    save_history(&mut rl, history.as_deref());
+    Ok(())
+}
+
+fn save_history(rl: &mut DefaultEditor, path: Option<&std::path::Path>) {
+    if let Some(h) = path {
         let _ = rl.save_history(h);
     }
-    Ok(())
 }
 
 #[cfg(test)]

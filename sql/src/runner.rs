@@ -178,7 +178,8 @@ impl Runner {
 
     /// Awaits `work`, drawing a live progress line for the job that
     /// `plan()` names (on a terminal, after [`PROGRESS_AFTER`]) and
-    /// cancelling that job when the statement outlives the timeout.
+    /// cancelling that job when the statement outlives the timeout or a
+    /// signal interrupts it ([`crate::interrupt`]).
     async fn watch<T>(
         &self,
         work: impl std::future::Future<Output = T>,
@@ -186,18 +187,28 @@ impl Runner {
         plan: impl Fn() -> Option<Arc<dyn ExecutionPlan>>,
     ) -> Result<T> {
         tokio::pin!(work);
+        let mut statement = crate::interrupt::Statement::start();
         let mut ticker = tokio::time::interval(Duration::from_millis(250));
         let mut grpc = None;
         let mut drew = false;
+        let clear = |drew: bool| {
+            if drew {
+                eprint!("\r\x1b[2K");
+            }
+        };
         let done = loop {
             tokio::select! {
                 res = &mut work => break res,
+                signal = statement.interrupted() => {
+                    clear(drew);
+                    let job = self.cancel(plan().as_ref()).await;
+                    return Err(SentioError::Interrupted { signal, job });
+                }
                 _ = ticker.tick() => {
                     if let Some(limit) = self.timeout.filter(|l| started.elapsed() >= *l) {
-                        if drew {
-                            eprint!("\r\x1b[2K");
-                        }
-                        return Err(self.cancel(plan().as_ref(), limit).await);
+                        clear(drew);
+                        let job = self.cancel(plan().as_ref()).await;
+                        return Err(SentioError::Timeout { seconds: limit.as_secs_f64(), job });
                     }
                     if !self.progress || started.elapsed() < PROGRESS_AFTER { continue; }
                     let Some(job) = plan().as_ref().and_then(job_of) else { continue };
@@ -208,24 +219,19 @@ impl Runner {
                 }
             }
         };
-        if drew {
-            eprint!("\r\x1b[2K");
-        }
+        clear(drew);
         Ok(done)
     }
 
-    async fn cancel(&self, plan: Option<&Arc<dyn ExecutionPlan>>, limit: Duration) -> SentioError {
-        let job = plan.and_then(job_of);
-        let mut cancelled = false;
-        if let Some(job) = &job
-            && let Ok(mut c) = SchedulerGrpcClient::connect(self.client.scheduler_grpc_url.clone()).await
-        {
-            cancelled = c.cancel_job(CancelJobParams { job_id: job.clone() }).await.is_ok();
-        }
-        SentioError::Timeout {
-            seconds: limit.as_secs_f64(),
-            job: job.map(|j| if cancelled { format!("job {j} cancelled") } else { format!("job {j} could not be cancelled") }),
-        }
+    /// Cancels the cluster job of `plan`, if it has one; says what became of
+    /// it ("job … cancelled").
+    async fn cancel(&self, plan: Option<&Arc<dyn ExecutionPlan>>) -> Option<String> {
+        let job = plan.and_then(job_of)?;
+        let cancelled = match SchedulerGrpcClient::connect(self.client.scheduler_grpc_url.clone()).await {
+            Ok(mut c) => c.cancel_job(CancelJobParams { job_id: job.clone() }).await.is_ok(),
+            Err(_) => false,
+        };
+        Some(if cancelled { format!("job {job} cancelled") } else { format!("job {job} could not be cancelled") })
     }
 
     /// Runs one statement, prints its rows to `out` and a summary to stderr.
@@ -260,6 +266,9 @@ impl Runner {
             eprintln!("-- {source_name}:{}: {}", stmt.line, ellipsize(first_line, 70));
             match self.run_statement(&stmt.text, out).await {
                 Ok(o) => outcomes.push(o),
+                // Not the statement's fault: passed on as it is, so that the
+                // command ends with the signal's exit status.
+                Err(e @ SentioError::Interrupted { .. }) => return Err(e),
                 Err(e) => {
                     let message = e.to_string();
                     return Err(SentioError::Statement {

@@ -23,6 +23,7 @@ use ballista_core::extension::{
 };
 use ballista_core::execution_plans::DistributedQueryExec;
 use ballista_core::registry::BallistaFunctionRegistry;
+use ballista_executor::execution_engine::DefaultExecutionEngine;
 use ballista_executor::executor_process::ExecutorProcessConfig;
 use ballista_scheduler::config::SchedulerConfig;
 use datafusion::execution::SessionStateBuilder;
@@ -41,6 +42,7 @@ use crate::lake;
 use crate::ml::source::LakeModels;
 use crate::object_store::SentioObjectStoreRegistry;
 use crate::standalone::Standalone;
+use crate::stop::StoppingEngine;
 
 /// How long the client waits for a remote scheduler to accept a connection.
 pub const SCHEDULER_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -142,7 +144,8 @@ pub fn configure_scheduler(config: SchedulerConfig, sentio: &SentioConfig) -> Re
         })))
 }
 
-/// Applies Sentio's session, functions and object stores to an executor.
+/// Applies Sentio's session, functions, object stores and execution engine
+/// to an executor.
 pub fn configure_executor(config: &mut ExecutorProcessConfig, sentio: &SentioConfig) -> Result<()> {
     let runtime = runtime_env(&sentio.s3)?;
     let opdb = Arc::new(Opdb::from_config(sentio));
@@ -153,6 +156,9 @@ pub fn configure_executor(config: &mut ExecutorProcessConfig, sentio: &SentioCon
     config.override_physical_codec = Some(Arc::new(SentioPhysicalCodec::new(opdb)));
     config.override_runtime_producer = Some(Arc::new(move |_| Ok(Arc::clone(&runtime))));
     config.override_function_registry = Some(Arc::new(BallistaFunctionRegistry::from(&state)));
+    // Ballista's engine (without its client pool, which Ballista 55 does not
+    // export), with cancelled tasks' work stopped (`crate::stop`).
+    config.override_execution_engine = Some(Arc::new(StoppingEngine::new(Arc::new(DefaultExecutionEngine::new()))));
     Ok(())
 }
 

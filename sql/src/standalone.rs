@@ -16,7 +16,6 @@ use arrow_flight::flight_service_server::FlightServiceServer;
 use ballista_core::serde::BallistaCodec;
 use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
 use ballista_core::utils::{GrpcServerConfig, create_grpc_server};
-use ballista_executor::execution_engine::DefaultExecutionEngine;
 use ballista_executor::executor::Executor;
 use ballista_executor::executor_process::{ExecutorProcessConfig, structure_executor_metadata};
 use ballista_executor::flight_service::BallistaFlightService;
@@ -160,7 +159,7 @@ fn executor(config: &Arc<ExecutorProcessConfig>, work_dir: &str, vcores: usize) 
         config.override_function_registry.clone().expect("set by configure_executor"),
         Arc::new(LoggingMetricsCollector::default()),
         vcores,
-        Arc::new(DefaultExecutionEngine::new()),
+        config.override_execution_engine.clone().expect("set by configure_executor"),
     ))
 }
 

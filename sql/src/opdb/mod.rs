@@ -97,6 +97,10 @@ pub enum OpdbError {
     /// A plan node that does not make sense here.
     #[error("{0}")]
     Plan(String),
+
+    /// The task was cancelled before the write was published; nothing was.
+    #[error("the write was cancelled before it was published")]
+    Cancelled,
 }
 
 impl From<OpdbError> for DataFusionError {

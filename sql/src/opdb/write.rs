@@ -23,7 +23,8 @@
 //! all of the rows or none of them. The transaction holds only the locks
 //! an `INSERT` takes (row locks on rows nobody else sees yet, and a lock on
 //! the table that conflicts with DDL only), so pausing inside it blocks no
-//! application.
+//! application. A task that is cancelled ([`crate::stop`]) rolls the
+//! publishing transaction back at its next slice instead of committing.
 //!
 //! A column that the database fills by default (identity, auto-increment,
 //! `DEFAULT`) and that a statement leaves NULL in every row is left out of
@@ -55,6 +56,7 @@ use super::backend::{Backend, Conn};
 use super::introspect::{self, INTERNAL_PREFIX};
 use super::meta::TableMeta;
 use super::pace::Pacer;
+use crate::stop::TaskStop;
 use super::{Opdb, OpdbError, stage};
 
 /// Staging tables older than this are left over from failed writes.
@@ -374,6 +376,7 @@ impl ExecutionPlan for OpdbPublishExec {
         if partition != 0 {
             return Err(DataFusionError::Internal(format!("OpdbPublishExec has no partition {partition}")));
         }
+        let stop = TaskStop::of(&context);
         let mut input = self.input.execute(0, context)?;
         let opdb = Arc::clone(&self.opdb);
         let meta = Arc::clone(&self.meta);
@@ -398,7 +401,7 @@ impl ExecutionPlan for OpdbPublishExec {
             }
             stages.sort_unstable();
             stages.dedup();
-            let rows = publish(&opdb, &meta, &write_id, &key, &stages)
+            let rows = publish(&opdb, &meta, &write_id, &key, &stages, &stop)
                 .await
                 .map_err(|e| writing(&meta, e))?;
             Ok(RecordBatch::try_new(out_schema, vec![Arc::new(UInt64Array::from(vec![rows])) as ArrayRef])?)
@@ -407,10 +410,20 @@ impl ExecutionPlan for OpdbPublishExec {
     }
 }
 
-/// Publishes the staging tables `stages`; returns the rows inserted.
-async fn publish(opdb: &Opdb, meta: &TableMeta, write_id: &str, key: &[String], stages: &[String]) -> Result<u64, OpdbError> {
+/// Publishes the staging tables `stages`; returns the rows inserted. A
+/// cancelled task (`stop`) rolls back at the next unit of work instead of
+/// committing.
+async fn publish(
+    opdb: &Opdb,
+    meta: &TableMeta,
+    write_id: &str,
+    key: &[String],
+    stages: &[String],
+    stop: &TaskStop,
+) -> Result<u64, OpdbError> {
     let mut conn = opdb.connect_write(Some(meta.backend)).await?;
-    let result = publish_on(&mut conn, meta, write_id, key, stages, &mut opdb.pacer()).await;
+    let mut units = Units { pacer: opdb.pacer(), stop };
+    let result = publish_on(&mut conn, meta, write_id, key, stages, &mut units).await;
     if result.is_err() {
         conn.rollback().await;
     }
@@ -424,13 +437,31 @@ async fn publish(opdb: &Opdb, meta: &TableMeta, write_id: &str, key: &[String], 
     result
 }
 
+/// Between two units of publishing work: rest as the bulk duty requires,
+/// and stop if the task was cancelled.
+struct Units<'a> {
+    pacer: Pacer,
+    stop: &'a TaskStop,
+}
+
+impl Units<'_> {
+    async fn next(&mut self) -> Result<(), OpdbError> {
+        self.pacer.pause().await;
+        self.check()
+    }
+
+    fn check(&self) -> Result<(), OpdbError> {
+        if self.stop.is_stopped() { Err(OpdbError::Cancelled) } else { Ok(()) }
+    }
+}
+
 async fn publish_on(
     conn: &mut Conn,
     meta: &TableMeta,
     write_id: &str,
     key: &[String],
     stages: &[String],
-    pacer: &mut Pacer,
+    units: &mut Units<'_>,
 ) -> Result<u64, OpdbError> {
     let b = meta.backend;
     let log = b.quote(WRITE_LOG);
@@ -499,7 +530,8 @@ async fn publish_on(
     let insert = format!("INSERT INTO {target} ({col_list}) SELECT {exprs} FROM");
     let mut rows = 0;
     for s in stages {
-        rows += insert_paced(conn, &insert, s, pacer).await?;
+        units.check()?;
+        rows += insert_paced(conn, &insert, s, units).await?;
     }
     let published_at = chrono::Utc::now().to_rfc3339();
     let record = format!(
@@ -509,6 +541,7 @@ async fn publish_on(
         b.placeholder(3)
     );
     execute_with_text(conn, &record, &[write_id, &meta.table, &published_at]).await?;
+    units.check()?;
     conn.commit().await?;
     Ok(rows)
 }
@@ -520,7 +553,7 @@ async fn publish_on(
 /// large publish is written, and flushed by the server, a slice at a time
 /// rather than in one burst that the application's commits queue behind.
 /// Elsewhere it is one statement.
-async fn insert_paced(conn: &mut Conn, insert: &str, stage: &str, pacer: &mut Pacer) -> Result<u64, OpdbError> {
+async fn insert_paced(conn: &mut Conn, insert: &str, stage: &str, units: &mut Units<'_>) -> Result<u64, OpdbError> {
     let b = conn.backend();
     let q = b.quote(stage);
     let pages = if b == Backend::Postgres {
@@ -537,7 +570,7 @@ async fn insert_paced(conn: &mut Conn, insert: &str, stage: &str, pacer: &mut Pa
     };
     let Some(pages) = pages else {
         let rows = conn.execute(&format!("{insert} {q}")).await?;
-        pacer.pause().await;
+        units.next().await?;
         return Ok(rows);
     };
     let mut rows = 0;
@@ -547,7 +580,7 @@ async fn insert_paced(conn: &mut Conn, insert: &str, stage: &str, pacer: &mut Pa
         rows += conn
             .execute(&format!("{insert} {q} WHERE ctid >= '({first},0)'::tid AND ctid < '({end},0)'::tid"))
             .await?;
-        pacer.pause().await;
+        units.next().await?;
         first = end;
     }
     Ok(rows)
