@@ -10,7 +10,8 @@
 //! system picks; the executor's shuffle files live in a temporary folder that
 //! is removed when the [`Standalone`] is dropped.
 
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use arrow_flight::flight_service_server::FlightServiceServer;
 use ballista_core::serde::BallistaCodec;
@@ -62,6 +63,7 @@ impl Standalone {
             fail(format!("temporary folder in {}: {e}", std::env::temp_dir().display()))
         })?;
         let work_dir_str = work_dir.path().to_string_lossy().into_owned();
+        WORK_DIRS.lock().unwrap_or_else(|e| e.into_inner()).push(work_dir.path().to_path_buf());
         let shutdown = ShutdownNotifier::new();
         let (stop_send, stop) = tokio::sync::mpsc::channel(1);
 
@@ -168,6 +170,29 @@ fn executor(config: &Arc<ExecutorProcessConfig>, work_dir: &str, vcores: usize) 
 async fn free_port() -> Result<u16> {
     let listener = TcpListener::bind((LOOPBACK, 0)).await.map_err(fail)?;
     Ok(listener.local_addr().map_err(fail)?.port())
+}
+
+/// The shuffle folders of the in-process clusters this process started.
+static WORK_DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Removes the shuffle folders of every in-process cluster this process
+/// started, for the end of `main`, once the runtime has stopped: a
+/// cancelled statement's tasks wind down (at their next batch,
+/// [`crate::stop`]) and may write into the folder after the [`Standalone`]
+/// that removed it was dropped. A folder found again is removed again, up
+/// to five times, 50 ms apart.
+pub fn remove_work_dirs() {
+    let dirs = std::mem::take(&mut *WORK_DIRS.lock().unwrap_or_else(|e| e.into_inner()));
+    for _ in 0..5 {
+        let left: Vec<&PathBuf> = dirs.iter().filter(|d| d.exists()).collect();
+        if left.is_empty() {
+            return;
+        }
+        for dir in left {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 fn fail(e: impl std::fmt::Display) -> SentioError {

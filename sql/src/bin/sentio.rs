@@ -12,11 +12,16 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(sentio_sql::cli::run(cli)) {
+    let code = match runtime.block_on(sentio_sql::cli::run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             std::process::ExitCode::from(e.exit_code())
         }
-    }
+    };
+    // A cancelled statement's tasks may still be winding down: stop them
+    // before the in-process cluster's shuffle folder is removed for good.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    sentio_sql::standalone::remove_work_dirs();
+    code
 }
