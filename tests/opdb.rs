@@ -655,6 +655,59 @@ async fn the_operational_db_is_never_blocked() {
     );
 }
 
+/// On MariaDB, an application inserting into the very table that a 1M-row
+/// write publishes into waits on no lock for a second
+/// (`innodb_lock_wait_timeout = 1`, the least MariaDB allows): InnoDB holds
+/// the table's AUTO_INCREMENT lock for a whole `INSERT … SELECT` in its
+/// default mode, so the publish goes 1,024 rows per statement. (Each staging
+/// table in one statement held it for about 1.5 s.) Prints the application's
+/// latencies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mariadb_write_never_holds_up_inserts_into_its_table() {
+    use sqlx::Connection;
+    let db = Db::fresh(Kind::My, "sentio_it_opdb_autoinc");
+    db.client(
+        "CREATE TABLE big (id bigint PRIMARY KEY, k bigint, label varchar(20)); \
+         INSERT INTO big SELECT seq, seq % 1000, CONCAT('label-', seq % 7) FROM seq_1_to_1000000; \
+         CREATE TABLE outputs (id bigint AUTO_INCREMENT PRIMARY KEY, k bigint, label varchar(20), KEY (k))",
+    );
+    let url = db.url();
+    let mut write = sentio();
+    write.env("SENTIO_OPDB_URL", &url).args([
+        "sql",
+        "--no-progress",
+        "-c",
+        "INSERT INTO opdb.outputs (k, label) SELECT k, label FROM opdb.big",
+    ]);
+    let write = Running::start(&mut write, false);
+
+    let mut app = sqlx::MySqlConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql("SET SESSION innodb_lock_wait_timeout = 1").execute(&mut app).await.unwrap();
+    let mut write = write;
+    let mut times = Vec::new();
+    while write.running() {
+        let t = Instant::now();
+        sqlx::query("INSERT INTO outputs (k, label) VALUES (?, 'app')")
+            .bind(times.len() as i64)
+            .execute(&mut app)
+            .await
+            .expect("the application's insert waited a second for a lock");
+        times.push(t.elapsed());
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let f = tokio::task::block_in_place(|| write.finish(Duration::from_secs(900)));
+    assert!(f.success, "{}", f.stderr);
+    assert_eq!(db.count("outputs"), 1_000_000 + times.len() as u64);
+    times.sort();
+    println!(
+        "application inserts into the table during a 1M-row MariaDB write: {} ops, p50 {:?} p99 {:?} max {:?}",
+        times.len(),
+        percentile(&times, 0.5),
+        percentile(&times, 0.99),
+        times.last().unwrap()
+    );
+}
+
 /// Column names full of quotes, semicolons and SQL stay names on every
 /// engine, in reads, filters and writes; a table name that DataFusion's plan
 /// encoding cannot carry is refused with a clear error, and nothing runs.

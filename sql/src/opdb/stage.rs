@@ -76,14 +76,26 @@ fn column_type(backend: Backend, ty: ColumnType) -> String {
     }
 }
 
+/// The column that numbers the rows of a MySQL staging table, in the order
+/// they were staged (an `AUTO_INCREMENT` clustered key), so that the publish
+/// can go a range of rows at a time.
+pub const ROW_COLUMN: &str = "_sentio_row";
+
+/// Whether a staging table for `columns` on `backend` has [`ROW_COLUMN`]:
+/// on MySQL, unless the table has a column of that name itself.
+pub fn numbers_rows(backend: Backend, columns: &[Column]) -> bool {
+    backend == Backend::MySql && !columns.iter().any(|c| c.name.eq_ignore_ascii_case(ROW_COLUMN))
+}
+
 /// (Re)creates the staging table `name` for `columns`.
 pub async fn create(conn: &mut Conn, name: &str, columns: &[Column]) -> Result<(), OpdbError> {
     let b = conn.backend();
     let q = b.quote(name);
     conn.execute(&format!("DROP TABLE IF EXISTS {q}")).await?;
-    let cols: Vec<String> = columns
-        .iter()
-        .map(|c| format!("{} {}", b.quote(&c.name), column_type(b, c.ty)).trim_end().to_string())
+    let row = numbers_rows(b, columns).then(|| format!("{} BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY", b.quote(ROW_COLUMN)));
+    let cols: Vec<String> = row
+        .into_iter()
+        .chain(columns.iter().map(|c| format!("{} {}", b.quote(&c.name), column_type(b, c.ty)).trim_end().to_string()))
         .collect();
     let unlogged = if b == Backend::Postgres { "UNLOGGED " } else { "" };
     conn.execute(&format!("CREATE {unlogged}TABLE {q} ({})", cols.join(", "))).await?;

@@ -17,10 +17,10 @@
 //! failed writes are dropped by a later write once they are
 //! [`STALE_STAGE_AGE`] old.
 //!
-//! Staging and publishing are paced ([`super::pace`]): on PostgreSQL the
-//! publishing `INSERT` goes a slice of each staging table at a time
-//! ([`PUBLISH_PAGES`]), still in the one transaction, so other sessions see
-//! all of the rows or none of them. The transaction holds only the locks
+//! Staging and publishing are paced ([`super::pace`]): on PostgreSQL and
+//! MySQL the publishing `INSERT` goes a slice of each staging table at a
+//! time ([`PUBLISH_PAGES`], [`PUBLISH_ROWS`]), still in the one
+//! transaction, so other sessions see all of the rows or none of them. The transaction holds only the locks
 //! an `INSERT` takes (row locks on rows nobody else sees yet, and a lock on
 //! the table that conflicts with DDL only), so pausing inside it blocks no
 //! application. A task that is cancelled ([`crate::stop`]) rolls the
@@ -64,6 +64,9 @@ pub const STALE_STAGE_AGE: Duration = Duration::from_secs(6 * 3600);
 
 /// Heap pages of a PostgreSQL staging table published per statement.
 pub const PUBLISH_PAGES: i64 = 128;
+
+/// Rows of a MySQL staging table published per statement.
+pub const PUBLISH_ROWS: i64 = 1024;
 
 /// The table that records published writes.
 pub const WRITE_LOG: &str = "_sentio_writes";
@@ -529,9 +532,10 @@ async fn publish_on(
     let exprs = insert_cols.iter().map(|c| expr(c)).collect::<Vec<_>>().join(", ");
     let insert = format!("INSERT INTO {target} ({col_list}) SELECT {exprs} FROM");
     let mut rows = 0;
+    let numbered = stage::numbers_rows(b, &meta.columns);
     for s in stages {
         units.check()?;
-        rows += insert_paced(conn, &insert, s, units).await?;
+        rows += insert_paced(conn, &insert, s, numbered, units).await?;
     }
     let published_at = chrono::Utc::now().to_rfc3339();
     let record = format!(
@@ -547,41 +551,62 @@ async fn publish_on(
 }
 
 /// Runs `insert` (an `INSERT … SELECT … FROM`) over staging table `stage`,
-/// inside the publishing transaction. On PostgreSQL 14 and later it goes
-/// [`PUBLISH_PAGES`] heap pages of the staging table at a time (a TID range
-/// scan), pausing between slices as the bulk duty requires, so the WAL of a
-/// large publish is written, and flushed by the server, a slice at a time
-/// rather than in one burst that the application's commits queue behind.
+/// inside the publishing transaction, a slice of the staging table at a
+/// time, resting between slices as the bulk duty requires: on PostgreSQL 14
+/// and later [`PUBLISH_PAGES`] heap pages (a TID range scan), so the WAL of
+/// a large publish is written, and flushed by the server, a slice at a time
+/// rather than in one burst that the application's commits queue behind; on
+/// MySQL [`PUBLISH_ROWS`] rows (a range of the staging table's
+/// [`stage::ROW_COLUMN`], when `numbered`), so that a table-level lock
+/// InnoDB holds for a whole `INSERT … SELECT` (the `AUTO_INCREMENT` lock,
+/// in its default mode on MariaDB and MySQL 5.7) stops the application's
+/// inserts into the same table for one slice, not for the whole write.
 /// Elsewhere it is one statement.
-async fn insert_paced(conn: &mut Conn, insert: &str, stage: &str, units: &mut Units<'_>) -> Result<u64, OpdbError> {
+async fn insert_paced(
+    conn: &mut Conn,
+    insert: &str,
+    stage: &str,
+    numbered: bool,
+    units: &mut Units<'_>,
+) -> Result<u64, OpdbError> {
     let b = conn.backend();
     let q = b.quote(stage);
-    let pages = if b == Backend::Postgres {
-        let sql = format!(
-            "SELECT CAST(current_setting('server_version_num') AS bigint),              CAST(pg_relation_size('{}') / current_setting('block_size')::int AS bigint)",
-            q.replace('\'', "''")
-        );
-        match query_i64s(conn, &sql).await?.as_slice() {
-            [version, pages] if *version >= 140_000 => Some(*pages),
-            _ => None,
+    // Each slice's condition.
+    let slices: Vec<String> = match b {
+        Backend::Postgres => {
+            let sql = format!(
+                "SELECT CAST(current_setting('server_version_num') AS bigint), \
+                 CAST(pg_relation_size('{}') / current_setting('block_size')::int AS bigint)",
+                q.replace('\'', "''")
+            );
+            match query_i64s(conn, &sql).await?.as_slice() {
+                [version, pages] if *version >= 140_000 => (0..*pages)
+                    .step_by(PUBLISH_PAGES as usize)
+                    .map(|first| format!("ctid >= '({first},0)'::tid AND ctid < '({},0)'::tid", first + PUBLISH_PAGES))
+                    .collect(),
+                _ => Vec::new(),
+            }
         }
-    } else {
-        None
+        Backend::MySql if numbered => {
+            let row = b.quote(stage::ROW_COLUMN);
+            let sql = format!("SELECT CAST(COALESCE(MAX({row}), 0) AS SIGNED) FROM {q}");
+            let last = query_i64s(conn, &sql).await?.first().copied().unwrap_or(0);
+            (0..last)
+                .step_by(PUBLISH_ROWS as usize)
+                .map(|first| format!("{row} > {first} AND {row} <= {}", first + PUBLISH_ROWS))
+                .collect()
+        }
+        _ => Vec::new(),
     };
-    let Some(pages) = pages else {
+    if slices.is_empty() {
         let rows = conn.execute(&format!("{insert} {q}")).await?;
         units.next().await?;
         return Ok(rows);
-    };
+    }
     let mut rows = 0;
-    let mut first = 0;
-    while first < pages {
-        let end = first + PUBLISH_PAGES;
-        rows += conn
-            .execute(&format!("{insert} {q} WHERE ctid >= '({first},0)'::tid AND ctid < '({end},0)'::tid"))
-            .await?;
+    for slice in slices {
+        rows += conn.execute(&format!("{insert} {q} WHERE {slice}")).await?;
         units.next().await?;
-        first = end;
     }
     Ok(rows)
 }
