@@ -225,12 +225,19 @@ impl Runner {
 
     /// Cancels the cluster job of `plan`, if it has one; says what became of
     /// it ("job … cancelled").
+    /// A scheduler that does not answer within
+    /// [`SCHEDULER_CONNECT_TIMEOUT`](crate::session::SCHEDULER_CONNECT_TIMEOUT)
+    /// leaves the job "could not be cancelled".
     async fn cancel(&self, plan: Option<&Arc<dyn ExecutionPlan>>) -> Option<String> {
         let job = plan.and_then(job_of)?;
-        let cancelled = match SchedulerGrpcClient::connect(self.client.scheduler_grpc_url.clone()).await {
-            Ok(mut c) => c.cancel_job(CancelJobParams { job_id: job.clone() }).await.is_ok(),
-            Err(_) => false,
+        let request = async {
+            let mut c = SchedulerGrpcClient::connect(self.client.scheduler_grpc_url.clone()).await.ok()?;
+            c.cancel_job(CancelJobParams { job_id: job.clone() }).await.ok()
         };
+        let cancelled = matches!(
+            tokio::time::timeout(crate::session::SCHEDULER_CONNECT_TIMEOUT, request).await,
+            Ok(Some(_))
+        );
         Some(if cancelled { format!("job {job} cancelled") } else { format!("job {job} could not be cancelled") })
     }
 
