@@ -17,7 +17,10 @@
 //! error as soon as the stop is raised, whether it is waiting for its input
 //! or not; Sentio's own nodes that work after their input has ended (the
 //! publishing of an operational-DB write) check [`TaskStop::check`] between
-//! units of work. A cancelled task's work thus stops at the next batch (an
+//! units of work. The stage under the shuffle writer is wrapped too, and
+//! every poll of a `StopExec` puts the stop where Sentio's functions find it
+//! ([`sentio_udfs::cancel`]): a model being fitted stops between trees or
+//! iterations. A cancelled task's work thus stops at the next batch (an
 //! operator already inside one long computation — a cross join's batch
 //! against the whole other side — finishes that computation first).
 //!
@@ -29,6 +32,7 @@
 use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use ballista_core::serde::protobuf::{RuntimeStatsReport, ShuffleWritePartition, TaskColumnStats, WindowStateReport};
@@ -59,7 +63,11 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 /// assert!(TaskStop::of(&ctx).check().is_ok());
 /// ```
 #[derive(Debug, Clone, Default)]
-pub struct TaskStop(CancellationToken);
+pub struct TaskStop {
+    token: CancellationToken,
+    /// The same, for code that cannot see the task ([`sentio_udfs::cancel`]).
+    flag: Arc<AtomicBool>,
+}
 
 impl TaskStop {
     /// The stop of the task that `ctx` belongs to; one that is never raised
@@ -70,7 +78,7 @@ impl TaskStop {
 
     /// Whether the task was stopped.
     pub fn is_stopped(&self) -> bool {
-        self.0.is_cancelled()
+        self.token.is_cancelled()
     }
 
     /// An error once the task was stopped: call between units of work.
@@ -79,7 +87,8 @@ impl TaskStop {
     }
 
     fn raise(&self) {
-        self.0.cancel();
+        self.flag.store(true, Ordering::Relaxed);
+        self.token.cancel();
     }
 }
 
@@ -111,7 +120,7 @@ impl ExecutionEngine for StoppingEngine {
         work_dir: &str,
         config: &SessionConfig,
     ) -> Result<Arc<dyn QueryStageExecutor>> {
-        let plan = wrap_leaves(plan)?;
+        let plan = wrap_stage(plan)?;
         let inner = self.inner.create_query_stage_exec(
             job_id,
             stage_id,
@@ -123,6 +132,23 @@ impl ExecutionEngine for StoppingEngine {
         )?;
         Ok(Arc::new(StoppingStage { inner }))
     }
+}
+
+/// A task's plan (a shuffle writer over the stage) with a [`StopExec`] over
+/// each leaf and over the stage itself, under the writer: the work of
+/// functions that run while the stage is polled ([`sentio_udfs::cancel`]:
+/// fitting a model) then sees the task's stop.
+fn wrap_stage(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
+    let plan = wrap_leaves(plan)?;
+    let children: Vec<Arc<dyn ExecutionPlan>> = plan.children().into_iter().cloned().collect();
+    if children.is_empty() || children.iter().all(|c| c.downcast_ref::<StopExec>().is_some()) {
+        return Ok(plan);
+    }
+    let wrapped = children
+        .into_iter()
+        .map(|c| if c.downcast_ref::<StopExec>().is_some() { c } else { Arc::new(StopExec::new(c)) as Arc<dyn ExecutionPlan> })
+        .collect();
+    plan.replace_children(wrapped, ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute))
 }
 
 /// `plan` with a [`StopExec`] over each leaf that has none yet.
@@ -262,7 +288,7 @@ impl ExecutionPlan for StopExec {
         Ok(Box::pin(StopStream {
             schema: input.schema(),
             input: Some(input),
-            stopped: Box::pin(stop.0.clone().cancelled_owned()),
+            stopped: Box::pin(stop.token.clone().cancelled_owned()),
             stop,
         }))
     }
@@ -287,7 +313,8 @@ impl Stream for StopStream {
         let next = if self.stop.is_stopped() {
             Poll::Ready(Some(Err(stopped())))
         } else {
-            match self.input.as_mut().map(|i| i.as_mut().poll_next(cx)) {
+            let flag = Arc::clone(&self.stop.flag);
+            match self.input.as_mut().map(|i| sentio_udfs::cancel::scope(&flag, || i.as_mut().poll_next(cx))) {
                 Some(Poll::Pending) if self.stopped.poll_unpin(cx).is_ready() => Poll::Ready(Some(Err(stopped()))),
                 Some(next) => next,
                 None => Poll::Ready(None),
@@ -346,7 +373,7 @@ mod tests {
             schema: schema(),
             input: Some(endless(pending)),
             stop: stop.clone(),
-            stopped: Box::pin(stop.0.clone().cancelled_owned()),
+            stopped: Box::pin(stop.token.clone().cancelled_owned()),
         })
     }
 

@@ -17,6 +17,7 @@
 //! assert!(names.contains(&"hash_fraction".to_string()));
 //! ```
 
+pub mod cancel;
 mod hash_fraction;
 pub mod ml;
 pub mod rng;

@@ -85,6 +85,9 @@ pub fn fit(data: &Dataset, classes: usize, l2: f64, max_iterations: u32, min_rel
     let mut y_hist: Vec<Vec<f64>> = Vec::new();
     const MEMORY: usize = 10;
     for _ in 0..max_iterations {
+        if crate::cancel::cancelled() {
+            break;
+        }
         // Two-loop recursion: d = -H g.
         let mut q = g.clone();
         let mut alphas = Vec::with_capacity(s_hist.len());

@@ -261,7 +261,12 @@ impl Accumulator for TrainAccumulator {
         };
         let bucket = u32::try_from(self.bucket.unwrap_or(0)).unwrap_or(0);
         let started = std::time::Instant::now();
-        let mut payload = train_bucket(&self.spec, &data, bucket);
+        let mut payload = crate::cancel::long(|| train_bucket(&self.spec, &data, bucket));
+        // Training gives up early in a cancelled task; its partial model
+        // must not leave it.
+        if crate::cancel::cancelled() {
+            return Err(datafusion::error::DataFusionError::Execution("training was cancelled".into()));
+        }
         payload.parts.push(TrainingPart {
             bucket,
             worker: worker(),

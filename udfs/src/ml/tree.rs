@@ -211,6 +211,10 @@ pub fn grow_forest(
         importance_cover: vec![0.0; width],
     };
     for t in first..first + count {
+        // A cancelled task's forest is never used (the caller checks too).
+        if crate::cancel::cancelled() {
+            break;
+        }
         let mut rng = Rng::stream(seed, "tree", u64::from(t));
         let mut rows: Vec<u32> = (0..data.rows() as u32).collect();
         if subsample < 1.0 {
