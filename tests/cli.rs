@@ -354,8 +354,8 @@ fn timeout_cancels_a_long_statement() {
     assert!(tty.stdout.contains("statement timed out"), "{}", tty.stdout);
 }
 
-/// Ctrl-C (SIGINT) or SIGTERM during a statement cancels its job and ends
-/// `sentio sql -c` with 130 or 143, removing the in-process cluster's
+/// Ctrl-C (SIGINT), SIGTERM or SIGHUP during a statement cancels its job and
+/// ends `sentio sql -c` with 130, 143 or 129, removing the in-process cluster's
 /// folder; at the prompt, Ctrl-C cancels the statement and the prompt takes
 /// the next one.
 #[test]
@@ -367,7 +367,7 @@ fn a_signal_cancels_the_running_statement() {
     std::fs::create_dir(&tmp).unwrap();
     let jobs = || standalone_dirs(&tmp);
 
-    for (signal, code, name) in [("INT", 130, "Ctrl-C (SIGINT)"), ("TERM", 143, "SIGTERM")] {
+    for (signal, code, name) in [("INT", 130, "Ctrl-C (SIGINT)"), ("TERM", 143, "SIGTERM"), ("HUP", 129, "SIGHUP")] {
         let mut cmd = sentio();
         cmd.env("TMPDIR", &tmp).args(["sql", "--lake"]).arg(&lake).args(["-c", ENDLESS]);
         let mut command = Running::start(&mut cmd, false);

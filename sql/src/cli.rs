@@ -175,7 +175,7 @@ impl GlobalArgs {
     }
 }
 
-/// Runs the command line. Ctrl-C and `SIGTERM` cancel the running
+/// Runs the command line. Ctrl-C, `SIGTERM` and `SIGHUP` cancel the running
 /// statement, or end the command between statements ([`interrupt`]).
 pub async fn run(cli: Cli) -> Result<()> {
     interrupt::listen()?;

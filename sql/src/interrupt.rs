@@ -1,4 +1,4 @@
-//! Ctrl-C and `SIGTERM` for the `sentio` command.
+//! Ctrl-C, `SIGTERM` and `SIGHUP` for the `sentio` command.
 //!
 //! Once [`listen`] has run, a signal that arrives while a statement runs is
 //! delivered to that statement ([`Statement::interrupted`]): the runner
@@ -8,8 +8,8 @@
 //! signal that arrives when no statement runs, or a second one while the
 //! first is being handled, ends the command ([`command_interrupted`]). Either
 //! way the process leaves through its normal path — the in-process
-//! cluster's temporary folder is removed — with status 130 (Ctrl-C) or 143
-//! (`SIGTERM`).
+//! cluster's temporary folder is removed — with status 130 (Ctrl-C), 143
+//! (`SIGTERM`) or 129 (`SIGHUP`).
 //!
 //! Without [`listen`] (a library user, unit tests) no signal is intercepted
 //! and the futures here never complete.
@@ -26,6 +26,8 @@ pub enum Signal {
     Interrupt,
     /// `SIGTERM`, what `kill`, `timeout` and service managers send.
     Terminate,
+    /// `SIGHUP`, what a closing terminal (a dropped SSH session) sends.
+    Hangup,
 }
 
 impl Signal {
@@ -34,6 +36,7 @@ impl Signal {
         match self {
             Signal::Interrupt => "Ctrl-C (SIGINT)",
             Signal::Terminate => "SIGTERM",
+            Signal::Hangup => "SIGHUP",
         }
     }
 
@@ -43,12 +46,20 @@ impl Signal {
     /// use sentio_sql::interrupt::Signal;
     /// assert_eq!(Signal::Interrupt.exit_code(), 130);
     /// assert_eq!(Signal::Terminate.exit_code(), 143);
+    /// assert_eq!(Signal::Hangup.exit_code(), 129);
     /// ```
     pub fn exit_code(self) -> u8 {
         match self {
             Signal::Interrupt => 128 + 2,
             Signal::Terminate => 128 + 15,
+            Signal::Hangup => 128 + 1,
         }
+    }
+
+    /// Whether the signal asks the whole program to end (all but Ctrl-C,
+    /// which at the prompt only stops the statement).
+    pub fn ends_the_program(self) -> bool {
+        self != Signal::Interrupt
     }
 }
 
@@ -70,7 +81,7 @@ struct State {
 
 static STATE: OnceLock<State> = OnceLock::new();
 
-/// Intercepts `SIGINT` and `SIGTERM` from now on, for the whole process
+/// Intercepts `SIGINT`, `SIGTERM` and `SIGHUP` from now on, for the whole process
 /// (their default action, ending the process at once, no longer applies).
 /// Must run inside a Tokio runtime; a second call does nothing.
 pub fn listen() -> std::io::Result<()> {
@@ -80,6 +91,7 @@ pub fn listen() -> std::io::Result<()> {
     }
     let mut int = signal(SignalKind::interrupt())?;
     let mut term = signal(SignalKind::terminate())?;
+    let mut hup = signal(SignalKind::hangup())?;
     let state = State {
         delivered: watch::Sender::new(Delivered::default()),
         running: AtomicUsize::new(0),
@@ -93,6 +105,7 @@ pub fn listen() -> std::io::Result<()> {
             let signal = tokio::select! {
                 Some(()) = int.recv() => Signal::Interrupt,
                 Some(()) = term.recv() => Signal::Terminate,
+                Some(()) = hup.recv() => Signal::Hangup,
                 else => break,
             };
             deliver(signal);

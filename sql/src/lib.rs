@@ -15,7 +15,7 @@
 //! * [`object_store`] resolves `s3://` and local paths per process;
 //! * [`script`] splits SQL scripts into statements with line numbers;
 //! * [`runner`] runs statements, shows progress and what crossed the network;
-//! * [`interrupt`] turns Ctrl-C and `SIGTERM` into cancelled statements;
+//! * [`interrupt`] turns Ctrl-C, `SIGTERM` and `SIGHUP` into cancelled statements;
 //! * [`output`] prints results as table, CSV or JSON;
 //! * [`runtime`] is the Tokio runtime all three binaries run on;
 //! * [`datagen`] writes the deterministic sample lake and operational DB;

@@ -6,7 +6,6 @@ use rustyline::DefaultEditor;
 use rustyline::error::ReadlineError;
 
 use crate::error::{Result, SentioError};
-use crate::interrupt::Signal;
 use crate::runner::Runner;
 use crate::script::split_statements;
 
@@ -55,8 +54,8 @@ pub async fn run(runner: &Runner) -> Result<()> {
                 let mut out = std::io::stdout();
                 match runner.run_script("<prompt>", &src, &mut out).await {
                     Ok(_) => {}
-                    // SIGTERM asks the program to end; Ctrl-C only the statement.
-                    Err(e @ SentioError::Interrupted { signal: Signal::Terminate, .. }) => {
+                    // SIGTERM and SIGHUP ask the program to end; Ctrl-C only the statement.
+                    Err(e @ SentioError::Interrupted { signal, .. }) if signal.ends_the_program() => {
                         save_history(&mut rl, history.as_deref());
                         return Err(e);
                     }

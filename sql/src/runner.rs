@@ -6,12 +6,14 @@ use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ballista_core::execution_plans::DistributedQueryExec;
 use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
 use ballista_core::serde::protobuf::operator_metric::Metric;
 use ballista_core::serde::protobuf::{CancelJobParams, GetJobMetricsParams, GetJobStatusParams, job_status};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::DataFusionError;
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion_proto::protobuf::LogicalPlanNode;
 
 use crate::codec::plan_size;
 use crate::error::{Result, SentioError};
@@ -70,6 +72,35 @@ pub async fn bytes_scanned(url: &str, jobs: &[String]) -> Option<u64> {
         }
     }
     Some(total)
+}
+
+/// How long a statement that is being cancelled waits for the scheduler to
+/// name the job it has just submitted.
+const JOB_ID_WAIT: Duration = Duration::from_secs(3);
+
+/// The plan `plan()` names, once it knows its cluster job: a job submitted a
+/// moment ago is named when the scheduler's answer arrives, which `work`
+/// (still polled meanwhile) receives — without the wait, a statement
+/// cancelled right after it was submitted would leave its job running.
+/// Gives up after [`JOB_ID_WAIT`], or when `work` ends.
+async fn job_named_soon<T>(
+    mut work: std::pin::Pin<&mut impl std::future::Future<Output = T>>,
+    plan: &impl Fn() -> Option<Arc<dyn ExecutionPlan>>,
+) -> Option<Arc<dyn ExecutionPlan>> {
+    let deadline = Instant::now() + JOB_ID_WAIT;
+    loop {
+        let current = plan();
+        let named = current.as_ref().is_some_and(|p| job_of(p).is_some());
+        let distributed =
+            current.as_ref().is_some_and(|p| p.downcast_ref::<DistributedQueryExec<LogicalPlanNode>>().is_some());
+        if named || !distributed || Instant::now() >= deadline {
+            return current;
+        }
+        tokio::select! {
+            _ = work.as_mut() => return plan(),
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+    }
 }
 
 async fn job_state(client: &mut Option<SchedulerGrpcClient<tonic::transport::Channel>>, url: &str, job: &str) -> String {
@@ -201,13 +232,13 @@ impl Runner {
                 res = &mut work => break res,
                 signal = statement.interrupted() => {
                     clear(drew);
-                    let job = self.cancel(plan().as_ref()).await;
+                    let job = self.cancel(job_named_soon(work.as_mut(), &plan).await.as_ref()).await;
                     return Err(SentioError::Interrupted { signal, job });
                 }
                 _ = ticker.tick() => {
                     if let Some(limit) = self.timeout.filter(|l| started.elapsed() >= *l) {
                         clear(drew);
-                        let job = self.cancel(plan().as_ref()).await;
+                        let job = self.cancel(job_named_soon(work.as_mut(), &plan).await.as_ref()).await;
                         return Err(SentioError::Timeout { seconds: limit.as_secs_f64(), job });
                     }
                     if !self.progress || started.elapsed() < PROGRESS_AFTER { continue; }
