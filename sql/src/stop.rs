@@ -140,15 +140,17 @@ impl ExecutionEngine for StoppingEngine {
 /// fitting a model) then sees the task's stop.
 fn wrap_stage(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
     let plan = wrap_leaves(plan)?;
-    let children: Vec<Arc<dyn ExecutionPlan>> = plan.children().into_iter().cloned().collect();
-    if children.is_empty() || children.iter().all(|c| c.downcast_ref::<StopExec>().is_some()) {
+    let unwrapped = |c: &&Arc<dyn ExecutionPlan>| c.downcast_ref::<StopExec>().is_none();
+    if !plan.children().iter().any(unwrapped) {
         return Ok(plan);
     }
-    let wrapped = children
-        .into_iter()
-        .map(|c| if c.downcast_ref::<StopExec>().is_some() { c } else { Arc::new(StopExec::new(c)) as Arc<dyn ExecutionPlan> })
-        .collect();
+    let wrapped = plan.children().into_iter().map(|c| stop_over(Arc::clone(c))).collect();
     plan.replace_children(wrapped, ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute))
+}
+
+/// `node` under a [`StopExec`], unless it is one.
+fn stop_over(node: Arc<dyn ExecutionPlan>) -> Arc<dyn ExecutionPlan> {
+    if node.downcast_ref::<StopExec>().is_some() { node } else { Arc::new(StopExec::new(node)) }
 }
 
 /// `plan` with a [`StopExec`] over each leaf that has none yet.
@@ -157,7 +159,7 @@ fn wrap_leaves(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
         Ok(if node.downcast_ref::<StopExec>().is_some() {
             Transformed::new(node, false, TreeNodeRecursion::Jump)
         } else if node.children().is_empty() {
-            Transformed::new(Arc::new(StopExec::new(node)) as Arc<dyn ExecutionPlan>, true, TreeNodeRecursion::Jump)
+            Transformed::new(stop_over(node), true, TreeNodeRecursion::Jump)
         } else {
             Transformed::no(node)
         })

@@ -571,8 +571,8 @@ async fn insert_paced(
 ) -> Result<u64, OpdbError> {
     let b = conn.backend();
     let q = b.quote(stage);
-    // Each slice's condition.
-    let slices: Vec<String> = match b {
+    // Each slice's condition, where the engine can slice the table.
+    let slices: Option<Vec<String>> = match b {
         Backend::Postgres => {
             let sql = format!(
                 "SELECT CAST(current_setting('server_version_num') AS bigint), \
@@ -580,29 +580,33 @@ async fn insert_paced(
                 q.replace('\'', "''")
             );
             match query_i64s(conn, &sql).await?.as_slice() {
-                [version, pages] if *version >= 140_000 => (0..*pages)
-                    .step_by(PUBLISH_PAGES as usize)
-                    .map(|first| format!("ctid >= '({first},0)'::tid AND ctid < '({},0)'::tid", first + PUBLISH_PAGES))
-                    .collect(),
-                _ => Vec::new(),
+                [version, pages] if *version >= 140_000 => Some(
+                    (0..*pages)
+                        .step_by(PUBLISH_PAGES as usize)
+                        .map(|first| format!("ctid >= '({first},0)'::tid AND ctid < '({},0)'::tid", first + PUBLISH_PAGES))
+                        .collect(),
+                ),
+                _ => None,
             }
         }
         Backend::MySql if numbered => {
             let row = b.quote(stage::ROW_COLUMN);
             let sql = format!("SELECT CAST(COALESCE(MAX({row}), 0) AS SIGNED) FROM {q}");
             let last = query_i64s(conn, &sql).await?.first().copied().unwrap_or(0);
-            (0..last)
-                .step_by(PUBLISH_ROWS as usize)
-                .map(|first| format!("{row} > {first} AND {row} <= {}", first + PUBLISH_ROWS))
-                .collect()
+            Some(
+                (0..last)
+                    .step_by(PUBLISH_ROWS as usize)
+                    .map(|first| format!("{row} > {first} AND {row} <= {}", first + PUBLISH_ROWS))
+                    .collect(),
+            )
         }
-        _ => Vec::new(),
+        _ => None,
     };
-    if slices.is_empty() {
+    let Some(slices) = slices else {
         let rows = conn.execute(&format!("{insert} {q}")).await?;
         units.next().await?;
         return Ok(rows);
-    }
+    };
     let mut rows = 0;
     for slice in slices {
         rows += conn.execute(&format!("{insert} {q} WHERE {slice}")).await?;
