@@ -50,10 +50,10 @@ fn credential_patterns(text: &str) -> Vec<String> {
         let rest = &text[i + 3..];
         let end = rest.find(|c: char| c.is_whitespace() || c == '/' || c == '\'' || c == '"').unwrap_or(rest.len());
         let authority = &rest[..end];
-        if let Some(at) = authority.rfind('@') {
-            if authority[..at].contains(':') {
-                found.push(format!("credentials in a URL: …{}", &authority[at..]));
-            }
+        if let Some(at) = authority.rfind('@')
+            && authority[..at].contains(':')
+        {
+            found.push(format!("credentials in a URL: …{}", &authority[at..]));
         }
     }
     found

@@ -65,7 +65,7 @@ async fn model_of(ml: &MlContext, call: &MlCall) -> Result<ModelMeta, MlError> {
     ml.store()?.meta(&name, version).await
 }
 
-fn query_of<'c>(call: &'c MlCall) -> Result<&'c str, MlError> {
+fn query_of(call: &MlCall) -> Result<&str, MlError> {
     call.query
         .as_deref()
         .ok_or_else(|| MlError::Syntax(format!("ML.{} needs a query: ML.{}(MODEL m, (SELECT …))", call.function, call.function)))

@@ -227,13 +227,39 @@ impl Conn {
     }
 
     /// Starts a read-write transaction.
+    ///
+    /// On MySQL and MariaDB it is READ COMMITTED (PostgreSQL's default),
+    /// not the server's default REPEATABLE READ: there a `DELETE` that scans
+    /// the table — a rerun's `DELETE … WHERE EXISTS` on a `run_id` without
+    /// an index — keeps a next-key lock on every row it looked at until
+    /// COMMIT, so every insert the application makes into the table waits
+    /// for the whole publish. READ COMMITTED keeps only the rows it deletes
+    /// locked. Where the binary log is written statement by statement
+    /// (`binlog_format = STATEMENT`), InnoDB refuses to write under READ
+    /// COMMITTED, so there the server's default stays.
     pub async fn begin(&mut self) -> Result<(), OpdbError> {
         let sql = match self.backend() {
             Backend::Postgres => "BEGIN",
-            Backend::MySql => "START TRANSACTION",
+            Backend::MySql => {
+                if self.mysql_allows_read_committed_writes().await? {
+                    self.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED").await?;
+                }
+                "START TRANSACTION"
+            }
             Backend::Sqlite => "BEGIN IMMEDIATE",
         };
         self.execute(sql).await.map(|_| ())
+    }
+
+    /// Whether InnoDB will write under READ COMMITTED on this MySQL
+    /// connection: not when the binary log is on in `STATEMENT` format.
+    async fn mysql_allows_read_committed_writes(&mut self) -> Result<bool, OpdbError> {
+        let Self::My(c) = self else { return Ok(false) };
+        let (log_bin, format): (i64, String) =
+            sqlx::query_as("SELECT CAST(@@GLOBAL.log_bin AS SIGNED), CAST(@@SESSION.binlog_format AS CHAR)")
+                .fetch_one(c)
+                .await?;
+        Ok(log_bin == 0 || !format.eq_ignore_ascii_case("STATEMENT"))
     }
 
     /// Commits the open transaction.

@@ -109,10 +109,10 @@ pub fn probs(nb: &NaiveBayes, width: usize, x: &[f32], out: &mut [f64]) {
             continue;
         }
         let mut lp = (n / total).ln();
-        for j in 0..width {
+        for (j, &xj) in x.iter().enumerate().take(width) {
             let mean = nb.sum[c * width + j] / n;
             let var = (nb.sum_sq[c * width + j] / n - mean * mean).max(0.0) + eps;
-            let v = f64::from(x[j]) - mean;
+            let v = f64::from(xj) - mean;
             lp += -0.5 * (std::f64::consts::TAU * var).ln() - v * v / (2.0 * var);
         }
         *o = lp;
