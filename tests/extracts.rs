@@ -294,10 +294,10 @@ fn a_killed_refresh_leaves_the_extract_unchanged() {
             .unwrap();
         let deadline = Instant::now() + TEN_MIN;
         let reading = match kind {
-            Kind::Pg => "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = 'sentio' \
-                         AND state = 'active' AND query LIKE '%FROM \"big\"%'",
-            _ => "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE '%FROM `big`%' \
-                  AND INFO NOT LIKE '%PROCESSLIST%'",
+            Kind::Pg => "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() \
+                         AND application_name = 'sentio' AND state = 'active' AND query LIKE '%FROM \"big\"%'",
+            _ => "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = DATABASE() \
+                  AND INFO LIKE '%FROM `big`%' AND INFO NOT LIKE '%PROCESSLIST%'",
         };
         loop {
             assert!(child.try_wait().unwrap().is_none(), "{kind:?}: the refresh ended before it could be killed");

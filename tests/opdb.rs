@@ -387,7 +387,7 @@ fn million_rows_read_and_written_by_a_two_executor_cluster() {
     let mut write = Running::start(&mut cmd, false);
     let sessions = |filter: &str| {
         db.client(&format!(
-            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'sentio'              AND {filter}"
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'sentio' AND {filter}"
         ))
     };
     let started = Instant::now();
@@ -418,7 +418,9 @@ fn million_rows_read_and_written_by_a_two_executor_cluster() {
     cluster.stop();
 }
 
-/// Kills the database sessions that fill staging tables until `child` exits.
+/// Kills the database sessions that fill staging tables in `db` until
+/// `child` exits (only `db`'s: tests running beside this one stage their
+/// writes in databases of their own).
 fn kill_staging_sessions(db: &Db, child: &mut std::process::Child) -> (bool, u32) {
     let deadline = Instant::now() + Duration::from_secs(600);
     let mut kills = 0;
@@ -430,11 +432,13 @@ fn kill_staging_sessions(db: &Db, child: &mut std::process::Child) -> (bool, u32
         let killed = match db.kind {
             Kind::Pg => db.client(
                 "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                 WHERE application_name = 'sentio' AND query LIKE 'COPY \"_sentio_stage_%') t",
+                 WHERE datname = current_database() AND application_name = 'sentio' \
+                 AND query LIKE 'COPY \"_sentio_stage_%') t",
             ),
             _ => {
                 let ids = db.client(
-                    "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'INSERT INTO `_sentio_stage_%'",
+                    "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = DATABASE() \
+                     AND INFO LIKE 'INSERT INTO `_sentio_stage_%'",
                 );
                 for id in ids.lines().filter(|l| !l.is_empty()) {
                     let _ = Command::new("mariadb")
@@ -666,7 +670,11 @@ async fn the_operational_db_is_never_blocked() {
 /// about 1.5 s); and under REPEATABLE READ the rerun's `DELETE` of earlier
 /// rows of the run id, scanning a table with no index on `run_id`, keeps
 /// every row and gap locked until COMMIT, so the publish runs READ
-/// COMMITTED. Prints the application's latencies.
+/// COMMITTED. The same holds for the application's updates of the rows the
+/// written rows reference by a foreign key (InnoDB share-locks each one
+/// until COMMIT when it checks the key, so the publish checks them all at
+/// its end), and a row referencing nothing still fails the write. Prints
+/// the application's latencies.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mariadb_write_never_holds_up_inserts_into_its_table() {
     use sqlx::Connection;
@@ -674,9 +682,11 @@ async fn a_mariadb_write_never_holds_up_inserts_into_its_table() {
     db.client(
         "CREATE TABLE big (id bigint PRIMARY KEY, k bigint, label varchar(20)); \
          INSERT INTO big SELECT seq, seq % 1000, CONCAT('label-', seq % 7) FROM seq_1_to_1000000; \
+         CREATE TABLE ks (k bigint PRIMARY KEY, touched int NOT NULL DEFAULT 0); \
+         INSERT INTO ks (k) SELECT seq FROM seq_0_to_999; \
          CREATE TABLE outputs (id bigint AUTO_INCREMENT PRIMARY KEY, run_id varchar(20), k bigint, \
-         label varchar(20), KEY (k)); \
-         INSERT INTO outputs (run_id, k, label) VALUES ('app', -1, 'app')",
+         label varchar(20), CONSTRAINT outputs_k FOREIGN KEY (k) REFERENCES ks (k)); \
+         INSERT INTO outputs (run_id, k, label) VALUES ('app', 0, 'app')",
     );
     let url = db.url();
     let mut write = sentio();
@@ -694,20 +704,35 @@ async fn a_mariadb_write_never_holds_up_inserts_into_its_table() {
     let mut times = Vec::new();
     while write.running() {
         let t = Instant::now();
+        let k = (times.len() % 1000) as i64;
         sqlx::query("INSERT INTO outputs (run_id, k, label) VALUES ('app', ?, 'app')")
-            .bind(times.len() as i64)
+            .bind(k)
             .execute(&mut app)
             .await
             .expect("the application's insert waited a second for a lock");
+        sqlx::query("UPDATE ks SET touched = touched + 1 WHERE k = ?")
+            .bind(k)
+            .execute(&mut app)
+            .await
+            .expect("the application's update of a referenced row waited a second for a lock");
         times.push(t.elapsed());
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let f = tokio::task::block_in_place(|| write.finish(Duration::from_secs(900)));
     assert!(f.success, "{}", f.stderr);
     assert_eq!(db.count("outputs"), 1 + 1_000_000 + times.len() as u64);
+    let orphans = "SELECT COUNT(*) FROM outputs o WHERE NOT EXISTS (SELECT 1 FROM ks WHERE ks.k = o.k)";
+    assert_eq!(db.client(orphans), "0");
+
+    // A row whose key has no row in ks still fails the write, and nothing lands.
+    let bad = sql(&url, "csv", "INSERT INTO opdb.outputs (run_id, k, label) SELECT 'r2', k, label FROM opdb.big WHERE id <= 10 UNION ALL SELECT 'r2', 5000, 'x'");
+    assert!(!bad.success, "{}", bad.stdout);
+    assert!(bad.stderr.contains("foreign key outputs_k") && bad.stderr.contains("(5000)"), "{}", bad.stderr);
+    assert_eq!(db.client("SELECT COUNT(*) FROM outputs WHERE run_id = 'r2'"), "0");
     times.sort();
     println!(
-        "application inserts into the table during a 1M-row MariaDB write: {} ops, p50 {:?} p99 {:?} max {:?}",
+        "application inserts into the table and updates of the rows it references, during a 1M-row MariaDB \
+         write: {} ops, p50 {:?} p99 {:?} max {:?}",
         times.len(),
         percentile(&times, 0.5),
         percentile(&times, 0.99),

@@ -33,6 +33,7 @@ pub mod values;
 pub mod write;
 
 mod copy;
+mod foreign;
 mod stage;
 
 use std::fmt;

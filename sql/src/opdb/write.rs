@@ -20,9 +20,12 @@
 //! Staging and publishing are paced ([`super::pace`]): on PostgreSQL and
 //! MySQL the publishing `INSERT` goes a slice of each staging table at a
 //! time ([`PUBLISH_PAGES`], [`PUBLISH_ROWS`]), still in the one
-//! transaction, so other sessions see all of the rows or none of them. The transaction holds only the locks
-//! an `INSERT` takes (row locks on rows nobody else sees yet, and a lock on
-//! the table that conflicts with DDL only), so pausing inside it blocks no
+//! transaction, so other sessions see all of the rows or none of them. The
+//! transaction holds only the locks an `INSERT` takes (row locks on rows
+//! nobody else sees yet, and a lock on the table that conflicts with DDL
+//! only) and, for a rerun, row locks on the rows it deletes (on MySQL it
+//! runs READ COMMITTED, so no other rows or gaps; foreign keys are checked
+//! at its end, [`super::foreign`]), so pausing inside it blocks no
 //! application. A task that is cancelled ([`crate::stop`]) rolls the
 //! publishing transaction back at its next slice instead of committing.
 //!
@@ -53,6 +56,7 @@ use futures::TryStreamExt;
 use sqlx::AssertSqlSafe;
 
 use super::backend::{Backend, Conn};
+use super::foreign;
 use super::introspect::{self, INTERNAL_PREFIX};
 use super::meta::TableMeta;
 use super::pace::Pacer;
@@ -507,6 +511,12 @@ async fn publish_on(
     };
     let target = meta.quoted_table();
     let key: Vec<_> = insert_cols.iter().filter(|c| key.contains(&c.name)).copied().collect();
+    // MySQL foreign keys: checked at the end (super::foreign), where the
+    // statement writes every column of every one of them (a column left to
+    // its default is checked by the engine).
+    let foreign_keys = foreign::of_table(conn, &meta.table).await?;
+    let written_by_statement = |k: &foreign::ForeignKey| k.columns.iter().all(|c| insert_cols.iter().any(|w| &w.name == c));
+    let check_at_end = !foreign_keys.is_empty() && foreign_keys.iter().all(written_by_statement);
 
     conn.begin().await?;
     // Earlier rows of the same run id or key: a semi-join on the staging
@@ -533,9 +543,19 @@ async fn publish_on(
     let insert = format!("INSERT INTO {target} ({col_list}) SELECT {exprs} FROM");
     let mut rows = 0;
     let numbered = stage::numbers_rows(b, &meta.columns);
+    if check_at_end {
+        conn.execute("SET SESSION foreign_key_checks = 0").await?;
+    }
     for s in stages {
         units.check()?;
         rows += insert_paced(conn, &insert, s, numbered, units).await?;
+    }
+    if check_at_end {
+        conn.execute("SET SESSION foreign_key_checks = 1").await?;
+        units.check()?;
+        for k in &foreign_keys {
+            foreign::check_and_lock(conn, &meta.table, k, stages).await?;
+        }
     }
     let published_at = chrono::Utc::now().to_rfc3339();
     let record = format!(
