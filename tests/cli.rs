@@ -81,6 +81,24 @@ fn unknown_table_names_the_line_of_its_statement() {
     assert!(f.stderr.contains("no_such_table"), "{}", f.stderr);
 }
 
+/// An error raised in a cluster task — a value that does not cast — reaches
+/// the analyst as its message with the job and stage it came from, once,
+/// not as Ballista's debug dump of nested error wrappers, and not repeated
+/// by the in-process scheduler's log.
+#[test]
+fn a_failing_task_says_its_error_plainly() {
+    let f = run(
+        sentio().args(["sql", "-c", "SELECT CAST(CAST(value AS VARCHAR) || 'x' AS INT) FROM generate_series(1, 10)"]),
+        Duration::from_secs(60),
+    );
+    assert!(!f.success);
+    let said = "error: <command line>:1: Arrow error: Cast error: Cannot cast string '1x' to value of Int32 type (job ";
+    assert!(f.stderr.contains(said), "{}", f.stderr);
+    assert!(f.stderr.contains(", stage 1)"), "{}", f.stderr);
+    assert_eq!(f.stderr.matches("Cannot cast").count(), 1, "{}", f.stderr);
+    assert!(!f.stderr.contains("DataFusionError(") && !f.stderr.contains("Shared("), "{}", f.stderr);
+}
+
 /// A plan over the scheduler's 16 MiB message limit (a function of constants
 /// folded into a 2.2M-element list) is named as such, with the table function
 /// that does the same; that one runs.

@@ -100,8 +100,9 @@ pub enum SentioError {
     #[error(transparent)]
     Extract(#[from] crate::extract::ExtractError),
 
-    /// An error from DataFusion or Ballista.
-    #[error(transparent)]
+    /// An error from DataFusion or Ballista (a cluster task's said
+    /// plainly, [`crate::task_error`]).
+    #[error("{}", crate::task_error::describe(.0))]
     DataFusion(#[from] DataFusionError),
 
     /// An I/O error.

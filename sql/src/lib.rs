@@ -12,6 +12,7 @@
 //! * [`codec`] carries Sentio's plan nodes across the cluster, delegating the
 //!   rest to Ballista's codecs;
 //! * [`stop`] stops a cancelled task's work on an executor;
+//! * [`task_error`] carries a failed task's error to the analyst in plain words;
 //! * [`object_store`] resolves `s3://` and local paths per process;
 //! * [`script`] splits SQL scripts into statements with line numbers;
 //! * [`runner`] runs statements, shows progress and what crossed the network;
@@ -43,5 +44,6 @@ pub mod runtime;
 pub mod session;
 pub mod standalone;
 pub mod stop;
+pub mod task_error;
 
 pub use error::{Result, SentioError};

@@ -2,7 +2,14 @@
 
 use tracing_subscriber::EnvFilter;
 
-/// Logs to stderr at `default_level`, or as `RUST_LOG` says.
+/// Ballista's log lines that only repeat a failed job's error, which the
+/// `sentio` CLI reports itself (an in-process scheduler's "Job failed: [id]"
+/// and the client's "Job … failed: …").
+pub const REPEATED_ERRORS: &str = "ballista_scheduler::scheduler_server::query_stage_scheduler=off,\
+                                   ballista_core::execution_plans::distributed_query=off";
+
+/// Logs to stderr at `default_level` (a level or an `EnvFilter` directive
+/// list), or as `RUST_LOG` says.
 pub fn init(default_level: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let _ = tracing_subscriber::fmt()

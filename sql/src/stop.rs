@@ -205,7 +205,7 @@ impl QueryStageExecutor for StoppingStage {
             context.window_functions().clone(),
             context.runtime_env(),
         ));
-        self.inner.execute_query_stage(task_id, context).await
+        self.inner.execute_query_stage(task_id, context).await.map_err(crate::task_error::for_scheduler)
     }
 
     fn collect_plan_metrics(&self) -> Vec<MetricsSet> {

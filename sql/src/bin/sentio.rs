@@ -3,7 +3,7 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    sentio_sql::logging::init("warn");
+    sentio_sql::logging::init(&format!("warn,{}", sentio_sql::logging::REPEATED_ERRORS));
     let cli = sentio_sql::cli::Cli::parse();
     let runtime = match sentio_sql::runtime::build() {
         Ok(r) => r,

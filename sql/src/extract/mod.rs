@@ -83,7 +83,7 @@ pub enum ExtractError {
     #[error("lake: {0}")]
     Store(#[from] object_store::Error),
     /// DataFusion or Ballista failed.
-    #[error(transparent)]
+    #[error("{}", crate::task_error::describe(.0))]
     DataFusion(#[from] datafusion::error::DataFusionError),
 }
 

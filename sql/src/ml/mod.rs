@@ -58,7 +58,7 @@ pub enum MlError {
     #[error("machine learning needs a lake for its model store (--lake / SENTIO_LAKE)")]
     NoLake,
     /// DataFusion or Ballista failed.
-    #[error(transparent)]
+    #[error("{}", crate::task_error::describe(.0))]
     DataFusion(#[from] datafusion::error::DataFusionError),
     /// A bug.
     #[error("internal error: {0}")]

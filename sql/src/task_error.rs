@@ -1,0 +1,175 @@
+//! A task's error, told in plain words across the cluster.
+//!
+//! Ballista reports a failed task to the scheduler, and the scheduler to the
+//! client, as the `Debug` text of the error, so an error raised on an
+//! executor reached the analyst as
+//! `Job 038… failed: Job failed due to stage 1 failed: Task failed due to
+//! runtime execution error: DataFusionError(Shared(External(ArrowError(
+//! CastError("Cannot cast string '1x' to value of Int32 type")))))`.
+//!
+//! On the executor, [`for_scheduler`] turns a task's error into one whose
+//! `Debug` text is its message between `⟨` and `⟩`; on the client,
+//! [`describe`] finds that message in the job's failure and says it with
+//! the job and stage it came from:
+//! `Cast error: Cannot cast string '1x' to value of Int32 type (job 038…,
+//! stage 1)`. Errors that Ballista itself acts on — a shuffle fetch
+//! failure, which reruns the stage that wrote the lost output, and I/O
+//! errors, which it retries — pass unchanged.
+
+use std::fmt;
+
+use ballista_core::error::BallistaError;
+use datafusion::error::DataFusionError;
+
+/// Where Ballista's report of a task failure puts the error's `Debug` text.
+const TASK_FAILED: &str = "Task failed due to runtime execution error: DataFusionError(External(";
+const OPEN: char = '⟨';
+const CLOSE: char = '⟩';
+
+/// The message of a failed task, whose `Debug` text is the message marked
+/// for [`describe`].
+struct TaskFailure(String);
+
+impl fmt::Debug for TaskFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{OPEN}{}{CLOSE}", self.0)
+    }
+}
+
+impl fmt::Display for TaskFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TaskFailure {}
+
+/// The error a task reports to the scheduler: `e`'s message, plainly, or
+/// `e` itself where Ballista acts on its kind (shuffle fetch failures, I/O).
+pub fn for_scheduler(e: DataFusionError) -> DataFusionError {
+    if ballista_acts_on(&e) {
+        return e;
+    }
+    DataFusionError::External(Box::new(TaskFailure(message(&e))))
+}
+
+/// Whether Ballista's executor treats `e` as a kind of its own: a shuffle
+/// fetch failure or an I/O error, seen through DataFusion's and Ballista's
+/// wrappers as Ballista looks for them.
+fn ballista_acts_on(e: &DataFusionError) -> bool {
+    match e.find_root() {
+        DataFusionError::IoError(_) => true,
+        DataFusionError::External(inner) => match inner.downcast_ref::<BallistaError>() {
+            Some(BallistaError::FetchFailed(..) | BallistaError::IoError(_)) => true,
+            Some(BallistaError::DataFusionError(d)) => ballista_acts_on(d),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// The innermost message of `e`, without DataFusion's "External error: "
+/// and Ballista's "DataFusion error: " wrappers.
+fn message(e: &DataFusionError) -> String {
+    match e.find_root() {
+        DataFusionError::External(inner) => match inner.downcast_ref::<BallistaError>() {
+            Some(BallistaError::DataFusionError(d)) => message(d),
+            _ => inner.to_string(),
+        },
+        other => other.strip_backtrace(),
+    }
+}
+
+/// `e` as the analyst reads it: a task's failure as its message and where
+/// it happened, anything else as DataFusion says it.
+///
+/// ```
+/// use datafusion::error::DataFusionError;
+/// use sentio_sql::task_error::describe;
+///
+/// let failed = DataFusionError::Execution(
+///     "Job 03Ab failed: Job failed due to stage 2 failed: Task failed due to runtime execution \
+///      error: DataFusionError(External(⟨opdb.t: column \"k\": out of range⟩))".into(),
+/// );
+/// assert_eq!(describe(&failed), "opdb.t: column \"k\": out of range (job 03Ab, stage 2)");
+/// assert_eq!(describe(&DataFusionError::Plan("no such table".into())), "Error during planning: no such table");
+/// ```
+pub fn describe(e: &DataFusionError) -> String {
+    let text = e.to_string();
+    plain(&text).unwrap_or(text)
+}
+
+fn plain(text: &str) -> Option<String> {
+    let start = text.find(TASK_FAILED)? + TASK_FAILED.len();
+    let rest = text[start..].strip_prefix(OPEN)?;
+    let message = &rest[..rest.rfind(CLOSE)?];
+    let job = text.split("Job ").nth(1).and_then(|s| s.split(' ').next()).filter(|j| !j.is_empty());
+    let stage = text.split("due to stage ").nth(1).and_then(|s| s.split(' ').next());
+    Some(match (job, stage) {
+        (Some(job), Some(stage)) => format!("{message} (job {job}, stage {stage})"),
+        (Some(job), None) => format!("{message} (job {job})"),
+        _ => message.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::error::ArrowError;
+
+    use super::*;
+
+    /// What Ballista 55 makes of a task's error on its way to the client.
+    fn as_reported(e: DataFusionError) -> DataFusionError {
+        let task = format!("Task failed due to runtime execution error: {:?}", BallistaError::DataFusionError(Box::new(e)));
+        DataFusionError::Execution(format!("Job 03Xy failed: Job failed due to stage 3 failed: {task}"))
+    }
+
+    #[test]
+    fn a_task_error_reaches_the_client_as_its_message() {
+        let cast = ArrowError::CastError("Cannot cast string '1x' to value of Int32 type".into());
+        let e = DataFusionError::Shared(Arc::new(DataFusionError::ArrowError(Box::new(cast), None)));
+        assert_eq!(
+            describe(&as_reported(for_scheduler(e))),
+            "Arrow error: Cast error: Cannot cast string '1x' to value of Int32 type (job 03Xy, stage 3)"
+        );
+    }
+
+    #[test]
+    fn an_external_error_says_only_its_own_message() {
+        let e = DataFusionError::Shared(Arc::new(DataFusionError::External(Box::new(TaskFailure(
+            "opdb.t: column \"k\": (a) ⟩ b".into(),
+        )))));
+        assert_eq!(describe(&as_reported(for_scheduler(e))), "opdb.t: column \"k\": (a) ⟩ b (job 03Xy, stage 3)");
+    }
+
+    #[test]
+    fn a_ballista_wrapped_error_says_its_message() {
+        let cast = ArrowError::CastError("Cannot cast string '1x' to value of Int32 type".into());
+        let e = DataFusionError::Shared(Arc::new(DataFusionError::External(Box::new(BallistaError::ArrowError(Box::new(cast))))));
+        let said = describe(&as_reported(for_scheduler(e)));
+        assert!(said.ends_with("Cannot cast string '1x' to value of Int32 type (job 03Xy, stage 3)"), "{said}");
+        assert!(!said.contains("Shared") && !said.contains("External"), "{said}");
+    }
+
+    #[test]
+    fn errors_ballista_acts_on_pass_unchanged() {
+        let fetch = BallistaError::FetchFailed("ex1".into(), 1, 2, "gone".into());
+        let e = for_scheduler(DataFusionError::External(Box::new(fetch)));
+        assert!(matches!(e.find_root(), DataFusionError::External(i) if i.downcast_ref::<BallistaError>().is_some()));
+        let io = for_scheduler(DataFusionError::IoError(std::io::Error::other("disk")));
+        assert!(matches!(io, DataFusionError::IoError(_)));
+        let wrapped = BallistaError::DataFusionError(Box::new(DataFusionError::External(Box::new(
+            BallistaError::FetchFailed("ex1".into(), 1, 2, "gone".into()),
+        ))));
+        let e = for_scheduler(DataFusionError::Shared(Arc::new(DataFusionError::External(Box::new(wrapped)))));
+        assert!(matches!(e, DataFusionError::Shared(_)));
+    }
+
+    #[test]
+    fn other_errors_are_said_as_before() {
+        let e = DataFusionError::Execution("Job 1 failed: executor lost".into());
+        assert_eq!(describe(&e), "Execution error: Job 1 failed: executor lost");
+    }
+}
