@@ -724,11 +724,19 @@ async fn a_mariadb_write_never_holds_up_inserts_into_its_table() {
     let orphans = "SELECT COUNT(*) FROM outputs o WHERE NOT EXISTS (SELECT 1 FROM ks WHERE ks.k = o.k)";
     assert_eq!(db.client(orphans), "0");
 
-    // A row whose key has no row in ks still fails the write, and nothing lands.
+    // A row whose key has no row in ks still fails the write, and nothing
+    // lands; nothing was even inserted and rolled back (a trigger logging
+    // into a table outside transactions sees no insert): the check before
+    // the publish caught it.
+    db.client(
+        "CREATE TABLE seen (n int) ENGINE = MyISAM; \
+         CREATE TRIGGER outputs_seen BEFORE INSERT ON outputs FOR EACH ROW INSERT INTO seen VALUES (1)",
+    );
     let bad = sql(&url, "csv", "INSERT INTO opdb.outputs (run_id, k, label) SELECT 'r2', k, label FROM opdb.big WHERE id <= 10 UNION ALL SELECT 'r2', 5000, 'x'");
     assert!(!bad.success, "{}", bad.stdout);
     assert!(bad.stderr.contains("foreign key outputs_k") && bad.stderr.contains("(5000)"), "{}", bad.stderr);
     assert_eq!(db.client("SELECT COUNT(*) FROM outputs WHERE run_id = 'r2'"), "0");
+    assert_eq!(db.count("seen"), 0, "the write inserted rows before it found the missing key");
     times.sort();
     println!(
         "application inserts into the table and updates of the rows it references, during a 1M-row MariaDB \

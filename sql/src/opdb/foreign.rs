@@ -7,11 +7,13 @@
 //! publish, and an application updating one of them — the `sessions` row
 //! that new `emotion_outputs` point at — would wait for all of it. So the
 //! publishing `INSERT`s run with `foreign_key_checks = 0`, and just before
-//! COMMIT [`check_and_lock`] share-locks the referenced rows in one
-//! statement and fails the publish (it rolls back) if any is missing. Rows
-//! the application deletes while the publish runs are caught there; after
-//! it, its `DELETE` waits for the COMMIT and then sees the new rows, as
-//! with the checks on. The locks are held from that statement to COMMIT.
+//! COMMIT [`check`] with [`Lock::Share`] share-locks the referenced rows in
+//! one statement and fails the publish (it rolls back) if any is missing.
+//! Rows the application deletes while the publish runs are caught there;
+//! after it, its `DELETE` waits for the COMMIT and then sees the new rows,
+//! as with the checks on. The locks are held from that statement to COMMIT.
+//! The same check without locks runs before the publish begins, so a key
+//! that was missing all along fails the write before any row is inserted.
 //!
 //! PostgreSQL needs none of this: its checks take key-share locks, which
 //! only deleting the row or changing its key conflicts with.
@@ -73,12 +75,21 @@ pub async fn of_table(conn: &mut Conn, table: &str) -> Result<Vec<ForeignKey>, O
     Ok(keys)
 }
 
-/// The statements of [`check_and_lock`] for `key` over the
-/// staging tables `stages` (MySQL quoting): the number of distinct staged
-/// values of the key (NULL in any column: not checked, as the engine does),
-/// the number of them found in the parent (share-locking those rows), and
-/// one value that is missing.
-fn statements(key: &ForeignKey, stages: &[String]) -> [String; 3] {
+/// Whether [`check`] locks the referenced rows it finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lock {
+    /// A consistent read: nothing locked (before the publish).
+    No,
+    /// Share-locked until the transaction ends (just before COMMIT).
+    Share,
+}
+
+/// The statements of [`check`] for `key` over the staging tables `stages`
+/// (MySQL quoting): the number of distinct staged values of the key (NULL
+/// in any column: not checked, as the engine does), the number of them
+/// found in the parent (share-locking those rows with [`Lock::Share`]),
+/// and one value that is missing.
+fn statements(key: &ForeignKey, stages: &[String], lock: Lock) -> [String; 3] {
     let q = |s: &str| Backend::MySql.quote(s);
     let cols: Vec<String> = key.columns.iter().map(|c| q(c)).collect();
     let not_null = cols.iter().map(|c| format!("{c} IS NOT NULL")).collect::<Vec<_>>().join(" AND ");
@@ -100,8 +111,9 @@ fn statements(key: &ForeignKey, stages: &[String]) -> [String; 3] {
     [
         format!("SELECT CAST(COUNT(*) AS SIGNED) FROM {keys}"),
         format!(
-            "SELECT CAST(COUNT(DISTINCT {}) AS SIGNED) FROM {parent} AS p JOIN {keys} ON {matches} LOCK IN SHARE MODE",
-            k_cols.join(", ")
+            "SELECT CAST(COUNT(DISTINCT {}) AS SIGNED) FROM {parent} AS p JOIN {keys} ON {matches}{}",
+            k_cols.join(", "),
+            if lock == Lock::Share { " LOCK IN SHARE MODE" } else { "" }
         ),
         format!(
             "SELECT {} FROM {keys} WHERE NOT EXISTS (SELECT 1 FROM {parent} AS p WHERE {matches}) LIMIT 1",
@@ -111,19 +123,21 @@ fn statements(key: &ForeignKey, stages: &[String]) -> [String; 3] {
 }
 
 /// Checks that every value of `key` in the staging tables `stages` has its
-/// row in the parent table, and share-locks those rows until the publishing
-/// transaction ends; fails naming the constraint and one missing value.
-pub async fn check_and_lock(
+/// row in the parent table (with [`Lock::Share`], share-locking those rows
+/// until the transaction ends); fails naming the constraint and one missing
+/// value.
+pub async fn check(
     conn: &mut Conn,
     table: &str,
     key: &ForeignKey,
     stages: &[String],
+    lock: Lock,
 ) -> Result<(), OpdbError> {
     let Conn::My(c) = conn else { return Ok(()) };
     if stages.is_empty() {
         return Ok(());
     }
-    let [staged, found, missing] = statements(key, stages);
+    let [staged, found, missing] = statements(key, stages, lock);
     let staged: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(staged)).fetch_one(&mut *c).await?;
     let found: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(found)).fetch_one(&mut *c).await?;
     if found >= staged {
@@ -165,7 +179,10 @@ mod tests {
 
     #[test]
     fn statements_union_the_stages_skip_nulls_and_lock_the_parent() {
-        let [staged, found, missing] = statements(&key(), &["s1".into(), "s2".into()]);
+        let stages = ["s1".to_string(), "s2".to_string()];
+        let [_, unlocked, _] = statements(&key(), &stages, Lock::No);
+        assert!(!unlocked.contains("LOCK"), "{unlocked}");
+        let [staged, found, missing] = statements(&key(), &stages, Lock::Share);
         let keys = "(SELECT `a``b`, `c` FROM `s1` WHERE `a``b` IS NOT NULL AND `c` IS NOT NULL UNION \
                     SELECT `a``b`, `c` FROM `s2` WHERE `a``b` IS NOT NULL AND `c` IS NOT NULL) AS k";
         assert_eq!(staged, format!("SELECT CAST(COUNT(*) AS SIGNED) FROM {keys}"));

@@ -517,6 +517,12 @@ async fn publish_on(
     let foreign_keys = foreign::of_table(conn, &meta.table).await?;
     let written_by_statement = |k: &foreign::ForeignKey| k.columns.iter().all(|c| insert_cols.iter().any(|w| &w.name == c));
     let check_at_end = !foreign_keys.is_empty() && foreign_keys.iter().all(written_by_statement);
+    if check_at_end {
+        // A key missing all along fails here, before anything is inserted.
+        for k in &foreign_keys {
+            foreign::check(conn, &meta.table, k, stages, foreign::Lock::No).await?;
+        }
+    }
 
     conn.begin().await?;
     // Earlier rows of the same run id or key: a semi-join on the staging
@@ -554,7 +560,7 @@ async fn publish_on(
         conn.execute("SET SESSION foreign_key_checks = 1").await?;
         units.check()?;
         for k in &foreign_keys {
-            foreign::check_and_lock(conn, &meta.table, k, stages).await?;
+            foreign::check(conn, &meta.table, k, stages, foreign::Lock::Share).await?;
         }
     }
     let published_at = chrono::Utc::now().to_rfc3339();
