@@ -748,6 +748,32 @@ async fn a_mariadb_write_never_holds_up_inserts_into_its_table() {
     );
 }
 
+/// A MariaDB table whose text columns have a collation other than the
+/// database's default is written by run id, reruns replace, and its foreign
+/// key is checked as the engine compares (case-insensitively here): the
+/// staging tables take the target's collations (MySQL refuses to compare
+/// columns of two collations — "Illegal mix of collations" — so before, a
+/// keyed write into such a table failed every time).
+#[test]
+fn a_mariadb_table_in_a_collation_of_its_own_is_written_by_run_id() {
+    let db = Db::fresh(Kind::My, "sentio_it_opdb_collation");
+    db.client(
+        "ALTER DATABASE sentio_it_opdb_collation COLLATE utf8mb4_general_ci; \
+         CREATE TABLE codes (code varchar(10) COLLATE utf8mb4_unicode_ci PRIMARY KEY); \
+         INSERT INTO codes VALUES ('a'), ('b'); \
+         CREATE TABLE outputs (id bigint AUTO_INCREMENT PRIMARY KEY, run_id varchar(10) COLLATE utf8mb4_unicode_ci, \
+         code varchar(10) COLLATE utf8mb4_unicode_ci, CONSTRAINT outputs_code FOREIGN KEY (code) REFERENCES codes (code))",
+    );
+    let write = "INSERT INTO opdb.outputs (run_id, code) VALUES ('r1', 'a'), ('r1', 'B')";
+    for _ in 0..2 {
+        sql_ok(&db.url(), write);
+        assert_eq!(db.client("SELECT run_id, code FROM outputs ORDER BY code"), "r1|a\nr1|B");
+    }
+    let bad = sql(&db.url(), "csv", "INSERT INTO opdb.outputs (run_id, code) VALUES ('r2', 'zz')");
+    assert!(!bad.success && bad.stderr.contains("foreign key outputs_code"), "{}", bad.stderr);
+    assert_eq!(db.count("outputs"), 2);
+}
+
 /// Column names full of quotes, semicolons and SQL stay names on every
 /// engine, in reads, filters and writes; a table name that DataFusion's plan
 /// encoding cannot carry is refused with a clear error, and nothing runs.

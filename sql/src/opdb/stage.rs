@@ -87,19 +87,53 @@ pub fn numbers_rows(backend: Backend, columns: &[Column]) -> bool {
     backend == Backend::MySql && !columns.iter().any(|c| c.name.eq_ignore_ascii_case(ROW_COLUMN))
 }
 
-/// (Re)creates the staging table `name` for `columns`.
-pub async fn create(conn: &mut Conn, name: &str, columns: &[Column]) -> Result<(), OpdbError> {
+/// (Re)creates the staging table `name` for `columns` of table `target`.
+///
+/// On MySQL a text column gets the character set and collation of the
+/// target's column: the publish compares staged keys with the target's
+/// (the rerun's `DELETE`, foreign-key checks), and MySQL refuses to compare
+/// two columns of different collations ("Illegal mix of collations") — a
+/// table whose collation is not the database's default could not be
+/// written by run id.
+pub async fn create(conn: &mut Conn, name: &str, target: &str, columns: &[Column]) -> Result<(), OpdbError> {
     let b = conn.backend();
     let q = b.quote(name);
+    let collations = text_collations(conn, target).await?;
     conn.execute(&format!("DROP TABLE IF EXISTS {q}")).await?;
     let row = numbers_rows(b, columns).then(|| format!("{} BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY", b.quote(ROW_COLUMN)));
+    let typed = |c: &Column| {
+        let ty = column_type(b, c.ty);
+        match collations.iter().find(|(n, _, _)| *n == c.name) {
+            Some((_, charset, collation)) if c.ty == ColumnType::Text => {
+                format!("{ty} CHARACTER SET {charset} COLLATE {collation}")
+            }
+            _ => ty,
+        }
+    };
     let cols: Vec<String> = row
         .into_iter()
-        .chain(columns.iter().map(|c| format!("{} {}", b.quote(&c.name), column_type(b, c.ty)).trim_end().to_string()))
+        .chain(columns.iter().map(|c| format!("{} {}", b.quote(&c.name), typed(c)).trim_end().to_string()))
         .collect();
     let unlogged = if b == Backend::Postgres { "UNLOGGED " } else { "" };
     conn.execute(&format!("CREATE {unlogged}TABLE {q} ({})", cols.join(", "))).await?;
     Ok(())
+}
+
+/// The character set and collation of each text column of `table`
+/// (MySQL; empty elsewhere). Names that are not plain words are left out
+/// (they go into DDL unquoted).
+async fn text_collations(conn: &mut Conn, table: &str) -> Result<Vec<(String, String, String)>, OpdbError> {
+    let Conn::My(c) = conn else { return Ok(Vec::new()) };
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT CAST(COLUMN_NAME AS CHAR), CAST(CHARACTER_SET_NAME AS CHAR), CAST(COLLATION_NAME AS CHAR) \
+         FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? \
+         AND CHARACTER_SET_NAME IS NOT NULL AND COLLATION_NAME IS NOT NULL",
+    )
+    .bind(table)
+    .fetch_all(c)
+    .await?;
+    let word = |s: &str| !s.is_empty() && s.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_');
+    Ok(rows.into_iter().filter(|(_, cs, co)| word(cs) && word(co)).collect())
 }
 
 /// Indexes `columns` of the staging table `name` (after it is filled, so

@@ -253,7 +253,7 @@ impl ExecutionPlan for OpdbStageExec {
         let out_schema = Arc::clone(&schema);
         let fut = async move {
             let mut conn = opdb.connect_write(Some(meta.backend)).await?;
-            stage::create(&mut conn, &name, &meta.columns).await.map_err(|e| writing(&meta, e))?;
+            stage::create(&mut conn, &name, &meta.table, &meta.columns).await.map_err(|e| writing(&meta, e))?;
             let rows = stage::fill(&mut conn, &name, &meta.columns, input, &mut opdb.pacer()).await?;
             let key: Vec<_> = meta.columns.iter().filter(|c| index_columns.contains(&c.name)).collect();
             stage::index(&mut conn, &name, &key).await.map_err(|e| writing(&meta, e))?;
