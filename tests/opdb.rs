@@ -774,6 +774,31 @@ fn a_mariadb_table_in_a_collation_of_its_own_is_written_by_run_id() {
     assert_eq!(db.count("outputs"), 2);
 }
 
+/// On a MariaDB server that is not strict (`sql_mode = ''`, as MySQL 5.7's
+/// RDS default), a value too long for its column fails the write instead of
+/// being cut to fit, and nothing lands: Sentio's sessions are strict
+/// whatever the server's default. (The server's global mode is changed for
+/// the second this takes and put back, also if the test fails.)
+#[test]
+fn a_lenient_mariadb_server_still_gets_whole_values_or_an_error() {
+    struct GlobalSqlMode(String);
+    impl Drop for GlobalSqlMode {
+        fn drop(&mut self) {
+            let set = format!("SET GLOBAL sql_mode = '{}'", self.0.replace('\'', "''"));
+            let _ = Command::new("mariadb").args(["-h", "127.0.0.1", "-u", "root", "-e", &set]).output();
+        }
+    }
+    let db = Db::fresh(Kind::My, "sentio_it_opdb_strict");
+    db.client("CREATE TABLE o (id bigint AUTO_INCREMENT PRIMARY KEY, label varchar(5))");
+    let lenient = GlobalSqlMode(db.client("SELECT @@GLOBAL.sql_mode"));
+    db.client("SET GLOBAL sql_mode = ''");
+    let f = sql(&db.url(), "csv", "INSERT INTO opdb.o (label) VALUES ('abcde'), ('abcdefghij')");
+    drop(lenient);
+    assert!(!f.success, "{}", f.stdout);
+    assert!(f.stderr.contains("Data too long for column 'label'"), "{}", f.stderr);
+    assert_eq!(db.count("o"), 0);
+}
+
 /// Column names full of quotes, semicolons and SQL stay names on every
 /// engine, in reads, filters and writes; a table name that DataFusion's plan
 /// encoding cannot carry is refused with a clear error, and nothing runs.

@@ -167,9 +167,14 @@ pub async fn connect(url: &str, purpose: Purpose, timeouts: Timeouts) -> Result<
                     format!("max_execution_time = {}", timeouts.statement.as_millis())
                 };
                 let lock_secs = timeouts.lock.as_secs().max(1);
+                // Strict mode whatever the server's default: without it
+                // (MySQL 5.7's RDS default, `sql_mode = ''`) a value too
+                // long for its column is cut to fit, with a warning nobody
+                // reads, instead of failing the write.
                 let set = format!(
                     "SET SESSION {statement_limit}, SESSION innodb_lock_wait_timeout = {lock_secs}, \
-                     SESSION lock_wait_timeout = {lock_secs}"
+                     SESSION lock_wait_timeout = {lock_secs}, \
+                     SESSION sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), 'STRICT_ALL_TABLES')"
                 );
                 sqlx::raw_sql(AssertSqlSafe(set)).execute(&mut c).await?;
                 Conn::My(c)
