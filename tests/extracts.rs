@@ -286,7 +286,10 @@ fn a_killed_refresh_leaves_the_extract_unchanged() {
         let manifest = sql(manifest_q);
         add_big(&db, 100_001, 1_600_000);
 
+        // Killed, it cannot remove its in-process cluster's folder: that
+        // goes under the test's own.
         let mut child = cmd()
+            .env("TMPDIR", dir.path())
             .args(["sql", "--no-progress", "-c", "REFRESH EXTRACT extracts.big"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
