@@ -160,7 +160,11 @@ pub async fn connect(url: &str, purpose: Purpose, timeouts: Timeouts) -> Result<
                     .map_err(|e| OpdbError::Config(format!("operational DB URL: {e}")))?
                     .disable_statement_logging();
                 let mut c = opts.connect().await?;
-                let version: String = sqlx::query_scalar("SELECT VERSION()").fetch_one(&mut c).await?;
+                let (version, log_bin, binlog_format): (String, i64, String) = sqlx::query_as(
+                    "SELECT VERSION(), CAST(@@GLOBAL.log_bin AS SIGNED), CAST(@@SESSION.binlog_format AS CHAR)",
+                )
+                .fetch_one(&mut c)
+                .await?;
                 let statement_limit = if version.to_ascii_lowercase().contains("mariadb") {
                     format!("max_statement_time = {}", timeouts.statement.as_secs_f64())
                 } else {
@@ -177,6 +181,20 @@ pub async fn connect(url: &str, purpose: Purpose, timeouts: Timeouts) -> Result<
                      SESSION sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), 'STRICT_ALL_TABLES')"
                 );
                 sqlx::raw_sql(AssertSqlSafe(set)).execute(&mut c).await?;
+                // Writes run READ COMMITTED (PostgreSQL's default), not the
+                // server's REPEATABLE READ: there a `DELETE` that scans the
+                // table — a rerun's `DELETE … WHERE EXISTS` on a `run_id`
+                // without an index — keeps a next-key lock on every row it
+                // looked at until COMMIT, so every insert the application
+                // makes into the table waits for the whole publish. READ
+                // COMMITTED keeps only the rows it deletes locked. Where the
+                // binary log is written statement by statement, InnoDB
+                // refuses to write under READ COMMITTED, so there the
+                // server's default stays.
+                let statement_binlog = log_bin != 0 && binlog_format.eq_ignore_ascii_case("STATEMENT");
+                if purpose == Purpose::Write && !statement_binlog {
+                    sqlx::raw_sql("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED").execute(&mut c).await?;
+                }
                 Conn::My(c)
             }
             Backend::Sqlite => {
@@ -231,40 +249,15 @@ impl Conn {
         Ok(())
     }
 
-    /// Starts a read-write transaction.
-    ///
-    /// On MySQL and MariaDB it is READ COMMITTED (PostgreSQL's default),
-    /// not the server's default REPEATABLE READ: there a `DELETE` that scans
-    /// the table — a rerun's `DELETE … WHERE EXISTS` on a `run_id` without
-    /// an index — keeps a next-key lock on every row it looked at until
-    /// COMMIT, so every insert the application makes into the table waits
-    /// for the whole publish. READ COMMITTED keeps only the rows it deletes
-    /// locked. Where the binary log is written statement by statement
-    /// (`binlog_format = STATEMENT`), InnoDB refuses to write under READ
-    /// COMMITTED, so there the server's default stays.
+    /// Starts a read-write transaction (on MySQL READ COMMITTED, as
+    /// [`connect`] set it for [`Purpose::Write`]).
     pub async fn begin(&mut self) -> Result<(), OpdbError> {
         let sql = match self.backend() {
             Backend::Postgres => "BEGIN",
-            Backend::MySql => {
-                if self.mysql_allows_read_committed_writes().await? {
-                    self.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED").await?;
-                }
-                "START TRANSACTION"
-            }
+            Backend::MySql => "START TRANSACTION",
             Backend::Sqlite => "BEGIN IMMEDIATE",
         };
         self.execute(sql).await.map(|_| ())
-    }
-
-    /// Whether InnoDB will write under READ COMMITTED on this MySQL
-    /// connection: not when the binary log is on in `STATEMENT` format.
-    async fn mysql_allows_read_committed_writes(&mut self) -> Result<bool, OpdbError> {
-        let Self::My(c) = self else { return Ok(false) };
-        let (log_bin, format): (i64, String) =
-            sqlx::query_as("SELECT CAST(@@GLOBAL.log_bin AS SIGNED), CAST(@@SESSION.binlog_format AS CHAR)")
-                .fetch_one(c)
-                .await?;
-        Ok(log_bin == 0 || !format.eq_ignore_ascii_case("STATEMENT"))
     }
 
     /// Commits the open transaction.

@@ -85,11 +85,11 @@ pub enum Lock {
 }
 
 /// The statements of [`check`] for `key` over the staging tables `stages`
-/// (MySQL quoting): the number of distinct staged values of the key (NULL
-/// in any column: not checked, as the engine does), the number of them
-/// found in the parent (share-locking those rows with [`Lock::Share`]),
-/// and one value that is missing.
-fn statements(key: &ForeignKey, stages: &[String], lock: Lock) -> [String; 3] {
+/// (MySQL quoting): in one pass, the number of distinct staged values of
+/// the key (NULL in any column: not checked, as the engine does) and the
+/// number of them found in the parent (share-locking those rows with
+/// [`Lock::Share`]); and one value that is missing.
+fn statements(key: &ForeignKey, stages: &[String], lock: Lock) -> [String; 2] {
     let q = |s: &str| Backend::MySql.quote(s);
     let cols: Vec<String> = key.columns.iter().map(|c| q(c)).collect();
     let not_null = cols.iter().map(|c| format!("{c} IS NOT NULL")).collect::<Vec<_>>().join(" AND ");
@@ -108,11 +108,17 @@ fn statements(key: &ForeignKey, stages: &[String], lock: Lock) -> [String; 3] {
         .collect::<Vec<_>>()
         .join(" AND ");
     let k_cols = key.columns.iter().map(|c| format!("k.{}", q(c))).collect::<Vec<_>>();
+    // Found: the key when a parent row matched (a NULL first column leaves
+    // the row out of COUNT(DISTINCT …)); a parent's referenced columns need
+    // not be unique, hence DISTINCT for both counts.
+    let mut found = k_cols.clone();
+    found[0] = format!("CASE WHEN p.{} IS NOT NULL THEN {} END", q(&key.parent_columns[0]), k_cols[0]);
     [
-        format!("SELECT CAST(COUNT(*) AS SIGNED) FROM {keys}"),
         format!(
-            "SELECT CAST(COUNT(DISTINCT {}) AS SIGNED) FROM {parent} AS p JOIN {keys} ON {matches}{}",
+            "SELECT CAST(COUNT(DISTINCT {}) AS SIGNED), CAST(COUNT(DISTINCT {}) AS SIGNED) \
+             FROM {keys} LEFT JOIN {parent} AS p ON {matches}{}",
             k_cols.join(", "),
+            found.join(", "),
             if lock == Lock::Share { " LOCK IN SHARE MODE" } else { "" }
         ),
         format!(
@@ -122,11 +128,25 @@ fn statements(key: &ForeignKey, stages: &[String], lock: Lock) -> [String; 3] {
     ]
 }
 
+/// [`check`] for each of `keys`.
+pub async fn check_all(
+    conn: &mut Conn,
+    table: &str,
+    keys: &[ForeignKey],
+    stages: &[String],
+    lock: Lock,
+) -> Result<(), OpdbError> {
+    for key in keys {
+        check(conn, table, key, stages, lock).await?;
+    }
+    Ok(())
+}
+
 /// Checks that every value of `key` in the staging tables `stages` has its
 /// row in the parent table (with [`Lock::Share`], share-locking those rows
 /// until the transaction ends); fails naming the constraint and one missing
 /// value.
-pub async fn check(
+async fn check(
     conn: &mut Conn,
     table: &str,
     key: &ForeignKey,
@@ -137,9 +157,8 @@ pub async fn check(
     if stages.is_empty() {
         return Ok(());
     }
-    let [staged, found, missing] = statements(key, stages, lock);
-    let staged: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(staged)).fetch_one(&mut *c).await?;
-    let found: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(found)).fetch_one(&mut *c).await?;
+    let [counts, missing] = statements(key, stages, lock);
+    let (staged, found): (i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(counts)).fetch_one(&mut *c).await?;
     if found >= staged {
         return Ok(());
     }
@@ -180,17 +199,17 @@ mod tests {
     #[test]
     fn statements_union_the_stages_skip_nulls_and_lock_the_parent() {
         let stages = ["s1".to_string(), "s2".to_string()];
-        let [_, unlocked, _] = statements(&key(), &stages, Lock::No);
+        let [unlocked, _] = statements(&key(), &stages, Lock::No);
         assert!(!unlocked.contains("LOCK"), "{unlocked}");
-        let [staged, found, missing] = statements(&key(), &stages, Lock::Share);
+        let [counts, missing] = statements(&key(), &stages, Lock::Share);
         let keys = "(SELECT `a``b`, `c` FROM `s1` WHERE `a``b` IS NOT NULL AND `c` IS NOT NULL UNION \
                     SELECT `a``b`, `c` FROM `s2` WHERE `a``b` IS NOT NULL AND `c` IS NOT NULL) AS k";
-        assert_eq!(staged, format!("SELECT CAST(COUNT(*) AS SIGNED) FROM {keys}"));
         assert_eq!(
-            found,
+            counts,
             format!(
-                "SELECT CAST(COUNT(DISTINCT k.`a``b`, k.`c`) AS SIGNED) FROM `app`.`par` AS p JOIN {keys} \
-                 ON p.`x` = k.`a``b` AND p.`y` = k.`c` LOCK IN SHARE MODE"
+                "SELECT CAST(COUNT(DISTINCT k.`a``b`, k.`c`) AS SIGNED), \
+                 CAST(COUNT(DISTINCT CASE WHEN p.`x` IS NOT NULL THEN k.`a``b` END, k.`c`) AS SIGNED) \
+                 FROM {keys} LEFT JOIN `app`.`par` AS p ON p.`x` = k.`a``b` AND p.`y` = k.`c` LOCK IN SHARE MODE"
             )
         );
         assert!(missing.contains("WHERE NOT EXISTS (SELECT 1 FROM `app`.`par` AS p WHERE p.`x` = k.`a``b`"), "{missing}");

@@ -1,5 +1,6 @@
 //! Reading the operational DB's own catalog: which tables exist, their
-//! columns and types, primary keys, and key ranges for split reads.
+//! columns and types (and, on MySQL, text collations), primary keys, and
+//! key ranges for split reads.
 
 use sqlx::Row;
 
@@ -265,4 +266,21 @@ pub async fn key_range(
         }
     };
     Ok((lo, hi, est))
+}
+
+/// The character set and collation of each text column of `table`
+/// (MySQL; empty elsewhere). Names that are not plain words are left out
+/// (they go into DDL unquoted).
+pub async fn text_collations(conn: &mut Conn, table: &str) -> Result<Vec<(String, String, String)>, OpdbError> {
+    let Conn::My(c) = conn else { return Ok(Vec::new()) };
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT CAST(COLUMN_NAME AS CHAR), CAST(CHARACTER_SET_NAME AS CHAR), CAST(COLLATION_NAME AS CHAR) \
+         FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? \
+         AND CHARACTER_SET_NAME IS NOT NULL AND COLLATION_NAME IS NOT NULL",
+    )
+    .bind(table)
+    .fetch_all(c)
+    .await?;
+    let word = |s: &str| !s.is_empty() && s.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_');
+    Ok(rows.into_iter().filter(|(_, cs, co)| word(cs) && word(co)).collect())
 }

@@ -25,7 +25,7 @@ use sqlx::AssertSqlSafe;
 
 use super::backend::{Backend, Conn};
 use super::copy;
-use super::introspect::INTERNAL_PREFIX;
+use super::introspect::{self, INTERNAL_PREFIX};
 use super::meta::Column;
 use super::pace::Pacer;
 use super::types::ColumnType;
@@ -98,7 +98,7 @@ pub fn numbers_rows(backend: Backend, columns: &[Column]) -> bool {
 pub async fn create(conn: &mut Conn, name: &str, target: &str, columns: &[Column]) -> Result<(), OpdbError> {
     let b = conn.backend();
     let q = b.quote(name);
-    let collations = text_collations(conn, target).await?;
+    let collations = introspect::text_collations(conn, target).await?;
     conn.execute(&format!("DROP TABLE IF EXISTS {q}")).await?;
     let row = numbers_rows(b, columns).then(|| format!("{} BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY", b.quote(ROW_COLUMN)));
     let typed = |c: &Column| {
@@ -117,23 +117,6 @@ pub async fn create(conn: &mut Conn, name: &str, target: &str, columns: &[Column
     let unlogged = if b == Backend::Postgres { "UNLOGGED " } else { "" };
     conn.execute(&format!("CREATE {unlogged}TABLE {q} ({})", cols.join(", "))).await?;
     Ok(())
-}
-
-/// The character set and collation of each text column of `table`
-/// (MySQL; empty elsewhere). Names that are not plain words are left out
-/// (they go into DDL unquoted).
-async fn text_collations(conn: &mut Conn, table: &str) -> Result<Vec<(String, String, String)>, OpdbError> {
-    let Conn::My(c) = conn else { return Ok(Vec::new()) };
-    let rows: Vec<(String, String, String)> = sqlx::query_as(
-        "SELECT CAST(COLUMN_NAME AS CHAR), CAST(CHARACTER_SET_NAME AS CHAR), CAST(COLLATION_NAME AS CHAR) \
-         FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? \
-         AND CHARACTER_SET_NAME IS NOT NULL AND COLLATION_NAME IS NOT NULL",
-    )
-    .bind(table)
-    .fetch_all(c)
-    .await?;
-    let word = |s: &str| !s.is_empty() && s.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_');
-    Ok(rows.into_iter().filter(|(_, cs, co)| word(cs) && word(co)).collect())
 }
 
 /// Indexes `columns` of the staging table `name` (after it is filled, so

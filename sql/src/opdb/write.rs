@@ -519,9 +519,7 @@ async fn publish_on(
     let check_at_end = !foreign_keys.is_empty() && foreign_keys.iter().all(written_by_statement);
     if check_at_end {
         // A key missing all along fails here, before anything is inserted.
-        for k in &foreign_keys {
-            foreign::check(conn, &meta.table, k, stages, foreign::Lock::No).await?;
-        }
+        foreign::check_all(conn, &meta.table, &foreign_keys, stages, foreign::Lock::No).await?;
     }
 
     conn.begin().await?;
@@ -559,9 +557,7 @@ async fn publish_on(
     if check_at_end {
         conn.execute("SET SESSION foreign_key_checks = 1").await?;
         units.check()?;
-        for k in &foreign_keys {
-            foreign::check(conn, &meta.table, k, stages, foreign::Lock::Share).await?;
-        }
+        foreign::check_all(conn, &meta.table, &foreign_keys, stages, foreign::Lock::Share).await?;
     }
     let published_at = chrono::Utc::now().to_rfc3339();
     let record = format!(
