@@ -381,7 +381,8 @@ fn million_rows_read_and_written_by_a_two_executor_cluster() {
     }
 
     // Ctrl-C while the write publishes: the executor rolls the publishing
-    // transaction back at its next slice, so nothing lands.
+    // transaction back at its next slice, so nothing lands, and the client
+    // says so.
     let mut cmd = sentio();
     cmd.env("SENTIO_OPDB_URL", db.url()).args(["--scheduler", &cluster.url(), "sql", "--no-progress", "-c", COPY_BIG]);
     let mut write = Running::start(&mut cmd, false);
@@ -399,13 +400,15 @@ fn million_rows_read_and_written_by_a_two_executor_cluster() {
     write.signal("INT");
     let f = write.finish(Duration::from_secs(660));
     assert_eq!(f.code, Some(130), "{}", f.stderr);
-    assert!(f.stderr.contains("cancelled)"), "{}", f.stderr);
+    assert!(f.stderr.contains(" cancelled; opdb.big_copy is unchanged)"), "{}", f.stderr);
     let stopped = Instant::now();
     while sessions("state <> 'idle'") != "0" {
         assert!(stopped.elapsed() < Duration::from_secs(60), "the cancelled write is still at work");
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(db.count("big_copy"), 0, "a cancelled write landed");
+    let settled = db.client("SELECT row_count FROM _sentio_writes WHERE write_id LIKE 'job:%'");
+    assert_eq!(settled, "-1", "the cancelling client recorded no settlement");
 
     let out = on_cluster(COPY_BIG);
     assert_eq!(out.lines().nth(1), Some("1000000"), "{out}");
@@ -416,6 +419,81 @@ fn million_rows_read_and_written_by_a_two_executor_cluster() {
     );
     assert_eq!(diff, "0");
     cluster.stop();
+}
+
+/// Ctrl-C while a write commits: the client cannot stop it any more, and
+/// says that the rows landed, where a plain "cancelled" would say they did
+/// not. (A deferred trigger on `_sentio_writes` makes the commit last
+/// seconds.) On MariaDB, Ctrl-C while the write stages: the table is
+/// unchanged, and the client's record of the cancellation keeps it so.
+#[test]
+fn a_cancelled_write_says_whether_its_rows_landed() {
+    let pg = Db::fresh(Kind::Pg, "sentio_it_opdb_settle");
+    pg.client(
+        "CREATE TABLE src (id bigint PRIMARY KEY, label text); \
+         INSERT INTO src SELECT g, 'label-' || (g % 3) FROM generate_series(1, 50000) g; \
+         CREATE TABLE outputs (run_id text NOT NULL, src_id bigint, label text); \
+         CREATE TABLE _sentio_writes (write_id VARCHAR(64) PRIMARY KEY, target_table VARCHAR(255) NOT NULL, \
+         row_count BIGINT NOT NULL, published_at VARCHAR(40) NOT NULL); \
+         CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN PERFORM pg_sleep(1.5); RETURN NULL; END $$; \
+         CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON _sentio_writes DEFERRABLE INITIALLY DEFERRED \
+         FOR EACH ROW WHEN (NEW.row_count >= 0) EXECUTE FUNCTION slow_commit()",
+    );
+    let statement = "INSERT INTO opdb.outputs SELECT 'r1', id, label FROM opdb.src";
+    let mut cmd = sentio();
+    cmd.env("SENTIO_OPDB_URL", pg.url()).args(["sql", "--no-progress", "-c", statement]);
+    let mut write = Running::start(&mut cmd, false);
+    let started = Instant::now();
+    let committing = "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() \
+                      AND application_name = 'sentio' AND query = 'COMMIT' AND wait_event = 'PgSleep'";
+    while pg.client(committing) == "0" {
+        assert!(write.running(), "the write ended before it committed");
+        assert!(started.elapsed() < Duration::from_secs(300), "the write never committed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    write.signal("INT");
+    let f = write.finish(Duration::from_secs(400));
+    assert_eq!(f.code, Some(130), "{}", f.stderr);
+    assert!(
+        f.stderr.contains(" cancelled; opdb.outputs had already received its 50000 rows)"),
+        "{}",
+        f.stderr
+    );
+    assert_eq!(pg.count("outputs"), 50_000);
+
+    let my = Db::fresh(Kind::My, "sentio_it_opdb_settle");
+    my.client(
+        "CREATE TABLE src (id bigint PRIMARY KEY, label varchar(20)); \
+         INSERT INTO src SELECT seq, CONCAT('label-', seq % 3) FROM seq_1_to_200000; \
+         CREATE TABLE outputs (run_id varchar(20) NOT NULL, src_id bigint, label varchar(20))",
+    );
+    let mut cmd = sentio();
+    cmd.env("SENTIO_OPDB_URL", my.url()).args(["sql", "--no-progress", "-c", statement]);
+    let mut write = Running::start(&mut cmd, false);
+    let started = Instant::now();
+    let staging = "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = DATABASE() \
+                   AND INFO LIKE 'INSERT INTO `_sentio_stage_%'";
+    while my.client(staging) == "0" {
+        assert!(write.running(), "the write ended before it staged");
+        assert!(started.elapsed() < Duration::from_secs(300), "the write never staged");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    write.signal("INT");
+    let f = write.finish(Duration::from_secs(400));
+    assert_eq!(f.code, Some(130), "{}", f.stderr);
+    assert!(f.stderr.contains(" cancelled; opdb.outputs is unchanged)"), "{}", f.stderr);
+    assert_eq!(my.client("SELECT row_count FROM _sentio_writes WHERE write_id LIKE 'job:%'"), "-1");
+    // Whatever the executor was doing when the job was cancelled has ended,
+    // and left nothing.
+    let stopped = Instant::now();
+    let working = "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = DATABASE() AND COMMAND <> 'Sleep' \
+                   AND ID <> CONNECTION_ID()";
+    while my.client(working) != "0" {
+        assert!(stopped.elapsed() < Duration::from_secs(60), "the cancelled write is still at work");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(my.count("outputs"), 0, "a cancelled write landed");
 }
 
 /// Kills the database sessions that fill staging tables in `db` until

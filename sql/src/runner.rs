@@ -12,10 +12,12 @@ use ballista_core::serde::protobuf::operator_metric::Metric;
 use ballista_core::serde::protobuf::{CancelJobParams, GetJobMetricsParams, GetJobStatusParams, job_status};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::DataFusionError;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion_proto::protobuf::LogicalPlanNode;
 
 use crate::codec::plan_size;
+use crate::opdb;
 use crate::error::{Result, SentioError};
 use crate::output::{OutputFormat, human_bytes, ipc_size, write_batches};
 use crate::script::{absolute_error_line, split_statements};
@@ -182,7 +184,11 @@ impl Runner {
         let plan = df.create_physical_plan().await?;
         let task_ctx = self.client.ctx.task_ctx();
         let work = datafusion::physical_plan::collect(Arc::clone(&plan), task_ctx);
-        let batches = match self.watch(work, started, || Some(Arc::clone(&plan))).await? {
+        let watched = match self.watch(work, started, || Some(Arc::clone(&plan))).await {
+            Ok(done) => done,
+            Err(e) => return Err(settled(e, &logical, &plan).await),
+        };
+        let batches = match watched {
             Ok(batches) => batches,
             // A bare transport error may mean the plan was too big to send.
             Err(e) if plan_size::is_transport_failure(&e.to_string()) => {
@@ -319,6 +325,25 @@ impl Runner {
         }
         Ok(outcomes)
     }
+}
+
+/// `e`, the error of a statement that was interrupted or timed out, saying
+/// also, when the statement was an `INSERT INTO opdb.…`, whether its rows
+/// had landed ([`crate::opdb::settle`]).
+async fn settled(mut e: SentioError, logical: &LogicalPlan, plan: &Arc<dyn ExecutionPlan>) -> SentioError {
+    let (SentioError::Interrupted { job: said, .. } | SentioError::Timeout { job: said, .. }) = &mut e else {
+        return e;
+    };
+    let (Some((opdb, meta)), Some(job)) = (opdb::settle::write_target(logical), job_of(plan)) else {
+        return e;
+    };
+    let outcome = opdb::settle::settle(&opdb, &meta, &job).await;
+    let write = opdb::settle::describe(&meta.table, &job, &outcome);
+    *said = Some(match said.take() {
+        Some(cancel) => format!("{cancel}; {write}"),
+        None => write,
+    });
+    e
 }
 
 fn ellipsize(s: &str, n: usize) -> String {

@@ -67,6 +67,9 @@ pub struct TaskStop {
     token: CancellationToken,
     /// The same, for code that cannot see the task ([`sentio_udfs::cancel`]).
     flag: Arc<AtomicBool>,
+    /// The cluster job the task belongs to, whose cancellation raises the
+    /// stop (none outside a cluster task).
+    job: Option<Arc<str>>,
 }
 
 impl TaskStop {
@@ -74,6 +77,13 @@ impl TaskStop {
     /// if `ctx` has none.
     pub fn of(ctx: &TaskContext) -> TaskStop {
         ctx.session_config().get_extension::<TaskStop>().map(|s| (*s).clone()).unwrap_or_default()
+    }
+
+    /// The cluster job of the task, if it runs in one: an operational-DB
+    /// write records it so that a client that cancelled the job can settle
+    /// whether the write landed ([`crate::opdb::settle`]).
+    pub fn job(&self) -> Option<&str> {
+        self.job.as_deref()
     }
 
     /// Whether the task was stopped.
@@ -122,7 +132,7 @@ impl ExecutionEngine for StoppingEngine {
     ) -> Result<Arc<dyn QueryStageExecutor>> {
         let plan = wrap_stage(plan)?;
         let inner = self.inner.create_query_stage_exec(
-            job_id,
+            job_id.clone(),
             stage_id,
             task_id,
             global_output_partition_ids,
@@ -130,7 +140,7 @@ impl ExecutionEngine for StoppingEngine {
             work_dir,
             config,
         )?;
-        Ok(Arc::new(StoppingStage { inner }))
+        Ok(Arc::new(StoppingStage { inner, job: Arc::from(job_id.as_str()) }))
     }
 }
 
@@ -172,6 +182,7 @@ fn wrap_leaves(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
 #[derive(Debug)]
 struct StoppingStage {
     inner: Arc<dyn QueryStageExecutor>,
+    job: Arc<str>,
 }
 
 impl fmt::Display for StoppingStage {
@@ -192,7 +203,7 @@ impl Drop for RaiseOnDrop {
 #[async_trait::async_trait]
 impl QueryStageExecutor for StoppingStage {
     async fn execute_query_stage(&self, task_id: usize, context: Arc<TaskContext>) -> Result<Vec<ShuffleWritePartition>> {
-        let stop = TaskStop::default();
+        let stop = TaskStop { job: Some(Arc::clone(&self.job)), ..TaskStop::default() };
         let _raise = RaiseOnDrop(stop.clone());
         let config = context.session_config().clone().with_extension(Arc::new(stop));
         let context = Arc::new(TaskContext::new(

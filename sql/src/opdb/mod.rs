@@ -11,7 +11,8 @@
 //! * **writes** (`INSERT INTO opdb.t SELECT …`) stage each partition in its
 //!   own table (PostgreSQL: binary `COPY`; MySQL and SQLite: multi-row
 //!   inserts), then publish all of them in one transaction, replacing
-//!   the earlier rows of the same run id or primary key ([`write`]);
+//!   the earlier rows of the same run id or primary key ([`write`]); a
+//!   client that cancels a write learns whether it had landed ([`settle`]);
 //! * **bulk work is paced** ([`pace`]): reads, staging and publishing keep
 //!   the database busy for at most a configured share of the time, so the
 //!   applications on it keep their latency.
@@ -28,6 +29,7 @@ pub mod meta;
 pub mod nodes;
 pub mod pace;
 pub mod scan;
+pub mod settle;
 pub mod types;
 pub mod values;
 pub mod write;

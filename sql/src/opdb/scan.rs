@@ -64,6 +64,11 @@ impl OpdbTable {
     pub fn meta(&self) -> &TableMeta {
         &self.meta
     }
+
+    /// The operational DB it reads and writes through.
+    pub fn opdb(&self) -> &Arc<Opdb> {
+        &self.opdb
+    }
 }
 
 #[async_trait]

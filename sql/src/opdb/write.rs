@@ -12,10 +12,12 @@
 //! fails and the table is untouched; publishing is one transaction that
 //! deletes the earlier rows of the same run id (a `run_id` column) or
 //! primary key, inserts the staged rows and records the write in
-//! `_sentio_writes`, so a publish that is retried after it committed does
-//! nothing twice. Staging tables are dropped after publishing; ones left by
-//! failed writes are dropped by a later write once they are
-//! [`STALE_STAGE_AGE`] old.
+//! `_sentio_writes` (under its write id and under its cluster job,
+//! [`job_key`]), so a publish that is retried after it committed does
+//! nothing twice, and one whose job was cancelled either had landed or
+//! never will ([`super::settle`]). Staging tables are dropped after
+//! publishing; ones left by failed writes are dropped by a later write once
+//! they are [`STALE_STAGE_AGE`] old.
 //!
 //! Staging and publishing are paced ([`super::pace`]): on PostgreSQL and
 //! MySQL the publishing `INSERT` goes a slice of each staging table at a
@@ -471,14 +473,16 @@ async fn publish_on(
     units: &mut Units<'_>,
 ) -> Result<u64, OpdbError> {
     let b = meta.backend;
-    let log = b.quote(WRITE_LOG);
-    conn.execute(&format!(
-        "CREATE TABLE IF NOT EXISTS {log} (write_id VARCHAR(64) PRIMARY KEY, target_table VARCHAR(255) NOT NULL, \
-         row_count BIGINT NOT NULL, published_at VARCHAR(40) NOT NULL)"
-    ))
-    .await?;
+    create_write_log(conn).await?;
     if let Some(rows) = logged_rows(conn, write_id).await? {
-        return Ok(rows);
+        return Ok(rows.max(0) as u64);
+    }
+    // The client that cancelled the job settled it before this attempt.
+    let job = units.stop.job().map(job_key);
+    if let Some(job) = &job
+        && logged_rows(conn, job).await? == Some(CANCELLED_ROWS)
+    {
+        return Err(OpdbError::Cancelled);
     }
     let current = introspect::describe(conn, &meta.table)
         .await?
@@ -560,13 +564,16 @@ async fn publish_on(
         foreign::check_all(conn, &meta.table, &foreign_keys, stages, foreign::Lock::Share).await?;
     }
     let published_at = chrono::Utc::now().to_rfc3339();
-    let record = format!(
-        "INSERT INTO {log} (write_id, target_table, row_count, published_at) VALUES ({}, {}, {rows}, {})",
-        b.placeholder(1),
-        b.placeholder(2),
-        b.placeholder(3)
-    );
+    let record = record_sql(b, rows as i64);
     execute_with_text(conn, &record, &[write_id, &meta.table, &published_at]).await?;
+    // The job's row, last: a client that cancelled the job and settled it
+    // first holds the key, and the write rolls back (super::settle).
+    if let Some(job) = &job {
+        match execute_with_text(conn, &record, &[job, &meta.table, &published_at]).await {
+            Err(OpdbError::Database(e)) if is_unique_violation(&e) => return Err(OpdbError::Cancelled),
+            other => other?,
+        };
+    }
     units.check()?;
     conn.commit().await?;
     Ok(rows)
@@ -641,8 +648,54 @@ fn int_type(b: Backend) -> &'static str {
     if b == Backend::MySql { "SIGNED" } else { "BIGINT" }
 }
 
-/// The rows an earlier attempt of this write published, if it did.
-async fn logged_rows(conn: &mut Conn, write_id: &str) -> Result<Option<u64>, OpdbError> {
+/// `row_count` of a job's row in [`WRITE_LOG`] that the client who cancelled
+/// the job wrote ([`super::settle`]): the write never lands.
+pub const CANCELLED_ROWS: i64 = -1;
+
+/// The [`WRITE_LOG`] key of the write made by cluster job `job`. The
+/// publishing transaction inserts it beside its write id, just before it
+/// commits; a client that cancelled the job inserts it with
+/// [`CANCELLED_ROWS`]. Whichever commits first holds the key, so a
+/// cancelled write is either published already or never will be.
+///
+/// ```
+/// assert_eq!(sentio_sql::opdb::write::job_key("aBc1234"), "job:aBc1234");
+/// ```
+pub fn job_key(job: &str) -> String {
+    format!("job:{job}")
+}
+
+/// Creates [`WRITE_LOG`] if it is missing.
+pub(super) async fn create_write_log(conn: &mut Conn) -> Result<(), OpdbError> {
+    let log = conn.backend().quote(WRITE_LOG);
+    conn.execute(&format!(
+        "CREATE TABLE IF NOT EXISTS {log} (write_id VARCHAR(64) PRIMARY KEY, target_table VARCHAR(255) NOT NULL, \
+         row_count BIGINT NOT NULL, published_at VARCHAR(40) NOT NULL)"
+    ))
+    .await?;
+    Ok(())
+}
+
+/// The statement that inserts a row of [`WRITE_LOG`] recording `rows`; its
+/// parameters are the key, the table and the time.
+pub(super) fn record_sql(b: Backend, rows: i64) -> String {
+    format!(
+        "INSERT INTO {} (write_id, target_table, row_count, published_at) VALUES ({}, {}, {rows}, {})",
+        b.quote(WRITE_LOG),
+        b.placeholder(1),
+        b.placeholder(2),
+        b.placeholder(3)
+    )
+}
+
+/// Whether `e` is the database refusing a duplicate key.
+pub(super) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+/// The `row_count` recorded under `key` (a write id or a [`job_key`]), if
+/// any: the rows an earlier attempt of this write published.
+pub(super) async fn logged_rows(conn: &mut Conn, key: &str) -> Result<Option<i64>, OpdbError> {
     let b = conn.backend();
     let sql = format!(
         "SELECT CAST(row_count AS {}) FROM {} WHERE write_id = {}",
@@ -652,11 +705,11 @@ async fn logged_rows(conn: &mut Conn, write_id: &str) -> Result<Option<u64>, Opd
     );
     let sql = AssertSqlSafe(sql);
     let n: Option<i64> = match conn {
-        Conn::Pg(c) => sqlx::query_scalar(sql).bind(write_id).fetch_optional(c).await?,
-        Conn::My(c) => sqlx::query_scalar(sql).bind(write_id).fetch_optional(c).await?,
-        Conn::Lite(c) => sqlx::query_scalar(sql).bind(write_id).fetch_optional(c).await?,
+        Conn::Pg(c) => sqlx::query_scalar(sql).bind(key).fetch_optional(c).await?,
+        Conn::My(c) => sqlx::query_scalar(sql).bind(key).fetch_optional(c).await?,
+        Conn::Lite(c) => sqlx::query_scalar(sql).bind(key).fetch_optional(c).await?,
     };
-    Ok(n.map(|n| n as u64))
+    Ok(n)
 }
 
 async fn query_i64s(conn: &mut Conn, sql: &str) -> Result<Vec<i64>, OpdbError> {
@@ -675,7 +728,7 @@ async fn query_i64s(conn: &mut Conn, sql: &str) -> Result<Vec<i64>, OpdbError> {
     })
 }
 
-async fn execute_with_text(conn: &mut Conn, sql: &str, params: &[&str]) -> Result<u64, OpdbError> {
+pub(super) async fn execute_with_text(conn: &mut Conn, sql: &str, params: &[&str]) -> Result<u64, OpdbError> {
     let sql = AssertSqlSafe(sql.to_string());
     macro_rules! run {
         ($c:expr) => {{
