@@ -3,7 +3,7 @@
 use tracing_subscriber::EnvFilter;
 
 /// Ballista's log lines that only repeat a failed job's error, which the
-/// `sentio` CLI reports itself (an in-process scheduler's "Job failed: [id]"
+/// `sentio` CLI reports itself (an in-process scheduler's "Job failed: \[id\]"
 /// and the client's "Job … failed: …").
 pub const REPEATED_ERRORS: &str = "ballista_scheduler::scheduler_server::query_stage_scheduler=off,\
                                    ballista_core::execution_plans::distributed_query=off";

@@ -11,7 +11,7 @@
 //! * **writes** (`INSERT INTO opdb.t SELECT …`) stage each partition in its
 //!   own table (PostgreSQL: binary `COPY`; MySQL and SQLite: multi-row
 //!   inserts), then publish all of them in one transaction, replacing
-//!   the earlier rows of the same run id or primary key ([`write`]); a
+//!   the earlier rows of the same run id or primary key ([`write`](mod@write)); a
 //!   client that cancels a write learns whether it had landed ([`settle`]);
 //! * **bulk work is paced** ([`pace`]): reads, staging and publishing keep
 //!   the database busy for at most a configured share of the time, so the

@@ -27,7 +27,7 @@
 //! nobody else sees yet, and a lock on the table that conflicts with DDL
 //! only) and, for a rerun, row locks on the rows it deletes (on MySQL it
 //! runs READ COMMITTED, so no other rows or gaps; foreign keys are checked
-//! at its end, [`super::foreign`]), so pausing inside it blocks no
+//! at its end, `foreign.rs`), so pausing inside it blocks no
 //! application. A task that is cancelled ([`crate::stop`]) rolls the
 //! publishing transaction back at its next slice instead of committing.
 //!
