@@ -424,7 +424,8 @@ fn million_rows_read_and_written_by_a_two_executor_cluster() {
 /// Ctrl-C while a write commits: the client cannot stop it any more, and
 /// says that the rows landed, where a plain "cancelled" would say they did
 /// not. (A deferred trigger on `_sentio_writes` makes the commit last
-/// seconds.) On MariaDB, Ctrl-C while the write stages: the table is
+/// seconds.) A `--timeout` that cancels a write says the table is
+/// unchanged. On MariaDB, Ctrl-C while the write stages: the table is
 /// unchanged, and the client's record of the cancellation keeps it so.
 #[test]
 fn a_cancelled_write_says_whether_its_rows_landed() {
@@ -460,6 +461,20 @@ fn a_cancelled_write_says_whether_its_rows_landed() {
         "{}",
         f.stderr
     );
+    assert_eq!(pg.count("outputs"), 50_000);
+
+    // A timeout cancels the same way, and settles the same way: 2M rows
+    // cannot be written in a second.
+    let slow = "INSERT INTO opdb.outputs SELECT 'r2', id, label FROM opdb.src CROSS JOIN generate_series(1, 40)";
+    let f = run(
+        sentio().env("SENTIO_OPDB_URL", pg.url()).args(["sql", "--no-progress", "--timeout", "1", "-c", slow]),
+        Duration::from_secs(300),
+    );
+    assert!(!f.success, "{}", f.stderr);
+    assert!(f.stderr.contains("statement timed out after 1 s (job "), "{}", f.stderr);
+    assert!(f.stderr.contains(" cancelled; opdb.outputs is unchanged)"), "{}", f.stderr);
+    let settled = pg.client("SELECT row_count FROM _sentio_writes WHERE write_id LIKE 'job:%' ORDER BY row_count");
+    assert_eq!(settled, "-1\n50000");
     assert_eq!(pg.count("outputs"), 50_000);
 
     let my = Db::fresh(Kind::My, "sentio_it_opdb_settle");
