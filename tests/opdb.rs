@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::support::{Cluster, Guard, Running, bin, run, run_ok, sentio};
+use crate::support::{Cluster, Finished, Guard, Running, bin, run, run_ok, sentio};
 
 const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
@@ -385,27 +385,14 @@ fn million_rows_read_and_written_by_a_two_executor_cluster() {
     // says so.
     let mut cmd = sentio();
     cmd.env("SENTIO_OPDB_URL", db.url()).args(["--scheduler", &cluster.url(), "sql", "--no-progress", "-c", COPY_BIG]);
-    let mut write = Running::start(&mut cmd, false);
     let sessions = |filter: &str| {
-        db.client(&format!(
+        format!(
             "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'sentio' AND {filter}"
-        ))
+        )
     };
-    let started = Instant::now();
-    while sessions("query LIKE 'INSERT INTO \"big_copy\"%'") == "0" {
-        assert!(write.running(), "the write ended before it published");
-        assert!(started.elapsed() < Duration::from_secs(600), "the write never published");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    write.signal("INT");
-    let f = write.finish(Duration::from_secs(660));
-    assert_eq!(f.code, Some(130), "{}", f.stderr);
+    let f = interrupted_once(&db, &mut cmd, &sessions("query LIKE 'INSERT INTO \"big_copy\"%'"), "published");
     assert!(f.stderr.contains(" cancelled; opdb.big_copy is unchanged)"), "{}", f.stderr);
-    let stopped = Instant::now();
-    while sessions("state <> 'idle'") != "0" {
-        assert!(stopped.elapsed() < Duration::from_secs(60), "the cancelled write is still at work");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    until_none(&db, &sessions("state <> 'idle'"));
     assert_eq!(db.count("big_copy"), 0, "a cancelled write landed");
     let settled = db.client("SELECT row_count FROM _sentio_writes WHERE write_id LIKE 'job:%'");
     assert_eq!(settled, "-1", "the cancelling client recorded no settlement");
@@ -444,18 +431,9 @@ fn a_cancelled_write_says_whether_its_rows_landed() {
     let statement = "INSERT INTO opdb.outputs SELECT 'r1', id, label FROM opdb.src";
     let mut cmd = sentio();
     cmd.env("SENTIO_OPDB_URL", pg.url()).args(["sql", "--no-progress", "-c", statement]);
-    let mut write = Running::start(&mut cmd, false);
-    let started = Instant::now();
     let committing = "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() \
                       AND application_name = 'sentio' AND query = 'COMMIT' AND wait_event = 'PgSleep'";
-    while pg.client(committing) == "0" {
-        assert!(write.running(), "the write ended before it committed");
-        assert!(started.elapsed() < Duration::from_secs(300), "the write never committed");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    write.signal("INT");
-    let f = write.finish(Duration::from_secs(400));
-    assert_eq!(f.code, Some(130), "{}", f.stderr);
+    let f = interrupted_once(&pg, &mut cmd, committing, "committed");
     assert!(
         f.stderr.contains(" cancelled; opdb.outputs had already received its 50000 rows)"),
         "{}",
@@ -485,30 +463,46 @@ fn a_cancelled_write_says_whether_its_rows_landed() {
     );
     let mut cmd = sentio();
     cmd.env("SENTIO_OPDB_URL", my.url()).args(["sql", "--no-progress", "-c", statement]);
-    let mut write = Running::start(&mut cmd, false);
-    let started = Instant::now();
     let staging = "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = DATABASE() \
                    AND INFO LIKE 'INSERT INTO `_sentio_stage_%'";
-    while my.client(staging) == "0" {
-        assert!(write.running(), "the write ended before it staged");
-        assert!(started.elapsed() < Duration::from_secs(300), "the write never staged");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    write.signal("INT");
-    let f = write.finish(Duration::from_secs(400));
-    assert_eq!(f.code, Some(130), "{}", f.stderr);
+    let f = interrupted_once(&my, &mut cmd, staging, "staged");
     assert!(f.stderr.contains(" cancelled; opdb.outputs is unchanged)"), "{}", f.stderr);
     assert_eq!(my.client("SELECT row_count FROM _sentio_writes WHERE write_id LIKE 'job:%'"), "-1");
     // Whatever the executor was doing when the job was cancelled has ended,
     // and left nothing.
+    until_none(
+        &my,
+        "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = DATABASE() AND COMMAND <> 'Sleep' \
+         AND ID <> CONNECTION_ID()",
+    );
+    assert_eq!(my.count("outputs"), 0, "a cancelled write landed");
+}
+
+/// Starts `cmd` (sentio writing into `db`) and sends it Ctrl-C as soon as
+/// `seen` (a `SELECT COUNT(*)` on `db`) counts something — once the write
+/// has `what` ("staged", …); it must exit as Ctrl-C makes it (130).
+fn interrupted_once(db: &Db, cmd: &mut Command, seen: &str, what: &str) -> Finished {
+    let mut write = Running::start(cmd, false);
+    let started = Instant::now();
+    while db.client(seen) == "0" {
+        assert!(write.running(), "the write ended before it {what}");
+        assert!(started.elapsed() < Duration::from_secs(600), "the write never {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    write.signal("INT");
+    let f = write.finish(Duration::from_secs(660));
+    assert_eq!(f.code, Some(130), "{}", f.stderr);
+    f
+}
+
+/// Waits (a minute at most) until `working` — a `SELECT COUNT(*)` of a
+/// cancelled write's sessions still at work in `db` — counts none.
+fn until_none(db: &Db, working: &str) {
     let stopped = Instant::now();
-    let working = "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = DATABASE() AND COMMAND <> 'Sleep' \
-                   AND ID <> CONNECTION_ID()";
-    while my.client(working) != "0" {
+    while db.client(working) != "0" {
         assert!(stopped.elapsed() < Duration::from_secs(60), "the cancelled write is still at work");
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(my.count("outputs"), 0, "a cancelled write landed");
 }
 
 /// Kills the database sessions that fill staging tables in `db` until

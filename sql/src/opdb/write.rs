@@ -12,10 +12,9 @@
 //! fails and the table is untouched; publishing is one transaction that
 //! deletes the earlier rows of the same run id (a `run_id` column) or
 //! primary key, inserts the staged rows and records the write in
-//! `_sentio_writes` (under its write id and under its cluster job,
-//! [`job_key`]), so a publish that is retried after it committed does
-//! nothing twice, and one whose job was cancelled either had landed or
-//! never will ([`super::settle`]). Staging tables are dropped after
+//! `_sentio_writes` under its cluster job ([`job_key`]), so a publish that
+//! is retried after it committed does nothing twice, and one whose job was
+//! cancelled either had landed or never will ([`super::settle`]). Staging tables are dropped after
 //! publishing; ones left by failed writes are dropped by a later write once
 //! they are [`STALE_STAGE_AGE`] old.
 //!
@@ -474,15 +473,16 @@ async fn publish_on(
 ) -> Result<u64, OpdbError> {
     let b = meta.backend;
     create_write_log(conn).await?;
-    if let Some(rows) = logged_rows(conn, write_id).await? {
-        return Ok(rows.max(0) as u64);
-    }
-    // The client that cancelled the job settled it before this attempt.
-    let job = units.stop.job().map(job_key);
-    if let Some(job) = &job
-        && logged_rows(conn, job).await? == Some(CANCELLED_ROWS)
-    {
-        return Err(OpdbError::Cancelled);
+    // The write's key in the log: its cluster job's, where a client that
+    // cancels the job settles it (super::settle); outside a cluster, its
+    // write id.
+    let log_key = units.stop.job().map_or_else(|| write_id.to_string(), job_key);
+    match logged_rows(conn, &log_key).await? {
+        // Settled by the client that cancelled the job, before this attempt.
+        Some(CANCELLED_ROWS) => return Err(OpdbError::Cancelled),
+        // Published by an earlier attempt.
+        Some(rows) => return Ok(rows.max(0) as u64),
+        None => {}
     }
     let current = introspect::describe(conn, &meta.table)
         .await?
@@ -564,16 +564,13 @@ async fn publish_on(
         foreign::check_all(conn, &meta.table, &foreign_keys, stages, foreign::Lock::Share).await?;
     }
     let published_at = chrono::Utc::now().to_rfc3339();
+    // Last: a client that cancelled the job and settled it first holds the
+    // key, and the write rolls back (super::settle).
     let record = record_sql(b, rows as i64);
-    execute_with_text(conn, &record, &[write_id, &meta.table, &published_at]).await?;
-    // The job's row, last: a client that cancelled the job and settled it
-    // first holds the key, and the write rolls back (super::settle).
-    if let Some(job) = &job {
-        match execute_with_text(conn, &record, &[job, &meta.table, &published_at]).await {
-            Err(OpdbError::Database(e)) if is_unique_violation(&e) => return Err(OpdbError::Cancelled),
-            other => other?,
-        };
-    }
+    match execute_with_text(conn, &record, &[&log_key, &meta.table, &published_at]).await {
+        Err(OpdbError::Database(e)) if is_unique_violation(&e) => return Err(OpdbError::Cancelled),
+        other => other?,
+    };
     units.check()?;
     conn.commit().await?;
     Ok(rows)
@@ -653,8 +650,9 @@ fn int_type(b: Backend) -> &'static str {
 pub const CANCELLED_ROWS: i64 = -1;
 
 /// The [`WRITE_LOG`] key of the write made by cluster job `job`. The
-/// publishing transaction inserts it beside its write id, just before it
-/// commits; a client that cancelled the job inserts it with
+/// publishing transaction inserts it just before it commits (outside a
+/// cluster it uses its write id); a client that cancelled the job inserts
+/// it with
 /// [`CANCELLED_ROWS`]. Whichever commits first holds the key, so a
 /// cancelled write is either published already or never will be.
 ///
