@@ -318,6 +318,15 @@ fn pushdown_reaches_the_database() {
         };
         let expected = format!("SELECT {s}, {d} FROM {t} WHERE {sid} >= 100005 AND {sid} <= 100030 LIMIT 4");
         assert!(wire.contains(&expected), "{kind:?}: {expected} not in what the database received:\n{wire}");
+        if kind == Kind::Pg {
+            // Paced (the default duty), PostgreSQL's rows come through a
+            // cursor, a bounded number per FETCH.
+            assert!(
+                wire.contains(&format!("DECLARE sentio_read NO SCROLL CURSOR FOR {expected}"))
+                    && wire.contains("FETCH 1000 FROM sentio_read"),
+                "the read did not go through a cursor:\n{wire}"
+            );
+        }
 
         // Text equality: exact on PostgreSQL, a superset on MariaDB (whose
         // collation ignores case) that DataFusion filters again.
@@ -617,13 +626,65 @@ async fn app_workload(url: &str, stop: Arc<AtomicBool>, min_ops: usize) -> Vec<D
     times
 }
 
+/// Where the never-blocks test runs the processes that stand for a cluster
+/// on machines of its own (and the client of the database's own `COPY`): on
+/// the last CPU, leaving the database at least one, at `nice 19`, and —
+/// where the machine lets the test make one (root, the cgroup v1 `cpu`
+/// hierarchy, Linux 5.15+) — in a CPU cgroup with `cpu.idle = 1`, which runs
+/// them only when nothing else wants the CPU. Niceness alone does not
+/// isolate them: with autogroups, `nice` counts only within a session, and
+/// a woken database backend waited behind them for up to a scheduler tick
+/// (docs/benchmarks.md). The cgroup is removed when this is dropped.
+struct IdleGroup(Option<std::path::PathBuf>);
+
+impl IdleGroup {
+    fn new() -> Self {
+        let dir = std::path::PathBuf::from(format!("/sys/fs/cgroup/cpu/sentio-test-idle-{}", std::process::id()));
+        let made = std::fs::create_dir(&dir).is_ok() && std::fs::write(dir.join("cpu.idle"), "1").is_ok();
+        if !made {
+            let _ = std::fs::remove_dir(&dir);
+        }
+        Self(made.then_some(dir))
+    }
+
+    /// `program` to run placed as above: a shell joins the cgroup, then
+    /// becomes `taskset -c <cpu> nice -n 19 <program>`.
+    fn command(&self, cpu: usize, program: &str) -> Command {
+        let mut c = Command::new("sh");
+        let join = match &self.0 {
+            Some(dir) => format!("echo 0 > '{}/cgroup.procs' && ", dir.display()),
+            None => String::new(),
+        };
+        c.args(["-c", &format!("{join}exec taskset -c {cpu} nice -n 19 \"$@\""), "sh", program]);
+        c
+    }
+
+    fn placement(&self) -> &'static str {
+        if self.0.is_some() {
+            "last CPU, nice 19, cgroup cpu.idle = 1"
+        } else {
+            "last CPU, nice 19 (no idle cgroup on this machine)"
+        }
+    }
+}
+
+impl Drop for IdleGroup {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.0 {
+            // Its processes have exited (their guards drop first); an
+            // empty cgroup is removed with rmdir.
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
 /// While a 1M-row extract and a 1M-row write run, an application doing
 /// point reads and small inserts on the same database waits on no lock for
-/// more than 100 ms, and its p99 latency stays within 2x of idle — or, where
-/// the machine cannot give that (2 vCPUs shared by database, application and
-/// cluster), below its p99 while the database's own COPY moves the same rows.
-/// Default bulk duty; the cluster runs at low CPU priority on one CPU, as if
-/// on its own machines next to RDS. Prints all three latencies.
+/// more than 100 ms, and its p99 latency stays within 2x of idle. Default
+/// bulk duty; the cluster stands aside on the CPUs it shares with the
+/// database here ([`IdleGroup`]), as if on its own machines next to RDS.
+/// Prints the latencies idle, under Sentio, and under the database's own
+/// `COPY` of the same rows (the physical reference).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operational_db_is_never_blocked() {
     let db = Db::fresh(Kind::Pg, "sentio_it_opdb_noblock");
@@ -638,7 +699,9 @@ async fn the_operational_db_is_never_blocked() {
     let url = db.url();
 
     let idle = {
-        let mut t = app_workload(&url, Arc::new(AtomicBool::new(true)), 1500).await;
+        // As many samples as under load (about 5,000), so that the p99s
+        // compared rest on as many.
+        let mut t = app_workload(&url, Arc::new(AtomicBool::new(true)), 5000).await;
         t.sort();
         t
     };
@@ -649,16 +712,16 @@ async fn the_operational_db_is_never_blocked() {
     let rows_file = db.dir.path().join("big.bin");
     db.client(&format!("\\copy big TO '{}' (FORMAT binary)", rows_file.display()));
     db.client("CREATE TABLE big_ref (LIKE big INCLUDING ALL)");
+    let idle_group = IdleGroup::new();
     let psql = |sql: String| {
-        let mut c = Command::new("taskset");
-        c.args(["-c", &(cpus - 1).to_string(), "nice", "-n", "19", "psql", "-X", "-q", &url, "-c", &sql]);
+        let mut c = idle_group.command(cpus - 1, "psql");
+        c.args(["-X", "-q", &url, "-c", &sql]);
         c.stdout(Stdio::null()).stderr(Stdio::null());
         Guard(c.spawn().unwrap())
     };
     // The COPYs take a few seconds; they run three times over, so that the
-    // application's latencies under them are as many as under Sentio and
-    // all taken while the rows move (its p99 is then not the noise of a few
-    // hundred samples).
+    // application's latencies under them, all taken while the rows move,
+    // number several hundred.
     let copy = {
         let stop = Arc::new(AtomicBool::new(false));
         let load = {
@@ -683,16 +746,10 @@ async fn the_operational_db_is_never_blocked() {
     assert_eq!(db.count("big_ref"), 1_000_000);
 
     // The cluster runs on its own machines next to the database; here it
-    // shares the database's CPUs. Niceness does not isolate it on these VMs
-    // (two idle-priority spinners raise a nice-0 client's median latency
-    // from 1 ms to 15 ms when they fill both vCPUs), so it is also confined
-    // to the last CPU, leaving the database at least one.
+    // shares the database's CPUs, so it is placed to stand aside (IdleGroup).
     let niced = |args: &[&str]| {
-        let mut c = Command::new("taskset");
-        c.args(["-c", &(cpus - 1).to_string(), "nice", "-n", "19"])
-            .arg(bin("sentio"))
-            .env("SENTIO_OPDB_URL", &url)
-            .args(args);
+        let mut c = idle_group.command(cpus - 1, &bin("sentio").to_string_lossy());
+        c.env("SENTIO_OPDB_URL", &url).args(args);
         c.stdout(Stdio::null()).stderr(Stdio::null());
         Guard(c.spawn().unwrap())
     };
@@ -714,6 +771,7 @@ async fn the_operational_db_is_never_blocked() {
     assert!(ok, "the extract or the write failed");
     assert_eq!(db.count("big_out"), 1_000_000);
 
+    println!("bulk clients placed: {}", idle_group.placement());
     let (idle_p99, busy_p99, copy_p99) = (percentile(&idle, 0.99), percentile(&busy, 0.99), percentile(&copy, 0.99));
     println!(
         "application latency: idle p50 {:?} p99 {:?} ({} ops); during the database's own COPY of 1M rows out + \
@@ -733,18 +791,14 @@ async fn the_operational_db_is_never_blocked() {
     );
     let ratio = |d: Duration| d.as_secs_f64() / idle_p99.as_secs_f64();
     println!(
-        "p99 under Sentio: {:.1}x idle (issue 3's target: 2x — {}); under the database's own COPY: {:.1}x idle",
+        "p99 under Sentio: {:.1}x idle (issue 3's target: 2x); under the database's own COPY: {:.1}x idle",
         ratio(busy_p99),
-        if busy_p99 <= idle_p99 * 2 { "met" } else { "NOT met" },
         ratio(copy_p99)
     );
-    // Where the 2x target is not met (on a 2-vCPU machine shared by the
-    // database, the application and the cluster — docs/benchmarks.md), Sentio
-    // must at least load the database less than its own COPY of the rows.
     assert!(
-        busy_p99 <= idle_p99 * 2 || busy_p99 <= copy_p99,
-        "p99 latency {busy_p99:?} under Sentio's load is more than 2x the idle {idle_p99:?} and more than under \
-         the database's own COPY ({copy_p99:?})"
+        busy_p99 <= idle_p99 * 2,
+        "p99 latency {busy_p99:?} under Sentio's load is more than 2x the idle {idle_p99:?} (under the database's \
+         own COPY: {copy_p99:?})"
     );
 }
 

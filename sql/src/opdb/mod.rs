@@ -151,6 +151,11 @@ impl Opdb {
         self
     }
 
+    /// The timeouts of this process's connections.
+    pub fn timeouts(&self) -> Timeouts {
+        self.timeouts
+    }
+
     /// A pacer for one session's bulk work, drawing on the process's budget.
     pub fn pacer(&self) -> Pacer {
         self.budget.pacer()

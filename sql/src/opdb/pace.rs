@@ -157,6 +157,22 @@ impl Pacer {
         self.rest(owed).await;
     }
 
+    /// Whether this pacer paces at all (a duty below 1).
+    pub fn paced(&self) -> bool {
+        self.budget.duty.get() < 1.0
+    }
+
+    /// Ends a unit whose work the database does after the client handed it
+    /// over (a piece of `COPY` data): like [`Pacer::pause`], but rests at
+    /// least `floor`, the time the database takes to absorb the unit, so
+    /// that the next one does not queue behind it and the backend's work
+    /// stays in short bursts. Unpaced, it does not rest.
+    pub async fn pause_at_least(&mut self, floor: Duration) {
+        let owed = self.end_unit();
+        let floor = if self.paced() { floor } else { Duration::ZERO };
+        self.rest(owed.max(floor)).await;
+    }
+
     /// Leaves `waited` (e.g. time spent waiting for input rows) out of the
     /// current unit: it was not the database's work.
     pub fn exclude(&mut self, waited: Duration) {
@@ -204,6 +220,24 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(30)).await;
         off.pause().await;
         assert!(start.elapsed() < Duration::from_millis(60), "{:?}", start.elapsed());
+    }
+
+    /// A unit the database absorbs after the client handed it over rests
+    /// at least its floor when paced, however quick the hand-over; unpaced,
+    /// not at all.
+    #[tokio::test]
+    async fn a_floor_holds_only_when_paced() {
+        let floor = Duration::from_millis(40);
+        let mut p = Budget::new(Duty::new(0.5).unwrap()).pacer();
+        assert!(p.paced());
+        let start = Instant::now();
+        p.pause_at_least(floor).await;
+        assert!(start.elapsed() >= floor, "{:?}", start.elapsed());
+        let mut off = Budget::new(Duty::new(1.0).unwrap()).pacer();
+        assert!(!off.paced());
+        let start = Instant::now();
+        off.pause_at_least(floor).await;
+        assert!(start.elapsed() < floor, "{:?}", start.elapsed());
     }
 
     /// Two sessions of one budget working at once each rest for both: at a

@@ -415,7 +415,7 @@ impl ExecutionPlan for OpdbScanExec {
                     log::info!("reading opdb.{}: {sql}", meta.table);
                     let mut conn = opdb.connect_read(Some(meta.backend)).await.map_err(|e| in_table(&meta, e))?;
                     conn.begin_snapshot().await.map_err(|e| in_table(&meta, e))?;
-                    match read(&mut conn, &sql, &params, &mut reader).await {
+                    match read(&mut conn, &sql, &params, &mut reader, opdb.timeouts().statement).await {
                         Ok(()) => conn.commit().await.map_err(|e| in_table(&meta, e))?,
                         Err(e) => {
                             conn.rollback().await;
@@ -533,38 +533,100 @@ impl<'a> BatchReader<'a> {
     }
 }
 
-/// Streams the rows of `sql` through `reader`: one definition for every
-/// driver.
-macro_rules! read_rows {
-    ($conn:expr, $sql:expr, $params:expr, $reader:expr, $append:path) => {{
+/// The rows one `FETCH` of a PostgreSQL read asks for. The backend produces
+/// them in a fraction of a millisecond and then waits for the next `FETCH`,
+/// so an application's statement arriving on its CPU meanwhile waits at most
+/// that long; a plain query would keep producing rows into the socket's
+/// buffers (megabytes on one host) for as long as they had room, for
+/// milliseconds at a time, while the scheduler lets it run to the end of
+/// its time slice (docs/benchmarks.md, "never blocks").
+pub const FETCH_ROWS: usize = 1000;
+
+/// The cursor a PostgreSQL read fetches from (one per read transaction).
+const CURSOR: &str = "sentio_read";
+
+/// A query of `sql` with `params` bound: one definition for every driver.
+macro_rules! bound {
+    ($sql:expr, $params:expr) => {{
         let mut q = sqlx::query(AssertSqlSafe($sql.to_string()));
         for p in $params {
             match p {
                 Param::Text(s) => q = q.bind(s.clone()),
             }
         }
-        let mut rows = q.fetch($conn);
+        q
+    }};
+}
+
+/// Streams `rows` through `reader`; evaluates to the number of rows read.
+macro_rules! read_rows {
+    ($rows:expr, $reader:expr, $append:path) => {{
+        let mut rows = $rows;
+        let mut n = 0usize;
         while let Some(row) = rows.try_next().await? {
             for (i, col) in $reader.projection.iter().enumerate() {
                 $append(&row, i, &$reader.meta.columns[*col], &mut $reader.builders[i])
                     .map_err(|e| $reader.bad_value(i, e))?;
             }
+            n += 1;
             $reader.row_done().await?;
             if $reader.closed {
                 break;
             }
         }
-        Ok(())
+        n
     }};
 }
 
-async fn read(conn: &mut Conn, sql: &str, params: &[Param], reader: &mut BatchReader<'_>) -> Result<(), OpdbError> {
+/// Reads the rows of `sql` into `reader`; a paced PostgreSQL read, whose
+/// statements are each one `FETCH`, gives up after `limit` in all, as a
+/// plain query does at its statement timeout (its snapshot, held open all
+/// along, holds back the database's vacuum).
+async fn read(
+    conn: &mut Conn,
+    sql: &str,
+    params: &[Param],
+    reader: &mut BatchReader<'_>,
+    limit: std::time::Duration,
+) -> Result<(), OpdbError> {
     log::debug!("opdb read: {sql}");
     match conn {
-        Conn::Pg(c) => read_rows!(&mut *c, sql, params, reader, values::append_pg),
-        Conn::My(c) => read_rows!(&mut *c, sql, params, reader, values::append_mysql),
-        Conn::Lite(c) => read_rows!(&mut *c, sql, params, reader, values::append_sqlite),
+        // A paced read goes through a cursor in its snapshot transaction,
+        // fetched [`FETCH_ROWS`] at a time, and planned for all of its rows
+        // as the plain query is (a cursor is otherwise planned for its first
+        // tenth). Unpaced (duty 1: a replica nobody else reads), the rows
+        // stream from the query at full speed.
+        Conn::Pg(c) if reader.pacer.paced() => {
+            let started = std::time::Instant::now();
+            sqlx::raw_sql("SET LOCAL cursor_tuple_fraction = 1").execute(&mut *c).await?;
+            bound!(format!("DECLARE {CURSOR} NO SCROLL CURSOR FOR {sql}"), params).execute(&mut *c).await?;
+            let fetch = format!("FETCH {FETCH_ROWS} FROM {CURSOR}");
+            loop {
+                let n = read_rows!(sqlx::query(AssertSqlSafe(fetch.clone())).fetch(&mut *c), reader, values::append_pg);
+                if n < FETCH_ROWS || reader.closed {
+                    break;
+                }
+                if started.elapsed() > limit {
+                    return Err(OpdbError::Plan(format!(
+                        "reading opdb.{}: a key range took over the {} s statement timeout at the bulk duty; \
+                         raise SENTIO_OPDB_BULK_DUTY or read fewer rows",
+                        reader.meta.table,
+                        limit.as_secs()
+                    )));
+                }
+            }
+        }
+        Conn::Pg(c) => {
+            read_rows!(bound!(sql, params).fetch(&mut *c), reader, values::append_pg);
+        }
+        Conn::My(c) => {
+            read_rows!(bound!(sql, params).fetch(&mut *c), reader, values::append_mysql);
+        }
+        Conn::Lite(c) => {
+            read_rows!(bound!(sql, params).fetch(&mut *c), reader, values::append_sqlite);
+        }
     }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //! Filling is paced ([`super::pace`]) one `COPY` chunk or `INSERT` at a time.
 
 use std::hash::{BuildHasher, RandomState};
+use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Decimal128Array, StringArray};
@@ -32,8 +33,19 @@ use super::types::ColumnType;
 use super::values::{self, format_decimal};
 use super::OpdbError;
 
-/// Bytes of COPY data sent to PostgreSQL at a time (and paced as a unit).
+/// Bytes of COPY data encoded before they are sent.
 const COPY_CHUNK: usize = 256 << 10;
+
+/// Bytes of COPY data sent to PostgreSQL at a time when the write is paced
+/// (and paced as a unit): the backend absorbs them in well under a
+/// millisecond, then waits for the next piece, at least [`COPY_PIECE_GAP`]
+/// later. Sent whole, 256 KiB kept it busy for milliseconds at a stretch,
+/// and an application's statement arriving on its CPU waited that long
+/// (docs/benchmarks.md, "never blocks").
+const COPY_PIECE: usize = 16 << 10;
+
+/// The least rest between two paced pieces of COPY data.
+const COPY_PIECE_GAP: Duration = Duration::from_millis(1);
 
 /// A new staging table name for one task of write `write_id`. Every task
 /// attempt gets its own table: the executor may run any partition as its
@@ -202,8 +214,7 @@ pub async fn fill(
                     copy::encode_rows(&arrays, &types, &mut buf);
                     rows += batch.num_rows() as u64;
                     if buf.len() >= COPY_CHUNK {
-                        copy_in.send(std::mem::take(&mut buf)).await.map_err(OpdbError::from)?;
-                        pacer.pause().await;
+                        send_copy(&mut copy_in, std::mem::take(&mut buf), pacer).await?;
                     }
                 }
                 Ok(())
@@ -212,7 +223,7 @@ pub async fn fill(
             match result {
                 Ok(()) => {
                     buf.extend_from_slice(&copy::TRAILER);
-                    copy_in.send(buf).await.map_err(OpdbError::from)?;
+                    send_copy(&mut copy_in, buf, pacer).await?;
                     copy_in.finish().await.map_err(OpdbError::from)?;
                 }
                 Err(e) => {
@@ -251,6 +262,24 @@ pub async fn fill(
         }
     }
     Ok(rows)
+}
+
+/// Sends `data` to a `COPY … FROM STDIN`: whole and then paced as one unit
+/// when the write is unpaced (duty 1, where the unit does not rest), else
+/// in [`COPY_PIECE`]s, each a paced unit.
+async fn send_copy<C>(copy_in: &mut sqlx::postgres::PgCopyIn<C>, data: Vec<u8>, pacer: &mut Pacer) -> Result<()>
+where
+    C: std::ops::DerefMut<Target = sqlx::PgConnection>,
+{
+    if !pacer.paced() {
+        copy_in.send(data).await.map_err(OpdbError::from)?;
+        return Ok(());
+    }
+    for piece in data.chunks(COPY_PIECE) {
+        copy_in.send(piece).await.map_err(OpdbError::from)?;
+        pacer.pause_at_least(COPY_PIECE_GAP).await;
+    }
+    Ok(())
 }
 
 /// The next input batch; the wait for it is not the database's work.
