@@ -297,8 +297,11 @@ fn a_killed_refresh_leaves_the_extract_unchanged() {
             .unwrap();
         let deadline = Instant::now() + TEN_MIN;
         let reading = match kind {
+            // A paced read fetches from a cursor: between FETCHes its session
+            // is idle in its transaction.
             Kind::Pg => "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() \
-                         AND application_name = 'sentio' AND state = 'active' AND query LIKE '%FROM \"big\"%'",
+                         AND application_name = 'sentio' AND state IN ('active', 'idle in transaction') \
+                         AND (query LIKE '%FROM \"big\"%' OR query LIKE 'FETCH % FROM sentio_read')",
             _ => "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = DATABASE() \
                   AND INFO LIKE '%FROM `big`%' AND INFO NOT LIKE '%PROCESSLIST%'",
         };
