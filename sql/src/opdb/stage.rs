@@ -6,7 +6,8 @@
 //! gets an `UNLOGGED` table filled by binary `COPY`; MySQL and SQLite get
 //! multi-row `INSERT`s with bound parameters, as many rows per statement as
 //! the engine's parameter limit allows, in one transaction per partition.
-//! Filling is paced ([`super::pace`]) one `COPY` chunk or `INSERT` at a time.
+//! Filling is paced ([`super::pace`]) one piece of `COPY` data or one
+//! `INSERT` at a time.
 
 use std::hash::{BuildHasher, RandomState};
 use std::time::Duration;
@@ -264,9 +265,9 @@ pub async fn fill(
     Ok(rows)
 }
 
-/// Sends `data` to a `COPY … FROM STDIN`: whole and then paced as one unit
-/// when the write is unpaced (duty 1, where the unit does not rest), else
-/// in [`COPY_PIECE`]s, each a paced unit.
+/// Sends `data` to a `COPY … FROM STDIN`: whole when the write is unpaced
+/// (duty 1), else in [`COPY_PIECE`]s, each a paced unit followed by a rest
+/// of at least [`COPY_PIECE_GAP`].
 async fn send_copy<C>(copy_in: &mut sqlx::postgres::PgCopyIn<C>, data: Vec<u8>, pacer: &mut Pacer) -> Result<()>
 where
     C: std::ops::DerefMut<Target = sqlx::PgConnection>,

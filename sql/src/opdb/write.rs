@@ -14,9 +14,9 @@
 //! primary key, inserts the staged rows and records the write in
 //! `_sentio_writes` under its cluster job ([`job_key`]), so a publish that
 //! is retried after it committed does nothing twice, and one whose job was
-//! cancelled either had landed or never will ([`super::settle`]). Staging tables are dropped after
-//! publishing; ones left by failed writes are dropped by a later write once
-//! they are [`STALE_STAGE_AGE`] old.
+//! cancelled either had landed or never will ([`super::settle`]). Staging
+//! tables are dropped after publishing; ones left by failed writes are
+//! dropped by a later write once they are [`STALE_STAGE_AGE`] old.
 //!
 //! Staging and publishing are paced ([`super::pace`]): on PostgreSQL and
 //! MySQL the publishing `INSERT` goes a slice of each staging table at a
@@ -652,8 +652,7 @@ pub const CANCELLED_ROWS: i64 = -1;
 /// The [`WRITE_LOG`] key of the write made by cluster job `job`. The
 /// publishing transaction inserts it just before it commits (outside a
 /// cluster it uses its write id); a client that cancelled the job inserts
-/// it with
-/// [`CANCELLED_ROWS`]. Whichever commits first holds the key, so a
+/// it with [`CANCELLED_ROWS`]. Whichever commits first holds the key, so a
 /// cancelled write is either published already or never will be.
 ///
 /// ```
