@@ -21,7 +21,7 @@ DB=sentio_bench_opdb
 ADMIN=postgres://postgres@127.0.0.1:5432/postgres
 URL=postgres://postgres@127.0.0.1:5432/$DB
 
-cargo build --release --locked -p sentio-sql --bin sentio --manifest-path "$ROOT/Cargo.toml" >&2
+cargo build --release --locked -p sentio-cli --bin sentio --manifest-path "$ROOT/Cargo.toml" >&2
 SENTIO="$ROOT/target/release/sentio"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT

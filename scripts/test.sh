@@ -5,7 +5,8 @@
 # S3-compatible server (moto, from PyPI, into ./.venv), scikit-learn, cfn-lint
 # and the AWS CLI (into the same .venv), the benchmark's peers (pyspark, duckdb,
 # scikit-learn into bench/.venv) and Java, PostgreSQL, MariaDB and Chromium —
-# then builds the binaries and runs every test.
+# then checks formatting (cargo fmt) and lints (clippy, -D warnings), builds
+# the binaries and runs every test.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -64,7 +65,17 @@ command -v systemd-analyze >/dev/null || { log "installing systemd"; apt_install
 # --- headless Chromium (renders the demo's HTML report) --------------------
 command -v chromium >/dev/null || { log "installing chromium"; apt_install chromium; }
 
-# --- build and test --------------------------------------------------------
+# --- style, lints, build and test ------------------------------------------
+# rustfmt and clippy ship with the toolchain (rustup's default profile); a
+# minimal toolchain gets them here.
+for component in rustfmt clippy; do
+  cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1 || rustup component add "$component"
+done
+log "checking formatting (rustfmt.toml)"
+cargo fmt --all --check
+log "linting (clippy, warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
 log "building the binaries"
 cargo build --workspace --bins --locked
 

@@ -60,10 +60,7 @@ fn script_stops_at_malformed_statement_and_names_its_line() {
         "-- a script with comments\nSELECT 1 AS first;\n\n/* multi-line\n   comment */\nSELECT 2 AS second;\nSELEC 3 AS broken;\nSELECT 4 AS never_run;\n",
     )
     .unwrap();
-    let f = run(
-        sentio().args(["sql", "--format", "csv", "-f"]).arg(&script),
-        Duration::from_secs(60),
-    );
+    let f = run(sentio().args(["sql", "--format", "csv", "-f"]).arg(&script), Duration::from_secs(60));
     assert!(!f.success, "a malformed statement must fail the script");
     assert!(f.stderr.contains("broken.sql:7:"), "error must name line 7:\n{}", f.stderr);
     assert!(f.stdout.contains("first\n1\n") && f.stdout.contains("second\n2\n"), "{}", f.stdout);
@@ -125,7 +122,13 @@ fn a_plan_too_large_to_send_is_explained() {
 #[test]
 fn formats_and_network_summary() {
     let f = run_ok(
-        sentio().args(["sql", "--format", "json", "-c", "SELECT * FROM (VALUES (1, 'x'), (2, 'y')) AS t(a, b) ORDER BY a"]),
+        sentio().args([
+            "sql",
+            "--format",
+            "json",
+            "-c",
+            "SELECT * FROM (VALUES (1, 'x'), (2, 'y')) AS t(a, b) ORDER BY a",
+        ]),
         Duration::from_secs(60),
     );
     let rows: serde_json::Value = serde_json::from_str(f.stdout.trim()).unwrap();
@@ -153,10 +156,8 @@ fn bad_scheduler_url_and_missing_lake_are_explained() {
     let f = run(sentio().args(["datagen"]), Duration::from_secs(30));
     assert!(!f.success && f.stderr.contains("no lake configured"), "{}", f.stderr);
     for duty in ["0", "1.5", "half"] {
-        let f = run(
-            sentio().env("SENTIO_OPDB_BULK_DUTY", duty).args(["sql", "-c", "SELECT 1"]),
-            Duration::from_secs(30),
-        );
+        let f =
+            run(sentio().env("SENTIO_OPDB_BULK_DUTY", duty).args(["sql", "-c", "SELECT 1"]), Duration::from_secs(30));
         assert!(!f.success && f.stderr.contains("SENTIO_OPDB_BULK_DUTY"), "{duty}: {}", f.stderr);
         assert!(f.stderr.contains("(0, 1]"), "{duty}: {}", f.stderr);
     }
@@ -222,7 +223,8 @@ fn config_file_then_environment_then_flags() {
 
 /// Python's own sqlite3 client on `db`: rows as `a|b|…` lines.
 fn sqlite(db: &std::path::Path, sql: &str) -> String {
-    let script = "import sqlite3, sys\nc = sqlite3.connect(sys.argv[1])\nfor r in c.execute(sys.argv[2]): print(*r, sep='|')\n";
+    let script =
+        "import sqlite3, sys\nc = sqlite3.connect(sys.argv[1])\nfor r in c.execute(sys.argv[2]): print(*r, sep='|')\n";
     run_ok(Command::new("python3").args(["-c", script]).arg(db).arg(sql), Duration::from_secs(60)).stdout
 }
 
@@ -237,7 +239,9 @@ fn demo_runs_the_five_workflows_on_the_embedded_default() {
     assert!(f.stderr.contains("demo: creating sample data"), "{}", f.stderr);
     let db = data.join("opdb.sqlite");
     assert!(data.join("lake/training/frames").is_dir() && db.is_file());
-    for script in ["01_train_emotion", "02_validate_emotion", "03_train_media", "04_cross_validate_media", "05_statistics"] {
+    for script in
+        ["01_train_emotion", "02_validate_emotion", "03_train_media", "04_cross_validate_media", "05_statistics"]
+    {
         assert!(f.stdout.contains(&format!("=== examples/{script}.sql ===")), "{script} did not run:\n{}", f.stdout);
     }
     // 1-3: two models trained, the emotion model validated on the test split.
@@ -248,14 +252,19 @@ fn demo_runs_the_five_workflows_on_the_embedded_default() {
     // the operational DB described.
     assert!(f.stdout.contains("split,emotion,frames,pct"), "{}", f.stdout);
     assert!(f.stdout.contains("outcome,emotion,frames,pct"), "{}", f.stdout);
-    for needle in ["train,happy,", "test,sad,", "hit,angry,", "miss,happy,", "name,num_rows,num_nulls,unique,min,max,top_values"] {
+    for needle in
+        ["train,happy,", "test,sad,", "hit,angry,", "miss,happy,", "name,num_rows,num_nulls,unique,min,max,top_values"]
+    {
         assert!(f.stdout.contains(needle), "missing {needle}:\n{}", f.stdout);
     }
 
     // 2: one row per test frame in emotion_outputs, read with SQLite's own client.
     let lake = data.join("lake");
     let frames = run_ok(
-        sentio().args(["sql", "--format", "csv", "--lake"]).arg(&lake).args(["-c", "SELECT COUNT(*) AS n FROM training.frames WHERE split = 'test'"]),
+        sentio()
+            .args(["sql", "--format", "csv", "--lake"])
+            .arg(&lake)
+            .args(["-c", "SELECT COUNT(*) AS n FROM training.frames WHERE split = 'test'"]),
         Duration::from_secs(60),
     );
     let n_test: u64 = frames.stdout.lines().nth(1).unwrap().parse().unwrap();
@@ -277,7 +286,14 @@ fn demo_runs_the_five_workflows_on_the_embedded_default() {
     assert_eq!(sqlite(&db, "SELECT COUNT(*) FROM emotion_outputs").trim(), n_test.to_string());
 
     // 4: five folds and their mean and standard deviation, six metrics each.
-    let cv = |extra: &str| sqlite(&db, &format!("SELECT COUNT(*), COUNT(DISTINCT run_id), group_concat(DISTINCT fold) {extra} FROM media_cv_results WHERE model = 'media_hit'"));
+    let cv = |extra: &str| {
+        sqlite(
+            &db,
+            &format!(
+                "SELECT COUNT(*), COUNT(DISTINCT run_id), group_concat(DISTINCT fold) {extra} FROM media_cv_results WHERE model = 'media_hit'"
+            ),
+        )
+    };
     let first = cv(", MIN(value) >= 0, MAX(CASE WHEN fold = 'mean' AND metric = 'accuracy' THEN value END)");
     let c: Vec<&str> = first.trim().split('|').collect();
     assert_eq!(&c[..4], ["42", "1", "1,2,3,4,5,mean,stddev", "1"], "{first}");
@@ -292,7 +308,14 @@ fn demo_runs_the_five_workflows_on_the_embedded_default() {
 
     // The report: every chart present, rendered by headless Chromium.
     let report = data.join("report.html");
-    assert!(f.stdout.contains(&format!("report (class balance, confusion matrices, cross-validation, feature importance): {}", report.display())), "{}", f.stdout);
+    assert!(
+        f.stdout.contains(&format!(
+            "report (class balance, confusion matrices, cross-validation, feature importance): {}",
+            report.display()
+        )),
+        "{}",
+        f.stdout
+    );
     let shot = dir.path().join("report.png");
     let chromium = |args: &[&str]| {
         run_ok(
@@ -335,10 +358,14 @@ fn demo_runs_the_five_workflows_on_the_embedded_default() {
 
     // A second run reuses the data, trains version 2 of each model and adds
     // its outputs and cross-validation beside the first run's (one copy each).
-    let again = run_ok(sentio().arg("demo").arg("--dir").arg(&data).args(["--format", "csv"]), Duration::from_secs(900));
+    let again =
+        run_ok(sentio().arg("demo").arg("--dir").arg(&data).args(["--format", "csv"]), Duration::from_secs(900));
     assert!(again.stderr.contains("demo: using the sample data"), "{}", again.stderr);
     assert!(again.stdout.contains("emotion_rf,2,created"), "{}", again.stdout);
-    assert_eq!(outputs("version = 2 AND run_id = 'emotion_rf@2/test'").trim().split('|').next(), Some(n_test.to_string().as_str()));
+    assert_eq!(
+        outputs("version = 2 AND run_id = 'emotion_rf@2/test'").trim().split('|').next(),
+        Some(n_test.to_string().as_str())
+    );
     assert_eq!(sqlite(&db, "SELECT COUNT(*) FROM emotion_outputs").trim(), (2 * n_test).to_string());
     assert!(cv("").starts_with("84|2|"), "{}", cv(""));
 }

@@ -22,8 +22,8 @@ const JOIN_GROUP_BY: &str = "\
 const ENDLESS_SERIES: &str = "SELECT COUNT(*) FROM generate_series(1, 100000000000) WHERE value % 7 = 3";
 
 fn json_rows(stdout: &str) -> Vec<serde_json::Value> {
-    let v: serde_json::Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}"));
+    let v: serde_json::Value =
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}"));
     v.as_array().expect("a JSON array").clone()
 }
 
@@ -41,7 +41,17 @@ fn s3_lake_on_two_executors_matches_standalone() {
     // Runs `sql` on the cluster and standalone; the answers must agree.
     let on_both = |sql: &str, timeout: Duration| {
         let remote = run_ok(
-            sentio().envs(s3.env()).args(["sql", "--scheduler", &cluster.url(), "--lake", lake, "--format", "json", "-c", sql]),
+            sentio().envs(s3.env()).args([
+                "sql",
+                "--scheduler",
+                &cluster.url(),
+                "--lake",
+                lake,
+                "--format",
+                "json",
+                "-c",
+                sql,
+            ]),
             timeout,
         );
         assert!(remote.stderr.contains("received from the cluster"), "{}", remote.stderr);
@@ -157,10 +167,7 @@ fn s3_lake_on_two_executors_matches_standalone() {
 fn executor_killed_mid_query_finishes_correctly_or_fails_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
-    run_ok(
-        sentio().args(["datagen", "--scale", "4", "--seed", "3", "--lake"]).arg(&lake),
-        Duration::from_secs(300),
-    );
+    run_ok(sentio().args(["datagen", "--scale", "4", "--seed", "3", "--lake"]).arg(&lake), Duration::from_secs(300));
     let expected = run_ok(
         sentio().args(["sql", "--format", "json", "-c", JOIN_GROUP_BY, "--lake"]).arg(&lake),
         Duration::from_secs(180),
@@ -183,10 +190,7 @@ fn executor_killed_mid_query_finishes_correctly_or_fails_clearly() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let mut client = client;
-    assert!(
-        client.0.try_wait().unwrap().is_none(),
-        "the query finished before the kill: make it heavier"
-    );
+    assert!(client.0.try_wait().unwrap().is_none(), "the query finished before the kill: make it heavier");
     Command::new("kill").args(["-KILL", &victim.to_string()]).status().unwrap();
     let killed_at = Instant::now();
 

@@ -84,16 +84,22 @@ async fn same_seed_same_bytes_different_seed_different_data() {
     assert_eq!(f.stdout.trim(), format!("n,s\n{reported},800"));
 }
 
+/// A pool on the database at `url`, through sqlx alone (not Sentio's code).
+async fn pool(url: &str) -> sqlx::AnyPool {
+    sqlx::any::install_default_drivers();
+    sqlx::AnyPool::connect(url).await.unwrap_or_else(|e| panic!("{url}: {e}"))
+}
+
 /// Creates (or empties) database `name` on the server of `admin_url`.
 async fn fresh_database(admin_url: &str, name: &str) {
-    let pool = sentio_sql::datagen::opdb::connect(admin_url).await.unwrap();
+    let pool = pool(admin_url).await;
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}"))).execute(&pool).await.unwrap();
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&pool).await.unwrap();
     pool.close().await;
 }
 
 async fn digest(url: &str) -> Vec<(i64, i64, i64)> {
-    let pool = sentio_sql::datagen::opdb::connect(url).await.unwrap();
+    let pool = pool(url).await;
     // SUM is NUMERIC/DECIMAL on PostgreSQL and MySQL: cast back to a 64-bit integer.
     let int = if url.starts_with("mysql:") { "SIGNED" } else { "BIGINT" };
     let mut out = Vec::new();
@@ -127,7 +133,10 @@ async fn opdb_tables_on_postgres_mariadb_and_sqlite() {
     let lite = sqlite_url(&dir.path().join("opdb.sqlite"));
     for url in [&pg, &my, &lite] {
         run_ok(
-            sentio().args(["datagen", "--scale", "0.2", "--seed", "8", "--lake"]).arg(dir.path().join("lake")).args(["--opdb", url]),
+            sentio()
+                .args(["datagen", "--scale", "0.2", "--seed", "8", "--lake"])
+                .arg(dir.path().join("lake"))
+                .args(["--opdb", url]),
             Duration::from_secs(120),
         );
     }

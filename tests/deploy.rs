@@ -99,10 +99,8 @@ out = {
 }
 print(json.dumps(out))
 "#;
-    let rendered = run_ok(
-        Command::new(venv_bin("python")).args(["-c", render]).arg(&template),
-        Duration::from_secs(120),
-    );
+    let rendered =
+        run_ok(Command::new(venv_bin("python")).args(["-c", render]).arg(&template), Duration::from_secs(120));
     let user_data: BTreeMap<String, String> = serde_json::from_str(rendered.stdout.trim()).unwrap();
     let template_text = std::fs::read_to_string(&template).unwrap();
     for (what, text) in user_data.iter().chain([(&"template".to_string(), &template_text)]) {
@@ -253,7 +251,8 @@ impl UnitRunner {
         env.insert("PATH".to_string(), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string());
         let files = unit.env_files.iter().cloned().chain([(self.extra_env.display().to_string(), false)]);
         for (path, optional) in files {
-            let p = if path.starts_with(self.root.to_str().unwrap()) { PathBuf::from(&path) } else { self.rooted(&path) };
+            let p =
+                if path.starts_with(self.root.to_str().unwrap()) { PathBuf::from(&path) } else { self.rooted(&path) };
             match std::fs::read_to_string(&p) {
                 Ok(text) => env.extend(parse_env_file(&text)),
                 Err(_) if optional => {}
@@ -264,7 +263,9 @@ impl UnitRunner {
         for w in &unit.exec_start {
             if let Some(var) = w.strip_prefix('$').filter(|v| !v.starts_with('{')) {
                 // $VAR alone: split into words, possibly none.
-                words.extend(env.get(var).map(|v| v.split_whitespace().map(String::from).collect()).unwrap_or_else(Vec::new));
+                words.extend(
+                    env.get(var).map(|v| v.split_whitespace().map(String::from).collect()).unwrap_or_else(Vec::new),
+                );
                 continue;
             }
             let mut out = String::new();
@@ -287,7 +288,11 @@ impl UnitRunner {
         let program = self.rooted(&words[0]);
         let mut cmd = Command::new(&program);
         for w in &words[1..] {
-            if w.starts_with('/') { cmd.arg(self.rooted(w)) } else { cmd.arg(w) };
+            if w.starts_with('/') {
+                cmd.arg(self.rooted(w))
+            } else {
+                cmd.arg(w)
+            };
         }
         cmd.env_clear().envs(&env);
         if let Some(dir) = &unit.working_dir {
@@ -370,20 +375,40 @@ fn systemd_units_run_a_cluster_with_secrets_fetched_at_boot() {
     });
     let aws = |args: &[&str]| {
         run_ok(
-            Command::new(venv_bin("aws")).envs(s3.env()).env("AWS_ENDPOINT_URL", &s3.endpoint).args(["--region", "us-east-1"]).args(args),
+            Command::new(venv_bin("aws"))
+                .envs(s3.env())
+                .env("AWS_ENDPOINT_URL", &s3.endpoint)
+                .args(["--region", "us-east-1"])
+                .args(args),
             Duration::from_secs(60),
         )
     };
     aws(&["secretsmanager", "create-secret", "--name", "sentio/opdb", "--secret-string", &secret.to_string()]);
     let encoded_password: String = password
         .bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect();
     let workstation_url = format!("postgres://postgres:{encoded_password}@127.0.0.1:5432/sentio_deploy");
 
     // The sample lake on S3 and the sessions table in the operational DB.
     run_ok(
-        sentio().envs(s3.env()).args(["datagen", "--scale", "0.1", "--seed", "5", "--lake", lake, "--opdb-url", &workstation_url]),
+        sentio().envs(s3.env()).args([
+            "datagen",
+            "--scale",
+            "0.1",
+            "--seed",
+            "5",
+            "--lake",
+            lake,
+            "--opdb-url",
+            &workstation_url,
+        ]),
         Duration::from_secs(300),
     );
 
@@ -441,10 +466,7 @@ fn systemd_units_run_a_cluster_with_secrets_fetched_at_boot() {
     instance.push_str(&format!("AWS_ENDPOINT_URL={}\n", s3.endpoint));
     instance.push_str(&format!("PATH={}:/usr/bin:/bin\n", venv_bin("aws").parent().unwrap().display()));
     std::fs::write(&instance_env, instance).unwrap();
-    let runner = UnitRunner {
-        root: root.clone(),
-        extra_env: instance_env,
-    };
+    let runner = UnitRunner { root: root.clone(), extra_env: instance_env };
 
     // Boot: secrets, then the scheduler and both executors.
     runner.run_oneshot("sentio-secrets.service");
@@ -472,13 +494,19 @@ fn systemd_units_run_a_cluster_with_secrets_fetched_at_boot() {
                  JOIN opdb.sessions s ON f.session_id = s.session_id GROUP BY s.device ORDER BY s.device";
     let scheduler_url = format!("df://127.0.0.1:{base}");
     let on_cluster = run_ok(
-        sentio()
-            .envs(s3.env())
-            .env("RUST_LOG", "warn,ballista_core::execution_plans::distributed_query=debug")
-            .args([
-                "sql", "--scheduler", &scheduler_url, "--lake", lake, "--opdb-url", &workstation_url, "--format", "csv",
-                "-c", query,
-            ]),
+        sentio().envs(s3.env()).env("RUST_LOG", "warn,ballista_core::execution_plans::distributed_query=debug").args([
+            "sql",
+            "--scheduler",
+            &scheduler_url,
+            "--lake",
+            lake,
+            "--opdb-url",
+            &workstation_url,
+            "--format",
+            "csv",
+            "-c",
+            query,
+        ]),
         Duration::from_secs(300),
     );
     // The client fetched the results through the scheduler (its embedded
@@ -486,7 +514,17 @@ fn systemd_units_run_a_cluster_with_secrets_fetched_at_boot() {
     assert!(on_cluster.stderr.contains("Fetching results from scheduler"), "{}", on_cluster.stderr);
     assert!(!on_cluster.stderr.contains("Fetching results from executor"), "{}", on_cluster.stderr);
     let standalone = run_ok(
-        sentio().envs(s3.env()).args(["sql", "--lake", lake, "--opdb-url", &workstation_url, "--format", "csv", "-c", query]),
+        sentio().envs(s3.env()).args([
+            "sql",
+            "--lake",
+            lake,
+            "--opdb-url",
+            &workstation_url,
+            "--format",
+            "csv",
+            "-c",
+            query,
+        ]),
         Duration::from_secs(300),
     );
     assert_eq!(on_cluster.stdout, standalone.stdout);
@@ -496,7 +534,14 @@ fn systemd_units_run_a_cluster_with_secrets_fetched_at_boot() {
     psql("sentio_deploy", "CREATE TABLE device_frames (device TEXT PRIMARY KEY, frames BIGINT NOT NULL)");
     run_ok(
         sentio().envs(s3.env()).args([
-            "sql", "--scheduler", &scheduler_url, "--lake", lake, "--opdb-url", &workstation_url, "-c",
+            "sql",
+            "--scheduler",
+            &scheduler_url,
+            "--lake",
+            lake,
+            "--opdb-url",
+            &workstation_url,
+            "-c",
             &format!("INSERT INTO opdb.device_frames {query}"),
         ]),
         Duration::from_secs(300),
@@ -506,10 +551,7 @@ fn systemd_units_run_a_cluster_with_secrets_fetched_at_boot() {
     assert_eq!(written.lines().collect::<Vec<_>>(), expected);
     let executor_logs: Vec<String> =
         executors.iter().map(|(_, n)| std::fs::read_to_string(runner.log(n)).unwrap()).collect();
-    assert!(
-        executor_logs.iter().all(|l| !l.is_empty()),
-        "both executors logged their work: {executor_logs:?}"
-    );
+    assert!(executor_logs.iter().all(|l| !l.is_empty()), "both executors logged their work: {executor_logs:?}");
 
     // Shutdown as `systemctl stop` does it.
     for (g, n) in executors.iter_mut() {
@@ -538,7 +580,10 @@ fn systemd_units_run_a_cluster_with_secrets_fetched_at_boot() {
         }
     }
     assert!(checked >= 9, "units, env files and logs were checked ({checked} files)");
-    println!("frames per device on the cluster:\n{}no password in {checked} configuration and log files", on_cluster.stdout);
+    println!(
+        "frames per device on the cluster:\n{}no password in {checked} configuration and log files",
+        on_cluster.stdout
+    );
     for out in [&on_cluster.stdout, &on_cluster.stderr] {
         assert!(!out.contains(&password) && !out.contains(&encoded_password));
     }
@@ -551,7 +596,18 @@ fn systemd_units_run_a_cluster_with_secrets_fetched_at_boot() {
 /// they refer to stubbed in ROOT; any warning fails.
 fn verify_units(root: &Path) {
     let units = root.join("etc/systemd/system");
-    for t in ["sysinit", "basic", "network-online", "multi-user", "shutdown", "sockets", "timers", "paths", "slices", "local-fs"] {
+    for t in [
+        "sysinit",
+        "basic",
+        "network-online",
+        "multi-user",
+        "shutdown",
+        "sockets",
+        "timers",
+        "paths",
+        "slices",
+        "local-fs",
+    ] {
         std::fs::write(units.join(format!("{t}.target")), format!("[Unit]\nDescription={t}\n")).unwrap();
     }
     for s in ["-", "system"] {

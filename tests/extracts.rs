@@ -94,8 +94,18 @@ fn a_million_row_extract_refreshes_only_the_new_rows() {
         let db = Db::fresh(kind, "sentio_it_extract_million");
         make_big(&db, 1_000_000);
         let (port, tapped, table, after) = match kind {
-            Kind::Pg => (5432, "postgres://postgres@127.0.0.1:{port}/sentio_it_extract_million?sslmode=disable", "\"big\"", "\"id\" > 1000000"),
-            _ => (3306, "mysql://root@127.0.0.1:{port}/sentio_it_extract_million?ssl-mode=disabled", "`big`", "`id` > 1000000"),
+            Kind::Pg => (
+                5432,
+                "postgres://postgres@127.0.0.1:{port}/sentio_it_extract_million?sslmode=disable",
+                "\"big\"",
+                "\"id\" > 1000000",
+            ),
+            _ => (
+                3306,
+                "mysql://root@127.0.0.1:{port}/sentio_it_extract_million?ssl-mode=disabled",
+                "`big`",
+                "`id` > 1000000",
+            ),
         };
         let tap = WireTap::start(port);
         let url = tapped.replace("{port}", &tap.port.to_string());
@@ -144,7 +154,10 @@ fn a_million_row_extract_refreshes_only_the_new_rows() {
         let wire = tap.take();
         let reads = reads_of(&wire, table);
         assert!(!reads.is_empty(), "{kind:?}: the refresh read nothing:\n{wire}");
-        assert!(reads.iter().all(|s| s.contains(after)), "{kind:?}: a refresh read more than the new rows:\n{reads:#?}");
+        assert!(
+            reads.iter().all(|s| s.contains(after)),
+            "{kind:?}: a refresh read more than the new rows:\n{reads:#?}"
+        );
 
         // The extract equals the source: the database's own sums, and row
         // for row (EXCEPT both ways).
@@ -191,7 +204,9 @@ fn joins_with_an_extract_equal_joins_with_the_live_table() {
         c
     };
     run_ok(cmd().args(["datagen", "--scale", "0.05"]), TEN_MIN);
-    let sql = |statement: &str| run_ok(cmd().args(["sql", "--no-progress", "--format", "csv", "-c", statement]), TEN_MIN).stdout;
+    let sql = |statement: &str| {
+        run_ok(cmd().args(["sql", "--no-progress", "--format", "csv", "-c", statement]), TEN_MIN).stdout
+    };
 
     sql("CREATE TABLE extracts.sessions AS SELECT * FROM opdb.sessions");
     let join = |sessions: &str| {
@@ -233,10 +248,7 @@ fn joins_with_an_extract_equal_joins_with_the_live_table() {
     );
     assert_eq!(refreshed["rows"], n + 1, "{refreshed}");
     let newest = db.client("SELECT DATE_FORMAT(MAX(started_at), '%Y-%m-%dT%H:%i:%s') FROM sessions");
-    assert!(
-        refreshed["watermark"].as_str().is_some_and(|w| w.starts_with(&newest)),
-        "{refreshed} vs {newest}"
-    );
+    assert!(refreshed["watermark"].as_str().is_some_and(|w| w.starts_with(&newest)), "{refreshed} vs {newest}");
     // Each session once, as it is now.
     let all = |table: &str| sql(&format!("SELECT * FROM {table} ORDER BY session_id"));
     let (live, extract) = (all("opdb.sessions"), all("extracts.recent_sessions"));
@@ -250,7 +262,11 @@ fn joins_with_an_extract_equal_joins_with_the_live_table() {
     let mut c = cmd();
     c.args(["extract", "--table", "sessions", "--name", "recent_sessions"]);
     let f = run(&mut c, TEN_MIN);
-    assert!(!f.success && f.stderr.contains("REFRESH EXTRACT extracts.recent_sessions FULL rebuilds it"), "{}", f.stderr);
+    assert!(
+        !f.success && f.stderr.contains("REFRESH EXTRACT extracts.recent_sessions FULL rebuilds it"),
+        "{}",
+        f.stderr
+    );
     let rebuilt = extract_cli(&["--full"]);
     assert_eq!((rebuilt["action"].as_str(), rebuilt["rows_read"].as_i64()), (Some("full"), Some(n + 1)), "{rebuilt}");
     assert!(sql("SELECT note FROM extracts.recent_sessions LIMIT 1").starts_with("note"));
@@ -299,11 +315,15 @@ fn a_killed_refresh_leaves_the_extract_unchanged() {
         let reading = match kind {
             // A paced read fetches from a cursor: between FETCHes its session
             // is idle in its transaction.
-            Kind::Pg => "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() \
+            Kind::Pg => {
+                "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() \
                          AND application_name = 'sentio' AND state IN ('active', 'idle in transaction') \
-                         AND (query LIKE '%FROM \"big\"%' OR query LIKE 'FETCH % FROM sentio_read')",
-            _ => "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = DATABASE() \
-                  AND INFO LIKE '%FROM `big`%' AND INFO NOT LIKE '%PROCESSLIST%'",
+                         AND (query LIKE '%FROM \"big\"%' OR query LIKE 'FETCH % FROM sentio_read')"
+            }
+            _ => {
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = DATABASE() \
+                  AND INFO LIKE '%FROM `big`%' AND INFO NOT LIKE '%PROCESSLIST%'"
+            }
         };
         loop {
             assert!(child.try_wait().unwrap().is_none(), "{kind:?}: the refresh ended before it could be killed");
@@ -316,12 +336,20 @@ fn a_killed_refresh_leaves_the_extract_unchanged() {
         child.kill().unwrap();
         child.wait().unwrap();
 
-        assert_eq!(sums(&sql(&format!("{SUMS} FROM extracts.big"))), before, "{kind:?}: a killed refresh changed the extract");
+        assert_eq!(
+            sums(&sql(&format!("{SUMS} FROM extracts.big"))),
+            before,
+            "{kind:?}: a killed refresh changed the extract"
+        );
         assert_eq!(sql(manifest_q), manifest, "{kind:?}");
 
         let done = sql("REFRESH EXTRACT extracts.big");
         assert!(done.contains(",incremental,1500000,0,1600000,"), "{kind:?}: {done}");
-        assert_eq!(sums(&sql(&format!("{SUMS} FROM extracts.big"))).as_deref(), Some(db_sums(&db).as_str()), "{kind:?}");
+        assert_eq!(
+            sums(&sql(&format!("{SUMS} FROM extracts.big"))).as_deref(),
+            Some(db_sums(&db).as_str()),
+            "{kind:?}"
+        );
         let files: i64 = sql("SELECT files FROM extracts.manifest").lines().nth(1).unwrap().parse().unwrap();
         let on_disk = parquet_files(&lake.join("extracts/big"));
         assert_eq!(on_disk.len() as i64, files, "{kind:?}: files no manifest lists were left: {on_disk:#?}");
@@ -341,7 +369,9 @@ fn extracts_on_s3_and_bad_input() {
     };
     let on_s3 = "s3://sentio-extracts/lake";
     run_ok(cmd(on_s3).args(["datagen", "--scale", "0.05"]), TEN_MIN);
-    let sql_in = |lake: &str, statement: &str| run(cmd(lake).args(["sql", "--no-progress", "--format", "csv", "-c", statement]), TEN_MIN);
+    let sql_in = |lake: &str, statement: &str| {
+        run(cmd(lake).args(["sql", "--no-progress", "--format", "csv", "-c", statement]), TEN_MIN)
+    };
     let ok_in = |lake: &str, statement: &str| {
         let f = sql_in(lake, statement);
         assert!(f.success, "{statement}\n{}", f.stderr);
@@ -349,7 +379,11 @@ fn extracts_on_s3_and_bad_input() {
     };
     let fails_in = |lake: &str, statement: &str, message: &str| {
         let f = sql_in(lake, statement);
-        assert!(!f.success && f.stderr.contains(message), "{statement}: expected an error with {message:?}:\n{}", f.stderr);
+        assert!(
+            !f.success && f.stderr.contains(message),
+            "{statement}: expected an error with {message:?}:\n{}",
+            f.stderr
+        );
     };
 
     // On S3: create, compare, add a row, refresh, compare.

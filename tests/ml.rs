@@ -29,10 +29,7 @@ impl Lake {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("lake");
         // Generous: scale 13 (1.3M frames) on two loaded cores takes minutes.
-        run_ok(
-            sentio().args(["datagen", "--scale", scale, "--seed", "42", "--lake"]).arg(&root),
-            10 * MIN,
-        );
+        run_ok(sentio().args(["datagen", "--scale", scale, "--seed", "42", "--lake"]).arg(&root), 10 * MIN);
         Self { _dir: dir, root, scheduler: None, opdb: None }
     }
 
@@ -41,12 +38,7 @@ impl Lake {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("lake");
         let opdb = format!("sqlite:{}", dir.path().join("opdb.sqlite").display());
-        run_ok(
-            sentio()
-                .args(["datagen", "--scale", scale, "--seed", "42", "--opdb", &opdb, "--lake"])
-                .arg(&root),
-            MIN,
-        );
+        run_ok(sentio().args(["datagen", "--scale", scale, "--seed", "42", "--opdb", &opdb, "--lake"]).arg(&root), MIN);
         Self { _dir: dir, root, scheduler: None, opdb: Some(opdb) }
     }
 
@@ -117,9 +109,8 @@ fn create(lake: &Lake, name: &str, model_type: &str, extra: &str, query: &str) -
 fn every_algorithm_trains_evaluates_predicts_and_cross_validates() {
     let lake = Lake::new("0.2");
     let test = "(SELECT * FROM training.frames WHERE split = 'test')";
-    let test_rows = lake.rows("SELECT COUNT(*) AS n FROM training.frames WHERE split = 'test'")[0]["n"]
-        .as_i64()
-        .unwrap();
+    let test_rows =
+        lake.rows("SELECT COUNT(*) AS n FROM training.frames WHERE split = 'test'")[0]["n"].as_i64().unwrap();
     for (name, model_type, extra) in [
         ("m_logistic", "logistic_reg", ", max_iterations = 100"),
         ("m_forest", "random_forest_classifier", ", num_parallel_tree = 10, max_tree_depth = 8"),
@@ -141,9 +132,8 @@ fn every_algorithm_trains_evaluates_predicts_and_cross_validates() {
         }
 
         // ML.PREDICT: one row per input row, inputs unchanged.
-        let direct = lake.rows(&format!(
-            "SELECT session_id, frame_no, emotion, f00 FROM {test} t ORDER BY session_id, frame_no"
-        ));
+        let direct = lake
+            .rows(&format!("SELECT session_id, frame_no, emotion, f00 FROM {test} t ORDER BY session_id, frame_no"));
         let predicted = lake.rows(&format!(
             "SELECT session_id, frame_no, emotion, f00, predicted_emotion, predicted_emotion_probs \
              FROM ML.PREDICT(MODEL {name}, {test}) ORDER BY session_id, frame_no"
@@ -164,10 +154,8 @@ fn every_algorithm_trains_evaluates_predicts_and_cross_validates() {
         assert!((predict_acc - acc).abs() < 1e-9, "{name}: ML.PREDICT accuracy {predict_acc} vs ML.EVALUATE {acc}");
 
         let cm = lake.rows(&format!("SELECT * FROM ML.CONFUSION_MATRIX(MODEL {name}, {test})"));
-        let cells: i64 = cm
-            .iter()
-            .map(|r| ["angry", "happy", "sad"].iter().map(|l| r[*l].as_i64().unwrap()).sum::<i64>())
-            .sum();
+        let cells: i64 =
+            cm.iter().map(|r| ["angry", "happy", "sad"].iter().map(|l| r[*l].as_i64().unwrap()).sum::<i64>()).sum();
         assert_eq!(cells, test_rows, "{name}: confusion matrix {cm:?}");
 
         let info = lake.rows(&format!("SELECT * FROM ML.FEATURE_INFO(MODEL {name})"));
@@ -308,7 +296,11 @@ fn feature_info_describes_each_feature_over_the_training_rows() {
         "{v}"
     );
     assert!((num(v, "stddev") - 3.162_277_660_168_379_5).abs() < 1e-6, "population stddev: {v}");
-    assert_eq!((c["category_count"].as_i64(), c["null_count"].as_i64(), c["dimension"].as_i64()), (Some(3), Some(1), Some(3)), "{c}");
+    assert_eq!(
+        (c["category_count"].as_i64(), c["null_count"].as_i64(), c["dimension"].as_i64()),
+        (Some(3), Some(1), Some(3)),
+        "{c}"
+    );
     assert!(c["median"].is_null() && c["mean"].is_null(), "{c}");
 }
 
@@ -328,8 +320,13 @@ fn aggregated_features_give_the_same_model_and_cross_validation_every_run() {
     let sums: std::collections::BTreeSet<String> = (0..3)
         .map(|_| {
             let f = run_ok(
-                lake.cmd().args(["--format", "csv", "-c", "SELECT media_id, frame_no % 5 AS k, AVG(CAST(f00 AS DOUBLE) * 0.1) AS a \
-                     FROM training.frames GROUP BY 1, 2 ORDER BY 1, 2"]),
+                lake.cmd().args([
+                    "--format",
+                    "csv",
+                    "-c",
+                    "SELECT media_id, frame_no % 5 AS k, AVG(CAST(f00 AS DOUBLE) * 0.1) AS a \
+                     FROM training.frames GROUP BY 1, 2 ORDER BY 1, 2",
+                ]),
                 MIN,
             );
             f.stdout
@@ -368,11 +365,15 @@ fn bad_input_gets_a_clear_error_and_stores_nothing() {
             "no label column \"mood\"",
         ),
         (
-            format!("CREATE MODEL b2 OPTIONS (model_type = 'logistic_reg', input_label_cols = ['emotion']) AS {FEATURES} WHERE emotion = 'happy'"),
+            format!(
+                "CREATE MODEL b2 OPTIONS (model_type = 'logistic_reg', input_label_cols = ['emotion']) AS {FEATURES} WHERE emotion = 'happy'"
+            ),
             "only one class",
         ),
         (
-            format!("CREATE MODEL b3 OPTIONS (model_type = 'logistic_reg', input_label_cols = ['emotion']) AS {FEATURES} WHERE false"),
+            format!(
+                "CREATE MODEL b3 OPTIONS (model_type = 'logistic_reg', input_label_cols = ['emotion']) AS {FEATURES} WHERE false"
+            ),
             "training set is empty",
         ),
         (
@@ -381,15 +382,29 @@ fn bad_input_gets_a_clear_error_and_stores_nothing() {
                 .into(),
             "\"nothing\" is NULL (or NaN) in every training row",
         ),
-        (format!("CREATE MODEL b5 OPTIONS (model_type = 'logistic_reg', input_label_cols = ['emotion'], colour = 'red') AS {q}"), "unknown option colour"),
+        (
+            format!(
+                "CREATE MODEL b5 OPTIONS (model_type = 'logistic_reg', input_label_cols = ['emotion'], colour = 'red') AS {q}"
+            ),
+            "unknown option colour",
+        ),
         (format!("CREATE MODEL b6 OPTIONS (model_type = 'deep_magic') AS {q}"), "unknown model_type"),
-        (format!("CREATE MODEL b7 OPTIONS (model_type = 'logistic_reg', max_iterations = 'many') AS {q}"), "max_iterations must be a number"),
+        (
+            format!("CREATE MODEL b7 OPTIONS (model_type = 'logistic_reg', max_iterations = 'many') AS {q}"),
+            "max_iterations must be a number",
+        ),
         (
             format!("CREATE MODEL b9 OPTIONS (model_type = 'logistic_reg', max_training_rows = 0) AS {q}"),
             "max_training_rows must be between 1 and 1000000000",
         ),
-        (format!("CREATE MODEL b8 OPTIONS (model_type = 'logistic_reg' input_label_cols = ['emotion']) AS {q}"), "ML syntax"),
-        ("SELECT * FROM ML.PREDICT(MODEL good, (SELECT f00 FROM training.frames))".into(), "needs the feature column \"f01\""),
+        (
+            format!("CREATE MODEL b8 OPTIONS (model_type = 'logistic_reg' input_label_cols = ['emotion']) AS {q}"),
+            "ML syntax",
+        ),
+        (
+            "SELECT * FROM ML.PREDICT(MODEL good, (SELECT f00 FROM training.frames))".into(),
+            "needs the feature column \"f01\"",
+        ),
         (
             "SELECT * FROM ML.PREDICT(MODEL good, (SELECT * REPLACE ('x' AS f03) FROM training.frames))".into(),
             "feature \"f03\" was Float",
@@ -537,7 +552,9 @@ fn accuracy_is_within_two_points_of_scikit_learn() {
                 "--format",
                 "csv",
                 "-c",
-                &format!("SELECT emotion, {cols} FROM training.frames WHERE split = '{split}' ORDER BY session_id, frame_no"),
+                &format!(
+                    "SELECT emotion, {cols} FROM training.frames WHERE split = '{split}' ORDER BY session_id, frame_no"
+                ),
             ]),
             MIN,
         );
@@ -575,10 +592,7 @@ lr = LogisticRegression(penalty=None, max_iter=1000).fit(sc.transform(xtr), ytr)
 print((rf.predict(xte) == yte).mean(), (lr.predict(sc.transform(xte)) == yte).mean())
 "#;
     let f = run_ok(
-        Command::new(python())
-            .args(["-c", script])
-            .arg(dir.path().join("train.csv"))
-            .arg(dir.path().join("test.csv")),
+        Command::new(python()).args(["-c", script]).arg(dir.path().join("train.csv")).arg(dir.path().join("test.csv")),
         Duration::from_secs(600),
     );
     let theirs: Vec<f64> = f.stdout.split_whitespace().map(|v| v.parse().unwrap()).collect();
@@ -619,7 +633,13 @@ fn docs_examples_run() {
     let file = lake.root.parent().unwrap().join("ml_docs.sql");
     std::fs::write(&file, &script).unwrap();
     let f = run_ok(lake.cmd().args(["--format", "csv", "-f"]).arg(&file), Duration::from_secs(900));
-    for want in ["emotion_rf,1,created", "predicted_emotion_probs", "expected_label,angry,happy,sad", "importance_gain", "accuracy"] {
+    for want in [
+        "emotion_rf,1,created",
+        "predicted_emotion_probs",
+        "expected_label,angry,happy,sad",
+        "importance_gain",
+        "accuracy",
+    ] {
         assert!(f.stdout.contains(want), "{want:?} missing from the examples' output:\n{}", f.stdout);
     }
     // The ROC example printed its three thresholds, the CV example mean and stddev.
@@ -664,7 +684,9 @@ fn forest_training_on_a_million_rows_is_spread_over_two_executors() {
     // FEATURE_INFO's medians (t-digests, merged across the cluster) are
     // close to the exact ones.
     let info = lake.rows("SELECT input, median, stddev FROM ML.FEATURE_INFO(MODEL big_rf) WHERE input IN ('f00', 'f07', 'f31') ORDER BY input");
-    let exact = lake.rows("SELECT median(f00) AS f00, median(f07) AS f07, median(f31) AS f31 FROM training.frames WHERE split = 'train'");
+    let exact = lake.rows(
+        "SELECT median(f00) AS f00, median(f07) AS f07, median(f31) AS f31 FROM training.frames WHERE split = 'train'",
+    );
     assert_eq!(info.len(), 3, "{info:?}");
     for f in &info {
         let name = f["input"].as_str().unwrap();
@@ -711,10 +733,12 @@ fn predictions_join_nest_and_land_in_the_operational_db() {
          FROM training.frames f JOIN opdb.sessions s USING (session_id) WHERE f.split = 'train'",
     );
     assert_eq!(created["status"], "created");
-    let info = lake.rows("SELECT input, category_count, dimension FROM ML.FEATURE_INFO(MODEL joined) WHERE input = 'device'");
+    let info =
+        lake.rows("SELECT input, category_count, dimension FROM ML.FEATURE_INFO(MODEL joined) WHERE input = 'device'");
     assert!(info[0]["category_count"].as_i64().unwrap() >= 2, "{info:?}");
 
-    let test = "(SELECT f.*, s.device FROM training.frames f JOIN opdb.sessions s USING (session_id) WHERE f.split = 'test')";
+    let test =
+        "(SELECT f.*, s.device FROM training.frames f JOIN opdb.sessions s USING (session_id) WHERE f.split = 'test')";
     let n_test = lake.rows("SELECT COUNT(*) AS n FROM training.frames WHERE split = 'test'")[0]["n"].as_i64().unwrap();
     // In a CTE, joined with another table.
     let by_country = lake.rows(&format!(
@@ -740,7 +764,10 @@ fn predictions_join_nest_and_land_in_the_operational_db() {
         Duration::from_secs(300),
     );
     assert!(f.success);
-    let stored = sqlite(&lake, "SELECT COUNT(*), COUNT(DISTINCT session_id || '-' || frame_no), MIN(confidence) > 0.33 FROM emotion_outputs");
+    let stored = sqlite(
+        &lake,
+        "SELECT COUNT(*), COUNT(DISTINCT session_id || '-' || frame_no), MIN(confidence) > 0.33 FROM emotion_outputs",
+    );
     assert_eq!(stored.trim(), format!("{n_test}|{n_test}|1"), "one row per test frame");
     let labels = sqlite(&lake, "SELECT DISTINCT label FROM emotion_outputs ORDER BY label");
     assert_eq!(labels.split_whitespace().collect::<Vec<_>>(), ["angry", "happy", "sad"]);
@@ -763,7 +790,11 @@ fn describe_data_describes_every_column_of_any_catalog() {
     assert_eq!(rows.iter().map(|r| r["name"].as_str().unwrap()).collect::<Vec<_>>(), ["n", "s", "x"]);
     let (n, s, x) = (&rows[0], &rows[1], &rows[2]);
     for r in &rows {
-        assert_eq!((r["num_rows"].as_i64(), r["num_nulls"].as_i64(), r["num_values"].as_i64()), (Some(5), Some(1), Some(4)), "{r}");
+        assert_eq!(
+            (r["num_rows"].as_i64(), r["num_nulls"].as_i64(), r["num_values"].as_i64()),
+            (Some(5), Some(1), Some(4)),
+            "{r}"
+        );
     }
     assert_eq!((n["num_zeros"].as_i64(), n["unique"].as_i64()), (Some(1), Some(3)), "{n}");
     assert_eq!((num(n, "min"), num(n, "max"), num(n, "mean")), (0.0, 2.0, 1.25), "{n}");
@@ -792,14 +823,16 @@ fn describe_data_describes_every_column_of_any_catalog() {
          AVG(LENGTH(device)), COUNT(device) FROM sessions",
     );
     let t: Vec<&str> = theirs.trim().split('|').collect();
-    let (viewer, country, device) = (described(&rows, "viewer_id"), described(&rows, "country"), described(&rows, "device"));
+    let (viewer, country, device) =
+        (described(&rows, "viewer_id"), described(&rows, "country"), described(&rows, "device"));
     assert_eq!(mine(viewer, "num_rows"), t[0], "{viewer}");
     assert_eq!(mine(country, "unique"), t[1], "{country}");
     assert_eq!((num(viewer, "min"), num(viewer, "max")), (t[2].parse().unwrap(), t[3].parse().unwrap()), "{viewer}");
     assert!((num(viewer, "mean") - t[4].parse::<f64>().unwrap()).abs() < 1e-6, "{viewer} vs {t:?}");
     assert!((num(device, "avg_string_length") - t[5].parse::<f64>().unwrap()).abs() < 1e-9, "{device} vs {t:?}");
     assert_eq!(mine(device, "num_values"), t[6], "{device}");
-    let top = sqlite(&lake, "SELECT country, COUNT(*) AS c FROM sessions GROUP BY country ORDER BY c DESC, country LIMIT 3");
+    let top =
+        sqlite(&lake, "SELECT country, COUNT(*) AS c FROM sessions GROUP BY country ORDER BY c DESC, country LIMIT 3");
     let want: Vec<Value> = top
         .lines()
         .map(|l| {
@@ -825,7 +858,10 @@ fn describe_data_describes_every_column_of_any_catalog() {
     // Bad input: a clear error.
     for (sql, want) in [
         ("SELECT * FROM ML.DESCRIBE_DATA((SELECT 1 AS x), STRUCT(3 AS colour))", "no setting colour"),
-        ("SELECT * FROM ML.DESCRIBE_DATA((SELECT 1 AS x), STRUCT(0 AS num_quantiles))", "num_quantiles must be a whole number from 1 to 1000"),
+        (
+            "SELECT * FROM ML.DESCRIBE_DATA((SELECT 1 AS x), STRUCT(0 AS num_quantiles))",
+            "num_quantiles must be a whole number from 1 to 1000",
+        ),
         ("SELECT * FROM ML.DESCRIBE_DATA((SELECT 1 AS x), STRUCT(2.5 AS top_k))", "top_k must be a whole number"),
         ("SELECT * FROM ML.DESCRIBE_DATA(MODEL m, (SELECT 1 AS x))", "describes data, not a model"),
         ("SELECT * FROM ML.DESCRIBE_DATA(STRUCT(2 AS top_k))", "needs the data to describe"),

@@ -35,18 +35,11 @@ impl Db {
     /// Creates (or recreates) database `name`.
     pub(crate) fn fresh(kind: Kind, name: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let db = Self {
-            kind,
-            name: name.to_string(),
-            dir,
-        };
+        let db = Self { kind, name: name.to_string(), dir };
         match kind {
             Kind::Pg => {
                 let admin = |sql: &str| {
-                    run_ok(
-                        Command::new("psql").args(["-X", "-q", PG_ADMIN, "-c", sql]),
-                        Duration::from_secs(60),
-                    )
+                    run_ok(Command::new("psql").args(["-X", "-q", PG_ADMIN, "-c", sql]), Duration::from_secs(60))
                 };
                 admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
                 admin(&format!("CREATE DATABASE {name}"));
@@ -374,8 +367,16 @@ fn million_rows_read_and_written_by_a_two_executor_cluster() {
     let cluster = Cluster::start(dir.path(), 2, vec![("SENTIO_OPDB_URL", db.url())]);
     let on_cluster = |statement: &str| {
         let mut c = sentio();
-        c.env("SENTIO_OPDB_URL", db.url())
-            .args(["--scheduler", &cluster.url(), "sql", "--no-progress", "--format", "csv", "-c", statement]);
+        c.env("SENTIO_OPDB_URL", db.url()).args([
+            "--scheduler",
+            &cluster.url(),
+            "sql",
+            "--no-progress",
+            "--format",
+            "csv",
+            "-c",
+            statement,
+        ]);
         run_ok(&mut c, Duration::from_secs(900)).stdout
     };
     let plan = on_cluster("EXPLAIN SELECT COUNT(*) FROM opdb.big");
@@ -443,11 +444,7 @@ fn a_cancelled_write_says_whether_its_rows_landed() {
     let committing = "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() \
                       AND application_name = 'sentio' AND query = 'COMMIT' AND wait_event = 'PgSleep'";
     let f = interrupted_once(&pg, &mut cmd, committing, "committed");
-    assert!(
-        f.stderr.contains(" cancelled; opdb.outputs had already received its 50000 rows)"),
-        "{}",
-        f.stderr
-    );
+    assert!(f.stderr.contains(" cancelled; opdb.outputs had already received its 50000 rows)"), "{}", f.stderr);
     assert_eq!(pg.count("outputs"), 50_000);
 
     // A timeout cancels the same way, and settles the same way: 2M rows
@@ -582,7 +579,10 @@ fn interrupted_write_leaves_nothing_and_reruns_leave_one_copy() {
         let (succeeded, kills) = kill_staging_sessions(&db, &mut child);
         let said = std::fs::read_to_string(stderr.path()).unwrap_or_default();
         assert!(kills > 0, "{kind:?}: no staging session was seen to kill; sentio said:\n{said}");
-        assert!(!succeeded, "{kind:?}: the write succeeded although {kills} sessions were killed; sentio said:\n{said}");
+        assert!(
+            !succeeded,
+            "{kind:?}: the write succeeded although {kills} sessions were killed; sentio said:\n{said}"
+        );
         assert_eq!(db.count("outputs"), 0, "{kind:?}: an interrupted write left rows; sentio said:\n{said}");
 
         for _ in 0..2 {
@@ -689,8 +689,10 @@ impl Drop for IdleGroup {
 async fn the_operational_db_is_never_blocked() {
     let db = Db::fresh(Kind::Pg, "sentio_it_opdb_noblock");
     db.client(BIG_PG);
-    db.client("CREATE TABLE app_log (id bigserial PRIMARY KEY, note text, at timestamptz DEFAULT now()); \
-               CREATE TABLE big_out (LIKE big INCLUDING ALL)");
+    db.client(
+        "CREATE TABLE app_log (id bigserial PRIMARY KEY, note text, at timestamptz DEFAULT now()); \
+               CREATE TABLE big_out (LIKE big INCLUDING ALL)",
+    );
     // The application's database in its steady state: the table just loaded
     // vacuumed (hint bits and visibility map set) and checkpointed, so
     // neither baseline nor load pays for the load of the fixture.
@@ -873,7 +875,11 @@ async fn a_mariadb_write_never_holds_up_inserts_into_its_table() {
         "CREATE TABLE seen (n int) ENGINE = MyISAM; \
          CREATE TRIGGER outputs_seen BEFORE INSERT ON outputs FOR EACH ROW INSERT INTO seen VALUES (1)",
     );
-    let bad = sql(&url, "csv", "INSERT INTO opdb.outputs (run_id, k, label) SELECT 'r2', k, label FROM opdb.big WHERE id <= 10 UNION ALL SELECT 'r2', 5000, 'x'");
+    let bad = sql(
+        &url,
+        "csv",
+        "INSERT INTO opdb.outputs (run_id, k, label) SELECT 'r2', k, label FROM opdb.big WHERE id <= 10 UNION ALL SELECT 'r2', 5000, 'x'",
+    );
     assert!(!bad.success, "{}", bad.stdout);
     assert!(bad.stderr.contains("foreign key outputs_k") && bad.stderr.contains("(5000)"), "{}", bad.stderr);
     assert_eq!(db.client("SELECT COUNT(*) FROM outputs WHERE run_id = 'r2'"), "0");
@@ -993,9 +999,14 @@ fn reads_go_to_the_replica_and_writes_to_the_primary() {
     replica.client("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'replica')");
     let run_with = |statement: &str| {
         let mut c = sentio();
-        c.env("SENTIO_OPDB_URL", primary.url())
-            .env("SENTIO_OPDB_READ_URL", replica.url())
-            .args(["sql", "--no-progress", "--format", "csv", "-c", statement]);
+        c.env("SENTIO_OPDB_URL", primary.url()).env("SENTIO_OPDB_READ_URL", replica.url()).args([
+            "sql",
+            "--no-progress",
+            "--format",
+            "csv",
+            "-c",
+            statement,
+        ]);
         run_ok(&mut c, Duration::from_secs(120)).stdout
     };
     assert!(run_with("SELECT v FROM opdb.t").contains("replica"));
@@ -1004,8 +1015,12 @@ fn reads_go_to_the_replica_and_writes_to_the_primary() {
     assert_eq!(replica.count("t"), 1);
     // Without a primary, writes are refused with a clear error.
     let mut c = sentio();
-    c.env("SENTIO_OPDB_READ_URL", replica.url())
-        .args(["sql", "--no-progress", "-c", "INSERT INTO opdb.t SELECT 3, 'x'"]);
+    c.env("SENTIO_OPDB_READ_URL", replica.url()).args([
+        "sql",
+        "--no-progress",
+        "-c",
+        "INSERT INTO opdb.t SELECT 3, 'x'",
+    ]);
     let f = run(&mut c, Duration::from_secs(120));
     assert!(!f.success && f.stderr.contains("SENTIO_OPDB_URL"), "{}", f.stderr);
     assert_eq!(replica.count("t"), 1);

@@ -102,14 +102,7 @@ impl Running {
         };
         let out = collect(Box::new(child.stdout.take().unwrap()));
         let err = collect(Box::new(child.stderr.take().unwrap()));
-        Self {
-            stdin: child.stdin.take(),
-            child,
-            what: format!("{cmd:?}"),
-            started,
-            out: Some(out),
-            err: Some(err),
-        }
+        Self { stdin: child.stdin.take(), child, what: format!("{cmd:?}"), started, out: Some(out), err: Some(err) }
     }
 
     /// Writes `text` to the command's standard input.
@@ -175,13 +168,7 @@ pub fn run_ok(cmd: &mut Command, timeout: Duration) -> Finished {
 /// A `sentio` command with a clean Sentio environment.
 pub fn sentio() -> Command {
     let mut c = Command::new(bin("sentio"));
-    for v in [
-        "SENTIO_LAKE",
-        "SENTIO_OPDB_URL",
-        "SENTIO_OPDB_READ_URL",
-        "SENTIO_OPDB_BULK_DUTY",
-        "SENTIO_SCHEDULER",
-    ] {
+    for v in ["SENTIO_LAKE", "SENTIO_OPDB_URL", "SENTIO_OPDB_READ_URL", "SENTIO_OPDB_BULK_DUTY", "SENTIO_SCHEDULER"] {
         c.env_remove(v);
     }
     c
@@ -238,18 +225,12 @@ impl S3Server {
         let guard = Guard(child);
         wait_port(port, Duration::from_secs(30));
         let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        write!(
-            s,
-            "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
+        write!(s, "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            .unwrap();
         let mut reply = String::new();
         s.read_to_string(&mut reply).unwrap();
         assert!(reply.starts_with("HTTP/1.1 200"), "cannot create bucket: {reply}");
-        Self {
-            endpoint: format!("http://127.0.0.1:{port}"),
-            _process: guard,
-        }
+        Self { endpoint: format!("http://127.0.0.1:{port}"), _process: guard }
     }
 
     /// The environment that points Sentio (and AWS clients) at this server.
@@ -281,11 +262,7 @@ impl Cluster {
         cmd.args(["--scheduler-port", &base.to_string()]);
         cmd.args(["--executor-port", &(base + 1).to_string()]);
         run_ok(&mut cmd, Duration::from_secs(120));
-        Self {
-            dir: dir.to_path_buf(),
-            scheduler_port: base,
-            executors,
-        }
+        Self { dir: dir.to_path_buf(), scheduler_port: base, executors }
     }
 
     fn script(action: &str, dir: &Path) -> Command {
@@ -303,11 +280,7 @@ impl Cluster {
 
     /// Pid of executor `i`.
     pub fn executor_pid(&self, i: usize) -> u32 {
-        std::fs::read_to_string(self.dir.join(format!("executor-{i}.pid")))
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap()
+        std::fs::read_to_string(self.dir.join(format!("executor-{i}.pid"))).unwrap().trim().parse().unwrap()
     }
 
     /// Log of executor `i`.
@@ -318,9 +291,7 @@ impl Cluster {
     /// Stops the cluster; returns the pids it had.
     pub fn stop(&self) -> Vec<u32> {
         let mut pids: Vec<u32> = (0..self.executors)
-            .filter_map(|i| {
-                std::fs::read_to_string(self.dir.join(format!("executor-{i}.pid"))).ok()
-            })
+            .filter_map(|i| std::fs::read_to_string(self.dir.join(format!("executor-{i}.pid"))).ok())
             .chain(std::fs::read_to_string(self.dir.join("scheduler.pid")).ok())
             .filter_map(|s| s.trim().parse().ok())
             .collect();
@@ -328,15 +299,11 @@ impl Cluster {
         run_ok(&mut Self::script("stop", &self.dir), Duration::from_secs(60));
         pids
     }
-
 }
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        let _ = Self::script("stop", &self.dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        let _ = Self::script("stop", &self.dir).stdout(Stdio::null()).stderr(Stdio::null()).status();
     }
 }
 

@@ -35,7 +35,17 @@ fn the_five_scripts_run_on_a_cluster_with_postgres_and_s3() {
     let lake = "s3://sentio-workflows/lake";
     let db = Db::fresh(Kind::Pg, "sentio_workflows");
     run_ok(
-        sentio().envs(s3.env()).args(["datagen", "--scale", "0.3", "--seed", "42", "--opdb", &db.url(), "--lake", lake]),
+        sentio().envs(s3.env()).args([
+            "datagen",
+            "--scale",
+            "0.3",
+            "--seed",
+            "42",
+            "--opdb",
+            &db.url(),
+            "--lake",
+            lake,
+        ]),
         Duration::from_secs(300),
     );
     let dir = tempfile::tempdir().unwrap();
@@ -143,9 +153,8 @@ fn fifteen_workstations_share_a_cluster_while_a_model_trains() {
                 Duration::from_secs(1800),
             )
         });
-        let clients: Vec<_> = (0..15)
-            .map(|_| s.spawn(|| run_ok(sql().arg("-f").arg(&stats), Duration::from_secs(1800))))
-            .collect();
+        let clients: Vec<_> =
+            (0..15).map(|_| s.spawn(|| run_ok(sql().arg("-f").arg(&stats), Duration::from_secs(1800)))).collect();
         (clients.into_iter().map(|c| c.join().unwrap()).collect::<Vec<_>>(), training.join().unwrap())
     });
     assert!(training.stdout.contains("busy,1,created"), "{}", training.stdout);

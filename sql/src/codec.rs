@@ -25,7 +25,7 @@ use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConve
 use prost::Message;
 use sentio_proto::{ENVELOPE_MAGIC, ExtensionEnvelope, FORMAT_VERSION};
 
-use crate::opdb::{self, Opdb};
+use sentio_opdb::{self as opdb, Opdb};
 
 pub mod plan_size;
 pub mod series;
@@ -48,13 +48,8 @@ pub fn sentio_envelope(buf: &[u8]) -> Result<Option<ExtensionEnvelope>> {
 
 /// Wraps a Sentio node in its envelope.
 fn envelope(kind: &str, payload: Vec<u8>) -> Vec<u8> {
-    ExtensionEnvelope {
-        magic: ENVELOPE_MAGIC,
-        format_version: FORMAT_VERSION,
-        kind: kind.to_string(),
-        payload,
-    }
-    .encode_to_vec()
+    ExtensionEnvelope { magic: ENVELOPE_MAGIC, format_version: FORMAT_VERSION, kind: kind.to_string(), payload }
+        .encode_to_vec()
 }
 
 /// Refuses a Sentio node this build cannot decode; anything else is left to
@@ -132,10 +127,7 @@ pub struct SentioLogicalCodec {
 impl SentioLogicalCodec {
     /// A codec whose `opdb` tables use this process's operational DB.
     pub fn new(opdb: Arc<Opdb>) -> Self {
-        Self {
-            inner: BallistaLogicalExtensionCodec::default(),
-            opdb,
-        }
+        Self { inner: BallistaLogicalExtensionCodec::default(), opdb }
     }
 }
 
@@ -204,10 +196,7 @@ pub struct SentioPhysicalCodec {
 impl SentioPhysicalCodec {
     /// A codec whose `opdb` nodes use this process's operational DB.
     pub fn new(opdb: Arc<Opdb>) -> Self {
-        Self {
-            inner: BallistaPhysicalExtensionCodec::default(),
-            opdb,
-        }
+        Self { inner: BallistaPhysicalExtensionCodec::default(), opdb }
     }
 }
 
@@ -220,8 +209,9 @@ impl PhysicalExtensionCodec for SentioPhysicalCodec {
         proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         match known_envelope(buf)? {
-            Some(env) => opdb::nodes::decode_exec(&env.kind, &env.payload, inputs, &self.opdb)?
-                .ok_or_else(|| unknown_node(&env)),
+            Some(env) => {
+                opdb::nodes::decode_exec(&env.kind, &env.payload, inputs, &self.opdb)?.ok_or_else(|| unknown_node(&env))
+            }
             None => self.inner.try_decode(buf, inputs, ctx, proto_converter),
         }
     }

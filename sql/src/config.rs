@@ -28,8 +28,29 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::error::{Result, SentioError};
-use crate::opdb::pace::Duty;
+use sentio_opdb::Opdb;
+use sentio_opdb::pace::Duty;
+
+/// A configuration value that is missing or malformed, or a file that
+/// cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A value is missing or malformed.
+    #[error("configuration: {0}")]
+    Invalid(String),
+
+    /// The configuration file could not be read or parsed.
+    #[error("cannot read configuration file {path}: {message}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// Result type of the configuration's functions.
+pub type Result<T, E = ConfigError> = std::result::Result<T, E>;
 
 /// The file looked for in the working directory when no `--config` is given.
 pub const DEFAULT_CONFIG_FILE: &str = "sentio.toml";
@@ -57,7 +78,7 @@ pub struct SentioConfig {
     /// Read endpoint of the operational DB (e.g. an RDS read replica).
     pub opdb_read_url: Option<String>,
     /// Share of wall time, in (0, 1], that bulk reads and writes may keep
-    /// the operational DB busy ([`crate::opdb::pace`]); 1 turns pacing off.
+    /// the operational DB busy ([`sentio_opdb::pace`]); 1 turns pacing off.
     pub opdb_bulk_duty: Option<f64>,
     /// Scheduler to run on, `df://host:port`; standalone in-process if unset.
     pub scheduler: Option<String>,
@@ -74,13 +95,18 @@ fn parse_bool(key: &str, v: &str) -> Result<bool> {
     match v.trim().to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(true),
         "0" | "false" | "no" | "off" => Ok(false),
-        _ => Err(SentioError::Config(format!(
-            "{key}={v:?} is not a boolean (use true or false)"
-        ))),
+        _ => Err(ConfigError::Invalid(format!("{key}={v:?} is not a boolean (use true or false)"))),
     }
 }
 
 impl SentioConfig {
+    /// The operational DB this configuration names, its bulk work paced to
+    /// `opdb_bulk_duty` (checked by [`Self::load`]; unpaced by default).
+    pub fn opdb(&self) -> Opdb {
+        let duty = self.opdb_bulk_duty.and_then(|d| Duty::new(d).ok()).unwrap_or_default();
+        Opdb::new(self.opdb_url.clone(), self.opdb_read_url.clone()).with_duty(duty)
+    }
+
     /// Reads `path` (which must exist) or, without one, `./sentio.toml` if
     /// present; then applies the environment on top.
     pub fn load(path: Option<&Path>) -> Result<Self> {
@@ -94,17 +120,14 @@ impl SentioConfig {
         };
         cfg.apply_env()?;
         if let Some(d) = cfg.opdb_bulk_duty {
-            Duty::new(d).map_err(SentioError::Config)?;
+            Duty::new(d).map_err(ConfigError::Invalid)?;
         }
         Ok(cfg)
     }
 
     /// Parses a `sentio.toml`.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let err = |message: String| SentioError::ConfigFile {
-            path: path.to_path_buf(),
-            message,
-        };
+        let err = |message: String| ConfigError::File { path: path.to_path_buf(), message };
         let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
         toml::from_str(&text).map_err(|e| err(e.to_string()))
     }
@@ -122,7 +145,7 @@ impl SentioConfig {
             }
         }
         if let Some(v) = env_var("SENTIO_OPDB_BULK_DUTY") {
-            let duty = Duty::parse(&v).map_err(|e| SentioError::Config(format!("SENTIO_OPDB_BULK_DUTY: {e}")))?;
+            let duty = Duty::parse(&v).map_err(|e| ConfigError::Invalid(format!("SENTIO_OPDB_BULK_DUTY: {e}")))?;
             self.opdb_bulk_duty = Some(duty.get());
         }
         if let Some(v) = env_var("SENTIO_S3_ENDPOINT").or_else(|| env_var("AWS_ENDPOINT_URL")) {
@@ -140,7 +163,7 @@ impl SentioConfig {
     /// The lake, or an error that says how to set it.
     pub fn require_lake(&self) -> Result<&str> {
         self.lake.as_deref().ok_or_else(|| {
-            SentioError::Config(
+            ConfigError::Invalid(
                 "no lake configured: pass --lake DIR|s3://bucket/prefix, set SENTIO_LAKE, \
                  or put `lake = \"…\"` in sentio.toml"
                     .into(),

@@ -1,44 +1,24 @@
 //! Errors at the boundary of the `sentio-sql` library.
 
-use std::path::PathBuf;
-
 use datafusion::error::DataFusionError;
 
 /// Result type of the `sentio-sql` library.
 pub type Result<T, E = SentioError> = std::result::Result<T, E>;
 
-/// Everything that can go wrong in Sentio's analyst-facing layer.
+/// Everything that can go wrong in Sentio's engine.
 #[derive(Debug, thiserror::Error)]
 pub enum SentioError {
     /// A configuration value is missing or malformed.
     #[error("configuration: {0}")]
     Config(String),
 
-    /// The configuration file could not be read or parsed.
-    #[error("cannot read configuration file {path}: {message}")]
-    ConfigFile {
-        /// The file.
-        path: PathBuf,
-        /// What went wrong.
-        message: String,
-    },
-
-    /// The lake could not be read or written.
-    #[error("lake {url}: {message}")]
-    Lake {
-        /// The lake (or part of it) concerned.
-        url: String,
-        /// What went wrong.
-        message: String,
-    },
-
-    /// The operational database could not be reached or written.
-    #[error("operational DB: {0}")]
-    OpDb(String),
+    /// The configuration could not be read.
+    #[error(transparent)]
+    Configuration(#[from] crate::config::ConfigError),
 
     /// An error of the `opdb` catalog.
     #[error(transparent)]
-    Opdb(#[from] crate::opdb::OpdbError),
+    Opdb(#[from] sentio_opdb::OpdbError),
 
     /// The scheduler could not be reached.
     #[error(
@@ -59,38 +39,9 @@ pub enum SentioError {
     )]
     Standalone(String),
 
-    /// `sentio report` could not make its page.
-    #[error("report: {0}")]
-    Report(String),
-
-    /// A statement of a script failed.
-    #[error("{source_name}:{line}: {message}")]
-    Statement {
-        /// File name, or `<command line>`.
-        source_name: String,
-        /// 1-based line where the failing statement starts (or the error is).
-        line: usize,
-        /// What went wrong.
-        message: String,
-    },
-
-    /// A statement ran longer than its timeout.
-    #[error("statement timed out after {seconds} s{}", job.as_deref().map(|j| format!(" ({j})")).unwrap_or_default())]
-    Timeout {
-        /// The limit.
-        seconds: f64,
-        /// What happened to the cluster job.
-        job: Option<String>,
-    },
-
-    /// A signal (Ctrl-C, `SIGTERM`) stopped the statement or the command.
-    #[error("interrupted by {}{}", signal.name(), job.as_deref().map(|j| format!(" ({j})")).unwrap_or_default())]
-    Interrupted {
-        /// The signal.
-        signal: crate::interrupt::Signal,
-        /// What happened to the cluster job of the statement it stopped.
-        job: Option<String>,
-    },
+    /// The lake could not be read.
+    #[error(transparent)]
+    Lake(#[from] crate::lake::LakeError),
 
     /// An error of the machine-learning layer.
     #[error(transparent)]
@@ -108,29 +59,4 @@ pub enum SentioError {
     /// An I/O error.
     #[error(transparent)]
     Io(#[from] std::io::Error),
-}
-
-impl SentioError {
-    /// The exit status of a command that ends with this error: 1, or
-    /// 128 + the signal's number for [`SentioError::Interrupted`].
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            SentioError::Interrupted { signal, .. } => signal.exit_code(),
-            _ => 1,
-        }
-    }
-
-    /// A lake error about `url`.
-    pub fn lake(url: impl Into<String>, message: impl ToString) -> Self {
-        SentioError::Lake {
-            url: url.into(),
-            message: message.to_string(),
-        }
-    }
-}
-
-impl From<sqlx::Error> for SentioError {
-    fn from(e: sqlx::Error) -> Self {
-        SentioError::OpDb(e.to_string())
-    }
 }

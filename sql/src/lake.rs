@@ -25,15 +25,50 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::MemorySchemaProvider;
 use datafusion::datasource::file_format::csv::CsvFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{
-    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-};
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
 
-use crate::error::{Result, SentioError};
+use datafusion::error::DataFusionError;
+
+use crate::sqltext::quote_ident;
+
+/// What can go wrong reading the lake's layout.
+#[derive(Debug, thiserror::Error)]
+pub enum LakeError {
+    /// The lake, or a part of it, could not be read.
+    #[error("lake {url}: {message}")]
+    Unreadable {
+        /// The lake (or part of it) concerned.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
+
+    /// The session has no default catalog to register the zones in.
+    #[error("configuration: default catalog {0} is missing")]
+    NoCatalog(String),
+
+    /// DataFusion could not register or read a table.
+    #[error("{}", crate::task_error::describe(.0))]
+    DataFusion(#[from] DataFusionError),
+
+    /// A local path could not be resolved.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+impl LakeError {
+    /// The lake (or the part of it at) `url` could not be read.
+    pub fn unreadable(url: impl Into<String>, message: impl ToString) -> Self {
+        LakeError::Unreadable { url: url.into(), message: message.to_string() }
+    }
+}
+
+/// Result type of the lake's functions.
+pub type Result<T, E = LakeError> = std::result::Result<T, E>;
 
 /// The zones of the lake that become catalogs.
 pub const ZONES: [&str; 2] = ["training", "adhoc"];
@@ -94,34 +129,24 @@ pub fn lake_root_url(lake: &str) -> Result<String> {
         lake.to_string()
     } else {
         let p = std::path::Path::new(lake);
-        let abs = if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            std::env::current_dir()?.join(p)
-        };
+        let abs = if p.is_absolute() { p.to_path_buf() } else { std::env::current_dir()?.join(p) };
         url::Url::from_directory_path(&abs)
-            .map_err(|_| SentioError::lake(lake, "not a usable directory path"))?
+            .map_err(|_| LakeError::unreadable(lake, "not a usable directory path"))?
             .to_string()
     };
     Ok(if url.ends_with('/') { url } else { format!("{url}/") })
 }
 
 fn sanitize(name: &str) -> String {
-    name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c.to_ascii_lowercase() } else { '_' })
-        .collect()
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c.to_ascii_lowercase() } else { '_' }).collect()
 }
 
 /// Lists the tables of one zone.
-pub async fn discover_zone(
-    ctx: &SessionContext,
-    root: &str,
-    zone: &str,
-) -> Result<Vec<LakeTable>> {
+pub async fn discover_zone(ctx: &SessionContext, root: &str, zone: &str) -> Result<Vec<LakeTable>> {
     let zone_url = ListingTableUrl::parse(format!("{root}{zone}/"))?;
     let store = ctx.runtime_env().object_store(zone_url.object_store())?;
     let prefix = zone_url.prefix().clone();
-    let lake_err = |e: object_store::Error| SentioError::lake(format!("{root}{zone}/"), e);
+    let lake_err = |e: object_store::Error| LakeError::unreadable(format!("{root}{zone}/"), e);
     let listing = match store.list_with_delimiter(Some(&prefix)).await {
         Ok(l) => l,
         Err(object_store::Error::NotFound { .. }) => return Ok(vec![]),
@@ -130,16 +155,10 @@ pub async fn discover_zone(
     let mut tables = Vec::new();
     for dir in listing.common_prefixes {
         let Some(name) = dir.filename().map(str::to_string) else { continue };
-        let mut files: Vec<Path> = store
-            .list(Some(&dir))
-            .map_ok(|m| m.location)
-            .try_collect()
-            .await
-            .map_err(lake_err)?;
+        let mut files: Vec<Path> =
+            store.list(Some(&dir)).map_ok(|m| m.location).try_collect().await.map_err(lake_err)?;
         files.sort();
-        let Some((first, format)) = files
-            .into_iter()
-            .find_map(|f| TableFormat::of(f.as_ref()).map(|fmt| (f, fmt)))
+        let Some((first, format)) = files.into_iter().find_map(|f| TableFormat::of(f.as_ref()).map(|fmt| (f, fmt)))
         else {
             continue;
         };
@@ -172,9 +191,7 @@ pub async fn discover_zone(
 pub async fn register_lake(ctx: &SessionContext, lake: &str) -> Result<Vec<String>> {
     let root = lake_root_url(lake)?;
     let catalog_name = ctx.state().config().options().catalog.default_catalog.clone();
-    let catalog = ctx.catalog(&catalog_name).ok_or_else(|| {
-        SentioError::Config(format!("default catalog {catalog_name} is missing"))
-    })?;
+    let catalog = ctx.catalog(&catalog_name).ok_or_else(|| LakeError::NoCatalog(catalog_name.clone()))?;
     let mut registered = Vec::new();
     for zone in ZONES {
         if catalog.schema(zone).is_none() {
@@ -196,17 +213,10 @@ pub async fn register_lake(ctx: &SessionContext, lake: &str) -> Result<Vec<Strin
 
 async fn register_parquet(ctx: &SessionContext, table: &LakeTable) -> Result<()> {
     let url = ListingTableUrl::parse(&table.url)?;
-    let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
-        .with_file_extension(".parquet");
-    let first = ListingTableUrl::parse(format!(
-        "{}{}",
-        url.object_store().as_str(),
-        table.first_file
-    ))?;
+    let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let first = ListingTableUrl::parse(format!("{}{}", url.object_store().as_str(), table.first_file))?;
     let schema = options.infer_schema(&ctx.state(), &first).await?;
-    let config = ListingTableConfig::new(url)
-        .with_listing_options(options)
-        .with_schema(schema);
+    let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(schema);
     ctx.register_table(
         datafusion::common::TableReference::partial(table.zone.as_str(), table.name.as_str()),
         Arc::new(ListingTable::try_new(config)?),
@@ -215,25 +225,16 @@ async fn register_parquet(ctx: &SessionContext, table: &LakeTable) -> Result<()>
 }
 
 fn csv_format() -> CsvFormat {
-    CsvFormat::default()
-        .with_has_header(true)
-        .with_truncated_rows(true)
+    CsvFormat::default().with_has_header(true).with_truncated_rows(true)
 }
 
 async fn register_csv(ctx: &SessionContext, table: &LakeTable) -> Result<()> {
     let url = ListingTableUrl::parse(&table.url)?;
     let store = ctx.runtime_env().object_store(url.object_store())?;
-    let lake_err = |message: String| SentioError::lake(&table.url, message);
-    let meta = store
-        .head(&table.first_file)
-        .await
-        .map_err(|e| lake_err(e.to_string()))?;
+    let lake_err = |message: String| LakeError::unreadable(&table.url, message);
+    let meta = store.head(&table.first_file).await.map_err(|e| lake_err(e.to_string()))?;
     let end = meta.size.min(CSV_SAMPLE_BYTES);
-    let mut sample = store
-        .get_range(&table.first_file, 0..end)
-        .await
-        .map_err(|e| lake_err(e.to_string()))?
-        .to_vec();
+    let mut sample = store.get_range(&table.first_file, 0..end).await.map_err(|e| lake_err(e.to_string()))?.to_vec();
     if end < meta.size
         && let Some(last_nl) = sample.iter().rposition(|b| *b == b'\n')
     {
@@ -241,15 +242,10 @@ async fn register_csv(ctx: &SessionContext, table: &LakeTable) -> Result<()> {
     }
     let raw_schema = csv_text_schema(&sample).map_err(lake_err)?;
     let columns = sample_columns(&sample, Arc::clone(&raw_schema)).map_err(lake_err)?;
-    let types: Vec<DataType> = columns
-        .iter()
-        .map(|vals| infer_column_type(vals.iter().map(String::as_str)))
-        .collect();
+    let types: Vec<DataType> = columns.iter().map(|vals| infer_column_type(vals.iter().map(String::as_str))).collect();
 
     let options = ListingOptions::new(Arc::new(csv_format())).with_file_extension(".csv");
-    let config = ListingTableConfig::new(url)
-        .with_listing_options(options)
-        .with_schema(Arc::clone(&raw_schema));
+    let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(Arc::clone(&raw_schema));
     let raw_name = format!("{}_raw", table.name);
     ctx.register_table(
         datafusion::common::TableReference::partial(table.zone.as_str(), raw_name.as_str()),
@@ -258,11 +254,6 @@ async fn register_csv(ctx: &SessionContext, table: &LakeTable) -> Result<()> {
     let view = typed_view_sql(&table.zone, &table.name, &raw_name, &raw_schema, &types);
     ctx.sql(&view).await?;
     Ok(())
-}
-
-/// Quotes an SQL identifier.
-pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// The header of a CSV sample as an all-text, nullable schema.
@@ -334,9 +325,7 @@ pub fn infer_column_type<'a>(values: impl Iterator<Item = &'a str>) -> DataType 
     if present.is_empty() {
         return DataType::Utf8;
     }
-    let share = |ok: &dyn Fn(&str) -> bool| {
-        present.iter().filter(|v| ok(v)).count() as f64 / present.len() as f64
-    };
+    let share = |ok: &dyn Fn(&str) -> bool| present.iter().filter(|v| ok(v)).count() as f64 / present.len() as f64;
     const MOSTLY: f64 = 0.9;
     if share(&|v| v.parse::<i64>().is_ok()) >= MOSTLY {
         DataType::Int64
@@ -361,13 +350,7 @@ fn sql_type(dt: &DataType) -> &'static str {
     }
 }
 
-fn typed_view_sql(
-    zone: &str,
-    name: &str,
-    raw_name: &str,
-    schema: &Schema,
-    types: &[DataType],
-) -> String {
+fn typed_view_sql(zone: &str, name: &str, raw_name: &str, schema: &Schema, types: &[DataType]) -> String {
     let mut select = Vec::new();
     let mut present = Vec::new();
     for (field, dt) in schema.fields().iter().zip(types) {
@@ -413,14 +396,8 @@ mod tests {
         assert_eq!(schema.fields().len(), 4);
         let cols = sample_columns(csv, schema).unwrap();
         assert_eq!(cols[0].len(), 12, "every line but the header is a row");
-        let types: Vec<_> = cols
-            .iter()
-            .map(|c| infer_column_type(c.iter().map(String::as_str)))
-            .collect();
-        assert_eq!(
-            types,
-            vec![DataType::Int64, DataType::Utf8, DataType::Float64, DataType::Date32]
-        );
+        let types: Vec<_> = cols.iter().map(|c| infer_column_type(c.iter().map(String::as_str))).collect();
+        assert_eq!(types, vec![DataType::Int64, DataType::Utf8, DataType::Float64, DataType::Date32]);
     }
 
     #[test]

@@ -1,47 +1,54 @@
-//! Sentio's analyst-facing layer: everything between an analyst's SQL and the
-//! Ballista cluster.
+//! Sentio's engine: everything a process needs to plan and run Sentio's SQL
+//! on a Ballista cluster — the CLI client, `sentio-scheduler` and every
+//! `sentio-executor` link it. No terminal I/O: what a command prints is the
+//! `sentio-cli` crate's.
 //!
-//! * [`session`] puts a session together — one function set that the CLI
-//!   client, `sentio-scheduler` and `sentio-executor` all call;
-//! * [`config`] reads flags, environment and `sentio.toml`;
+//! * [`session`] puts a session together — the one set of functions that
+//!   client, scheduler and executors call, so a function or codec known to
+//!   one is known to all;
+//! * [`client`] connects a client: the in-process cluster or a remote
+//!   scheduler, with every catalog registered;
+//! * [`standalone`] is the in-process scheduler and executor;
+//! * [`config`] reads the environment and `sentio.toml`;
 //! * [`lake`] registers the `training` and `adhoc` catalogs from the lake;
-//! * [`opdb`] is the operational DB as the `opdb` catalog: pushdown reads,
-//!   atomic batched writes;
+//! * [`ml`] is machine learning in SQL, as BigQuery ML spells it, and the `ml`
+//!   catalog (the model store);
 //! * [`extract`] keeps Parquet extracts of operational tables in the lake,
 //!   refreshed with only what changed (`extracts.*`);
 //! * [`codec`] carries Sentio's plan nodes across the cluster, delegating the
 //!   rest to Ballista's codecs;
+//! * [`jobs`] names the cluster job of a plan and asks the scheduler about it;
 //! * [`stop`] stops a cancelled task's work on an executor;
 //! * [`task_error`] carries a failed task's error to the analyst in plain words;
+//! * [`folder`] is a folder of the lake as an object store (the model
+//!   store's and the extracts');
+//! * [`ids`] makes unique names and timestamps;
 //! * [`object_store`] resolves `s3://` and local paths per process;
-//! * [`script`] splits SQL scripts into statements with line numbers;
-//! * [`runner`] runs statements, shows progress and what crossed the network;
-//! * [`interrupt`] turns Ctrl-C, `SIGTERM` and `SIGHUP` into cancelled statements;
-//! * [`output`] prints results as table, CSV or JSON;
-//! * [`runtime`] is the Tokio runtime all three binaries run on;
-//! * [`datagen`] writes the deterministic sample lake and operational DB;
-//! * [`report`] renders models as an HTML page with SVG charts;
-//! * [`cli`] is the `sentio` command line.
+//! * [`sqltext`] writes SQL text (identifiers, literals, inlined rows);
+//! * [`size`] says sizes of data as people read them;
+//! * [`runtime`] and [`logging`] are the Tokio runtime and log setup all
+//!   three binaries share;
+//! * [`error`] is the engine's error type.
+//!
+//! The operational DB (`opdb.*`) is its own crate, [`sentio_opdb`]; Sentio's
+//! functions and learners are [`sentio_udfs`].
 
-pub mod cli;
+pub mod client;
 pub mod codec;
 pub mod config;
-pub mod datagen;
-pub mod output;
-pub mod runner;
-pub mod script;
 pub mod error;
 pub mod extract;
-pub mod interrupt;
+pub mod folder;
+pub mod ids;
+pub mod jobs;
 pub mod lake;
 pub mod logging;
 pub mod ml;
 pub mod object_store;
-pub mod opdb;
-pub mod repl;
-pub mod report;
 pub mod runtime;
 pub mod session;
+pub mod size;
+pub mod sqltext;
 pub mod standalone;
 pub mod stop;
 pub mod task_error;

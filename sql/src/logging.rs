@@ -12,9 +12,5 @@ pub const REPEATED_ERRORS: &str = "ballista_scheduler::scheduler_server::query_s
 /// list), or as `RUST_LOG` says.
 pub fn init(default_level: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    let _ = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_writer(std::io::stderr)
-        .with_env_filter(filter)
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_ansi(false).with_writer(std::io::stderr).with_env_filter(filter).try_init();
 }

@@ -28,10 +28,7 @@ pub struct SentioObjectStoreRegistry {
 impl SentioObjectStoreRegistry {
     /// Creates a registry with the local file system and lazy S3 support.
     pub fn new(s3: S3Config) -> Self {
-        Self {
-            s3,
-            inner: DefaultObjectStoreRegistry::new(),
-        }
+        Self { s3, inner: DefaultObjectStoreRegistry::new() }
     }
 }
 
@@ -45,15 +42,9 @@ pub fn build_s3_store(bucket: &str, cfg: &S3Config) -> Result<Arc<dyn ObjectStor
     let mut builder = AmazonS3Builder::from_env()
         .with_bucket_name(bucket)
         .with_client_options(
-            ClientOptions::new()
-                .with_connect_timeout(Duration::from_secs(5))
-                .with_timeout(Duration::from_secs(120)),
+            ClientOptions::new().with_connect_timeout(Duration::from_secs(5)).with_timeout(Duration::from_secs(120)),
         )
-        .with_retry(RetryConfig {
-            max_retries: 4,
-            retry_timeout: S3_RETRY_TIMEOUT,
-            ..RetryConfig::default()
-        });
+        .with_retry(RetryConfig { max_retries: 4, retry_timeout: S3_RETRY_TIMEOUT, ..RetryConfig::default() });
     if let Some(endpoint) = &cfg.endpoint {
         builder = builder.with_endpoint(endpoint);
         if endpoint.starts_with("http://") && cfg.allow_http != Some(true) {
@@ -73,17 +64,11 @@ pub fn build_s3_store(bucket: &str, cfg: &S3Config) -> Result<Arc<dyn ObjectStor
     if cfg.endpoint.is_some() {
         builder = builder.with_virtual_hosted_style_request(false);
     }
-    Ok(Arc::new(builder.build().map_err(|e| {
-        DataFusionError::Configuration(format!("S3 bucket {bucket}: {e}"))
-    })?))
+    Ok(Arc::new(builder.build().map_err(|e| DataFusionError::Configuration(format!("S3 bucket {bucket}: {e}")))?))
 }
 
 impl ObjectStoreRegistry for SentioObjectStoreRegistry {
-    fn register_store(
-        &self,
-        url: &Url,
-        store: Arc<dyn ObjectStore>,
-    ) -> Option<Arc<dyn ObjectStore>> {
+    fn register_store(&self, url: &Url, store: Arc<dyn ObjectStore>) -> Option<Arc<dyn ObjectStore>> {
         self.inner.register_store(url, store)
     }
 
@@ -95,12 +80,11 @@ impl ObjectStoreRegistry for SentioObjectStoreRegistry {
         match self.inner.get_store(url) {
             Ok(store) => Ok(store),
             Err(_) if url.scheme() == "s3" => {
-                let bucket = url.host_str().ok_or_else(|| {
-                    DataFusionError::Configuration(format!("no bucket in {url}"))
-                })?;
+                let bucket =
+                    url.host_str().ok_or_else(|| DataFusionError::Configuration(format!("no bucket in {url}")))?;
                 let store = build_s3_store(bucket, &self.s3)?;
-                let key = Url::parse(&format!("s3://{bucket}"))
-                    .map_err(|e| DataFusionError::Configuration(e.to_string()))?;
+                let key =
+                    Url::parse(&format!("s3://{bucket}")).map_err(|e| DataFusionError::Configuration(e.to_string()))?;
                 self.inner.register_store(&key, Arc::clone(&store));
                 Ok(store)
             }

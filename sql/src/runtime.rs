@@ -15,8 +15,5 @@ pub const THREAD_STACK: usize = 32 * 1024 * 1024;
 /// assert_eq!(rt.block_on(async { 1 + 1 }), 2);
 /// ```
 pub fn build() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_stack_size(THREAD_STACK)
-        .build()
+    tokio::runtime::Builder::new_multi_thread().enable_all().thread_stack_size(THREAD_STACK).build()
 }

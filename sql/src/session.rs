@@ -10,42 +10,32 @@
 //!   ([`sentio_udfs::scalar_functions`], [`sentio_udfs::aggregate_functions`]);
 //! * Sentio's codecs ([`crate::codec`]), set in the session config;
 //! * [`configure_scheduler`] / [`configure_executor`] — the same, applied to
-//!   Ballista's scheduler and executor process configurations;
-//! * [`connect`] — the client: standalone in-process cluster or a remote
-//!   scheduler, with the lake catalogs registered.
+//!   Ballista's scheduler and executor process configurations.
+//!
+//! The client's side ([`crate::client::connect`]) builds its session from
+//! the same functions.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use ballista::prelude::{SessionConfigExt, SessionContextExt};
-use ballista_core::extension::{
-    ballista_aggregate_functions, ballista_scalar_functions, ballista_window_functions,
-};
-use ballista_core::execution_plans::DistributedQueryExec;
+use ballista::prelude::SessionConfigExt;
+use ballista_core::extension::{ballista_aggregate_functions, ballista_scalar_functions, ballista_window_functions};
 use ballista_core::registry::BallistaFunctionRegistry;
 use ballista_executor::execution_engine::DefaultExecutionEngine;
 use ballista_executor::executor_process::ExecutorProcessConfig;
 use ballista_scheduler::config::SchedulerConfig;
+use datafusion::execution::SessionState;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
-use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use datafusion_proto::protobuf::LogicalPlanNode;
-use datafusion::execution::SessionState;
 
 use crate::codec::{SentioLogicalCodec, SentioPhysicalCodec};
-use crate::opdb::{self, Opdb};
 use crate::config::{S3Config, SentioConfig};
-use crate::error::{Result, SentioError};
-use crate::lake;
+use crate::error::Result;
 use crate::ml::source::LakeModels;
 use crate::object_store::SentioObjectStoreRegistry;
-use crate::standalone::Standalone;
 use crate::stop::StoppingEngine;
-
-/// How long the client waits for a remote scheduler to accept a connection.
-pub const SCHEDULER_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+use sentio_opdb::Opdb;
 
 /// DataFusion + Ballista settings shared by every Sentio process.
 ///
@@ -69,14 +59,6 @@ pub fn session_config(opdb: &Arc<Opdb>) -> SessionConfig {
         .set_bool(ballista_core::config::BALLISTA_ADAPTIVE_PLANNER_ENABLED, false)
         .with_ballista_logical_extension_codec(Arc::new(SentioLogicalCodec::new(Arc::clone(opdb))))
         .with_ballista_physical_extension_codec(Arc::new(SentioPhysicalCodec::new(Arc::clone(opdb))))
-}
-
-/// The cluster job a planned statement runs as (its id is known once it is
-/// submitted); `None` for a plan that is not a distributed query.
-pub fn job_of(plan: &Arc<dyn ExecutionPlan>) -> Option<String> {
-    plan.downcast_ref::<DistributedQueryExec<LogicalPlanNode>>()
-        .and_then(|d| d.job_id())
-        .map(|j| j.to_string())
 }
 
 /// The runtime environment: memory, disk and Sentio's object stores.
@@ -133,22 +115,20 @@ pub fn register_functions(ctx: &SessionContext, s3: &S3Config) {
 pub fn configure_scheduler(config: SchedulerConfig, sentio: &SentioConfig) -> Result<SchedulerConfig> {
     let runtime = runtime_env(&sentio.s3)?;
     let s3 = sentio.s3.clone();
-    let opdb = Arc::new(Opdb::from_config(sentio));
+    let opdb = Arc::new(sentio.opdb());
     let mut config = config;
     config.override_logical_codec = Some(Arc::new(SentioLogicalCodec::new(Arc::clone(&opdb))));
     config.override_physical_codec = Some(Arc::new(SentioPhysicalCodec::new(Arc::clone(&opdb))));
-    Ok(config
-        .with_override_config_producer(Arc::new(move || session_config(&opdb)))
-        .with_override_session_builder(Arc::new(move |cfg: SessionConfig| {
-            Ok(session_state(cfg, Arc::clone(&runtime), &s3))
-        })))
+    Ok(config.with_override_config_producer(Arc::new(move || session_config(&opdb))).with_override_session_builder(
+        Arc::new(move |cfg: SessionConfig| Ok(session_state(cfg, Arc::clone(&runtime), &s3))),
+    ))
 }
 
 /// Applies Sentio's session, functions, object stores and execution engine
 /// to an executor.
 pub fn configure_executor(config: &mut ExecutorProcessConfig, sentio: &SentioConfig) -> Result<()> {
     let runtime = runtime_env(&sentio.s3)?;
-    let opdb = Arc::new(Opdb::from_config(sentio));
+    let opdb = Arc::new(sentio.opdb());
     let state = session_state(session_config(&opdb), Arc::clone(&runtime), &sentio.s3);
     let producer_opdb = Arc::clone(&opdb);
     config.override_config_producer = Some(Arc::new(move || session_config(&producer_opdb)));
@@ -160,130 +140,4 @@ pub fn configure_executor(config: &mut ExecutorProcessConfig, sentio: &SentioCon
     // export), with cancelled tasks' work stopped (`crate::stop`).
     config.override_execution_engine = Some(Arc::new(StoppingEngine::new(Arc::new(DefaultExecutionEngine::new()))));
     Ok(())
-}
-
-/// Parses `df://host:port` (the port defaults to 50050) into the gRPC URL.
-pub fn scheduler_grpc_url(url: &str) -> Result<String> {
-    let parsed = url::Url::parse(url)
-        .map_err(|e| SentioError::Config(format!("scheduler URL {url:?}: {e} (expected df://HOST:PORT)")))?;
-    if parsed.scheme() != "df" {
-        return Err(SentioError::Config(format!(
-            "scheduler URL {url:?} must start with df:// (e.g. df://127.0.0.1:50050)"
-        )));
-    }
-    let host = parsed
-        .host_str()
-        .ok_or_else(|| SentioError::Config(format!("scheduler URL {url:?} has no host")))?;
-    Ok(format!("http://{host}:{}", parsed.port().unwrap_or(50050)))
-}
-
-async fn check_reachable(url: &str, grpc_url: &str) -> Result<()> {
-    let unreachable = |message: String| SentioError::SchedulerUnreachable {
-        url: url.to_string(),
-        message,
-    };
-    let endpoint = tonic::transport::Endpoint::from_shared(grpc_url.to_string())
-        .map_err(|e| unreachable(e.to_string()))?
-        .connect_timeout(SCHEDULER_CONNECT_TIMEOUT);
-    match tokio::time::timeout(SCHEDULER_CONNECT_TIMEOUT, endpoint.connect()).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => {
-            let mut msg = e.to_string();
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                msg = format!("{msg}: {s}");
-                src = s.source();
-            }
-            Err(unreachable(msg))
-        }
-        Err(_) => Err(unreachable(format!(
-            "no answer within {} s",
-            SCHEDULER_CONNECT_TIMEOUT.as_secs()
-        ))),
-    }
-}
-
-/// A connected client: the context plus where its scheduler listens.
-pub struct Client {
-    /// The session; SQL run on it executes in the cluster.
-    pub ctx: SessionContext,
-    /// gRPC URL of the scheduler (the in-process one when standalone).
-    pub scheduler_grpc_url: String,
-    /// The machine-learning layer (model store under the lake).
-    pub ml: crate::ml::MlContext,
-    /// The lake's extracts (`extracts.*`), when a lake is configured.
-    pub extracts: Option<crate::extract::Extracts>,
-    /// The in-process scheduler and executor, when standalone.
-    _standalone: Option<Standalone>,
-}
-
-/// Connects to `sentio.scheduler`, or starts a standalone in-process cluster
-/// (scheduler and executor over the same gRPC/protobuf paths), then registers
-/// the lake catalogs when a lake is configured.
-pub async fn connect(sentio: &SentioConfig) -> Result<Client> {
-    let opdb = Arc::new(Opdb::from_config(sentio));
-    let mut state = session_state(session_config(&opdb), runtime_env(&sentio.s3)?, &sentio.s3);
-    let mut standalone = None;
-    let (ctx, grpc_url) = match &sentio.scheduler {
-        Some(url) => {
-            let grpc = scheduler_grpc_url(url)?;
-            check_reachable(url, &grpc).await?;
-            (SessionContext::remote_with_state(url, state).await?, grpc)
-        }
-        None => {
-            let cluster = Standalone::start(sentio, state.config().ballista_standalone_parallelism()).await?;
-            state.config_mut().options_mut().execution.target_partitions = cluster.target_partitions();
-            let grpc = cluster.grpc_url.clone();
-            let ctx = SessionContext::remote_with_state(&grpc.replace("http://", "df://"), state).await?;
-            standalone = Some(cluster);
-            (ctx, grpc)
-        }
-    };
-    register_functions(&ctx, &sentio.s3);
-    if let Some(lake_url) = &sentio.lake
-        && lake::register_lake(&ctx, lake_url).await?.is_empty()
-    {
-        eprintln!(
-            "warning: no tables found in the lake {lake_url} (expected training/<table>/*.parquet \
-             and adhoc/<name>.csv)"
-        );
-    }
-    // The lake stays usable when the operational DB is down: warn, go on.
-    if opdb.is_configured()
-        && let Err(e) = opdb::register_opdb(&ctx, Arc::clone(&opdb)).await
-    {
-        eprintln!("warning: {e}; the opdb catalog is not available in this session");
-    }
-    let root = sentio.lake.as_deref().map(lake::lake_root_url).transpose()?;
-    let ml = crate::ml::register_ml(&ctx, root.as_deref())?;
-    let extracts = match &root {
-        Some(root) => {
-            let extracts = crate::extract::Extracts::new(&ctx, root)?;
-            for problem in extracts.register(&ctx).await? {
-                eprintln!("warning: {problem}");
-            }
-            Some(extracts)
-        }
-        None => None,
-    };
-    Ok(Client {
-        ctx,
-        scheduler_grpc_url: grpc_url,
-        ml,
-        extracts,
-        _standalone: standalone,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn scheduler_urls() {
-        assert_eq!(scheduler_grpc_url("df://10.0.0.1:5000").unwrap(), "http://10.0.0.1:5000");
-        assert_eq!(scheduler_grpc_url("df://h").unwrap(), "http://h:50050");
-        assert!(scheduler_grpc_url("http://h:1").is_err());
-        assert!(scheduler_grpc_url("nonsense").is_err());
-    }
 }

@@ -59,9 +59,10 @@ impl Standalone {
     pub async fn start(sentio: &SentioConfig, vcores: usize) -> Result<Standalone> {
         let grpc_url = start_scheduler(sentio).await?;
         let scheduler = SchedulerGrpcClient::connect(grpc_url.clone()).await.map_err(fail)?;
-        let work_dir = tempfile::Builder::new().prefix("sentio-standalone-").tempdir().map_err(|e| {
-            fail(format!("temporary folder in {}: {e}", std::env::temp_dir().display()))
-        })?;
+        let work_dir = tempfile::Builder::new()
+            .prefix("sentio-standalone-")
+            .tempdir()
+            .map_err(|e| fail(format!("temporary folder in {}: {e}", std::env::temp_dir().display())))?;
         let work_dir_str = work_dir.path().to_string_lossy().into_owned();
         WORK_DIRS.lock().unwrap_or_else(|e| e.into_inner()).push(work_dir.path().to_path_buf());
         let shutdown = ShutdownNotifier::new();
@@ -107,13 +108,7 @@ impl Standalone {
                             .add_service(service)
                             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(flight)),
                     );
-                    return Ok(Standalone {
-                        grpc_url,
-                        vcores,
-                        _work_dir: work_dir,
-                        _shutdown: shutdown,
-                        _stop: stop,
-                    });
+                    return Ok(Standalone { grpc_url, vcores, _work_dir: work_dir, _shutdown: shutdown, _stop: stop });
                 }
                 Err(e) => last_error = Some(e),
             }
@@ -143,9 +138,8 @@ async fn start_scheduler(sentio: &SentioConfig) -> Result<String> {
     };
     let config = configure_scheduler(config, sentio)?;
     let cluster = BallistaCluster::new_from_config(&config).await.map_err(fail)?;
-    let scheduler = create_scheduler::<LogicalPlanNode, PhysicalPlanNode>(cluster, Arc::new(config))
-        .await
-        .map_err(fail)?;
+    let scheduler =
+        create_scheduler::<LogicalPlanNode, PhysicalPlanNode>(cluster, Arc::new(config)).await.map_err(fail)?;
     tokio::spawn(start_grpc_service_with_listener(listener, scheduler));
     Ok(format!("http://{LOOPBACK}:{port}"))
 }

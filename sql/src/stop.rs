@@ -4,9 +4,8 @@
 //! shuffle writers run the stage's plan in Tokio tasks of their own, which
 //! outlive that future: a cancelled job went on reading its sources (the
 //! operational DB among them), computing and writing shuffle files until its
-//! input ran out — measured on Ballista 55: an executor still at 100 % CPU
-//! 40 s after `SELECT COUNT(*) FROM generate_series(1, 100000000000) …` was
-//! cancelled, with hours of work left.
+//! input ran out (on Ballista 55, a cancelled count over a huge
+//! `generate_series` kept an executor's cores busy for its hours of work).
 //!
 //! [`StoppingEngine`] wraps Ballista's execution engine. Each task gets a
 //! [`TaskStop`], raised when the future that runs the task is dropped
@@ -32,11 +31,10 @@
 use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
-use ballista_core::serde::protobuf::{RuntimeStatsReport, ShuffleWritePartition, TaskColumnStats, WindowStateReport};
 use ballista_core::JobId;
+use ballista_core::serde::protobuf::{RuntimeStatsReport, ShuffleWritePartition, TaskColumnStats, WindowStateReport};
 use ballista_executor::execution_engine::{ExecutionEngine, QueryStageExecutor};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -50,61 +48,8 @@ use datafusion::physical_plan::{
 };
 use datafusion::prelude::SessionConfig;
 use futures::{FutureExt, Stream};
-use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
-
-/// The stop signal of one task, found in its [`TaskContext`].
-///
-/// ```
-/// use datafusion::execution::TaskContext;
-/// use sentio_sql::stop::TaskStop;
-///
-/// // Outside a cluster task (a local query) there is none, and it never stops.
-/// let ctx = TaskContext::default();
-/// assert!(TaskStop::of(&ctx).check().is_ok());
-/// ```
-#[derive(Debug, Clone, Default)]
-pub struct TaskStop {
-    token: CancellationToken,
-    /// The same, for code that cannot see the task ([`sentio_udfs::cancel`]).
-    flag: Arc<AtomicBool>,
-    /// The cluster job the task belongs to, whose cancellation raises the
-    /// stop (none outside a cluster task).
-    job: Option<Arc<str>>,
-}
-
-impl TaskStop {
-    /// The stop of the task that `ctx` belongs to; one that is never raised
-    /// if `ctx` has none.
-    pub fn of(ctx: &TaskContext) -> TaskStop {
-        ctx.session_config().get_extension::<TaskStop>().map(|s| (*s).clone()).unwrap_or_default()
-    }
-
-    /// The cluster job of the task, if it runs in one: an operational-DB
-    /// write records it so that a client that cancelled the job can settle
-    /// whether the write landed ([`crate::opdb::settle`]).
-    pub fn job(&self) -> Option<&str> {
-        self.job.as_deref()
-    }
-
-    /// Whether the task was stopped.
-    pub fn is_stopped(&self) -> bool {
-        self.token.is_cancelled()
-    }
-
-    /// An error once the task was stopped: call between units of work.
-    pub fn check(&self) -> Result<()> {
-        if self.is_stopped() { Err(stopped()) } else { Ok(()) }
-    }
-
-    fn raise(&self) {
-        self.flag.store(true, Ordering::Relaxed);
-        self.token.cancel();
-    }
-}
-
-fn stopped() -> DataFusionError {
-    DataFusionError::Execution("the task was cancelled".into())
-}
+use sentio_udfs::cancel::{TaskStop, stopped};
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
 /// Ballista's execution engine, with every task's work stopped when the
 /// task is (see the module docs).
@@ -202,8 +147,12 @@ impl Drop for RaiseOnDrop {
 
 #[async_trait::async_trait]
 impl QueryStageExecutor for StoppingStage {
-    async fn execute_query_stage(&self, task_id: usize, context: Arc<TaskContext>) -> Result<Vec<ShuffleWritePartition>> {
-        let stop = TaskStop { job: Some(Arc::clone(&self.job)), ..TaskStop::default() };
+    async fn execute_query_stage(
+        &self,
+        task_id: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<Vec<ShuffleWritePartition>> {
+        let stop = TaskStop::for_job(Arc::clone(&self.job));
         let _raise = RaiseOnDrop(stop.clone());
         let config = context.session_config().clone().with_extension(Arc::new(stop));
         let context = Arc::new(TaskContext::new(
@@ -298,12 +247,7 @@ impl ExecutionPlan for StopExec {
         let stop = TaskStop::of(&context);
         stop.check()?;
         let input = self.input.execute(partition, context)?;
-        Ok(Box::pin(StopStream {
-            schema: input.schema(),
-            input: Some(input),
-            stopped: Box::pin(stop.token.clone().cancelled_owned()),
-            stop,
-        }))
+        Ok(Box::pin(StopStream { schema: input.schema(), input: Some(input), stopped: Box::pin(stop.raised()), stop }))
     }
 }
 
@@ -326,8 +270,8 @@ impl Stream for StopStream {
         let next = if self.stop.is_stopped() {
             Poll::Ready(Some(Err(stopped())))
         } else {
-            let flag = Arc::clone(&self.stop.flag);
-            match self.input.as_mut().map(|i| sentio_udfs::cancel::scope(&flag, || i.as_mut().poll_next(cx))) {
+            let stop = self.stop.clone();
+            match self.input.as_mut().map(|i| stop.scope(|| i.as_mut().poll_next(cx))) {
                 Some(Poll::Pending) if self.stopped.poll_unpin(cx).is_ready() => Poll::Ready(Some(Err(stopped()))),
                 Some(next) => next,
                 None => Poll::Ready(None),
@@ -386,7 +330,7 @@ mod tests {
             schema: schema(),
             input: Some(endless(pending)),
             stop: stop.clone(),
-            stopped: Box::pin(stop.token.clone().cancelled_owned()),
+            stopped: Box::pin(stop.raised()),
         })
     }
 

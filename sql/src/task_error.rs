@@ -122,7 +122,8 @@ mod tests {
 
     /// What Ballista 55 makes of a task's error on its way to the client.
     fn as_reported(e: DataFusionError) -> DataFusionError {
-        let task = format!("Task failed due to runtime execution error: {:?}", BallistaError::DataFusionError(Box::new(e)));
+        let task =
+            format!("Task failed due to runtime execution error: {:?}", BallistaError::DataFusionError(Box::new(e)));
         DataFusionError::Execution(format!("Job 03Xy failed: Job failed due to stage 3 failed: {task}"))
     }
 
@@ -147,7 +148,9 @@ mod tests {
     #[test]
     fn a_ballista_wrapped_error_says_its_message() {
         let cast = ArrowError::CastError("Cannot cast string '1x' to value of Int32 type".into());
-        let e = DataFusionError::Shared(Arc::new(DataFusionError::External(Box::new(BallistaError::ArrowError(Box::new(cast))))));
+        let e = DataFusionError::Shared(Arc::new(DataFusionError::External(Box::new(BallistaError::ArrowError(
+            Box::new(cast),
+        )))));
         let said = describe(&as_reported(for_scheduler(e)));
         assert!(said.ends_with("Cannot cast string '1x' to value of Int32 type (job 03Xy, stage 3)"), "{said}");
         assert!(!said.contains("Shared") && !said.contains("External"), "{said}");

@@ -17,7 +17,7 @@ use datafusion_proto::logical_plan::AsLogicalPlan;
 use datafusion_proto::protobuf::LogicalPlanNode;
 use prost::Message;
 
-use crate::output::human_bytes;
+use crate::size::human_bytes;
 
 /// Whether `message` is what a broken or refused gRPC message looks like.
 pub fn is_transport_failure(message: &str) -> bool {

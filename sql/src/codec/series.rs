@@ -82,9 +82,7 @@ pub fn encode(table: &dyn TableProvider) -> Result<Option<Vec<u8>>> {
     let node = PhysicalPlanNode::try_from_physical_plan(Arc::new(exec), &DefaultPhysicalExtensionCodec {})?;
     match node.physical_plan_type {
         Some(PhysicalPlanType::GenerateSeries(node)) => Ok(Some(node.encode_to_vec())),
-        _ => Err(DataFusionError::Internal(
-            "DataFusion did not encode a generate_series table as a series".into(),
-        )),
+        _ => Err(DataFusionError::Internal("DataFusion did not encode a generate_series table as a series".into())),
     }
 }
 

@@ -80,9 +80,8 @@ impl Manifest {
     /// The manifest of a new extract `name`, created now: no query, no
     /// watermark, no parts yet.
     pub fn new(name: &str) -> Self {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros() as i64);
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64);
         Self {
             name: name.to_string(),
             source_query: String::new(),
@@ -105,7 +104,8 @@ impl Manifest {
     pub fn to_batch(&self) -> Result<RecordBatch, ExtractError> {
         let values = StringArray::from(self.parts.iter().map(|p| Some(p.as_str())).collect::<Vec<_>>());
         let offsets = datafusion::arrow::buffer::OffsetBuffer::from_lengths([self.parts.len()]);
-        let parts = ListArray::try_new(Arc::new(Field::new("item", DataType::Utf8, true)), offsets, Arc::new(values), None)?;
+        let parts =
+            ListArray::try_new(Arc::new(Field::new("item", DataType::Utf8, true)), offsets, Arc::new(values), None)?;
         let text = |v: &Option<String>| Arc::new(StringArray::from(vec![v.clone()])) as ArrayRef;
         let time = |v: i64| Arc::new(TimestampMicrosecondArray::from(vec![v]).with_timezone("UTC")) as ArrayRef;
         Ok(RecordBatch::try_new(

@@ -39,14 +39,15 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
-use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
+use crate::folder::LakeFolder;
+use crate::ids::{now_micros, unique_name};
 use crate::ml::MlContext;
-use crate::ml::sqltext::{lit, qcol};
-use crate::opdb::scan::OpdbTable;
+use crate::sqltext::{lit, qcol};
 use manifest::{Manifest, manifest_schema};
 pub use parse::{ExtractStatement, parse_extract_statement};
+use sentio_opdb::scan::OpdbTable;
 
 /// The schema extracts are registered under.
 pub const SCHEMA: &str = "extracts";
@@ -111,37 +112,19 @@ impl From<crate::ml::MlError> for ExtractError {
 /// The extracts of one lake.
 #[derive(Debug, Clone)]
 pub struct Extracts {
-    root_url: String,
-    store: Arc<dyn ObjectStore>,
-    prefix: Path,
+    folder: LakeFolder,
 }
 
 /// Types a watermark can have: they grow, and compare in the database.
 fn watermark_type_ok(t: &DataType) -> bool {
-    t.is_integer() || matches!(t, DataType::Date32 | DataType::Date64 | DataType::Timestamp(..) | DataType::Decimal128(..))
-}
-
-fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
+    t.is_integer()
+        || matches!(t, DataType::Date32 | DataType::Date64 | DataType::Timestamp(..) | DataType::Decimal128(..))
 }
 
 impl Extracts {
     /// The extracts under the lake at `root_url` (ending in `/`).
     pub fn new(ctx: &SessionContext, root_url: &str) -> Result<Self, ExtractError> {
-        let url = ListingTableUrl::parse(root_url)?;
-        let store = ctx.runtime_env().object_store(url.object_store())?;
-        Ok(Self { root_url: root_url.to_string(), store, prefix: url.prefix().clone() })
-    }
-
-    fn path(&self, rel: &str) -> Path {
-        let base = self.prefix.as_ref().trim_end_matches('/');
-        if base.is_empty() { Path::from(rel) } else { Path::from(format!("{base}/{rel}")) }
-    }
-
-    fn url(&self, rel: &str) -> String {
-        format!("{}{rel}", self.root_url)
+        Ok(Self { folder: LakeFolder::new(ctx, root_url)? })
     }
 
     fn manifest_rel(name: &str) -> String {
@@ -152,21 +135,11 @@ impl Extracts {
         format!("{SCHEMA}/{name}/{part}/")
     }
 
-    /// Makes sure a local folder exists (object stores need none).
-    fn ensure_dir(&self, rel: &str) {
-        if let Ok(url) = url::Url::parse(&self.url(rel))
-            && url.scheme() == "file"
-            && let Ok(p) = url.to_file_path()
-        {
-            let _ = std::fs::create_dir_all(p);
-        }
-    }
-
     /// The manifest of `name`, if the extract exists.
     pub async fn manifest(&self, name: &str) -> Result<Option<Manifest>, ExtractError> {
         let rel = Self::manifest_rel(name);
-        match self.store.get(&self.path(&rel)).await {
-            Ok(g) => Ok(Some(Manifest::from_parquet(g.bytes().await?, &self.url(&rel))?)),
+        match self.folder.store.get(&self.folder.path(&rel)).await {
+            Ok(g) => Ok(Some(Manifest::from_parquet(g.bytes().await?, &self.folder.url(&rel))?)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }
@@ -175,8 +148,8 @@ impl Extracts {
     /// Every manifest, by name; manifests that cannot be read are returned
     /// as errors beside the others.
     pub async fn manifests(&self) -> Result<(Vec<Manifest>, Vec<ExtractError>), ExtractError> {
-        let dir = self.path(&format!("{SCHEMA}/{MANIFEST_DIR}/"));
-        let files: Vec<_> = match self.store.list(Some(&dir)).try_collect::<Vec<_>>().await {
+        let dir = self.folder.path(&format!("{SCHEMA}/{MANIFEST_DIR}/"));
+        let files: Vec<_> = match self.folder.store.list(Some(&dir)).try_collect::<Vec<_>>().await {
             Ok(f) => f,
             Err(object_store::Error::NotFound { .. }) => Vec::new(),
             Err(e) => return Err(e.into()),
@@ -207,8 +180,8 @@ impl Extracts {
             catalog.register_schema(SCHEMA, Arc::new(MemorySchemaProvider::new()))?;
         }
         let dir = format!("{SCHEMA}/{MANIFEST_DIR}/");
-        self.ensure_dir(&dir);
-        let config = ListingTableConfig::new(ListingTableUrl::parse(self.url(&dir))?)
+        self.folder.ensure_dir(&dir);
+        let config = ListingTableConfig::new(ListingTableUrl::parse(self.folder.url(&dir))?)
             .with_listing_options(parquet_options())
             .with_schema(manifest_schema());
         ctx.register_table(TableReference::partial(SCHEMA, MANIFEST_TABLE), Arc::new(ListingTable::try_new(config)?))?;
@@ -227,7 +200,7 @@ impl Extracts {
         let _ = ctx.deregister_table(reference.clone());
         let urls = self.part_urls(&m.name, &m.parts)?;
         let Some(first) = urls.first() else {
-            return Err(ExtractError::Corrupt(format!("{}: no parts", self.url(&Self::manifest_rel(&m.name)))));
+            return Err(ExtractError::Corrupt(format!("{}: no parts", self.folder.url(&Self::manifest_rel(&m.name)))));
         };
         let options = parquet_options();
         let schema = options.infer_schema(&ctx.state(), first).await?;
@@ -240,12 +213,12 @@ impl Extracts {
     fn part_urls(&self, name: &str, parts: &[String]) -> Result<Vec<ListingTableUrl>, ExtractError> {
         Ok(parts
             .iter()
-            .map(|p| ListingTableUrl::parse(self.url(&Self::part_rel(name, p))))
+            .map(|p| ListingTableUrl::parse(self.folder.url(&Self::part_rel(name, p))))
             .collect::<Result<Vec<_>, _>>()?)
     }
 
     async fn files_under(&self, rel: &str) -> Result<Vec<object_store::ObjectMeta>, ExtractError> {
-        match self.store.list(Some(&self.path(rel))).try_collect::<Vec<_>>().await {
+        match self.folder.store.list(Some(&self.folder.path(rel))).try_collect::<Vec<_>>().await {
             Ok(f) => Ok(f),
             Err(object_store::Error::NotFound { .. }) => Ok(Vec::new()),
             Err(e) => Err(e.into()),
@@ -255,12 +228,12 @@ impl Extracts {
     /// Deletes the files of `name` that no manifest lists and that are
     /// older than `before` (a refresh running now keeps its files).
     async fn remove_unlisted(&self, m: &Manifest, before: i64) -> Result<(), ExtractError> {
-        let base = self.path(&format!("{SCHEMA}/{}/", m.name));
+        let base = self.folder.path(&format!("{SCHEMA}/{}/", m.name));
         for f in self.files_under(&format!("{SCHEMA}/{}/", m.name)).await? {
             let part = f.location.prefix_match(&base).and_then(|mut p| p.next()).map(|p| p.as_ref().to_string());
             let listed = part.as_ref().is_some_and(|p| m.parts.contains(p));
             if !listed && f.last_modified.timestamp_micros() < before {
-                self.store.delete(&f.location).await?;
+                self.folder.store.delete(&f.location).await?;
             }
         }
         Ok(())
@@ -307,10 +280,10 @@ impl Extracts {
                 let Some(m) = m else {
                     return if if_exists { Ok(Vec::new()) } else { Err(ExtractError::Unknown(name)) };
                 };
-                self.store.delete(&self.path(&Self::manifest_rel(&name))).await?;
+                self.folder.store.delete(&self.folder.path(&Self::manifest_rel(&name))).await?;
                 let _ = ml.ctx.deregister_table(TableReference::partial(SCHEMA, name.as_str()));
                 for f in self.files_under(&format!("{SCHEMA}/{name}/")).await? {
-                    self.store.delete(&f.location).await?;
+                    self.folder.store.delete(&f.location).await?;
                 }
                 result(&m, "dropped", 0, 0)
             }
@@ -322,7 +295,7 @@ impl Extracts {
         let config = ListingTableConfig::new_with_multi_paths(self.part_urls(&m.name, parts)?)
             .with_listing_options(parquet_options())
             .with_schema(schema.clone());
-        let name = format!("__sentio_extract_{}", crate::ml::functions::uuid_like().replace('-', "_"));
+        let name = format!("__sentio_extract_{}", unique_name().replace('-', "_"));
         ml.ctx.register_table(name.as_str(), Arc::new(ListingTable::try_new(config)?))?;
         Ok(Probe { ctx: ml.ctx.clone(), name })
     }
@@ -334,12 +307,15 @@ impl Extracts {
         let Some(first) = m.parts.first() else { return Ok(()) };
         let url = &self.part_urls(&m.name, std::slice::from_ref(first))?[0];
         let has = parquet_options().infer_schema(&ml.ctx.state(), url).await?;
-        let columns = |s: &Schema| s.fields().iter().map(|f| format!("{} {}", f.name(), stored_as(f.data_type()))).collect::<Vec<_>>();
+        let columns = |s: &Schema| {
+            s.fields().iter().map(|f| format!("{} {}", f.name(), stored_as(f.data_type()))).collect::<Vec<_>>()
+        };
         let (now, was) = (columns(schema), columns(&has));
         if now == was {
             return Ok(());
         }
-        let only = |a: &[String], b: &[String]| a.iter().filter(|c| !b.contains(c)).cloned().collect::<Vec<_>>().join(", ");
+        let only =
+            |a: &[String], b: &[String]| a.iter().filter(|c| !b.contains(c)).cloned().collect::<Vec<_>>().join(", ");
         Err(ExtractError::Data(
             m.name.clone(),
             format!(
@@ -366,7 +342,10 @@ impl Extracts {
             let (column, t) = match &m.watermark_column {
                 Some(c) => {
                     let f = out_schema.field_with_name(c).map_err(|_| {
-                        data(format!("the watermark column {c:?} is not a column of the query ({})", names(&out_schema)))
+                        data(format!(
+                            "the watermark column {c:?} is not a column of the query ({})",
+                            names(&out_schema)
+                        ))
                     })?;
                     (Some(c.clone()), Some(f.data_type().clone()))
                 }
@@ -399,13 +378,15 @@ impl Extracts {
         };
         let part = new_part();
         let part_rel = Self::part_rel(&name, &part);
-        self.ensure_dir(&part_rel);
-        let read = count(&ml.collect(&format!("COPY ({query}) TO {} STORED AS PARQUET", lit(&self.url(&part_rel)))).await?);
+        self.folder.ensure_dir(&part_rel);
+        let read = count(
+            &ml.collect(&format!("COPY ({query}) TO {} STORED AS PARQUET", lit(&self.folder.url(&part_rel)))).await?,
+        );
         let mut files = self.files_under(&part_rel).await?;
         let mut replaced = 0;
         if read == 0 && kind == Refresh::Incremental {
             for f in files {
-                self.store.delete(&f.location).await?;
+                self.folder.store.delete(&f.location).await?;
             }
         } else {
             if files.is_empty() {
@@ -413,12 +394,17 @@ impl Extracts {
                 let mut buf = Vec::new();
                 let w = ArrowWriter::try_new(&mut buf, out_schema.clone(), None)?;
                 w.close()?;
-                self.store.put(&self.path(&format!("{part_rel}empty.parquet")), PutPayload::from(buf)).await?;
+                self.folder
+                    .store
+                    .put(&self.folder.path(&format!("{part_rel}empty.parquet")), PutPayload::from(buf))
+                    .await?;
                 files = self.files_under(&part_rel).await?;
             }
             if let Some(c) = &m.watermark_column {
                 let new = self.probe(ml, &m, std::slice::from_ref(&part), &out_schema)?;
-                let max = ml.collect(&format!("SELECT CAST(MAX({}) AS VARCHAR) FROM {}", qcol(&new.name, c), new.name)).await?;
+                let max = ml
+                    .collect(&format!("SELECT CAST(MAX({}) AS VARCHAR) FROM {}", qcol(&new.name, c), new.name))
+                    .await?;
                 if let Some(v) = max.first().filter(|b| b.num_rows() > 0 && b.column(0).is_valid(0)) {
                     let v = datafusion::arrow::compute::cast(v.column(0), &DataType::Utf8)?;
                     m.watermark = Some(v.as_string::<i32>().value(0).to_string());
@@ -442,8 +428,8 @@ impl Extracts {
             m.refreshes += 1;
         }
         // The commit: one PUT of the manifest.
-        self.ensure_dir(&format!("{SCHEMA}/{MANIFEST_DIR}/"));
-        self.store.put(&self.path(&Self::manifest_rel(&name)), PutPayload::from(m.to_parquet()?)).await?;
+        self.folder.ensure_dir(&format!("{SCHEMA}/{MANIFEST_DIR}/"));
+        self.folder.store.put(&self.folder.path(&Self::manifest_rel(&name)), PutPayload::from(m.to_parquet()?)).await?;
         self.register_extract(&ml.ctx, &m).await?;
         // What the manifest no longer lists (replaced parts, parts of
         // refreshes that failed) goes now.
@@ -456,7 +442,13 @@ impl Extracts {
     /// that changed. If there are any, the older rows without them are
     /// rewritten into one new part that replaces the older parts in `m`.
     /// Returns how many rows were replaced.
-    async fn drop_replaced(&self, ml: &MlContext, m: &mut Manifest, part: &str, schema: &SchemaRef) -> Result<i64, ExtractError> {
+    async fn drop_replaced(
+        &self,
+        ml: &MlContext,
+        m: &mut Manifest,
+        part: &str,
+        schema: &SchemaRef,
+    ) -> Result<i64, ExtractError> {
         let (Some(key), Some(watermark)) = (&m.key_column, &m.watermark_column) else { return Ok(0) };
         if key == watermark || m.parts.is_empty() {
             // New keys only: nothing earlier can come back.
@@ -466,15 +458,16 @@ impl Extracts {
         let new = self.probe(ml, m, &[part.to_string()], schema)?;
         let (o, n) = (&old.name, &new.name);
         let (ok, nk) = (qcol(o, key), qcol(n, key));
-        let replaced = count(&ml.collect(&format!("SELECT COUNT(*) FROM {o} WHERE {ok} IN (SELECT {nk} FROM {n})")).await?);
+        let replaced =
+            count(&ml.collect(&format!("SELECT COUNT(*) FROM {o} WHERE {ok} IN (SELECT {nk} FROM {n})")).await?);
         if replaced == 0 {
             return Ok(0);
         }
         let merged = new_part();
         let merged_rel = Self::part_rel(&m.name, &merged);
-        self.ensure_dir(&merged_rel);
+        self.folder.ensure_dir(&merged_rel);
         let kept = format!("SELECT * FROM {o} WHERE NOT EXISTS (SELECT 1 FROM {n} WHERE {nk} = {ok})");
-        ml.collect(&format!("COPY ({kept}) TO {} STORED AS PARQUET", lit(&self.url(&merged_rel)))).await?;
+        ml.collect(&format!("COPY ({kept}) TO {} STORED AS PARQUET", lit(&self.folder.url(&merged_rel)))).await?;
         let files = self.files_under(&merged_rel).await?;
         m.parts = if files.is_empty() { Vec::new() } else { vec![merged] };
         m.files = files.len() as i64;
@@ -517,7 +510,7 @@ fn or_none(s: String) -> String {
 
 /// A fresh part folder name.
 fn new_part() -> String {
-    format!("p{}", crate::ml::functions::uuid_like())
+    format!("p{}", unique_name())
 }
 
 /// The integer in the first column of the first row (a COUNT, or what
@@ -563,7 +556,7 @@ async fn detect_key(ctx: &SessionContext, plan: &LogicalPlan, out: &Schema) -> O
         Ok(TreeNodeRecursion::Continue)
     });
     let [table] = tables.as_slice() else { return None };
-    if table.schema() != Some(crate::opdb::catalog::SCHEMA) {
+    if table.schema() != Some(sentio_opdb::catalog::SCHEMA) {
         return None;
     }
     let provider = ctx.table_provider(table.clone()).await.ok()?;

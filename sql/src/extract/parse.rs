@@ -82,11 +82,8 @@ pub fn check_extract_name(name: &str) -> Result<(), ExtractError> {
 
 /// `extracts.name` → `Some(name)`; any other name → `None`.
 fn extract_name(n: &ObjectName, allow_bare: bool) -> Result<Option<String>, ExtractError> {
-    let parts: Vec<String> = n
-        .0
-        .iter()
-        .map(|p| p.as_ident().map(|i| i.value.clone()).unwrap_or_else(|| p.to_string()))
-        .collect();
+    let parts: Vec<String> =
+        n.0.iter().map(|p| p.as_ident().map(|i| i.value.clone()).unwrap_or_else(|| p.to_string())).collect();
     let name = match parts.as_slice() {
         [schema, name] if schema.eq_ignore_ascii_case(SCHEMA) => name.clone(),
         [name] if allow_bare => name.clone(),
@@ -155,7 +152,9 @@ pub fn parse_extract_statement(sql: &str) -> Result<Option<ExtractStatement>, Ex
         for (key, value) in parse_options(&mut p).map_err(|e| syntax(e.to_string()))? {
             match (key.as_str(), value) {
                 ("watermark", OptValue::Str(s)) if !s.is_empty() => watermark = Some(s),
-                ("watermark", other) => return Err(syntax(format!("watermark is a column name in quotes, not {other}"))),
+                ("watermark", other) => {
+                    return Err(syntax(format!("watermark is a column name in quotes, not {other}")));
+                }
                 (other, _) => {
                     return Err(syntax(format!("CREATE TABLE extracts.{name} has no option {other} (watermark)")));
                 }

@@ -16,13 +16,14 @@ use sentio_udfs::ml::model::{Predictor, merge_parts};
 use sentio_udfs::ml::predict_udf::{ModelRef, fingerprint, prime_cache};
 use sentio_udfs::ml::spec::{Algorithm, Encoding, FeatureSpec, TrainSpec};
 
-use crate::lake::quote_ident;
 use crate::ml::functions::{feature_args, metrics_of};
 use crate::ml::options::{ClassWeights, SplitMethod, TrainOptions};
 use crate::ml::parse::OptValue;
-use crate::ml::sqltext::{FeatureKind, feature_expr, feature_kind, lit, qcol};
+use crate::ml::sqltext::{FeatureKind, feature_expr, feature_kind};
 use crate::ml::store::{FeatureStat, Importance, Iteration, META_FORMAT, ModelMeta, TrainingPartInfo};
 use crate::ml::{MlContext, MlError, metric_columns, metric_fields, models_schema};
+use crate::sqltext::quote_ident;
+use crate::sqltext::{lit, qcol};
 
 /// Most categories kept per text feature (the most frequent ones).
 pub const MAX_CATEGORIES: usize = 1000;
@@ -99,13 +100,90 @@ fn elapsed_ms(t: Instant) -> u64 {
     t.elapsed().as_millis() as u64
 }
 
-/// Trains a model on `query` with `opts` (`what` names it in messages).
+/// A feature column of the training query: its name, type and how it is fed.
+type FeatureColumn = (String, DataType, FeatureKind);
+
+/// Trains a model on `query` with `opts` (`what` names it in messages): the
+/// columns are bound by name, the rows split, their statistics and classes
+/// counted, then the model is fitted in the cluster.
 pub async fn train(ml: &MlContext, opts: &TrainOptions, query: &str, what: &str) -> Result<Trained, MlError> {
     let started = Instant::now();
     let mut timings = BTreeMap::new();
     let query = crate::ml::functions::rewrite(ml, query).await?;
     let df = ml.ctx.sql(&query).await?;
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    let (label_type, features) = bind_columns(opts, &schema, what)?;
+    let split = split_rows(ml, opts, &query, &schema).await?;
+    let empty = || {
+        MlError::Data(format!(
+            "{what}: the training set is empty (no rows with a non-NULL label {:?}{})",
+            opts.label,
+            if split.eval.is_some() { " outside the evaluation split" } else { "" }
+        ))
+    };
+    // Statistics of the training rows (counted first: an empty set is a
+    // clear error, not an aggregate over nothing).
+    let t = Instant::now();
+    if count_rows(ml, &split.train).await? == 0 {
+        return Err(empty());
+    }
+    let stats = training_statistics(ml, &schema, &features, &split.train).await?;
+    let stats = stats.first().ok_or_else(|| MlError::Internal("no statistics row".into()))?;
+    let rows = i64_at(stats, 0);
+    if rows == 0 {
+        return Err(empty());
+    }
+    let data_fingerprint = format!("{rows}:{:016x}", i64_at(stats, 1) as u64);
+    let label_counts = count_labels(ml, opts, &split.train, what).await?;
+    let (specs, feature_info) = feature_specs(ml, &features, stats, rows, &split.train, what).await?;
+    let labels: Vec<String> = label_counts.iter().map(|(l, _)| l.clone()).collect();
+    let class_weights = class_weights(opts, &label_counts, rows)?;
+    timings.insert("statistics".to_string(), elapsed_ms(t));
+    // A fixed number of buckets, whatever the session's partitions: the model
+    // file records it, and a model must not depend on where it was trained
+    // (standalone plans fewer partitions than a cluster).
+    let buckets = match opts.algorithm {
+        Algorithm::RandomForest => opts.params.num_trees.clamp(1, FOREST_BUCKETS),
+        _ => 1,
+    };
+    let spec = TrainSpec {
+        algorithm: opts.algorithm,
+        features: specs,
+        labels,
+        class_weights,
+        seed: opts.seed,
+        buckets,
+        params: opts.params.clone(),
+    };
+    let t = Instant::now();
+    let (payload, training_parts) = fit(ml, &spec, &features, &opts.label, &split.train).await?;
+    timings.insert("training".to_string(), elapsed_ms(t));
+    let eval_rows = match &split.eval {
+        Some(q) => count_rows(ml, q).await? as u64,
+        None => 0,
+    };
+    timings.insert("total".to_string(), elapsed_ms(started));
+    Ok(Trained {
+        spec,
+        payload,
+        label: opts.label.clone(),
+        label_type,
+        training_rows: rows as u64,
+        eval_rows,
+        eval_query: split.eval.filter(|_| eval_rows > 0),
+        train_query: split.train,
+        schema,
+        data_fingerprint,
+        feature_info,
+        timings_ms: timings,
+        training_parts,
+    })
+}
+
+/// The label's SQL type and the feature columns of the training query:
+/// every column but the label and the split column, each of a type a model
+/// can take.
+fn bind_columns(opts: &TrainOptions, schema: &Schema, what: &str) -> Result<(String, Vec<FeatureColumn>), MlError> {
     let label_field = schema.field_with_name(&opts.label).map_err(|_| {
         MlError::Data(format!(
             "{what}: the training query has no label column {:?} (input_label_cols); its columns are {}",
@@ -120,7 +198,10 @@ pub async fn train(ml: &MlContext, opts: &TrainOptions, query: &str, what: &str)
                 .field_with_name(c)
                 .map_err(|_| MlError::Data(format!("{what}: data_split_col {c:?} is not a column of the query")))?;
             if f.data_type() != &DataType::Boolean {
-                return Err(MlError::Data(format!("{what}: data_split_col {c:?} must be BOOLEAN, not {}", f.data_type())));
+                return Err(MlError::Data(format!(
+                    "{what}: data_split_col {c:?} must be BOOLEAN, not {}",
+                    f.data_type()
+                )));
             }
             Some(c.clone())
         }
@@ -145,22 +226,29 @@ pub async fn train(ml: &MlContext, opts: &TrainOptions, query: &str, what: &str)
     if features.is_empty() {
         return Err(MlError::Data(format!("{what}: the training query has no feature columns besides the label")));
     }
+    Ok((label_type, features))
+}
+
+/// The training rows and, when the options split off evaluation rows, those.
+struct Split {
+    /// The query of the training rows.
+    train: String,
+    /// The query of the evaluation rows, if any.
+    eval: Option<String>,
+}
+
+/// Splits the rows of `query` with a non-NULL label as `opts.split` says
+/// (BigQuery ML's `data_split_method`; `AUTO_SPLIT` counts the rows first).
+async fn split_rows(ml: &MlContext, opts: &TrainOptions, query: &str, schema: &Schema) -> Result<Split, MlError> {
     let all_cols: Vec<String> = schema.fields().iter().map(|f| qcol("__b", f.name())).collect();
-    let base = format!(
-        "SELECT * FROM ({query}) __q WHERE {} IS NOT NULL",
-        qcol("__q", &opts.label)
-    );
+    let base = format!("SELECT * FROM ({query}) __q WHERE {} IS NOT NULL", qcol("__q", &opts.label));
     let is_eval = |fraction: f64| format!("row_fraction({}, {}) < {fraction}", opts.seed, all_cols.join(", "));
-    let count_of = |sql: String| async move {
-        let b = ml.collect(&format!("SELECT COUNT(*) FROM ({sql}) __c")).await?;
-        Ok::<i64, MlError>(b.first().map_or(0, |b| i64_at(b, 0)))
-    };
     let eval_pred: Option<String> = match &opts.split {
         SplitMethod::NoSplit => None,
         SplitMethod::Random(f) => (*f > 0.0).then(|| is_eval(*f)),
         SplitMethod::Custom(c) => Some(format!("COALESCE({}, false)", qcol("__b", c))),
         SplitMethod::Auto => {
-            let n = count_of(base.clone()).await?;
+            let n = count_rows(ml, &base).await?;
             if n < 500 {
                 None
             } else if n <= 50_000 {
@@ -170,23 +258,30 @@ pub async fn train(ml: &MlContext, opts: &TrainOptions, query: &str, what: &str)
             }
         }
     };
-    let (train_query, eval_query) = match &eval_pred {
-        None => (base.clone(), None),
-        Some(p) => (
-            format!("SELECT * FROM ({base}) __b WHERE NOT ({p})"),
-            Some(format!("SELECT * FROM ({base}) __b WHERE {p}")),
-        ),
-    };
-    // Statistics of the training rows (counted first: an empty set is a
-    // clear error, not an aggregate over nothing).
-    let t = Instant::now();
-    if count_of(train_query.clone()).await? == 0 {
-        return Err(MlError::Data(format!(
-            "{what}: the training set is empty (no rows with a non-NULL label {:?}{})",
-            opts.label,
-            if eval_pred.is_some() { " outside the evaluation split" } else { "" }
-        )));
-    }
+    Ok(match &eval_pred {
+        None => Split { train: base, eval: None },
+        Some(p) => Split {
+            train: format!("SELECT * FROM ({base}) __b WHERE NOT ({p})"),
+            eval: Some(format!("SELECT * FROM ({base}) __b WHERE {p}")),
+        },
+    })
+}
+
+/// The number of rows of `sql`.
+async fn count_rows(ml: &MlContext, sql: &str) -> Result<i64, MlError> {
+    let b = ml.collect(&format!("SELECT COUNT(*) FROM ({sql}) __c")).await?;
+    Ok(b.first().map_or(0, |b| i64_at(b, 0)))
+}
+
+/// One row: the count and a fingerprint of the training rows, then for each
+/// numeric feature its mean, standard deviation, minimum, maximum, count of
+/// values and median, and for each categorical feature its count of values.
+async fn training_statistics(
+    ml: &MlContext,
+    schema: &Schema,
+    features: &[FeatureColumn],
+    train_query: &str,
+) -> Result<Vec<RecordBatch>, MlError> {
     // Values are computed once in an inner projection, so the aggregates
     // only name columns (plans with common subexpressions do not survive
     // Ballista's serialization in every shape).
@@ -207,8 +302,8 @@ pub async fn train(ml: &MlContext, opts: &TrainOptions, query: &str, what: &str)
                     format!("MIN(__v{i})"),
                     format!("MAX(__v{i})"),
                     format!("COUNT(__v{i})"),
-                    // A t-digest: +0.66 s over 1M rows × 32 features in a
-                    // release build (0.71 → 1.38 s for the whole pass).
+                    // A t-digest: the costliest aggregate of this pass
+                    // (docs/benchmarks.md has its cost).
                     format!("approx_median(__v{i})"),
                 ]);
             }
@@ -218,23 +313,22 @@ pub async fn train(ml: &MlContext, opts: &TrainOptions, query: &str, what: &str)
             }
         }
     }
-    let stats = ml
-        .collect(&format!(
-            "SELECT {} FROM (SELECT {} FROM ({train_query}) __t) __s",
-            stats_cols.join(", "),
-            inner_cols.join(", ")
-        ))
-        .await?;
-    let stats = stats.first().ok_or_else(|| MlError::Internal("no statistics row".into()))?;
-    let rows = i64_at(stats, 0);
-    if rows == 0 {
-        return Err(MlError::Data(format!(
-            "{what}: the training set is empty (no rows with a non-NULL label {:?}{})",
-            opts.label,
-            if eval_pred.is_some() { " outside the evaluation split" } else { "" }
-        )));
-    }
-    let data_fingerprint = format!("{rows}:{:016x}", i64_at(stats, 1) as u64);
+    ml.collect(&format!(
+        "SELECT {} FROM (SELECT {} FROM ({train_query}) __t) __s",
+        stats_cols.join(", "),
+        inner_cols.join(", ")
+    ))
+    .await
+}
+
+/// The classes of the label in the training rows with their counts, sorted
+/// by class; an error unless there are 2 to [`MAX_LABELS`].
+async fn count_labels(
+    ml: &MlContext,
+    opts: &TrainOptions,
+    train_query: &str,
+    what: &str,
+) -> Result<Vec<(String, i64)>, MlError> {
     let labels_batches = ml
         .collect(&format!(
             "SELECT CAST({} AS VARCHAR) AS l, COUNT(*) AS n FROM ({train_query}) __t GROUP BY 1",
@@ -265,13 +359,28 @@ pub async fn train(ml: &MlContext, opts: &TrainOptions, query: &str, what: &str)
             label_counts.len()
         )));
     }
+    Ok(label_counts)
+}
+
+/// How each feature is encoded (numeric: standardised with the training
+/// rows' mean and deviation; categorical: its most frequent categories) and
+/// what `ML.FEATURE_INFO` says of it, from the [`training_statistics`] row.
+async fn feature_specs(
+    ml: &MlContext,
+    features: &[FeatureColumn],
+    stats: &RecordBatch,
+    rows: i64,
+    train_query: &str,
+    what: &str,
+) -> Result<(Vec<FeatureSpec>, Vec<FeatureStat>), MlError> {
     let mut specs = Vec::new();
     let mut feature_info = Vec::new();
     let mut col = 2;
-    for (name, t, kind) in &features {
+    for (name, t, kind) in features {
         match kind {
             FeatureKind::Numeric => {
-                let (mean, std, min, max) = (f64_at(stats, col), f64_at(stats, col + 1), f64_at(stats, col + 2), f64_at(stats, col + 3));
+                let (mean, std, min, max) =
+                    (f64_at(stats, col), f64_at(stats, col + 1), f64_at(stats, col + 2), f64_at(stats, col + 3));
                 let present = i64_at(stats, col + 4);
                 let median = f64_at(stats, col + 5);
                 col += 6;
@@ -301,21 +410,11 @@ pub async fn train(ml: &MlContext, opts: &TrainOptions, query: &str, what: &str)
                 let present = i64_at(stats, col);
                 col += 1;
                 if present == 0 {
-                    return Err(MlError::Data(format!("{what}: feature {name:?} is NULL in every training row; leave it out")));
+                    return Err(MlError::Data(format!(
+                        "{what}: feature {name:?} is NULL in every training row; leave it out"
+                    )));
                 }
-                let c = qcol("__t", name);
-                let cats = ml
-                    .collect(&format!(
-                        "SELECT CAST({c} AS VARCHAR) AS v, COUNT(*) AS n FROM ({train_query}) __t WHERE {c} IS NOT NULL \
-                         GROUP BY 1 ORDER BY n DESC, v LIMIT {MAX_CATEGORIES}"
-                    ))
-                    .await?;
-                let mut categories: Vec<String> = Vec::new();
-                for b in &cats {
-                    let v = datafusion::arrow::compute::cast(b.column(0), &DataType::Utf8)?;
-                    categories.extend(v.as_string::<i32>().iter().flatten().map(str::to_string));
-                }
-                categories.sort();
+                let categories = categories_of(ml, name, train_query).await?;
                 feature_info.push(FeatureStat {
                     input: name.clone(),
                     min: None,
@@ -334,55 +433,71 @@ pub async fn train(ml: &MlContext, opts: &TrainOptions, query: &str, what: &str)
             }
         }
     }
-    let labels: Vec<String> = label_counts.iter().map(|(l, _)| l.clone()).collect();
-    let class_weights = match &opts.class_weights {
-        ClassWeights::None => vec![1.0; labels.len()],
-        ClassWeights::Auto => label_counts
-            .iter()
-            .map(|(_, n)| rows as f64 / (labels.len() as f64 * *n as f64))
-            .collect(),
+    Ok((specs, feature_info))
+}
+
+/// The [`MAX_CATEGORIES`] most frequent values of column `name` in the
+/// training rows, sorted.
+async fn categories_of(ml: &MlContext, name: &str, train_query: &str) -> Result<Vec<String>, MlError> {
+    let c = qcol("__t", name);
+    let cats = ml
+        .collect(&format!(
+            "SELECT CAST({c} AS VARCHAR) AS v, COUNT(*) AS n FROM ({train_query}) __t WHERE {c} IS NOT NULL \
+             GROUP BY 1 ORDER BY n DESC, v LIMIT {MAX_CATEGORIES}"
+        ))
+        .await?;
+    let mut categories: Vec<String> = Vec::new();
+    for b in &cats {
+        let v = datafusion::arrow::compute::cast(b.column(0), &DataType::Utf8)?;
+        categories.extend(v.as_string::<i32>().iter().flatten().map(str::to_string));
+    }
+    categories.sort();
+    Ok(categories)
+}
+
+/// The weight of each class (in `label_counts`' order), as `class_weights`
+/// says: none, balanced (`auto_class_weights`), or given per label.
+fn class_weights(opts: &TrainOptions, label_counts: &[(String, i64)], rows: i64) -> Result<Vec<f64>, MlError> {
+    let classes = label_counts.len();
+    Ok(match &opts.class_weights {
+        ClassWeights::None => vec![1.0; classes],
+        ClassWeights::Auto => label_counts.iter().map(|(_, n)| rows as f64 / (classes as f64 * *n as f64)).collect(),
         ClassWeights::Given(given) => {
             for (l, _) in given {
-                if !labels.contains(l) {
-                    return Err(MlError::Option(format!("class_weights names label {l:?}, which the training rows do not have")));
+                if !label_counts.iter().any(|(c, _)| c == l) {
+                    return Err(MlError::Option(format!(
+                        "class_weights names label {l:?}, which the training rows do not have"
+                    )));
                 }
             }
-            labels
+            label_counts
                 .iter()
-                .map(|l| {
-                    given.iter().find(|(g, _)| g == l).map(|(_, w)| *w).ok_or_else(|| {
-                        MlError::Option(format!("class_weights gives no weight for label {l:?}"))
-                    })
+                .map(|(l, _)| {
+                    given
+                        .iter()
+                        .find(|(g, _)| g == l)
+                        .map(|(_, w)| *w)
+                        .ok_or_else(|| MlError::Option(format!("class_weights gives no weight for label {l:?}")))
                 })
                 .collect::<Result<_, _>>()?
         }
-    };
-    timings.insert("statistics".to_string(), elapsed_ms(t));
-    // A fixed number of buckets, whatever the session's partitions: the model
-    // file records it, and a model must not depend on where it was trained
-    // (standalone plans fewer partitions than a cluster).
-    let buckets = match opts.algorithm {
-        Algorithm::RandomForest => opts.params.num_trees.clamp(1, FOREST_BUCKETS),
-        _ => 1,
-    };
-    let spec = TrainSpec {
-        algorithm: opts.algorithm,
-        features: specs,
-        labels,
-        class_weights,
-        seed: opts.seed,
-        buckets,
-        params: opts.params.clone(),
-    };
-    // Training, in the cluster.
-    let t = Instant::now();
-    let args = {
-        let fields: Vec<(String, DataType)> = features.iter().map(|(n, t, _)| (n.clone(), t.clone())).collect();
-        fields.iter().map(|(n, t)| feature_expr(&qcol("__t", n), t)).collect::<Vec<_>>()
-    };
-    let label_arg = format!("CAST({} AS VARCHAR)", qcol("__t", &opts.label));
-    let train_sql = if buckets > 1 {
-        let values: Vec<String> = (0..buckets).map(|b| format!("({b})")).collect();
+    })
+}
+
+/// Fits the model of `spec` in the cluster — one `sentio_train` aggregate
+/// per bucket — and merges the parts: the encoded payload, and where its
+/// parts were trained.
+async fn fit(
+    ml: &MlContext,
+    spec: &TrainSpec,
+    features: &[FeatureColumn],
+    label: &str,
+    train_query: &str,
+) -> Result<(Vec<u8>, Vec<TrainingPartInfo>), MlError> {
+    let args: Vec<String> = features.iter().map(|(n, t, _)| feature_expr(&qcol("__t", n), t)).collect();
+    let label_arg = format!("CAST({} AS VARCHAR)", qcol("__t", label));
+    let train_sql = if spec.buckets > 1 {
+        let values: Vec<String> = (0..spec.buckets).map(|b| format!("({b})")).collect();
         format!(
             "SELECT __k.bucket, sentio_train({}, __k.bucket, {label_arg}, {}) AS part \
              FROM ({train_query}) __t CROSS JOIN (VALUES {}) __k(bucket) GROUP BY __k.bucket",
@@ -419,27 +534,7 @@ pub async fn train(ml: &MlContext, opts: &TrainOptions, query: &str, what: &str)
         .into_iter()
         .map(|p| TrainingPartInfo { bucket: p.bucket, worker: p.worker, rows: p.rows, millis: p.millis })
         .collect();
-    timings.insert("training".to_string(), elapsed_ms(t));
-    let eval_rows = match &eval_query {
-        Some(q) => count_of(q.clone()).await? as u64,
-        None => 0,
-    };
-    timings.insert("total".to_string(), elapsed_ms(started));
-    Ok(Trained {
-        spec,
-        payload: payload.encode_to_vec(),
-        label: opts.label.clone(),
-        label_type,
-        training_rows: rows as u64,
-        eval_rows,
-        eval_query: eval_query.filter(|_| eval_rows > 0),
-        train_query,
-        schema,
-        data_fingerprint,
-        feature_info,
-        timings_ms: timings,
-        training_parts,
-    })
+    Ok((payload.encode_to_vec(), training_parts))
 }
 
 /// The stored reference to a model's parameters, as `sentio_predict` takes it.
@@ -459,7 +554,12 @@ fn importance(spec: &TrainSpec, payload: &ModelPayload) -> Vec<Importance> {
     let mut out: Vec<Importance> = spec
         .features
         .iter()
-        .map(|f| Importance { feature: f.name.clone(), importance_weight: 0.0, importance_gain: 0.0, importance_cover: 0.0 })
+        .map(|f| Importance {
+            feature: f.name.clone(),
+            importance_weight: 0.0,
+            importance_gain: 0.0,
+            importance_cover: 0.0,
+        })
         .collect();
     for (j, o) in owner.iter().enumerate() {
         out[*o].importance_weight += f.importance_weight.get(j).copied().unwrap_or(0.0);
@@ -499,14 +599,20 @@ pub async fn create_model(
     loop {
         let t = Instant::now();
         store.put_payload(name, version, trained.payload.clone()).await?;
-        let reference = model_ref(&format!("{name}@{version}"), store.payload_url(name, version), &trained.spec, &payload_fingerprint);
+        let reference = model_ref(
+            &format!("{name}@{version}"),
+            store.payload_url(name, version),
+            &trained.spec,
+            &payload_fingerprint,
+        );
         let predictor = Predictor::decode(trained.spec.clone(), &trained.payload).map_err(MlError::Internal)?;
         prime_cache(&reference, predictor);
         let (metrics_query, metrics_on) = match &trained.eval_query {
             Some(q) => (q.clone(), "evaluation split"),
             None => (trained.train_query.clone(), "training rows"),
         };
-        let evaluated = metrics_of(ml, &reference, &trained.spec, &trained.label, &trained.schema, &metrics_query).await;
+        let evaluated =
+            metrics_of(ml, &reference, &trained.spec, &trained.label, &trained.schema, &metrics_query).await;
         let (_, metrics) = match evaluated {
             Ok(m) => m,
             Err(e) => {
@@ -519,7 +625,12 @@ pub async fn create_model(
         let mut training_info = Vec::new();
         if let Some(Payload::Logistic(l)) = &payload.algorithm {
             for (i, loss) in l.loss_history.iter().enumerate() {
-                training_info.push(Iteration { iteration: i as i64, loss: Some(*loss), eval_loss: None, duration_ms: 0 });
+                training_info.push(Iteration {
+                    iteration: i as i64,
+                    loss: Some(*loss),
+                    eval_loss: None,
+                    duration_ms: 0,
+                });
             }
         }
         if training_info.is_empty() {

@@ -18,7 +18,7 @@ use datafusion::arrow::datatypes::{DataType, Schema};
 
 use crate::ml::MlError;
 use crate::ml::parse::{MlCall, OptValue};
-use crate::ml::sqltext::{lit, qcol, rows_table};
+use crate::sqltext::{lit, qcol, rows_table};
 
 /// The most quantiles Sentio computes (`num_quantiles`).
 pub const MAX_QUANTILES: u64 = 1_000;
@@ -40,7 +40,9 @@ fn kind(name: &str, t: &DataType) -> Result<Kind, MlError> {
     Ok(match t {
         t if t.is_numeric() => Kind::Number,
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Kind::Text,
-        DataType::Dictionary(_, v) if matches!(v.as_ref(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) => {
+        DataType::Dictionary(_, v)
+            if matches!(v.as_ref(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) =>
+        {
             Kind::Text
         }
         DataType::Boolean
@@ -70,10 +72,7 @@ pub struct DescribeSettings {
 
 impl Default for DescribeSettings {
     fn default() -> Self {
-        Self {
-            num_quantiles: 2,
-            top_k: 1,
-        }
+        Self { num_quantiles: 2, top_k: 1 }
     }
 }
 
@@ -153,10 +152,8 @@ pub fn describe_sql(query: &str, schema: &Schema, settings: DescribeSettings) ->
 
     // One column of the output: a CASE over the described column's index.
     let per = |which: &dyn Fn(usize, Kind) -> Option<String>, none: &str| {
-        let arms: Vec<String> = cols
-            .iter()
-            .filter_map(|(i, _, k)| which(*i, *k).map(|e| format!("WHEN {i} THEN {e}")))
-            .collect();
+        let arms: Vec<String> =
+            cols.iter().filter_map(|(i, _, k)| which(*i, *k).map(|e| format!("WHEN {i} THEN {e}"))).collect();
         if arms.is_empty() {
             format!("CASE WHEN false THEN {none} END")
         } else {
@@ -175,27 +172,18 @@ pub fn describe_sql(query: &str, schema: &Schema, settings: DescribeSettings) ->
         },
         "make_array(CAST(NULL AS DOUBLE))",
     );
-    let names: Vec<Vec<String>> = schema
-        .fields()
-        .iter()
-        .enumerate()
-        .map(|(i, f)| vec![i.to_string(), lit(f.name())])
-        .collect();
+    let names: Vec<Vec<String>> =
+        schema.fields().iter().enumerate().map(|(i, f)| vec![i.to_string(), lit(f.name())]).collect();
 
     // The most frequent values of every column but floating-point ones.
-    let ranked: Vec<&(usize, String, Kind)> = cols
-        .iter()
-        .filter(|(i, _, k)| !(*k == Kind::Number && schema.field(*i).data_type().is_floating()))
-        .collect();
+    let ranked: Vec<&(usize, String, Kind)> =
+        cols.iter().filter(|(i, _, k)| !(*k == Kind::Number && schema.field(*i).data_type().is_floating())).collect();
     let no_top = "make_array(named_struct('value', CAST(NULL AS VARCHAR), 'count', CAST(NULL AS BIGINT)))";
     let (top_join, top_col) = if ranked.is_empty() {
         (String::new(), format!("CASE WHEN false THEN {no_top} END"))
     } else {
-        let value = ranked
-            .iter()
-            .map(|(i, c, _)| format!("WHEN {i} THEN CAST({c} AS VARCHAR)"))
-            .collect::<Vec<_>>()
-            .join(" ");
+        let value =
+            ranked.iter().map(|(i, c, _)| format!("WHEN {i} THEN CAST({c} AS VARCHAR)")).collect::<Vec<_>>().join(" ");
         let keys: Vec<Vec<String>> = ranked.iter().map(|(i, _, _)| vec![i.to_string()]).collect();
         let keys = rows_table("__k", &["i"], &keys);
         (
@@ -224,10 +212,7 @@ pub fn describe_sql(query: &str, schema: &Schema, settings: DescribeSettings) ->
         per(&number("__sd"), "CAST(NULL AS DOUBLE)"),
         per(&number("__med"), "CAST(NULL AS DOUBLE)"),
         per(&|i, _| Some(format!("__a.__u_{i}")), "CAST(NULL AS BIGINT)"),
-        per(
-            &|i, k| (k == Kind::Text).then(|| format!("__a.__len_{i}")),
-            "CAST(NULL AS DOUBLE)"
-        ),
+        per(&|i, k| (k == Kind::Text).then(|| format!("__a.__len_{i}")), "CAST(NULL AS DOUBLE)"),
         per(&|i, _| Some(format!("__a.__nn_{i}")), "CAST(NULL AS BIGINT)"),
         aggs.join(", "),
         rows_table("__n", &["i", "name"], &names),

@@ -26,14 +26,16 @@ use sentio_udfs::ml::metrics_udaf::METRICS;
 use sentio_udfs::ml::predict_udf::fingerprint;
 use sentio_udfs::ml::spec::{Encoding, TrainSpec};
 
-use crate::lake::quote_ident;
+use crate::ids::{now_micros, unique_name};
 use crate::ml::create::{model_ref, train};
 use crate::ml::describe::{DescribeSettings, describe_sql};
 use crate::ml::options::SplitMethod;
 use crate::ml::parse::{MlCall, OptValue, find_ml_calls};
-use crate::ml::sqltext::{FeatureKind, feature_expr, feature_kind, lit, qcol, rows_table, values_query};
+use crate::ml::sqltext::{FeatureKind, feature_expr, feature_kind, values_query};
 use crate::ml::store::{ModelMeta, parse_model_ref};
 use crate::ml::{MlContext, MlError, cross_validations_schema, evaluations_schema, metric_columns, metric_fields};
+use crate::sqltext::quote_ident;
+use crate::sqltext::{lit, qcol, rows_table};
 
 /// Rewrites every `ML.*` call of `sql` (nested ones too).
 pub fn rewrite<'a>(ml: &'a MlContext, sql: &'a str) -> BoxFuture<'a, Result<String, MlError>> {
@@ -66,9 +68,9 @@ async fn model_of(ml: &MlContext, call: &MlCall) -> Result<ModelMeta, MlError> {
 }
 
 fn query_of(call: &MlCall) -> Result<&str, MlError> {
-    call.query
-        .as_deref()
-        .ok_or_else(|| MlError::Syntax(format!("ML.{} needs a query: ML.{}(MODEL m, (SELECT …))", call.function, call.function)))
+    call.query.as_deref().ok_or_else(|| {
+        MlError::Syntax(format!("ML.{} needs a query: ML.{}(MODEL m, (SELECT …))", call.function, call.function))
+    })
 }
 
 fn reference(ml: &MlContext, meta: &ModelMeta) -> Result<String, MlError> {
@@ -211,10 +213,6 @@ async fn predict(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
     predict_sql(ml, &meta, &q, &schema)
 }
 
-fn now_micros() -> i64 {
-    chrono::Utc::now().timestamp_micros()
-}
-
 fn ts_array(v: i64, n: usize) -> ArrayRef {
     Arc::new(TimestampMicrosecondArray::from(vec![v; n]).with_timezone("UTC"))
 }
@@ -238,12 +236,7 @@ async fn evaluate(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
         return values_query(&schema, &[batch(Arc::clone(&schema), metric_columns(&meta.metrics))?]);
     };
     let (q, schema) = inner(ml, call).await?;
-    if schema.field_with_name(&meta.label).is_err() {
-        return Err(MlError::Data(format!(
-            "ML.EVALUATE: the query has no label column {:?} to compare model {}'s predictions with",
-            meta.label, meta.name
-        )));
-    }
+    require_label("ML.EVALUATE", &schema, &meta)?;
     let (rows, metrics) = metrics_of(ml, &reference(ml, &meta)?, &meta.spec, &meta.label, &schema, &q).await?;
     let store = ml.store()?;
     let eval_schema = evaluations_schema();
@@ -256,25 +249,22 @@ async fn evaluate(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
     ];
     cols.extend(metric_columns(&metrics));
     let row = batch(Arc::clone(&eval_schema), cols)?;
-    let file = format!(
-        "ml/evaluations/{}.v{}.{}.parquet",
-        meta.name,
-        meta.version,
-        uuid_like()
-    );
+    let file = format!("ml/evaluations/{}.v{}.{}.parquet", meta.name, meta.version, unique_name());
     store.put_parquet(&file, &row).await?;
     let schema = metrics_schema();
     values_query(&schema, &[batch(Arc::clone(&schema), metric_columns(&metrics))?])
 }
 
-/// A unique-enough file name part: time and a random number.
-/// A unique, time-ordered name for a run, a part or a staging folder.
-pub(crate) fn uuid_like() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let salt = sentio_udfs::hash_fraction_u64(nanos as u64 ^ u64::from(std::process::id()), 7);
-    format!("{nanos:x}-{:x}", (salt * 1e15) as u64)
+/// An error unless the query of `function` (its `schema`) has the label
+/// column that `meta`'s predictions are compared with.
+fn require_label(function: &str, schema: &Schema, meta: &ModelMeta) -> Result<(), MlError> {
+    match schema.field_with_name(&meta.label) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(MlError::Data(format!(
+            "{function}: the query has no label column {:?} to compare model {}'s predictions with",
+            meta.label, meta.name
+        ))),
+    }
 }
 
 fn column_name(label: &str) -> String {
@@ -287,9 +277,7 @@ fn column_name(label: &str) -> String {
 async fn confusion_matrix(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
     let meta = model_of(ml, call).await?;
     let (q, schema) = inner(ml, call).await?;
-    if schema.field_with_name(&meta.label).is_err() {
-        return Err(MlError::Data(format!("ML.CONFUSION_MATRIX: the query has no label column {:?}", meta.label)));
-    }
+    require_label("ML.CONFUSION_MATRIX", &schema, &meta)?;
     let pred = predict_sql(ml, &meta, &q, &schema)?;
     let predicted = quote_ident(&format!("predicted_{}", meta.label));
     let cols: Vec<String> = meta
@@ -322,9 +310,7 @@ async fn roc_curve(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
         )));
     }
     let (q, schema) = inner(ml, call).await?;
-    if schema.field_with_name(&meta.label).is_err() {
-        return Err(MlError::Data(format!("ML.ROC_CURVE: the query has no label column {:?}", meta.label)));
-    }
+    require_label("ML.ROC_CURVE", &schema, &meta)?;
     let pred = predict_sql(ml, &meta, &q, &schema)?;
     let positive = lit(&meta.spec.labels[1]);
     let probs = quote_ident(&format!("predicted_{}_probs", meta.label));
@@ -353,7 +339,8 @@ async fn describe_data(ml: &MlContext, call: &MlCall) -> Result<String, MlError>
     }
     if call.query.is_none() {
         return Err(MlError::Syntax(
-            "ML.DESCRIBE_DATA needs the data to describe: ML.DESCRIBE_DATA((SELECT …)) or ML.DESCRIBE_DATA(TABLE t)".into(),
+            "ML.DESCRIBE_DATA needs the data to describe: ML.DESCRIBE_DATA((SELECT …)) or ML.DESCRIBE_DATA(TABLE t)"
+                .into(),
         ));
     }
     let settings = DescribeSettings::of(call)?;
@@ -458,9 +445,7 @@ async fn cross_validate(ml: &MlContext, call: &MlCall) -> Result<String, MlError
         }
     }
     let (q, schema) = inner(ml, call).await?;
-    if schema.field_with_name(&meta.label).is_err() {
-        return Err(MlError::Data(format!("ML.CROSS_VALIDATE: the query has no label column {:?}", meta.label)));
-    }
+    require_label("ML.CROSS_VALIDATE", &schema, &meta)?;
     let store = ml.store()?;
     let mut opts = meta.train_options.clone();
     opts.split = SplitMethod::NoSplit;
@@ -474,7 +459,9 @@ async fn cross_validate(ml: &MlContext, call: &MlCall) -> Result<String, MlError
         .iter()
         .filter(|f| {
             let t = f.data_type();
-            t.is_numeric() || t.is_temporal() || matches!(t, DataType::Boolean | DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+            t.is_numeric()
+                || t.is_temporal()
+                || matches!(t, DataType::Boolean | DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
         })
         .map(|f| format!(", {}", qcol("__v", f.name())))
         .collect();
@@ -484,7 +471,7 @@ async fn cross_validate(ml: &MlContext, call: &MlCall) -> Result<String, MlError
         opts.seed,
         hash_cols.join(", ")
     );
-    let run_id = uuid_like();
+    let run_id = unique_name();
     let mut per_fold: Vec<BTreeMap<String, Option<f64>>> = Vec::new();
     for i in 0..folds {
         let train_q = format!("SELECT {} FROM ({folded}) __f WHERE __fold <> {i}", cols.join(", "));
@@ -539,8 +526,6 @@ async fn cross_validate(ml: &MlContext, call: &MlCall) -> Result<String, MlError
             Arc::new(Float64Array::from(value_col)),
         ],
     )?;
-    store
-        .put_parquet(&format!("ml/cross_validations/{}.v{}.{run_id}.parquet", meta.name, meta.version), &b)
-        .await?;
+    store.put_parquet(&format!("ml/cross_validations/{}.v{}.{run_id}.parquet", meta.name, meta.version), &b).await?;
     values_query(&schema, &[b])
 }

@@ -9,7 +9,7 @@
 //! (`sentio_train`, `sentio_predict`, `sentio_metrics`, see
 //! [`sentio_udfs::ml`]) — so all the heavy work runs in the cluster like any
 //! other query — or, for small results that must also be stored (metrics), run
-//! first and inlined as a literal table ([`sqltext::rows_table`]).
+//! first and inlined as a literal table ([`crate::sqltext::rows_table`]).
 
 pub mod create;
 pub mod describe;
@@ -117,7 +117,7 @@ impl MlContext {
         }
         let _clear = RunningGuard(&self.running);
         let batches = datafusion::physical_plan::collect(Arc::clone(&plan), self.ctx.task_ctx()).await;
-        if let (Some(job), Ok(mut jobs)) = (crate::session::job_of(&plan), self.jobs.lock()) {
+        if let (Some(job), Ok(mut jobs)) = (crate::jobs::job_of(&plan), self.jobs.lock()) {
             jobs.push(job);
         }
         Ok(batches?)
@@ -187,14 +187,13 @@ fn ts() -> DataType {
 
 /// The metric columns (`precision` … `roc_auc`), DOUBLE.
 pub fn metric_fields() -> Vec<Field> {
-    sentio_udfs::ml::metrics_udaf::METRICS
-        .iter()
-        .map(|m| Field::new(*m, DataType::Float64, true))
-        .collect()
+    sentio_udfs::ml::metrics_udaf::METRICS.iter().map(|m| Field::new(*m, DataType::Float64, true)).collect()
 }
 
 /// One row of metric columns holding `metrics`.
-pub fn metric_columns(metrics: &std::collections::BTreeMap<String, Option<f64>>) -> Vec<datafusion::arrow::array::ArrayRef> {
+pub fn metric_columns(
+    metrics: &std::collections::BTreeMap<String, Option<f64>>,
+) -> Vec<datafusion::arrow::array::ArrayRef> {
     sentio_udfs::ml::metrics_udaf::METRICS
         .iter()
         .map(|k| {

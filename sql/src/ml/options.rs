@@ -139,16 +139,17 @@ impl TrainOptions {
             .transpose()?
             .unwrap_or_else(|| "AUTO_SPLIT".into())
             .to_ascii_uppercase();
-        let fraction = get("data_split_eval_fraction")
-            .map(|v| number("data_split_eval_fraction", v, 0.0, 0.9))
-            .transpose()?;
+        let fraction =
+            get("data_split_eval_fraction").map(|v| number("data_split_eval_fraction", v, 0.0, 0.9)).transpose()?;
         let split_col = get("data_split_col").map(|v| string("data_split_col", v)).transpose()?;
         let split = match method.as_str() {
             "AUTO_SPLIT" => SplitMethod::Auto,
             "RANDOM" => SplitMethod::Random(fraction.unwrap_or(0.2)),
-            "CUSTOM" => SplitMethod::Custom(split_col.clone().ok_or_else(|| {
-                MlError::Option("data_split_method = 'CUSTOM' needs data_split_col".into())
-            })?),
+            "CUSTOM" => SplitMethod::Custom(
+                split_col
+                    .clone()
+                    .ok_or_else(|| MlError::Option("data_split_method = 'CUSTOM' needs data_split_col".into()))?,
+            ),
             "NO_SPLIT" => SplitMethod::NoSplit,
             other => {
                 return Err(MlError::Option(format!(
@@ -226,14 +227,7 @@ impl TrainOptions {
         if let Some(v) = get("max_training_rows") {
             params.max_training_rows = integer("max_training_rows", v, 1, 1_000_000_000)?;
         }
-        Ok(Self {
-            algorithm,
-            label,
-            split,
-            class_weights,
-            seed,
-            params,
-        })
+        Ok(Self { algorithm, label, split, class_weights, seed, params })
     }
 }
 

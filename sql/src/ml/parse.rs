@@ -45,7 +45,9 @@ impl std::fmt::Display for OptValue {
             Self::Num(n) => write!(f, "{n}"),
             Self::Bool(b) => write!(f, "{}", if *b { "TRUE" } else { "FALSE" }),
             Self::Array(v) => write!(f, "[{}]", v.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")),
-            Self::Struct(v) => write!(f, "STRUCT({})", v.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")),
+            Self::Struct(v) => {
+                write!(f, "STRUCT({})", v.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))
+            }
         }
     }
 }
@@ -118,9 +120,7 @@ pub fn check_model_name(name: &str) -> Result<(), MlError> {
     if ok {
         Ok(())
     } else {
-        Err(syntax(format!(
-            "invalid model name {name:?}: use letters, digits and _ (not starting with a digit)"
-        )))
+        Err(syntax(format!("invalid model name {name:?}: use letters, digits and _ (not starting with a digit)")))
     }
 }
 
@@ -129,8 +129,7 @@ pub(crate) fn byte_offset(sql: &str, line: u64, column: u64) -> usize {
     let mut offset = 0;
     for (i, l) in sql.split_inclusive('\n').enumerate() {
         if i + 1 == line as usize {
-            return offset
-                + l.char_indices().nth(column.saturating_sub(1) as usize).map_or(l.len(), |(b, _)| b);
+            return offset + l.char_indices().nth(column.saturating_sub(1) as usize).map_or(l.len(), |(b, _)| b);
         }
         offset += l.len();
     }
@@ -214,13 +213,7 @@ pub fn parse_ml_statement(sql: &str) -> Result<Option<MlStatement>, MlError> {
     while query.starts_with('(') && query.ends_with(')') && balanced_inner(&query) {
         query = query[1..query.len() - 1].trim().to_string();
     }
-    Ok(Some(MlStatement::CreateModel {
-        name,
-        or_replace,
-        if_not_exists,
-        options,
-        query,
-    }))
+    Ok(Some(MlStatement::CreateModel { name, or_replace, if_not_exists, options, query }))
 }
 
 /// Whether the parentheses opening and closing `s` match each other.
@@ -262,16 +255,13 @@ pub struct MlCall {
 
 /// Finds the outermost `ML.<function>(…)` calls of `sql`, in order.
 pub fn find_ml_calls(sql: &str) -> Result<Vec<MlCall>, MlError> {
-    let tokens = Tokenizer::new(&GenericDialect {}, sql)
-        .tokenize_with_location()
-        .map_err(|e| syntax(e.to_string()))?;
+    let tokens = Tokenizer::new(&GenericDialect {}, sql).tokenize_with_location().map_err(|e| syntax(e.to_string()))?;
     let at = |i: usize| -> usize {
         let l = tokens[i].span.start;
         byte_offset(sql, l.line, l.column)
     };
-    let significant: Vec<usize> = (0..tokens.len())
-        .filter(|&i| !matches!(tokens[i].token, Token::Whitespace(_) | Token::EOF))
-        .collect();
+    let significant: Vec<usize> =
+        (0..tokens.len()).filter(|&i| !matches!(tokens[i].token, Token::Whitespace(_) | Token::EOF)).collect();
     let mut calls = Vec::new();
     let mut k = 0;
     while k + 3 < significant.len() {
@@ -315,13 +305,7 @@ pub fn find_ml_calls(sql: &str) -> Result<Vec<MlCall>, MlError> {
         let Some(end) = end else {
             return Err(syntax(format!("ML.{function}( is not closed")));
         };
-        let mut call = MlCall {
-            span: at(a)..end,
-            function,
-            model: None,
-            query: None,
-            settings: Vec::new(),
-        };
+        let mut call = MlCall { span: at(a)..end, function, model: None, query: None, settings: Vec::new() };
         for arg in args.into_iter().filter(|a| !a.is_empty()) {
             let upper = arg.to_ascii_uppercase();
             if upper.starts_with("MODEL ") || upper.starts_with("MODEL\n") || upper.starts_with("MODEL\t") {
@@ -350,10 +334,8 @@ pub fn find_ml_calls(sql: &str) -> Result<Vec<MlCall>, MlError> {
 /// `STRUCT(5 AS num_folds, 0.5 AS threshold)` → `[("num_folds", 5), …]`.
 fn parse_struct_settings(arg: &str) -> Result<Vec<(String, OptValue)>, MlError> {
     let inner = arg.trim()[6..].trim();
-    let inner = inner
-        .strip_prefix('(')
-        .and_then(|s| s.strip_suffix(')'))
-        .ok_or_else(|| syntax(format!("bad STRUCT {arg}")))?;
+    let inner =
+        inner.strip_prefix('(').and_then(|s| s.strip_suffix(')')).ok_or_else(|| syntax(format!("bad STRUCT {arg}")))?;
     if inner.trim().is_empty() {
         return Ok(Vec::new());
     }

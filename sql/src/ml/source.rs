@@ -41,10 +41,7 @@ impl ModelSource for LakeModels {
                     rt.block_on(async move {
                         use object_store::ObjectStoreExt;
                         let store = build_s3_store(&bucket, &s3).map_err(|e| e.to_string())?;
-                        let got = store
-                            .get(&object_store::path::Path::from(key))
-                            .await
-                            .map_err(|e| e.to_string())?;
+                        let got = store.get(&object_store::path::Path::from(key)).await.map_err(|e| e.to_string())?;
                         got.bytes().await.map(|b| b.to_vec()).map_err(|e| e.to_string())
                     })
                 })

@@ -1,17 +1,12 @@
-//! Writing SQL text: identifiers, literals, feature expressions, and small
-//! result sets inlined as `VALUES`.
+//! The SQL text the ML layer writes: feature expressions, and small result
+//! sets inlined as queries.
 
 use datafusion::arrow::array::{Array, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::arrow::util::display::array_value_to_string;
 
-use crate::lake::quote_ident;
 use crate::ml::MlError;
-
-/// An SQL string literal.
-pub fn lit(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
+use crate::sqltext::{lit, quote_ident, rows_table};
 
 /// How a column is fed to a model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +25,9 @@ pub fn feature_kind(t: &DataType) -> Option<FeatureKind> {
             Some(FeatureKind::Numeric)
         }
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Some(FeatureKind::Categorical),
-        DataType::Dictionary(_, v) if matches!(v.as_ref(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) => {
+        DataType::Dictionary(_, v)
+            if matches!(v.as_ref(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) =>
+        {
             Some(FeatureKind::Categorical)
         }
         _ => None,
@@ -42,15 +39,12 @@ pub fn feature_kind(t: &DataType) -> Option<FeatureKind> {
 pub fn feature_expr(col: &str, t: &DataType) -> String {
     match t {
         DataType::Boolean => format!("CAST(CAST({col} AS INT) AS DOUBLE)"),
-        DataType::Date32 | DataType::Date64 | DataType::Timestamp(_, _) => format!("CAST(to_unixtime({col}) AS DOUBLE)"),
+        DataType::Date32 | DataType::Date64 | DataType::Timestamp(_, _) => {
+            format!("CAST(to_unixtime({col}) AS DOUBLE)")
+        }
         t if feature_kind(t) == Some(FeatureKind::Categorical) => format!("CAST({col} AS VARCHAR)"),
         _ => format!("CAST({col} AS DOUBLE)"),
     }
-}
-
-/// `q."name"`.
-pub fn qcol(alias: &str, name: &str) -> String {
-    format!("{alias}.{}", quote_ident(name))
 }
 
 fn sql_type(t: &DataType) -> Result<&'static str, MlError> {
@@ -63,47 +57,6 @@ fn sql_type(t: &DataType) -> Result<&'static str, MlError> {
         DataType::Timestamp(_, _) => "TIMESTAMP",
         other => return Err(MlError::Internal(format!("cannot inline a {other} column"))),
     })
-}
-
-/// Rows of SQL expressions as a table expression, `alias(columns…)`, for
-/// `FROM` or `CROSS JOIN`: one `make_array` per column, unnested together
-/// (columns with the same values share one array: DataFusion names an
-/// unnested column after its expression, and names must be unique).
-///
-/// Not `VALUES`: DataFusion 55 plans every `VALUES` anywhere inside an
-/// `INSERT … SELECT` against the target table's columns (by position), so a
-/// `VALUES` that an ML function inlines would break `INSERT INTO opdb.t
-/// SELECT … FROM ML.…(…)`. `rows` must not be empty; each has one
-/// expression per column.
-///
-/// ```
-/// use sentio_sql::ml::sqltext::rows_table;
-/// let rows = [vec!["0".to_string(), "'a'".into(), "0".into()], vec!["1".into(), "'b'".into(), "1".into()]];
-/// assert_eq!(
-///     rows_table("k", &["i", "name", "j"], &rows),
-///     "(SELECT __u0 AS i, __u1 AS name, __u0 AS j \
-///      FROM unnest(make_array(0, 1), make_array('a', 'b')) AS __u(__u0, __u1)) AS k"
-/// );
-/// ```
-pub fn rows_table(alias: &str, columns: &[&str], rows: &[Vec<String>]) -> String {
-    let mut arrays: Vec<String> = Vec::new();
-    let mut picks = Vec::with_capacity(columns.len());
-    for (j, name) in columns.iter().enumerate() {
-        let items: Vec<&str> = rows.iter().map(|r| r[j].as_str()).collect();
-        let array = format!("make_array({})", items.join(", "));
-        let k = arrays.iter().position(|a| *a == array).unwrap_or_else(|| {
-            arrays.push(array);
-            arrays.len() - 1
-        });
-        picks.push(format!("__u{k} AS {name}"));
-    }
-    let names: Vec<String> = (0..arrays.len()).map(|k| format!("__u{k}")).collect();
-    format!(
-        "(SELECT {} FROM unnest({}) AS __u({})) AS {alias}",
-        picks.join(", "),
-        arrays.join(", "),
-        names.join(", ")
-    )
 }
 
 /// A query returning exactly `batches` (small results only).

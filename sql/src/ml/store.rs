@@ -20,11 +20,11 @@ use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
-use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use sentio_udfs::ml::spec::TrainSpec;
 use serde::{Deserialize, Serialize};
 
+use crate::folder::LakeFolder;
 use crate::ml::MlError;
 
 /// Version of the metadata format this build writes and reads.
@@ -172,9 +172,7 @@ pub fn parse_model_ref(text: &str) -> Result<(String, Option<u32>), MlError> {
 /// The model store of one lake.
 #[derive(Debug, Clone)]
 pub struct ModelStore {
-    root_url: String,
-    store: Arc<dyn ObjectStore>,
-    prefix: Path,
+    folder: LakeFolder,
 }
 
 fn store_err(e: impl std::fmt::Display) -> MlError {
@@ -184,31 +182,17 @@ fn store_err(e: impl std::fmt::Display) -> MlError {
 impl ModelStore {
     /// The store under the lake at `root_url` (ending in `/`).
     pub fn new(ctx: &SessionContext, root_url: &str) -> Result<Self, MlError> {
-        let url = ListingTableUrl::parse(root_url).map_err(store_err)?;
-        let store = ctx.runtime_env().object_store(url.object_store()).map_err(store_err)?;
-        Ok(Self {
-            root_url: root_url.to_string(),
-            store,
-            prefix: url.prefix().clone(),
-        })
-    }
-
-    fn path(&self, rel: &str) -> Path {
-        let base = self.prefix.as_ref().trim_end_matches('/');
-        if base.is_empty() { Path::from(rel) } else { Path::from(format!("{base}/{rel}")) }
+        Ok(Self { folder: LakeFolder::new(ctx, root_url).map_err(store_err)? })
     }
 
     /// URL of a file under the lake.
     pub fn url(&self, rel: &str) -> String {
-        format!("{}{rel}", self.root_url)
+        self.folder.url(rel)
     }
 
     /// The versions of `name` that exist (have metadata), ascending.
     pub async fn versions(&self, name: &str) -> Result<Vec<u32>, MlError> {
-        let listed = self
-            .store
-            .list_with_delimiter(Some(&self.path(&format!("models/{name}/"))))
-            .await;
+        let listed = self.folder.store.list_with_delimiter(Some(&self.folder.path(&format!("models/{name}/")))).await;
         let listed = match listed {
             Ok(l) => l,
             Err(object_store::Error::NotFound { .. }) => return Ok(Vec::new()),
@@ -217,7 +201,7 @@ impl ModelStore {
         let mut out = Vec::new();
         for p in listed.common_prefixes {
             if let Some(v) = p.filename().and_then(|f| f.parse::<u32>().ok())
-                && self.store.head(&self.path(&format!("models/{name}/{v}/model.json"))).await.is_ok()
+                && self.folder.store.head(&self.folder.path(&format!("models/{name}/{v}/model.json"))).await.is_ok()
             {
                 out.push(v);
             }
@@ -230,14 +214,10 @@ impl ModelStore {
     pub async fn meta(&self, name: &str, version: Option<u32>) -> Result<ModelMeta, MlError> {
         let version = match version {
             Some(v) => v,
-            None => *self
-                .versions(name)
-                .await?
-                .last()
-                .ok_or_else(|| MlError::UnknownModel(name.to_string()))?,
+            None => *self.versions(name).await?.last().ok_or_else(|| MlError::UnknownModel(name.to_string()))?,
         };
-        let path = self.path(&format!("models/{name}/{version}/model.json"));
-        let bytes = match self.store.get(&path).await {
+        let path = self.folder.path(&format!("models/{name}/{version}/model.json"));
+        let bytes = match self.folder.store.get(&path).await {
             Ok(g) => g.bytes().await.map_err(store_err)?,
             Err(object_store::Error::NotFound { .. }) => {
                 let known = self.versions(name).await?;
@@ -275,8 +255,9 @@ impl ModelStore {
 
     /// Writes a version's parameters (invisible until [`Self::commit`]).
     pub async fn put_payload(&self, name: &str, version: u32, bytes: Vec<u8>) -> Result<(), MlError> {
-        self.store
-            .put(&self.path(&format!("models/{name}/{version}/model.pb")), PutPayload::from(bytes))
+        self.folder
+            .store
+            .put(&self.folder.path(&format!("models/{name}/{version}/model.pb")), PutPayload::from(bytes))
             .await
             .map_err(store_err)?;
         Ok(())
@@ -285,20 +266,17 @@ impl ModelStore {
     /// Publishes a version: writes its metadata only if no one else has
     /// published that version; returns false if someone had.
     pub async fn commit(&self, meta: &ModelMeta) -> Result<bool, MlError> {
-        let path = self.path(&format!("models/{}/{}/model.json", meta.name, meta.version));
+        let path = self.folder.path(&format!("models/{}/{}/model.json", meta.name, meta.version));
         let body = PutPayload::from(serde_json::to_vec_pretty(meta).map_err(store_err)?);
-        let create = PutOptions {
-            mode: PutMode::Create,
-            ..Default::default()
-        };
-        match self.store.put_opts(&path, body.clone(), create).await {
+        let create = PutOptions { mode: PutMode::Create, ..Default::default() };
+        match self.folder.store.put_opts(&path, body.clone(), create).await {
             Ok(_) => Ok(true),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
             Err(object_store::Error::NotImplemented { .. }) => {
-                if self.store.head(&path).await.is_ok() {
+                if self.folder.store.head(&path).await.is_ok() {
                     return Ok(false);
                 }
-                self.store.put(&path, body).await.map_err(store_err)?;
+                self.folder.store.put(&path, body).await.map_err(store_err)?;
                 Ok(true)
             }
             Err(e) => Err(store_err(e)),
@@ -307,9 +285,10 @@ impl ModelStore {
 
     /// Deletes every file under `rel` (a folder).
     async fn delete_prefix(&self, rel: &str) -> Result<(), MlError> {
-        let files: Vec<_> = self.store.list(Some(&self.path(rel))).try_collect().await.map_err(store_err)?;
+        let files: Vec<_> =
+            self.folder.store.list(Some(&self.folder.path(rel))).try_collect().await.map_err(store_err)?;
         for f in files {
-            self.store.delete(&f.location).await.map_err(store_err)?;
+            self.folder.store.delete(&f.location).await.map_err(store_err)?;
         }
         Ok(())
     }
@@ -324,7 +303,7 @@ impl ModelStore {
     pub async fn drop_model(&self, name: &str) -> Result<usize, MlError> {
         let versions = self.versions(name).await?;
         for v in &versions {
-            let _ = self.store.delete(&self.path(&format!("ml/models/{name}.v{v}.parquet"))).await;
+            let _ = self.folder.store.delete(&self.folder.path(&format!("ml/models/{name}.v{v}.parquet"))).await;
         }
         self.delete_prefix(&format!("models/{name}/")).await?;
         Ok(versions.len())
@@ -336,29 +315,19 @@ impl ModelStore {
         let mut w = ArrowWriter::try_new(&mut buf, batch.schema(), None).map_err(store_err)?;
         w.write(batch).map_err(store_err)?;
         w.close().map_err(store_err)?;
-        self.store.put(&self.path(rel), PutPayload::from(buf)).await.map_err(store_err)?;
+        self.folder.store.put(&self.folder.path(rel), PutPayload::from(buf)).await.map_err(store_err)?;
         Ok(())
     }
 
     /// Writes raw bytes at `rel`.
     pub async fn put_parquet_bytes(&self, rel: &str, bytes: Vec<u8>) -> Result<(), MlError> {
-        self.store.put(&self.path(rel), PutPayload::from(bytes)).await.map_err(store_err)?;
+        self.folder.store.put(&self.folder.path(rel), PutPayload::from(bytes)).await.map_err(store_err)?;
         Ok(())
     }
 
     /// Deletes the file at `rel`.
     pub async fn delete_file(&self, rel: &str) -> Result<(), MlError> {
-        self.store.delete(&self.path(rel)).await.map_err(store_err)
-    }
-
-    /// Makes sure a local folder exists (object stores need none).
-    pub fn ensure_dir(&self, rel: &str) {
-        if let Ok(url) = url::Url::parse(&self.url(rel))
-            && url.scheme() == "file"
-            && let Ok(p) = url.to_file_path()
-        {
-            let _ = std::fs::create_dir_all(p);
-        }
+        self.folder.store.delete(&self.folder.path(rel)).await.map_err(store_err)
     }
 
     /// Registers a Parquet folder of the store as a table with `schema`.
@@ -371,16 +340,13 @@ impl ModelStore {
     ) -> Result<(), MlError> {
         use datafusion::datasource::file_format::parquet::ParquetFormat;
         use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig};
-        self.ensure_dir(folder);
+        self.folder.ensure_dir(folder);
         let url = ListingTableUrl::parse(self.url(folder)).map_err(store_err)?;
         let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
         let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(schema);
         let provider = ListingTable::try_new(config).map_err(store_err)?;
-        ctx.register_table(
-            datafusion::common::TableReference::partial("ml", table),
-            Arc::new(provider),
-        )
-        .map_err(store_err)?;
+        ctx.register_table(datafusion::common::TableReference::partial("ml", table), Arc::new(provider))
+            .map_err(store_err)?;
         Ok(())
     }
 }

@@ -153,8 +153,5 @@ pub fn fit(data: &Dataset, classes: usize, l2: f64, max_iterations: u32, min_rel
             break;
         }
     }
-    Logistic {
-        weights: w,
-        loss_history: history,
-    }
+    Logistic { weights: w, loss_history: history }
 }

@@ -40,9 +40,7 @@ impl Default for MetricsUdaf {
 impl MetricsUdaf {
     /// Creates the function.
     pub fn new() -> Self {
-        Self {
-            signature: Signature::variadic_any(Volatility::Immutable),
-        }
+        Self { signature: Signature::variadic_any(Volatility::Immutable) }
     }
 }
 
@@ -64,10 +62,7 @@ impl AggregateUDFImpl for MetricsUdaf {
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        let labels_expr = args
-            .exprs
-            .first()
-            .ok_or_else(|| exec_datafusion_err!("sentio_metrics needs labels"))?;
+        let labels_expr = args.exprs.first().ok_or_else(|| exec_datafusion_err!("sentio_metrics needs labels"))?;
         let labels: Vec<String> = serde_json::from_str(&literal_text(labels_expr, "sentio_metrics")?)
             .map_err(|e| exec_datafusion_err!("sentio_metrics: bad labels: {e}"))?;
         Ok(Box::new(MetricsAccumulator::new(labels)))
@@ -97,11 +92,7 @@ impl MetricsAccumulator {
     /// An empty accumulator for `labels` (sorted).
     pub fn new(labels: Vec<String>) -> Self {
         let k = labels.len();
-        Self {
-            counts: vec![0.0; 2 + k * k + 2 * k * AUC_BINS],
-            labels,
-            loss_fixed: 0,
-        }
+        Self { counts: vec![0.0; 2 + k * k + 2 * k * AUC_BINS], labels, loss_fixed: 0 }
     }
 
     fn k(&self) -> usize {
@@ -171,14 +162,7 @@ impl MetricsAccumulator {
             (mean(|t| t.0), mean(|t| t.1), mean(|t| t.2), auc)
         };
         let correct: f64 = (0..k).map(|c| cm(c, c)).sum();
-        [
-            Some(precision),
-            Some(recall),
-            Some(correct / n),
-            Some(f1),
-            Some(self.loss_fixed as f64 / LOSS_SCALE / n),
-            auc,
-        ]
+        [Some(precision), Some(recall), Some(correct / n), Some(f1), Some(self.loss_fixed as f64 / LOSS_SCALE / n), auc]
     }
 }
 

@@ -45,19 +45,11 @@ pub fn train_bucket(spec: &TrainSpec, data: &Dataset, bucket: u32) -> ModelPaylo
             let count = u32::from(bucket == 0);
             Payload::Forest(tree::grow_forest(data, classes, &params, 1.0, spec.seed, 0, count))
         }
-        Algorithm::LogisticReg => Payload::Logistic(logistic::fit(
-            data,
-            classes,
-            p.l2_reg,
-            p.max_iterations,
-            p.min_rel_progress,
-        )),
+        Algorithm::LogisticReg => {
+            Payload::Logistic(logistic::fit(data, classes, p.l2_reg, p.max_iterations, p.min_rel_progress))
+        }
         Algorithm::NaiveBayes => Payload::NaiveBayes(bayes::fit(data, classes, &spec.class_weights)),
-        Algorithm::Knn => Payload::Knn(Knn {
-            num_neighbors: p.num_neighbors,
-            x: data.x.clone(),
-            y: data.y.clone(),
-        }),
+        Algorithm::Knn => Payload::Knn(Knn { num_neighbors: p.num_neighbors, x: data.x.clone(), y: data.y.clone() }),
     };
     ModelPayload {
         format_version: PAYLOAD_FORMAT,
@@ -98,11 +90,7 @@ pub fn merge_parts(parts: Vec<ModelPayload>) -> Result<ModelPayload, String> {
                     _ => return Err("model parts of different kinds".into()),
                 }
             }
-            Ok(ModelPayload {
-                algorithm: Some(Payload::Forest(tree::merge_forests(forests))),
-                parts,
-                ..first
-            })
+            Ok(ModelPayload { algorithm: Some(Payload::Forest(tree::merge_forests(forests))), parts, ..first })
         }
         _ => Err("only forests are trained in several parts".into()),
     }

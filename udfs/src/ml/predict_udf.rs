@@ -11,9 +11,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
 
-use datafusion::arrow::array::{
-    ArrayRef, Float64Builder, ListBuilder, StringBuilder, StructArray, StructBuilder,
-};
+use datafusion::arrow::array::{ArrayRef, Float64Builder, ListBuilder, StringBuilder, StructArray, StructBuilder};
 use datafusion::arrow::datatypes::{DataType, Field, Fields};
 use datafusion::common::{Result, exec_datafusion_err, exec_err};
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
@@ -62,11 +60,9 @@ pub fn load(source: &dyn ModelSource, reference: &str) -> Result<Arc<Predictor>>
     if let Some(p) = CACHE.lock().expect("model cache").get(reference) {
         return Ok(Arc::clone(p));
     }
-    let r: ModelRef =
-        serde_json::from_str(reference).map_err(|e| exec_datafusion_err!("bad model reference: {e}"))?;
-    let bytes = source
-        .fetch(&r.url)
-        .map_err(|e| exec_datafusion_err!("cannot read model {} from {}: {e}", r.model, r.url))?;
+    let r: ModelRef = serde_json::from_str(reference).map_err(|e| exec_datafusion_err!("bad model reference: {e}"))?;
+    let bytes =
+        source.fetch(&r.url).map_err(|e| exec_datafusion_err!("cannot read model {} from {}: {e}", r.model, r.url))?;
     if fingerprint(&bytes) != r.fingerprint {
         return exec_err!(
             "model {}: the stored file {} is not the one that was registered (corrupt or replaced)",
@@ -95,21 +91,14 @@ pub fn prime_cache(reference: &str, predictor: Predictor) {
 
 /// Fields of one `(label, prob)` entry.
 pub fn prob_fields() -> Fields {
-    Fields::from(vec![
-        Field::new("label", DataType::Utf8, true),
-        Field::new("prob", DataType::Float64, true),
-    ])
+    Fields::from(vec![Field::new("label", DataType::Utf8, true), Field::new("prob", DataType::Float64, true)])
 }
 
 /// The struct `sentio_predict` returns: `label` and `probs`.
 pub fn prediction_type() -> DataType {
     DataType::Struct(Fields::from(vec![
         Field::new("label", DataType::Utf8, true),
-        Field::new(
-            "probs",
-            DataType::List(Arc::new(Field::new("item", DataType::Struct(prob_fields()), true))),
-            true,
-        ),
+        Field::new("probs", DataType::List(Arc::new(Field::new("item", DataType::Struct(prob_fields()), true))), true),
     ]))
 }
 
@@ -135,10 +124,7 @@ impl std::hash::Hash for PredictUdf {
 impl PredictUdf {
     /// Creates the function reading models through `source`.
     pub fn new(source: Arc<dyn ModelSource>) -> Self {
-        Self {
-            signature: Signature::variadic_any(Volatility::Immutable),
-            source,
-        }
+        Self { signature: Signature::variadic_any(Volatility::Immutable), source }
     }
 }
 
@@ -165,11 +151,7 @@ pub fn predict_arrays(predictor: &Predictor, features: &[ArrayRef]) -> Result<St
         probs.append(true);
     }
     let DataType::Struct(fields) = prediction_type() else { unreachable!() };
-    Ok(StructArray::new(
-        fields,
-        vec![Arc::new(labels.finish()), Arc::new(probs.finish())],
-        None,
-    ))
+    Ok(StructArray::new(fields, vec![Arc::new(labels.finish()), Arc::new(probs.finish())], None))
 }
 
 impl ScalarUDFImpl for PredictUdf {
@@ -193,10 +175,8 @@ impl ScalarUDFImpl for PredictUdf {
             return exec_err!("sentio_predict: the model reference must be text");
         };
         let predictor = load(self.source.as_ref(), reference)?;
-        let features: Vec<ArrayRef> = args.args[1..]
-            .iter()
-            .map(|v| v.to_array(args.number_rows))
-            .collect::<Result<_>>()?;
+        let features: Vec<ArrayRef> =
+            args.args[1..].iter().map(|v| v.to_array(args.number_rows)).collect::<Result<_>>()?;
         if features.is_empty() && args.number_rows > 0 && !predictor.spec.features.is_empty() {
             return exec_err!("sentio_predict: no features given");
         }

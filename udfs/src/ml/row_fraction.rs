@@ -81,9 +81,7 @@ impl Default for RowFraction {
 impl RowFraction {
     /// Creates the function.
     pub fn new() -> Self {
-        Self {
-            signature: Signature::variadic_any(Volatility::Immutable),
-        }
+        Self { signature: Signature::variadic_any(Volatility::Immutable) }
     }
 }
 
@@ -119,10 +117,7 @@ impl ScalarUDFImpl for RowFraction {
                 if a.is_empty() { 0 } else { a.value(0) as u64 }
             }
         };
-        let values: Vec<ArrayRef> = args.args[1..]
-            .iter()
-            .map(|v| v.to_array(rows))
-            .collect::<Result<_>>()?;
+        let values: Vec<ArrayRef> = args.args[1..].iter().map(|v| v.to_array(rows)).collect::<Result<_>>()?;
         Ok(ColumnarValue::Array(Arc::new(row_fractions(seed, &values)?)))
     }
 }

@@ -40,15 +40,9 @@ impl Algorithm {
 
     /// Parses a `model_type` option value (case-insensitive).
     pub fn from_model_type(s: &str) -> Option<Self> {
-        [
-            Self::LogisticReg,
-            Self::RandomForest,
-            Self::DecisionTree,
-            Self::NaiveBayes,
-            Self::Knn,
-        ]
-        .into_iter()
-        .find(|a| a.model_type().eq_ignore_ascii_case(s))
+        [Self::LogisticReg, Self::RandomForest, Self::DecisionTree, Self::NaiveBayes, Self::Knn]
+            .into_iter()
+            .find(|a| a.model_type().eq_ignore_ascii_case(s))
     }
 }
 
@@ -206,22 +200,14 @@ impl TrainSpec {
 
     /// Which feature each encoded value belongs to.
     pub fn encoded_owner(&self) -> Vec<usize> {
-        self.features
-            .iter()
-            .enumerate()
-            .flat_map(|(i, f)| std::iter::repeat_n(i, f.width()))
-            .collect()
+        self.features.iter().enumerate().flat_map(|(i, f)| std::iter::repeat_n(i, f.width())).collect()
     }
 
     /// Encodes feature columns (numeric ones as Float64, categorical ones as
     /// Utf8) into a row-major matrix of `rows × width()` values.
     pub fn encode(&self, columns: &[ArrayRef]) -> Result<Vec<f32>> {
         if columns.len() != self.features.len() {
-            return exec_err!(
-                "the model has {} features, {} values were given",
-                self.features.len(),
-                columns.len()
-            );
+            return exec_err!("the model has {} features, {} values were given", self.features.len(), columns.len());
         }
         let rows = columns.first().map_or(0, |c| c.len());
         let width = self.width();

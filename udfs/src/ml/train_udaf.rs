@@ -53,9 +53,7 @@ impl Default for TrainUdaf {
 impl TrainUdaf {
     /// Creates the function.
     pub fn new() -> Self {
-        Self {
-            signature: Signature::variadic_any(Volatility::Immutable),
-        }
+        Self { signature: Signature::variadic_any(Volatility::Immutable) }
     }
 }
 
@@ -83,10 +81,7 @@ impl AggregateUDFImpl for TrainUdaf {
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        let spec_expr = args
-            .exprs
-            .first()
-            .ok_or_else(|| exec_datafusion_err!("sentio_train needs a spec"))?;
+        let spec_expr = args.exprs.first().ok_or_else(|| exec_datafusion_err!("sentio_train needs a spec"))?;
         let spec = TrainSpec::from_json(&literal_text(spec_expr, "sentio_train")?)?;
         if args.exprs.len() != 3 + spec.features.len() {
             return exec_err!(
@@ -138,10 +133,7 @@ fn row_hash(seed: u64, x: &[f32], y: u32) -> u64 {
 
 impl TrainAccumulator {
     fn new(spec: Arc<TrainSpec>) -> Self {
-        let rows = TrainingRows {
-            num_features: spec.width() as u32,
-            ..Default::default()
-        };
+        let rows = TrainingRows { num_features: spec.width() as u32, ..Default::default() };
         let stats = (spec.algorithm == Algorithm::NaiveBayes).then(|| Stats::new(spec.labels.len(), spec.width()));
         Self { spec, bucket: None, rows, stats }
     }
@@ -151,13 +143,10 @@ impl TrainAccumulator {
         let w = self.rows.num_features as usize;
         let mut order: Vec<usize> = (0..self.rows.y.len()).collect();
         order.sort_by(|&a, &b| {
-            self.rows.hash[a]
-                .cmp(&self.rows.hash[b])
-                .then(self.rows.y[a].cmp(&self.rows.y[b]))
-                .then_with(|| {
-                    let (xa, xb) = (&self.rows.x[a * w..(a + 1) * w], &self.rows.x[b * w..(b + 1) * w]);
-                    xa.iter().zip(xb).map(|(p, q)| p.total_cmp(q)).find(|o| o.is_ne()).unwrap_or(std::cmp::Ordering::Equal)
-                })
+            self.rows.hash[a].cmp(&self.rows.hash[b]).then(self.rows.y[a].cmp(&self.rows.y[b])).then_with(|| {
+                let (xa, xb) = (&self.rows.x[a * w..(a + 1) * w], &self.rows.x[b * w..(b + 1) * w]);
+                xa.iter().zip(xb).map(|(p, q)| p.total_cmp(q)).find(|o| o.is_ne()).unwrap_or(std::cmp::Ordering::Equal)
+            })
         });
         order
     }
@@ -277,7 +266,10 @@ impl Accumulator for TrainAccumulator {
     }
 
     fn size(&self) -> usize {
-        std::mem::size_of_val(self) + self.rows.x.capacity() * 4 + self.rows.y.capacity() * 4 + self.rows.hash.capacity() * 8
+        std::mem::size_of_val(self)
+            + self.rows.x.capacity() * 4
+            + self.rows.y.capacity() * 4
+            + self.rows.hash.capacity() * 8
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
@@ -415,12 +407,14 @@ mod tests {
     #[test]
     fn the_seed_chooses_the_sample() {
         let kept = |seed: u64| {
-            let mut acc = TrainAccumulator::new(Arc::new(TrainSpec { seed, ..(*spec(Algorithm::DecisionTree, 10)).clone() }));
+            let mut acc =
+                TrainAccumulator::new(Arc::new(TrainSpec { seed, ..(*spec(Algorithm::DecisionTree, 10)).clone() }));
             acc.update_batch(&batch(0, 500)).unwrap();
             let (_, rows) = trained(&mut acc);
             assert_eq!(rows, 10);
             // The values of the rows kept, in a fixed order.
-            let mut kept: Vec<Vec<u32>> = acc.rows.x.chunks(2).map(|r| r.iter().map(|v| v.to_bits()).collect()).collect();
+            let mut kept: Vec<Vec<u32>> =
+                acc.rows.x.chunks(2).map(|r| r.iter().map(|v| v.to_bits()).collect()).collect();
             kept.sort_unstable();
             kept
         };

@@ -11,8 +11,8 @@
 
 use sentio_proto::{Forest, Tree};
 
-use crate::rng::Rng;
 use crate::ml::Dataset;
+use crate::rng::Rng;
 
 /// Most bins per feature.
 pub const MAX_BINS: usize = 255;
@@ -41,9 +41,7 @@ impl Binned {
             let c: Vec<f32> = if sample.len() <= MAX_BINS {
                 sample.windows(2).map(|w| w[0] + (w[1] - w[0]) / 2.0).collect()
             } else {
-                let mut c: Vec<f32> = (1..MAX_BINS)
-                    .map(|i| sample[i * sample.len() / MAX_BINS])
-                    .collect();
+                let mut c: Vec<f32> = (1..MAX_BINS).map(|i| sample[i * sample.len() / MAX_BINS]).collect();
                 c.dedup();
                 c
             };

@@ -1,0 +1,30 @@
+//! The `sentio` command: a thin client of Sentio's engine ([`sentio_sql`]),
+//! plus the sample data and reports.
+//!
+//! * [`args`] — the flags and subcommands, and the configuration they make;
+//! * [`commands`] — what each subcommand does;
+//! * [`runner`] — runs statements and scripts: results, a live progress
+//!   line, a summary of what crossed the network, `--timeout`;
+//! * [`script`] — splits SQL scripts into statements with line numbers;
+//! * [`repl`] — the interactive prompt;
+//! * [`interrupt`] — Ctrl-C, `SIGTERM` and `SIGHUP` as cancelled statements;
+//! * [`output`] — results as a table, CSV or JSON;
+//! * [`datagen`] — the deterministic sample lake and operational DB;
+//! * [`report`] — models as an HTML page with SVG charts;
+//! * [`error`] — the command's errors and exit codes.
+//!
+//! Nothing here runs on the cluster: `sentio-scheduler` and `sentio-executor`
+//! do not link this crate.
+
+pub mod args;
+pub mod commands;
+pub mod datagen;
+pub mod error;
+pub mod interrupt;
+pub mod output;
+pub mod repl;
+pub mod report;
+pub mod runner;
+pub mod script;
+
+pub use error::{CliError, Result};

@@ -1,0 +1,272 @@
+//! Running statements and scripts: results to the output, and for each
+//! statement a live progress line on long jobs and a summary of what crossed
+//! the network.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::error::DataFusionError;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::ExecutionPlan;
+use sentio_sql::client::Client;
+use sentio_sql::codec::plan_size;
+use sentio_sql::jobs::{self, bytes_scanned, job_named_soon, job_of};
+use sentio_sql::size::human_bytes;
+use sentio_sql::{extract, ml};
+
+use crate::error::{CliError, Result};
+use crate::output::{OutputFormat, ipc_size, write_batches};
+use crate::script::{absolute_error_line, split_statements};
+
+/// Jobs shorter than this get no live progress line.
+const PROGRESS_AFTER: Duration = Duration::from_millis(800);
+
+/// What one statement did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatementOutcome {
+    /// Rows returned to the client.
+    pub rows: usize,
+    /// Bytes of result data received from the cluster (Arrow IPC size).
+    pub bytes_received: u64,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// The cluster job, if one ran.
+    pub job_id: Option<String>,
+    /// Bytes the statement's jobs read from their sources inside the
+    /// cluster (see [`bytes_scanned`]); `None` when the scheduler could not
+    /// tell.
+    pub bytes_scanned: Option<u64>,
+}
+
+/// Runs SQL on a connected client.
+pub struct Runner {
+    client: Client,
+    format: OutputFormat,
+    progress: bool,
+    timeout: Option<Duration>,
+}
+
+impl Runner {
+    /// A runner printing in `format`; `progress` enables the live line (only
+    /// ever drawn on a terminal).
+    pub fn new(client: Client, format: OutputFormat, progress: bool) -> Self {
+        Self { client, format, progress: progress && std::io::stderr().is_terminal(), timeout: None }
+    }
+
+    /// Cancels any statement that runs longer than `timeout` (none by
+    /// default: training jobs can take hours).
+    pub fn with_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The connected client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Runs one statement and returns its result batches.
+    pub async fn query(&self, sql: &str) -> Result<(Vec<RecordBatch>, StatementOutcome)> {
+        let started = Instant::now();
+        // ML statements run their jobs (statistics, training, evaluation)
+        // here; the progress line and the timeout cover them too.
+        let ml = &self.client.ml;
+        ml.take_jobs();
+        let prepared = match extract::parse_extract_statement(sql)? {
+            // Extract statements (CREATE TABLE extracts.… AS, REFRESH
+            // EXTRACT, DROP TABLE extracts.…) run their copy jobs here.
+            Some(stmt) => {
+                let extracts = self.client.extracts.as_ref().ok_or(extract::ExtractError::NoLake)?;
+                let batches = self.watch(extracts.run(ml, stmt), started, || ml.running_plan()).await??;
+                ml::Prepared::Done(batches)
+            }
+            None => self.watch(ml::prepare(ml, sql), started, || ml.running_plan()).await??,
+        };
+        let sql = match prepared {
+            ml::Prepared::Sql(sql) => sql,
+            ml::Prepared::Done(batches) => {
+                let elapsed = started.elapsed();
+                let outcome = StatementOutcome {
+                    rows: batches.iter().map(RecordBatch::num_rows).sum(),
+                    bytes_received: ipc_size(&batches),
+                    elapsed,
+                    job_id: None,
+                    bytes_scanned: bytes_scanned(&self.client.scheduler_grpc_url, &ml.take_jobs()).await,
+                };
+                return Ok((batches, outcome));
+            }
+        };
+        let df = self.client.ctx.sql(&sql).await?;
+        let logical = df.logical_plan().clone();
+        let plan = df.create_physical_plan().await?;
+        let task_ctx = self.client.ctx.task_ctx();
+        let work = datafusion::physical_plan::collect(Arc::clone(&plan), task_ctx);
+        let watched = match self.watch(work, started, || Some(Arc::clone(&plan))).await {
+            Ok(done) => done,
+            Err(e) => return Err(settled(e, &logical, &plan).await),
+        };
+        let batches = match watched {
+            Ok(batches) => batches,
+            // A bare transport error may mean the plan was too big to send.
+            Err(e) if plan_size::is_transport_failure(&e.to_string()) => {
+                return Err(match plan_size::oversized(&self.client.ctx.state(), &logical) {
+                    Some(why) => DataFusionError::Plan(why).into(),
+                    None => e.into(),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let elapsed = started.elapsed();
+        let job_id = job_of(&plan);
+        let mut jobs = ml.take_jobs();
+        jobs.extend(job_id.clone());
+        let outcome = StatementOutcome {
+            rows: batches.iter().map(RecordBatch::num_rows).sum(),
+            bytes_received: ipc_size(&batches),
+            elapsed,
+            job_id,
+            bytes_scanned: bytes_scanned(&self.client.scheduler_grpc_url, &jobs).await,
+        };
+        Ok((batches, outcome))
+    }
+
+    /// Awaits `work`, drawing a live progress line for the job that
+    /// `plan()` names (on a terminal, after [`PROGRESS_AFTER`]) and
+    /// cancelling that job when the statement outlives the timeout or a
+    /// signal interrupts it ([`crate::interrupt`]).
+    async fn watch<T>(
+        &self,
+        work: impl std::future::Future<Output = T>,
+        started: Instant,
+        plan: impl Fn() -> Option<Arc<dyn ExecutionPlan>>,
+    ) -> Result<T> {
+        tokio::pin!(work);
+        let mut statement = crate::interrupt::Statement::start();
+        let mut ticker = tokio::time::interval(Duration::from_millis(250));
+        let mut states = jobs::JobStates::default();
+        let mut drew = false;
+        let clear = |drew: bool| {
+            if drew {
+                eprint!("\r\x1b[2K");
+            }
+        };
+        let done = loop {
+            tokio::select! {
+                res = &mut work => break res,
+                signal = statement.interrupted() => {
+                    clear(drew);
+                    let job = self.cancel(job_named_soon(work.as_mut(), &plan).await.as_ref()).await;
+                    return Err(CliError::Interrupted { signal, job });
+                }
+                _ = ticker.tick() => {
+                    if let Some(limit) = self.timeout.filter(|l| started.elapsed() >= *l) {
+                        clear(drew);
+                        let job = self.cancel(job_named_soon(work.as_mut(), &plan).await.as_ref()).await;
+                        return Err(CliError::Timeout { seconds: limit.as_secs_f64(), job });
+                    }
+                    if !self.progress || started.elapsed() < PROGRESS_AFTER { continue; }
+                    let Some(job) = plan().as_ref().and_then(job_of) else { continue };
+                    let state = states.state(&self.client.scheduler_grpc_url, &job).await;
+                    eprint!("\r\x1b[2K  job {job}: {state} · {:.1} s", started.elapsed().as_secs_f64());
+                    let _ = std::io::stderr().flush();
+                    drew = true;
+                }
+            }
+        };
+        clear(drew);
+        Ok(done)
+    }
+
+    /// Cancels the cluster job of `plan`, if it has one; says what became of
+    /// it ("job … cancelled", or "could not be cancelled" when the scheduler
+    /// does not answer, [`jobs::cancel_job`]).
+    async fn cancel(&self, plan: Option<&Arc<dyn ExecutionPlan>>) -> Option<String> {
+        let job = plan.and_then(jobs::job_of)?;
+        let cancelled = jobs::cancel_job(&self.client.scheduler_grpc_url, &job).await;
+        Some(if cancelled { format!("job {job} cancelled") } else { format!("job {job} could not be cancelled") })
+    }
+
+    /// Runs one statement, prints its rows to `out` and a summary to stderr.
+    pub async fn run_statement(&self, sql: &str, out: &mut dyn Write) -> Result<StatementOutcome> {
+        let (batches, outcome) = self.query(sql).await?;
+        if !batches.is_empty() && outcome.rows > 0 {
+            write_batches(out, self.format, &batches)?;
+        } else if self.format == OutputFormat::Json && outcome.job_id.is_some() {
+            writeln!(out, "[]")?;
+        }
+        out.flush()?;
+        eprintln!("{}", summary(&outcome));
+        Ok(outcome)
+    }
+
+    /// Runs every statement of a script; stops at the first failing one and
+    /// names the line where it starts (or where the parser found the error).
+    pub async fn run_script(&self, source_name: &str, src: &str, out: &mut dyn Write) -> Result<Vec<StatementOutcome>> {
+        let statements = split_statements(src).map_err(|e| CliError::Statement {
+            source_name: source_name.to_string(),
+            line: e.line,
+            message: e.message,
+        })?;
+        let mut outcomes = Vec::with_capacity(statements.len());
+        for stmt in statements {
+            let first_line = stmt.text.lines().next().unwrap_or("");
+            eprintln!("-- {source_name}:{}: {}", stmt.line, ellipsize(first_line, 70));
+            match self.run_statement(&stmt.text, out).await {
+                Ok(o) => outcomes.push(o),
+                // Not the statement's fault: passed on as it is, so that the
+                // command ends with the signal's exit status.
+                Err(e @ CliError::Interrupted { .. }) => return Err(e),
+                Err(e) => {
+                    let message = e.to_string();
+                    return Err(CliError::Statement {
+                        source_name: source_name.to_string(),
+                        line: absolute_error_line(stmt.line, &message),
+                        message,
+                    });
+                }
+            }
+        }
+        Ok(outcomes)
+    }
+}
+
+fn ellipsize(s: &str, n: usize) -> String {
+    if s.chars().count() <= n { s.to_string() } else { format!("{}…", s.chars().take(n).collect::<String>()) }
+}
+
+/// The per-statement summary line, e.g.
+/// `-- 5 rows in 0.42 s · 1.2 KiB (1234 bytes) received from the cluster ·
+/// 3.1 MiB (3250000 bytes) scanned in the cluster · job 3Xq…`.
+pub fn summary(o: &StatementOutcome) -> String {
+    let rows = if o.rows == 1 { "1 row".to_string() } else { format!("{} rows", o.rows) };
+    let scanned = o
+        .bytes_scanned
+        .map(|b| format!(" · {} ({b} bytes) scanned in the cluster", human_bytes(b)))
+        .unwrap_or_default();
+    let job = o.job_id.as_deref().map(|j| format!(" · job {j}")).unwrap_or_default();
+    format!(
+        "-- {rows} in {:.2} s · {} ({} bytes) received from the cluster{scanned}{job}",
+        o.elapsed.as_secs_f64(),
+        human_bytes(o.bytes_received),
+        o.bytes_received
+    )
+}
+
+/// `e`, the error of a statement that was interrupted or timed out, saying
+/// also, when the statement was an `INSERT INTO opdb.…`, whether its rows
+/// had landed ([`jobs::write_settlement`]).
+async fn settled(mut e: CliError, logical: &LogicalPlan, plan: &Arc<dyn ExecutionPlan>) -> CliError {
+    let (CliError::Interrupted { job: said, .. } | CliError::Timeout { job: said, .. }) = &mut e else {
+        return e;
+    };
+    let Some(write) = jobs::write_settlement(logical, plan).await else {
+        return e;
+    };
+    *said = Some(match said.take() {
+        Some(cancel) => format!("{cancel}; {write}"),
+        None => write,
+    });
+    e
+}

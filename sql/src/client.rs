@@ -1,0 +1,129 @@
+//! The client's side of a session: a standalone in-process cluster or a
+//! remote scheduler, with the lake, operational-DB, `ml` and `extracts`
+//! catalogs registered ([`connect`]).
+
+use std::sync::Arc;
+
+use ballista::prelude::{SessionConfigExt, SessionContextExt};
+use datafusion::prelude::SessionContext;
+
+use crate::config::SentioConfig;
+use crate::error::{Result, SentioError};
+use crate::jobs;
+use crate::lake;
+use crate::session::{register_functions, runtime_env, session_config, session_state};
+use crate::standalone::Standalone;
+
+/// Parses `df://host:port` (the port defaults to 50050) into the gRPC URL.
+pub fn scheduler_grpc_url(url: &str) -> Result<String> {
+    let parsed = url::Url::parse(url)
+        .map_err(|e| SentioError::Config(format!("scheduler URL {url:?}: {e} (expected df://HOST:PORT)")))?;
+    if parsed.scheme() != "df" {
+        return Err(SentioError::Config(format!(
+            "scheduler URL {url:?} must start with df:// (e.g. df://127.0.0.1:50050)"
+        )));
+    }
+    let host = parsed.host_str().ok_or_else(|| SentioError::Config(format!("scheduler URL {url:?} has no host")))?;
+    Ok(format!("http://{host}:{}", parsed.port().unwrap_or(50050)))
+}
+
+async fn check_reachable(url: &str, grpc_url: &str) -> Result<()> {
+    let unreachable = |message: String| SentioError::SchedulerUnreachable { url: url.to_string(), message };
+    let endpoint = tonic::transport::Endpoint::from_shared(grpc_url.to_string())
+        .map_err(|e| unreachable(e.to_string()))?
+        .connect_timeout(jobs::SCHEDULER_CONNECT_TIMEOUT);
+    match tokio::time::timeout(jobs::SCHEDULER_CONNECT_TIMEOUT, endpoint.connect()).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => {
+            let mut msg = e.to_string();
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                msg = format!("{msg}: {s}");
+                src = s.source();
+            }
+            Err(unreachable(msg))
+        }
+        Err(_) => Err(unreachable(format!("no answer within {} s", jobs::SCHEDULER_CONNECT_TIMEOUT.as_secs()))),
+    }
+}
+
+/// A connected client: the context plus where its scheduler listens.
+pub struct Client {
+    /// The session; SQL run on it executes in the cluster.
+    pub ctx: SessionContext,
+    /// gRPC URL of the scheduler (the in-process one when standalone).
+    pub scheduler_grpc_url: String,
+    /// The machine-learning layer (model store under the lake).
+    pub ml: crate::ml::MlContext,
+    /// The lake's extracts (`extracts.*`), when a lake is configured.
+    pub extracts: Option<crate::extract::Extracts>,
+    /// What the session works without: an empty lake, an operational DB
+    /// that did not answer, extracts that could not be registered.
+    pub warnings: Vec<String>,
+    /// The in-process scheduler and executor, when standalone.
+    _standalone: Option<Standalone>,
+}
+
+/// Connects to `sentio.scheduler`, or starts a standalone in-process cluster
+/// (scheduler and executor over the same gRPC/protobuf paths), then registers
+/// the lake catalogs when a lake is configured.
+pub async fn connect(sentio: &SentioConfig) -> Result<Client> {
+    let opdb = Arc::new(sentio.opdb());
+    let mut state = session_state(session_config(&opdb), runtime_env(&sentio.s3)?, &sentio.s3);
+    let mut standalone = None;
+    let (ctx, grpc_url) = match &sentio.scheduler {
+        Some(url) => {
+            let grpc = scheduler_grpc_url(url)?;
+            check_reachable(url, &grpc).await?;
+            (SessionContext::remote_with_state(url, state).await?, grpc)
+        }
+        None => {
+            let cluster = Standalone::start(sentio, state.config().ballista_standalone_parallelism()).await?;
+            state.config_mut().options_mut().execution.target_partitions = cluster.target_partitions();
+            let grpc = cluster.grpc_url.clone();
+            let ctx = SessionContext::remote_with_state(&grpc.replace("http://", "df://"), state).await?;
+            standalone = Some(cluster);
+            (ctx, grpc)
+        }
+    };
+    register_functions(&ctx, &sentio.s3);
+    let mut warnings = Vec::new();
+    if let Some(lake_url) = &sentio.lake
+        && lake::register_lake(&ctx, lake_url).await?.is_empty()
+    {
+        warnings.push(format!(
+            "no tables found in the lake {lake_url} (expected training/<table>/*.parquet and \
+             adhoc/<name>.csv)"
+        ));
+    }
+    // The lake stays usable when the operational DB is down: warn, go on.
+    if opdb.is_configured()
+        && let Err(e) = sentio_opdb::register_opdb(&ctx, Arc::clone(&opdb)).await
+    {
+        warnings.push(format!("{e}; the opdb catalog is not available in this session"));
+    }
+    let root = sentio.lake.as_deref().map(lake::lake_root_url).transpose()?;
+    let ml = crate::ml::register_ml(&ctx, root.as_deref())?;
+    let extracts = match &root {
+        Some(root) => {
+            let extracts = crate::extract::Extracts::new(&ctx, root)?;
+            warnings.extend(extracts.register(&ctx).await?.into_iter().map(|p| p.to_string()));
+            Some(extracts)
+        }
+        None => None,
+    };
+    Ok(Client { ctx, scheduler_grpc_url: grpc_url, ml, extracts, warnings, _standalone: standalone })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scheduler_urls() {
+        assert_eq!(scheduler_grpc_url("df://10.0.0.1:5000").unwrap(), "http://10.0.0.1:5000");
+        assert_eq!(scheduler_grpc_url("df://h").unwrap(), "http://h:50050");
+        assert!(scheduler_grpc_url("http://h:1").is_err());
+        assert!(scheduler_grpc_url("nonsense").is_err());
+    }
+}

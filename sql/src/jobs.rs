@@ -1,0 +1,129 @@
+//! The cluster jobs that statements run: which job a plan is, and asking
+//! the scheduler about it — its state, what it scanned — or to cancel it.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ballista_core::execution_plans::DistributedQueryExec;
+use ballista_core::serde::protobuf::operator_metric::Metric;
+use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
+use ballista_core::serde::protobuf::{CancelJobParams, GetJobMetricsParams, GetJobStatusParams, job_status};
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion_proto::protobuf::LogicalPlanNode;
+
+/// How long the client waits for a remote scheduler to accept a connection.
+pub const SCHEDULER_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The cluster job a planned statement runs as (its id is known once it is
+/// submitted); `None` for a plan that is not a distributed query.
+pub fn job_of(plan: &Arc<dyn ExecutionPlan>) -> Option<String> {
+    plan.downcast_ref::<DistributedQueryExec<LogicalPlanNode>>().and_then(|d| d.job_id()).map(|j| j.to_string())
+}
+
+/// What `jobs` read from their sources, summed over every operator of every
+/// stage as the scheduler's job metrics report it: the `bytes_scanned` of
+/// Parquet scans (bytes read from the files) and of operational-DB scans
+/// (the Arrow size of the rows read). `None` if the scheduler cannot say.
+pub async fn bytes_scanned(url: &str, jobs: &[String]) -> Option<u64> {
+    if jobs.is_empty() {
+        return Some(0);
+    }
+    let mut client = SchedulerGrpcClient::connect(url.to_string()).await.ok()?;
+    let mut total = 0;
+    for job in jobs {
+        let metrics = client.get_job_metrics(GetJobMetricsParams { job_id: job.clone() }).await.ok()?.into_inner();
+        for op in metrics.stages.iter().flat_map(|s| &s.operators) {
+            for m in &op.metrics {
+                if let Some(Metric::Count(c)) = &m.metric
+                    && c.name == "bytes_scanned"
+                {
+                    total += c.value;
+                }
+            }
+        }
+    }
+    Some(total)
+}
+
+/// How long a statement that is being cancelled waits for the scheduler to
+/// name the job it has just submitted.
+const JOB_ID_WAIT: Duration = Duration::from_secs(3);
+
+/// The plan `plan()` names, once it knows its cluster job: a job submitted a
+/// moment ago is named when the scheduler's answer arrives, which `work`
+/// (still polled meanwhile) receives — without the wait, a statement
+/// cancelled right after it was submitted would leave its job running.
+/// Gives up after [`JOB_ID_WAIT`], or when `work` ends.
+pub async fn job_named_soon<T>(
+    mut work: Pin<&mut impl Future<Output = T>>,
+    plan: &impl Fn() -> Option<Arc<dyn ExecutionPlan>>,
+) -> Option<Arc<dyn ExecutionPlan>> {
+    let deadline = Instant::now() + JOB_ID_WAIT;
+    loop {
+        let current = plan();
+        let named = current.as_ref().is_some_and(|p| job_of(p).is_some());
+        let distributed =
+            current.as_ref().is_some_and(|p| p.downcast_ref::<DistributedQueryExec<LogicalPlanNode>>().is_some());
+        if named || !distributed || Instant::now() >= deadline {
+            return current;
+        }
+        tokio::select! {
+            _ = work.as_mut() => return plan(),
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+    }
+}
+
+/// A scheduler asked again and again about a job's state (for a progress
+/// line): connected at the first question.
+#[derive(Default)]
+pub struct JobStates {
+    client: Option<SchedulerGrpcClient<tonic::transport::Channel>>,
+}
+
+impl JobStates {
+    /// The state of `job` on the scheduler at `url`, in a few words:
+    /// `queued`, `running`, `fetching 4 result partitions`, `failed: …`.
+    pub async fn state(&mut self, url: &str, job: &str) -> String {
+        if self.client.is_none() {
+            self.client = SchedulerGrpcClient::connect(url.to_string()).await.ok();
+        }
+        let Some(c) = self.client.as_mut() else { return "scheduler not answering".into() };
+        match c.get_job_status(GetJobStatusParams { job_id: job.to_string() }).await {
+            Ok(r) => match r.into_inner().status.and_then(|s| s.status) {
+                None => "initialising".into(),
+                Some(job_status::Status::Queued(_)) => "queued".into(),
+                Some(job_status::Status::Running(_)) => "running".into(),
+                Some(job_status::Status::Successful(s)) => {
+                    format!("fetching {} result partitions", s.partition_location.len())
+                }
+                Some(job_status::Status::Failed(f)) => format!("failed: {}", f.error),
+            },
+            Err(e) => format!("status unavailable ({})", e.message()),
+        }
+    }
+}
+
+/// Asks the scheduler at `url` to cancel `job`; whether it did. A scheduler
+/// that does not answer within [`SCHEDULER_CONNECT_TIMEOUT`] has not.
+pub async fn cancel_job(url: &str, job: &str) -> bool {
+    let request = async {
+        let mut c = SchedulerGrpcClient::connect(url.to_string()).await.ok()?;
+        c.cancel_job(CancelJobParams { job_id: job.to_string() }).await.ok()
+    };
+    matches!(tokio::time::timeout(SCHEDULER_CONNECT_TIMEOUT, request).await, Ok(Some(_)))
+}
+
+/// For a cancelled `INSERT INTO opdb.…` (`logical`, run as `plan`): whether
+/// its rows had landed, settled for good and said in words
+/// ([`sentio_opdb::settle`]); `None` for any other statement.
+pub async fn write_settlement(logical: &LogicalPlan, plan: &Arc<dyn ExecutionPlan>) -> Option<String> {
+    let (Some((opdb, meta)), Some(job)) = (sentio_opdb::settle::write_target(logical), job_of(plan)) else {
+        return None;
+    };
+    let outcome = sentio_opdb::settle::settle(&opdb, &meta, &job).await;
+    Some(sentio_opdb::settle::describe(&meta.table, &job, &outcome))
+}
