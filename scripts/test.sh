@@ -2,8 +2,8 @@
 # Sentio's whole test suite, exactly as CI runs it (.ci/run calls this).
 #
 # Installs or starts what the tests need when it is missing — an
-# S3-compatible server (moto, from PyPI, into ./.venv), scikit-learn, cfn-lint
-# and the AWS CLI (into the same .venv), the benchmark's peers (pyspark, duckdb,
+# S3-compatible server (moto, from PyPI, into ./.venv), scikit-learn, cfn-lint,
+# the AWS CLI and the ADBC Flight SQL driver (into the same .venv), the benchmark's peers (pyspark, duckdb,
 # scikit-learn into bench/.venv) and Java, PostgreSQL, MariaDB and Chromium —
 # then checks formatting (cargo fmt) and lints (clippy, -D warnings), builds
 # the binaries and runs every test.
@@ -34,6 +34,12 @@ fi
 if [ ! -x .venv/bin/cfn-lint ] || [ ! -x .venv/bin/aws ]; then
   log "installing cfn-lint and awscli into .venv"
   .venv/bin/pip install --quiet --disable-pip-version-check 'cfn-lint==1.*' 'awscli==1.*'
+fi
+# The Python ADBC Flight SQL driver: a client written elsewhere that the
+# front-end tests connect with.
+if ! .venv/bin/python -c 'import adbc_driver_flightsql.dbapi, pyarrow' 2>/dev/null; then
+  log "installing the ADBC Flight SQL driver and pyarrow into .venv"
+  .venv/bin/pip install --quiet --disable-pip-version-check 'adbc-driver-flightsql==1.*' 'pyarrow>=14'
 fi
 export SENTIO_MOTO_SERVER="$PWD/.venv/bin/moto_server"
 # The benchmark's peers (pyspark, duckdb, scikit-learn) in bench/.venv, and

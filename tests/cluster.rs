@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::cli::{job_folders, wait_for_job};
-use crate::support::{Cluster, Guard, Running, S3Server, cpu_seconds, process_alive, run, run_ok, sentio};
+use crate::support::{Cluster, Guard, Running, S3Server, cpus_used, process_alive, run, run_ok, sentio};
 
 /// Join + group-by with exact (integer) results, so cluster and standalone
 /// answers can be compared for equality.
@@ -115,13 +115,8 @@ fn s3_lake_on_two_executors_matches_standalone() {
     let mut command = Running::start(&mut cmd, false);
     let job = wait_for_job(&mut command, work_dirs, &earlier);
     let pids: Vec<u32> = (0..2).map(|i| cluster.executor_pid(i)).collect();
-    let busy = || pids.iter().map(|&p| cpu_seconds(p)).sum::<f64>();
     // CPU the executors use in the next `window`.
-    let used = |window: Duration| {
-        let before = busy();
-        std::thread::sleep(window);
-        (busy() - before) / window.as_secs_f64()
-    };
+    let used = |window: Duration| cpus_used(&pids, window);
     // The job is under way (an executor computes) before the signal.
     let started = Instant::now();
     while used(Duration::from_millis(500)) < 0.5 {

@@ -10,6 +10,7 @@ mod cluster;
 mod datagen;
 mod deploy;
 mod extracts;
+mod frontend;
 mod ml;
 mod opdb;
 mod workflows;

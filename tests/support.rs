@@ -250,19 +250,53 @@ pub struct Cluster {
     pub dir: PathBuf,
     pub scheduler_port: u16,
     pub executors: usize,
+    /// The Flight SQL front end's endpoint, when it was started.
+    flight_sql: Option<String>,
 }
 
 impl Cluster {
     /// Starts one scheduler and `executors` executors with `env`.
     pub fn start(dir: &Path, executors: usize, env: Vec<(&'static str, String)>) -> Self {
+        Self::start_with(dir, executors, env, &[])
+    }
+
+    /// Starts a cluster whose scheduler serves the Flight SQL front end, for
+    /// the `analyst` API token `token`, with more of `cluster.sh`'s front-end
+    /// flags (`--users FILE`, `--tls-cert`, `--tls-key`).
+    pub fn start_front_end(
+        dir: &Path,
+        executors: usize,
+        env: Vec<(&'static str, String)>,
+        token: &str,
+        more: &[&str],
+    ) -> Self {
+        let port = free_port().to_string();
+        let mut args = vec!["--token", token, "--flight-sql-port", &port];
+        args.extend_from_slice(more);
+        Self::start_with(dir, executors, env, &args)
+    }
+
+    fn start_with(dir: &Path, executors: usize, env: Vec<(&'static str, String)>, args: &[&str]) -> Self {
         let base = free_port_range(1 + 3 * executors as u16);
         let mut cmd = Self::script("start", dir);
         cmd.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
         cmd.args(["--executors", &executors.to_string()]);
         cmd.args(["--scheduler-port", &base.to_string()]);
         cmd.args(["--executor-port", &(base + 1).to_string()]);
-        run_ok(&mut cmd, Duration::from_secs(120));
-        Self { dir: dir.to_path_buf(), scheduler_port: base, executors }
+        cmd.args(args);
+        let started = run_ok(&mut cmd, Duration::from_secs(120));
+        let flight_sql = started.stdout.lines().find_map(|l| l.strip_prefix("flight_sql=")).map(str::to_string);
+        Self { dir: dir.to_path_buf(), scheduler_port: base, executors, flight_sql }
+    }
+
+    /// The Flight SQL endpoint `cluster.sh` printed (`grpc://HOST:PORT`).
+    pub fn flight_sql_uri(&self) -> String {
+        self.flight_sql.clone().expect("the cluster was started with its front end")
+    }
+
+    /// The scheduler's log.
+    pub fn scheduler_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("scheduler.log")).unwrap_or_default()
     }
 
     fn script(action: &str, dir: &Path) -> Command {
@@ -305,6 +339,14 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         let _ = Self::script("stop", &self.dir).stdout(Stdio::null()).stderr(Stdio::null()).status();
     }
+}
+
+/// The CPUs `pids` use together over the next `window` (1.0: one core busy).
+pub fn cpus_used(pids: &[u32], window: Duration) -> f64 {
+    let busy = || pids.iter().map(|&p| cpu_seconds(p)).sum::<f64>();
+    let before = busy();
+    std::thread::sleep(window);
+    (busy() - before) / window.as_secs_f64()
 }
 
 /// CPU time (user + system) process `pid` has used, in seconds.

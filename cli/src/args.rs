@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use sentio_sql::config::SentioConfig;
 
 use crate::error::Result;
@@ -35,9 +35,21 @@ pub struct GlobalArgs {
     /// Read endpoint of the operational DB [env: SENTIO_OPDB_READ_URL].
     #[arg(long, global = true, value_name = "URL")]
     pub opdb_read_url: Option<String>,
-    /// Run on this cluster, df://HOST:PORT; standalone in-process without it [env: SENTIO_SCHEDULER].
-    #[arg(long, global = true, value_name = "df://HOST:PORT")]
+    /// Run on this cluster: its front end, grpc://HOST:PORT (with --token or --user), or its Ballista port,
+    /// df://HOST:PORT; standalone in-process without it [env: SENTIO_SCHEDULER].
+    #[arg(long, global = true, value_name = "URL")]
     pub scheduler: Option<String>,
+    /// API token for the front end (grpc://) [env: SENTIO_TOKEN].
+    #[arg(long, global = true, value_name = "TOKEN", env = "SENTIO_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// User name for the front end (grpc://); the password comes from SENTIO_PASSWORD or a prompt
+    /// [env: SENTIO_USER].
+    #[arg(long, global = true, value_name = "NAME", env = "SENTIO_USER")]
+    pub user: Option<String>,
+    /// CA certificate (PEM) a grpc+tls:// front end's certificate is checked against, besides the
+    /// system's [env: SENTIO_TLS_CA].
+    #[arg(long, global = true, value_name = "FILE", env = "SENTIO_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
     /// Endpoint of an S3-compatible server [env: SENTIO_S3_ENDPOINT].
     #[arg(long, global = true, value_name = "URL")]
     pub s3_endpoint: Option<String>,
@@ -60,6 +72,43 @@ pub enum Command {
     /// Create an extract of an operational table in the lake, or refresh it
     /// (for cron or a timer): `extracts.<name>`.
     Extract(ExtractArgs),
+    /// Entries for the Flight SQL front end's users file: a password's hash, or a new API token.
+    #[command(subcommand)]
+    Auth(AuthCommand),
+}
+
+/// `sentio auth`: prints an entry to add to the users file (docs/deploy.md).
+#[derive(Debug, Subcommand)]
+pub enum AuthCommand {
+    /// A `[[user]]` entry with the argon2 hash of a password, read from
+    /// SENTIO_PASSWORD or the first line of stdin.
+    HashPassword {
+        /// The user's name.
+        #[arg(long)]
+        name: String,
+        /// What the user may do.
+        #[arg(long, value_enum, default_value_t = RoleArg::Analyst)]
+        role: RoleArg,
+    },
+    /// A new API token and its `[[token]]` entry (the token is shown once,
+    /// on the entry's first line; the file keeps only its hash).
+    NewToken {
+        /// The token's name (who or what uses it).
+        #[arg(long)]
+        name: String,
+        /// What the token may do.
+        #[arg(long, value_enum, default_value_t = RoleArg::Reader)]
+        role: RoleArg,
+    },
+}
+
+/// A role of the front end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    /// Every statement.
+    Analyst,
+    /// Queries only.
+    Reader,
 }
 
 /// `sentio extract`.

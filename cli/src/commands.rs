@@ -1,5 +1,5 @@
-//! What each subcommand does: `sql`, `datagen`, `demo`, `report` and
-//! `extract`.
+//! What each subcommand does: `sql`, `datagen`, `demo`, `report`,
+//! `extract` (and `auth`, in [`crate::auth`]).
 
 use std::path::Path;
 
@@ -8,12 +8,13 @@ use sentio_sql::client::Client;
 use sentio_sql::config::SentioConfig;
 use sentio_sql::size::human_bytes;
 
-use crate::args::{Cli, Command, DemoArgs, ExtractArgs, SqlArgs};
+use crate::args::{Cli, Command, DemoArgs, ExtractArgs, GlobalArgs, SqlArgs};
 use crate::datagen::{self, DatagenOptions};
 use crate::error::{CliError, Result};
 use crate::interrupt;
 use crate::output::OutputFormat;
-use crate::runner::Runner;
+use crate::remote::{self, Credentials, FrontEnd};
+use crate::runner::{Runner, Target};
 
 /// The example scripts, in the order the demo runs them.
 pub const EXAMPLES: &[(&str, &str)] = &[
@@ -37,7 +38,7 @@ pub async fn run(cli: Cli) -> Result<()> {
 async fn run_command(cli: Cli) -> Result<()> {
     let cfg = cli.global.config()?;
     match cli.command {
-        Command::Sql(args) => sql(&cfg, args).await,
+        Command::Sql(args) => sql(&cfg, &cli.global, args).await,
         Command::Datagen(args) => {
             let opts = DatagenOptions {
                 lake: cfg.require_lake()?.to_string(),
@@ -55,10 +56,11 @@ async fn run_command(cli: Cli) -> Result<()> {
         }
         Command::Demo(args) => demo(cfg, args).await,
         Command::Report(args) => {
-            let runner = Runner::new(connect(&cfg).await?, OutputFormat::Table, true);
+            let runner = Runner::new(target(&cfg, &cli.global).await?, OutputFormat::Table, true);
             write_report(&runner, &args.models, &args.out).await
         }
         Command::Extract(args) => extract(&cfg, args).await,
+        Command::Auth(cmd) => crate::auth::run(&cmd),
     }
 }
 
@@ -114,15 +116,64 @@ async fn connect(cfg: &SentioConfig) -> Result<Client> {
     Ok(client)
 }
 
-async fn sql(cfg: &SentioConfig, args: SqlArgs) -> Result<()> {
+/// Where statements run: the front end when `--scheduler` is a `grpc://`
+/// URL, else the engine in this process ([`connect`]).
+async fn target(cfg: &SentioConfig, global: &GlobalArgs) -> Result<Target> {
+    let Some(url) = cfg.scheduler.as_deref().filter(|u| remote::is_front_end(u)) else {
+        if global.token.is_some() || global.user.is_some() || global.tls_ca.is_some() {
+            return Err(CliError::Usage(
+                "--token, --user and --tls-ca (SENTIO_TOKEN, SENTIO_USER, SENTIO_TLS_CA) are for a front end: \
+                 --scheduler grpc://HOST:PORT or grpc+tls://HOST:PORT"
+                    .into(),
+            ));
+        }
+        return Ok(connect(cfg).await?.into());
+    };
+    // The cluster's settings are the cluster's: a workstation that also
+    // names a lake or a database would be ignored, so it is refused.
+    if cfg.lake.is_some() || cfg.opdb_url.is_some() || cfg.opdb_read_url.is_some() {
+        return Err(CliError::Usage(format!(
+            "{url} is a front end: statements use the cluster's lake and operational DB; drop --lake/--opdb \
+             (and SENTIO_LAKE, SENTIO_OPDB_URL, SENTIO_OPDB_READ_URL, sentio.toml's lake and opdb settings)"
+        )));
+    }
+    let credentials = match (&global.token, &global.user) {
+        (Some(token), None) => Credentials::Token(token.clone()),
+        (None, Some(user)) => Credentials::Password { user: user.clone(), password: password(user)? },
+        (Some(_), Some(_)) => return Err(CliError::Usage("give --token or --user, not both".into())),
+        (None, None) => {
+            return Err(CliError::Usage(format!(
+                "{url} is a front end: sign in with --token (or SENTIO_TOKEN), or --user (or SENTIO_USER)"
+            )));
+        }
+    };
+    let ca = match &global.tls_ca {
+        Some(path) => {
+            Some(std::fs::read(path).map_err(|e| CliError::Usage(format!("--tls-ca {}: {e}", path.display())))?)
+        }
+        None => None,
+    };
+    Ok(FrontEnd::connect(url, credentials, ca).await?.into())
+}
+
+/// The password of `user`: `SENTIO_PASSWORD`, else asked for on the terminal.
+fn password(user: &str) -> Result<String> {
+    match std::env::var("SENTIO_PASSWORD") {
+        Ok(p) => Ok(p),
+        Err(_) => rpassword::prompt_password(format!("password for {user}: ")).map_err(|e| {
+            CliError::Usage(format!("no password (SENTIO_PASSWORD is not set and the prompt failed: {e})"))
+        }),
+    }
+}
+
+async fn sql(cfg: &SentioConfig, global: &GlobalArgs, args: SqlArgs) -> Result<()> {
     let timeout = match args.timeout {
         Some(t) if !(t > 0.0 && t.is_finite()) => {
             return Err(SentioError::Config(format!("--timeout must be a positive number of seconds, got {t}")).into());
         }
         t => t.map(std::time::Duration::from_secs_f64),
     };
-    let client = connect(cfg).await?;
-    let runner = Runner::new(client, args.format, !args.no_progress).with_timeout(timeout);
+    let runner = Runner::new(target(cfg, global).await?, args.format, !args.no_progress).with_timeout(timeout);
     let mut out = std::io::stdout();
     if args.commands.is_empty() && args.files.is_empty() {
         return crate::repl::run(&runner).await;

@@ -14,6 +14,15 @@ pub enum CliError {
     #[error(transparent)]
     Engine(#[from] SentioError),
 
+    /// The command was given something it cannot use.
+    #[error("{0}")]
+    Usage(String),
+
+    /// The front end (`--scheduler grpc://…`) refused or failed a call; its
+    /// message as the server gave it.
+    #[error("{0}")]
+    FrontEnd(String),
+
     /// `sentio report` could not make its page.
     #[error("report: {0}")]
     Report(String),

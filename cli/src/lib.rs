@@ -5,23 +5,28 @@
 //! * [`commands`] — what each subcommand does;
 //! * [`runner`] — runs statements and scripts: results, a live progress
 //!   line, a summary of what crossed the network, `--timeout`;
+//! * [`remote`] — the Flight SQL connection to the front end
+//!   (`--scheduler grpc://…`);
 //! * [`script`] — splits SQL scripts into statements with line numbers;
 //! * [`repl`] — the interactive prompt;
 //! * [`interrupt`] — Ctrl-C, `SIGTERM` and `SIGHUP` as cancelled statements;
 //! * [`output`] — results as a table, CSV or JSON;
 //! * [`datagen`] — the deterministic sample lake and operational DB;
 //! * [`report`] — models as an HTML page with SVG charts;
+//! * [`auth`] — entries for the front end's users file (`sentio auth`);
 //! * [`error`] — the command's errors and exit codes.
 //!
 //! Nothing here runs on the cluster: `sentio-scheduler` and `sentio-executor`
 //! do not link this crate.
 
 pub mod args;
+pub mod auth;
 pub mod commands;
 pub mod datagen;
 pub mod error;
 pub mod interrupt;
 pub mod output;
+pub mod remote;
 pub mod repl;
 pub mod report;
 pub mod runner;

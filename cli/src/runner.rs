@@ -14,10 +14,11 @@ use sentio_sql::client::Client;
 use sentio_sql::codec::plan_size;
 use sentio_sql::jobs::{self, bytes_scanned, job_named_soon, job_of};
 use sentio_sql::size::human_bytes;
-use sentio_sql::{extract, ml};
+use sentio_sql::statement::{self, Access, Planned};
 
 use crate::error::{CliError, Result};
 use crate::output::{OutputFormat, ipc_size, write_batches};
+use crate::remote::FrontEnd;
 use crate::script::{absolute_error_line, split_statements};
 
 /// Jobs shorter than this get no live progress line.
@@ -40,9 +41,31 @@ pub struct StatementOutcome {
     pub bytes_scanned: Option<u64>,
 }
 
+/// Where statements run.
+pub enum Target {
+    /// Sentio's engine in this process: the in-process cluster, or a
+    /// scheduler's Ballista port (`df://…`).
+    Engine(Client),
+    /// The scheduler's Flight SQL front end (`grpc://…`): statements are
+    /// planned and run there.
+    FrontEnd(FrontEnd),
+}
+
+impl From<Client> for Target {
+    fn from(client: Client) -> Self {
+        Target::Engine(client)
+    }
+}
+
+impl From<FrontEnd> for Target {
+    fn from(front_end: FrontEnd) -> Self {
+        Target::FrontEnd(front_end)
+    }
+}
+
 /// Runs SQL on a connected client.
 pub struct Runner {
-    client: Client,
+    target: Target,
     format: OutputFormat,
     progress: bool,
     timeout: Option<Duration>,
@@ -51,8 +74,9 @@ pub struct Runner {
 impl Runner {
     /// A runner printing in `format`; `progress` enables the live line (only
     /// ever drawn on a terminal).
-    pub fn new(client: Client, format: OutputFormat, progress: bool) -> Self {
-        Self { client, format, progress: progress && std::io::stderr().is_terminal(), timeout: None }
+    pub fn new(target: impl Into<Target>, format: OutputFormat, progress: bool) -> Self {
+        let progress = progress && std::io::stderr().is_terminal();
+        Self { target: target.into(), format, progress, timeout: None }
     }
 
     /// Cancels any statement that runs longer than `timeout` (none by
@@ -62,48 +86,57 @@ impl Runner {
         self
     }
 
-    /// The connected client.
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-
     /// Runs one statement and returns its result batches.
     pub async fn query(&self, sql: &str) -> Result<(Vec<RecordBatch>, StatementOutcome)> {
+        match &self.target {
+            Target::Engine(client) => self.query_engine(client, sql).await,
+            Target::FrontEnd(front_end) => self.query_front_end(front_end, sql).await,
+        }
+    }
+
+    /// Runs one statement through the front end. A timeout or a signal ends
+    /// the call, and the front end cancels the statement's job when its call
+    /// ends.
+    async fn query_front_end(&self, front_end: &FrontEnd, sql: &str) -> Result<(Vec<RecordBatch>, StatementOutcome)> {
         let started = Instant::now();
-        // ML statements run their jobs (statistics, training, evaluation)
-        // here; the progress line and the timeout cover them too.
-        let ml = &self.client.ml;
-        ml.take_jobs();
-        let prepared = match extract::parse_extract_statement(sql)? {
-            // Extract statements (CREATE TABLE extracts.… AS, REFRESH
-            // EXTRACT, DROP TABLE extracts.…) run their copy jobs here.
-            Some(stmt) => {
-                let extracts = self.client.extracts.as_ref().ok_or(extract::ExtractError::NoLake)?;
-                let batches = self.watch(extracts.run(ml, stmt), started, || ml.running_plan()).await??;
-                ml::Prepared::Done(batches)
-            }
-            None => self.watch(ml::prepare(ml, sql), started, || ml.running_plan()).await??,
+        let (batches, bytes_received) = self.watch(None, front_end.query(sql), started, || None).await??;
+        let outcome = StatementOutcome {
+            rows: batches.iter().map(RecordBatch::num_rows).sum(),
+            bytes_received,
+            elapsed: started.elapsed(),
+            job_id: None,
+            bytes_scanned: None,
         };
-        let sql = match prepared {
-            ml::Prepared::Sql(sql) => sql,
-            ml::Prepared::Done(batches) => {
+        Ok((batches, outcome))
+    }
+
+    /// Runs one statement on the engine in this process.
+    async fn query_engine(&self, client: &Client, sql: &str) -> Result<(Vec<RecordBatch>, StatementOutcome)> {
+        let started = Instant::now();
+        let scheduler = Some(client.scheduler_grpc_url.as_str());
+        let ml = &client.ml;
+        ml.take_jobs();
+        // ML and extract statements run their jobs (statistics, training,
+        // evaluation, copies) while being planned: the progress line and the
+        // timeout cover them too.
+        let planned = statement::plan(client, sql, Access::Everything);
+        let (logical, plan) = match self.watch(scheduler, planned, started, || ml.running_plan()).await?? {
+            Planned::Query { logical, physical } => (logical, physical),
+            Planned::Done(batches) => {
                 let elapsed = started.elapsed();
                 let outcome = StatementOutcome {
                     rows: batches.iter().map(RecordBatch::num_rows).sum(),
                     bytes_received: ipc_size(&batches),
                     elapsed,
                     job_id: None,
-                    bytes_scanned: bytes_scanned(&self.client.scheduler_grpc_url, &ml.take_jobs()).await,
+                    bytes_scanned: bytes_scanned(&client.scheduler_grpc_url, &ml.take_jobs()).await,
                 };
                 return Ok((batches, outcome));
             }
         };
-        let df = self.client.ctx.sql(&sql).await?;
-        let logical = df.logical_plan().clone();
-        let plan = df.create_physical_plan().await?;
-        let task_ctx = self.client.ctx.task_ctx();
+        let task_ctx = client.ctx.task_ctx();
         let work = datafusion::physical_plan::collect(Arc::clone(&plan), task_ctx);
-        let watched = match self.watch(work, started, || Some(Arc::clone(&plan))).await {
+        let watched = match self.watch(scheduler, work, started, || Some(Arc::clone(&plan))).await {
             Ok(done) => done,
             Err(e) => return Err(settled(e, &logical, &plan).await),
         };
@@ -111,7 +144,7 @@ impl Runner {
             Ok(batches) => batches,
             // A bare transport error may mean the plan was too big to send.
             Err(e) if plan_size::is_transport_failure(&e.to_string()) => {
-                return Err(match plan_size::oversized(&self.client.ctx.state(), &logical) {
+                return Err(match plan_size::oversized(&client.ctx.state(), &logical) {
                     Some(why) => DataFusionError::Plan(why).into(),
                     None => e.into(),
                 });
@@ -127,17 +160,18 @@ impl Runner {
             bytes_received: ipc_size(&batches),
             elapsed,
             job_id,
-            bytes_scanned: bytes_scanned(&self.client.scheduler_grpc_url, &jobs).await,
+            bytes_scanned: bytes_scanned(&client.scheduler_grpc_url, &jobs).await,
         };
         Ok((batches, outcome))
     }
 
     /// Awaits `work`, drawing a live progress line for the job that
     /// `plan()` names (on a terminal, after [`PROGRESS_AFTER`]) and
-    /// cancelling that job when the statement outlives the timeout or a
-    /// signal interrupts it ([`crate::interrupt`]).
+    /// cancelling that job on `scheduler` (its gRPC URL) when the statement
+    /// outlives the timeout or a signal interrupts it ([`crate::interrupt`]).
     async fn watch<T>(
         &self,
+        scheduler: Option<&str>,
         work: impl std::future::Future<Output = T>,
         started: Instant,
         plan: impl Fn() -> Option<Arc<dyn ExecutionPlan>>,
@@ -157,18 +191,18 @@ impl Runner {
                 res = &mut work => break res,
                 signal = statement.interrupted() => {
                     clear(drew);
-                    let job = self.cancel(job_named_soon(work.as_mut(), &plan).await.as_ref()).await;
+                    let job = cancel(scheduler, job_named_soon(work.as_mut(), &plan).await.as_ref()).await;
                     return Err(CliError::Interrupted { signal, job });
                 }
                 _ = ticker.tick() => {
                     if let Some(limit) = self.timeout.filter(|l| started.elapsed() >= *l) {
                         clear(drew);
-                        let job = self.cancel(job_named_soon(work.as_mut(), &plan).await.as_ref()).await;
+                        let job = cancel(scheduler, job_named_soon(work.as_mut(), &plan).await.as_ref()).await;
                         return Err(CliError::Timeout { seconds: limit.as_secs_f64(), job });
                     }
                     if !self.progress || started.elapsed() < PROGRESS_AFTER { continue; }
-                    let Some(job) = plan().as_ref().and_then(job_of) else { continue };
-                    let state = states.state(&self.client.scheduler_grpc_url, &job).await;
+                    let (Some(scheduler), Some(job)) = (scheduler, plan().as_ref().and_then(job_of)) else { continue };
+                    let state = states.state(scheduler, &job).await;
                     eprint!("\r\x1b[2K  job {job}: {state} · {:.1} s", started.elapsed().as_secs_f64());
                     let _ = std::io::stderr().flush();
                     drew = true;
@@ -177,15 +211,6 @@ impl Runner {
         };
         clear(drew);
         Ok(done)
-    }
-
-    /// Cancels the cluster job of `plan`, if it has one; says what became of
-    /// it ("job … cancelled", or "could not be cancelled" when the scheduler
-    /// does not answer, [`jobs::cancel_job`]).
-    async fn cancel(&self, plan: Option<&Arc<dyn ExecutionPlan>>) -> Option<String> {
-        let job = plan.and_then(jobs::job_of)?;
-        let cancelled = jobs::cancel_job(&self.client.scheduler_grpc_url, &job).await;
-        Some(if cancelled { format!("job {job} cancelled") } else { format!("job {job} could not be cancelled") })
     }
 
     /// Runs one statement, prints its rows to `out` and a summary to stderr.
@@ -230,6 +255,15 @@ impl Runner {
         }
         Ok(outcomes)
     }
+}
+
+/// Cancels the cluster job of `plan` on `scheduler`, if it has one; says
+/// what became of it ("job … cancelled", or "could not be cancelled" when
+/// the scheduler does not answer, [`jobs::cancel_job`]).
+async fn cancel(scheduler: Option<&str>, plan: Option<&Arc<dyn ExecutionPlan>>) -> Option<String> {
+    let job = plan.and_then(jobs::job_of)?;
+    let cancelled = jobs::cancel_job(scheduler?, &job).await;
+    Some(if cancelled { format!("job {job} cancelled") } else { format!("job {job} could not be cancelled") })
 }
 
 fn ellipsize(s: &str, n: usize) -> String {

@@ -4,6 +4,8 @@
 #
 #   deploy/local/cluster.sh start  [--executors N] [--scheduler-port P] [--executor-port Q]
 #                                  [--vcores V] [--dir DIR] [--bin DIR]
+#                                  [--token T] [--users FILE] [--flight-sql-port F]
+#                                  [--tls-cert PEM --tls-key PEM]
 #   deploy/local/cluster.sh status [--dir DIR]
 #   deploy/local/cluster.sh stop   [--dir DIR]
 #
@@ -15,6 +17,13 @@
 # after 10 s) and leaves none behind. Logs and pid files live in DIR
 # (default ./.sentio-cluster). The processes inherit this shell's environment
 # (SENTIO_*, AWS_*), so S3 settings reach every one of them.
+#
+# With --token T (an `analyst` API token, 16 characters or more) and/or
+# --users FILE (entries of a users file, docs/deploy.md), the scheduler also
+# serves the Flight SQL front end on port F (default 50060), with a users file
+# DIR/users.toml made of both, and `start` prints its endpoint on a line of
+# its own: flight_sql=grpc://127.0.0.1:F (grpc+tls:// with --tls-cert and
+# --tls-key, the front end's certificate and key).
 set -euo pipefail
 
 cmd=${1:-}
@@ -23,6 +32,11 @@ executors=2
 scheduler_port=50050
 executor_port=50051
 vcores=2
+token=
+users=
+flight_sql_port=50060
+tls_cert=
+tls_key=
 dir=${SENTIO_CLUSTER_DIR:-./.sentio-cluster}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 bin="$here/../../target/debug"
@@ -35,6 +49,11 @@ while [ $# -gt 0 ]; do
     --vcores) vcores=$2; shift 2 ;;
     --dir) dir=$2; shift 2 ;;
     --bin) bin=$2; shift 2 ;;
+    --token) token=$2; shift 2 ;;
+    --users) users=$2; shift 2 ;;
+    --flight-sql-port) flight_sql_port=$2; shift 2 ;;
+    --tls-cert) tls_cert=$2; shift 2 ;;
+    --tls-key) tls_key=$2; shift 2 ;;
     *) echo "unknown option: $1" >&2; exit 2 ;;
   esac
 done
@@ -53,6 +72,18 @@ http_ok() { # GET http://127.0.0.1:$1$2 answers 200
 }
 
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+write_users() { # the front end's users file: FILE's entries, then the token's
+  local out=$1
+  : >"$out"
+  chmod 600 "$out"
+  if [ -n "$users" ]; then cat "$users" >>"$out"; echo >>"$out"; fi
+  if [ -n "$token" ]; then
+    if [ ${#token} -lt 16 ]; then echo "--token: use 16 characters or more" >&2; exit 2; fi
+    printf '[[token]]\nname = "cluster-sh"\nrole = "analyst"\nsha256 = "%s"\n' \
+      "$(printf %s "$token" | sha256sum | cut -d' ' -f1)" >>"$out"
+  fi
+}
 
 stop_all() {
   shopt -s nullglob
@@ -90,12 +121,22 @@ case "$cmd" in
     scheduler=$(find_bin sentio-scheduler)
     executor=$(find_bin sentio-executor)
     if port_open "$scheduler_port"; then echo "port $scheduler_port is already in use" >&2; exit 1; fi
+    front_end=()
+    if [ -n "$token$users" ]; then
+      if port_open "$flight_sql_port"; then echo "port $flight_sql_port is already in use" >&2; exit 1; fi
+      write_users "$dir/users.toml"
+      front_end=(--users "$dir/users.toml" --flight-sql-port "$flight_sql_port")
+      if [ -n "$tls_cert$tls_key" ]; then front_end+=(--tls-cert "$tls_cert" --tls-key "$tls_key"); fi
+    fi
     "$scheduler" --bind-host 127.0.0.1 --external-host 127.0.0.1 --bind-port "$scheduler_port" \
-      --task-distribution round-robin \
+      "${front_end[@]}" --task-distribution round-robin \
       --executor-timeout-seconds 20 --expire-dead-executor-interval-seconds 5 \
       >"$dir/scheduler.log" 2>&1 &
     echo $! >"$dir/scheduler.pid"
     wait_for scheduler "$dir/scheduler.log" port_open "$scheduler_port"
+    if [ ${#front_end[@]} -gt 0 ]; then
+      wait_for "Flight SQL front end" "$dir/scheduler.log" port_open "$flight_sql_port"
+    fi
     for i in $(seq 0 $((executors - 1))); do
       p=$((executor_port + 3 * i))
       mkdir -p "$dir/executor-$i"
@@ -112,6 +153,10 @@ case "$cmd" in
       wait_for "executor $i" "$dir/executor-$i.log" http_ok $((p + 2)) /readyz
     done
     echo "Sentio cluster ready: scheduler df://127.0.0.1:$scheduler_port, $executors executors (logs in $dir)"
+    if [ ${#front_end[@]} -gt 0 ]; then
+      if [ -n "$tls_cert" ]; then echo "flight_sql=grpc+tls://127.0.0.1:$flight_sql_port"
+      else echo "flight_sql=grpc://127.0.0.1:$flight_sql_port"; fi
+    fi
     ;;
   status)
     shopt -s nullglob
@@ -127,7 +172,7 @@ case "$cmd" in
     echo "Sentio cluster in $dir stopped"
     ;;
   *)
-    sed -n '2,17p' "$0" >&2
+    sed -n '2,26p' "$0" >&2
     exit 2
     ;;
 esac

@@ -11,6 +11,10 @@
 //! * [`standalone`] is the in-process scheduler and executor;
 //! * [`config`] reads the environment and `sentio.toml`;
 //! * [`lake`] registers the `training` and `adhoc` catalogs from the lake;
+//! * [`statement`] takes one statement from its text to its result (or to
+//!   a plan to run): the steps every front end shares;
+//! * [`local`] is tables whose rows live in this process, and the rule that
+//!   statements reading only them run here;
 //! * [`ml`] is machine learning in SQL, as BigQuery ML spells it, and the `ml`
 //!   catalog (the model store);
 //! * [`extract`] keeps Parquet extracts of operational tables in the lake,
@@ -42,6 +46,7 @@ pub mod folder;
 pub mod ids;
 pub mod jobs;
 pub mod lake;
+pub mod local;
 pub mod logging;
 pub mod ml;
 pub mod object_store;
@@ -50,6 +55,7 @@ pub mod session;
 pub mod size;
 pub mod sqltext;
 pub mod standalone;
+pub mod statement;
 pub mod stop;
 pub mod task_error;
 

@@ -181,6 +181,16 @@ pub async fn prepare(ml: &MlContext, sql: &str) -> Result<Prepared, MlError> {
     }
 }
 
+/// The statement `sql` is, when it changes the model store: `CREATE MODEL`
+/// or `DROP MODEL`.
+pub fn changes_models(sql: &str) -> Option<&'static str> {
+    match parse_ml_statement(sql) {
+        Ok(Some(MlStatement::CreateModel { .. })) => Some("CREATE MODEL"),
+        Ok(Some(MlStatement::DropModel { .. })) => Some("DROP MODEL"),
+        _ => None,
+    }
+}
+
 fn ts() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
 }

@@ -1,0 +1,105 @@
+//! A statement's result on its way to the client: rows and bytes counted,
+//! the statement log told how it ended, and its cluster job cancelled if the
+//! client leaves before the last row.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arrow_flight::FlightData;
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::error::FlightError;
+use datafusion::arrow::record_batch::RecordBatch;
+use futures::{Stream, StreamExt, TryStreamExt};
+use prost::Message;
+use sentio_sql::jobs;
+use tonic::Status;
+
+use crate::cancel::CancelOnDrop;
+use crate::sessions::{Output, Pending, Session};
+use crate::statements::{Ending, StatementLog, Status as LogStatus};
+
+/// The stream of Flight messages a `DoGet` answers with.
+pub type FlightStream = Pin<Box<dyn Stream<Item = Result<FlightData, Status>> + Send + 'static>>;
+
+/// What was sent so far, and whether the log has heard the end.
+struct Sent {
+    log: Arc<StatementLog>,
+    statement: i64,
+    rows: AtomicU64,
+    bytes: AtomicU64,
+    ended: std::sync::atomic::AtomicBool,
+}
+
+impl Sent {
+    fn end(&self, status: LogStatus, bytes_scanned: Option<u64>, error: Option<String>) {
+        if self.ended.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let ending = Ending {
+            rows: Some(self.rows.load(Ordering::Relaxed)),
+            bytes_returned: Some(self.bytes.load(Ordering::Relaxed)),
+            bytes_scanned,
+            error,
+        };
+        self.log.end(self.statement, status, ending);
+    }
+}
+
+/// A stream that is dropped before its end was a statement the client left.
+struct LeftEarly(Arc<Sent>);
+
+impl Drop for LeftEarly {
+    fn drop(&mut self) {
+        self.0.end(LogStatus::Cancelled, None, None);
+    }
+}
+
+/// Streams `pending`'s rows to the client: a plan runs now, on the cluster,
+/// as the client reads.
+pub fn deliver(pending: Pending, session: &Session, log: Arc<StatementLog>) -> Result<FlightStream, Status> {
+    let Pending { statement, mut jobs, output } = pending;
+    let sent =
+        Arc::new(Sent { log, statement, rows: AtomicU64::new(0), bytes: AtomicU64::new(0), ended: Default::default() });
+    let scheduler = session.client.scheduler_grpc_url.clone();
+    let schema = match &output {
+        Output::Rows(schema, _) => Arc::clone(schema),
+        Output::Plan(plan) => plan.schema(),
+    };
+    let (batches, plan) = match output {
+        Output::Rows(_, batches) => (futures::stream::iter(batches.into_iter().map(Ok)).boxed(), None),
+        Output::Plan(plan) => {
+            let rows = datafusion::physical_plan::execute_stream(Arc::clone(&plan), session.client.ctx.task_ctx())
+                .map_err(|e| Status::invalid_argument(e.to_string()))?
+                .map_err(|e| FlightError::ExternalError(Box::new(e)));
+            (rows.boxed(), Some(plan))
+        }
+    };
+    let running = plan.clone();
+    let cancel = CancelOnDrop::new(&scheduler, Box::new(move || running.clone()));
+    let (counting, failing) = (Arc::clone(&sent), Arc::clone(&sent));
+    let batches = batches
+        .inspect_ok(move |b: &RecordBatch| {
+            counting.rows.fetch_add(b.num_rows() as u64, Ordering::Relaxed);
+        })
+        .inspect_err(move |e| failing.end(LogStatus::Failed, None, Some(e.to_string())));
+    let finishing = Arc::clone(&sent);
+    let left_early = LeftEarly(Arc::clone(&sent));
+    // Past the last batch: the job ended; the log gets what it read.
+    let end = futures::stream::once(async move {
+        cancel.finished();
+        jobs.extend(plan.as_ref().and_then(jobs::job_of));
+        finishing.end(LogStatus::Ok, jobs::bytes_scanned(&scheduler, &jobs).await, None);
+        drop(left_early);
+    })
+    .filter_map(|()| async { None });
+    let counting = Arc::clone(&sent);
+    let data = FlightDataEncoderBuilder::new()
+        .with_schema(schema)
+        .build(batches.chain(end))
+        .inspect_ok(move |d| {
+            counting.bytes.fetch_add(d.encoded_len() as u64, Ordering::Relaxed);
+        })
+        .map_err(Status::from);
+    Ok(Box::pin(data))
+}

@@ -1,0 +1,63 @@
+"""A Flight SQL client written elsewhere: the ADBC driver (adbc_driver_flightsql
+from PyPI), driven by the integration tests (tests/frontend.rs).
+
+    python adbc_client.py '{"uri": "grpc://127.0.0.1:50060",
+                            "token": "...",              # or "user" + "password", or neither
+                            "tls_root_certs": "PEM",     # optional, for grpc+tls://
+                            "steps": [{"sql": "SELECT 1"}, {"objects": true}]}'
+
+Runs the steps in order on one connection and prints one JSON line per step:
+{"rows": [...]} (each row a dict), {"objects": {catalog: {schema: [table, ...]}}}
+or {"error": "..."} when the step failed (the next steps still run).
+"""
+
+import json
+import sys
+
+import adbc_driver_flightsql.dbapi as flight_sql
+
+
+def connect(spec):
+    kwargs = {}
+    if "token" in spec:
+        kwargs["adbc.flight.sql.authorization_header"] = "Bearer " + spec["token"]
+    if "tls_root_certs" in spec:
+        kwargs["adbc.flight.sql.client_option.tls_root_certs"] = spec["tls_root_certs"]
+    if "user" in spec:
+        kwargs["username"] = spec["user"]
+        kwargs["password"] = spec["password"]
+    return flight_sql.connect(spec["uri"], db_kwargs=kwargs, autocommit=True)
+
+
+def objects(conn):
+    tree = {}
+    for catalog in conn.adbc_get_objects(depth="tables").read_all().to_pylist():
+        schemas = tree.setdefault(catalog["catalog_name"], {})
+        for schema in catalog["catalog_db_schemas"] or []:
+            tables = [t["table_name"] for t in schema["db_schema_tables"] or []]
+            schemas[schema["db_schema_name"]] = sorted(tables)
+    return tree
+
+
+def step(conn, s):
+    if "objects" in s:
+        return {"objects": objects(conn)}
+    with conn.cursor() as cur:
+        cur.execute(s["sql"])
+        return {"rows": cur.fetch_arrow_table().to_pylist()}
+
+
+def main():
+    spec = json.loads(sys.argv[1])
+    conn = None
+    for s in spec["steps"]:
+        try:
+            if conn is None:
+                conn = connect(spec)
+            out = step(conn, s)
+        except Exception as e:  # the test asserts on the message
+            out = {"error": f"{type(e).__name__}: {e}"}
+        print(json.dumps(out, default=str), flush=True)
+
+
+main()

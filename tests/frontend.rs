@@ -1,0 +1,332 @@
+//! The Flight SQL front end on the scheduler, driven by a client written
+//! elsewhere (the Python ADBC driver) against a 1 + 2 cluster on an S3 lake
+//! with a PostgreSQL operational DB: the same rows as `sentio sql`, the
+//! catalogs a BI tool browses, authentication and roles, separate sessions.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::opdb::{Db, Kind};
+use crate::support::{Cluster, Running, S3Server, cpus_used, repo_root, run_ok, sentio};
+
+const STATS: &str = "SELECT LOWER(g.outcome) AS outcome, f.split, COUNT(*) AS frames, \
+     COUNT(DISTINCT f.session_id) AS sessions \
+     FROM training.frames f JOIN adhoc.media_ground_truth g ON f.media_id = g.media_id \
+     WHERE g.outcome IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2";
+
+const TRAIN: &str = "CREATE MODEL fe_rf OPTIONS (model_type = 'random_forest_classifier', \
+     input_label_cols = ['emotion'], num_parallel_tree = 5, max_tree_depth = 6, seed = 7) \
+     AS SELECT f00, f01, f02, f03, f04, f05, f06, f07, emotion FROM training.frames WHERE split = 'train'";
+
+const PREDICT: &str = "SELECT session_id, frame_no, predicted_emotion FROM ML.PREDICT(MODEL fe_rf, \
+     (SELECT session_id, frame_no, f00, f01, f02, f03, f04, f05, f06, f07 FROM training.frames \
+      WHERE split = 'test' ORDER BY session_id, frame_no LIMIT 300)) ORDER BY session_id, frame_no";
+
+/// Days of work for one executor.
+const ENDLESS_SERIES: &str = "SELECT COUNT(*) FROM generate_series(1, 100000000000) WHERE value % 7 = 3";
+
+/// Runs `steps` on one ADBC connection to `uri` with `auth` (a JSON object
+/// with `token`, or `user` and `password`, or nothing); one result per step.
+fn adbc(uri: &str, auth: Value, steps: &[Value]) -> Vec<Value> {
+    let mut spec = auth;
+    spec["uri"] = uri.into();
+    spec["steps"] = steps.to_vec().into();
+    let python = repo_root().join(".venv/bin/python");
+    let script = repo_root().join("tests/adbc_client.py");
+    let out = run_ok(Command::new(python).arg(script).arg(spec.to_string()), Duration::from_secs(600));
+    out.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn sql(s: &str) -> Value {
+    serde_json::json!({ "sql": s })
+}
+
+fn rows(v: &Value) -> &Vec<Value> {
+    v["rows"].as_array().unwrap_or_else(|| panic!("expected rows, got {v}"))
+}
+
+fn error(v: &Value) -> &str {
+    v["error"].as_str().unwrap_or_else(|| panic!("expected an error, got {v}"))
+}
+
+/// A `[[user]]` or `[[token]]` entry made by `sentio auth`.
+fn entry(args: &[&str], password: Option<&str>) -> String {
+    let mut c = sentio();
+    c.arg("auth").args(args);
+    if let Some(p) = password {
+        c.env("SENTIO_PASSWORD", p);
+    }
+    run_ok(&mut c, Duration::from_secs(60)).stdout
+}
+
+/// The token in a `sentio auth new-token` entry's first line.
+fn token_of(entry: &str) -> String {
+    entry.lines().next().and_then(|l| l.split_whitespace().last()).unwrap().to_string()
+}
+
+#[test]
+fn adbc_clients_query_the_cluster_through_the_front_end() {
+    let s3 = S3Server::start("sentio-fe");
+    let lake = "s3://sentio-fe/lake";
+    let db = Db::fresh(Kind::Pg, "sentio_frontend");
+    run_ok(
+        sentio().envs(s3.env()).args(["datagen", "--scale", "0.3", "--seed", "5", "--lake", lake, "--opdb", &db.url()]),
+        Duration::from_secs(300),
+    );
+    let reader_entry = entry(&["new-token", "--name", "dashboards", "--role", "reader"], None);
+    let ana = entry(&["hash-password", "--name", "ana", "--role", "analyst"], Some("ana's secret"));
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("more-users.toml");
+    std::fs::write(&users, format!("{reader_entry}\n{ana}")).unwrap();
+    let analyst_token = "sentio-test-analyst-token-0123456789";
+    let mut env = s3.env();
+    env.push(("SENTIO_LAKE", lake.into()));
+    env.push(("SENTIO_OPDB_URL", db.url()));
+    let users = users.to_str().unwrap();
+    let cluster = Cluster::start_front_end(&dir.path().join("cluster"), 2, env, analyst_token, &["--users", users]);
+    let uri = cluster.flight_sql_uri();
+    let analyst = serde_json::json!({ "token": analyst_token });
+
+    // The same rows as `sentio sql`, and a model trained and applied on the
+    // cluster side.
+    let via_cli = |statement: &str| -> Vec<Value> {
+        let out = run_ok(
+            sentio()
+                .envs(s3.env())
+                .args(["sql", "--scheduler", &cluster.url(), "--lake", lake, "--opdb", &db.url()])
+                .args(["--format", "json", "-c", statement]),
+            Duration::from_secs(300),
+        );
+        serde_json::from_str(&out.stdout).unwrap()
+    };
+    let r = adbc(&uri, analyst.clone(), &[sql(STATS), sql(TRAIN), sql(PREDICT), sql("DESCRIBE training.frames")]);
+    assert_eq!(rows(&r[0]), &via_cli(STATS), "statistics through ADBC and through sentio sql");
+    assert_eq!(rows(&r[0]).len(), 4, "2 outcomes x 2 splits: {:?}", r[0]);
+    assert_eq!(rows(&r[1]).len(), 1, "CREATE MODEL answers one row: {:?}", r[1]);
+    assert_eq!(rows(&r[2]).len(), 300);
+    assert_eq!(rows(&r[2]), &via_cli(PREDICT), "ML.PREDICT through ADBC and through sentio sql");
+    // DESCRIBE needs no cluster job (Ballista cannot send its plan).
+    let described = rows(&r[3]);
+    assert!(described.iter().any(|c| c["column_name"] == "emotion" && c["data_type"] == "Utf8View"), "{described:?}");
+
+    // What a BI tool browses: every catalog's tables.
+    let objects = &adbc(&uri, analyst.clone(), &[serde_json::json!({ "objects": true })])[0]["objects"];
+    // The zones are schemas of the default catalog, as in SQL (`training.frames`).
+    let zones = &objects["datafusion"];
+    for (schema, table) in
+        [("training", "frames"), ("adhoc", "media_ground_truth"), ("opdb", "sessions"), ("ml", "models")]
+    {
+        let tables = zones[schema].as_array().unwrap_or_else(|| panic!("{schema}: {objects}"));
+        assert!(tables.iter().any(|t| t == table), "{schema} lacks {table}: {objects}");
+    }
+    assert!(zones.get("extracts").is_some(), "{objects}");
+
+    // Authentication: nothing, a wrong token, a wrong password are refused;
+    // the password user gets in.
+    let none = adbc(&uri, serde_json::json!({}), &[sql("SELECT 1 AS one")]);
+    assert!(error(&none[0]).contains("no credentials"), "{none:?}");
+    let wrong = adbc(&uri, serde_json::json!({ "token": "sentio_not-a-token" }), &[sql("SELECT 1 AS one")]);
+    assert!(error(&wrong[0]).contains("unknown or revoked token"), "{wrong:?}");
+    let bad = adbc(&uri, serde_json::json!({ "user": "ana", "password": "guess" }), &[sql("SELECT 1 AS one")]);
+    assert!(error(&bad[0]).contains("wrong password"), "{bad:?}");
+    let good = adbc(&uri, serde_json::json!({ "user": "ana", "password": "ana's secret" }), &[sql("SELECT 2 AS two")]);
+    assert_eq!(rows(&good[0]), &vec![serde_json::json!({ "two": 2 })]);
+
+    // A reader queries, and is refused everything that changes something —
+    // before any work is done.
+    let reader_token = token_of(&reader_entry);
+    let reader = serde_json::json!({ "token": reader_token });
+    let r = adbc(
+        &uri,
+        reader,
+        &[
+            sql("SELECT COUNT(*) AS n FROM opdb.sessions"),
+            sql(&TRAIN.replace("fe_rf", "fe_reader")),
+            sql("DROP MODEL fe_rf"),
+            sql("INSERT INTO opdb.sessions SELECT * FROM opdb.sessions LIMIT 1"),
+            sql("CREATE TABLE extracts.reader_copy AS SELECT * FROM opdb.sessions"),
+            sql("SELECT COUNT(*) AS n FROM ml.models WHERE name IN ('fe_reader', 'fe_rf')"),
+        ],
+    );
+    let sessions = rows(&r[0])[0]["n"].as_i64().unwrap();
+    for (i, what) in [(1, "CREATE MODEL"), (2, "DROP MODEL"), (3, "a write"), (4, "an extract")] {
+        let e = error(&r[i]);
+        assert!(e.contains("PERMISSION_DENIED") || e.contains("ermission"), "{what}: {e}");
+        assert!(e.contains(what) && e.contains("reader"), "{what}: {e}");
+    }
+    assert_eq!(rows(&r[5]), &vec![serde_json::json!({ "n": 1 })], "only fe_rf exists");
+    assert_eq!(db.client("SELECT COUNT(*) FROM sessions").parse::<i64>().unwrap(), sessions, "no row written");
+
+    // Who ran what: every statement with its user and how it ended.
+    let log = adbc(
+        &uri,
+        analyst.clone(),
+        &[sql("SELECT user_name, status, statement, rows_returned, bytes_returned, bytes_scanned, error \
+               FROM system.statements ORDER BY statement_id")],
+    );
+    let log = rows(&log[0]);
+    let stats = log.iter().find(|r| r["statement"] == STATS).unwrap_or_else(|| panic!("{log:?}"));
+    assert_eq!(
+        (&stats["user_name"], &stats["status"], &stats["rows_returned"]),
+        (&"cluster-sh".into(), &"ok".into(), &4.into())
+    );
+    assert!(stats["bytes_returned"].as_u64().unwrap() > 0 && stats["bytes_scanned"].as_u64().unwrap() > 0, "{stats}");
+    let refused = log.iter().find(|r| r["statement"] == "DROP MODEL fe_rf").unwrap_or_else(|| panic!("{log:?}"));
+    assert_eq!((&refused["user_name"], &refused["status"]), (&"dashboards".into(), &"refused".into()));
+    assert!(refused["error"].as_str().unwrap().contains("reader role"), "{refused}");
+    assert!(log.iter().any(|r| r["user_name"] == "ana"), "{log:?}");
+
+    // Sessions are separate: one connection's SET is not another's.
+    let setting = "SELECT value FROM information_schema.df_settings WHERE name = 'datafusion.execution.batch_size'";
+    let one = adbc(&uri, analyst.clone(), &[sql("SET datafusion.execution.batch_size = 1234"), sql(setting)]);
+    let other = adbc(&uri, analyst.clone(), &[sql(setting)]);
+    assert_eq!(rows(&one[1]), &vec![serde_json::json!({ "value": "1234" })]);
+    assert_ne!(rows(&other[0]), rows(&one[1]), "a SET leaked into another session");
+
+    // A revoked token stops working at once: the scheduler reads the users
+    // file again when it changes.
+    let file = cluster.dir.join("users.toml");
+    let digest_line = reader_entry.lines().find(|l| l.starts_with("sha256")).unwrap().to_string();
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::thread::sleep(Duration::from_millis(1100)); // a new modification time, even on coarse clocks
+    std::fs::write(&file, text.replace(&digest_line, &format!("{digest_line}\nrevoked = true"))).unwrap();
+    let revoked = adbc(&uri, serde_json::json!({ "token": reader_token }), &[sql("SELECT 1 AS one")]);
+    assert!(error(&revoked[0]).contains("unknown or revoked token"), "{revoked:?}");
+
+    // A workstation with no AWS credentials, no lake and no database URL
+    // runs the five example scripts through the front end; what they wrote
+    // into the operational DB is read with psql.
+    let scripts: Vec<String> = (1..=5)
+        .map(|i| {
+            let dir = repo_root().join("examples");
+            let name = std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .find(|n| n.starts_with(&format!("0{i}_")))
+                .unwrap();
+            dir.join(name).display().to_string()
+        })
+        .collect();
+    let mut workstation = sentio();
+    for v in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION", "SENTIO_S3_ENDPOINT"] {
+        workstation.env_remove(v);
+    }
+    workstation.args(["sql", "--no-progress", "--scheduler", &uri, "--token", analyst_token]);
+    for s in &scripts {
+        workstation.args(["-f", s]);
+    }
+    let ran = run_ok(&mut workstation, Duration::from_secs(900));
+    let statements = ran.stderr.lines().filter(|l| l.starts_with("-- ") && l.contains(".sql:")).count();
+    assert!(statements > 10, "{}", ran.stderr);
+    assert_eq!(ran.stderr.matches("received from the cluster").count(), statements, "{}", ran.stderr);
+    let test_frames =
+        rows(&adbc(&uri, analyst.clone(), &[sql("SELECT COUNT(*) AS n FROM training.frames WHERE split = 'test'")])[0])
+            [0]["n"]
+            .as_i64()
+            .unwrap();
+    assert_eq!(db.client("SELECT COUNT(*), COUNT(DISTINCT run_id) FROM emotion_outputs"), format!("{test_frames}|1"));
+    let cv = db.client("SELECT COUNT(*) > 0, COUNT(DISTINCT run_id) FROM media_cv_results WHERE model = 'media_hit'");
+    assert_eq!(cv, "t|1", "cross-validation rows of media_hit");
+
+    // Ctrl-C of a statement sent through the front end cancels its job:
+    // the executors go idle.
+    let mut cmd = sentio();
+    cmd.args(["sql", "--scheduler", &uri, "--token", analyst_token, "-c", ENDLESS_SERIES]);
+    let command = Running::start(&mut cmd, false);
+    let pids: Vec<u32> = (0..2).map(|i| cluster.executor_pid(i)).collect();
+    let used = |window: Duration| cpus_used(&pids, window);
+    let started = Instant::now();
+    while used(Duration::from_millis(500)) < 0.5 {
+        assert!(started.elapsed() < Duration::from_secs(60), "the executors never got busy");
+    }
+    command.signal("INT");
+    let f = command.finish(Duration::from_secs(60));
+    assert_eq!(f.code, Some(130), "{}", f.stderr);
+    let cancelled_at = Instant::now();
+    while used(Duration::from_secs(1)) >= 0.2 {
+        assert!(cancelled_at.elapsed() < Duration::from_secs(20), "executors still busy after the cancel");
+    }
+    assert!(cluster.scheduler_log().contains("cancelled: true"), "the front end did not cancel the job");
+
+    // No secret in the scheduler's log.
+    let log = cluster.scheduler_log();
+    for secret in [analyst_token, "ana's secret", reader_token.as_str()] {
+        assert!(!log.contains(secret), "a secret is in the scheduler's log");
+    }
+}
+
+#[test]
+fn the_front_end_speaks_tls_when_given_a_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    // A test CA and a server certificate it signed, for 127.0.0.1.
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    let (ca, cert, key) = (path("ca.pem"), path("cert.pem"), path("key.pem"));
+    std::fs::write(path("ext.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n").unwrap();
+    let openssl = |args: &[&str]| run_ok(Command::new("openssl").args(args), Duration::from_secs(60));
+    let ca_key = path("ca.key");
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=sentio-test-ca",
+        "-keyout",
+        &ca_key,
+        "-out",
+        &ca,
+    ]);
+    let csr = path("server.csr");
+    openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", &key, "-out", &csr]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        &ca,
+        "-CAkey",
+        &ca_key,
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        &path("ext.cnf"),
+        "-out",
+        &cert,
+    ]);
+    let token = "sentio-test-tls-token-0123456789";
+    let cluster = Cluster::start_front_end(
+        &dir.path().join("cluster"),
+        1,
+        vec![],
+        token,
+        &["--tls-cert", &cert, "--tls-key", &key],
+    );
+    let uri = cluster.flight_sql_uri();
+    assert!(uri.starts_with("grpc+tls://"), "{uri}");
+    let pem = std::fs::read_to_string(&ca).unwrap();
+
+    let over_tls =
+        adbc(&uri, serde_json::json!({ "token": token, "tls_root_certs": pem }), &[sql("SELECT 42 AS answer")]);
+    assert_eq!(rows(&over_tls[0]), &vec![serde_json::json!({ "answer": 42 })]);
+    let plain = adbc(&uri.replace("grpc+tls://", "grpc://"), serde_json::json!({ "token": token }), &[sql("SELECT 1")]);
+    error(&plain[0]);
+
+    let sentio_sql = |extra: &[&str]| {
+        let mut c = sentio();
+        c.args(["sql", "--scheduler", &uri, "--token", token, "--format", "json", "-c", "SELECT 42 AS answer"]);
+        crate::support::run(c.args(extra), Duration::from_secs(60))
+    };
+    let trusted = sentio_sql(&["--tls-ca", &ca]);
+    assert!(trusted.success, "{}", trusted.stderr);
+    assert_eq!(serde_json::from_str::<Value>(&trusted.stdout).unwrap(), serde_json::json!([{ "answer": 42 }]));
+    // Without the test CA, the certificate is not trusted.
+    let untrusted = sentio_sql(&[]);
+    assert!(!untrusted.success && untrusted.stderr.contains("cannot reach"), "{}", untrusted.stderr);
+}
