@@ -16,6 +16,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use futures::{StreamExt, TryStreamExt};
 use prost::Message;
 use sentio_sql::SentioError;
+use sentio_sql::client::error_chain;
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 
@@ -175,14 +176,4 @@ fn flight_failed(e: FlightError) -> CliError {
         FlightError::Tonic(status) => statement_failed(*status),
         e => CliError::FrontEnd(e.to_string()),
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        msg = format!("{msg}: {s}");
-        src = s.source();
-    }
-    msg
 }

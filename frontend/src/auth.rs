@@ -54,10 +54,10 @@ pub struct Principal {
     stored: String,
 }
 
+#[cfg(test)]
 impl Principal {
     /// An analyst named `name`, for tests of code that records who ran what.
-    #[doc(hidden)]
-    pub fn for_tests(name: &str) -> Self {
+    pub(crate) fn for_tests(name: &str) -> Self {
         Self { name: name.to_string(), role: Role::Analyst, stored: String::new() }
     }
 }

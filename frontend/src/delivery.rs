@@ -58,14 +58,11 @@ impl Drop for LeftEarly {
 /// Streams `pending`'s rows to the client: a plan runs now, on the cluster,
 /// as the client reads.
 pub fn deliver(pending: Pending, session: &Session, log: Arc<StatementLog>) -> Result<FlightStream, Status> {
+    let schema = pending.schema();
     let Pending { statement, mut jobs, output } = pending;
     let sent =
         Arc::new(Sent { log, statement, rows: AtomicU64::new(0), bytes: AtomicU64::new(0), ended: Default::default() });
     let scheduler = session.client.scheduler_grpc_url.clone();
-    let schema = match &output {
-        Output::Rows(schema, _) => Arc::clone(schema),
-        Output::Plan(plan) => plan.schema(),
-    };
     let (batches, plan) = match output {
         Output::Rows(_, batches) => (futures::stream::iter(batches.into_iter().map(Ok)).boxed(), None),
         Output::Plan(plan) => {

@@ -103,10 +103,12 @@ impl FrontEnd {
             Role::Analyst => Access::Everything,
             Role::Reader => Access::QueriesOnly,
         };
+        let id = self.log.begin(&session.principal, sql);
+        session.client.ml.take_jobs();
         // ML and extract statements run their jobs here: cancel the one
-        // under way if the client hangs up.
-        // The ML layer forgets its running plan as soon as the statement is
-        // dropped, so the plan is noted at every poll.
+        // under way if the client hangs up. The ML layer forgets its running
+        // plan as soon as the statement is dropped, so the plan is noted at
+        // every poll.
         let seen: Arc<std::sync::Mutex<Option<Arc<dyn ExecutionPlan>>>> = Arc::default();
         let last = Arc::clone(&seen);
         let guard = CancelOnDrop::new(&session.client.scheduler_grpc_url, Box::new(move || lock(&last).clone()));
@@ -122,7 +124,6 @@ impl FrontEnd {
         .await;
         guard.finished();
         let jobs = session.client.ml.take_jobs();
-        let statement = self.log.begin(&session.principal, sql);
         let planned = planned.map_err(|e| {
             let (status, error) = match e {
                 SentioError::NotPermitted(_) => {
@@ -132,7 +133,7 @@ impl FrontEnd {
                 }
                 e => (LogStatus::Failed, statement_error(e)),
             };
-            self.log.end(statement, status, Ending { error: Some(error.message().to_string()), ..Ending::default() });
+            self.log.end(id, status, Ending { error: Some(error.message().to_string()), ..Ending::default() });
             error
         })?;
         let output = match planned {
@@ -144,7 +145,7 @@ impl FrontEnd {
             }
             Planned::Query { physical, .. } => Output::Plan(physical),
         };
-        Ok(Pending { statement, jobs, output })
+        Ok(Pending { statement: id, jobs, output })
     }
 }
 

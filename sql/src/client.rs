@@ -34,17 +34,21 @@ async fn check_reachable(url: &str, grpc_url: &str) -> Result<()> {
         .connect_timeout(jobs::SCHEDULER_CONNECT_TIMEOUT);
     match tokio::time::timeout(jobs::SCHEDULER_CONNECT_TIMEOUT, endpoint.connect()).await {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => {
-            let mut msg = e.to_string();
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                msg = format!("{msg}: {s}");
-                src = s.source();
-            }
-            Err(unreachable(msg))
-        }
+        Ok(Err(e)) => Err(unreachable(error_chain(&e))),
         Err(_) => Err(unreachable(format!("no answer within {} s", jobs::SCHEDULER_CONNECT_TIMEOUT.as_secs()))),
     }
+}
+
+/// `e` and every error under it, as `outer: inner: …` (a transport error
+/// says why only in its sources).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        msg = format!("{msg}: {s}");
+        src = s.source();
+    }
+    msg
 }
 
 /// A connected client: the context plus where its scheduler listens.
