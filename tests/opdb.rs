@@ -683,8 +683,15 @@ impl Drop for IdleGroup {
 /// more than 100 ms, and its p99 latency stays within 2x of idle. Default
 /// bulk duty; the cluster stands aside on the CPUs it shares with the
 /// database here ([`IdleGroup`]), as if on its own machines next to RDS.
-/// Prints the latencies idle, under Sentio, and under the database's own
-/// `COPY` of the same rows (the physical reference).
+///
+/// The load runs in [`TRIALS`] trials, each right after an idle baseline of
+/// its own taken after a `CHECKPOINT`, and the median of the trials' ratios
+/// is held to 2x: the machine's own noise (a slow disk flush, a neighbour
+/// on the host) moves a single p99 by more than 2x between minutes
+/// (docs/benchmarks.md), and one baseline taken minutes before the load
+/// compared the load with another machine. Prints the latencies of each
+/// trial, and under the database's own `COPY` of the same rows (the
+/// physical reference).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operational_db_is_never_blocked() {
     let db = Db::fresh(Kind::Pg, "sentio_it_opdb_noblock");
@@ -699,37 +706,128 @@ async fn the_operational_db_is_never_blocked() {
     db.client("VACUUM ANALYZE big");
     db.client("CHECKPOINT");
     let url = db.url();
-
-    let idle = {
-        // As many samples as under load (about 5,000), so that the p99s
-        // compared rest on as many.
-        let mut t = app_workload(&url, Arc::new(AtomicBool::new(true)), 5000).await;
-        t.sort();
-        t
-    };
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let idle_group = IdleGroup::new();
+    println!("bulk clients placed: {}", idle_group.placement());
 
-    // The physical reference: the database's own COPY moving the same rows
-    // out and in at once (its client placed like the cluster below).
+    let copy = copy_reference(&db, &idle_group, cpus).await;
+    let niced = |args: &[&str]| {
+        let mut c = idle_group.command(cpus - 1, &bin("sentio").to_string_lossy());
+        c.env("SENTIO_OPDB_URL", &url).args(args);
+        c.stdout(Stdio::null()).stderr(Stdio::null());
+        Guard(c.spawn().unwrap())
+    };
+    let mut ratios = Vec::new();
+    for trial in 1..=TRIALS {
+        // The write before (the reference's or the last trial's) is flushed
+        // and its rows gone, so this trial pays for its own WAL only.
+        db.client("TRUNCATE big_out");
+        db.client("CHECKPOINT");
+        let before = cpu_ticks();
+        let idle = timed_while(&url, 2000, || async {}).await;
+        // A machine busy while the application runs alone has a neighbour
+        // (a process left behind, another job): say so beside the numbers.
+        let machine = cpu_ticks().busy_since(&before);
+        let busy = timed_while(&url, 500, || async {
+            let mut extract =
+                niced(&["sql", "--no-progress", "-c", "SELECT COUNT(*), SUM(k), MAX(label) FROM opdb.big"]);
+            let mut write = niced(&["sql", "--no-progress", "-c", "INSERT INTO opdb.big_out SELECT * FROM opdb.big"]);
+            for g in [&mut extract, &mut write] {
+                let status = tokio::task::block_in_place(|| g.0.wait()).unwrap();
+                assert!(status.success(), "the extract or the write failed");
+            }
+        })
+        .await;
+        assert_eq!(db.count("big_out"), 1_000_000);
+        let ratio = percentile(&busy, 0.99).as_secs_f64() / percentile(&idle, 0.99).as_secs_f64();
+        println!(
+            "trial {trial}: idle {} (machine {:.0} % busy); during Sentio's 1M extract + 1M write {}: p99 \
+             {ratio:.1}x idle",
+            summary(&idle),
+            machine * 100.0,
+            summary(&busy)
+        );
+        ratios.push(ratio);
+    }
+    println!("during the database's own COPY of 1M rows out + 1M in (three times): {}", summary(&copy));
+    ratios.sort_by(f64::total_cmp);
+    let median = ratios[ratios.len() / 2];
+    println!("median p99 under Sentio: {median:.1}x idle (issue 3's target: 2x); trials {ratios:.1?}");
+    assert!(
+        median <= 2.0,
+        "the median trial's p99 under Sentio's load is {median:.1}x its idle p99 (trials {ratios:.1?})"
+    );
+}
+
+/// Trials of the never-blocks test: the median of three is held to 2x.
+const TRIALS: usize = 3;
+
+/// The application's latencies, sorted, while `load` runs (and until at
+/// least `min_ops` were taken).
+async fn timed_while<F, Fut>(url: &str, min_ops: usize, load: F) -> Vec<Duration>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let stop = Arc::new(AtomicBool::new(false));
+    let app = {
+        let (url, stop) = (url.to_string(), Arc::clone(&stop));
+        tokio::spawn(async move { app_workload(&url, stop, min_ops).await })
+    };
+    load().await;
+    stop.store(true, Ordering::Relaxed);
+    let mut t = app.await.unwrap();
+    t.sort();
+    t
+}
+
+/// The machine's CPU time so far, from `/proc/stat`: (busy, all) ticks.
+struct CpuTicks(u64, u64);
+
+fn cpu_ticks() -> CpuTicks {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<u64> =
+        stat.lines().next().unwrap_or_default().split_whitespace().skip(1).filter_map(|t| t.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal: idle and iowait are not busy.
+    let all: u64 = ticks.iter().take(8).sum();
+    let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
+    CpuTicks(all - idle, all)
+}
+
+impl CpuTicks {
+    /// The busy share of all CPUs between `before` and now.
+    fn busy_since(&self, before: &CpuTicks) -> f64 {
+        (self.0 - before.0) as f64 / (self.1 - before.1).max(1) as f64
+    }
+}
+
+/// p50, p99, max and count of sorted latencies.
+fn summary(sorted: &[Duration]) -> String {
+    format!(
+        "p50 {:?} p99 {:?} max {:?} ({} ops)",
+        percentile(sorted, 0.5),
+        percentile(sorted, 0.99),
+        sorted.last().unwrap(),
+        sorted.len()
+    )
+}
+
+/// The physical reference: the database's own COPY moving the same rows
+/// out and in at once (its client placed like the cluster), three times
+/// over so that the application's latencies under it, all taken while the
+/// rows move, number several hundred.
+async fn copy_reference(db: &Db, idle_group: &IdleGroup, cpus: usize) -> Vec<Duration> {
+    let url = db.url();
     let rows_file = db.dir.path().join("big.bin");
     db.client(&format!("\\copy big TO '{}' (FORMAT binary)", rows_file.display()));
     db.client("CREATE TABLE big_ref (LIKE big INCLUDING ALL)");
-    let idle_group = IdleGroup::new();
     let psql = |sql: String| {
         let mut c = idle_group.command(cpus - 1, "psql");
         c.args(["-X", "-q", &url, "-c", &sql]);
         c.stdout(Stdio::null()).stderr(Stdio::null());
         Guard(c.spawn().unwrap())
     };
-    // The COPYs take a few seconds; they run three times over, so that the
-    // application's latencies under them, all taken while the rows move,
-    // number several hundred.
-    let copy = {
-        let stop = Arc::new(AtomicBool::new(false));
-        let load = {
-            let (url, stop) = (url.clone(), Arc::clone(&stop));
-            tokio::spawn(async move { app_workload(&url, stop, 0).await })
-        };
+    let copy = timed_while(&url, 0, || async {
         for round in 0..3 {
             if round > 0 {
                 db.client("TRUNCATE big_ref");
@@ -740,68 +838,11 @@ async fn the_operational_db_is_never_blocked() {
                 assert!(tokio::task::block_in_place(|| g.0.wait()).unwrap().success(), "COPY failed");
             }
         }
-        stop.store(true, Ordering::Relaxed);
-        let mut t = load.await.unwrap();
-        t.sort();
-        t
-    };
+    })
+    .await;
     assert_eq!(db.count("big_ref"), 1_000_000);
-
-    // The cluster runs on its own machines next to the database; here it
-    // shares the database's CPUs, so it is placed to stand aside (IdleGroup).
-    let niced = |args: &[&str]| {
-        let mut c = idle_group.command(cpus - 1, &bin("sentio").to_string_lossy());
-        c.env("SENTIO_OPDB_URL", &url).args(args);
-        c.stdout(Stdio::null()).stderr(Stdio::null());
-        Guard(c.spawn().unwrap())
-    };
-    let mut extract = niced(&["sql", "--no-progress", "-c", "SELECT COUNT(*), SUM(k), MAX(label) FROM opdb.big"]);
-    let mut write = niced(&["sql", "--no-progress", "-c", "INSERT INTO opdb.big_out SELECT * FROM opdb.big"]);
-    let stop = Arc::new(AtomicBool::new(false));
-    let load = {
-        let (url, stop) = (url.clone(), Arc::clone(&stop));
-        tokio::spawn(async move { app_workload(&url, stop, 500).await })
-    };
-    let mut ok = true;
-    for g in [&mut extract, &mut write] {
-        let status = tokio::task::block_in_place(|| g.0.wait()).unwrap();
-        ok &= status.success();
-    }
-    stop.store(true, Ordering::Relaxed);
-    let mut busy = load.await.unwrap();
-    busy.sort();
-    assert!(ok, "the extract or the write failed");
-    assert_eq!(db.count("big_out"), 1_000_000);
-
-    println!("bulk clients placed: {}", idle_group.placement());
-    let (idle_p99, busy_p99, copy_p99) = (percentile(&idle, 0.99), percentile(&busy, 0.99), percentile(&copy, 0.99));
-    println!(
-        "application latency: idle p50 {:?} p99 {:?} ({} ops); during the database's own COPY of 1M rows out + \
-         1M in (three times) p50 {:?} p99 {:?} ({} ops, max {:?}); during Sentio's 1M extract + 1M write p50 {:?} p99 {:?} \
-         ({} ops, max {:?})",
-        percentile(&idle, 0.5),
-        idle_p99,
-        idle.len(),
-        percentile(&copy, 0.5),
-        copy_p99,
-        copy.len(),
-        copy.last().unwrap(),
-        percentile(&busy, 0.5),
-        busy_p99,
-        busy.len(),
-        busy.last().unwrap()
-    );
-    let ratio = |d: Duration| d.as_secs_f64() / idle_p99.as_secs_f64();
-    println!(
-        "p99 under Sentio: {:.1}x idle (issue 3's target: 2x); under the database's own COPY: {:.1}x idle",
-        ratio(busy_p99),
-        ratio(copy_p99)
-    );
-    assert!(
-        busy_p99 <= idle_p99 * 2,
-        "p99 latency {busy_p99:?} under Sentio's load is more than 2x the idle {idle_p99:?} (under the database's \
-         own COPY: {copy_p99:?})"
-    );
+    db.client("DROP TABLE big_ref");
+    copy
 }
 
 /// On MariaDB, an application inserting into the very table that a 1M-row
