@@ -70,6 +70,7 @@ command -v systemd-analyze >/dev/null || { log "installing systemd"; apt_install
 
 # --- headless Chromium (renders the demo's HTML report) --------------------
 command -v chromium >/dev/null || { log "installing chromium"; apt_install chromium; }
+command -v strace >/dev/null || { log "installing strace (the front-end test lists the client's connections)"; apt_install strace; }
 
 # --- style, lints, build and test ------------------------------------------
 # rustfmt and clippy ship with the toolchain (rustup's default profile); a

@@ -9,6 +9,10 @@ from PyPI), driven by the integration tests (tests/frontend.rs).
 Runs the steps in order on one connection and prints one JSON line per step:
 {"rows": [...]} (each row a dict), {"objects": {catalog: {schema: [table, ...]}}}
 or {"error": "..."} when the step failed (the next steps still run).
+{"partitions": "SELECT ..."} runs a statement without fetching it and answers
+{"partitions": ["<hex>", ...]} (its Flight endpoints, each with its ticket);
+{"read_partition": "<hex>"} fetches one, as {"rows": [...]} ("last": the first
+partition of the last "partitions" step).
 """
 
 import json
@@ -39,11 +43,22 @@ def objects(conn):
     return tree
 
 
+last_partitions = []
+
+
 def step(conn, s):
     if "objects" in s:
         return {"objects": objects(conn)}
     with conn.cursor() as cur:
-        cur.execute(s["sql"])
+        if "partitions" in s:
+            partitions, _ = cur.adbc_execute_partitions(s["partitions"])
+            last_partitions[:] = partitions
+            return {"partitions": [p.hex() for p in partitions]}
+        if "read_partition" in s:
+            p = s["read_partition"]
+            cur.adbc_read_partition(last_partitions[0] if p == "last" else bytes.fromhex(p))
+        else:
+            cur.execute(s["sql"])
         return {"rows": cur.fetch_arrow_table().to_pylist()}
 
 

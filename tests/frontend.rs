@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::opdb::{Db, Kind};
-use crate::support::{Cluster, Running, S3Server, cpus_used, repo_root, run_ok, sentio};
+use crate::support::{Cluster, Relay, Running, S3Server, bin, cpus_used, repo_root, run_ok, sentio};
 
 const STATS: &str = "SELECT LOWER(g.outcome) AS outcome, f.split, COUNT(*) AS frames, \
      COUNT(DISTINCT f.session_id) AS sessions \
@@ -23,6 +23,11 @@ const TRAIN: &str = "CREATE MODEL fe_rf OPTIONS (model_type = 'random_forest_cla
 const PREDICT: &str = "SELECT session_id, frame_no, predicted_emotion FROM ML.PREDICT(MODEL fe_rf, \
      (SELECT session_id, frame_no, f00, f01, f02, f03, f04, f05, f06, f07 FROM training.frames \
       WHERE split = 'test' ORDER BY session_id, frame_no LIMIT 300)) ORDER BY session_id, frame_no";
+
+/// A forest of 100 trees: a model payload of megabytes.
+const FOREST: &str = "CREATE MODEL fe_forest OPTIONS (model_type = 'random_forest_classifier', \
+     input_label_cols = ['emotion'], num_parallel_tree = 100, max_tree_depth = 10, seed = 3) \
+     AS SELECT f00, f01, f02, f03, f04, f05, f06, f07, emotion FROM training.frames WHERE split = 'train'";
 
 /// Days of work for one executor.
 const ENDLESS_SERIES: &str = "SELECT COUNT(*) FROM generate_series(1, 100000000000) WHERE value % 7 = 3";
@@ -185,6 +190,25 @@ fn adbc_clients_query_the_cluster_through_the_front_end() {
     assert_eq!(rows(&one[1]), &vec![serde_json::json!({ "value": "1234" })]);
     assert_ne!(rows(&other[0]), rows(&one[1]), "a SET leaked into another session");
 
+    // A result is fetched once, by the session that ran the statement: its
+    // ticket taken to another connection (another session) is refused.
+    let answer = "SELECT 42 AS answer";
+    let planned = adbc(&uri, analyst.clone(), &[serde_json::json!({ "partitions": answer })]);
+    let ticket = planned[0]["partitions"][0].as_str().unwrap_or_else(|| panic!("{planned:?}"));
+    let stolen = adbc(&uri, analyst.clone(), &[serde_json::json!({ "read_partition": ticket })]);
+    assert!(error(&stolen[0]).contains("no such result in this session"), "{stolen:?}");
+    let own = adbc(
+        &uri,
+        analyst.clone(),
+        &[
+            serde_json::json!({ "partitions": answer }),
+            serde_json::json!({ "read_partition": "last" }),
+            serde_json::json!({ "read_partition": "last" }),
+        ],
+    );
+    assert_eq!(rows(&own[1]), &vec![serde_json::json!({ "answer": 42 })], "{own:?}");
+    assert!(error(&own[2]).contains("fetched once"), "{own:?}");
+
     // A revoked token stops working at once: the scheduler reads the users
     // file again when it changes.
     let file = cluster.dir.join("users.toml");
@@ -229,6 +253,41 @@ fn adbc_clients_query_the_cluster_through_the_front_end() {
     assert_eq!(db.client("SELECT COUNT(*), COUNT(DISTINCT run_id) FROM emotion_outputs"), format!("{test_frames}|1"));
     let cv = db.client("SELECT COUNT(*) > 0, COUNT(DISTINCT run_id) FROM media_cv_results WHERE model = 'media_hit'");
     assert_eq!(cv, "t|1", "cross-validation rows of media_hit");
+
+    // A workstation's traffic while a 100-tree forest trains, counted on
+    // the wire by a relay in front of the front end: within 2x of the bytes
+    // `sentio` reports received (the model's parts are merged and stored on
+    // the cluster side), and its only connection is to the front end.
+    let relay = Relay::start(uri.trim_start_matches("grpc://"));
+    let connects = dir.path().join("connects.txt");
+    let mut traced = Command::new("strace");
+    traced.args(["-f", "-qq", "-e", "trace=connect", "-e", "signal=none", "-o"]).arg(&connects).arg(bin("sentio"));
+    for v in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "SENTIO_S3_ENDPOINT", "SENTIO_LAKE"] {
+        traced.env_remove(v);
+    }
+    let via_relay = format!("grpc://127.0.0.1:{}", relay.port);
+    traced.args(["sql", "--no-progress", "--scheduler", &via_relay, "--token", analyst_token, "-c", FOREST]);
+    let trained = run_ok(&mut traced, Duration::from_secs(900));
+    let reported: u64 = trained
+        .stderr
+        .split(" bytes) received from the cluster")
+        .next()
+        .and_then(|head| head.rsplit('(').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no bytes received in the summary: {}", trained.stderr));
+    // The summary says what the cluster read and which job did it.
+    let scanned = trained.stderr.contains(" bytes) scanned in the cluster · job ");
+    assert!(scanned && !trained.stderr.contains("(0 bytes) scanned"), "{}", trained.stderr);
+    let on_wire = relay.to_clients();
+    println!("CREATE MODEL of 100 trees: {reported} bytes reported received, {on_wire} bytes on the wire");
+    assert!(reported <= on_wire && on_wire <= 2 * reported, "reported {reported}, on the wire {on_wire}");
+    let trace = std::fs::read_to_string(&connects).unwrap();
+    let inet: Vec<&str> = trace.lines().filter(|l| l.contains("connect(") && l.contains("AF_INET")).collect();
+    assert!(!inet.is_empty(), "strace saw no connection: {trace}");
+    for line in &inet {
+        let to_relay = line.contains(&format!("htons({})", relay.port)) && line.contains("\"127.0.0.1\"");
+        assert!(to_relay, "a connection other than to the front end: {line}");
+    }
 
     // Ctrl-C of a statement sent through the front end cancels its job:
     // the executors go idle.

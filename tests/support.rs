@@ -366,3 +366,50 @@ pub fn process_alive(pid: u32) -> bool {
         Err(_) => false,
     }
 }
+
+/// A TCP relay on loopback in front of `target` that counts the bytes it
+/// passes back to its clients: a client's traffic measured on the wire, not
+/// by the client. Runs until the test process ends.
+pub struct Relay {
+    /// The port clients connect to.
+    pub port: u16,
+    to_clients: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Relay {
+    pub fn start(target: &str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let to_clients = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (target, counter) = (target.to_string(), std::sync::Arc::clone(&to_clients));
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = TcpStream::connect(&target) else { continue };
+                let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || pipe(client, server, None));
+                let counter = std::sync::Arc::clone(&counter);
+                std::thread::spawn(move || pipe(s2, c2, Some(counter)));
+            }
+        });
+        Self { port, to_clients }
+    }
+
+    /// Bytes sent back to clients so far.
+    pub fn to_clients(&self) -> u64 {
+        self.to_clients.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+fn pipe(mut from: TcpStream, mut to: TcpStream, counter: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>) {
+    let mut buf = [0u8; 64 * 1024];
+    while let Ok(n) = from.read(&mut buf) {
+        if n == 0 || to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+        if let Some(c) = &counter {
+            c.fetch_add(n as u64, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Both);
+    let _ = from.shutdown(std::net::Shutdown::Both);
+}

@@ -4,22 +4,24 @@
 //! workstation needs no lake or database credentials.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_client::FlightServiceClient;
 use arrow_flight::sql::{CommandGetSqlInfo, CommandStatementQuery, ProstMessageExt, SqlInfo};
-use arrow_flight::{FlightDescriptor, HandshakeRequest};
+use arrow_flight::{Action, FlightDescriptor, HandshakeRequest};
 use datafusion::arrow::record_batch::RecordBatch;
 use futures::{StreamExt, TryStreamExt};
 use prost::Message;
+use sentio_frontend::statements::{OUTCOME_ACTION, Outcome};
 use sentio_sql::SentioError;
 use sentio_sql::client::error_chain;
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 
+use crate::counted::{self, Received};
 use crate::error::{CliError, Result};
 
 /// How long connecting to the front end may take.
@@ -49,6 +51,8 @@ pub struct FrontEnd {
     client: tokio::sync::Mutex<FlightServiceClient<Channel>>,
     /// `Bearer …`: the API token, or the session token a login returned.
     authorization: MetadataValue<tonic::metadata::Ascii>,
+    /// Every byte received on the connection so far.
+    received: Received,
 }
 
 impl FrontEnd {
@@ -80,7 +84,9 @@ impl FrontEnd {
             }
             endpoint = endpoint.tls_config(config).map_err(|e| unreachable(error_chain(&e)))?;
         }
-        let channel = tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect())
+        let received = Received::default();
+        let connector = counted::connector(host_port.to_string(), Arc::clone(&received));
+        let channel = tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect_with_connector(connector))
             .await
             .map_err(|_| unreachable(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())))?
             .map_err(|e| unreachable(error_chain(&e)))?;
@@ -89,7 +95,7 @@ impl FrontEnd {
             Credentials::Token(token) => bearer(&token)?,
             Credentials::Password { user, password } => log_in(&mut client, &user, &password).await?,
         };
-        let front_end = Self { client: tokio::sync::Mutex::new(client), authorization };
+        let front_end = Self { client: tokio::sync::Mutex::new(client), authorization, received };
         front_end.check().await?;
         Ok(front_end)
     }
@@ -102,31 +108,39 @@ impl FrontEnd {
         Ok(())
     }
 
-    /// Runs `sql` on the cluster side; returns its rows and the bytes the
-    /// client received for them (the Flight messages' encoded size).
-    pub async fn query(&self, sql: &str) -> Result<(Vec<RecordBatch>, u64)> {
+    /// Runs `sql` on the cluster side; returns its rows, what it did there
+    /// and the bytes the client received while it ran (every byte read from
+    /// the socket).
+    pub async fn query(&self, sql: &str) -> Result<Answer> {
         let mut client = self.client.lock().await;
+        let before = self.received.load(Ordering::Relaxed);
         let cmd = CommandStatementQuery { query: sql.to_string(), transaction_id: None };
         let request = self.request(FlightDescriptor::new_cmd(cmd.as_any().encode_to_vec()));
         let info = client.get_flight_info(request).await.map_err(statement_failed)?.into_inner();
-        let received = Arc::new(AtomicU64::new(info.encoded_len() as u64));
+        let statement_id = String::from_utf8_lossy(&info.app_metadata).to_string();
         let mut batches = Vec::new();
         for endpoint in info.endpoint {
             let ticket = endpoint.ticket.ok_or_else(|| CliError::FrontEnd("the server sent no ticket".into()))?;
             let data = client.do_get(self.request(ticket)).await.map_err(statement_failed)?.into_inner();
-            let counter = Arc::clone(&received);
-            let counted = data
-                .map_ok(move |d| {
-                    counter.fetch_add(d.encoded_len() as u64, Ordering::Relaxed);
-                    d
-                })
-                .map_err(FlightError::from);
-            let mut rows = FlightRecordBatchStream::new_from_flight_data(counted);
+            let mut rows = FlightRecordBatchStream::new_from_flight_data(data.map_err(FlightError::from));
             while let Some(batch) = rows.next().await {
                 batches.push(batch.map_err(flight_failed)?);
             }
         }
-        Ok((batches, received.load(Ordering::Relaxed)))
+        let outcome = self.outcome(&mut client, statement_id).await;
+        Ok(Answer { batches, received: self.received.load(Ordering::Relaxed) - before, outcome })
+    }
+
+    /// What the front end says the statement did in the cluster; `None`
+    /// from a front end that does not say (the rows are what matter).
+    async fn outcome(&self, client: &mut FlightServiceClient<Channel>, statement_id: String) -> Option<Outcome> {
+        if statement_id.is_empty() {
+            return None;
+        }
+        let action = Action { r#type: OUTCOME_ACTION.to_string(), body: statement_id.into_bytes().into() };
+        let mut replies = client.do_action(self.request(action)).await.ok()?.into_inner();
+        let reply = replies.message().await.ok()??;
+        serde_json::from_slice(&reply.body).ok()
     }
 
     fn request<T>(&self, message: T) -> tonic::Request<T> {
@@ -134,6 +148,16 @@ impl FrontEnd {
         request.metadata_mut().insert("authorization", self.authorization.clone());
         request
     }
+}
+
+/// A statement's answer from the front end.
+pub struct Answer {
+    /// Its rows.
+    pub batches: Vec<RecordBatch>,
+    /// Every byte the client received while it ran.
+    pub received: u64,
+    /// What it did in the cluster, when the front end says.
+    pub outcome: Option<Outcome>,
 }
 
 /// Exchanges a user's name and password for a session token (the Flight

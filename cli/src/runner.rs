@@ -29,7 +29,9 @@ const PROGRESS_AFTER: Duration = Duration::from_millis(800);
 pub struct StatementOutcome {
     /// Rows returned to the client.
     pub rows: usize,
-    /// Bytes of result data received from the cluster (Arrow IPC size).
+    /// Bytes received from the cluster: through the front end every byte
+    /// read from the socket; from the engine in this process or a `df://`
+    /// scheduler, the Arrow IPC size of the rows.
     pub bytes_received: u64,
     /// Wall time.
     pub elapsed: Duration,
@@ -99,15 +101,17 @@ impl Runner {
     /// ends.
     async fn query_front_end(&self, front_end: &FrontEnd, sql: &str) -> Result<(Vec<RecordBatch>, StatementOutcome)> {
         let started = Instant::now();
-        let (batches, bytes_received) = self.watch(None, front_end.query(sql), started, || None).await??;
+        let answer = self.watch(None, front_end.query(sql), started, || None).await??;
+        let (job_id, bytes_scanned) =
+            answer.outcome.map_or((None, None), |o| (o.jobs.last().cloned(), o.bytes_scanned));
         let outcome = StatementOutcome {
-            rows: batches.iter().map(RecordBatch::num_rows).sum(),
-            bytes_received,
+            rows: answer.batches.iter().map(RecordBatch::num_rows).sum(),
+            bytes_received: answer.received,
             elapsed: started.elapsed(),
-            job_id: None,
-            bytes_scanned: None,
+            job_id,
+            bytes_scanned,
         };
-        Ok((batches, outcome))
+        Ok((answer.batches, outcome))
     }
 
     /// Runs one statement on the engine in this process.

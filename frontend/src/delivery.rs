@@ -17,51 +17,38 @@ use tonic::Status;
 
 use crate::cancel::CancelOnDrop;
 use crate::sessions::{Output, Pending, Session};
-use crate::statements::{Ending, StatementLog, Status as LogStatus};
+use crate::statements::{Ending, Entry, Status as LogStatus};
 
 /// The stream of Flight messages a `DoGet` answers with.
 pub type FlightStream = Pin<Box<dyn Stream<Item = Result<FlightData, Status>> + Send + 'static>>;
 
-/// What was sent so far, and whether the log has heard the end.
+/// What was sent so far. Dropped before the end (the client left), its
+/// entry records the statement as cancelled.
 struct Sent {
-    log: Arc<StatementLog>,
-    statement: i64,
+    entry: Entry,
     rows: AtomicU64,
     bytes: AtomicU64,
-    ended: std::sync::atomic::AtomicBool,
 }
 
 impl Sent {
-    fn end(&self, status: LogStatus, bytes_scanned: Option<u64>, error: Option<String>) {
-        if self.ended.swap(true, Ordering::SeqCst) {
-            return;
-        }
+    fn end(&self, status: LogStatus, bytes_scanned: Option<u64>, error: Option<String>, jobs: Vec<String>) {
         let ending = Ending {
             rows: Some(self.rows.load(Ordering::Relaxed)),
             bytes_returned: Some(self.bytes.load(Ordering::Relaxed)),
             bytes_scanned,
             error,
+            jobs,
         };
-        self.log.end(self.statement, status, ending);
-    }
-}
-
-/// A stream that is dropped before its end was a statement the client left.
-struct LeftEarly(Arc<Sent>);
-
-impl Drop for LeftEarly {
-    fn drop(&mut self) {
-        self.0.end(LogStatus::Cancelled, None, None);
+        self.entry.end(status, ending);
     }
 }
 
 /// Streams `pending`'s rows to the client: a plan runs now, on the cluster,
 /// as the client reads.
-pub fn deliver(pending: Pending, session: &Session, log: Arc<StatementLog>) -> Result<FlightStream, Status> {
+pub fn deliver(pending: Pending, session: &Session) -> Result<FlightStream, Status> {
     let schema = pending.schema();
     let Pending { statement, mut jobs, output } = pending;
-    let sent =
-        Arc::new(Sent { log, statement, rows: AtomicU64::new(0), bytes: AtomicU64::new(0), ended: Default::default() });
+    let sent = Arc::new(Sent { entry: statement, rows: AtomicU64::new(0), bytes: AtomicU64::new(0) });
     let scheduler = session.client.scheduler_grpc_url.clone();
     let (batches, plan) = match output {
         Output::Rows(_, batches) => (futures::stream::iter(batches.into_iter().map(Ok)).boxed(), None),
@@ -79,15 +66,14 @@ pub fn deliver(pending: Pending, session: &Session, log: Arc<StatementLog>) -> R
         .inspect_ok(move |b: &RecordBatch| {
             counting.rows.fetch_add(b.num_rows() as u64, Ordering::Relaxed);
         })
-        .inspect_err(move |e| failing.end(LogStatus::Failed, None, Some(e.to_string())));
+        .inspect_err(move |e| failing.end(LogStatus::Failed, None, Some(e.to_string()), Vec::new()));
     let finishing = Arc::clone(&sent);
-    let left_early = LeftEarly(Arc::clone(&sent));
     // Past the last batch: the job ended; the log gets what it read.
     let end = futures::stream::once(async move {
         cancel.finished();
         jobs.extend(plan.as_ref().and_then(jobs::job_of));
-        finishing.end(LogStatus::Ok, jobs::bytes_scanned(&scheduler, &jobs).await, None);
-        drop(left_early);
+        let scanned = jobs::bytes_scanned(&scheduler, &jobs).await;
+        finishing.end(LogStatus::Ok, scanned, None, jobs);
     })
     .filter_map(|()| async { None });
     let counting = Arc::clone(&sent);

@@ -17,7 +17,9 @@ use arrow_flight::sql::{
     CommandGetCatalogs, CommandGetDbSchemas, CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables,
     CommandStatementQuery, ProstMessageExt, SqlInfo, TicketStatementQuery,
 };
-use arrow_flight::{FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, Ticket};
+use arrow_flight::{
+    Action, ActionType, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, Ticket,
+};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::physical_plan::ExecutionPlan;
@@ -33,7 +35,7 @@ use crate::auth::{AuthError, Role, Users, token_digest};
 use crate::cancel::CancelOnDrop;
 use crate::metadata;
 use crate::sessions::{Output, Pending, Session, Sessions};
-use crate::statements::{Ending, StatementLog, Status as LogStatus};
+use crate::statements::{Ending, OUTCOME_ACTION, StatementLog, Status as LogStatus};
 
 type DoGetStream = Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send + 'static>>;
 
@@ -103,7 +105,8 @@ impl FrontEnd {
             Role::Analyst => Access::Everything,
             Role::Reader => Access::QueriesOnly,
         };
-        let id = self.log.begin(&session.principal, sql);
+        // Ends as cancelled if the client hangs up before the result is kept.
+        let entry = self.log.open(&session.principal, sql);
         session.client.ml.take_jobs();
         // ML and extract statements run their jobs here: cancel the one
         // under way if the client hangs up. The ML layer forgets its running
@@ -125,6 +128,7 @@ impl FrontEnd {
         guard.finished();
         let jobs = session.client.ml.take_jobs();
         let planned = planned.map_err(|e| {
+            let jobs = jobs.clone();
             let (status, error) = match e {
                 SentioError::NotPermitted(_) => {
                     let who = &session.principal.name;
@@ -133,7 +137,7 @@ impl FrontEnd {
                 }
                 e => (LogStatus::Failed, statement_error(e)),
             };
-            self.log.end(id, status, Ending { error: Some(error.message().to_string()), ..Ending::default() });
+            entry.end(status, Ending { error: Some(error.message().to_string()), jobs, ..Ending::default() });
             error
         })?;
         let output = match planned {
@@ -145,7 +149,7 @@ impl FrontEnd {
             }
             Planned::Query { physical, .. } => Output::Plan(physical),
         };
-        Ok(Pending { statement: id, jobs, output })
+        Ok(Pending { statement: entry, jobs, output })
     }
 }
 
@@ -270,9 +274,12 @@ impl FlightSqlService for FrontEnd {
         let session = self.session(&request).await?;
         let pending = self.run(&session, &query.query).await?;
         let schema = pending.schema();
+        let id = pending.statement.id();
         let handle = session.keep(pending);
         let ticket = TicketStatementQuery { statement_handle: handle.into() }.as_any().encode_to_vec();
-        Ok(Response::new(flight_info(&schema, ticket, request.into_inner())?))
+        // The id the client asks for the statement's outcome by.
+        let info = flight_info(&schema, ticket, request.into_inner())?.with_app_metadata(id.to_string());
+        Ok(Response::new(info))
     }
 
     async fn do_get_statement(
@@ -285,7 +292,7 @@ impl FlightSqlService for FrontEnd {
         let pending = session.take(&handle).ok_or_else(|| {
             Status::not_found("no such result in this session (a result is fetched once, by the session that ran it)")
         })?;
-        Ok(Response::new(crate::delivery::deliver(pending, &session, Arc::clone(&self.log))?))
+        Ok(Response::new(crate::delivery::deliver(pending, &session)?))
     }
 
     async fn get_flight_info_catalogs(
@@ -384,4 +391,36 @@ impl FlightSqlService for FrontEnd {
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
+
+    /// Sentio's own action: a statement's [`Outcome`](crate::statements::Outcome)
+    /// (what it scanned, its jobs) for the user who ran it.
+    async fn do_action_fallback(
+        &self,
+        request: Request<Action>,
+    ) -> Result<Response<<Self as FlightService>::DoActionStream>, Status> {
+        let session = self.session(&request).await?;
+        let action = request.into_inner();
+        if action.r#type != OUTCOME_ACTION {
+            return Err(Status::unimplemented(format!("no action {:?}", action.r#type)));
+        }
+        let id: i64 = std::str::from_utf8(&action.body)
+            .ok()
+            .and_then(|b| b.trim().parse().ok())
+            .ok_or_else(|| Status::invalid_argument("the body of an outcome request is a statement id"))?;
+        let outcome = self
+            .log
+            .outcome(id, &session.principal.name)
+            .ok_or_else(|| Status::not_found(format!("no statement {id} of yours in the log")))?;
+        let body = serde_json::to_vec(&outcome).map_err(|e| Status::internal(e.to_string()))?;
+        let reply = arrow_flight::Result { body: body.into() };
+        Ok(Response::new(Box::pin(futures::stream::iter([Ok(reply)]))))
+    }
+
+    async fn list_custom_actions(&self) -> Option<Vec<Result<ActionType, Status>>> {
+        let outcome = ActionType {
+            r#type: OUTCOME_ACTION.to_string(),
+            description: "How a statement ended (body: its id, from its FlightInfo's app_metadata)".to_string(),
+        };
+        Some(vec![Ok(outcome)])
+    }
 }

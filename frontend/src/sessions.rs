@@ -21,7 +21,7 @@ use sentio_sql::config::SentioConfig;
 use sentio_sql::local::ProcessTable;
 
 use crate::auth::{Principal, random_text};
-use crate::statements::StatementLog;
+use crate::statements::{Entry, StatementLog};
 
 /// Sessions unused for this long are ended (their results dropped).
 const IDLE_LIMIT: Duration = Duration::from_secs(8 * 3600);
@@ -36,8 +36,9 @@ pub enum Output {
 
 /// A statement's result, waiting for the client to fetch it.
 pub struct Pending {
-    /// The statement's id in the statement log.
-    pub statement: i64,
+    /// The statement in the statement log (cancelled there if this result
+    /// is dropped unfetched).
+    pub statement: Entry,
     /// The cluster jobs it has run so far (ML and extract statements).
     pub jobs: Vec<String>,
     /// Its output.

@@ -6,6 +6,7 @@
 //! [`KEPT`] statements; it starts empty when the scheduler restarts.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::{ArrayRef, Int64Array, StringArray, TimestampMicrosecondArray, UInt64Array};
@@ -59,6 +60,7 @@ struct Record {
     rows: Option<u64>,
     bytes_returned: Option<u64>,
     bytes_scanned: Option<u64>,
+    jobs: Vec<String>,
 }
 
 /// How a statement ended, for [`StatementLog::end`].
@@ -72,6 +74,27 @@ pub struct Ending {
     pub bytes_scanned: Option<u64>,
     /// The error, when it failed or was refused.
     pub error: Option<String>,
+    /// The cluster jobs it ran.
+    pub jobs: Vec<String>,
+}
+
+/// The `DoAction` type that answers a statement's [`Outcome`]; its body is
+/// the statement's id, which the statement's `FlightInfo` carries in its
+/// `app_metadata` as decimal text.
+pub const OUTCOME_ACTION: &str = "sentio.statement_outcome";
+
+/// How a statement ended, as the front end tells its client after the last
+/// row (JSON in the body of the [`OUTCOME_ACTION`]'s result).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Outcome {
+    /// `running`, `ok`, `failed`, `refused` or `cancelled`.
+    pub status: String,
+    /// Rows sent to the client.
+    pub rows_returned: Option<u64>,
+    /// What its cluster jobs read from their sources.
+    pub bytes_scanned: Option<u64>,
+    /// The cluster jobs it ran, in order.
+    pub jobs: Vec<String>,
 }
 
 /// The log, shared by every session of the front end.
@@ -104,8 +127,18 @@ impl StatementLog {
             rows: None,
             bytes_returned: None,
             bytes_scanned: None,
+            jobs: Vec::new(),
         });
         id
+    }
+
+    /// Records that `who` started `text`, as an [`Entry`] that records how
+    /// it ended — as cancelled if it is dropped first (the client hung up
+    /// while the statement was planned, trained or streamed, or never
+    /// fetched its rows).
+    pub fn open(self: &Arc<Self>, who: &Principal, text: &str) -> Entry {
+        let id = self.begin(who, text);
+        Entry { log: Arc::clone(self), id, open: AtomicBool::new(true) }
     }
 
     /// Records how statement `id` ended.
@@ -118,11 +151,54 @@ impl StatementLog {
             r.rows = ending.rows;
             r.bytes_returned = ending.bytes_returned;
             r.bytes_scanned = ending.bytes_scanned;
+            r.jobs = ending.jobs;
         }
+    }
+
+    /// The outcome of statement `id`, if `user` ran it and the log still
+    /// has it.
+    pub fn outcome(&self, id: i64, user: &str) -> Option<Outcome> {
+        let records = self.lock();
+        let r = records.iter().rev().find(|r| r.id == id && r.user == user)?;
+        Some(Outcome {
+            status: r.status.as_str().to_string(),
+            rows_returned: r.rows,
+            bytes_scanned: r.bytes_scanned,
+            jobs: r.jobs.clone(),
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Record>> {
         self.records.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A statement in the log that has not ended yet.
+#[derive(Debug)]
+pub struct Entry {
+    log: Arc<StatementLog>,
+    id: i64,
+    open: AtomicBool,
+}
+
+impl Entry {
+    /// The statement's id in the log.
+    pub fn id(&self) -> i64 {
+        self.id
+    }
+
+    /// Records how the statement ended; only the first ending counts.
+    pub fn end(&self, status: Status, ending: Ending) {
+        if self.open.swap(false, Ordering::SeqCst) {
+            self.log.end(self.id, status, ending);
+        }
+    }
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        let error = Some("the client left before the statement ended".to_string());
+        self.end(Status::Cancelled, Ending { error, ..Ending::default() });
     }
 }
 
@@ -140,6 +216,7 @@ impl ProcessRows for StatementLog {
             Field::new("rows_returned", DataType::UInt64, true),
             Field::new("bytes_returned", DataType::UInt64, true),
             Field::new("bytes_scanned", DataType::UInt64, true),
+            Field::new("jobs", DataType::Utf8, true),
         ]))
     }
 
@@ -157,6 +234,9 @@ impl ProcessRows for StatementLog {
             Arc::new(UInt64Array::from(records.iter().map(|r| r.rows).collect::<Vec<_>>())),
             Arc::new(UInt64Array::from(records.iter().map(|r| r.bytes_returned).collect::<Vec<_>>())),
             Arc::new(UInt64Array::from(records.iter().map(|r| r.bytes_scanned).collect::<Vec<_>>())),
+            Arc::new(StringArray::from(
+                records.iter().map(|r| (!r.jobs.is_empty()).then(|| r.jobs.join(","))).collect::<Vec<_>>(),
+            )),
         ];
         Ok(RecordBatch::try_new(self.schema(), columns)?)
     }
@@ -176,7 +256,8 @@ mod tests {
         let log = StatementLog::default();
         let a = log.begin(&who(), "SELECT 1");
         let b = log.begin(&who(), "DROP MODEL m");
-        log.end(a, Status::Ok, Ending { rows: Some(1), bytes_returned: Some(300), ..Ending::default() });
+        let jobs = vec!["j1".to_string()];
+        log.end(a, Status::Ok, Ending { rows: Some(1), bytes_returned: Some(300), jobs, ..Ending::default() });
         log.end(b, Status::Refused, Ending { error: Some("reader".into()), ..Ending::default() });
         let rows = log.rows().unwrap();
         assert_eq!(rows.num_rows(), 2);
@@ -185,6 +266,24 @@ mod tests {
         let returned =
             rows.column_by_name("rows_returned").unwrap().as_primitive::<datafusion::arrow::datatypes::UInt64Type>();
         assert_eq!((returned.value(0), returned.is_null(1)), (1, true));
+        let outcome = log.outcome(a, "ana").unwrap();
+        assert_eq!((outcome.status.as_str(), outcome.jobs), ("ok", vec!["j1".to_string()]));
+        assert_eq!(log.outcome(a, "someone else"), None, "only its user is told");
+    }
+
+    #[test]
+    fn a_statement_dropped_before_its_end_is_cancelled() {
+        let log = Arc::new(StatementLog::default());
+        let ended = log.open(&who(), "SELECT 1");
+        ended.end(Status::Ok, Ending::default());
+        drop(ended);
+        drop(log.open(&who(), "CREATE MODEL m"));
+        let rows = log.rows().unwrap();
+        let status = rows.column_by_name("status").unwrap().as_string::<i32>();
+        assert_eq!((status.value(0), status.value(1)), ("ok", "cancelled"));
+        let error = rows.column_by_name("error").unwrap().as_string::<i32>();
+        assert!(error.is_null(0) && error.value(1).contains("client left"), "{error:?}");
+        assert!(!rows.column_by_name("ended_at").unwrap().is_null(1));
     }
 
     #[test]
