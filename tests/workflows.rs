@@ -2,7 +2,7 @@
 //! 1-scheduler + 2-executor cluster with a PostgreSQL operational DB and the
 //! lake on a local S3-compatible server; what they write into the database
 //! is checked with `psql`, not through Sentio. And ~15 workstations on one
-//! cluster at once.
+//! cluster at once, through its front end.
 
 use std::time::Duration;
 
@@ -122,7 +122,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 /// ~15 workstations on one cluster: 15 clients run the statistics script at
-/// once while another trains a model; every client gets the right answers.
+/// once through the front end while another trains a model there; every
+/// client gets the rows the statements give when planned by the client
+/// itself (`df://`, the older path).
 #[test]
 fn fifteen_workstations_share_a_cluster_while_a_model_trains() {
     let dir = tempfile::tempdir().unwrap();
@@ -132,14 +134,25 @@ fn fifteen_workstations_share_a_cluster_while_a_model_trains() {
         sentio().args(["datagen", "--scale", "0.5", "--seed", "42", "--opdb", &opdb, "--lake"]).arg(&lake),
         Duration::from_secs(300),
     );
-    let cluster = Cluster::start(dir.path(), 2, vec![("SENTIO_OPDB_URL", opdb.clone())]);
+    let env = vec![("SENTIO_OPDB_URL", opdb.clone()), ("SENTIO_LAKE", lake.display().to_string())];
+    let token = "sentio-test-fifteen-workstations";
+    let cluster = Cluster::start_front_end(&dir.path().join("cluster"), 2, env, token, &[]);
+    let uri = cluster.flight_sql_uri();
     let sql = || {
         let mut c = sentio();
-        c.args(["sql", "--scheduler", &cluster.url(), "--opdb", &opdb, "--format", "csv", "--lake"]).arg(&lake);
+        c.args(["sql", "--scheduler", &uri, "--token", token, "--format", "csv"]);
         c
     };
     let stats = repo_root().join("examples/05_statistics.sql");
-    let reference = run_ok(sql().arg("-f").arg(&stats), Duration::from_secs(600)).stdout;
+    let planned_here = run_ok(
+        sentio()
+            .args(["sql", "--scheduler", &cluster.url(), "--opdb", &opdb, "--format", "csv", "--lake"])
+            .arg(&lake)
+            .arg("-f")
+            .arg(&stats),
+        Duration::from_secs(600),
+    );
+    let reference = planned_here.stdout;
 
     let (results, training) = std::thread::scope(|s| {
         let training = s.spawn(|| {
