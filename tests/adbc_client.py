@@ -11,12 +11,21 @@ Runs the steps in order on one connection and prints one JSON line per step:
 or {"error": "..."} when the step failed (the next steps still run).
 {"partitions": "SELECT ..."} runs a statement without fetching it and answers
 {"partitions": ["<hex>", ...]} (its Flight endpoints, each with its ticket);
+{"timed": "SELECT ...", "n": 40} runs a statement n times and answers
+{"seconds": [...]}; with "flood": {"user": ..., "password": ..., "logins": 200}
+the logins (another process: each on a new connection, 4 at a time) run
+meanwhile, and the answer adds {"refusals": {how: count}}.
+{"logins": 200} logs in that often with the spec's credentials.
 {"read_partition": "<hex>"} fetches one, as {"rows": [...]} ("last": the first
 partition of the last "partitions" step).
 """
 
+import collections
+import concurrent.futures
 import json
+import subprocess
 import sys
+import time
 
 import adbc_driver_flightsql.dbapi as flight_sql
 
@@ -46,7 +55,52 @@ def objects(conn):
 last_partitions = []
 
 
+def log_in_once(spec):
+    try:
+        with connect(spec) as conn, conn.cursor() as cur:
+            cur.execute("SELECT 1")
+            cur.fetchall()
+        return "logged in"
+    except Exception as e:
+        text = str(e)
+        for kind in ("too many failed logins", "wrong password"):
+            if kind in text:
+                return kind
+        return text
+
+
+def logins(spec, n):
+    """n logins with the spec's credentials, 4 at a time, each on a new
+    connection; counts how each ended."""
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        ended = list(pool.map(lambda _: log_in_once(spec), range(n)))
+    return {"refusals": dict(collections.Counter(ended))}
+
+
+def timed(conn, s):
+    """Runs s["timed"] at least s["n"] times, and while a flood of logins
+    (another process) lasts."""
+    flood = None
+    if "flood" in s:
+        f = s["flood"]
+        spec = {"uri": s["uri"], "user": f["user"], "password": f["password"], "steps": [{"logins": f["logins"]}]}
+        flood = subprocess.Popen([sys.executable, __file__, json.dumps(spec)], stdout=subprocess.PIPE, text=True)
+    seconds = []
+    with conn.cursor() as cur:
+        while len(seconds) < s["n"] or (flood and flood.poll() is None):
+            started = time.perf_counter()
+            cur.execute(s["timed"])
+            cur.fetchall()
+            seconds.append(time.perf_counter() - started)
+    out = {"seconds": seconds}
+    if flood:
+        out.update(json.loads(flood.communicate()[0]))
+    return out
+
+
 def step(conn, s):
+    if "timed" in s:
+        return timed(conn, s)
     if "objects" in s:
         return {"objects": objects(conn)}
     with conn.cursor() as cur:
@@ -66,10 +120,13 @@ def main():
     spec = json.loads(sys.argv[1])
     conn = None
     for s in spec["steps"]:
+        if "logins" in s:
+            print(json.dumps(logins(spec, s["logins"])), flush=True)
+            continue
         try:
             if conn is None:
                 conn = connect(spec)
-            out = step(conn, s)
+            out = step(conn, dict(s, uri=spec["uri"]))
         except Exception as e:  # the test asserts on the message
             out = {"error": f"{type(e).__name__}: {e}"}
         print(json.dumps(out, default=str), flush=True)

@@ -139,6 +139,34 @@ fn adbc_clients_query_the_cluster_through_the_front_end() {
     let good = adbc(&uri, serde_json::json!({ "user": "ana", "password": "ana's secret" }), &[sql("SELECT 2 AS two")]);
     assert_eq!(rows(&good[0]), &vec![serde_json::json!({ "two": 2 })]);
 
+    // 200 failed logins of one user (another process, 4 at a time) do not
+    // slow a good client's statements: after the first few, the rest are
+    // refused without a password check.
+    let statement = "SELECT COUNT(*) AS n FROM ml.models";
+    let timed = |flood: bool| -> Value {
+        let mut step = serde_json::json!({ "timed": statement, "n": 30 });
+        if flood {
+            step["flood"] = serde_json::json!({ "user": "ana", "password": "guess", "logins": 200 });
+        }
+        adbc(&uri, analyst.clone(), &[step]).remove(0)
+    };
+    let median = |v: &Value| {
+        let mut s: Vec<f64> = v["seconds"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+        s.sort_by(f64::total_cmp);
+        s[s.len() / 2]
+    };
+    let (quiet, flooded) = (timed(false), timed(true));
+    let refusals = &flooded["refusals"];
+    println!(
+        "200 failed logins: {refusals}; statement median {:.3} s quiet, {:.3} s meanwhile",
+        median(&quiet),
+        median(&flooded)
+    );
+    assert_eq!(refusals["logged in"], Value::Null, "{refusals}");
+    let unchecked = refusals["too many failed logins"].as_u64().unwrap_or(0);
+    assert!(unchecked >= 150 && unchecked + refusals["wrong password"].as_u64().unwrap_or(0) == 200, "{refusals}");
+    assert!(median(&flooded) <= median(&quiet) * 1.5 + 0.02, "quiet {quiet}, during the logins {flooded}");
+
     // A reader queries, and is refused everything that changes something —
     // before any work is done.
     let reader_token = token_of(&reader_entry);

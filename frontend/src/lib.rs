@@ -3,6 +3,7 @@
 //! rows back, while the statements are planned and run beside the cluster.
 //!
 //! * [`auth`] — the users file: users with passwords, API tokens, roles;
+//! * [`throttle`] — failed password logins slow down the next try;
 //! * [`sessions`] — one engine session per signed-in client;
 //! * [`service`] — the Flight SQL calls ([`FrontEnd`]);
 //! * [`statements`] — who ran what: the log behind `system.statements`;
@@ -27,6 +28,7 @@ pub mod metadata;
 pub mod service;
 pub mod sessions;
 pub mod statements;
+pub mod throttle;
 
 pub use service::FrontEnd;
 

@@ -8,6 +8,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Instant;
 
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::flight_service_server::FlightService;
@@ -31,11 +32,12 @@ use sentio_sql::statement::{self, Access, Planned};
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::auth::{AuthError, Role, Users, token_digest};
+use crate::auth::{AuthError, Principal, Role, Users, token_digest};
 use crate::cancel::CancelOnDrop;
 use crate::metadata;
 use crate::sessions::{Output, Pending, Session, Sessions};
 use crate::statements::{Ending, OUTCOME_ACTION, StatementLog, Status as LogStatus};
+use crate::throttle::Throttle;
 
 type DoGetStream = Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send + 'static>>;
 
@@ -45,6 +47,7 @@ pub struct FrontEnd {
     sessions: Arc<Sessions>,
     log: Arc<StatementLog>,
     sql_info: Arc<SqlInfoData>,
+    throttle: Throttle,
 }
 
 impl FrontEnd {
@@ -53,7 +56,7 @@ impl FrontEnd {
     pub fn new(users: Users, engine: SentioConfig) -> Self {
         let log = Arc::new(StatementLog::default());
         let sessions = Arc::new(Sessions::new(engine, Arc::clone(&log)));
-        Self { users: Arc::new(users), sessions, log, sql_info: Arc::new(sql_info()) }
+        Self { users: Arc::new(users), sessions, log, sql_info: Arc::new(sql_info()), throttle: Throttle::default() }
     }
 
     /// The caller's session, from the `authorization` header: a session
@@ -75,6 +78,31 @@ impl FrontEnd {
         let principal = self.users.token(&bearer).map_err(refused)?;
         let from = request.remote_addr().ok_or_else(|| Status::internal("the connection has no peer address"))?;
         self.sessions.for_connection(&token_digest(&bearer), from, principal).await.map_err(unavailable)
+    }
+
+    /// Checks a user's password, unless the user failed from this address
+    /// too recently ([`Throttle`]): then the login is refused unchecked.
+    async fn check_password<T>(
+        &self,
+        request: &Request<T>,
+        user: &str,
+        password: &str,
+    ) -> Result<Result<Principal, AuthError>, Status> {
+        let Some(ip) = request.remote_addr().map(|a| a.ip()) else {
+            return Ok(self.users.password(user, password).await);
+        };
+        if let Err(wait) = self.throttle.check(ip, user, Instant::now()) {
+            log::info!("refused a login of {user:?} from {ip} unchecked: it failed too recently");
+            let message =
+                format!("too many failed logins of {user} from {ip}: try again in {:.1} s", wait.as_secs_f64());
+            return Err(Status::unauthenticated(message));
+        }
+        let checked = self.users.password(user, password).await;
+        match &checked {
+            Ok(_) => self.throttle.succeeded(ip, user),
+            Err(_) => self.throttle.failed(ip, user, Instant::now()),
+        }
+        Ok(checked)
     }
 
     /// Reads the users file again when it changed, and ends the sessions of
@@ -249,7 +277,7 @@ impl FlightSqlService for FrontEnd {
     ) -> Result<Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>>, Status> {
         self.reread_users();
         let principal = match credentials(request.metadata())? {
-            Credentials::Basic(user, password) => self.users.password(&user, &password).await,
+            Credentials::Basic(user, password) => self.check_password(&request, &user, &password).await?,
             Credentials::Bearer(token) => self.users.token(&token),
         }
         .map_err(|e| {
