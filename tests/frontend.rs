@@ -56,19 +56,23 @@ fn error(v: &Value) -> &str {
     v["error"].as_str().unwrap_or_else(|| panic!("expected an error, got {v}"))
 }
 
-/// A `[[user]]` or `[[token]]` entry made by `sentio auth`.
-fn entry(args: &[&str], password: Option<&str>) -> String {
+/// A `[[user]]` or `[[token]]` entry made by `sentio auth` (stdout), and
+/// what it said on stderr (a new token).
+fn entry(args: &[&str], password: Option<&str>) -> (String, String) {
     let mut c = sentio();
     c.arg("auth").args(args);
     if let Some(p) = password {
         c.env("SENTIO_PASSWORD", p);
     }
-    run_ok(&mut c, Duration::from_secs(60)).stdout
+    let made = run_ok(&mut c, Duration::from_secs(60));
+    (made.stdout, made.stderr)
 }
 
-/// The token in a `sentio auth new-token` entry's first line.
-fn token_of(entry: &str) -> String {
-    entry.lines().next().and_then(|l| l.split_whitespace().last()).unwrap().to_string()
+/// The token `sentio auth new-token` showed; the entry does not hold it.
+fn token_of((entry, said): &(String, String)) -> String {
+    let token = said.split_whitespace().last().unwrap().to_string();
+    assert!(token.starts_with("sentio_") && !entry.contains(&token), "{entry}\n{said}");
+    token
 }
 
 #[test]
@@ -81,10 +85,10 @@ fn adbc_clients_query_the_cluster_through_the_front_end() {
         Duration::from_secs(300),
     );
     let reader_entry = entry(&["new-token", "--name", "dashboards", "--role", "reader"], None);
-    let ana = entry(&["hash-password", "--name", "ana", "--role", "analyst"], Some("ana's secret"));
+    let (ana, _) = entry(&["hash-password", "--name", "ana", "--role", "analyst"], Some("ana's secret"));
     let dir = tempfile::tempdir().unwrap();
     let users = dir.path().join("more-users.toml");
-    std::fs::write(&users, format!("{reader_entry}\n{ana}")).unwrap();
+    std::fs::write(&users, format!("{}\n{ana}", reader_entry.0)).unwrap();
     let analyst_token = "sentio-test-analyst-token-0123456789";
     let mut env = s3.env();
     env.push(("SENTIO_LAKE", lake.into()));
@@ -240,7 +244,7 @@ fn adbc_clients_query_the_cluster_through_the_front_end() {
     // A revoked token stops working at once: the scheduler reads the users
     // file again when it changes.
     let file = cluster.dir.join("users.toml");
-    let digest_line = reader_entry.lines().find(|l| l.starts_with("sha256")).unwrap().to_string();
+    let digest_line = reader_entry.0.lines().find(|l| l.starts_with("sha256")).unwrap().to_string();
     let text = std::fs::read_to_string(&file).unwrap();
     std::thread::sleep(Duration::from_millis(1100)); // a new modification time, even on coarse clocks
     std::fs::write(&file, text.replace(&digest_line, &format!("{digest_line}\nrevoked = true"))).unwrap();

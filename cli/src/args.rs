@@ -91,7 +91,7 @@ pub enum AuthCommand {
         role: RoleArg,
     },
     /// A new API token and its `[[token]]` entry (the token is shown once,
-    /// on the entry's first line; the file keeps only its hash).
+    /// on stderr; the entry, on stdout, keeps only its hash).
     NewToken {
         /// The token's name (who or what uses it).
         #[arg(long)]

@@ -7,7 +7,9 @@ use sentio_frontend::auth::{hash_password, new_token, token_digest};
 use crate::args::{AuthCommand, RoleArg};
 use crate::error::{CliError, Result};
 
-/// Prints the users-file entry `cmd` asks for.
+/// Prints the users-file entry `cmd` asks for on stdout, so that
+/// `>> users.toml` appends the entry alone; a new token is shown once, on
+/// stderr, and never enters the file.
 pub fn run(cmd: &AuthCommand) -> Result<()> {
     let entry = match cmd {
         AuthCommand::HashPassword { name, role } => {
@@ -21,9 +23,9 @@ pub fn run(cmd: &AuthCommand) -> Result<()> {
         }
         AuthCommand::NewToken { name, role } => {
             let token = new_token();
+            eprintln!("API token {name} (shown once; the users file keeps only its hash): {token}");
             format!(
-                "# API token {name} (shown once; the file keeps only its hash): {token}\n\
-                 [[token]]\nname = \"{}\"\nrole = \"{}\"\nsha256 = \"{}\"\n",
+                "[[token]]\nname = \"{}\"\nrole = \"{}\"\nsha256 = \"{}\"\n",
                 checked(name)?,
                 role.as_str(),
                 token_digest(&token)

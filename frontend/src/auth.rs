@@ -10,7 +10,7 @@
 //! [[token]]
 //! name = "dashboards"
 //! role = "reader"
-//! sha256 = "9f86d081…"                  # sentio auth new-token prints both
+//! sha256 = "9f86d081…"                  # sentio auth new-token (the token itself on stderr)
 //! revoked = false
 //! ```
 //!
