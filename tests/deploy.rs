@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{Guard, S3Server, bin, free_port_range, repo_root, run, run_ok, sentio, wait_port};
+use crate::support::{Guard, S3Server, bin, free_port, free_port_range, repo_root, run, run_ok, sentio, wait_port};
 
 /// The Python environment that `scripts/test.sh` fills (cfn-lint, awscli).
 fn venv_bin(name: &str) -> PathBuf {
@@ -84,6 +84,7 @@ params.update({"AWS::Region": "eu-central-1", "AWS::StackName": "sentio", "AWS::
                "AWS::AccountId": "123456789012", "ReleaseBucket": "acme-releases", "LakeBucket": "acme-lake",
                "OpdbUrlSecret": "arn:aws:secretsmanager:eu-central-1:123456789012:secret:sentio/opdb-AbCdEf",
                "OpdbReadUrlSecret": "arn:aws:secretsmanager:eu-central-1:123456789012:secret:sentio/replica-AbCdEf",
+               "UsersSecret": "arn:aws:secretsmanager:eu-central-1:123456789012:secret:sentio/users-MnOpQr",
                "SchedulerIp": "10.0.1.10"})
 def sub(node):
     text = node if isinstance(node, str) else node[0]
@@ -114,6 +115,9 @@ print(json.dumps(out))
         println!("rendered {role} user data:\n{text}");
     }
     assert!(user_data["executor"].contains("SENTIO_SCHEDULER_HOST=10.0.1.10"));
+    // The users file is the scheduler's only.
+    assert!(user_data["scheduler"].contains("SENTIO_USERS_SECRET='arn:aws:secretsmanager:"), "{user_data:?}");
+    assert!(!user_data["executor"].contains("SENTIO_USERS_SECRET"), "{user_data:?}");
 }
 
 #[test]
@@ -395,6 +399,13 @@ fn systemd_units_run_a_cluster_with_secrets_fetched_at_boot() {
         })
         .collect();
     let workstation_url = format!("postgres://postgres:{encoded_password}@127.0.0.1:5432/sentio_deploy");
+    // The front end's users file, kept as a secret too: one analyst token.
+    let made = run_ok(
+        sentio().args(["auth", "new-token", "--name", "deploy-analyst", "--role", "analyst"]),
+        Duration::from_secs(60),
+    );
+    let token = made.stderr.split_whitespace().last().unwrap().to_string();
+    aws(&["secretsmanager", "create-secret", "--name", "sentio/users", "--secret-string", &made.stdout]);
 
     // The sample lake on S3 and the sessions table in the operational DB.
     run_ok(
@@ -428,6 +439,7 @@ fn systemd_units_run_a_cluster_with_secrets_fetched_at_boot() {
     std::fs::create_dir_all(&opt).unwrap();
     run_ok(Command::new("tar").arg("-xzf").arg(&tarball).arg("-C").arg(&opt), Duration::from_secs(300));
     let base = free_port_range(7);
+    let flight_sql_port = free_port();
     let ports = [("SENTIO_SCHEDULER_PORT", base), ("SENTIO_EXECUTOR_PORT", base + 1)];
     let mut install = Command::new("bash");
     install
@@ -443,6 +455,8 @@ fn systemd_units_run_a_cluster_with_secrets_fetched_at_boot() {
         .env("SENTIO_EXTERNAL_HOST", "127.0.0.1")
         .env("SENTIO_SECRET_SOURCE", "secretsmanager")
         .env("SENTIO_OPDB_URL_SECRET", "sentio/opdb")
+        .env("SENTIO_USERS_SECRET", "sentio/users")
+        .env("SENTIO_FLIGHT_SQL_PORT", flight_sql_port.to_string())
         .env("SENTIO_EXECUTOR_ARGS", "--vcores 2");
     for (k, p) in ports {
         install.env(k, p.to_string());
@@ -474,10 +488,16 @@ fn systemd_units_run_a_cluster_with_secrets_fetched_at_boot() {
     let mode = std::fs::metadata(&secrets_file).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "secrets.env must be readable by its owner only");
     let secrets = parse_env_file(&std::fs::read_to_string(&secrets_file).unwrap());
-    assert_eq!(secrets, vec![("SENTIO_OPDB_URL".to_string(), workstation_url.clone())]);
+    let users_file = root.join("run/sentio-users/users.toml");
+    let users_entry = ("SENTIO_USERS".to_string(), users_file.display().to_string());
+    assert_eq!(secrets, vec![("SENTIO_OPDB_URL".to_string(), workstation_url.clone()), users_entry]);
+    assert_eq!(std::fs::read_to_string(&users_file).unwrap(), made.stdout, "the users file as kept in the secret");
+    let mode = std::fs::metadata(&users_file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "users.toml must be readable by its owner only");
 
     let (mut scheduler, scheduler_name) = runner.start("sentio-scheduler.service", "");
     wait_port(base, Duration::from_secs(60));
+    wait_port(flight_sql_port, Duration::from_secs(60));
     let mut executors: Vec<(Guard, String)> =
         ["0", "1"].iter().map(|i| runner.start("sentio-executor@.service", i)).collect();
     for health in [base + 3, base + 6] {
@@ -528,6 +548,14 @@ fn systemd_units_run_a_cluster_with_secrets_fetched_at_boot() {
         Duration::from_secs(300),
     );
     assert_eq!(on_cluster.stdout, standalone.stdout);
+    // A workstation with the token only (no AWS credentials, no DB URL)
+    // gets the same rows through the front end.
+    let front_end = format!("grpc://127.0.0.1:{flight_sql_port}");
+    let through_front_end = run_ok(
+        sentio().args(["sql", "--scheduler", &front_end, "--token", &token, "--format", "csv", "-c", query]),
+        Duration::from_secs(300),
+    );
+    assert_eq!(through_front_end.stdout, standalone.stdout);
     assert!(on_cluster.stdout.lines().count() >= 3, "{}", on_cluster.stdout);
     assert!(on_cluster.stderr.contains("received from the cluster"), "{}", on_cluster.stderr);
     // And a write from the cluster into the operational DB, read back with psql.
@@ -571,6 +599,7 @@ fn systemd_units_run_a_cluster_with_secrets_fetched_at_boot() {
         for n in needles {
             assert!(!text.contains(n), "{} holds the DB password", path.display());
         }
+        assert!(!text.contains(&token), "{} holds the front end's token", path.display());
         // Configuration and logs hold no credential of any kind (programs,
         // like sentio-fetch-secrets, may name the word "password").
         if path.starts_with(root.join("etc")) || path.starts_with(root.join("var/log")) {

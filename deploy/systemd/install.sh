@@ -18,6 +18,8 @@
 #   SENTIO_SECRET_SOURCE         secretsmanager | ssm | none (default none)
 #   SENTIO_OPDB_URL_SECRET       secret id / parameter name of the writer URL
 #   SENTIO_OPDB_READ_URL_SECRET  … of the read replica URL (optional)
+#   SENTIO_USERS_SECRET          … of the front end's users file (scheduler; optional)
+#   SENTIO_FLIGHT_SQL_PORT       the front end's port, default 50060
 #   SENTIO_EXECUTOR_ARGS, SENTIO_SCHEDULER_ARGS   extra flags
 #
 # Installs into ROOT (default /): ROOT/usr/local/bin/sentio{,-scheduler,-executor},
@@ -43,7 +45,7 @@ while [ $# -gt 0 ]; do
     --bin) bin=$2; shift 2 ;;
     --root) root=$2; shift 2 ;;
     --no-start) start=0; shift ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
     *) die "unknown option: $1" ;;
   esac
 done
@@ -104,6 +106,7 @@ env_file="$root/etc/sentio/sentio.env"
     "SENTIO_EXTERNAL_HOST=$SENTIO_EXTERNAL_HOST" \
     "SENTIO_SCHEDULER_HOST=$SENTIO_SCHEDULER_HOST" \
     "SENTIO_SCHEDULER_PORT=$scheduler_port" \
+    "SENTIO_FLIGHT_SQL_PORT=${SENTIO_FLIGHT_SQL_PORT:-50060}" \
     "SENTIO_EXECUTOR_PORT=$executor_port" \
     "SENTIO_EXECUTOR_GRPC_PORT=$((executor_port + 1))" \
     "SENTIO_EXECUTOR_HEALTH_PORT=$((executor_port + 2))" \
@@ -112,7 +115,8 @@ env_file="$root/etc/sentio/sentio.env"
     "RUST_LOG=${RUST_LOG:-info}" \
     "SENTIO_SECRET_SOURCE=$source_kind" \
     "SENTIO_OPDB_URL_SECRET=${SENTIO_OPDB_URL_SECRET:-}" \
-    "SENTIO_OPDB_READ_URL_SECRET=${SENTIO_OPDB_READ_URL_SECRET:-}"; do
+    "SENTIO_OPDB_READ_URL_SECRET=${SENTIO_OPDB_READ_URL_SECRET:-}" \
+    "SENTIO_USERS_SECRET=${SENTIO_USERS_SECRET:-}"; do
     check_value "${kv%%=*}" "${kv#*=}"
     echo "$kv"
   done
