@@ -5,6 +5,8 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// The repository root.
@@ -373,21 +375,21 @@ pub fn process_alive(pid: u32) -> bool {
 pub struct Relay {
     /// The port clients connect to.
     pub port: u16,
-    to_clients: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    to_clients: Arc<AtomicU64>,
 }
 
 impl Relay {
     pub fn start(target: &str) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let to_clients = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let (target, counter) = (target.to_string(), std::sync::Arc::clone(&to_clients));
+        let to_clients = Arc::new(AtomicU64::new(0));
+        let (target, counter) = (target.to_string(), Arc::clone(&to_clients));
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
                 let Ok(server) = TcpStream::connect(&target) else { continue };
                 let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
                 std::thread::spawn(move || pipe(client, server, None));
-                let counter = std::sync::Arc::clone(&counter);
+                let counter = Arc::clone(&counter);
                 std::thread::spawn(move || pipe(s2, c2, Some(counter)));
             }
         });
@@ -396,18 +398,18 @@ impl Relay {
 
     /// Bytes sent back to clients so far.
     pub fn to_clients(&self) -> u64 {
-        self.to_clients.load(std::sync::atomic::Ordering::SeqCst)
+        self.to_clients.load(Ordering::SeqCst)
     }
 }
 
-fn pipe(mut from: TcpStream, mut to: TcpStream, counter: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>) {
+fn pipe(mut from: TcpStream, mut to: TcpStream, counter: Option<Arc<AtomicU64>>) {
     let mut buf = [0u8; 64 * 1024];
     while let Ok(n) = from.read(&mut buf) {
         if n == 0 || to.write_all(&buf[..n]).is_err() {
             break;
         }
         if let Some(c) = &counter {
-            c.fetch_add(n as u64, std::sync::atomic::Ordering::SeqCst);
+            c.fetch_add(n as u64, Ordering::SeqCst);
         }
     }
     let _ = to.shutdown(std::net::Shutdown::Both);

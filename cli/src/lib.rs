@@ -6,8 +6,8 @@
 //! * [`runner`] — runs statements and scripts: results, a live progress
 //!   line, a summary of what crossed the network, `--timeout`;
 //! * [`remote`] — the Flight SQL connection to the front end
-//!   (`--scheduler grpc://…`), over [`counted`] sockets that count every
-//!   byte received;
+//!   (`--scheduler grpc://…`), over sockets that count every byte received
+//!   (`counted`);
 //! * [`script`] — splits SQL scripts into statements with line numbers;
 //! * [`repl`] — the interactive prompt;
 //! * [`interrupt`] — Ctrl-C, `SIGTERM` and `SIGHUP` as cancelled statements;
@@ -23,7 +23,7 @@
 pub mod args;
 pub mod auth;
 pub mod commands;
-pub mod counted;
+mod counted;
 pub mod datagen;
 pub mod error;
 pub mod interrupt;

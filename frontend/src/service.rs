@@ -6,6 +6,7 @@
 //! redeems the ticket with `DoGet`. A ticket names a result kept in the
 //! session that ran the statement and is redeemable once, by that session.
 
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
@@ -82,14 +83,9 @@ impl FrontEnd {
 
     /// Checks a user's password, unless the user failed from this address
     /// too recently ([`Throttle`]): then the login is refused unchecked.
-    async fn check_password<T>(
-        &self,
-        request: &Request<T>,
-        user: &str,
-        password: &str,
-    ) -> Result<Result<Principal, AuthError>, Status> {
-        let Some(ip) = request.remote_addr().map(|a| a.ip()) else {
-            return Ok(self.users.password(user, password).await);
+    async fn check_password(&self, from: Option<SocketAddr>, user: &str, password: &str) -> Result<Principal, Status> {
+        let Some(ip) = from.map(|a| a.ip()) else {
+            return self.users.password(user, password).await.map_err(|e| refused_login(from, e));
         };
         if let Err(wait) = self.throttle.check(ip, user, Instant::now()) {
             log::info!("refused a login of {user:?} from {ip} unchecked: it failed too recently");
@@ -102,7 +98,7 @@ impl FrontEnd {
             Ok(_) => self.throttle.succeeded(ip, user),
             Err(_) => self.throttle.failed(ip, user, Instant::now()),
         }
-        Ok(checked)
+        checked.map_err(|e| refused_login(from, e))
     }
 
     /// Reads the users file again when it changed, and ends the sessions of
@@ -155,19 +151,21 @@ impl FrontEnd {
         .await;
         guard.finished();
         let jobs = session.client.ml.take_jobs();
-        let planned = planned.map_err(|e| {
-            let jobs = jobs.clone();
-            let (status, error) = match e {
-                SentioError::NotPermitted(_) => {
-                    let who = &session.principal.name;
-                    let message = format!("{who} has the reader role: {e} (ask for the analyst role)");
-                    (LogStatus::Refused, Status::permission_denied(message))
-                }
-                e => (LogStatus::Failed, statement_error(e)),
-            };
-            entry.end(status, Ending { error: Some(error.message().to_string()), jobs, ..Ending::default() });
-            error
-        })?;
+        let planned = match planned {
+            Ok(planned) => planned,
+            Err(e) => {
+                let (status, error) = match e {
+                    SentioError::NotPermitted(_) => {
+                        let who = &session.principal.name;
+                        let message = format!("{who} has the reader role: {e} (ask for the analyst role)");
+                        (LogStatus::Refused, Status::permission_denied(message))
+                    }
+                    e => (LogStatus::Failed, statement_error(e)),
+                };
+                entry.end(status, Ending { error: Some(error.message().to_string()), jobs, ..Ending::default() });
+                return Err(error);
+            }
+        };
         let output = match planned {
             Planned::Done(batches) => {
                 let schema = batches
@@ -226,6 +224,12 @@ fn refused(e: AuthError) -> Status {
     Status::unauthenticated(e.to_string())
 }
 
+/// A refused login, logged with where it came from (never the secret).
+fn refused_login(from: Option<SocketAddr>, e: AuthError) -> Status {
+    log::info!("refused a login from {from:?}: {e}");
+    refused(e)
+}
+
 fn unavailable(e: SentioError) -> Status {
     Status::unavailable(format!("could not start a session: {e}"))
 }
@@ -276,14 +280,11 @@ impl FlightSqlService for FrontEnd {
         request: Request<Streaming<HandshakeRequest>>,
     ) -> Result<Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>>, Status> {
         self.reread_users();
+        let from = request.remote_addr();
         let principal = match credentials(request.metadata())? {
-            Credentials::Basic(user, password) => self.check_password(&request, &user, &password).await?,
-            Credentials::Bearer(token) => self.users.token(&token),
-        }
-        .map_err(|e| {
-            log::info!("refused a login from {:?}: {e}", request.remote_addr());
-            refused(e)
-        })?;
+            Credentials::Basic(user, password) => self.check_password(from, &user, &password).await?,
+            Credentials::Bearer(token) => self.users.token(&token).map_err(|e| refused_login(from, e))?,
+        };
         self.sessions.retain(|p| self.users.still_valid(p));
         let (token, _) = self.sessions.log_in(principal).await.map_err(unavailable)?;
         let reply = HandshakeResponse { protocol_version: 0, payload: token.clone().into() };

@@ -106,7 +106,7 @@ pub struct StatementLog {
 
 impl StatementLog {
     /// Records that `who` started `text`; returns the statement's id.
-    pub fn begin(&self, who: &Principal, text: &str) -> i64 {
+    fn begin(&self, who: &Principal, text: &str) -> i64 {
         let id = {
             let mut next = self.next_id.lock().unwrap_or_else(|e| e.into_inner());
             *next += 1;
@@ -141,8 +141,8 @@ impl StatementLog {
         Entry { log: Arc::clone(self), id, open: AtomicBool::new(true) }
     }
 
-    /// Records how statement `id` ended.
-    pub fn end(&self, id: i64, status: Status, ending: Ending) {
+    /// Records how statement `id` ended ([`Entry::end`]).
+    fn end(&self, id: i64, status: Status, ending: Ending) {
         let mut records = self.lock();
         if let Some(r) = records.iter_mut().rev().find(|r| r.id == id) {
             r.ended_at = Some(now_micros());
