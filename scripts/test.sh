@@ -91,7 +91,14 @@ log "running the tests"
 # latency under Sentio's load with an idle baseline, so no other test may load
 # the machine while it measures. It prints both latencies (--nocapture), so
 # every run's log shows them, passed or not.
+# cargo-nextest, when the machine has it, runs each integration test in a
+# process of its own and prints each one's time, so a CI log shows which
+# tests grew; plain `cargo test` runs the same tests otherwise.
 never_blocks=opdb::the_operational_db_is_never_blocked
 cargo test --workspace --exclude sentio-integration --locked -- --test-threads 2
-cargo test -p sentio-integration --locked -- --test-threads 2 --skip "$never_blocks"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run -p sentio-integration --locked --test-threads 2 --no-fail-fast -E "not test(=$never_blocks)"
+else
+  cargo test -p sentio-integration --locked -- --test-threads 2 --skip "$never_blocks"
+fi
 cargo test -p sentio-integration --locked -- --test-threads 1 --exact "$never_blocks" --nocapture
