@@ -18,6 +18,16 @@ meanwhile, and the answer adds {"refusals": {how: count}}.
 {"logins": 200} logs in that often with the spec's credentials.
 {"read_partition": "<hex>"} fetches one, as {"rows": [...]} ("last": the first
 partition of the last "partitions" step).
+{"sql": ..., "params": [...]} runs a prepared statement with those values for
+$1, $2, …; {"executemany": "INSERT ...", "rows": [[...], ...]} runs a write
+once per row and answers {"rowcount": n}.
+{"info": true} answers the driver's GetInfo ({"info": {name: value}});
+{"type_info": true} asks the server's XDBC type info with a plain Flight
+client (pyarrow.flight) and answers {"rows": [...]}.
+{"cancel": "SELECT ...", "fetch": true|false} plans a statement with a plain
+Flight client, starts fetching it (in a thread) when "fetch", waits
+"wait_s" seconds, sends Flight's CancelFlightInfo, and answers {"status":
+CancelStatus number, "fetch": "rows"|"<error>"|null}.
 """
 
 import collections
@@ -28,6 +38,7 @@ import sys
 import time
 
 import adbc_driver_flightsql.dbapi as flight_sql
+import pyarrow.flight as flight
 
 
 def connect(spec):
@@ -98,12 +109,87 @@ def timed(conn, s):
     return out
 
 
+def varint(n):
+    out = b""
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        if n:
+            out += bytes([byte | 0x80])
+        else:
+            return out + bytes([byte])
+
+
+def field(number, payload):
+    """A length-delimited protobuf field."""
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
+def command(name, message=b""):
+    """A Flight SQL command: a google.protobuf.Any around `message`."""
+    url = ("type.googleapis.com/arrow.flight.protocol.sql." + name).encode()
+    return field(1, url) + (field(2, message) if message else b"")
+
+
+def plain_client(spec):
+    """A plain Flight client with the spec's token."""
+    client = flight.FlightClient(spec["uri"])
+    options = flight.FlightCallOptions(headers=[(b"authorization", ("Bearer " + spec["token"]).encode())])
+    return client, options
+
+
+def type_info(spec):
+    client, options = plain_client(spec)
+    descriptor = flight.FlightDescriptor.for_command(command("CommandGetXdbcTypeInfo"))
+    info = client.get_flight_info(descriptor, options)
+    table = client.do_get(info.endpoints[0].ticket, options).read_all()
+    return {"rows": table.to_pylist()}
+
+
+def cancel(spec, s):
+    import threading
+
+    client, options = plain_client(spec)
+    descriptor = flight.FlightDescriptor.for_command(command("CommandStatementQuery", field(1, s["cancel"].encode())))
+    info = client.get_flight_info(descriptor, options)
+    fetched = {}
+
+    def fetch():
+        try:
+            client.do_get(info.endpoints[0].ticket, options).read_all()
+            fetched["fetch"] = "rows"
+        except Exception as e:
+            fetched["fetch"] = str(e)
+
+    fetcher = threading.Thread(target=fetch)
+    if s.get("fetch"):
+        fetcher.start()
+    time.sleep(s.get("wait_s", 0))
+    request = field(1, info.serialize())
+    results = list(client.do_action(flight.Action("CancelFlightInfo", request), options))
+    body = results[0].body.to_pybytes()
+    status = body[1] if len(body) >= 2 else 0  # CancelFlightInfoResult: field 1, a varint
+    if not s.get("fetch"):
+        fetch()  # the result was dropped: fetching it now fails
+    else:
+        fetcher.join(60)
+    return {"status": status, "fetch": fetched.get("fetch")}
+
+
 def step(conn, s):
     if "timed" in s:
         return timed(conn, s)
     if "objects" in s:
         return {"objects": objects(conn)}
+    if "info" in s:
+        return {"info": {k: v for k, v in conn.adbc_get_info().items()}}
+    if "type_info" in s:
+        return type_info(s["spec"])
+    if "cancel" in s:
+        return cancel(s["spec"], s)
     with conn.cursor() as cur:
+        if "executemany" in s:
+            cur.executemany(s["executemany"], s["rows"])
+            return {"rowcount": cur.rowcount}
         if "partitions" in s:
             partitions, _ = cur.adbc_execute_partitions(s["partitions"])
             last_partitions[:] = partitions
@@ -111,6 +197,8 @@ def step(conn, s):
         if "read_partition" in s:
             p = s["read_partition"]
             cur.adbc_read_partition(last_partitions[0] if p == "last" else bytes.fromhex(p))
+        elif "params" in s:
+            cur.execute(s["sql"], s["params"])
         else:
             cur.execute(s["sql"])
         return {"rows": cur.fetch_arrow_table().to_pylist()}
@@ -126,7 +214,7 @@ def main():
         try:
             if conn is None:
                 conn = connect(spec)
-            out = step(conn, dict(s, uri=spec["uri"]))
+            out = step(conn, dict(s, uri=spec["uri"], spec=spec))
         except Exception as e:  # the test asserts on the message
             out = {"error": f"{type(e).__name__}: {e}"}
         print(json.dumps(out, default=str), flush=True)

@@ -1,7 +1,10 @@
 //! The Flight SQL front end on the scheduler, driven by a client written
 //! elsewhere (the Python ADBC driver) against a 1 + 2 cluster on an S3 lake
 //! with a PostgreSQL operational DB: the same rows as `sentio sql`, the
-//! catalogs a BI tool browses, authentication and roles, separate sessions.
+//! catalogs a BI tool browses, authentication and roles, separate sessions,
+//! prepared statements, cancelling; and the five analyst workflows —
+//! `examples/*.sql`, unchanged — run by a workstation that holds no data
+//! credentials, their writes checked with `psql`.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -31,6 +34,25 @@ const FOREST: &str = "CREATE MODEL fe_forest OPTIONS (model_type = 'random_fores
 
 /// Days of work for one executor.
 const ENDLESS_SERIES: &str = "SELECT COUNT(*) FROM generate_series(1, 100000000000) WHERE value % 7 = 3";
+
+const TEN_MIN: Duration = Duration::from_secs(600);
+
+/// The bytes a script's statements received from the cluster and scanned in
+/// it (the runner reports both per statement on stderr:
+/// `… (1234 bytes) received from the cluster · … (56789 bytes) scanned in the cluster …`).
+fn bytes_received_and_scanned(stderr: &str) -> (u64, u64) {
+    let figure = |l: &str, what: &str| -> u64 {
+        l.split(" bytes) ")
+            .zip(l.split(" bytes) ").skip(1))
+            .find(|(_, after)| after.starts_with(what))
+            .and_then(|(before, _)| before.rsplit('(').next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    stderr
+        .lines()
+        .filter(|l| l.contains("received from the cluster"))
+        .fold((0, 0), |(r, s), l| (r + figure(l, "received"), s + figure(l, "scanned")))
+}
 
 /// Runs `steps` on one ADBC connection to `uri` with `auth` (a JSON object
 /// with `token`, or `user` and `password`, or nothing); one result per step.
@@ -84,6 +106,7 @@ fn adbc_clients_query_the_cluster_through_the_front_end() {
         sentio().envs(s3.env()).args(["datagen", "--scale", "0.3", "--seed", "5", "--lake", lake, "--opdb", &db.url()]),
         Duration::from_secs(300),
     );
+    db.client("CREATE TABLE fe_notes (id BIGINT PRIMARY KEY, note TEXT NOT NULL)");
     let reader_entry = entry(&["new-token", "--name", "dashboards", "--role", "reader"], None);
     let (ana, _) = entry(&["hash-password", "--name", "ana", "--role", "analyst"], Some("ana's secret"));
     let dir = tempfile::tempdir().unwrap();
@@ -215,6 +238,57 @@ fn adbc_clients_query_the_cluster_through_the_front_end() {
     assert!(refused["error"].as_str().unwrap().contains("reader role"), "{refused}");
     assert!(log.iter().any(|r| r["user_name"] == "ana"), "{log:?}");
 
+    // Prepared statements: parameters bound to a query, a write run once per
+    // row of parameters (its rows read back with psql), and a query's
+    // parameters that do not fit it refused.
+    let counted = "SELECT COUNT(*) AS n FROM training.frames WHERE split = 'test' AND frame_no < 5";
+    let r = adbc(
+        &uri,
+        analyst.clone(),
+        &[
+            serde_json::json!({ "sql": counted.replace("'test'", "$1").replace("< 5", "< $2"), "params": ["test", 5] }),
+            sql(counted),
+            serde_json::json!({ "executemany": "INSERT INTO opdb.fe_notes VALUES ($1, $2)",
+                                "rows": [[1, "one"], [2, "two"], [3, "three"]] }),
+            serde_json::json!({ "sql": "SELECT $1 + 1 AS next", "params": ["not a number"] }),
+        ],
+    );
+    assert_eq!(rows(&r[0]), rows(&r[1]), "bound parameters and literals: {r:?}");
+    assert!(rows(&r[1])[0]["n"].as_i64().unwrap() > 0, "{r:?}");
+    assert_eq!(r[2]["rowcount"], 3, "{r:?}");
+    assert_eq!(db.client("SELECT string_agg(note, ',' ORDER BY id) FROM fe_notes"), "one,two,three");
+    error(&r[3]);
+
+    // What BI tools ask about the server: its SQL and its types.
+    let r =
+        adbc(&uri, analyst.clone(), &[serde_json::json!({ "info": true }), serde_json::json!({ "type_info": true })]);
+    assert_eq!(r[0]["info"]["vendor_name"], "Sentio", "{r:?}");
+    let types: Vec<&str> = rows(&r[1]).iter().filter_map(|t| t["type_name"].as_str()).collect();
+    for t in ["BIGINT", "DOUBLE", "VARCHAR", "DATE", "TIMESTAMP", "BOOLEAN"] {
+        assert!(types.contains(&t), "{t} is not in the type info: {types:?}");
+    }
+
+    // Flight's CancelFlightInfo: a result not yet fetched is dropped; a
+    // statement being fetched has its job cancelled (the endless count
+    // would otherwise never answer) and the executors go idle.
+    let r = adbc(
+        &uri,
+        analyst.clone(),
+        &[
+            serde_json::json!({ "cancel": "SELECT 1 AS one", "fetch": false }),
+            serde_json::json!({ "cancel": ENDLESS_SERIES, "fetch": true, "wait_s": 3 }),
+        ],
+    );
+    assert_eq!(r[0]["status"], 1, "CANCEL_STATUS_CANCELLED: {r:?}");
+    assert!(r[0]["fetch"].as_str().unwrap().contains("no such result"), "{r:?}");
+    assert_eq!(r[1]["status"], 1, "CANCEL_STATUS_CANCELLED: {r:?}");
+    assert!(r[1]["fetch"].as_str().is_some_and(|f| f != "rows"), "the fetch should fail: {r:?}");
+    let pids: Vec<u32> = (0..2).map(|i| cluster.executor_pid(i)).collect();
+    let cancelled_at = Instant::now();
+    while cpus_used(&pids, Duration::from_secs(1)) >= 0.2 {
+        assert!(cancelled_at.elapsed() < Duration::from_secs(20), "executors still busy after CancelFlightInfo");
+    }
+
     // Sessions are separate: one connection's SET is not another's.
     let setting = "SELECT value FROM information_schema.df_settings WHERE name = 'datafusion.execution.batch_size'";
     let one = adbc(&uri, analyst.clone(), &[sql("SET datafusion.execution.batch_size = 1234"), sql(setting)]);
@@ -252,39 +326,54 @@ fn adbc_clients_query_the_cluster_through_the_front_end() {
     assert!(error(&revoked[0]).contains("unknown or revoked token"), "{revoked:?}");
 
     // A workstation with no AWS credentials, no lake and no database URL
-    // runs the five example scripts through the front end; what they wrote
-    // into the operational DB is read with psql.
-    let scripts: Vec<String> = (1..=5)
-        .map(|i| {
-            let dir = repo_root().join("examples");
-            let name = std::fs::read_dir(&dir)
-                .unwrap()
-                .map(|e| e.unwrap().file_name().into_string().unwrap())
-                .find(|n| n.starts_with(&format!("0{i}_")))
-                .unwrap();
-            dir.join(name).display().to_string()
-        })
-        .collect();
-    let mut workstation = sentio();
-    for v in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION", "SENTIO_S3_ENDPOINT"] {
-        workstation.env_remove(v);
+    // runs the five example scripts, unchanged, through the front end: the
+    // heavy data stays in the cluster, and what they wrote into the
+    // operational DB is read with psql, not through Sentio.
+    let mut out = String::new();
+    for script in ["01_train_emotion", "02_validate_emotion", "03_train_media", "04_cross_validate_media", "05_statistics"]
+    {
+        let mut workstation = sentio();
+        for v in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION", "SENTIO_S3_ENDPOINT"] {
+            workstation.env_remove(v);
+        }
+        workstation.args(["sql", "--no-progress", "--format", "csv", "--scheduler", &uri, "--token", analyst_token]);
+        let ran = run_ok(workstation.arg("-f").arg(repo_root().join(format!("examples/{script}.sql"))), TEN_MIN);
+        let statements = ran.stderr.lines().filter(|l| l.starts_with("-- ") && l.contains(".sql:")).count();
+        assert_eq!(ran.stderr.matches("received from the cluster").count(), statements, "{}", ran.stderr);
+        let (received, scanned) = bytes_received_and_scanned(&ran.stderr);
+        println!(
+            "{script}: {:.1} s, {received} bytes sent to the workstation, {scanned} bytes scanned in the cluster",
+            ran.elapsed.as_secs_f64()
+        );
+        if script.starts_with("01") || script.starts_with("02") {
+            assert!(scanned > 0, "{script}: nothing scanned?\n{}", ran.stderr);
+            assert!(received * 100 < scanned, "{script}: {received} bytes sent of {scanned} scanned");
+        }
+        out.push_str(&ran.stdout);
     }
-    workstation.args(["sql", "--no-progress", "--scheduler", &uri, "--token", analyst_token]);
-    for s in &scripts {
-        workstation.args(["-f", s]);
-    }
-    let ran = run_ok(&mut workstation, Duration::from_secs(900));
-    let statements = ran.stderr.lines().filter(|l| l.starts_with("-- ") && l.contains(".sql:")).count();
-    assert!(statements > 10, "{}", ran.stderr);
-    assert_eq!(ran.stderr.matches("received from the cluster").count(), statements, "{}", ran.stderr);
+    assert!(out.contains("emotion_rf,1,created") && out.contains("media_hit,1,created"), "{out}");
+    assert!(out.contains("expected_label,angry,happy,sad"), "{out}");
+    assert!(out.contains("name,num_rows,num_nulls,unique,min,max,top_values"), "{out}");
     let test_frames =
         rows(&adbc(&uri, analyst.clone(), &[sql("SELECT COUNT(*) AS n FROM training.frames WHERE split = 'test'")])[0])
             [0]["n"]
             .as_i64()
             .unwrap();
-    assert_eq!(db.client("SELECT COUNT(*), COUNT(DISTINCT run_id) FROM emotion_outputs"), format!("{test_frames}|1"));
-    let cv = db.client("SELECT COUNT(*) > 0, COUNT(DISTINCT run_id) FROM media_cv_results WHERE model = 'media_hit'");
-    assert_eq!(cv, "t|1", "cross-validation rows of media_hit");
+    let outputs = db.client(
+        "SELECT COUNT(*), COUNT(DISTINCT (session_id, frame_no)), MIN(confidence) >= 1.0 / 3, \
+         string_agg(DISTINCT label, ',' ORDER BY label), string_agg(DISTINCT run_id, ',') \
+         FROM emotion_outputs WHERE model = 'emotion_rf' AND version = 1",
+    );
+    assert_eq!(outputs, format!("{test_frames}|{test_frames}|t|angry,happy,sad|emotion_rf@1/test"), "emotion_outputs");
+    let cv = db.client(
+        "SELECT COUNT(*), COUNT(DISTINCT run_id), string_agg(DISTINCT fold, ',' ORDER BY fold), \
+         COUNT(DISTINCT metric), bool_and(value >= 0) FROM media_cv_results WHERE model = 'media_hit'",
+    );
+    assert_eq!(cv, "42|1|1,2,3,4,5,mean,stddev|6|t", "media_cv_results");
+    for i in 0..2 {
+        let tasks = cluster.executor_log(i).matches("Finished task").count();
+        assert!(tasks > 0, "executor {i} ran no task");
+    }
 
     // A workstation's traffic while a 100-tree forest trains, counted on
     // the wire by a relay in front of the front end: within 2x of the bytes
@@ -340,6 +429,10 @@ fn adbc_clients_query_the_cluster_through_the_front_end() {
         assert!(cancelled_at.elapsed() < Duration::from_secs(20), "executors still busy after the cancel");
     }
     assert!(cluster.scheduler_log().contains("cancelled: true"), "the front end did not cancel the job");
+
+    // An API token's session ends with its connection (a BI tool that
+    // reconnects leaves no session behind).
+    assert!(cluster.scheduler_log().contains("session of cluster-sh ended: its connection from"), "no session ended");
 
     // No secret in the scheduler's log.
     let log = cluster.scheduler_log();

@@ -4,7 +4,6 @@
 use std::path::Path;
 
 use sentio_sql::SentioError;
-use sentio_sql::client::Client;
 use sentio_sql::config::SentioConfig;
 use sentio_sql::size::human_bytes;
 
@@ -59,29 +58,28 @@ async fn run_command(cli: Cli) -> Result<()> {
             let runner = Runner::new(target(&cfg, &cli.global).await?, OutputFormat::Table, true);
             write_report(&runner, &args.models, &args.out).await
         }
-        Command::Extract(args) => extract(&cfg, args).await,
+        Command::Extract(args) => extract(&cfg, &cli.global, args).await,
         Command::Auth(cmd) => crate::auth::run(&cmd),
     }
 }
 
 /// `sentio extract`: `CREATE TABLE extracts.<name> AS SELECT * FROM
 /// opdb.<table>` the first time, `REFRESH EXTRACT` after that.
-async fn extract(cfg: &SentioConfig, args: ExtractArgs) -> Result<()> {
-    use sentio_sql::extract::{ExtractError, parse::check_extract_name};
+async fn extract(cfg: &SentioConfig, global: &GlobalArgs, args: ExtractArgs) -> Result<()> {
+    use sentio_sql::extract::parse::check_extract_name;
     use sentio_sql::sqltext::{lit, qcol};
     let name = args.name.clone().unwrap_or_else(|| args.table.to_ascii_lowercase());
     check_extract_name(&name)?;
-    let client = connect(cfg).await?;
-    let extracts = client.extracts.as_ref().ok_or(ExtractError::NoLake)?;
-    let statement = match extracts.manifest(&name).await? {
-        Some(m) => {
+    let runner = Runner::new(target(cfg, global).await?, args.format, true);
+    let statement = match extract_watermark(&runner, &name).await? {
+        Some(watermark) => {
             if let Some(w) = &args.watermark
-                && m.watermark_column.as_deref() != Some(w.as_str())
+                && watermark.as_deref() != Some(w.as_str())
             {
                 return Err(SentioError::Config(format!(
                     "extracts.{name} exists with watermark {}; --watermark {w} applies only when an extract is \
                      created (DROP TABLE extracts.{name} first to change it)",
-                    m.watermark_column.as_deref().unwrap_or("none")
+                    watermark.as_deref().unwrap_or("none")
                 ))
                 .into());
             }
@@ -93,9 +91,22 @@ async fn extract(cfg: &SentioConfig, args: ExtractArgs) -> Result<()> {
             qcol(sentio_opdb::catalog::SCHEMA, &args.table)
         ),
     };
-    let runner = Runner::new(client, args.format, true);
     runner.run_script("sentio extract", &statement, &mut std::io::stdout()).await?;
     Ok(())
+}
+
+/// The watermark column of `extracts.<name>` (`Some(None)`: it has none),
+/// or `None` when there is no such extract: from `extracts.manifest`.
+async fn extract_watermark(runner: &Runner, name: &str) -> Result<Option<Option<String>>> {
+    use datafusion::arrow::array::{Array, AsArray};
+    let sql = format!(
+        "SELECT CAST(watermark_column AS VARCHAR) AS w FROM extracts.manifest WHERE extract = {}",
+        sentio_sql::sqltext::lit(name)
+    );
+    let (batches, _) = runner.query(&sql).await?;
+    let Some(batch) = batches.iter().find(|b| b.num_rows() > 0) else { return Ok(None) };
+    let column = batch.column(0).as_string::<i32>();
+    Ok(Some((!column.is_null(0)).then(|| column.value(0).to_string())))
 }
 
 /// Writes the report of `models` to `out`.
@@ -106,29 +117,42 @@ async fn write_report(runner: &Runner, models: &[String], out: &Path) -> Result<
     Ok(())
 }
 
-/// Connects to the cluster (or starts the in-process one) and says what the
-/// session works without.
-async fn connect(cfg: &SentioConfig) -> Result<Client> {
-    let client = sentio_sql::client::connect(cfg).await?;
-    for warning in &client.warnings {
-        eprintln!("warning: {warning}");
-    }
-    Ok(client)
+/// Where statements run: the front end when `--scheduler` is a `grpc://`
+/// URL, the engine in this process on a `df://` scheduler, else the front end
+/// of a cluster started in this process. Says what the session works
+/// without.
+async fn target(cfg: &SentioConfig, global: &GlobalArgs) -> Result<Target> {
+    let front_end = match cfg.scheduler.as_deref() {
+        Some(url) if remote::is_front_end(url) => remote_front_end(cfg, global, url).await?,
+        scheduler => {
+            if global.token.is_some() || global.user.is_some() || global.tls_ca.is_some() {
+                return Err(CliError::Usage(
+                    "--token, --user and --tls-ca (SENTIO_TOKEN, SENTIO_USER, SENTIO_TLS_CA) are for a front end: \
+                     --scheduler grpc://HOST:PORT or grpc+tls://HOST:PORT"
+                        .into(),
+                ));
+            }
+            if scheduler.is_some() {
+                let client = sentio_sql::client::connect(cfg).await?;
+                warn(&client.warnings);
+                return Ok(client.into());
+            }
+            FrontEnd::embedded(cfg).await?
+        }
+    };
+    warn(&front_end.warnings);
+    Ok(front_end.into())
 }
 
-/// Where statements run: the front end when `--scheduler` is a `grpc://`
-/// URL, else the engine in this process ([`connect`]).
-async fn target(cfg: &SentioConfig, global: &GlobalArgs) -> Result<Target> {
-    let Some(url) = cfg.scheduler.as_deref().filter(|u| remote::is_front_end(u)) else {
-        if global.token.is_some() || global.user.is_some() || global.tls_ca.is_some() {
-            return Err(CliError::Usage(
-                "--token, --user and --tls-ca (SENTIO_TOKEN, SENTIO_USER, SENTIO_TLS_CA) are for a front end: \
-                 --scheduler grpc://HOST:PORT or grpc+tls://HOST:PORT"
-                    .into(),
-            ));
-        }
-        return Ok(connect(cfg).await?.into());
-    };
+fn warn(warnings: &[String]) {
+    for warning in warnings {
+        eprintln!("warning: {warning}");
+    }
+}
+
+/// The scheduler's front end at `url`, signed in with the credentials the
+/// command line gives.
+async fn remote_front_end(cfg: &SentioConfig, global: &GlobalArgs, url: &str) -> Result<FrontEnd> {
     // The cluster's settings are the cluster's: a workstation that also
     // names a lake or a database would be ignored, so it is refused.
     if cfg.lake.is_some() || cfg.opdb_url.is_some() || cfg.opdb_read_url.is_some() {
@@ -153,7 +177,7 @@ async fn target(cfg: &SentioConfig, global: &GlobalArgs) -> Result<Target> {
         }
         None => None,
     };
-    Ok(FrontEnd::connect(url, credentials, ca).await?.into())
+    FrontEnd::connect(url, credentials, ca).await
 }
 
 /// The password of `user`: `SENTIO_PASSWORD`, else asked for on the terminal.
@@ -217,8 +241,9 @@ async fn demo(mut cfg: SentioConfig, args: DemoArgs) -> Result<()> {
     cfg.lake = Some(path_str(&lake));
     cfg.opdb_url = Some(opdb);
     cfg.scheduler = None;
-    let client = connect(&cfg).await?;
-    let runner = Runner::new(client, args.format, true);
+    let front_end = FrontEnd::embedded(&cfg).await?;
+    warn(&front_end.warnings);
+    let runner = Runner::new(front_end, args.format, true);
     let mut out = std::io::stdout();
     let mut summary = Vec::new();
     for (name, src) in EXAMPLES {

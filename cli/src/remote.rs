@@ -1,7 +1,9 @@
 //! `sentio sql` against the front end: a Flight SQL connection to the
 //! scheduler (`--scheduler grpc://HOST:PORT`) with an API token or a user's
-//! password. Statements go there as text and only result rows come back: the
-//! workstation needs no lake or database credentials.
+//! password, or to the front end of the cluster this process starts when
+//! there is no `--scheduler` ([`FrontEnd::embedded`]). Statements go there
+//! as text and only result rows come back: the workstation needs no lake or
+//! database credentials.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -10,14 +12,18 @@ use std::time::Duration;
 use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_client::FlightServiceClient;
-use arrow_flight::sql::{CommandGetSqlInfo, CommandStatementQuery, ProstMessageExt, SqlInfo};
+use arrow_flight::sql::{CommandStatementQuery, ProstMessageExt};
 use arrow_flight::{Action, FlightDescriptor, HandshakeRequest};
 use datafusion::arrow::record_batch::RecordBatch;
 use futures::{StreamExt, TryStreamExt};
 use prost::Message;
+use sentio_frontend::embedded::Embedded;
+use sentio_frontend::running::{CANCEL_ACTION, Cancelled, PROGRESS_ACTION, Progress};
+use sentio_frontend::sessions::{SESSION_ACTION, SessionInfo};
 use sentio_frontend::statements::{OUTCOME_ACTION, Outcome};
 use sentio_sql::SentioError;
 use sentio_sql::client::error_chain;
+use sentio_sql::config::SentioConfig;
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 
@@ -48,14 +54,31 @@ pub fn is_front_end(url: &str) -> bool {
 
 /// A signed-in connection to the front end.
 pub struct FrontEnd {
-    client: tokio::sync::Mutex<FlightServiceClient<Channel>>,
+    /// The connection; each call takes a clone (calls share it).
+    client: FlightServiceClient<Channel>,
     /// `Bearer …`: the API token, or the session token a login returned.
     authorization: MetadataValue<tonic::metadata::Ascii>,
     /// Every byte received on the connection so far.
     received: Received,
+    /// What the session's catalogs work without (the front end says).
+    pub warnings: Vec<String>,
+    /// The in-process cluster and front end this connection is to, if any;
+    /// dropped after the connection.
+    _embedded: Option<Embedded>,
 }
 
 impl FrontEnd {
+    /// Starts a cluster in this process with the lake and operational DB
+    /// that `cfg` names, behind a front end of its own, and connects to it:
+    /// the embedded default runs statements as a cluster's workstation does.
+    pub async fn embedded(cfg: &SentioConfig) -> Result<Self> {
+        let embedded = Embedded::start(cfg).await?;
+        let token = Credentials::Token(embedded.token().to_string());
+        let mut front_end = Self::connect(embedded.url(), token, None).await?;
+        front_end._embedded = Some(embedded);
+        Ok(front_end)
+    }
+
     /// Connects to `url` and signs in; a refused login is an error here,
     /// before any statement.
     pub async fn connect(url: &str, credentials: Credentials, ca_pem: Option<Vec<u8>>) -> Result<Self> {
@@ -95,24 +118,51 @@ impl FrontEnd {
             Credentials::Token(token) => bearer(&token)?,
             Credentials::Password { user, password } => log_in(&mut client, &user, &password).await?,
         };
-        let front_end = Self { client: tokio::sync::Mutex::new(client), authorization, received };
-        front_end.check().await?;
+        let mut front_end = Self { client, authorization, received, warnings: Vec::new(), _embedded: None };
+        front_end.warnings = front_end.session().await?.warnings;
         Ok(front_end)
     }
 
-    /// Asks the server who it is: refuses bad credentials now.
-    async fn check(&self) -> Result<()> {
-        let cmd = CommandGetSqlInfo { info: vec![SqlInfo::FlightSqlServerName as u32] };
-        let request = self.request(FlightDescriptor::new_cmd(cmd.as_any().encode_to_vec()));
-        self.client.lock().await.get_flight_info(request).await.map_err(refused)?;
-        Ok(())
+    /// Who the session is, from the front end: refuses bad credentials now,
+    /// before any statement.
+    async fn session(&self) -> Result<SessionInfo> {
+        let action = Action { r#type: SESSION_ACTION.to_string(), body: Default::default() };
+        let replies = self.client.clone().do_action(self.request(action)).await.map_err(refused)?;
+        let reply = replies.into_inner().message().await.map_err(refused)?;
+        serde_json::from_slice(&reply.map(|r| r.body).unwrap_or_default())
+            .map_err(|e| CliError::FrontEnd(format!("the front end's answer about the session is malformed: {e}")))
+    }
+
+    /// The cluster job of the statement this session has running, and its
+    /// state (`running`, `queued`, …), when it has one.
+    pub async fn progress(&self) -> Option<(String, String)> {
+        let running: Vec<Progress> = self.action(PROGRESS_ACTION, Vec::new()).await?;
+        running.into_iter().rev().find_map(|p| Some((p.job?, p.state)))
+    }
+
+    /// Cancels what this session has running on the cluster side; says what
+    /// became of its job (`job … cancelled`, and for a write into the
+    /// operational DB whether its rows landed).
+    pub async fn cancel(&self) -> Option<String> {
+        let cancelled: Vec<Cancelled> = self.action(CANCEL_ACTION, Vec::new()).await?;
+        let said: Vec<String> = cancelled.into_iter().filter_map(|c| c.job).collect();
+        (!said.is_empty()).then(|| said.join("; "))
+    }
+
+    /// The JSON answer of Sentio's action `kind` with `body`; `None` when
+    /// the front end does not answer it.
+    async fn action<T: serde::de::DeserializeOwned>(&self, kind: &str, body: Vec<u8>) -> Option<T> {
+        let action = Action { r#type: kind.to_string(), body: body.into() };
+        let mut replies = self.client.clone().do_action(self.request(action)).await.ok()?.into_inner();
+        let reply = replies.message().await.ok()??;
+        serde_json::from_slice(&reply.body).ok()
     }
 
     /// Runs `sql` on the cluster side; returns its rows, what it did there
     /// and the bytes the client received while it ran (every byte read from
     /// the socket).
     pub async fn query(&self, sql: &str) -> Result<Answer> {
-        let mut client = self.client.lock().await;
+        let mut client = self.client.clone();
         let before = self.received.load(Ordering::Relaxed);
         let cmd = CommandStatementQuery { query: sql.to_string(), transaction_id: None };
         let request = self.request(FlightDescriptor::new_cmd(cmd.as_any().encode_to_vec()));
@@ -127,20 +177,17 @@ impl FrontEnd {
                 batches.push(batch.map_err(flight_failed)?);
             }
         }
-        let outcome = self.outcome(&mut client, statement_id).await;
+        let outcome = self.outcome(statement_id).await;
         Ok(Answer { batches, received: self.received.load(Ordering::Relaxed) - before, outcome })
     }
 
     /// What the front end says the statement did in the cluster; `None`
     /// from a front end that does not say (the rows are what matter).
-    async fn outcome(&self, client: &mut FlightServiceClient<Channel>, statement_id: String) -> Option<Outcome> {
+    async fn outcome(&self, statement_id: String) -> Option<Outcome> {
         if statement_id.is_empty() {
             return None;
         }
-        let action = Action { r#type: OUTCOME_ACTION.to_string(), body: statement_id.into_bytes().into() };
-        let mut replies = client.do_action(self.request(action)).await.ok()?.into_inner();
-        let reply = replies.message().await.ok()??;
-        serde_json::from_slice(&reply.body).ok()
+        self.action(OUTCOME_ACTION, statement_id.into_bytes()).await
     }
 
     fn request<T>(&self, message: T) -> tonic::Request<T> {
@@ -187,8 +234,14 @@ fn bearer(token: &str) -> Result<MetadataValue<tonic::metadata::Ascii>> {
     format!("Bearer {token}").parse().map_err(|_| CliError::Usage("the token is not ASCII".into()))
 }
 
+/// A failed sign-in: refused credentials, or a session that could not start.
 fn refused(status: tonic::Status) -> CliError {
-    CliError::FrontEnd(format!("the front end refused the login: {}", status.message()))
+    match status.code() {
+        tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => {
+            CliError::FrontEnd(format!("the front end refused the login: {}", status.message()))
+        }
+        _ => CliError::FrontEnd(status.message().to_string()),
+    }
 }
 
 fn statement_failed(status: tonic::Status) -> CliError {

@@ -45,12 +45,51 @@ pub struct StatementOutcome {
 
 /// Where statements run.
 pub enum Target {
-    /// Sentio's engine in this process: the in-process cluster, or a
-    /// scheduler's Ballista port (`df://…`).
+    /// Sentio's engine in this process, on a scheduler's Ballista port
+    /// (`df://…`): statements are planned here.
     Engine(Client),
-    /// The scheduler's Flight SQL front end (`grpc://…`): statements are
+    /// A Flight SQL front end: the scheduler's (`grpc://…`), or that of the
+    /// cluster this process started (the embedded default). Statements are
     /// planned and run there.
     FrontEnd(FrontEnd),
+}
+
+/// The plan of a statement that is not planned here.
+type NoPlan = fn() -> Option<Arc<dyn ExecutionPlan>>;
+
+/// A statement being watched: how to ask its job's state, and to cancel it.
+enum Watched<'a, P> {
+    /// Planned here; its job is that of the plan `plan()` names, on the
+    /// scheduler whose gRPC URL is `scheduler`.
+    Engine { scheduler: &'a str, plan: P },
+    /// Sent to a front end, which knows what its session runs.
+    FrontEnd(&'a FrontEnd),
+}
+
+impl<P: Fn() -> Option<Arc<dyn ExecutionPlan>>> Watched<'_, P> {
+    /// The job running now and its state, if there is one.
+    async fn progress(&self, states: &mut jobs::JobStates) -> Option<(String, String)> {
+        match self {
+            Watched::Engine { scheduler, plan } => {
+                let job = plan().as_ref().and_then(job_of)?;
+                let state = states.state(scheduler, &job).await;
+                Some((job, state))
+            }
+            Watched::FrontEnd(front_end) => front_end.progress().await,
+        }
+    }
+
+    /// Cancels the statement's job (the `work` that runs it is polled
+    /// meanwhile, [`job_named_soon`]); says what became of it.
+    async fn cancel<T>(&self, work: std::pin::Pin<&mut impl std::future::Future<Output = T>>) -> Option<String> {
+        match self {
+            Watched::Engine { scheduler, plan } => {
+                let plan = job_named_soon(work, plan).await;
+                jobs::cancel_statement(scheduler, plan.as_ref(), None).await
+            }
+            Watched::FrontEnd(front_end) => front_end.cancel().await,
+        }
+    }
 }
 
 impl From<Client> for Target {
@@ -101,7 +140,8 @@ impl Runner {
     /// ends.
     async fn query_front_end(&self, front_end: &FrontEnd, sql: &str) -> Result<(Vec<RecordBatch>, StatementOutcome)> {
         let started = Instant::now();
-        let answer = self.watch(None, front_end.query(sql), started, || None).await??;
+        let watched: Watched<'_, NoPlan> = Watched::FrontEnd(front_end);
+        let answer = self.watch(&watched, front_end.query(sql), started).await??;
         let (job_id, bytes_scanned) =
             answer.outcome.map_or((None, None), |o| (o.jobs.last().cloned(), o.bytes_scanned));
         let outcome = StatementOutcome {
@@ -117,14 +157,15 @@ impl Runner {
     /// Runs one statement on the engine in this process.
     async fn query_engine(&self, client: &Client, sql: &str) -> Result<(Vec<RecordBatch>, StatementOutcome)> {
         let started = Instant::now();
-        let scheduler = Some(client.scheduler_grpc_url.as_str());
+        let scheduler = client.scheduler_grpc_url.as_str();
         let ml = &client.ml;
         ml.take_jobs();
         // ML and extract statements run their jobs (statistics, training,
         // evaluation, copies) while being planned: the progress line and the
         // timeout cover them too.
         let planned = statement::plan(client, sql, Access::Everything);
-        let (logical, plan) = match self.watch(scheduler, planned, started, || ml.running_plan()).await?? {
+        let watched = Watched::Engine { scheduler, plan: || ml.running_plan() };
+        let (logical, plan) = match self.watch(&watched, planned, started).await?? {
             Planned::Query { logical, physical } => (logical, physical),
             Planned::Done(batches) => {
                 let elapsed = started.elapsed();
@@ -140,7 +181,8 @@ impl Runner {
         };
         let task_ctx = client.ctx.task_ctx();
         let work = datafusion::physical_plan::collect(Arc::clone(&plan), task_ctx);
-        let watched = match self.watch(scheduler, work, started, || Some(Arc::clone(&plan))).await {
+        let running = Watched::Engine { scheduler, plan: || Some(Arc::clone(&plan)) };
+        let watched = match self.watch(&running, work, started).await {
             Ok(done) => done,
             Err(e) => return Err(settled(e, &logical, &plan).await),
         };
@@ -169,16 +211,15 @@ impl Runner {
         Ok((batches, outcome))
     }
 
-    /// Awaits `work`, drawing a live progress line for the job that
-    /// `plan()` names (on a terminal, after [`PROGRESS_AFTER`]) and
-    /// cancelling that job on `scheduler` (its gRPC URL) when the statement
-    /// outlives the timeout or a signal interrupts it ([`crate::interrupt`]).
-    async fn watch<T>(
+    /// Awaits `work`, drawing a live progress line for the job of the
+    /// `watched` statement (on a terminal, after [`PROGRESS_AFTER`]) and
+    /// cancelling that job when the statement outlives the timeout or a
+    /// signal interrupts it ([`crate::interrupt`]).
+    async fn watch<T, P: Fn() -> Option<Arc<dyn ExecutionPlan>>>(
         &self,
-        scheduler: Option<&str>,
+        watched: &Watched<'_, P>,
         work: impl std::future::Future<Output = T>,
         started: Instant,
-        plan: impl Fn() -> Option<Arc<dyn ExecutionPlan>>,
     ) -> Result<T> {
         tokio::pin!(work);
         let mut statement = crate::interrupt::Statement::start();
@@ -195,18 +236,17 @@ impl Runner {
                 res = &mut work => break res,
                 signal = statement.interrupted() => {
                     clear(drew);
-                    let job = cancel(scheduler, job_named_soon(work.as_mut(), &plan).await.as_ref()).await;
+                    let job = watched.cancel(work.as_mut()).await;
                     return Err(CliError::Interrupted { signal, job });
                 }
                 _ = ticker.tick() => {
                     if let Some(limit) = self.timeout.filter(|l| started.elapsed() >= *l) {
                         clear(drew);
-                        let job = cancel(scheduler, job_named_soon(work.as_mut(), &plan).await.as_ref()).await;
+                        let job = watched.cancel(work.as_mut()).await;
                         return Err(CliError::Timeout { seconds: limit.as_secs_f64(), job });
                     }
                     if !self.progress || started.elapsed() < PROGRESS_AFTER { continue; }
-                    let (Some(scheduler), Some(job)) = (scheduler, plan().as_ref().and_then(job_of)) else { continue };
-                    let state = states.state(scheduler, &job).await;
+                    let Some((job, state)) = watched.progress(&mut states).await else { continue };
                     eprint!("\r\x1b[2K  job {job}: {state} · {:.1} s", started.elapsed().as_secs_f64());
                     let _ = std::io::stderr().flush();
                     drew = true;
@@ -259,15 +299,6 @@ impl Runner {
         }
         Ok(outcomes)
     }
-}
-
-/// Cancels the cluster job of `plan` on `scheduler`, if it has one; says
-/// what became of it ("job … cancelled", or "could not be cancelled" when
-/// the scheduler does not answer, [`jobs::cancel_job`]).
-async fn cancel(scheduler: Option<&str>, plan: Option<&Arc<dyn ExecutionPlan>>) -> Option<String> {
-    let job = plan.and_then(jobs::job_of)?;
-    let cancelled = jobs::cancel_job(scheduler?, &job).await;
-    Some(if cancelled { format!("job {job} cancelled") } else { format!("job {job} could not be cancelled") })
 }
 
 fn ellipsize(s: &str, n: usize) -> String {

@@ -42,6 +42,16 @@ pub enum Role {
     Reader,
 }
 
+impl Role {
+    /// Its name in the users file: `analyst` or `reader`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Analyst => "analyst",
+            Role::Reader => "reader",
+        }
+    }
+}
+
 /// A user or token that passed its check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
@@ -115,7 +125,8 @@ struct Loaded {
 
 /// The users file, kept current.
 pub struct Users {
-    path: PathBuf,
+    /// The users file; `None` for a fixed list ([`Users::one_token`]).
+    path: Option<PathBuf>,
     loaded: RwLock<Arc<Loaded>>,
     password_checks: Semaphore,
     /// The hash of a random password, checked when the user name is unknown
@@ -126,27 +137,47 @@ pub struct Users {
 impl Users {
     /// Reads the users file at `path`.
     pub fn load(path: &Path) -> Result<Self, AuthError> {
-        let users = Self {
-            path: path.to_path_buf(),
-            loaded: RwLock::default(),
-            password_checks: Semaphore::new(1),
-            no_user: hash_password(&random_text()),
-        };
+        let users = Self::with(Some(path.to_path_buf()), Loaded::default());
         users.refresh()?;
         Ok(users)
+    }
+
+    /// One API token and nothing else, for a front end that only its own
+    /// process connects to (the `sentio` command's embedded cluster).
+    ///
+    /// ```
+    /// use sentio_frontend::auth::{Role, Users, new_token};
+    /// let token = new_token();
+    /// let users = Users::one_token("sentio", Role::Analyst, &token);
+    /// assert_eq!(users.token(&token).unwrap().role, Role::Analyst);
+    /// assert!(users.token("sentio_another").is_err());
+    /// ```
+    pub fn one_token(name: &str, role: Role, token: &str) -> Self {
+        let digest = token_digest(token);
+        let entry = TokenEntry { name: name.to_string(), role, sha256: digest.clone(), revoked: false };
+        Self::with(None, Loaded { tokens: HashMap::from([(digest, entry)]), ..Loaded::default() })
+    }
+
+    fn with(path: Option<PathBuf>, loaded: Loaded) -> Self {
+        Self {
+            path,
+            loaded: RwLock::new(Arc::new(loaded)),
+            password_checks: Semaphore::new(1),
+            no_user: hash_password(&random_text()),
+        }
     }
 
     /// Reads the file again if it changed on disk since it was last read;
     /// says whether it did. A file that became unreadable or malformed is an
     /// error, and the entries read before stay in force.
     pub fn refresh(&self) -> Result<bool, AuthError> {
-        let file_error = |message: String| AuthError::File { path: self.path.clone(), message };
-        let modified =
-            std::fs::metadata(&self.path).and_then(|m| m.modified()).map_err(|e| file_error(e.to_string()))?;
+        let Some(path) = &self.path else { return Ok(false) };
+        let file_error = |message: String| AuthError::File { path: path.clone(), message };
+        let modified = std::fs::metadata(path).and_then(|m| m.modified()).map_err(|e| file_error(e.to_string()))?;
         if self.current().modified == Some(modified) {
             return Ok(false);
         }
-        let parsed = std::fs::read_to_string(&self.path).map_err(|e| e.to_string()).and_then(|text| parse(&text));
+        let parsed = std::fs::read_to_string(path).map_err(|e| e.to_string()).and_then(|text| parse(&text));
         // A bad edit is reported once; the entries read before stay.
         let (mut loaded, result) = match parsed {
             Ok(loaded) => (loaded, Ok(true)),

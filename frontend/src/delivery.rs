@@ -1,6 +1,9 @@
 //! A statement's result on its way to the client: rows and bytes counted,
 //! the statement log told how it ended, and its cluster job cancelled if the
-//! client leaves before the last row.
+//! client leaves before the last row. A failed task's error reaches the
+//! client as its message ([`SentioError`]'s), and a plan too large to send to
+//! the scheduler is explained ([`plan_size::oversized`]), not reported as a
+//! bare transport error.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -10,8 +13,13 @@ use arrow_flight::FlightData;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::error::DataFusionError;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::SessionContext;
 use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
+use sentio_sql::SentioError;
+use sentio_sql::codec::plan_size;
 use sentio_sql::jobs;
 use tonic::Status;
 
@@ -47,15 +55,41 @@ impl Sent {
 /// as the client reads.
 pub fn deliver(pending: Pending, session: &Session) -> Result<FlightStream, Status> {
     let schema = pending.schema();
-    let Pending { statement, mut jobs, output } = pending;
+    let (sent, rows) = rows(pending, session)?;
+    let data = FlightDataEncoderBuilder::new()
+        .with_schema(schema)
+        .build(rows)
+        .inspect_ok(move |d| {
+            sent.bytes.fetch_add(d.encoded_len() as u64, Ordering::Relaxed);
+        })
+        .map_err(Status::from);
+    Ok(Box::pin(data))
+}
+
+/// Runs `pending` to its end and returns its rows (the count of a write,
+/// for `DoPut`), logged as [`deliver`] logs them.
+pub async fn collect(pending: Pending, session: &Session) -> Result<Vec<RecordBatch>, Status> {
+    let (_sent, rows) = rows(pending, session)?;
+    rows.try_collect().await.map_err(Status::from)
+}
+
+type Rows = futures::stream::BoxStream<'static, Result<RecordBatch, FlightError>>;
+
+/// `pending`'s rows as they come (a plan runs on the cluster as they are
+/// read), counted into the log entry; past the last one the entry gets what
+/// the jobs scanned. Dropped early, the statement's job is cancelled.
+fn rows(pending: Pending, session: &Session) -> Result<(Arc<Sent>, Rows), Status> {
+    let Pending { statement, mut jobs, output, underway } = pending;
     let sent = Arc::new(Sent { entry: statement, rows: AtomicU64::new(0), bytes: AtomicU64::new(0) });
     let scheduler = session.client.scheduler_grpc_url.clone();
     let (batches, plan) = match output {
         Output::Rows(_, batches) => (futures::stream::iter(batches.into_iter().map(Ok)).boxed(), None),
-        Output::Plan(plan) => {
-            let rows = datafusion::physical_plan::execute_stream(Arc::clone(&plan), session.client.ctx.task_ctx())
+        Output::Plan { logical, physical: plan } => {
+            underway.streaming(logical.as_ref().clone(), Arc::clone(&plan));
+            let ctx = session.client.ctx.clone();
+            let rows = datafusion::physical_plan::execute_stream(Arc::clone(&plan), ctx.task_ctx())
                 .map_err(|e| Status::invalid_argument(e.to_string()))?
-                .map_err(|e| FlightError::ExternalError(Box::new(e)));
+                .map_err(move |e| FlightError::ExternalError(Box::new(SentioError::from(explained(e, &ctx, &logical)))));
             (rows.boxed(), Some(plan))
         }
     };
@@ -70,19 +104,24 @@ pub fn deliver(pending: Pending, session: &Session) -> Result<FlightStream, Stat
     let finishing = Arc::clone(&sent);
     // Past the last batch: the job ended; the log gets what it read.
     let end = futures::stream::once(async move {
+        let _underway = underway;
         cancel.finished();
         jobs.extend(plan.as_ref().and_then(jobs::job_of));
         let scanned = jobs::bytes_scanned(&scheduler, &jobs).await;
         finishing.end(LogStatus::Ok, scanned, None, jobs);
     })
     .filter_map(|()| async { None });
-    let counting = Arc::clone(&sent);
-    let data = FlightDataEncoderBuilder::new()
-        .with_schema(schema)
-        .build(batches.chain(end))
-        .inspect_ok(move |d| {
-            counting.bytes.fetch_add(d.encoded_len() as u64, Ordering::Relaxed);
-        })
-        .map_err(Status::from);
-    Ok(Box::pin(data))
+    Ok((sent, batches.chain(end).boxed()))
+}
+
+/// `e`, or why the plan `logical` could not be sent to the scheduler when
+/// `e` is the bare transport error of a message over its limit.
+fn explained(e: DataFusionError, ctx: &SessionContext, logical: &LogicalPlan) -> DataFusionError {
+    if !plan_size::is_transport_failure(&e.to_string()) {
+        return e;
+    }
+    match plan_size::oversized(&ctx.state(), logical) {
+        Some(why) => DataFusionError::Plan(why),
+        None => e,
+    }
 }

@@ -11,23 +11,34 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
+use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::FlightService;
-use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
+use arrow_flight::sql::metadata::{SqlInfoData, XdbcTypeInfoData};
 use arrow_flight::sql::server::FlightSqlService;
+use arrow_flight::sql::server::PeekableFlightDataStream;
 use arrow_flight::sql::{
-    CommandGetCatalogs, CommandGetDbSchemas, CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables,
-    CommandStatementQuery, ProstMessageExt, SqlInfo, TicketStatementQuery,
+    ActionCancelQueryRequest, ActionCancelQueryResult, ActionClosePreparedStatementRequest,
+    ActionCreatePreparedStatementRequest, ActionCreatePreparedStatementResult, CommandGetCatalogs, CommandGetDbSchemas,
+    CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandGetXdbcTypeInfo, CommandPreparedStatementQuery,
+    CommandPreparedStatementUpdate, CommandStatementQuery, CommandStatementUpdate, DoPutPreparedStatementResult,
+    ProstMessageExt, SqlInfo, TicketStatementQuery,
 };
 use arrow_flight::{
-    Action, ActionType, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, Ticket,
+    Action, ActionType, CancelFlightInfoRequest, CancelFlightInfoResult, CancelStatus, FlightDescriptor,
+    FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, Ticket,
 };
+use arrow_flight::{IpcMessage, SchemaAsIpc};
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::ipc::writer::IpcWriteOptions;
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::ParamValues;
 use datafusion::physical_plan::ExecutionPlan;
 use futures::{Stream, TryStreamExt};
 use prost::Message;
 use sentio_sql::SentioError;
+use sentio_sql::client::Cluster;
 use sentio_sql::config::SentioConfig;
 use sentio_sql::statement::{self, Access, Planned};
 use tonic::metadata::MetadataMap;
@@ -36,7 +47,9 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::auth::{AuthError, Principal, Role, Users, token_digest};
 use crate::cancel::CancelOnDrop;
 use crate::metadata;
-use crate::sessions::{Output, Pending, Session, Sessions};
+use crate::prepared::Prepared;
+use crate::running::{CANCEL_ACTION, PROGRESS_ACTION};
+use crate::sessions::{Output, Pending, SESSION_ACTION, Session, SessionInfo, Sessions};
 use crate::statements::{Ending, OUTCOME_ACTION, StatementLog, Status as LogStatus};
 use crate::throttle::Throttle;
 
@@ -48,16 +61,31 @@ pub struct FrontEnd {
     sessions: Arc<Sessions>,
     log: Arc<StatementLog>,
     sql_info: Arc<SqlInfoData>,
+    xdbc_types: Arc<XdbcTypeInfoData>,
     throttle: Throttle,
 }
 
 impl FrontEnd {
     /// A front end that admits the entries of `users` and runs their
-    /// statements on the engine `engine` configures.
-    pub fn new(users: Users, engine: SentioConfig) -> Self {
+    /// statements on `cluster`, with the catalogs `engine` configures (the
+    /// lake, the operational DB).
+    pub fn new(users: Users, engine: SentioConfig, cluster: Cluster) -> Self {
         let log = Arc::new(StatementLog::default());
-        let sessions = Arc::new(Sessions::new(engine, Arc::clone(&log)));
-        Self { users: Arc::new(users), sessions, log, sql_info: Arc::new(sql_info()), throttle: Throttle::default() }
+        let sessions = Arc::new(Sessions::new(engine, cluster, Arc::clone(&log)));
+        Self {
+            users: Arc::new(users),
+            sessions,
+            log,
+            sql_info: Arc::new(metadata::sql_info()),
+            xdbc_types: Arc::new(metadata::xdbc_types()),
+            throttle: Throttle::default(),
+        }
+    }
+
+    /// Its sessions ([`crate::serve`] ends those of a connection that
+    /// closed).
+    pub(crate) fn sessions(&self) -> Arc<Sessions> {
+        Arc::clone(&self.sessions)
     }
 
     /// The caller's session, from the `authorization` header: a session
@@ -122,15 +150,17 @@ impl FrontEnd {
         Ok(Response::new(flight_info(schema, command.encode_to_vec(), request.into_inner())?))
     }
 
-    /// Plans `sql` in `session` (running ML and extract statements) and
-    /// keeps the result for the client to fetch.
-    async fn run(&self, session: &Session, sql: &str) -> Result<Pending, Status> {
+    /// Plans `sql` in `session` with `params` as its placeholders' values
+    /// (running ML and extract statements); the result, for the client to
+    /// fetch.
+    async fn run(&self, session: &Session, sql: &str, params: Option<ParamValues>) -> Result<Pending, Status> {
         let access = match session.principal.role {
             Role::Analyst => Access::Everything,
             Role::Reader => Access::QueriesOnly,
         };
         // Ends as cancelled if the client hangs up before the result is kept.
         let entry = self.log.open(&session.principal, sql);
+        let underway = session.running.start(entry.id());
         session.client.ml.take_jobs();
         // ML and extract statements run their jobs here: cancel the one
         // under way if the client hangs up. The ML layer forgets its running
@@ -139,7 +169,7 @@ impl FrontEnd {
         let seen: Arc<std::sync::Mutex<Option<Arc<dyn ExecutionPlan>>>> = Arc::default();
         let last = Arc::clone(&seen);
         let guard = CancelOnDrop::new(&session.client.scheduler_grpc_url, Box::new(move || lock(&last).clone()));
-        let work = statement::plan(&session.client, sql, access);
+        let work = statement::plan_with(&session.client, sql, access, params);
         tokio::pin!(work);
         let planned = std::future::poll_fn(|cx| {
             let poll = work.as_mut().poll(cx);
@@ -173,10 +203,131 @@ impl FrontEnd {
                     .map_or_else(|| Arc::new(datafusion::arrow::datatypes::Schema::empty()), |b| b.schema());
                 Output::Rows(schema, batches)
             }
-            Planned::Query { physical, .. } => Output::Plan(physical),
+            Planned::Query { logical, physical } => Output::Plan { logical: Box::new(logical), physical },
         };
-        Ok(Pending { statement: entry, jobs, output })
+        Ok(Pending { statement: entry, jobs, output, underway })
     }
+
+    /// Runs `sql` with `params` in `session` and keeps its result; the
+    /// `FlightInfo` the client fetches it by (its `app_metadata` is the
+    /// statement's id in the log).
+    async fn statement_info(
+        &self,
+        session: &Session,
+        sql: &str,
+        params: Option<ParamValues>,
+        descriptor: FlightDescriptor,
+    ) -> Result<FlightInfo, Status> {
+        let pending = self.run(session, sql, params).await?;
+        let schema = pending.schema();
+        let id = pending.statement.id();
+        let handle = session.keep(pending);
+        let ticket = TicketStatementQuery { statement_handle: handle.into() }.as_any().encode_to_vec();
+        Ok(flight_info(&schema, ticket, descriptor)?.with_app_metadata(id.to_string()))
+    }
+
+    /// Runs the write `sql` once for each row of parameter values in `rows`
+    /// (`[None]`: once, without); the rows it changed, or -1 when a run
+    /// does not say (Flight SQL's "unknown").
+    async fn update(&self, session: &Session, sql: &str, rows: Vec<Option<ParamValues>>) -> Result<i64, Status> {
+        let mut total = Some(0);
+        for params in rows {
+            let pending = self.run(session, sql, params).await?;
+            let batches = crate::delivery::collect(pending, session).await?;
+            total = total.zip(rows_changed(&batches)).map(|(a, b)| a + b);
+        }
+        Ok(total.unwrap_or(-1))
+    }
+
+    /// Cancels the statement whose `FlightInfo` is `info` (Flight's
+    /// `CancelFlightInfo`, Flight SQL's `CancelQuery`): a result not yet
+    /// fetched is dropped, a running job cancelled.
+    async fn cancel_info(&self, session: &Session, info: Option<FlightInfo>) -> Result<CancelStatus, Status> {
+        let id: i64 = info
+            .as_ref()
+            .and_then(|i| std::str::from_utf8(&i.app_metadata).ok()?.parse().ok())
+            .ok_or_else(|| Status::invalid_argument("not the FlightInfo of a statement of this front end"))?;
+        if session.drop_results(Some(id)) {
+            return Ok(CancelStatus::Cancelled);
+        }
+        let cancelled = session.running.cancel(&session.client, Some(id)).await;
+        Ok(if cancelled.is_empty() { CancelStatus::NotCancellable } else { CancelStatus::Cancelled })
+    }
+
+    /// Answers Sentio's own actions: a statement's outcome, the progress of
+    /// the session's running statements, cancelling them, the session.
+    async fn sentio_action(&self, session: &Session, action: &Action) -> Result<Vec<u8>, Status> {
+        match action.r#type.as_str() {
+            OUTCOME_ACTION => {
+                let id: i64 = std::str::from_utf8(&action.body)
+                    .ok()
+                    .and_then(|b| b.trim().parse().ok())
+                    .ok_or_else(|| Status::invalid_argument("the body of an outcome request is a statement id"))?;
+                let outcome = self
+                    .log
+                    .outcome(id, &session.principal.name)
+                    .ok_or_else(|| Status::not_found(format!("no statement {id} of yours in the log")))?;
+                json(&outcome)
+            }
+            PROGRESS_ACTION => json(&session.running.progress(&session.client).await),
+            CANCEL_ACTION => {
+                let cancelled = session.running.cancel(&session.client, None).await;
+                session.drop_results(None);
+                json(&cancelled)
+            }
+            SESSION_ACTION => json(&SessionInfo {
+                user: session.principal.name.clone(),
+                role: session.principal.role.as_str().to_string(),
+                warnings: session.client.warnings.clone(),
+            }),
+            "CancelFlightInfo" => {
+                let request = CancelFlightInfoRequest::decode(action.body.clone())
+                    .map_err(|e| Status::invalid_argument(format!("malformed CancelFlightInfoRequest: {e}")))?;
+                let status = self.cancel_info(session, request.info).await?;
+                Ok(CancelFlightInfoResult { status: status as i32 }.encode_to_vec())
+            }
+            other => Err(Status::unimplemented(format!("no action {other:?}"))),
+        }
+    }
+}
+
+/// What a write says it changed: the sum of its one `count` column.
+fn rows_changed(batches: &[RecordBatch]) -> Option<i64> {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::UInt64Type;
+    let mut total = 0;
+    for b in batches {
+        if b.num_columns() != 1 || b.schema().field(0).name() != "count" {
+            return None;
+        }
+        let counts = b.column(0).as_primitive_opt::<UInt64Type>()?;
+        total += counts.iter().flatten().sum::<u64>() as i64;
+    }
+    Some(total)
+}
+
+/// The rows a client sent with a `DoPut` (bound parameter values), in one
+/// batch; `None` when it sent none.
+async fn sent_rows(stream: PeekableFlightDataStream) -> Result<Option<RecordBatch>, Status> {
+    let batches: Vec<RecordBatch> =
+        FlightRecordBatchStream::new_from_flight_data(stream.map_err(FlightError::from)).try_collect().await?;
+    let Some(first) = batches.first() else { return Ok(None) };
+    let batch = datafusion::arrow::compute::concat_batches(&first.schema(), &batches)
+        .map_err(|e| Status::invalid_argument(format!("parameter batches of different schemas: {e}")))?;
+    Ok(Some(batch))
+}
+
+/// `schema` in the IPC form a prepared statement's description takes.
+fn ipc_schema(schema: &SchemaRef) -> Result<bytes::Bytes, Status> {
+    let message: IpcMessage = SchemaAsIpc::new(schema, &IpcWriteOptions::default())
+        .try_into()
+        .map_err(|e: datafusion::arrow::error::ArrowError| Status::internal(e.to_string()))?;
+    Ok(message.0)
+}
+
+/// `v` as the JSON body of an action's result.
+fn json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, Status> {
+    serde_json::to_vec(v).map_err(|e| Status::internal(e.to_string()))
 }
 
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -230,8 +381,10 @@ fn refused_login(from: Option<SocketAddr>, e: AuthError) -> Status {
     refused(e)
 }
 
+/// A session that could not start: what its engine said (a lake or a
+/// scheduler that does not answer).
 fn unavailable(e: SentioError) -> Status {
-    Status::unavailable(format!("could not start a session: {e}"))
+    Status::unavailable(e.to_string())
 }
 
 fn statement_error(e: SentioError) -> Status {
@@ -241,19 +394,20 @@ fn statement_error(e: SentioError) -> Status {
     }
 }
 
-/// What `GetSqlInfo` answers.
-fn sql_info() -> SqlInfoData {
-    let mut b = SqlInfoDataBuilder::new();
-    b.append(SqlInfo::FlightSqlServerName, "Sentio");
-    b.append(SqlInfo::FlightSqlServerVersion, env!("CARGO_PKG_VERSION"));
-    b.append(SqlInfo::FlightSqlServerArrowVersion, "59");
-    b.append(SqlInfo::FlightSqlServerReadOnly, false);
-    b.append(SqlInfo::FlightSqlServerSql, true);
-    b.append(SqlInfo::FlightSqlServerSubstrait, false);
-    b.append(SqlInfo::FlightSqlServerTransaction, 0_i32);
-    b.append(SqlInfo::FlightSqlServerCancel, false);
-    b.append(SqlInfo::SqlIdentifierQuoteChar, "\"");
-    b.build().expect("a fixed list of SqlInfo values builds")
+/// The prepared statement `handle` of `session`.
+fn prepared_statement(session: &Session, handle: &[u8]) -> Result<Prepared, Status> {
+    let handle = String::from_utf8_lossy(handle);
+    session.prepared.get(&handle).ok_or_else(|| Status::not_found("no such prepared statement in this session"))
+}
+
+/// Binds the parameter values the client sent (if any) to the prepared
+/// statement `handle` of `session`; the statement.
+async fn bind(session: &Session, handle: &[u8], sent: PeekableFlightDataStream) -> Result<Prepared, Status> {
+    prepared_statement(session, handle)?;
+    if let Some(values) = sent_rows(sent).await? {
+        session.prepared.bind(&String::from_utf8_lossy(handle), values);
+    }
+    prepared_statement(session, handle)
 }
 
 /// A `FlightInfo` for `schema` whose one endpoint's ticket is `ticket`.
@@ -301,14 +455,81 @@ impl FlightSqlService for FrontEnd {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let session = self.session(&request).await?;
-        let pending = self.run(&session, &query.query).await?;
-        let schema = pending.schema();
-        let id = pending.statement.id();
-        let handle = session.keep(pending);
-        let ticket = TicketStatementQuery { statement_handle: handle.into() }.as_any().encode_to_vec();
-        // The id the client asks for the statement's outcome by.
-        let info = flight_info(&schema, ticket, request.into_inner())?.with_app_metadata(id.to_string());
-        Ok(Response::new(info))
+        Ok(Response::new(self.statement_info(&session, &query.query, None, request.into_inner()).await?))
+    }
+
+    async fn get_flight_info_prepared_statement(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let session = self.session(&request).await?;
+        let prepared = prepared_statement(&session, &query.prepared_statement_handle)?;
+        let params = prepared.query_parameters().map_err(statement_error)?;
+        Ok(Response::new(self.statement_info(&session, &prepared.sql, params, request.into_inner()).await?))
+    }
+
+    async fn do_action_create_prepared_statement(
+        &self,
+        query: ActionCreatePreparedStatementRequest,
+        request: Request<Action>,
+    ) -> Result<ActionCreatePreparedStatementResult, Status> {
+        let session = self.session(&request).await?;
+        let described = statement::describe(&session.client, &query.query).await.map_err(statement_error)?;
+        let (dataset_schema, parameter_schema) = match described {
+            Some((dataset, parameters)) => (ipc_schema(&dataset)?, ipc_schema(&parameters)?),
+            // Known once it runs (an ML or extract statement).
+            None => Default::default(),
+        };
+        let handle = session.prepared.create(&query.query);
+        Ok(ActionCreatePreparedStatementResult {
+            prepared_statement_handle: handle.into(),
+            dataset_schema,
+            parameter_schema,
+        })
+    }
+
+    async fn do_action_close_prepared_statement(
+        &self,
+        query: ActionClosePreparedStatementRequest,
+        request: Request<Action>,
+    ) -> Result<(), Status> {
+        let session = self.session(&request).await?;
+        let handle = String::from_utf8_lossy(&query.prepared_statement_handle);
+        if !session.prepared.close(&handle) {
+            return Err(Status::not_found("no such prepared statement in this session"));
+        }
+        Ok(())
+    }
+
+    async fn do_put_prepared_statement_query(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<DoPutPreparedStatementResult, Status> {
+        let session = self.session(&request).await?;
+        bind(&session, &query.prepared_statement_handle, request.into_inner()).await?;
+        Ok(DoPutPreparedStatementResult { prepared_statement_handle: Some(query.prepared_statement_handle) })
+    }
+
+    async fn do_put_prepared_statement_update(
+        &self,
+        query: CommandPreparedStatementUpdate,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        let session = self.session(&request).await?;
+        let prepared = bind(&session, &query.prepared_statement_handle, request.into_inner()).await?;
+        let rows = prepared.parameter_rows().map_err(statement_error)?;
+        self.update(&session, &prepared.sql, rows).await
+    }
+
+    async fn do_put_statement_update(
+        &self,
+        command: CommandStatementUpdate,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        let session = self.session(&request).await?;
+        self.update(&session, &command.query, vec![None]).await
     }
 
     async fn do_get_statement(
@@ -400,6 +621,25 @@ impl FlightSqlService for FrontEnd {
         Ok(stream_batches(batch.schema(), vec![batch]))
     }
 
+    async fn get_flight_info_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = self.xdbc_types.schema();
+        self.listing_info(request, &schema, query.as_any()).await
+    }
+
+    async fn do_get_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.session(&request).await?;
+        let batch = query.into_builder(&self.xdbc_types).build().map_err(|e| Status::internal(e.to_string()))?;
+        Ok(stream_batches(batch.schema(), vec![batch]))
+    }
+
     async fn get_flight_info_sql_info(
         &self,
         query: CommandGetSqlInfo,
@@ -421,35 +661,42 @@ impl FlightSqlService for FrontEnd {
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
 
-    /// Sentio's own action: a statement's [`Outcome`](crate::statements::Outcome)
-    /// (what it scanned, its jobs) for the user who ran it.
+    /// Sentio's own actions ([`FrontEnd::sentio_action`]) and Flight's
+    /// `CancelFlightInfo`.
     async fn do_action_fallback(
         &self,
         request: Request<Action>,
     ) -> Result<Response<<Self as FlightService>::DoActionStream>, Status> {
         let session = self.session(&request).await?;
-        let action = request.into_inner();
-        if action.r#type != OUTCOME_ACTION {
-            return Err(Status::unimplemented(format!("no action {:?}", action.r#type)));
-        }
-        let id: i64 = std::str::from_utf8(&action.body)
-            .ok()
-            .and_then(|b| b.trim().parse().ok())
-            .ok_or_else(|| Status::invalid_argument("the body of an outcome request is a statement id"))?;
-        let outcome = self
-            .log
-            .outcome(id, &session.principal.name)
-            .ok_or_else(|| Status::not_found(format!("no statement {id} of yours in the log")))?;
-        let body = serde_json::to_vec(&outcome).map_err(|e| Status::internal(e.to_string()))?;
+        let body = self.sentio_action(&session, request.get_ref()).await?;
         let reply = arrow_flight::Result { body: body.into() };
         Ok(Response::new(Box::pin(futures::stream::iter([Ok(reply)]))))
     }
 
+    async fn do_action_cancel_query(
+        &self,
+        query: ActionCancelQueryRequest,
+        request: Request<Action>,
+    ) -> Result<ActionCancelQueryResult, Status> {
+        let session = self.session(&request).await?;
+        let info = FlightInfo::decode(query.info)
+            .map_err(|e| Status::invalid_argument(format!("malformed FlightInfo in CancelQuery: {e}")))?;
+        let status = self.cancel_info(&session, Some(info)).await?;
+        // CancelQuery's result numbers its answers as CancelFlightInfo's
+        // status does (1: cancelled, 3: not cancellable).
+        Ok(ActionCancelQueryResult { result: status as i32 })
+    }
+
     async fn list_custom_actions(&self) -> Option<Vec<Result<ActionType, Status>>> {
-        let outcome = ActionType {
-            r#type: OUTCOME_ACTION.to_string(),
-            description: "How a statement ended (body: its id, from its FlightInfo's app_metadata)".to_string(),
+        let action = |name: &str, description: &str| {
+            Ok(ActionType { r#type: name.to_string(), description: description.to_string() })
         };
-        Some(vec![Ok(outcome)])
+        Some(vec![
+            action(OUTCOME_ACTION, "How a statement ended (body: its id, from its FlightInfo's app_metadata)"),
+            action(PROGRESS_ACTION, "The cluster jobs of this session's running statements, and their states"),
+            action(CANCEL_ACTION, "Cancel this session's running statements; drop its unfetched results"),
+            action(SESSION_ACTION, "Who this session is, and what its catalogs work without"),
+            action("CancelFlightInfo", "Cancel the statement of a FlightInfo"),
+        ])
     }
 }

@@ -67,11 +67,23 @@ async fn run() -> anyhow::Result<()> {
             let tls = tls(args.tls_cert.as_deref(), args.tls_key.as_deref())?;
             tokio::select! {
                 done = scheduler => done?,
-                done = sentio_frontend::serve(fe_addr, fe, tls) => done.context("the Flight SQL front end stopped")?,
+                done = serve(fe_addr, fe, tls) => done?,
             }
         }
     }
     Ok(())
+}
+
+/// Serves the front end on `addr`.
+async fn serve(
+    addr: SocketAddr,
+    fe: sentio_frontend::FrontEnd,
+    tls: Option<sentio_frontend::Tls>,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("the Flight SQL front end cannot listen on {addr}"))?;
+    sentio_frontend::serve(listener, fe, tls).await.context("the Flight SQL front end stopped")
 }
 
 /// The front end's certificate and key, when both are given.
@@ -93,7 +105,6 @@ fn front_end(
     // Sessions reach this scheduler on loopback when it listens on every
     // address.
     let reach = if scheduler.ip().is_unspecified() { "127.0.0.1".to_string() } else { scheduler.ip().to_string() };
-    let mut engine = sentio.clone();
-    engine.scheduler = Some(format!("df://{reach}:{}", scheduler.port()));
-    Ok((SocketAddr::new(scheduler.ip(), port), sentio_frontend::FrontEnd::new(users, engine)))
+    let cluster = sentio_sql::client::Cluster::Remote(format!("df://{reach}:{}", scheduler.port()));
+    Ok((SocketAddr::new(scheduler.ip(), port), sentio_frontend::FrontEnd::new(users, sentio.clone(), cluster)))
 }

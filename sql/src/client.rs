@@ -51,6 +51,30 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     msg
 }
 
+/// Where a session's statements run.
+#[derive(Clone)]
+pub enum Cluster {
+    /// A scheduler's Ballista port, `df://HOST:PORT`.
+    Remote(String),
+    /// A cluster inside this process, shared by the sessions that run on it.
+    InProcess(Arc<Standalone>),
+}
+
+impl Cluster {
+    /// The scheduler `sentio.scheduler` names, or else a new in-process
+    /// cluster ([`Standalone`]) with `ballista.standalone.parallelism` task
+    /// slots.
+    pub async fn from_config(sentio: &SentioConfig) -> Result<Cluster> {
+        match &sentio.scheduler {
+            Some(url) => Ok(Cluster::Remote(url.clone())),
+            None => {
+                let slots = session_config(&Arc::new(sentio.opdb())).ballista_standalone_parallelism();
+                Ok(Cluster::InProcess(Arc::new(Standalone::start(sentio, slots).await?)))
+            }
+        }
+    }
+}
+
 /// A connected client: the context plus where its scheduler listens.
 pub struct Client {
     /// The session; SQL run on it executes in the cluster.
@@ -65,29 +89,33 @@ pub struct Client {
     /// that did not answer, extracts that could not be registered.
     pub warnings: Vec<String>,
     /// The in-process scheduler and executor, when standalone.
-    _standalone: Option<Standalone>,
+    _standalone: Option<Arc<Standalone>>,
 }
 
 /// Connects to `sentio.scheduler`, or starts a standalone in-process cluster
 /// (scheduler and executor over the same gRPC/protobuf paths), then registers
 /// the lake catalogs when a lake is configured.
 pub async fn connect(sentio: &SentioConfig) -> Result<Client> {
+    connect_to(sentio, &Cluster::from_config(sentio).await?).await
+}
+
+/// Starts a session on `cluster` with the catalogs `sentio` configures: the
+/// lake's (when a lake is configured), the operational DB's, `ml` and
+/// `extracts`. `sentio.scheduler` is not looked at.
+pub async fn connect_to(sentio: &SentioConfig, cluster: &Cluster) -> Result<Client> {
     let opdb = Arc::new(sentio.opdb());
     let mut state = session_state(session_config(&opdb), runtime_env(&sentio.s3)?, &sentio.s3);
-    let mut standalone = None;
-    let (ctx, grpc_url) = match &sentio.scheduler {
-        Some(url) => {
+    let (ctx, grpc_url, standalone) = match cluster {
+        Cluster::Remote(url) => {
             let grpc = scheduler_grpc_url(url)?;
             check_reachable(url, &grpc).await?;
-            (SessionContext::remote_with_state(url, state).await?, grpc)
+            (SessionContext::remote_with_state(url, state).await?, grpc, None)
         }
-        None => {
-            let cluster = Standalone::start(sentio, state.config().ballista_standalone_parallelism()).await?;
+        Cluster::InProcess(cluster) => {
             state.config_mut().options_mut().execution.target_partitions = cluster.target_partitions();
             let grpc = cluster.grpc_url.clone();
             let ctx = SessionContext::remote_with_state(&grpc.replace("http://", "df://"), state).await?;
-            standalone = Some(cluster);
-            (ctx, grpc)
+            (ctx, grpc, Some(Arc::clone(cluster)))
         }
     };
     register_functions(&ctx, &sentio.s3);

@@ -56,6 +56,10 @@ pub enum SentioError {
     #[error("{}", crate::task_error::describe(.0))]
     DataFusion(#[from] DataFusionError),
 
+    /// A statement's parameter values do not fit it.
+    #[error("parameters: {0}")]
+    Parameters(String),
+
     /// The session may not run this statement ([`crate::statement::Access`]).
     #[error("{0} is not allowed in a session that may only run queries")]
     NotPermitted(String),

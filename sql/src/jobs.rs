@@ -117,6 +117,30 @@ pub async fn cancel_job(url: &str, job: &str) -> bool {
     matches!(tokio::time::timeout(SCHEDULER_CONNECT_TIMEOUT, request).await, Ok(Some(_)))
 }
 
+/// Cancels the cluster job of `plan` on the scheduler at `url`, if it has
+/// one, and says what became of it: `job … cancelled` (or `could not be
+/// cancelled` when the scheduler does not answer, [`cancel_job`]), followed
+/// for an `INSERT INTO opdb.…` (its `logical` plan given) by whether its
+/// rows had landed ([`write_settlement`]).
+pub async fn cancel_statement(
+    url: &str,
+    plan: Option<&Arc<dyn ExecutionPlan>>,
+    logical: Option<&LogicalPlan>,
+) -> Option<String> {
+    let plan = plan?;
+    let job = job_of(plan)?;
+    let cancelled = cancel_job(url, &job).await;
+    let said = if cancelled { format!("job {job} cancelled") } else { format!("job {job} could not be cancelled") };
+    let write = match logical {
+        Some(logical) => write_settlement(logical, plan).await,
+        None => None,
+    };
+    Some(match write {
+        Some(write) => format!("{said}; {write}"),
+        None => said,
+    })
+}
+
 /// For a cancelled `INSERT INTO opdb.…` (`logical`, run as `plan`): whether
 /// its rows had landed, settled for good and said in words
 /// ([`sentio_opdb::settle`]); `None` for any other statement.

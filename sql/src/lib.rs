@@ -7,7 +7,7 @@
 //!   client, scheduler and executors call, so a function or codec known to
 //!   one is known to all;
 //! * [`client`] connects a client: the in-process cluster or a remote
-//!   scheduler, with every catalog registered;
+//!   scheduler ([`client::Cluster`]), with every catalog registered;
 //! * [`standalone`] is the in-process scheduler and executor;
 //! * [`config`] reads the environment and `sentio.toml`;
 //! * [`lake`] registers the `training` and `adhoc` catalogs from the lake;
@@ -23,6 +23,8 @@
 //!   rest to Ballista's codecs;
 //! * [`jobs`] names the cluster job of a plan and asks the scheduler about it;
 //! * [`stop`] stops a cancelled task's work on an executor;
+//! * [`scanned`] counts the bytes of file scans that count none themselves
+//!   (CSV, JSON);
 //! * [`task_error`] carries a failed task's error to the analyst in plain words;
 //! * [`folder`] is a folder of the lake as an object store (the model
 //!   store's and the extracts');
@@ -51,6 +53,7 @@ pub mod logging;
 pub mod ml;
 pub mod object_store;
 pub mod runtime;
+pub mod scanned;
 pub mod session;
 pub mod size;
 pub mod sqltext;

@@ -246,6 +246,7 @@ impl ExecutionPlan for StopExec {
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
         let stop = TaskStop::of(&context);
         stop.check()?;
+        crate::scanned::note(&self.input, partition);
         let input = self.input.execute(partition, context)?;
         Ok(Box::pin(StopStream { schema: input.schema(), input: Some(input), stopped: Box::pin(stop.raised()), stop }))
     }
