@@ -330,10 +330,12 @@ fn adbc_clients_query_the_cluster_through_the_front_end() {
     // heavy data stays in the cluster, and what they wrote into the
     // operational DB is read with psql, not through Sentio.
     let mut out = String::new();
-    for script in ["01_train_emotion", "02_validate_emotion", "03_train_media", "04_cross_validate_media", "05_statistics"]
+    for script in
+        ["01_train_emotion", "02_validate_emotion", "03_train_media", "04_cross_validate_media", "05_statistics"]
     {
         let mut workstation = sentio();
-        for v in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION", "SENTIO_S3_ENDPOINT"] {
+        for v in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION", "SENTIO_S3_ENDPOINT"]
+        {
             workstation.env_remove(v);
         }
         workstation.args(["sql", "--no-progress", "--format", "csv", "--scheduler", &uri, "--token", analyst_token]);

@@ -411,6 +411,40 @@ fn bad_input_gets_a_clear_error_and_stores_nothing() {
         ),
         ("SELECT * FROM ML.PREDICT(MODEL good, (SELECT * FROM training.frames)".into(), "not closed"),
         ("SELECT * FROM ML.PREDICTT(MODEL good, (SELECT 1))".into(), "unknown function ML.PREDICTT"),
+        // Nothing is accepted and ignored: another model type's option, a
+        // setting a function does not take, BigQuery settings Sentio lacks.
+        (
+            format!("CREATE MODEL b10 OPTIONS (model_type = 'random_forest_classifier', l2_reg = 1.0) AS {q}"),
+            "l2_reg does not apply to random_forest_classifier",
+        ),
+        (
+            format!("CREATE MODEL b11 OPTIONS (model_type = 'naive_bayes_classifier', max_tree_depth = 3) AS {q}"),
+            "max_tree_depth does not apply to naive_bayes_classifier",
+        ),
+        (
+            "SELECT * FROM ML.PREDICT(MODEL good, TABLE training.frames, STRUCT(0.5 AS colour))".into(),
+            "ML.PREDICT: colour: no such setting (ML.PREDICT takes threshold)",
+        ),
+        (
+            "SELECT * FROM ML.PREDICT(MODEL good, TABLE training.frames, STRUCT(1 AS trial_id))".into(),
+            "trial_id: it picks a hyperparameter-tuning trial",
+        ),
+        (
+            "SELECT * FROM ML.PREDICT(MODEL good, TABLE training.frames, STRUCT(TRUE AS keep_original_columns))".into(),
+            "keep_original_columns: Sentio does not implement it",
+        ),
+        (
+            "SELECT * FROM ML.FEATURE_INFO(MODEL good, STRUCT(3 AS top_k))".into(),
+            "ML.FEATURE_INFO: top_k: no such setting (ML.FEATURE_INFO takes no settings)",
+        ),
+        (
+            "SELECT * FROM ML.PREDICT(MODEL good, TABLE training.frames, STRUCT(0.6 AS threshold))".into(),
+            "threshold is for binary models; good has 3 labels",
+        ),
+        (
+            "SELECT * FROM ML.ROC_CURVE(MODEL good, TABLE training.frames, GENERATE_ARRAY(0, 1, -0.1))".into(),
+            "the step must be positive",
+        ),
     ];
     for (sql, want) in &cases {
         let e = lake.fails(sql);
@@ -437,6 +471,82 @@ fn bad_input_gets_a_clear_error_and_stores_nothing() {
     std::fs::write(lake.models_dir().join("good/1/model.json"), "{ not json").unwrap();
     let e = lake.fails("SELECT * FROM ML.EVALUATE(MODEL good)");
     assert!(e.contains("model.json is not valid"), "{e}");
+}
+
+/// The positive label's probability in a `predicted_<label>_probs` array.
+fn probability_of(probs: &Value, label: &str) -> f64 {
+    let entry = probs.as_array().unwrap().iter().find(|p| p["label"] == label);
+    entry.and_then(|p| p["prob"].as_f64()).unwrap_or_else(|| panic!("no {label} in {probs}"))
+}
+
+/// BigQuery ML's `threshold` on a binary model: `ML.PREDICT`,
+/// `ML.CONFUSION_MATRIX` and `ML.EVALUATE` decide by it exactly as computed
+/// here from the predicted probabilities, and `ML.ROC_CURVE` takes the
+/// thresholds of `GENERATE_ARRAY`.
+#[test]
+fn a_threshold_decides_a_binary_models_predictions() {
+    let lake = Lake::new("0.1");
+    let features = "f00, f01, f02, f03, f04, f05, f06, f07";
+    lake.rows(&format!(
+        "CREATE MODEL happy OPTIONS (model_type = 'logistic_reg', input_label_cols = ['is_happy']) AS \
+         SELECT {features}, emotion = 'happy' AS is_happy FROM training.frames WHERE split = 'train'"
+    ));
+    let test = format!(
+        "(SELECT session_id, frame_no, {features}, emotion = 'happy' AS is_happy FROM training.frames \
+         WHERE split = 'test')"
+    );
+    let t = 0.7;
+    let predicted = lake.rows(&format!(
+        "SELECT is_happy, predicted_is_happy, predicted_is_happy_probs FROM \
+         ML.PREDICT(MODEL happy, {test}, STRUCT({t} AS threshold)) ORDER BY session_id, frame_no"
+    ));
+    let plain = lake
+        .rows(&format!("SELECT predicted_is_happy FROM ML.PREDICT(MODEL happy, {test}) ORDER BY session_id, frame_no"));
+    assert_eq!(predicted.len(), plain.len());
+    let (mut moved, mut cells) = (0, [[0i64; 2]; 2]);
+    for (row, before) in predicted.iter().zip(&plain) {
+        let p = probability_of(&row["predicted_is_happy_probs"], "true");
+        assert_eq!(row["predicted_is_happy"], p >= t, "{row}");
+        moved += usize::from(row["predicted_is_happy"] != before["predicted_is_happy"]);
+        let actual = row["is_happy"].as_bool().unwrap();
+        cells[usize::from(actual)][usize::from(p >= t)] += 1;
+    }
+    assert!(moved > 0, "a threshold of {t} changed no prediction of {} rows", plain.len());
+
+    let matrix =
+        lake.rows(&format!("SELECT * FROM ML.CONFUSION_MATRIX(MODEL happy, {test}, STRUCT({t} AS threshold))"));
+    assert_eq!(matrix.len(), 2, "{matrix:?}");
+    for expected in ["false", "true"] {
+        let a = usize::from(expected == "true");
+        let row = matrix.iter().find(|r| r["expected_label"] == expected).unwrap_or_else(|| panic!("{matrix:?}"));
+        assert_eq!((row["false"].as_i64(), row["true"].as_i64()), (Some(cells[a][0]), Some(cells[a][1])), "{matrix:?}");
+    }
+    let metrics = &lake.rows(&format!("SELECT * FROM ML.EVALUATE(MODEL happy, {test}, STRUCT({t} AS threshold))"))[0];
+    let [[tn, fp], [fn_, tp]] = cells.map(|r| r.map(|c| c as f64));
+    assert!((num(metrics, "precision") - tp / (tp + fp)).abs() < 1e-9, "{metrics}");
+    assert!((num(metrics, "recall") - tp / (tp + fn_)).abs() < 1e-9, "{metrics}");
+    assert!((num(metrics, "accuracy") - (tp + tn) / (tp + tn + fp + fn_)).abs() < 1e-9, "{metrics}");
+
+    let curve = lake.rows(&format!(
+        "SELECT threshold, true_positives, false_positives FROM \
+         ML.ROC_CURVE(MODEL happy, {test}, GENERATE_ARRAY(0.4, 0.6, 0.1)) ORDER BY threshold"
+    ));
+    assert_eq!(curve.iter().map(|r| num(r, "threshold")).collect::<Vec<_>>(), vec![0.4, 0.5, 0.6]);
+    for point in &curve {
+        let cut = num(point, "threshold");
+        let (tp, fp) = predicted.iter().fold((0, 0), |(tp, fp), row| {
+            let positive = probability_of(&row["predicted_is_happy_probs"], "true") >= cut;
+            let actual = row["is_happy"].as_bool().unwrap();
+            (tp + i64::from(positive && actual), fp + i64::from(positive && !actual))
+        });
+        assert_eq!((point["true_positives"].as_i64(), point["false_positives"].as_i64()), (Some(tp), Some(fp)));
+    }
+
+    // A threshold out of range, or without rows to evaluate, is refused.
+    let e = lake.fails(&format!("SELECT * FROM ML.PREDICT(MODEL happy, {test}, STRUCT(1.5 AS threshold))"));
+    assert!(e.contains("threshold must be a number from 0 to 1"), "{e}");
+    let e = lake.fails("SELECT * FROM ML.EVALUATE(MODEL happy, STRUCT(0.6 AS threshold))");
+    assert!(e.contains("give the rows to evaluate"), "{e}");
 }
 
 #[test]

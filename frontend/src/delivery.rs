@@ -89,7 +89,9 @@ fn rows(pending: Pending, session: &Session) -> Result<(Arc<Sent>, Rows), Status
             let ctx = session.client.ctx.clone();
             let rows = datafusion::physical_plan::execute_stream(Arc::clone(&plan), ctx.task_ctx())
                 .map_err(|e| Status::invalid_argument(e.to_string()))?
-                .map_err(move |e| FlightError::ExternalError(Box::new(SentioError::from(explained(e, &ctx, &logical)))));
+                .map_err(move |e| {
+                    FlightError::ExternalError(Box::new(SentioError::from(explained(e, &ctx, &logical))))
+                });
             (rows.boxed(), Some(plan))
         }
     };

@@ -612,7 +612,7 @@ pub async fn create_model(
             None => (trained.train_query.clone(), "training rows"),
         };
         let evaluated =
-            metrics_of(ml, &reference, &trained.spec, &trained.label, &trained.schema, &metrics_query).await;
+            metrics_of(ml, &reference, &trained.spec, &trained.label, &trained.schema, &metrics_query, None).await;
         let (_, metrics) = match evaluated {
             Ok(m) => m,
             Err(e) => {

@@ -73,6 +73,68 @@ fn query_of(call: &MlCall) -> Result<&str, MlError> {
     })
 }
 
+/// Refuses a `STRUCT(…)` setting that the function of `call` does not take
+/// (`takes`): none is accepted and ignored. BigQuery ML's settings that
+/// Sentio does not have say why.
+fn check_settings(call: &MlCall, takes: &[&str]) -> Result<(), MlError> {
+    let function = &call.function;
+    for (name, _) in &call.settings {
+        if takes.contains(&name.as_str()) {
+            continue;
+        }
+        let why = match name.as_str() {
+            "trial_id" => "it picks a hyperparameter-tuning trial, and Sentio has no tuning (num_trials) yet",
+            "keep_original_columns" => "Sentio does not implement it (ML.PREDICT returns every input column)",
+            "perform_aggregation" | "horizon" | "confidence_level" => {
+                "it is for time-series models, which Sentio does not have"
+            }
+            "top_k_features" | "approx_feature_contrib" => "it is ML.EXPLAIN_PREDICT's, which Sentio does not have yet",
+            _ => "no such setting",
+        };
+        let takes = if takes.is_empty() { "no settings".to_string() } else { takes.join(", ") };
+        return Err(MlError::Syntax(format!("ML.{function}: {name}: {why} (ML.{function} takes {takes})")));
+    }
+    Ok(())
+}
+
+/// The `threshold` setting of `call` on the model `meta`: a number from 0 to
+/// 1, for binary models only.
+fn threshold_of(call: &MlCall, meta: &ModelMeta) -> Result<Option<f64>, MlError> {
+    let Some((_, value)) = call.settings.iter().find(|(k, _)| k == "threshold") else { return Ok(None) };
+    let function = &call.function;
+    let t = match value {
+        OptValue::Num(t) if (0.0..=1.0).contains(t) => *t,
+        other => {
+            return Err(MlError::Syntax(format!("ML.{function}: threshold must be a number from 0 to 1, not {other}")));
+        }
+    };
+    if meta.spec.labels.len() != 2 {
+        return Err(MlError::Data(format!(
+            "ML.{function}: threshold is for binary models; {} has {} labels ({})",
+            meta.name,
+            meta.spec.labels.len(),
+            meta.spec.labels.join(", ")
+        )));
+    }
+    Ok(Some(t))
+}
+
+/// SQL of the predicted label given the prediction struct `p` of `meta`: the
+/// most probable label, or with a `threshold` (binary models) the positive
+/// label — the second in sorted order — when its probability is at least the
+/// threshold.
+fn predicted_label(meta: &ModelMeta, p: &str, threshold: Option<f64>) -> String {
+    let label = match threshold {
+        None => format!("get_field({p}, 'label')"),
+        Some(t) => format!(
+            "CASE WHEN get_field(array_element(get_field({p}, 'probs'), 2), 'prob') >= {t:?} THEN {} ELSE {} END",
+            lit(&meta.spec.labels[1]),
+            lit(&meta.spec.labels[0])
+        ),
+    };
+    if meta.label_type == "VARCHAR" { label } else { format!("CAST({label} AS {})", meta.label_type) }
+}
+
 fn reference(ml: &MlContext, meta: &ModelMeta) -> Result<String, MlError> {
     Ok(model_ref(
         &format!("{}@{}", meta.name, meta.version),
@@ -130,11 +192,13 @@ pub async fn metrics_of(
     label: &str,
     schema: &Schema,
     query: &str,
+    threshold: Option<f64>,
 ) -> Result<(i64, BTreeMap<String, Option<f64>>), MlError> {
     let args = feature_args(spec, schema, "__e", "")?;
     let labels = serde_json::to_string(&spec.labels).map_err(|e| MlError::Internal(e.to_string()))?;
+    let threshold = threshold.map(|t| format!(", {}", lit(&format!("{t:?}")))).unwrap_or_default();
     let sql = format!(
-        "SELECT COUNT(*) AS n, sentio_metrics({}, CAST({} AS VARCHAR), sentio_predict({}, {})) AS m \
+        "SELECT COUNT(*) AS n, sentio_metrics({}, CAST({} AS VARCHAR), sentio_predict({}, {}){threshold}) AS m \
          FROM ({query}) __e WHERE {} IS NOT NULL",
         lit(&labels),
         qcol("__e", label),
@@ -180,8 +244,15 @@ async fn inner(ml: &MlContext, call: &MlCall) -> Result<(String, Arc<Schema>), M
     Ok((q, Arc::new(df.schema().as_arrow().clone())))
 }
 
-/// SQL of `ML.PREDICT(MODEL meta, (q))` for a planned query.
-fn predict_sql(ml: &MlContext, meta: &ModelMeta, q: &str, schema: &Schema) -> Result<String, MlError> {
+/// SQL of `ML.PREDICT(MODEL meta, (q))` for a planned query (with a
+/// binary model's `threshold`, [`predicted_label`]).
+fn predict_sql(
+    ml: &MlContext,
+    meta: &ModelMeta,
+    q: &str,
+    schema: &Schema,
+    threshold: Option<f64>,
+) -> Result<String, MlError> {
     let model = format!("{}@{}", meta.name, meta.version);
     let args = feature_args(&meta.spec, schema, "__i", &model)?;
     let pred = quote_ident(&format!("predicted_{}", meta.label));
@@ -192,11 +263,7 @@ fn predict_sql(ml: &MlContext, meta: &ModelMeta, q: &str, schema: &Schema) -> Re
         }
     }
     let cols: Vec<String> = schema.fields().iter().map(|f| qcol("__o", f.name())).collect();
-    let label_value = if meta.label_type == "VARCHAR" {
-        "get_field(__o.__p, 'label')".to_string()
-    } else {
-        format!("CAST(get_field(__o.__p, 'label') AS {})", meta.label_type)
-    };
+    let label_value = predicted_label(meta, "__o.__p", threshold);
     Ok(format!(
         "SELECT {}{}{label_value} AS {pred}, get_field(__o.__p, 'probs') AS {probs} \
          FROM (SELECT __i.*, sentio_predict({}, {}) AS __p FROM ({q}) __i) __o",
@@ -208,9 +275,11 @@ fn predict_sql(ml: &MlContext, meta: &ModelMeta, q: &str, schema: &Schema) -> Re
 }
 
 async fn predict(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
+    check_settings(call, &["threshold"])?;
     let meta = model_of(ml, call).await?;
+    let threshold = threshold_of(call, &meta)?;
     let (q, schema) = inner(ml, call).await?;
-    predict_sql(ml, &meta, &q, &schema)
+    predict_sql(ml, &meta, &q, &schema, threshold)
 }
 
 fn ts_array(v: i64, n: usize) -> ArrayRef {
@@ -230,14 +299,25 @@ fn metrics_schema() -> Arc<Schema> {
 }
 
 async fn evaluate(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
+    check_settings(call, &["threshold"])?;
     let meta = model_of(ml, call).await?;
+    let threshold = threshold_of(call, &meta)?;
     let Some(_) = call.query else {
+        if threshold.is_some() {
+            return Err(MlError::Syntax(format!(
+                "ML.EVALUATE(MODEL {}) without a query answers the metrics stored at training, at the default \
+                 cut-off; for a threshold, give the rows to evaluate: ML.EVALUATE(MODEL m, (SELECT …), STRUCT(… AS \
+                 threshold))",
+                meta.name
+            )));
+        }
         let schema = metrics_schema();
         return values_query(&schema, &[batch(Arc::clone(&schema), metric_columns(&meta.metrics))?]);
     };
     let (q, schema) = inner(ml, call).await?;
     require_label("ML.EVALUATE", &schema, &meta)?;
-    let (rows, metrics) = metrics_of(ml, &reference(ml, &meta)?, &meta.spec, &meta.label, &schema, &q).await?;
+    let (rows, metrics) =
+        metrics_of(ml, &reference(ml, &meta)?, &meta.spec, &meta.label, &schema, &q, threshold).await?;
     let store = ml.store()?;
     let eval_schema = evaluations_schema();
     let mut cols: Vec<ArrayRef> = vec![
@@ -275,10 +355,12 @@ fn column_name(label: &str) -> String {
 }
 
 async fn confusion_matrix(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
+    check_settings(call, &["threshold"])?;
     let meta = model_of(ml, call).await?;
+    let threshold = threshold_of(call, &meta)?;
     let (q, schema) = inner(ml, call).await?;
     require_label("ML.CONFUSION_MATRIX", &schema, &meta)?;
-    let pred = predict_sql(ml, &meta, &q, &schema)?;
+    let pred = predict_sql(ml, &meta, &q, &schema, threshold)?;
     let predicted = quote_ident(&format!("predicted_{}", meta.label));
     let cols: Vec<String> = meta
         .spec
@@ -301,6 +383,7 @@ async fn confusion_matrix(ml: &MlContext, call: &MlCall) -> Result<String, MlErr
 }
 
 async fn roc_curve(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
+    check_settings(call, &[])?;
     let meta = model_of(ml, call).await?;
     if meta.spec.labels.len() != 2 {
         return Err(MlError::Data(format!(
@@ -311,10 +394,14 @@ async fn roc_curve(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
     }
     let (q, schema) = inner(ml, call).await?;
     require_label("ML.ROC_CURVE", &schema, &meta)?;
-    let pred = predict_sql(ml, &meta, &q, &schema)?;
+    let pred = predict_sql(ml, &meta, &q, &schema, None)?;
     let positive = lit(&meta.spec.labels[1]);
     let probs = quote_ident(&format!("predicted_{}_probs", meta.label));
-    let thresholds: Vec<Vec<String>> = (0..=100).map(|i| vec![format!("{:.2}", f64::from(i) / 100.0)]).collect();
+    // The thresholds given (GENERATE_ARRAY(…) or [a, …]), else 0, 0.01, …, 1.
+    let thresholds: Vec<Vec<String>> = match &call.array {
+        Some(given) => given.iter().map(|t| vec![format!("CAST({t:?} AS DOUBLE)")]).collect(),
+        None => (0..=100).map(|i| vec![format!("{:.2}", f64::from(i) / 100.0)]).collect(),
+    };
     Ok(format!(
         "SELECT __t.threshold, \
            CAST(SUM(CASE WHEN __y AND __p >= __t.threshold THEN 1 ELSE 0 END) AS DOUBLE) / NULLIF(SUM(CASE WHEN __y THEN 1 ELSE 0 END), 0) AS recall, \
@@ -349,6 +436,7 @@ async fn describe_data(ml: &MlContext, call: &MlCall) -> Result<String, MlError>
 }
 
 async fn feature_info(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
+    check_settings(call, &[])?;
     let meta = model_of(ml, call).await?;
     let schema = Arc::new(Schema::new(vec![
         Field::new("input", DataType::Utf8, false),
@@ -380,6 +468,7 @@ async fn feature_info(ml: &MlContext, call: &MlCall) -> Result<String, MlError> 
 }
 
 async fn training_info(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
+    check_settings(call, &[])?;
     let meta = model_of(ml, call).await?;
     let ti = &meta.training_info;
     let n = ti.len();
@@ -406,6 +495,7 @@ async fn training_info(ml: &MlContext, call: &MlCall) -> Result<String, MlError>
 }
 
 async fn feature_importance(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
+    check_settings(call, &[])?;
     let meta = model_of(ml, call).await?;
     if meta.feature_importance.is_empty() {
         return Err(MlError::Data(format!(
@@ -481,7 +571,7 @@ async fn cross_validate(ml: &MlContext, call: &MlCall) -> Result<String, MlError
         let rel = format!("ml/tmp/cv-{run_id}/fold-{i}.pb");
         store.put_parquet_bytes(&rel, trained.payload.clone()).await?;
         let reference = model_ref(&what, store.url(&rel), &trained.spec, &fingerprint(&trained.payload));
-        let result = metrics_of(ml, &reference, &trained.spec, &meta.label, &schema, &test_q).await;
+        let result = metrics_of(ml, &reference, &trained.spec, &meta.label, &schema, &test_q, None).await;
         let _ = store.delete_file(&rel).await;
         per_fold.push(result?.1);
     }

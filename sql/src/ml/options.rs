@@ -73,6 +73,54 @@ pub const KNOWN_OPTIONS: [&str; 19] = [
     "max_training_rows",
 ];
 
+/// The hyperparameters each model type takes: the others are refused for
+/// it, not accepted and ignored (BigQuery ML has `l2_reg` for forests, for
+/// one; Sentio's forests have no such penalty).
+fn hyperparameters(algorithm: Algorithm) -> &'static [&'static str] {
+    match algorithm {
+        Algorithm::RandomForest => &[
+            "num_parallel_tree",
+            "max_tree_depth",
+            "subsample",
+            "colsample_bynode",
+            "min_tree_child_weight",
+            "max_training_rows",
+        ],
+        Algorithm::DecisionTree => &["max_tree_depth", "min_tree_child_weight", "max_training_rows"],
+        Algorithm::LogisticReg => &["l2_reg", "max_iterations", "min_rel_progress", "max_training_rows"],
+        // Per-class statistics over every row: nothing to tune or bound.
+        Algorithm::NaiveBayes => &[],
+        Algorithm::Knn => &["num_neighbors", "max_stored_rows", "max_training_rows"],
+    }
+}
+
+/// Options every model type takes.
+const COMMON_OPTIONS: [&str; 8] = [
+    "model_type",
+    "input_label_cols",
+    "data_split_method",
+    "data_split_eval_fraction",
+    "data_split_col",
+    "auto_class_weights",
+    "class_weights",
+    "seed",
+];
+
+/// Refuses an option that `algorithm` does not take, naming those it does.
+fn check_applies(algorithm: Algorithm, options: &[(String, OptValue)]) -> Result<(), MlError> {
+    let takes = hyperparameters(algorithm);
+    for (k, _) in options {
+        if !COMMON_OPTIONS.contains(&k.as_str()) && !takes.contains(&k.as_str()) {
+            let model_type = algorithm.model_type();
+            let its = if takes.is_empty() { "none".to_string() } else { takes.join(", ") };
+            return Err(MlError::Option(format!(
+                "{k} does not apply to {model_type} in Sentio (its hyperparameters: {its})"
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn bad(option: &str, want: &str, got: &OptValue) -> MlError {
     MlError::Option(format!("{option} must be {want}, not {got}"))
 }
@@ -128,6 +176,7 @@ impl TrainOptions {
                  decision_tree_classifier, naive_bayes_classifier, knn_classifier"
             ))
         })?;
+        check_applies(algorithm, options)?;
         let label = match get("input_label_cols") {
             None => "label".to_string(),
             Some(OptValue::Array(v)) if v.len() == 1 => string("input_label_cols", &v[0])?,
@@ -259,5 +308,19 @@ mod tests {
         assert!(err(o(&[("model_type", s("logistic_reg")), ("max_iterations", s("many"))])).contains("a number"));
         assert!(err(o(&[("model_type", s("logistic_reg")), ("max_iterations", OptValue::Num(1.5))])).contains("whole"));
         assert!(err(o(&[("input_label_cols", OptValue::Array(vec![s("y")]))])).contains("model_type is required"));
+        // An option of another model type is refused, not ignored.
+        let forest_l2 = err(o(&[("model_type", s("random_forest_classifier")), ("l2_reg", OptValue::Num(1.0))]));
+        assert!(forest_l2.contains("l2_reg does not apply to random_forest_classifier"), "{forest_l2}");
+        let bayes = err(o(&[("model_type", s("naive_bayes_classifier")), ("max_iterations", OptValue::Num(3.0))]));
+        assert!(bayes.contains("(its hyperparameters: none)"), "{bayes}");
+        for (model_type, option) in [
+            ("logistic_reg", "num_parallel_tree"),
+            ("decision_tree_classifier", "subsample"),
+            ("knn_classifier", "max_tree_depth"),
+            ("random_forest_classifier", "num_neighbors"),
+        ] {
+            let e = err(o(&[("model_type", s(model_type)), (option, OptValue::Num(2.0))]));
+            assert!(e.contains(&format!("{option} does not apply to {model_type}")), "{e}");
+        }
     }
 }

@@ -251,6 +251,67 @@ pub struct MlCall {
     pub query: Option<String>,
     /// `STRUCT(v AS name, …)` settings, names lower-cased.
     pub settings: Vec<(String, OptValue)>,
+    /// An array of numbers: `GENERATE_ARRAY(start, end, step)` or
+    /// `[a, b, …]` (`ML.ROC_CURVE`'s thresholds).
+    pub array: Option<Vec<f64>>,
+}
+
+/// Most numbers an array argument may hold.
+pub const MAX_ARRAY: usize = 10_000;
+
+/// The numbers of `GENERATE_ARRAY(start, end, step)` (BigQuery's: from
+/// start to end inclusive, `step` apart) or of an array literal `[a, …]`.
+fn number_array(arg: &str) -> Result<Vec<f64>, MlError> {
+    let bad = |why: &str| syntax(format!("{arg}: {why}"));
+    let expr = Parser::new(&GenericDialect {})
+        .try_with_sql(arg)
+        .and_then(|mut p| p.parse_expr())
+        .map_err(|e| syntax(e.to_string()))?;
+    let numbers = |values: Vec<OptValue>| -> Result<Vec<f64>, MlError> {
+        values
+            .into_iter()
+            .map(|v| match v {
+                OptValue::Num(n) if n.is_finite() => Ok(n),
+                other => Err(bad(&format!("{other} is not a number"))),
+            })
+            .collect()
+    };
+    let values = match &expr {
+        Expr::Array(_) => match opt_value(&expr)? {
+            OptValue::Array(values) => numbers(values)?,
+            _ => return Err(bad("not an array")),
+        },
+        Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("generate_array") => {
+            let text = f.args.to_string();
+            let inner = text.trim().trim_start_matches('(').trim_end_matches(')');
+            let exprs = Parser::new(&GenericDialect {})
+                .try_with_sql(inner)
+                .and_then(|mut p| p.parse_comma_separated(Parser::parse_expr))
+                .map_err(|e| syntax(e.to_string()))?;
+            let args = numbers(exprs.iter().map(opt_value).collect::<Result<_, _>>()?)?;
+            let [start, end, step] = args[..] else {
+                return Err(bad("GENERATE_ARRAY takes (start, end, step)"));
+            };
+            if step <= 0.0 {
+                return Err(bad("the step must be positive"));
+            }
+            // As BigQuery: the end is included when a step lands on it.
+            let count = ((end - start) / step + 1e-9).floor();
+            if count >= MAX_ARRAY as f64 {
+                return Err(bad(&format!("more than {MAX_ARRAY} values")));
+            }
+            // Rounded to 12 decimals: 0.4 + 2 × 0.1 is 0.6, not 0.6000000000000001.
+            (0..=count.max(-1.0) as i64)
+                .map(|i| ((start + i as f64 * step) * 1e12).round() / 1e12)
+                .filter(|v| *v <= end + 1e-12)
+                .collect()
+        }
+        _ => return Err(bad("expected GENERATE_ARRAY(start, end, step) or [a, b, …]")),
+    };
+    if values.is_empty() || values.len() > MAX_ARRAY {
+        return Err(bad(&format!("the array must hold 1 to {MAX_ARRAY} numbers")));
+    }
+    Ok(values)
 }
 
 /// Finds the outermost `ML.<function>(…)` calls of `sql`, in order.
@@ -305,7 +366,8 @@ pub fn find_ml_calls(sql: &str) -> Result<Vec<MlCall>, MlError> {
         let Some(end) = end else {
             return Err(syntax(format!("ML.{function}( is not closed")));
         };
-        let mut call = MlCall { span: at(a)..end, function, model: None, query: None, settings: Vec::new() };
+        let mut call =
+            MlCall { span: at(a)..end, function, model: None, query: None, settings: Vec::new(), array: None };
         for arg in args.into_iter().filter(|a| !a.is_empty()) {
             let upper = arg.to_ascii_uppercase();
             if upper.starts_with("MODEL ") || upper.starts_with("MODEL\n") || upper.starts_with("MODEL\t") {
@@ -314,11 +376,13 @@ pub fn find_ml_calls(sql: &str) -> Result<Vec<MlCall>, MlError> {
                 call.query = Some(format!("SELECT * FROM {}", arg[5..].trim()));
             } else if upper.starts_with("STRUCT") {
                 call.settings = parse_struct_settings(&arg)?;
+            } else if upper.starts_with("GENERATE_ARRAY") || arg.starts_with('[') {
+                call.array = Some(number_array(&arg)?);
             } else if arg.starts_with('(') && arg.ends_with(')') {
                 call.query = Some(arg[1..arg.len() - 1].trim().to_string());
             } else {
                 return Err(syntax(format!(
-                    "ML.{}: unexpected argument {arg:?} (expected MODEL name, (query), TABLE name or STRUCT(…))",
+                    "ML.{}: unexpected argument {arg:?} (expected MODEL name, (query), TABLE name, STRUCT(…) or an array)",
                     call.function
                 )));
             }
@@ -402,6 +466,14 @@ mod tests {
         assert_eq!(calls[0].settings, vec![("threshold".into(), OptValue::Num(0.5))]);
         assert_eq!(&sql[calls[1].span.clone()], "ML.PREDICT(MODEL n, (SELECT f(a, b) FROM (SELECT 1) x))");
         assert!(find_ml_calls("SELECT * FROM ML.PREDICT(MODEL m, (SELECT 1)").is_err());
+        let roc = find_ml_calls("SELECT * FROM ML.ROC_CURVE(MODEL m, TABLE t, GENERATE_ARRAY(0.4, 0.6, 0.1))").unwrap();
+        let thresholds = roc[0].array.clone().unwrap();
+        assert_eq!(thresholds.len(), 3, "{thresholds:?}");
+        assert_eq!(thresholds[2], 0.6);
+        let listed = find_ml_calls("SELECT * FROM ML.ROC_CURVE(MODEL m, TABLE t, [0.25, 0.75])").unwrap();
+        assert_eq!(listed[0].array, Some(vec![0.25, 0.75]));
+        assert!(find_ml_calls("SELECT * FROM ML.ROC_CURVE(MODEL m, TABLE t, GENERATE_ARRAY(0, 1, 0))").is_err());
+        assert!(find_ml_calls("SELECT * FROM ML.ROC_CURVE(MODEL m, TABLE t, GENERATE_ARRAY(0, 1e6, 1))").is_err());
         assert!(find_ml_calls("SELECT ml_x FROM ml.t").unwrap().is_empty());
     }
 }

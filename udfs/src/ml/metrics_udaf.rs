@@ -1,9 +1,12 @@
-//! `sentio_metrics(labels_json, actual_label, prediction)`: classification
-//! metrics as BigQuery ML's `ML.EVALUATE` reports them — `precision`,
-//! `recall`, `accuracy`, `f1_score`, `log_loss`, `roc_auc`.
+//! `sentio_metrics(labels_json, actual_label, prediction [, threshold])`:
+//! classification metrics as BigQuery ML's `ML.EVALUATE` reports them —
+//! `precision`, `recall`, `accuracy`, `f1_score`, `log_loss`, `roc_auc`.
 //!
 //! Binary models report precision, recall and F1 of the positive class (the
 //! second label in sorted order); multiclass models their macro averages.
+//! A row's predicted class is the most probable one; with a `threshold` (a
+//! text literal, binary models only) it is the positive class when its
+//! probability is at least the threshold, as `ML.PREDICT` decides with one.
 //! `roc_auc` is the area under the ROC curve (binary) or the macro average of
 //! the one-vs-rest areas, computed from per-class histograms of predicted
 //! probabilities ([`AUC_BINS`] bins), so partial states merge in bounded memory.
@@ -65,7 +68,20 @@ impl AggregateUDFImpl for MetricsUdaf {
         let labels_expr = args.exprs.first().ok_or_else(|| exec_datafusion_err!("sentio_metrics needs labels"))?;
         let labels: Vec<String> = serde_json::from_str(&literal_text(labels_expr, "sentio_metrics")?)
             .map_err(|e| exec_datafusion_err!("sentio_metrics: bad labels: {e}"))?;
-        Ok(Box::new(MetricsAccumulator::new(labels)))
+        let threshold = match args.exprs.get(3) {
+            None => None,
+            Some(expr) => {
+                let text = literal_text(expr, "sentio_metrics' threshold")?;
+                let t: f64 = text
+                    .parse()
+                    .map_err(|_| exec_datafusion_err!("sentio_metrics: threshold {text:?} is no number"))?;
+                if labels.len() != 2 {
+                    return exec_err!("sentio_metrics: a threshold is for binary models, not {} labels", labels.len());
+                }
+                Some(t)
+            }
+        };
+        Ok(Box::new(MetricsAccumulator::new(labels).with_threshold(threshold)))
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
@@ -81,6 +97,9 @@ impl AggregateUDFImpl for MetricsUdaf {
 #[derive(Debug)]
 pub struct MetricsAccumulator {
     labels: Vec<String>,
+    /// The positive class's cut-off (binary models), instead of the most
+    /// probable class.
+    threshold: Option<f64>,
     counts: Vec<f64>,
     loss_fixed: i128,
 }
@@ -92,7 +111,14 @@ impl MetricsAccumulator {
     /// An empty accumulator for `labels` (sorted).
     pub fn new(labels: Vec<String>) -> Self {
         let k = labels.len();
-        Self { counts: vec![0.0; 2 + k * k + 2 * k * AUC_BINS], labels, loss_fixed: 0 }
+        Self { counts: vec![0.0; 2 + k * k + 2 * k * AUC_BINS], labels, threshold: None, loss_fixed: 0 }
+    }
+
+    /// Predicts the positive class (the second label) when its probability
+    /// is at least `threshold`, when one is given.
+    pub fn with_threshold(mut self, threshold: Option<f64>) -> Self {
+        self.threshold = threshold;
+        self
     }
 
     fn k(&self) -> usize {
@@ -103,7 +129,10 @@ impl MetricsAccumulator {
     /// and the predicted probabilities.
     pub fn add(&mut self, actual: Option<usize>, probs: &[f64]) {
         let k = self.k();
-        let predicted = (0..k).fold(0, |b, c| if probs[c] > probs[b] { c } else { b });
+        let predicted = match self.threshold {
+            Some(t) if k == 2 => usize::from(probs[1] >= t),
+            _ => (0..k).fold(0, |b, c| if probs[c] > probs[b] { c } else { b }),
+        };
         self.counts[0] += 1.0;
         let p_true = actual.map_or(0.0, |a| probs[a]);
         self.loss_fixed += (-p_true.clamp(1e-15, 1.0).ln() * LOSS_SCALE).round() as i128;
@@ -168,8 +197,8 @@ impl MetricsAccumulator {
 
 impl Accumulator for MetricsAccumulator {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        let [_, actual, prediction] = values else {
-            return exec_err!("sentio_metrics takes (labels, actual label, prediction)");
+        let (Some(actual), Some(prediction)) = (values.get(1), values.get(2)) else {
+            return exec_err!("sentio_metrics takes (labels, actual label, prediction [, threshold])");
         };
         let actual = strings(actual, "the label")?;
         let Some(prediction) = prediction.as_any().downcast_ref::<StructArray>() else {
@@ -252,5 +281,15 @@ mod tests {
         assert!((ll.unwrap() - want_ll).abs() < 1e-9);
         // positives score 0.8, 0.4; negatives 0.3, 0.9: 2 of 4 pairs ordered.
         assert!((auc.unwrap() - 0.5).abs() < 1e-12);
+
+        // With a threshold of 0.35 the second row (0.4) becomes a true
+        // positive; the metrics of the probabilities stay as they were.
+        let mut t = MetricsAccumulator::new(vec!["miss".into(), "hit".into()]).with_threshold(Some(0.35));
+        for (a, probs) in [(1, [0.2, 0.8]), (1, [0.6, 0.4]), (0, [0.7, 0.3]), (0, [0.1, 0.9])] {
+            t.add(Some(a), &probs);
+        }
+        let [p, r, a, _, tll, tauc] = t.metrics();
+        assert_eq!((p, r, a), (Some(2.0 / 3.0), Some(1.0), Some(0.75)));
+        assert_eq!((tll, tauc), (ll, auc));
     }
 }
