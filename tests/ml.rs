@@ -242,6 +242,38 @@ fn versions_are_immutable_reproducible_and_pinnable() {
     assert!(lake.fails("SELECT * FROM ML.EVALUATE(MODEL rf)").contains("unknown model rf"));
     assert!(lake.fails("DROP MODEL rf").contains("unknown model"));
     lake.rows("DROP MODEL IF EXISTS rf");
+
+    // Names as BigQuery writes them: a dataset is a namespace of the store
+    // (sales.churn is not churn), backquotes are read, and a project part is
+    // this cluster's project (SENTIO_PROJECT) or refused.
+    let small = "OPTIONS (model_type = 'naive_bayes_classifier', input_label_cols = ['emotion'])";
+    lake.rows(&format!("CREATE MODEL `sales.churn` {small} AS {q}"));
+    lake.rows(&format!("CREATE MODEL churn {small} AS {q} AND frame_no < 10"));
+    let in_sales = lake.rows(&format!("SELECT * FROM ML.EVALUATE(MODEL sales.churn, {test})"));
+    let backquoted = lake.rows(&format!("SELECT * FROM ML.EVALUATE(MODEL `sales`.`churn`@1, {test})"));
+    let plain = lake.rows(&format!("SELECT * FROM ML.EVALUATE(MODEL churn, {test})"));
+    assert_eq!(in_sales, backquoted);
+    assert_ne!(in_sales, plain, "sales.churn and churn are two models");
+    let names = lake.rows("SELECT name FROM ml.models ORDER BY name");
+    assert_eq!(names, vec![serde_json::json!({ "name": "churn" }), serde_json::json!({ "name": "sales.churn" })]);
+    let e = lake.fails(&format!("SELECT * FROM ML.EVALUATE(MODEL `acme.sales.churn`, {test})"));
+    assert!(e.contains("this cluster has no project name; write sales.churn"), "{e}");
+    let mut with_project = lake.cmd();
+    with_project.env("SENTIO_PROJECT", "acme");
+    let f = run_ok(
+        with_project.args([
+            "--format",
+            "json",
+            "-c",
+            &format!("SELECT * FROM ML.EVALUATE(MODEL `acme.sales.churn`, {test})"),
+        ]),
+        MIN,
+    );
+    assert_eq!(serde_json::from_str::<Vec<Value>>(&f.stdout).unwrap(), in_sales);
+    let e = lake.fails("DROP MODEL `other.sales.churn`");
+    assert!(e.contains("no project name"), "{e}");
+    assert_eq!(lake.rows("DROP MODEL sales.churn")[0]["versions_dropped"], 1);
+    assert_eq!(lake.rows("SELECT name FROM ml.models"), vec![serde_json::json!({ "name": "churn" })]);
 }
 
 #[test]

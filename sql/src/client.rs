@@ -135,7 +135,7 @@ pub async fn connect_to(sentio: &SentioConfig, cluster: &Cluster) -> Result<Clie
         warnings.push(format!("{e}; the opdb catalog is not available in this session"));
     }
     let root = sentio.lake.as_deref().map(lake::lake_root_url).transpose()?;
-    let ml = crate::ml::register_ml(&ctx, root.as_deref())?;
+    let ml = crate::ml::register_ml(&ctx, root.as_deref())?.with_project(sentio.project.clone());
     let extracts = match &root {
         Some(root) => {
             let extracts = crate::extract::Extracts::new(&ctx, root)?;

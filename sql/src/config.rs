@@ -8,6 +8,7 @@
 //! | opdb read URL   | `SENTIO_OPDB_READ_URL` | `opdb_read_url`    |
 //! | opdb bulk duty  | `SENTIO_OPDB_BULK_DUTY` | `opdb_bulk_duty`  |
 //! | scheduler       | `SENTIO_SCHEDULER`     | `scheduler`        |
+//! | project         | `SENTIO_PROJECT`       | `project`          |
 //! | S3 endpoint     | `SENTIO_S3_ENDPOINT` (or `AWS_ENDPOINT_URL`) | `[s3] endpoint` |
 //! | S3 allow HTTP   | `SENTIO_S3_ALLOW_HTTP` | `[s3] allow_http`  |
 //! | S3 region       | `AWS_REGION` / `AWS_DEFAULT_REGION` | `[s3] region` |
@@ -82,6 +83,9 @@ pub struct SentioConfig {
     pub opdb_bulk_duty: Option<f64>,
     /// Scheduler to run on, `df://host:port`; standalone in-process if unset.
     pub scheduler: Option<String>,
+    /// The project name three-part model names (`` `project.dataset.model` ``,
+    /// as BigQuery writes them) may carry; without one they are refused.
+    pub project: Option<String>,
     /// S3 settings.
     #[serde(default)]
     pub s3: S3Config,
@@ -139,6 +143,7 @@ impl SentioConfig {
             ("SENTIO_OPDB_URL", &mut self.opdb_url),
             ("SENTIO_OPDB_READ_URL", &mut self.opdb_read_url),
             ("SENTIO_SCHEDULER", &mut self.scheduler),
+            ("SENTIO_PROJECT", &mut self.project),
         ] {
             if let Some(v) = env_var(var) {
                 *slot = Some(v);

@@ -64,7 +64,7 @@ async fn model_of(ml: &MlContext, call: &MlCall) -> Result<ModelMeta, MlError> {
         .as_deref()
         .ok_or_else(|| MlError::Syntax(format!("ML.{} needs MODEL name as its first argument", call.function)))?;
     let (name, version) = parse_model_ref(text)?;
-    ml.store()?.meta(&name, version).await
+    ml.store()?.meta(&ml.store_name(&name)?, version).await
 }
 
 fn query_of(call: &MlCall) -> Result<&str, MlError> {

@@ -84,6 +84,9 @@ pub struct MlContext {
     running: Arc<Mutex<Option<Arc<dyn ExecutionPlan>>>>,
     /// The cluster jobs run since [`Self::take_jobs`] was last called.
     jobs: Arc<Mutex<Vec<String>>>,
+    /// The project name that three-part model names may carry
+    /// ([`Self::store_name`]); none accepts no project part.
+    project: Option<String>,
 }
 
 /// Clears [`MlContext`]'s running plan when a job ends, or is dropped.
@@ -105,7 +108,33 @@ impl MlContext {
 
     /// A context over `ctx` with the model store `store`.
     pub fn new(ctx: SessionContext, store: Option<ModelStore>) -> Self {
-        Self { ctx, store, running: Arc::default(), jobs: Arc::default() }
+        Self { ctx, store, running: Arc::default(), jobs: Arc::default(), project: None }
+    }
+
+    /// Accepts `project` as the project part of three-part model names
+    /// (`` `project.dataset.model` ``), as BigQuery scripts write them.
+    pub fn with_project(mut self, project: Option<String>) -> Self {
+        self.project = project;
+        self
+    }
+
+    /// The model store's name of `name` as a statement wrote it
+    /// ([`parse::model_name`]): `model` and `dataset.model` as they are; a
+    /// project part must be this cluster's `project` and is dropped — the
+    /// cluster's lake is its one project.
+    pub fn store_name(&self, name: &str) -> Result<String, MlError> {
+        let parts: Vec<&str> = name.split('.').collect();
+        let [project, dataset, model] = parts[..] else { return Ok(name.to_string()) };
+        match &self.project {
+            Some(p) if p == project => Ok(format!("{dataset}.{model}")),
+            Some(p) => Err(MlError::Syntax(format!(
+                "model {name}: project {project} is not this cluster's ({p}); write {dataset}.{model}"
+            ))),
+            None => Err(MlError::Syntax(format!(
+                "model {name}: this cluster has no project name; write {dataset}.{model}, or set project = \
+                 \"{project}\" (SENTIO_PROJECT) where statements are planned to accept it"
+            ))),
+        }
     }
 
     /// Runs a query and collects its (small) result; while it runs, its
@@ -148,10 +177,12 @@ pub enum Prepared {
 pub async fn prepare(ml: &MlContext, sql: &str) -> Result<Prepared, MlError> {
     match parse_ml_statement(sql) {
         Ok(Some(MlStatement::CreateModel { name, or_replace, if_not_exists, options, query })) => {
+            let name = ml.store_name(&name)?;
             let batches = create::create_model(ml, &name, or_replace, if_not_exists, &options, &query).await?;
             Ok(Prepared::Done(batches))
         }
         Ok(Some(MlStatement::DropModel { name, if_exists })) => {
+            let name = ml.store_name(&name)?;
             let dropped = ml.store()?.drop_model(&name).await?;
             if dropped == 0 && !if_exists {
                 return Err(MlError::UnknownModel(name));

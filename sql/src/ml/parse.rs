@@ -111,17 +111,58 @@ fn opt_value(e: &Expr) -> Result<OptValue, MlError> {
     })
 }
 
-/// Model names: letters, digits and `_`, not starting with a digit.
+/// Checks a model name as the store keeps it: `model` or `dataset.model`
+/// (or, before [`MlContext::store_name`](crate::ml::MlContext::store_name)
+/// drops it, `project.dataset.model`), each part letters, digits and `_`,
+/// not starting with a digit.
 pub fn check_model_name(name: &str) -> Result<(), MlError> {
-    let ok = !name.is_empty()
-        && name.len() <= 128
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && !name.starts_with(|c: char| c.is_ascii_digit());
-    if ok {
+    let parts: Vec<&str> = name.split('.').collect();
+    let part_ok = |p: &str| {
+        !p.is_empty()
+            && p.len() <= 128
+            && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !p.starts_with(|c: char| c.is_ascii_digit())
+    };
+    if parts.len() <= 3 && parts.iter().all(|p| part_ok(p)) {
         Ok(())
     } else {
-        Err(syntax(format!("invalid model name {name:?}: use letters, digits and _ (not starting with a digit)")))
+        Err(syntax(format!(
+            "invalid model name {name:?}: write model, dataset.model or `project.dataset.model`, each part letters, \
+             digits and _ (not starting with a digit)"
+        )))
     }
+}
+
+/// A model name as BigQuery writes it — `m`, `dataset.m`, `` `project.dataset.m` ``,
+/// `` `dataset`.`m` `` — in the dotted form [`check_model_name`] checks.
+///
+/// ```
+/// use sentio_sql::ml::parse::model_name;
+/// assert_eq!(model_name("`proj.sales.churn`").unwrap(), "proj.sales.churn");
+/// assert_eq!(model_name("sales.`churn`").unwrap(), "sales.churn");
+/// assert!(model_name("a.b.c.d").is_err());
+/// ```
+pub fn model_name(text: &str) -> Result<String, MlError> {
+    let mut p = Parser::new(&GenericDialect {}).try_with_sql(text.trim()).map_err(|e| syntax(e.to_string()))?;
+    let name = object_model_name(&mut p)?;
+    if p.peek_token().token != Token::EOF {
+        return Err(syntax(format!("unexpected {} after the model name {name}", p.peek_token().token)));
+    }
+    Ok(name)
+}
+
+/// Reads a model name at `p` (see [`model_name`]).
+fn object_model_name(p: &mut Parser) -> Result<String, MlError> {
+    let object = p.parse_object_name(false).map_err(|e| syntax(e.to_string()))?;
+    let mut parts = Vec::new();
+    for part in &object.0 {
+        let ident = part.as_ident().ok_or_else(|| syntax(format!("invalid model name {object}")))?;
+        // A backquoted `project.dataset.model` is one identifier.
+        parts.extend(ident.value.split('.').map(str::to_string));
+    }
+    let name = parts.join(".");
+    check_model_name(&name)?;
+    Ok(name)
 }
 
 /// Byte offset of a token's 1-based line and column in `sql`.
@@ -169,18 +210,16 @@ pub(crate) fn is_word(t: &Token, w: &str) -> bool {
 pub fn parse_ml_statement(sql: &str) -> Result<Option<MlStatement>, MlError> {
     let dialect = GenericDialect {};
     let mut p = Parser::new(&dialect).try_with_sql(sql).map_err(|e| syntax(e.to_string()))?;
-    let err = |e: datafusion::sql::sqlparser::parser::ParserError| syntax(e.to_string());
     if p.parse_keyword(Keyword::DROP) {
         if !is_word(&p.peek_token().token, "model") {
             return Ok(None);
         }
         p.next_token();
         let if_exists = p.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
-        let name = p.parse_identifier().map_err(err)?.value;
+        let name = object_model_name(&mut p)?;
         if p.peek_token().token != Token::EOF {
             return Err(syntax(format!("unexpected {} after DROP MODEL {name}", p.peek_token().token)));
         }
-        check_model_name(&name)?;
         return Ok(Some(MlStatement::DropModel { name, if_exists }));
     }
     if !p.parse_keyword(Keyword::CREATE) {
@@ -192,8 +231,7 @@ pub fn parse_ml_statement(sql: &str) -> Result<Option<MlStatement>, MlError> {
     }
     p.next_token();
     let if_not_exists = p.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
-    let name = p.parse_identifier().map_err(err)?.value;
-    check_model_name(&name)?;
+    let name = object_model_name(&mut p)?;
     if or_replace && if_not_exists {
         return Err(syntax("OR REPLACE and IF NOT EXISTS cannot be used together"));
     }
@@ -452,6 +490,24 @@ mod tests {
         assert!(parse_ml_statement("CREATE MODEL m OPTIONS (model_type = ) AS SELECT 1").is_err());
         assert!(parse_ml_statement("CREATE MODEL m OPTIONS (a = 1, a = 2) AS SELECT 1").is_err());
         assert!(parse_ml_statement("CREATE MODEL `x;y` AS SELECT 1").is_err());
+        // BigQuery's names: dataset.model, backquoted, with a project.
+        for (written, name) in [
+            ("sales.churn", "sales.churn"),
+            ("`sales.churn`", "sales.churn"),
+            ("`acme-1`.sales.churn", ""),
+            ("`acme.sales.churn`", "acme.sales.churn"),
+            ("`sales`.`churn`", "sales.churn"),
+        ] {
+            let parsed = parse_ml_statement(&format!("CREATE MODEL {written} OPTIONS (model_type = 'x') AS SELECT 1"));
+            match parsed {
+                Ok(Some(MlStatement::CreateModel { name: got, .. })) => assert_eq!(got, name, "{written}"),
+                other => assert!(name.is_empty(), "{written}: {other:?}"),
+            }
+        }
+        assert_eq!(
+            parse_ml_statement("DROP MODEL IF EXISTS `a.b.c`").unwrap(),
+            Some(MlStatement::DropModel { name: "a.b.c".into(), if_exists: true })
+        );
         assert!(parse_ml_statement("CREATE MODEL m OPTIONS (a = 1)").is_err());
     }
 

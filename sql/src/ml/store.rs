@@ -152,10 +152,11 @@ pub struct ModelMeta {
     pub payload_bytes: u64,
 }
 
-/// `name` or `name@version`.
+/// `name` or `name@version`, the name as BigQuery writes it
+/// ([`crate::ml::parse::model_name`]: `dataset.model`, backquoted, …).
 pub fn parse_model_ref(text: &str) -> Result<(String, Option<u32>), MlError> {
     let text = text.trim();
-    let (name, version) = match text.split_once('@') {
+    let (name, version) = match text.rsplit_once('@') {
         Some((n, v)) => {
             let v: u32 = v
                 .trim()
@@ -165,8 +166,7 @@ pub fn parse_model_ref(text: &str) -> Result<(String, Option<u32>), MlError> {
         }
         None => (text, None),
     };
-    crate::ml::parse::check_model_name(name)?;
-    Ok((name.to_string(), version))
+    Ok((crate::ml::parse::model_name(name)?, version))
 }
 
 /// The model store of one lake.
