@@ -63,6 +63,9 @@ pub struct Trained {
     pub timings_ms: BTreeMap<String, u64>,
     /// Where each part was trained.
     pub training_parts: Vec<TrainingPartInfo>,
+    /// Each optimiser iteration's step length and time (logistic
+    /// regression), taken out of the payload.
+    pub iterations: Vec<(f64, u32)>,
 }
 
 fn label_sql_type(t: &DataType) -> Result<&'static str, MlError> {
@@ -156,7 +159,7 @@ pub async fn train(ml: &MlContext, opts: &TrainOptions, query: &str, what: &str)
         params: opts.params.clone(),
     };
     let t = Instant::now();
-    let (payload, training_parts) = fit(ml, &spec, &features, &opts.label, &split.train).await?;
+    let (payload, training_parts, iterations) = fit(ml, &spec, &features, &opts.label, &split.train).await?;
     timings.insert("training".to_string(), elapsed_ms(t));
     let eval_rows = match &split.eval {
         Some(q) => count_rows(ml, q).await? as u64,
@@ -177,6 +180,7 @@ pub async fn train(ml: &MlContext, opts: &TrainOptions, query: &str, what: &str)
         feature_info,
         timings_ms: timings,
         training_parts,
+        iterations,
     })
 }
 
@@ -493,7 +497,7 @@ async fn fit(
     features: &[FeatureColumn],
     label: &str,
     train_query: &str,
-) -> Result<(Vec<u8>, Vec<TrainingPartInfo>), MlError> {
+) -> Result<(Vec<u8>, Vec<TrainingPartInfo>, Vec<(f64, u32)>), MlError> {
     let args: Vec<String> = features.iter().map(|(n, t, _)| feature_expr(&qcol("__t", n), t)).collect();
     let label_arg = format!("CAST({} AS VARCHAR)", qcol("__t", label));
     let train_sql = if spec.buckets > 1 {
@@ -534,7 +538,15 @@ async fn fit(
         .into_iter()
         .map(|p| TrainingPartInfo { bucket: p.bucket, worker: p.worker, rows: p.rows, millis: p.millis })
         .collect();
-    Ok((payload.encode_to_vec(), training_parts))
+    // So are the optimiser's step lengths and times (ML.TRAINING_INFO's).
+    let iterations = match &mut payload.algorithm {
+        Some(Payload::Logistic(l)) => {
+            let steps = std::mem::take(&mut l.step_history);
+            steps.into_iter().zip(std::mem::take(&mut l.iteration_millis)).collect()
+        }
+        _ => Vec::new(),
+    };
+    Ok((payload.encode_to_vec(), training_parts, iterations))
 }
 
 /// The stored reference to a model's parameters, as `sentio_predict` takes it.
@@ -625,19 +637,28 @@ pub async fn create_model(
         let mut training_info = Vec::new();
         if let Some(Payload::Logistic(l)) = &payload.algorithm {
             for (i, loss) in l.loss_history.iter().enumerate() {
+                let (step, millis) = trained.iterations.get(i).copied().unzip();
                 training_info.push(Iteration {
                     iteration: i as i64,
                     loss: Some(*loss),
                     eval_loss: None,
-                    duration_ms: 0,
+                    learning_rate: step,
+                    duration_ms: i64::from(millis.unwrap_or(0)),
                 });
             }
         }
         if training_info.is_empty() {
-            training_info.push(Iteration { iteration: 0, loss: None, eval_loss: None, duration_ms: 0 });
+            // One fit, no iterations: the row's time is the training's.
+            let duration_ms = *timings.get("training").unwrap_or(&0) as i64;
+            training_info.push(Iteration {
+                iteration: 0,
+                loss: None,
+                eval_loss: None,
+                learning_rate: None,
+                duration_ms,
+            });
         }
         if let Some(last) = training_info.last_mut() {
-            last.duration_ms = *timings.get("training").unwrap_or(&0) as i64;
             if metrics_on == "evaluation split" {
                 last.eval_loss = metrics.get("log_loss").copied().flatten();
             } else if last.loss.is_none() {

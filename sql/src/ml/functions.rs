@@ -32,7 +32,7 @@ use crate::ml::describe::{DescribeSettings, describe_sql};
 use crate::ml::options::SplitMethod;
 use crate::ml::parse::{MlCall, OptValue, find_ml_calls};
 use crate::ml::sqltext::{FeatureKind, feature_expr, feature_kind, values_query};
-use crate::ml::store::{ModelMeta, parse_model_ref};
+use crate::ml::store::{Importance, ModelMeta, parse_model_ref};
 use crate::ml::{MlContext, MlError, cross_validations_schema, evaluations_schema, metric_columns, metric_fields};
 use crate::sqltext::quote_ident;
 use crate::sqltext::{lit, qcol, rows_table};
@@ -487,7 +487,7 @@ async fn training_info(ml: &MlContext, call: &MlCall) -> Result<String, MlError>
             Arc::new(Int64Array::from(ti.iter().map(|i| i.iteration).collect::<Vec<_>>())),
             Arc::new(Float64Array::from(ti.iter().map(|i| i.loss).collect::<Vec<_>>())),
             Arc::new(Float64Array::from(ti.iter().map(|i| i.eval_loss).collect::<Vec<_>>())),
-            Arc::new(Float64Array::from(vec![None::<f64>; n])),
+            Arc::new(Float64Array::from(ti.iter().map(|i| i.learning_rate).collect::<Vec<_>>())),
             Arc::new(Int64Array::from(ti.iter().map(|i| i.duration_ms).collect::<Vec<_>>())),
         ],
     )?;
@@ -515,11 +515,17 @@ async fn feature_importance(ml: &MlContext, call: &MlCall) -> Result<String, MlE
         vec![
             Arc::new(StringArray::from(fi.iter().map(|f| f.feature.clone()).collect::<Vec<_>>())),
             Arc::new(Float64Array::from(fi.iter().map(|f| f.importance_weight).collect::<Vec<_>>())),
-            Arc::new(Float64Array::from(fi.iter().map(|f| f.importance_gain).collect::<Vec<_>>())),
-            Arc::new(Float64Array::from(fi.iter().map(|f| f.importance_cover).collect::<Vec<_>>())),
+            Arc::new(Float64Array::from(fi.iter().map(|f| per_split(f.importance_gain, f)).collect::<Vec<_>>())),
+            Arc::new(Float64Array::from(fi.iter().map(|f| per_split(f.importance_cover, f)).collect::<Vec<_>>())),
         ],
     )?;
     values_query(&schema, &[b])
+}
+
+/// A total over the splits on a feature, as BigQuery ML reports it: the
+/// average per split (0 for a feature no tree splits on).
+fn per_split(total: f64, feature: &Importance) -> f64 {
+    if feature.importance_weight > 0.0 { total / feature.importance_weight } else { 0.0 }
 }
 
 async fn cross_validate(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {

@@ -62,6 +62,10 @@ pub struct Iteration {
     pub loss: Option<f64>,
     /// Loss on the evaluation rows (last iteration only).
     pub eval_loss: Option<f64>,
+    /// The step length the optimiser took (logistic regression's L-BFGS
+    /// line search); none for models fitted in one pass.
+    #[serde(default)]
+    pub learning_rate: Option<f64>,
     /// Time taken.
     pub duration_ms: i64,
 }

@@ -81,6 +81,8 @@ pub fn fit(data: &Dataset, classes: usize, l2: f64, max_iterations: u32, min_rel
     let mut g = vec![0f64; n];
     let mut f = loss_grad(data, classes, l2, &w, &mut g);
     let mut history = Vec::new();
+    let mut steps = Vec::new();
+    let mut millis = Vec::new();
     let mut s_hist: Vec<Vec<f64>> = Vec::new();
     let mut y_hist: Vec<Vec<f64>> = Vec::new();
     const MEMORY: usize = 10;
@@ -88,6 +90,7 @@ pub fn fit(data: &Dataset, classes: usize, l2: f64, max_iterations: u32, min_rel
         if crate::cancel::cancelled() {
             break;
         }
+        let started = std::time::Instant::now();
         // Two-loop recursion: d = -H g.
         let mut q = g.clone();
         let mut alphas = Vec::with_capacity(s_hist.len());
@@ -149,9 +152,11 @@ pub fn fit(data: &Dataset, classes: usize, l2: f64, max_iterations: u32, min_rel
         g = g_new;
         f = f_new;
         history.push(f);
+        steps.push(step);
+        millis.push(u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX));
         if progress < min_rel_progress {
             break;
         }
     }
-    Logistic { weights: w, loss_history: history }
+    Logistic { weights: w, loss_history: history, step_history: steps, iteration_millis: millis }
 }
