@@ -148,26 +148,41 @@ def measure(cmd, env=None, also=(), timeout=3600):
 class Sentio:
     """The sentio CLI, standalone or on a local cluster."""
 
-    def __init__(self, bin_dir, lake, opdb, scheduler=None, cluster_pids=()):
+    def __init__(self, bin_dir, lake, opdb, scheduler=None, cluster_pids=(), token=None):
         self.bin = Path(bin_dir) / "sentio"
-        self.lake, self.opdb, self.scheduler = lake, opdb, scheduler
+        self.lake, self.opdb, self.scheduler, self.token = lake, opdb, scheduler, token
         self.cluster = [psutil.Process(p) for p in cluster_pids]
+
+    def command(self, opdb=None):
+        """The sentio command line up to `sql`'s own options: with the lake
+        and opdb, or, for a front end (a token), with its URL and token only."""
+        if self.token:
+            return [self.bin, "--scheduler", self.scheduler, "--token", self.token]
+        cmd = [self.bin, "--lake", self.lake, "--opdb", opdb or self.opdb]
+        return cmd + (["--scheduler", self.scheduler] if self.scheduler else [])
 
     def sql(self, statement, opdb=None, timeout=3600, settings=None):
         """Runs one statement: (rows as CSV text, the statement's own time as
         the CLI reports it, the peak memory). `settings`: SENTIO_* variables
         for this run (the caller's own SENTIO_* are never passed on)."""
-        cmd = [self.bin, "--lake", self.lake, "--opdb", opdb or self.opdb]
-        if self.scheduler:
-            cmd += ["--scheduler", self.scheduler]
-        cmd += ["sql", "--no-progress", "--format", "csv", "-c", statement]
+        out, times, _, peak = self.script([statement], opdb, timeout, settings)
+        return out, times[-1], peak
+
+    def script(self, statements, opdb=None, timeout=3600, settings=None):
+        """Runs statements in one process: (rows as CSV text, each
+        statement's time and bytes received as the CLI reports them, the
+        peak memory)."""
+        cmd = self.command(opdb) + ["sql", "--no-progress", "--format", "csv"]
+        for statement in statements:
+            cmd += ["-c", statement]
         env = {k: v for k, v in os.environ.items() if not k.startswith("SENTIO_")}
         env.update(settings or {})
         out, err, wall, peak = measure(cmd, env=env, also=self.cluster, timeout=timeout)
         times = [float(t) for t in re.findall(r"^-- .* in ([0-9.]+) s", err, re.M)]
+        received = [int(b) for b in re.findall(r"\(([0-9]+) bytes\) received from the cluster", err)]
         if not times:
             raise Failure(f"sentio printed no statement time:\n{err[-2000:]}")
-        return out, times[-1], peak
+        return out, times, received, peak
 
 
 def worker(kind, **args):
@@ -406,6 +421,41 @@ def bench_stats(ctx):
                             3 * total[e] <= total["spark"]))
 
 
+def bench_frontend(ctx):
+    """The front end against planning on the client (df://), on one 1 + 2
+    cluster: a trivial statement's latency, the statistics queries, and the
+    rate a 1M-row result streams at."""
+    paths = {"df:// (client plans)": ctx.cluster_sentio, "front end (grpc://)": ctx.frontend_sentio}
+    trivial = ["SELECT 1 AS one"] * 21
+    big = "SELECT * FROM training.frames LIMIT 1000000"
+    rows, stats_total, peaks = [], {}, {}
+    for label, s in paths.items():
+        _, t, _, peaks[label] = s.script(trivial)
+        latency = median(t[1:])  # the first pays for the connection
+        stats = []
+        for rep in range(ctx.reps):
+            runs = [s.sql(q.format(frames="training.frames", truth="adhoc.media_ground_truth")) for q in STATS.values()]
+            stats.append(sum(r[1] for r in runs))
+            peaks[label] = max([peaks[label]] + [r[2] for r in runs])
+        stats_total[label] = median(stats)
+        rates = []
+        for rep in range(ctx.reps):
+            _, t, received, peak = s.script([big])
+            rates.append(received[-1] / t[-1] / 2**20)
+            peaks[label] = max(peaks[label], peak)
+        rows.append([label, f"{latency * 1000:.1f}", fmt_s(stats_total[label]), f"{median(rates):.0f}"])
+        print(f"  {label}: SELECT 1 {latency * 1000:.1f} ms, statistics {stats_total[label]:.2f} s, "
+              f"1M rows {median(rates):.0f} MiB/s", flush=True)
+    ctx.report(
+        "The front end against planning on the client (1 + 2 cluster), medians",
+        ["path", "SELECT 1, ms", "statistics queries, s", "1M-row result, MiB/s received"],
+        rows,
+        peaks,
+    )
+    ratio = stats_total["front end (grpc://)"] / stats_total["df:// (client plans)"]
+    ctx.targets.append(("statistics through the front end within 1.1x of client-side planning", ratio, ratio <= 1.1))
+
+
 def bench_train(ctx):
     cols = ", ".join(FEATURES)
     m = ctx.modulus
@@ -614,19 +664,26 @@ def free_ports(n):
     raise Failure(f"no {n} consecutive free ports")
 
 
+FRONT_END_TOKEN = "sentio-bench-analyst-token"
+
+
 def start_cluster(run, bin_dir):
-    """A 1-scheduler + 2-executor cluster (deploy/local/cluster.sh): its
-    folder, URL and process ids."""
+    """A 1-scheduler + 2-executor cluster (deploy/local/cluster.sh) with its
+    front end (an analyst token, FRONT_END_TOKEN; the lake and opdb of the
+    run): its folder, Ballista URL, front end URL and process ids."""
     d = run.work / "cluster"
-    base = free_ports(7)
+    base = free_ports(8)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SENTIO_")}
-    subprocess.run(
+    env.update(SENTIO_LAKE=str(run.lake), SENTIO_OPDB_URL=run.opdb)
+    started = subprocess.run(
         ["bash", ROOT / "deploy/local/cluster.sh", "start", "--executors", "2", "--vcores", str(CORES), "--dir", d,
-         "--bin", bin_dir, "--scheduler-port", str(base), "--executor-port", str(base + 1)],
-        check=True, env=env, stdout=subprocess.DEVNULL,
+         "--bin", bin_dir, "--scheduler-port", str(base), "--executor-port", str(base + 1),
+         "--token", FRONT_END_TOKEN, "--flight-sql-port", str(base + 7)],
+        check=True, env=env, stdout=subprocess.PIPE, text=True,
     )
+    front_end = re.search(r"^flight_sql=(\S+)", started.stdout, re.M).group(1)
     pids = [int(p.read_text()) for p in d.glob("*.pid")]
-    return d, f"df://127.0.0.1:{base}", pids
+    return d, f"df://127.0.0.1:{base}", front_end, pids
 
 
 def main():
@@ -638,7 +695,7 @@ def main():
     ap.add_argument("--write-rows", type=int, help="emotion outputs to write (default 1,000,000)")
     ap.add_argument("--reps", type=int, help="repetitions (default 3)")
     ap.add_argument("--trees", type=int, help=f"random forest trees (default {TREES})")
-    ap.add_argument("--workloads", default="stats,train,predict,write")
+    ap.add_argument("--workloads", default="stats,frontend,train,predict,write")
     ap.add_argument("--work", help="working folder (default: a new temporary one)")
     ap.add_argument("--out", help="also write the report (Markdown) to this file")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
@@ -653,7 +710,7 @@ def main():
     run = Run(args)
     run.work.mkdir(parents=True, exist_ok=True)
     workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
-    unknown = set(workloads) - {"stats", "train", "predict", "write"}
+    unknown = set(workloads) - {"stats", "frontend", "train", "predict", "write"}
     if unknown:
         ap.error(f"unknown workloads: {', '.join(sorted(unknown))}")
     bin_dir = Path(args.bin).resolve()
@@ -670,11 +727,17 @@ def main():
     run.sentio = Sentio(bin_dir, run.lake, run.opdb)
     cluster_dir = None
     try:
-        if "stats" in workloads:
-            cluster_dir, url, pids = start_cluster(run, bin_dir)
+        if "stats" in workloads or "frontend" in workloads:
+            cluster_dir, url, front_end, pids = start_cluster(run, bin_dir)
             run.cluster_sentio = Sentio(bin_dir, run.lake, run.opdb, url, pids)
+            run.frontend_sentio = Sentio(bin_dir, run.lake, run.opdb, front_end, pids, token=FRONT_END_TOKEN)
+        if "stats" in workloads:
             print("== statistics queries", flush=True)
             bench_stats(run)
+        if "frontend" in workloads:
+            print("== the front end", flush=True)
+            bench_frontend(run)
+        if cluster_dir:
             subprocess.run(["bash", ROOT / "deploy/local/cluster.sh", "stop", "--dir", cluster_dir], check=True,
                            stdout=subprocess.DEVNULL)
             cluster_dir = None

@@ -26,6 +26,7 @@ fn the_benchmark_harness_runs_in_quick_mode() {
     let report = std::fs::read_to_string(&report).unwrap();
     for section in [
         "### Statistics queries",
+        "### The front end against planning on the client",
         "### Training on",
         "### ML.PREDICT of the logistic regression",
         "emotion outputs (ML.PREDICT) written to PostgreSQL",
@@ -47,7 +48,14 @@ fn the_benchmark_harness_runs_in_quick_mode() {
             assert!(cells[1..].iter().all(|c| c.parse::<f64>().is_ok_and(|v| v > 0.0)), "{query}: {row}");
         }
     }
-    assert_eq!(report.matches("Peak memory:").count(), 4, "{report}");
+    assert_eq!(report.matches("Peak memory:").count(), 5, "{report}");
+    // Through the front end and planned on the client: a latency, a total
+    // and a streaming rate each.
+    for path in ["| df:// (client plans) |", "| front end (grpc://) |"] {
+        let row = report.lines().find(|l| l.starts_with(path)).unwrap_or_else(|| panic!("{path}\n{report}"));
+        let cells: Vec<&str> = row.split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
+        assert!(cells[1..].iter().all(|c| c.parse::<f64>().is_ok_and(|v| v > 0.0)), "{row}");
+    }
     // The trained models are as accurate as the peers' (the harness checks
     // they trained on the same rows).
     for line in ["| random_forest accuracy within 2 points", "| logistic_reg accuracy within 2 points"] {

@@ -32,6 +32,9 @@ const FOREST: &str = "CREATE MODEL fe_forest OPTIONS (model_type = 'random_fores
      input_label_cols = ['emotion'], num_parallel_tree = 100, max_tree_depth = 10, seed = 3) \
      AS SELECT f00, f01, f02, f03, f04, f05, f06, f07, emotion FROM training.frames WHERE split = 'train'";
 
+/// Reads the ad hoc CSV file only.
+const CSV_ONLY: &str = "SELECT COUNT(*) AS n FROM adhoc.media_ground_truth";
+
 /// Days of work for one executor.
 const ENDLESS_SERIES: &str = "SELECT COUNT(*) FROM generate_series(1, 100000000000) WHERE value % 7 = 3";
 
@@ -133,7 +136,20 @@ fn adbc_clients_query_the_cluster_through_the_front_end() {
         );
         serde_json::from_str(&out.stdout).unwrap()
     };
-    let r = adbc(&uri, analyst.clone(), &[sql(STATS), sql(TRAIN), sql(PREDICT), sql("DESCRIBE training.frames")]);
+    let r = adbc(
+        &uri,
+        analyst.clone(),
+        &[
+            sql(STATS),
+            sql(TRAIN),
+            sql(PREDICT),
+            sql("DESCRIBE training.frames"),
+            sql("SHOW TABLES"),
+            sql("SHOW COLUMNS FROM adhoc.media_ground_truth"),
+            sql("EXPLAIN SELECT COUNT(*) FROM training.frames"),
+            sql(CSV_ONLY),
+        ],
+    );
     assert_eq!(rows(&r[0]), &via_cli(STATS), "statistics through ADBC and through sentio sql");
     assert_eq!(rows(&r[0]).len(), 4, "2 outcomes x 2 splits: {:?}", r[0]);
     assert_eq!(rows(&r[1]).len(), 1, "CREATE MODEL answers one row: {:?}", r[1]);
@@ -142,6 +158,10 @@ fn adbc_clients_query_the_cluster_through_the_front_end() {
     // DESCRIBE needs no cluster job (Ballista cannot send its plan).
     let described = rows(&r[3]);
     assert!(described.iter().any(|c| c["column_name"] == "emotion" && c["data_type"] == "Utf8View"), "{described:?}");
+    // Every statement an analyst types works the same way through it.
+    assert!(rows(&r[4]).iter().any(|t| t["table_schema"] == "opdb" && t["table_name"] == "sessions"), "{:?}", r[4]);
+    assert!(rows(&r[5]).iter().any(|c| c["column_name"] == "outcome"), "{:?}", r[5]);
+    assert!(rows(&r[6]).iter().any(|p| p["plan_type"] == "physical_plan"), "{:?}", r[6]);
 
     // What a BI tool browses: every catalog's tables.
     let objects = &adbc(&uri, analyst.clone(), &[serde_json::json!({ "objects": true })])[0]["objects"];
@@ -237,6 +257,9 @@ fn adbc_clients_query_the_cluster_through_the_front_end() {
     assert_eq!((&refused["user_name"], &refused["status"]), (&"dashboards".into(), &"refused".into()));
     assert!(refused["error"].as_str().unwrap().contains("reader role"), "{refused}");
     assert!(log.iter().any(|r| r["user_name"] == "ana"), "{log:?}");
+    // A scan of a CSV file counts its bytes too.
+    let csv = log.iter().find(|r| r["statement"] == CSV_ONLY).unwrap_or_else(|| panic!("{log:?}"));
+    assert!(csv["bytes_scanned"].as_u64().unwrap() > 1000, "{csv}");
 
     // Prepared statements: parameters bound to a query, a write run once per
     // row of parameters (its rows read back with psql), and a query's
