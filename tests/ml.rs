@@ -324,8 +324,14 @@ fn training_past_max_training_rows_fits_a_bounded_seeded_sample() {
         let eval = lake.rows(&format!("SELECT accuracy FROM ML.EVALUATE(MODEL {name}, {test})"));
         assert!(num(&eval[0], "accuracy") > 0.5, "{name}: a third of the rows still learns: {eval:?}");
     }
-    // Naive Bayes keeps statistics, not rows: no cap applies.
-    let bayes = create(&lake, "bayes_all", "naive_bayes_classifier", &format!(", max_training_rows = {cap}"), &q);
+    // Naive Bayes keeps statistics, not rows: no cap applies, so the option
+    // is refused rather than ignored, and every row is used.
+    let e = lake.fails(&format!(
+        "CREATE MODEL bayes_capped OPTIONS (model_type = 'naive_bayes_classifier', input_label_cols = ['emotion'], \
+         max_training_rows = {cap}) AS {q}"
+    ));
+    assert!(e.contains("max_training_rows does not apply to naive_bayes_classifier"), "{e}");
+    let bayes = create(&lake, "bayes_all", "naive_bayes_classifier", "", &q);
     assert_eq!(bayes["fit_rows"], rows, "{bayes}");
 }
 
