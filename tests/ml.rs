@@ -604,6 +604,82 @@ fn a_threshold_decides_a_binary_models_predictions() {
     assert!(e.contains("give the rows to evaluate"), "{e}");
 }
 
+/// ML.EXPLAIN_PREDICT's attributions are exact: for every row they add up
+/// to the prediction minus the baseline, the prediction is the model's (the
+/// predicted class's probability for a forest, its score for logistic
+/// regression); ML.GLOBAL_EXPLAIN answers for models created with
+/// enable_global_explain. (That Tree SHAP is the Shapley value itself is
+/// checked against enumeration in sentio-udfs' unit tests.)
+#[test]
+fn explanations_add_up_to_the_prediction() {
+    let lake = Lake::new("0.1");
+    let features = "f00, f01, f02, f03, f04, f05, f06, f07";
+    let train = format!("SELECT {features}, emotion FROM training.frames WHERE split = 'train'");
+    lake.rows(&format!(
+        "CREATE MODEL ex_rf OPTIONS (model_type = 'random_forest_classifier', input_label_cols = ['emotion'], \
+         num_parallel_tree = 8, max_tree_depth = 6, seed = 3, enable_global_explain = TRUE) AS {train}"
+    ));
+    lake.rows(&format!(
+        "CREATE MODEL ex_lr OPTIONS (model_type = 'logistic_reg', input_label_cols = ['emotion']) AS {train}"
+    ));
+    let rows = format!(
+        "(SELECT session_id, frame_no, {features} FROM training.frames WHERE split = 'test' \
+         ORDER BY session_id, frame_no LIMIT 150)"
+    );
+    for model in ["ex_rf", "ex_lr"] {
+        let explained = lake.rows(&format!(
+            "SELECT * FROM ML.EXPLAIN_PREDICT(MODEL {model}, {rows}, STRUCT(8 AS top_k_features)) \
+             ORDER BY session_id, frame_no"
+        ));
+        let predicted = lake.rows(&format!(
+            "SELECT predicted_emotion, predicted_emotion_probs FROM ML.PREDICT(MODEL {model}, {rows}) \
+             ORDER BY session_id, frame_no"
+        ));
+        assert_eq!(explained.len(), 150);
+        for (e, p) in explained.iter().zip(&predicted) {
+            assert_eq!(e["predicted_emotion"], p["predicted_emotion"], "{e}");
+            let attributions = e["top_feature_attributions"].as_array().unwrap();
+            assert_eq!(attributions.len(), 8, "every feature, as asked: {e}");
+            let total: f64 = attributions.iter().map(|a| num(a, "attribution")).sum();
+            let (base, value) = (num(e, "baseline_prediction_value"), num(e, "prediction_value"));
+            assert!((base + total - value).abs() < 1e-6, "{model}: {base} + {total} != {value}");
+            assert!(num(e, "approximation_error") < 1e-6, "{e}");
+            let magnitudes: Vec<f64> = attributions.iter().map(|a| num(a, "attribution").abs()).collect();
+            assert!(magnitudes.windows(2).all(|w| w[0] >= w[1]), "largest first: {magnitudes:?}");
+            if model == "ex_rf" {
+                let label = p["predicted_emotion"].as_str().unwrap();
+                assert!((probability_of(&p["predicted_emotion_probs"], label) - value).abs() < 1e-9, "{e}");
+            }
+        }
+    }
+    let top = lake.rows(&format!("SELECT top_feature_attributions AS t FROM ML.EXPLAIN_PREDICT(MODEL ex_rf, {rows})"));
+    assert!(top.iter().all(|r| r["t"].as_array().unwrap().len() == 5), "five by default");
+
+    let global = lake.rows("SELECT * FROM ML.GLOBAL_EXPLAIN(MODEL ex_rf)");
+    let mut named: Vec<&str> = global.iter().map(|g| g["feature"].as_str().unwrap()).collect();
+    named.sort_unstable();
+    assert_eq!(named, features.split(", ").collect::<Vec<_>>(), "{global:?}");
+    assert!(global.iter().all(|g| num(g, "attribution") >= 0.0) && global.iter().any(|g| num(g, "attribution") > 0.0));
+    let per_class = lake.rows("SELECT * FROM ML.GLOBAL_EXPLAIN(MODEL ex_rf, STRUCT(TRUE AS class_level_explain))");
+    assert_eq!(per_class.len(), 3 * 8, "{per_class:?}");
+    assert!(per_class.iter().all(|g| ["angry", "happy", "sad"].contains(&g["class_label"].as_str().unwrap())));
+
+    let e = lake.fails("SELECT * FROM ML.GLOBAL_EXPLAIN(MODEL ex_lr)");
+    assert!(e.contains("without enable_global_explain = TRUE"), "{e}");
+    lake.rows(&format!(
+        "CREATE MODEL ex_nb OPTIONS (model_type = 'naive_bayes_classifier', input_label_cols = ['emotion']) AS {train}"
+    ));
+    let e = lake.fails(&format!("SELECT * FROM ML.EXPLAIN_PREDICT(MODEL ex_nb, {rows})"));
+    assert!(e.contains("Sentio explains random_forest_classifier"), "{e}");
+    let e = lake.fails(&format!("SELECT * FROM ML.EXPLAIN_PREDICT(MODEL ex_rf, {rows}, STRUCT(0 AS top_k_features))"));
+    assert!(e.contains("top_k_features must be a whole number"), "{e}");
+    let e = lake.fails(&format!(
+        "CREATE MODEL ex_knn OPTIONS (model_type = 'knn_classifier', input_label_cols = ['emotion'], \
+         enable_global_explain = TRUE) AS {train}"
+    ));
+    assert!(e.contains("enable_global_explain does not apply to knn_classifier"), "{e}");
+}
+
 #[test]
 fn cluster_of_two_executors_gives_the_standalone_results() {
     let mut lake = Lake::new("0.2");

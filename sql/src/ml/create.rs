@@ -16,11 +16,14 @@ use sentio_udfs::ml::model::{Predictor, merge_parts};
 use sentio_udfs::ml::predict_udf::{ModelRef, fingerprint, prime_cache};
 use sentio_udfs::ml::spec::{Algorithm, Encoding, FeatureSpec, TrainSpec};
 
+use crate::ml::explain;
 use crate::ml::functions::{feature_args, metrics_of};
 use crate::ml::options::{ClassWeights, SplitMethod, TrainOptions};
 use crate::ml::parse::OptValue;
 use crate::ml::sqltext::{FeatureKind, feature_expr, feature_kind};
-use crate::ml::store::{FeatureStat, Importance, Iteration, META_FORMAT, ModelMeta, TrainingPartInfo};
+use crate::ml::store::{
+    FeatureStat, GlobalAttribution, Importance, Iteration, META_FORMAT, ModelMeta, TrainingPartInfo,
+};
 use crate::ml::{MlContext, MlError, metric_columns, metric_fields, models_schema};
 use crate::sqltext::quote_ident;
 use crate::sqltext::{lit, qcol};
@@ -549,6 +552,29 @@ async fn fit(
     Ok((payload.encode_to_vec(), training_parts, iterations))
 }
 
+/// The global explanation of a trained model (`enable_global_explain`):
+/// over a seeded sample of at most [`explain::GLOBAL_EXPLAIN_ROWS`] training
+/// rows, explained on the cluster.
+async fn explain_training_rows(
+    ml: &MlContext,
+    reference: &str,
+    trained: &Trained,
+    seed: u64,
+) -> Result<Vec<GlobalAttribution>, MlError> {
+    let fraction = (explain::GLOBAL_EXPLAIN_ROWS as f64 / trained.training_rows.max(1) as f64).min(1.0);
+    let cols: Vec<String> = trained.schema.fields().iter().map(|f| qcol("__s", f.name())).collect();
+    // Another seed than the split's: with the same one, the training rows
+    // (those the split's hash put at 0.2 and above) hold no row below 0.05.
+    let sample_seed = (seed + 7_919) % (1 << 32);
+    let sample = format!(
+        "SELECT * FROM ({}) __s WHERE row_fraction({sample_seed}, {}) < {fraction:?}",
+        trained.train_query,
+        cols.join(", ")
+    );
+    let args = feature_args(&trained.spec, &trained.schema, "__t", "")?;
+    explain::global_explanation(ml, reference, &trained.spec.labels, &args, &sample).await
+}
+
 /// The stored reference to a model's parameters, as `sentio_predict` takes it.
 pub fn model_ref(model: &str, url: String, spec: &TrainSpec, payload_fingerprint: &str) -> String {
     serde_json::to_string(&ModelRef {
@@ -634,6 +660,21 @@ pub async fn create_model(
         };
         let mut timings = trained.timings_ms.clone();
         timings.insert("evaluation".into(), elapsed_ms(t));
+        let global_explain = if opts.global_explain {
+            let t = Instant::now();
+            match explain_training_rows(ml, &reference, &trained, opts.seed).await {
+                Ok(g) => {
+                    timings.insert("global_explain".into(), elapsed_ms(t));
+                    g
+                }
+                Err(e) => {
+                    let _ = store.discard(name, version).await;
+                    return Err(e);
+                }
+            }
+        } else {
+            Vec::new()
+        };
         let mut training_info = Vec::new();
         if let Some(Payload::Logistic(l)) = &payload.algorithm {
             for (i, loss) in l.loss_history.iter().enumerate() {
@@ -692,6 +733,7 @@ pub async fn create_model(
             training_parts: trained.training_parts.clone(),
             payload_fingerprint: payload_fingerprint.clone(),
             payload_bytes: trained.payload.len() as u64,
+            global_explain: global_explain.clone(),
         };
         if store.commit(&meta).await? {
             store.put_parquet(&format!("ml/models/{name}.v{version}.parquet"), &registry_row(&meta)?).await?;

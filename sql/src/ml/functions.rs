@@ -12,7 +12,10 @@
 //!   retrained on k stratified folds of `q`, each evaluated on its held-out
 //!   fold; stored in `ml.cross_validations` and inlined;
 //! * `ML.DESCRIBE_DATA((q) | TABLE t, STRUCT(…))` → statistics of every
-//!   column of `q` ([`crate::ml::describe`]).
+//!   column of `q` ([`crate::ml::describe`]);
+//! * `ML.EXPLAIN_PREDICT` → `sentio_explain` where the rows are;
+//!   `ML.GLOBAL_EXPLAIN` → the explanation stored at training
+//!   ([`crate::ml::explain`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -24,11 +27,12 @@ use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema};
 use futures::future::BoxFuture;
 use sentio_udfs::ml::metrics_udaf::METRICS;
 use sentio_udfs::ml::predict_udf::fingerprint;
-use sentio_udfs::ml::spec::{Encoding, TrainSpec};
+use sentio_udfs::ml::spec::{Algorithm, Encoding, TrainSpec};
 
 use crate::ids::{now_micros, unique_name};
 use crate::ml::create::{model_ref, train};
 use crate::ml::describe::{DescribeSettings, describe_sql};
+use crate::ml::explain;
 use crate::ml::options::SplitMethod;
 use crate::ml::parse::{MlCall, OptValue, find_ml_calls};
 use crate::ml::sqltext::{FeatureKind, feature_expr, feature_kind, values_query};
@@ -88,7 +92,10 @@ fn check_settings(call: &MlCall, takes: &[&str]) -> Result<(), MlError> {
             "perform_aggregation" | "horizon" | "confidence_level" => {
                 "it is for time-series models, which Sentio does not have"
             }
-            "top_k_features" | "approx_feature_contrib" => "it is ML.EXPLAIN_PREDICT's, which Sentio does not have yet",
+            "top_k_features" => "it is ML.EXPLAIN_PREDICT's",
+            "approx_feature_contrib" => {
+                "Sentio's attributions are exact (Tree SHAP, linear terms): nothing to approximate"
+            }
             _ => "no such setting",
         };
         let takes = if takes.is_empty() { "no settings".to_string() } else { takes.join(", ") };
@@ -230,9 +237,12 @@ async fn expand(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
         "FEATURE_IMPORTANCE" => feature_importance(ml, call).await,
         "CROSS_VALIDATE" => cross_validate(ml, call).await,
         "DESCRIBE_DATA" => describe_data(ml, call).await,
+        "EXPLAIN_PREDICT" => explain_predict(ml, call).await,
+        "GLOBAL_EXPLAIN" => global_explain(ml, call).await,
         other => Err(MlError::Syntax(format!(
             "unknown function ML.{other}; Sentio has ML.PREDICT, ML.EVALUATE, ML.CONFUSION_MATRIX, ML.ROC_CURVE, \
-             ML.FEATURE_INFO, ML.TRAINING_INFO, ML.FEATURE_IMPORTANCE, ML.CROSS_VALIDATE and ML.DESCRIBE_DATA"
+             ML.FEATURE_INFO, ML.TRAINING_INFO, ML.FEATURE_IMPORTANCE, ML.EXPLAIN_PREDICT, ML.GLOBAL_EXPLAIN, \
+             ML.CROSS_VALIDATE and ML.DESCRIBE_DATA"
         ))),
     }
 }
@@ -526,6 +536,64 @@ async fn feature_importance(ml: &MlContext, call: &MlCall) -> Result<String, MlE
 /// average per split (0 for a feature no tree splits on).
 fn per_split(total: f64, feature: &Importance) -> f64 {
     if feature.importance_weight > 0.0 { total / feature.importance_weight } else { 0.0 }
+}
+
+/// Refuses to explain a model whose type has no attributions.
+fn explainable(function: &str, meta: &ModelMeta) -> Result<(), MlError> {
+    match meta.spec.algorithm {
+        Algorithm::RandomForest | Algorithm::DecisionTree | Algorithm::LogisticReg => Ok(()),
+        _ => Err(MlError::Data(format!(
+            "{function}: {} is a {}; Sentio explains random_forest_classifier, decision_tree_classifier and \
+             logistic_reg models",
+            meta.name, meta.model_type
+        ))),
+    }
+}
+
+async fn explain_predict(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
+    check_settings(call, &["top_k_features"])?;
+    let meta = model_of(ml, call).await?;
+    explainable("ML.EXPLAIN_PREDICT", &meta)?;
+    let features = meta.spec.features.len() as f64;
+    let top_k = match call.settings.iter().find(|(k, _)| k == "top_k_features").map(|(_, v)| v) {
+        None => explain::DEFAULT_TOP_K,
+        Some(OptValue::Num(n)) if *n >= 1.0 && n.fract() == 0.0 => n.min(features) as u64,
+        Some(other) => {
+            return Err(MlError::Syntax(format!(
+                "ML.EXPLAIN_PREDICT: top_k_features must be a whole number of at least 1, not {other}"
+            )));
+        }
+    };
+    let (q, schema) = inner(ml, call).await?;
+    let predicted = format!("predicted_{}", meta.label);
+    if schema.field_with_name(&predicted).is_ok() {
+        return Err(MlError::Data(format!("ML.EXPLAIN_PREDICT: the query already has a column {predicted:?}")));
+    }
+    let model = format!("{}@{}", meta.name, meta.version);
+    let args = feature_args(&meta.spec, &schema, "__i", &model)?;
+    Ok(explain::explain_sql(&meta, &reference(ml, &meta)?, &args, &q, &schema, top_k))
+}
+
+async fn global_explain(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
+    check_settings(call, &["class_level_explain"])?;
+    if call.query.is_some() {
+        return Err(MlError::Syntax(
+            "ML.GLOBAL_EXPLAIN takes a model, not rows: ML.GLOBAL_EXPLAIN(MODEL m [, STRUCT(TRUE AS \
+             class_level_explain)])"
+                .into(),
+        ));
+    }
+    let class_level = match call.settings.iter().find(|(k, _)| k == "class_level_explain").map(|(_, v)| v) {
+        None => false,
+        Some(OptValue::Bool(b)) => *b,
+        Some(other) => {
+            return Err(MlError::Syntax(format!(
+                "ML.GLOBAL_EXPLAIN: class_level_explain must be TRUE or FALSE, not {other}"
+            )));
+        }
+    };
+    let meta = model_of(ml, call).await?;
+    explain::global_explain_sql(&meta, class_level)
 }
 
 async fn cross_validate(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {

@@ -13,6 +13,7 @@
 
 pub mod create;
 pub mod describe;
+pub mod explain;
 pub mod functions;
 pub mod options;
 pub mod parse;

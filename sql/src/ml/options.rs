@@ -48,10 +48,13 @@ pub struct TrainOptions {
     pub seed: u64,
     /// Hyperparameters.
     pub params: Params,
+    /// `enable_global_explain`: compute the global explanation at training.
+    #[serde(default)]
+    pub global_explain: bool,
 }
 
 /// Every option CREATE MODEL accepts.
-pub const KNOWN_OPTIONS: [&str; 19] = [
+pub const KNOWN_OPTIONS: [&str; 20] = [
     "model_type",
     "input_label_cols",
     "data_split_method",
@@ -71,6 +74,7 @@ pub const KNOWN_OPTIONS: [&str; 19] = [
     "num_neighbors",
     "max_stored_rows",
     "max_training_rows",
+    "enable_global_explain",
 ];
 
 /// The hyperparameters each model type takes: the others are refused for
@@ -85,9 +89,14 @@ fn hyperparameters(algorithm: Algorithm) -> &'static [&'static str] {
             "colsample_bynode",
             "min_tree_child_weight",
             "max_training_rows",
+            "enable_global_explain",
         ],
-        Algorithm::DecisionTree => &["max_tree_depth", "min_tree_child_weight", "max_training_rows"],
-        Algorithm::LogisticReg => &["l2_reg", "max_iterations", "min_rel_progress", "max_training_rows"],
+        Algorithm::DecisionTree => {
+            &["max_tree_depth", "min_tree_child_weight", "max_training_rows", "enable_global_explain"]
+        }
+        Algorithm::LogisticReg => {
+            &["l2_reg", "max_iterations", "min_rel_progress", "max_training_rows", "enable_global_explain"]
+        }
         // Per-class statistics over every row: nothing to tune or bound.
         Algorithm::NaiveBayes => &[],
         Algorithm::Knn => &["num_neighbors", "max_stored_rows", "max_training_rows"],
@@ -276,7 +285,9 @@ impl TrainOptions {
         if let Some(v) = get("max_training_rows") {
             params.max_training_rows = integer("max_training_rows", v, 1, 1_000_000_000)?;
         }
-        Ok(Self { algorithm, label, split, class_weights, seed, params })
+        let global_explain =
+            get("enable_global_explain").map(|v| boolean("enable_global_explain", v)).transpose()?.unwrap_or(false);
+        Ok(Self { algorithm, label, split, class_weights, seed, params, global_explain })
     }
 }
 

@@ -83,6 +83,19 @@ pub struct Importance {
     pub importance_cover: f64,
 }
 
+/// A feature's global importance (`ML.GLOBAL_EXPLAIN`): the mean absolute
+/// attribution it received, over a model's explained training rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GlobalAttribution {
+    /// The label whose value was explained; `None` for each row's own
+    /// predicted label.
+    pub class_label: Option<String>,
+    /// Column name.
+    pub feature: String,
+    /// Mean absolute attribution.
+    pub attribution: f64,
+}
+
 /// Where one part of a model was trained (`sentio_train`'s final aggregate
 /// for one bucket).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -154,6 +167,10 @@ pub struct ModelMeta {
     pub payload_fingerprint: String,
     /// Payload size in bytes.
     pub payload_bytes: u64,
+    /// The global explanation (`enable_global_explain = TRUE`); empty
+    /// without one.
+    #[serde(default)]
+    pub global_explain: Vec<GlobalAttribution>,
 }
 
 /// `name` or `name@version`, the name as BigQuery writes it

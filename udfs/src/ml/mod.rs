@@ -3,9 +3,11 @@
 //!
 //! * [`spec`] — what a model knows of its inputs and how it encodes them;
 //! * [`tree`], [`logistic`], [`bayes`], [`knn`] — the algorithms;
-//! * [`model`] — training dispatch, merging parts, prediction;
+//! * [`model`] — training dispatch, merging parts, prediction, explanation;
+//! * [`shap`] — exact feature attributions (Tree SHAP, linear terms);
 //! * [`train_udaf`] — `sentio_train`, the aggregate that trains;
 //! * [`predict_udf`] — `sentio_predict`, with a per-process model cache;
+//! * [`explain_udf`] — `sentio_explain`, each prediction's attributions;
 //! * [`metrics_udaf`] — `sentio_metrics`, classification metrics;
 //! * [`row_fraction`] — `row_fraction`, a deterministic hash of whole rows;
 //! * [`significant`] — doubles at seven significant digits, for answers that
@@ -15,12 +17,14 @@
 //! rewritten into plans over these functions by `sentio-sql`.
 
 pub mod bayes;
+pub mod explain_udf;
 pub mod knn;
 pub mod logistic;
 pub mod metrics_udaf;
 pub mod model;
 pub mod predict_udf;
 pub mod row_fraction;
+pub mod shap;
 pub mod significant;
 pub mod spec;
 pub mod text;

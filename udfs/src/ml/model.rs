@@ -1,11 +1,11 @@
 //! Training a model from encoded rows, merging models trained in parts, and
-//! class probabilities from a trained model.
+//! class probabilities and explanations from a trained model.
 
 use prost::Message;
 use sentio_proto::{Forest, Knn, ModelPayload, model_payload::Algorithm as Payload};
 
 use crate::ml::spec::{Algorithm, TrainSpec};
-use crate::ml::{Dataset, bayes, knn, logistic, tree};
+use crate::ml::{Dataset, bayes, knn, logistic, shap, tree};
 
 /// Version of the [`ModelPayload`] encoding this build writes and reads.
 pub const PAYLOAD_FORMAT: u32 = 1;
@@ -125,7 +125,8 @@ impl Predictor {
                 !f.trees.is_empty()
                     && f.trees.iter().all(|t| {
                         let n = t.feature.len();
-                        t.threshold.len() == n
+                        (t.cover.is_empty() || t.cover.len() == n)
+                            && t.threshold.len() == n
                             && t.left.len() == n
                             && t.right.len() == n
                             && t.probs.len() == n * k
@@ -165,6 +166,59 @@ impl Predictor {
             Some(Payload::NaiveBayes(nb)) => bayes::probs(nb, width, x, out),
             Some(Payload::Knn(k)) => knn::probs(k, &self.spec.class_weights, width, x, out),
             None => out.fill(0.0),
+        }
+    }
+}
+
+/// One prediction explained: what each encoded feature added to the value
+/// explained (a class's probability for trees and forests, its score for
+/// logistic regression), from the model's baseline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Explanation {
+    /// The value for a row the model knows nothing of.
+    pub baseline: f64,
+    /// The value for this row.
+    pub prediction: f64,
+    /// Each encoded feature's contribution; they sum to `prediction -
+    /// baseline`.
+    pub contributions: Vec<f64>,
+}
+
+impl Predictor {
+    /// Explains class `class` at the encoded row `x`: Tree SHAP over a
+    /// forest's trees (the class's probability), the linear terms of a
+    /// logistic regression (the class's score). Other models, and trees
+    /// grown before node covers were kept, cannot be explained.
+    pub fn explain(&self, x: &[f32], class: usize) -> Result<Explanation, String> {
+        let width = self.spec.width();
+        let k = self.spec.labels.len();
+        let mut contributions = vec![0.0; width];
+        match &self.payload.algorithm {
+            Some(Payload::Forest(f)) => {
+                if !f.trees.iter().all(shap::has_covers) {
+                    return Err("its trees were grown before Sentio kept the node covers that explanations need: \
+                                retrain it"
+                        .into());
+                }
+                let n = f.trees.len() as f64;
+                let mut baseline = 0.0;
+                for t in &f.trees {
+                    baseline += shap::tree_shap(t, x, class, k, &mut contributions);
+                }
+                contributions.iter_mut().for_each(|c| *c /= n);
+                let mut probs = vec![0.0; k];
+                forest_probs(f, x, &mut probs);
+                Ok(Explanation { baseline: baseline / n, prediction: probs[class], contributions })
+            }
+            Some(Payload::Logistic(l)) => {
+                let baseline = shap::linear(&l.weights, width, class, x, &mut contributions);
+                let prediction = baseline + contributions.iter().sum::<f64>();
+                Ok(Explanation { baseline, prediction, contributions })
+            }
+            _ => Err(format!(
+                "a {} is not explained (trees, forests and logistic regression are)",
+                self.spec.algorithm.model_type()
+            )),
         }
     }
 }

@@ -86,9 +86,10 @@ fn gini(counts: &[f64], total: f64) -> f64 {
 }
 
 impl Grower<'_> {
-    fn leaf(&mut self, counts: &[f64]) -> u32 {
+    fn leaf(&mut self, counts: &[f64], rows: usize) -> u32 {
         let total: f64 = counts.iter().sum();
         let id = self.tree.feature.len() as u32;
+        self.tree.cover.push(rows as f32);
         self.tree.feature.push(-1);
         self.tree.threshold.push(0.0);
         self.tree.left.push(0);
@@ -109,7 +110,7 @@ impl Grower<'_> {
         let pure = counts.iter().filter(|c| **c > 0.0).count() <= 1;
         let min_child = self.params.min_child_rows.max(1) as usize;
         if depth >= self.params.max_depth || pure || rows.len() < 2 * min_child {
-            return self.leaf(&counts);
+            return self.leaf(&counts, rows.len());
         }
         let parent_impurity = gini(&counts, total);
         let width = self.data.width;
@@ -159,7 +160,7 @@ impl Grower<'_> {
             }
         }
         let Some((gain, f, b)) = best else {
-            return self.leaf(&counts);
+            return self.leaf(&counts, rows.len());
         };
         self.importance_weight[f] += 1.0;
         self.importance_gain[f] += gain * total;
@@ -173,6 +174,7 @@ impl Grower<'_> {
             }
         }
         let id = self.tree.feature.len();
+        self.tree.cover.push(rows.len() as f32);
         self.tree.feature.push(f as i32);
         self.tree.threshold.push(self.binned.cuts[f][b]);
         self.tree.left.push(0);
