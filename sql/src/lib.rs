@@ -22,6 +22,8 @@
 //! * [`codec`] carries Sentio's plan nodes across the cluster, delegating the
 //!   rest to Ballista's codecs;
 //! * [`jobs`] names the cluster job of a plan and asks the scheduler about it;
+//! * [`late_models`] keeps models applied after a top-k (a physical
+//!   optimizer rule every session has);
 //! * [`stop`] stops a cancelled task's work on an executor;
 //! * [`scanned`] counts the bytes of file scans that count none themselves
 //!   (CSV, JSON);
@@ -48,6 +50,7 @@ pub mod folder;
 pub mod ids;
 pub mod jobs;
 pub mod lake;
+pub mod late_models;
 pub mod local;
 pub mod logging;
 pub mod ml;
