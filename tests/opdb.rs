@@ -759,8 +759,11 @@ async fn the_operational_db_is_never_blocked() {
     );
 }
 
-/// Trials of the never-blocks test: the median of three is held to 2x.
-const TRIALS: usize = 3;
+/// Trials of the never-blocks test: the median of five is held to 2x. With
+/// three, one noisy idle baseline (a neighbour on the VM) decided the run:
+/// trials of 2.2x, 3.0x and 5.6x in one run, 0.8x, 1.9x and 2.0x in the
+/// next, minutes apart, with the same code.
+const TRIALS: usize = 5;
 
 /// The application's latencies, sorted, while `load` runs (and until at
 /// least `min_ops` were taken).
