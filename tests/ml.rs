@@ -597,11 +597,47 @@ fn a_threshold_decides_a_binary_models_predictions() {
         assert_eq!((point["true_positives"].as_i64(), point["false_positives"].as_i64()), (Some(tp), Some(fp)));
     }
 
-    // A threshold out of range, or without rows to evaluate, is refused.
+    // A threshold out of range is refused.
     let e = lake.fails(&format!("SELECT * FROM ML.PREDICT(MODEL happy, {test}, STRUCT(1.5 AS threshold))"));
     assert!(e.contains("threshold must be a number from 0 to 1"), "{e}");
-    let e = lake.fails("SELECT * FROM ML.EVALUATE(MODEL happy, STRUCT(0.6 AS threshold))");
-    assert!(e.contains("give the rows to evaluate"), "{e}");
+
+    // Without rows, the model's own evaluation rows, as BigQuery ML reads
+    // them: rebuilt from the training query and split, while that data is
+    // unchanged.
+    let eval_rows = lake.rows("SELECT eval_rows FROM ml.models WHERE name = 'happy'")[0]["eval_rows"].as_i64().unwrap();
+    assert!(eval_rows > 0);
+    let own = lake.rows("SELECT * FROM ML.CONFUSION_MATRIX(MODEL happy, STRUCT(0.6 AS threshold))");
+    let counted: i64 = own.iter().map(|r| r["false"].as_i64().unwrap() + r["true"].as_i64().unwrap()).sum();
+    assert_eq!(counted, eval_rows, "{own:?}");
+    let correct: i64 = own.iter().map(|r| r[r["expected_label"].as_str().unwrap()].as_i64().unwrap()).sum();
+    let accuracy = num(&lake.rows("SELECT * FROM ML.EVALUATE(MODEL happy, STRUCT(0.6 AS threshold))")[0], "accuracy");
+    assert!((accuracy - correct as f64 / eval_rows as f64).abs() < 1e-9, "{accuracy} vs {own:?}");
+    let roc = lake.rows("SELECT * FROM ML.ROC_CURVE(MODEL happy, [0.5])");
+    assert_eq!(
+        num(&roc[0], "true_positives")
+            + num(&roc[0], "false_negatives")
+            + num(&roc[0], "true_negatives")
+            + num(&roc[0], "false_positives"),
+        eval_rows as f64,
+        "{roc:?}"
+    );
+    lake.rows(&format!(
+        "CREATE MODEL happy_all OPTIONS (model_type = 'logistic_reg', input_label_cols = ['is_happy'], \
+         data_split_method = 'NO_SPLIT') AS SELECT {features}, emotion = 'happy' AS is_happy FROM training.frames \
+         WHERE split = 'train'"
+    ));
+    let e = lake.fails("SELECT * FROM ML.CONFUSION_MATRIX(MODEL happy_all)");
+    assert!(e.contains("has none (data_split_method = 'NO_SPLIT'"), "{e}");
+    // New training data: the evaluation rows are not those of training.
+    let frames = lake.root.join("training/frames");
+    let part = std::fs::read_dir(&frames)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .unwrap();
+    std::fs::copy(&part, frames.join("more-frames.parquet")).unwrap();
+    let e = lake.fails("SELECT * FROM ML.ROC_CURVE(MODEL happy)");
+    assert!(e.contains("the training rows have changed since it was trained"), "{e}");
 }
 
 /// ML.EXPLAIN_PREDICT's attributions are exact: for every row they add up

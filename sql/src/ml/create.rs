@@ -237,16 +237,21 @@ fn bind_columns(opts: &TrainOptions, schema: &Schema, what: &str) -> Result<(Str
 }
 
 /// The training rows and, when the options split off evaluation rows, those.
-struct Split {
+pub(crate) struct Split {
     /// The query of the training rows.
-    train: String,
+    pub(crate) train: String,
     /// The query of the evaluation rows, if any.
-    eval: Option<String>,
+    pub(crate) eval: Option<String>,
 }
 
 /// Splits the rows of `query` with a non-NULL label as `opts.split` says
 /// (BigQuery ML's `data_split_method`; `AUTO_SPLIT` counts the rows first).
-async fn split_rows(ml: &MlContext, opts: &TrainOptions, query: &str, schema: &Schema) -> Result<Split, MlError> {
+pub(crate) async fn split_rows(
+    ml: &MlContext,
+    opts: &TrainOptions,
+    query: &str,
+    schema: &Schema,
+) -> Result<Split, MlError> {
     let all_cols: Vec<String> = schema.fields().iter().map(|f| qcol("__b", f.name())).collect();
     let base = format!("SELECT * FROM ({query}) __q WHERE {} IS NOT NULL", qcol("__q", &opts.label));
     let is_eval = |fraction: f64| format!("row_fraction({}, {}) < {fraction}", opts.seed, all_cols.join(", "));
@@ -280,6 +285,22 @@ async fn count_rows(ml: &MlContext, sql: &str) -> Result<i64, MlError> {
     Ok(b.first().map_or(0, |b| i64_at(b, 0)))
 }
 
+/// A row's 53-bit hash over every column of `schema` (aliased `alias`): the
+/// rows' fingerprint is their count and the XOR of their hashes.
+fn row_hash(schema: &Schema, alias: &str) -> String {
+    let cols: Vec<String> = schema.fields().iter().map(|f| qcol(alias, f.name())).collect();
+    format!("CAST(row_fraction(0, {}) * 9007199254740992.0 AS BIGINT)", cols.join(", "))
+}
+
+/// The fingerprint of the rows of `query` (whose result has `schema`), as
+/// `CREATE MODEL` records its training rows' in `data_fingerprint`.
+pub(crate) async fn rows_fingerprint(ml: &MlContext, schema: &Schema, query: &str) -> Result<String, MlError> {
+    let sql = format!("SELECT COUNT(*), bit_xor({}) FROM ({query}) __t", row_hash(schema, "__t"));
+    let b = ml.collect(&sql).await?;
+    let b = b.first().ok_or_else(|| MlError::Internal("no fingerprint row".into()))?;
+    Ok(format!("{}:{:016x}", i64_at(b, 0), i64_at(b, 1) as u64))
+}
+
 /// One row: the count and a fingerprint of the training rows, then for each
 /// numeric feature its mean, standard deviation, minimum, maximum, count of
 /// values and median, and for each categorical feature its count of values.
@@ -292,10 +313,7 @@ async fn training_statistics(
     // Values are computed once in an inner projection, so the aggregates
     // only name columns (plans with common subexpressions do not survive
     // Ballista's serialization in every shape).
-    let mut inner_cols = vec![format!(
-        "CAST(row_fraction(0, {}) * 9007199254740992.0 AS BIGINT) AS __h",
-        schema.fields().iter().map(|f| qcol("__t", f.name())).collect::<Vec<_>>().join(", ")
-    )];
+    let mut inner_cols = vec![format!("{} AS __h", row_hash(schema, "__t"))];
     let mut stats_cols = vec!["COUNT(*)".to_string(), "bit_xor(__h)".to_string()];
     for (i, (name, t, kind)) in features.iter().enumerate() {
         let col = qcol("__t", name);

@@ -30,7 +30,7 @@ use sentio_udfs::ml::predict_udf::fingerprint;
 use sentio_udfs::ml::spec::{Algorithm, Encoding, TrainSpec};
 
 use crate::ids::{now_micros, unique_name};
-use crate::ml::create::{model_ref, train};
+use crate::ml::create::{model_ref, rows_fingerprint, split_rows, train};
 use crate::ml::describe::{DescribeSettings, describe_sql};
 use crate::ml::explain;
 use crate::ml::options::SplitMethod;
@@ -254,6 +254,39 @@ async fn inner(ml: &MlContext, call: &MlCall) -> Result<(String, Arc<Schema>), M
     Ok((q, Arc::new(df.schema().as_arrow().clone())))
 }
 
+/// The rows a function of `meta` reads: the call's query, or without one
+/// the model's own evaluation rows, as BigQuery ML does — rebuilt from the
+/// training query and the split the model was trained with, and only while
+/// the training rows are still those it was trained on (the same
+/// `data_fingerprint`).
+async fn rows_or_evaluation(ml: &MlContext, call: &MlCall, meta: &ModelMeta) -> Result<(String, Arc<Schema>), MlError> {
+    if call.query.is_some() {
+        return inner(ml, call).await;
+    }
+    let function = &call.function;
+    let model = format!("{}@{}", meta.name, meta.version);
+    let q = rewrite(ml, &meta.training_query).await?;
+    let schema = Arc::new(ml.ctx.sql(&q).await?.schema().as_arrow().clone());
+    let split = split_rows(ml, &meta.train_options, &q, &schema).await?;
+    let Some(eval) = split.eval else {
+        return Err(MlError::Data(format!(
+            "ML.{function}(MODEL {model}) without rows reads the model's evaluation rows, and {model} has none \
+             (data_split_method = 'NO_SPLIT', or under 500 training rows): give the rows, ML.{function}(MODEL \
+             {model}, (SELECT …))"
+        )));
+    };
+    let now = rows_fingerprint(ml, &schema, &split.train).await?;
+    if now != meta.data_fingerprint {
+        return Err(MlError::Data(format!(
+            "ML.{function}(MODEL {model}) without rows reads the model's evaluation rows, rebuilt from its training \
+             query; the training rows have changed since it was trained (fingerprint {} then, {now} now), so they \
+             cannot be: give the rows, ML.{function}(MODEL {model}, (SELECT …))",
+            meta.data_fingerprint
+        )));
+    }
+    Ok((eval, schema))
+}
+
 /// SQL of `ML.PREDICT(MODEL meta, (q))` for a planned query (with a
 /// binary model's `threshold`, [`predicted_label`]).
 fn predict_sql(
@@ -312,19 +345,12 @@ async fn evaluate(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
     check_settings(call, &["threshold"])?;
     let meta = model_of(ml, call).await?;
     let threshold = threshold_of(call, &meta)?;
-    let Some(_) = call.query else {
-        if threshold.is_some() {
-            return Err(MlError::Syntax(format!(
-                "ML.EVALUATE(MODEL {}) without a query answers the metrics stored at training, at the default \
-                 cut-off; for a threshold, give the rows to evaluate: ML.EVALUATE(MODEL m, (SELECT …), STRUCT(… AS \
-                 threshold))",
-                meta.name
-            )));
-        }
+    if call.query.is_none() && threshold.is_none() {
         let schema = metrics_schema();
         return values_query(&schema, &[batch(Arc::clone(&schema), metric_columns(&meta.metrics))?]);
-    };
-    let (q, schema) = inner(ml, call).await?;
+    }
+    // With a threshold and no rows: the model's evaluation rows.
+    let (q, schema) = rows_or_evaluation(ml, call, &meta).await?;
     require_label("ML.EVALUATE", &schema, &meta)?;
     let (rows, metrics) =
         metrics_of(ml, &reference(ml, &meta)?, &meta.spec, &meta.label, &schema, &q, threshold).await?;
@@ -368,7 +394,7 @@ async fn confusion_matrix(ml: &MlContext, call: &MlCall) -> Result<String, MlErr
     check_settings(call, &["threshold"])?;
     let meta = model_of(ml, call).await?;
     let threshold = threshold_of(call, &meta)?;
-    let (q, schema) = inner(ml, call).await?;
+    let (q, schema) = rows_or_evaluation(ml, call, &meta).await?;
     require_label("ML.CONFUSION_MATRIX", &schema, &meta)?;
     let pred = predict_sql(ml, &meta, &q, &schema, threshold)?;
     let predicted = quote_ident(&format!("predicted_{}", meta.label));
@@ -402,7 +428,7 @@ async fn roc_curve(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
             meta.spec.labels.len()
         )));
     }
-    let (q, schema) = inner(ml, call).await?;
+    let (q, schema) = rows_or_evaluation(ml, call, &meta).await?;
     require_label("ML.ROC_CURVE", &schema, &meta)?;
     let pred = predict_sql(ml, &meta, &q, &schema, None)?;
     let positive = lit(&meta.spec.labels[1]);
