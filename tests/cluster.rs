@@ -237,3 +237,51 @@ fn s3_gone_fails_clearly() {
     assert!(f.elapsed < Duration::from_secs(60), "took {:?}", f.elapsed);
     assert!(f.stderr.contains("error: lake s3://sentio-gone/lake/"), "{}", f.stderr);
 }
+
+/// Executors bounded by `SENTIO_MEMORY_LIMIT` spill: an aggregation whose
+/// state is over four times the limit answers as an unbounded run does, and
+/// says what it spilled; a training that cannot fit says so and by how much,
+/// and stores nothing.
+#[test]
+fn beyond_the_memory_limit_queries_spill_and_training_says_what_it_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    run_ok(sentio().args(["datagen", "--scale", "3", "--seed", "4", "--lake"]).arg(&lake), Duration::from_secs(300));
+    let limit: u64 = 2 << 20;
+    let cluster = Cluster::start(&dir.path().join("cluster"), 2, vec![("SENTIO_MEMORY_LIMIT", "2MiB".into())]);
+    // One group per frame: ~300k groups of five aggregates.
+    let query = "SELECT COUNT(*) AS groups, SUM(n) AS frames, CAST(SUM(m) AS DECIMAL(20, 3)) AS total FROM \
+                 (SELECT session_id, frame_no, COUNT(*) AS n, MAX(f00) + MIN(f01) + AVG(f02) + MAX(f03) AS m, \
+                 MAX(emotion) AS e FROM training.frames GROUP BY session_id, frame_no) g";
+    let sql = |scheduler: Option<&str>, statement: &str| {
+        let mut c = sentio();
+        c.env_remove("SENTIO_MEMORY_LIMIT").args(["sql", "--format", "csv", "--lake"]).arg(&lake);
+        if let Some(s) = scheduler {
+            c.args(["--scheduler", s]);
+        }
+        run(c.args(["-c", statement]), Duration::from_secs(300))
+    };
+    let unbounded = sql(None, query);
+    let bounded = sql(Some(&cluster.url()), query);
+    assert!(unbounded.success && bounded.success, "{}\n{}", unbounded.stderr, bounded.stderr);
+    assert_eq!(bounded.stdout, unbounded.stdout, "the same answer within the limit");
+    let spilled: u64 = bounded
+        .stderr
+        .split(" bytes) spilled to disk")
+        .next()
+        .and_then(|head| head.rsplit('(').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("nothing spilled: {}", bounded.stderr));
+    assert!(spilled >= 4 * limit, "{spilled} bytes spilled under a {limit}-byte limit");
+    assert!(!unbounded.stderr.contains("spilled to disk"), "{}", unbounded.stderr);
+
+    let train = "CREATE MODEL too_big OPTIONS (model_type = 'random_forest_classifier', input_label_cols = \
+                 ['emotion'], num_parallel_tree = 4, max_tree_depth = 5) AS SELECT * EXCEPT (session_id, frame_no, \
+                 subject_id, media_id, recorded_on, split) FROM training.frames";
+    let refused = sql(Some(&cluster.url()), train);
+    assert!(!refused.success);
+    for said in ["CREATE MODEL too_big: training needs more memory", "Failed to allocate additional", "memory_limit"] {
+        assert!(refused.stderr.contains(said), "{said:?} missing: {}", refused.stderr);
+    }
+    assert!(!lake.join("models/too_big").exists(), "nothing stored");
+    cluster.stop();
+}

@@ -12,7 +12,7 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::ExecutionPlan;
 use sentio_sql::client::Client;
 use sentio_sql::codec::plan_size;
-use sentio_sql::jobs::{self, bytes_scanned, job_named_soon, job_of};
+use sentio_sql::jobs::{self, job_bytes, job_named_soon, job_of};
 use sentio_sql::size::human_bytes;
 use sentio_sql::statement::{self, Access, Planned};
 
@@ -38,9 +38,12 @@ pub struct StatementOutcome {
     /// The cluster job, if one ran.
     pub job_id: Option<String>,
     /// Bytes the statement's jobs read from their sources inside the
-    /// cluster (see [`bytes_scanned`]); `None` when the scheduler could not
-    /// tell.
+    /// cluster (see [`jobs::bytes_scanned`]); `None` when the scheduler could
+    /// not tell.
     pub bytes_scanned: Option<u64>,
+    /// Bytes its jobs spilled to the executors' disks (their memory pools
+    /// were full); `None` when the scheduler could not tell.
+    pub bytes_spilled: Option<u64>,
 }
 
 /// Where statements run.
@@ -142,14 +145,14 @@ impl Runner {
         let started = Instant::now();
         let watched: Watched<'_, NoPlan> = Watched::FrontEnd(front_end);
         let answer = self.watch(&watched, front_end.query(sql), started).await??;
-        let (job_id, bytes_scanned) =
-            answer.outcome.map_or((None, None), |o| (o.jobs.last().cloned(), o.bytes_scanned));
+        let outcome = answer.outcome.as_ref();
         let outcome = StatementOutcome {
             rows: answer.batches.iter().map(RecordBatch::num_rows).sum(),
             bytes_received: answer.received,
             elapsed: started.elapsed(),
-            job_id,
-            bytes_scanned,
+            job_id: outcome.and_then(|o| o.jobs.last().cloned()),
+            bytes_scanned: outcome.and_then(|o| o.bytes_scanned),
+            bytes_spilled: outcome.and_then(|o| o.bytes_spilled),
         };
         Ok((answer.batches, outcome))
     }
@@ -169,12 +172,14 @@ impl Runner {
             Planned::Query { logical, physical } => (logical, physical),
             Planned::Done(batches) => {
                 let elapsed = started.elapsed();
+                let job_bytes = job_bytes(&client.scheduler_grpc_url, &ml.take_jobs()).await;
                 let outcome = StatementOutcome {
                     rows: batches.iter().map(RecordBatch::num_rows).sum(),
                     bytes_received: ipc_size(&batches),
                     elapsed,
                     job_id: None,
-                    bytes_scanned: bytes_scanned(&client.scheduler_grpc_url, &ml.take_jobs()).await,
+                    bytes_scanned: job_bytes.map(|b| b.scanned),
+                    bytes_spilled: job_bytes.map(|b| b.spilled),
                 };
                 return Ok((batches, outcome));
             }
@@ -201,12 +206,14 @@ impl Runner {
         let job_id = job_of(&plan);
         let mut jobs = ml.take_jobs();
         jobs.extend(job_id.clone());
+        let job_bytes = job_bytes(&client.scheduler_grpc_url, &jobs).await;
         let outcome = StatementOutcome {
             rows: batches.iter().map(RecordBatch::num_rows).sum(),
             bytes_received: ipc_size(&batches),
             elapsed,
             job_id,
-            bytes_scanned: bytes_scanned(&client.scheduler_grpc_url, &jobs).await,
+            bytes_scanned: job_bytes.map(|b| b.scanned),
+            bytes_spilled: job_bytes.map(|b| b.spilled),
         };
         Ok((batches, outcome))
     }
@@ -307,16 +314,23 @@ fn ellipsize(s: &str, n: usize) -> String {
 
 /// The per-statement summary line, e.g.
 /// `-- 5 rows in 0.42 s · 1.2 KiB (1234 bytes) received from the cluster ·
-/// 3.1 MiB (3250000 bytes) scanned in the cluster · job 3Xq…`.
+/// 3.1 MiB (3250000 bytes) scanned in the cluster · job 3Xq…`, with
+/// `· 52.0 MiB (54525952 bytes) spilled to disk` before the job when its
+/// operators spilled.
 pub fn summary(o: &StatementOutcome) -> String {
     let rows = if o.rows == 1 { "1 row".to_string() } else { format!("{} rows", o.rows) };
     let scanned = o
         .bytes_scanned
         .map(|b| format!(" · {} ({b} bytes) scanned in the cluster", human_bytes(b)))
         .unwrap_or_default();
+    let spilled = o
+        .bytes_spilled
+        .filter(|b| *b > 0)
+        .map(|b| format!(" · {} ({b} bytes) spilled to disk", human_bytes(b)))
+        .unwrap_or_default();
     let job = o.job_id.as_deref().map(|j| format!(" · job {j}")).unwrap_or_default();
     format!(
-        "-- {rows} in {:.2} s · {} ({} bytes) received from the cluster{scanned}{job}",
+        "-- {rows} in {:.2} s · {} ({} bytes) received from the cluster{scanned}{spilled}{job}",
         o.elapsed.as_secs_f64(),
         human_bytes(o.bytes_received),
         o.bytes_received

@@ -20,6 +20,8 @@
 #   SENTIO_OPDB_READ_URL_SECRET  … of the read replica URL (optional)
 #   SENTIO_USERS_SECRET          … of the front end's users file (scheduler; optional)
 #   SENTIO_FLIGHT_SQL_PORT       the front end's port, default 50060
+#   SENTIO_MEMORY_LIMIT          what an executor's tasks may hold in memory (e.g. 48GiB;
+#                                default 70 % of the host's memory); beyond it they spill
 #   SENTIO_EXECUTOR_ARGS, SENTIO_SCHEDULER_ARGS   extra flags
 #
 # Installs into ROOT (default /): ROOT/usr/local/bin/sentio{,-scheduler,-executor},
@@ -112,6 +114,7 @@ env_file="$root/etc/sentio/sentio.env"
     "SENTIO_EXECUTOR_HEALTH_PORT=$((executor_port + 2))" \
     "SENTIO_SCHEDULER_ARGS=${SENTIO_SCHEDULER_ARGS:-}" \
     "SENTIO_EXECUTOR_ARGS=${SENTIO_EXECUTOR_ARGS:-}" \
+    "SENTIO_MEMORY_LIMIT=${SENTIO_MEMORY_LIMIT:-}" \
     "RUST_LOG=${RUST_LOG:-info}" \
     "SENTIO_SECRET_SOURCE=$source_kind" \
     "SENTIO_OPDB_URL_SECRET=${SENTIO_OPDB_URL_SECRET:-}" \

@@ -18,6 +18,11 @@ struct Args {
     /// Sentio configuration file (S3 endpoint etc.); default ./sentio.toml when present.
     #[arg(long, value_name = "FILE")]
     sentio_config: Option<PathBuf>,
+    /// What this executor's tasks may hold in memory, e.g. 4GiB (beyond it
+    /// they spill to disk); default SENTIO_MEMORY_LIMIT, sentio.toml's
+    /// memory_limit, else 70 % of the machine's memory.
+    #[arg(long, value_name = "SIZE")]
+    memory_limit: Option<String>,
     #[command(flatten)]
     ballista: Config,
 }
@@ -28,7 +33,11 @@ fn main() -> anyhow::Result<()> {
 
 async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
-    let sentio = sentio_sql::config::SentioConfig::load(args.sentio_config.as_deref())?;
+    let mut sentio = sentio_sql::config::SentioConfig::load(args.sentio_config.as_deref())?;
+    if let Some(limit) = args.memory_limit {
+        sentio.memory_limit = Some(limit);
+        sentio.memory_limit_bytes().context("--memory-limit")?;
+    }
     let health_addr: SocketAddr = format!("{}:{}", args.ballista.bind_host, args.ballista.bind_health_port)
         .parse()
         .context("invalid --bind-host/--bind-health-port")?;

@@ -39,11 +39,12 @@ struct Sent {
 }
 
 impl Sent {
-    fn end(&self, status: LogStatus, bytes_scanned: Option<u64>, error: Option<String>, jobs: Vec<String>) {
+    fn end(&self, status: LogStatus, job_bytes: Option<jobs::JobBytes>, error: Option<String>, jobs: Vec<String>) {
         let ending = Ending {
             rows: Some(self.rows.load(Ordering::Relaxed)),
             bytes_returned: Some(self.bytes.load(Ordering::Relaxed)),
-            bytes_scanned,
+            bytes_scanned: job_bytes.map(|b| b.scanned),
+            bytes_spilled: job_bytes.map(|b| b.spilled),
             error,
             jobs,
         };
@@ -109,8 +110,8 @@ fn rows(pending: Pending, session: &Session) -> Result<(Arc<Sent>, Rows), Status
         let _underway = underway;
         cancel.finished();
         jobs.extend(plan.as_ref().and_then(jobs::job_of));
-        let scanned = jobs::bytes_scanned(&scheduler, &jobs).await;
-        finishing.end(LogStatus::Ok, scanned, None, jobs);
+        let job_bytes = jobs::job_bytes(&scheduler, &jobs).await;
+        finishing.end(LogStatus::Ok, job_bytes, None, jobs);
     })
     .filter_map(|()| async { None });
     Ok((sent, batches.chain(end).boxed()))

@@ -60,6 +60,7 @@ struct Record {
     rows: Option<u64>,
     bytes_returned: Option<u64>,
     bytes_scanned: Option<u64>,
+    bytes_spilled: Option<u64>,
     jobs: Vec<String>,
 }
 
@@ -72,6 +73,8 @@ pub struct Ending {
     pub bytes_returned: Option<u64>,
     /// What its cluster jobs read from their sources.
     pub bytes_scanned: Option<u64>,
+    /// What its cluster jobs spilled to the executors' disks.
+    pub bytes_spilled: Option<u64>,
     /// The error, when it failed or was refused.
     pub error: Option<String>,
     /// The cluster jobs it ran.
@@ -93,6 +96,9 @@ pub struct Outcome {
     pub rows_returned: Option<u64>,
     /// What its cluster jobs read from their sources.
     pub bytes_scanned: Option<u64>,
+    /// What its cluster jobs spilled to the executors' disks.
+    #[serde(default)]
+    pub bytes_spilled: Option<u64>,
     /// The cluster jobs it ran, in order.
     pub jobs: Vec<String>,
 }
@@ -127,6 +133,7 @@ impl StatementLog {
             rows: None,
             bytes_returned: None,
             bytes_scanned: None,
+            bytes_spilled: None,
             jobs: Vec::new(),
         });
         id
@@ -151,6 +158,7 @@ impl StatementLog {
             r.rows = ending.rows;
             r.bytes_returned = ending.bytes_returned;
             r.bytes_scanned = ending.bytes_scanned;
+            r.bytes_spilled = ending.bytes_spilled;
             r.jobs = ending.jobs;
         }
     }
@@ -164,6 +172,7 @@ impl StatementLog {
             status: r.status.as_str().to_string(),
             rows_returned: r.rows,
             bytes_scanned: r.bytes_scanned,
+            bytes_spilled: r.bytes_spilled,
             jobs: r.jobs.clone(),
         })
     }
@@ -216,6 +225,7 @@ impl ProcessRows for StatementLog {
             Field::new("rows_returned", DataType::UInt64, true),
             Field::new("bytes_returned", DataType::UInt64, true),
             Field::new("bytes_scanned", DataType::UInt64, true),
+            Field::new("bytes_spilled", DataType::UInt64, true),
             Field::new("jobs", DataType::Utf8, true),
         ]))
     }
@@ -234,6 +244,7 @@ impl ProcessRows for StatementLog {
             Arc::new(UInt64Array::from(records.iter().map(|r| r.rows).collect::<Vec<_>>())),
             Arc::new(UInt64Array::from(records.iter().map(|r| r.bytes_returned).collect::<Vec<_>>())),
             Arc::new(UInt64Array::from(records.iter().map(|r| r.bytes_scanned).collect::<Vec<_>>())),
+            Arc::new(UInt64Array::from(records.iter().map(|r| r.bytes_spilled).collect::<Vec<_>>())),
             Arc::new(StringArray::from(
                 records.iter().map(|r| (!r.jobs.is_empty()).then(|| r.jobs.join(","))).collect::<Vec<_>>(),
             )),

@@ -9,6 +9,7 @@
 //! | opdb bulk duty  | `SENTIO_OPDB_BULK_DUTY` | `opdb_bulk_duty`  |
 //! | scheduler       | `SENTIO_SCHEDULER`     | `scheduler`        |
 //! | project         | `SENTIO_PROJECT`       | `project`          |
+//! | memory limit    | `SENTIO_MEMORY_LIMIT`  | `memory_limit`     |
 //! | S3 endpoint     | `SENTIO_S3_ENDPOINT` (or `AWS_ENDPOINT_URL`) | `[s3] endpoint` |
 //! | S3 allow HTTP   | `SENTIO_S3_ALLOW_HTTP` | `[s3] allow_http`  |
 //! | S3 region       | `AWS_REGION` / `AWS_DEFAULT_REGION` | `[s3] region` |
@@ -86,6 +87,10 @@ pub struct SentioConfig {
     /// The project name three-part model names (`` `project.dataset.model` ``,
     /// as BigQuery writes them) may carry; without one they are refused.
     pub project: Option<String>,
+    /// What an executor's tasks may hold in memory (`512MiB`, `4GiB`), the
+    /// in-process cluster's included ([`crate::memory`]); 70 % of the
+    /// machine's memory when unset.
+    pub memory_limit: Option<String>,
     /// S3 settings.
     #[serde(default)]
     pub s3: S3Config,
@@ -111,6 +116,16 @@ impl SentioConfig {
         Opdb::new(self.opdb_url.clone(), self.opdb_read_url.clone()).with_duty(duty)
     }
 
+    /// `memory_limit` in bytes, if set.
+    pub fn memory_limit_bytes(&self) -> Result<Option<u64>> {
+        let Some(text) = &self.memory_limit else { return Ok(None) };
+        match crate::memory::parse_size(text) {
+            Ok(0) => Err(ConfigError::Invalid("memory_limit must be more than 0 bytes".into())),
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) => Err(ConfigError::Invalid(format!("memory_limit: {e}"))),
+        }
+    }
+
     /// Reads `path` (which must exist) or, without one, `./sentio.toml` if
     /// present; then applies the environment on top.
     pub fn load(path: Option<&Path>) -> Result<Self> {
@@ -126,6 +141,7 @@ impl SentioConfig {
         if let Some(d) = cfg.opdb_bulk_duty {
             Duty::new(d).map_err(ConfigError::Invalid)?;
         }
+        cfg.memory_limit_bytes()?;
         Ok(cfg)
     }
 
@@ -144,6 +160,7 @@ impl SentioConfig {
             ("SENTIO_OPDB_READ_URL", &mut self.opdb_read_url),
             ("SENTIO_SCHEDULER", &mut self.scheduler),
             ("SENTIO_PROJECT", &mut self.project),
+            ("SENTIO_MEMORY_LIMIT", &mut self.memory_limit),
         ] {
             if let Some(v) = env_var(var) {
                 *slot = Some(v);

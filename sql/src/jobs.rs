@@ -25,22 +25,39 @@ pub fn job_of(plan: &Arc<dyn ExecutionPlan>) -> Option<String> {
 
 /// What `jobs` read from their sources, summed over every operator of every
 /// stage as the scheduler's job metrics report it: the `bytes_scanned` of
-/// Parquet scans (bytes read from the files) and of operational-DB scans
-/// (the Arrow size of the rows read). `None` if the scheduler cannot say.
+/// Parquet scans (bytes read from the files), of CSV and JSON scans
+/// ([`crate::scanned`]) and of operational-DB scans (the Arrow size of the
+/// rows read). `None` if the scheduler cannot say.
 pub async fn bytes_scanned(url: &str, jobs: &[String]) -> Option<u64> {
+    Some(job_bytes(url, jobs).await?.scanned)
+}
+
+/// What a statement's jobs read and spilled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JobBytes {
+    /// Read from their sources ([`bytes_scanned`]).
+    pub scanned: u64,
+    /// Written to the executors' disks by operators whose memory pool was
+    /// full (sorts, joins, aggregations; [`crate::memory`]).
+    pub spilled: u64,
+}
+
+/// What `jobs` read and spilled, from the scheduler's job metrics; `None` if
+/// the scheduler cannot say.
+pub async fn job_bytes(url: &str, jobs: &[String]) -> Option<JobBytes> {
+    let mut total = JobBytes::default();
     if jobs.is_empty() {
-        return Some(0);
+        return Some(total);
     }
     let mut client = SchedulerGrpcClient::connect(url.to_string()).await.ok()?;
-    let mut total = 0;
     for job in jobs {
         let metrics = client.get_job_metrics(GetJobMetricsParams { job_id: job.clone() }).await.ok()?.into_inner();
         for op in metrics.stages.iter().flat_map(|s| &s.operators) {
             for m in &op.metrics {
-                if let Some(Metric::Count(c)) = &m.metric
-                    && c.name == "bytes_scanned"
-                {
-                    total += c.value;
+                match &m.metric {
+                    Some(Metric::Count(c)) if c.name == "bytes_scanned" => total.scanned += c.value,
+                    Some(Metric::SpilledBytes(b)) => total.spilled += b,
+                    _ => {}
                 }
             }
         }

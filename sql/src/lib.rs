@@ -10,6 +10,7 @@
 //!   scheduler ([`client::Cluster`]), with every catalog registered;
 //! * [`standalone`] is the in-process scheduler and executor;
 //! * [`config`] reads the environment and `sentio.toml`;
+//! * [`memory`] bounds what an executor's tasks hold (they spill beyond);
 //! * [`lake`] registers the `training` and `adhoc` catalogs from the lake;
 //! * [`statement`] takes one statement from its text to its result (or to
 //!   a plan to run): the steps every front end shares;
@@ -53,6 +54,7 @@ pub mod lake;
 pub mod late_models;
 pub mod local;
 pub mod logging;
+pub mod memory;
 pub mod ml;
 pub mod object_store;
 pub mod runtime;

@@ -150,5 +150,11 @@ pub fn configure_executor(config: &mut ExecutorProcessConfig, sentio: &SentioCon
     // Ballista's engine (without its client pool, which Ballista 55 does not
     // export), with cancelled tasks' work stopped (`crate::stop`).
     config.override_execution_engine = Some(Arc::new(StoppingEngine::new(Arc::new(DefaultExecutionEngine::new()))));
+    // The memory limit ([`crate::memory`]): Ballista's executor splits it
+    // into per-task spilling pools. Its own --memory-pool-size, when given,
+    // stays in force.
+    if config.memory_pool_size.is_none() {
+        config.memory_pool_size = sentio.memory_limit_bytes()?;
+    }
     Ok(())
 }

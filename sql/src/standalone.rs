@@ -31,7 +31,9 @@ use tokio::net::TcpListener;
 
 use crate::config::SentioConfig;
 use crate::error::{Result, SentioError};
+use crate::memory;
 use crate::session::{configure_executor, configure_scheduler};
+use ballista_executor::runtime_cache::{DefaultSessionRuntimeCache, SessionRuntimeCache};
 
 /// Loopback: the in-process cluster is reachable from this machine only.
 const LOOPBACK: &str = "127.0.0.1";
@@ -83,7 +85,7 @@ impl Standalone {
             };
             configure_executor(&mut config, sentio)?;
             let config = Arc::new(config);
-            let executor = executor(&config, &work_dir_str, vcores);
+            let executor = executor(&config, &work_dir_str, vcores, sentio.memory_limit_bytes()?);
             let codec: BallistaCodec<LogicalPlanNode, PhysicalPlanNode> = BallistaCodec::new(
                 config.override_logical_codec.clone().expect("set by configure_executor"),
                 config.override_physical_codec.clone().expect("set by configure_executor"),
@@ -145,18 +147,26 @@ async fn start_scheduler(sentio: &SentioConfig) -> Result<String> {
 }
 
 /// The executor itself, from the producers and registry that
-/// [`configure_executor`] put into `config`.
-fn executor(config: &Arc<ExecutorProcessConfig>, work_dir: &str, vcores: usize) -> Arc<Executor> {
-    Arc::new(Executor::new(
+/// [`configure_executor`] put into `config`; its tasks' memory is bounded as
+/// a `sentio-executor`'s is ([`crate::memory`]: `memory_limit`, else a share
+/// of the machine's memory).
+fn executor(config: &Arc<ExecutorProcessConfig>, work_dir: &str, vcores: usize, limit: Option<u64>) -> Arc<Executor> {
+    let runtime = config.override_runtime_producer.clone().expect("set by configure_executor");
+    let cache = memory::executor_limit(limit).map(|limit| {
+        let cache = DefaultSessionRuntimeCache::new(Arc::clone(&runtime), memory::pool_policy(limit, vcores), 16);
+        Arc::new(cache) as Arc<dyn SessionRuntimeCache>
+    });
+    let executor = Executor::new(
         structure_executor_metadata(config, vcores as u32),
         work_dir,
-        config.override_runtime_producer.clone().expect("set by configure_executor"),
+        runtime,
         config.override_config_producer.clone().expect("set by configure_executor"),
         config.override_function_registry.clone().expect("set by configure_executor"),
         Arc::new(LoggingMetricsCollector::default()),
         vcores,
         config.override_execution_engine.clone().expect("set by configure_executor"),
-    ))
+    );
+    Arc::new(executor.with_session_runtime_cache(cache))
 }
 
 /// A loopback port that was free a moment ago (the executor's task service

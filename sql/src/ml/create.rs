@@ -593,6 +593,19 @@ async fn explain_training_rows(
     explain::global_explanation(ml, reference, &trained.spec.labels, &args, &sample).await
 }
 
+/// A training that exceeded an executor's memory pool, said as such: what it
+/// asked for (DataFusion's message names the sizes) and what to change.
+fn out_of_memory(e: MlError, name: &str) -> MlError {
+    let text = e.to_string();
+    if !text.contains("Resources exhausted") {
+        return e;
+    }
+    MlError::Data(format!(
+        "CREATE MODEL {name}: training needs more memory than an executor's tasks may hold ({text}); raise the \
+         executors' memory_limit (SENTIO_MEMORY_LIMIT, sentio-executor --memory-limit) or lower max_training_rows"
+    ))
+}
+
 /// The stored reference to a model's parameters, as `sentio_predict` takes it.
 pub fn model_ref(model: &str, url: String, spec: &TrainSpec, payload_fingerprint: &str) -> String {
     serde_json::to_string(&ModelRef {
@@ -648,7 +661,7 @@ pub async fn create_model(
         }
         return Err(MlError::Exists(name.to_string()));
     }
-    let trained = train(ml, &opts, query, &format!("CREATE MODEL {name}")).await?;
+    let trained = train(ml, &opts, query, &format!("CREATE MODEL {name}")).await.map_err(|e| out_of_memory(e, name))?;
     let payload = ModelPayload::decode(trained.payload.as_slice()).map_err(|e| MlError::Internal(e.to_string()))?;
     let payload_fingerprint = fingerprint(&trained.payload);
     let mut version = existing.last().copied().unwrap_or(0) + 1;

@@ -360,6 +360,10 @@ mod tests {
         let mut payload = ModelPayload::decode(bytes.as_slice()).unwrap();
         let rows = payload.parts.iter().map(|p| p.rows).sum();
         payload.parts.clear();
+        // Iteration times are metadata (CREATE MODEL takes them out too).
+        if let Some(sentio_proto::model_payload::Algorithm::Logistic(l)) = &mut payload.algorithm {
+            l.iteration_millis.clear();
+        }
         (payload, rows)
     }
 
