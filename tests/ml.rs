@@ -96,6 +96,19 @@ fn model_files(dir: &Path) -> Vec<String> {
     out
 }
 
+/// The stored parameters of `name@version`: the fingerprint its model.json
+/// records (equal fingerprints: equal bytes) and the bytes of the file it
+/// names, checked against it.
+fn payload(lake: &Lake, name: &str, version: i64) -> (String, Vec<u8>) {
+    let meta: Value =
+        serde_json::from_slice(&std::fs::read(lake.models_dir().join(format!("{name}/{version}/model.json"))).unwrap())
+            .unwrap();
+    let file = meta["payload_file"].as_str().unwrap_or_else(|| panic!("{meta}"));
+    let bytes = std::fs::read(lake.root.join(file)).unwrap();
+    assert_eq!(meta["payload_bytes"].as_u64(), Some(bytes.len() as u64));
+    (meta["payload_fingerprint"].as_str().unwrap().to_string(), bytes)
+}
+
 fn create(lake: &Lake, name: &str, model_type: &str, extra: &str, query: &str) -> Value {
     let rows = lake.rows(&format!(
         "CREATE OR REPLACE MODEL {name} OPTIONS (model_type = '{model_type}', input_label_cols = ['emotion'], \
@@ -226,9 +239,7 @@ fn versions_are_immutable_reproducible_and_pinnable() {
     for m in ["accuracy", "log_loss", "roc_auc"] {
         assert_eq!(v1[m], v2[m], "same seed and data, same {m}");
     }
-    let p1 = std::fs::read(lake.models_dir().join("rf/1/model.pb")).unwrap();
-    let p2 = std::fs::read(lake.models_dir().join("rf/2/model.pb")).unwrap();
-    assert!(p1 == p2, "same seed and data, the same model bytes");
+    assert_eq!(payload(&lake, "rf", 1), payload(&lake, "rf", 2), "same seed and data, the same model bytes");
 
     // CREATE without OR REPLACE refuses; IF NOT EXISTS leaves it be.
     let e = lake.fails(&format!(
@@ -291,6 +302,42 @@ fn versions_are_immutable_reproducible_and_pinnable() {
     assert!(e.contains("no project name"), "{e}");
     assert_eq!(lake.rows("DROP MODEL sales.churn")[0]["versions_dropped"], 1);
     assert_eq!(lake.rows("SELECT name FROM ml.models"), vec![serde_json::json!({ "name": "churn" })]);
+}
+
+/// `CREATE OR REPLACE MODEL` of one name by three processes at once: three
+/// distinct versions, each intact (its parameters the ones it trained: the
+/// payload's fingerprint is checked when it is loaded) — racing writers
+/// once picked the same version and overwrote each other's parameters.
+#[test]
+fn concurrent_creates_of_one_model_make_distinct_intact_versions() {
+    let lake = Lake::new("0.05");
+    let q = format!("{FEATURES} WHERE split = 'train'");
+    let created: Vec<Value> = std::thread::scope(|s| {
+        let runs: Vec<_> = (1..=3)
+            .map(|i| {
+                let (lake, q) = (&lake, &q);
+                s.spawn(move || {
+                    create(lake, "race", "random_forest_classifier", &format!(", num_parallel_tree = {}", 3 + i), q)
+                })
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let mut versions: Vec<i64> = created.iter().map(|c| c["version"].as_i64().unwrap()).collect();
+    versions.sort_unstable();
+    assert_eq!(versions, vec![1, 2, 3], "{created:?}");
+    let mut fingerprints: Vec<String> = versions.iter().map(|v| payload(&lake, "race", *v).0).collect();
+    fingerprints.dedup();
+    assert_eq!(fingerprints.len(), 3, "three forest sizes, three models");
+    let test = "(SELECT * FROM training.frames WHERE split = 'test')";
+    for c in &created {
+        let v = c["version"].as_i64().unwrap();
+        let evaluated = lake.rows(&format!("SELECT accuracy FROM ML.EVALUATE(MODEL race@{v}, {test})"));
+        assert!(num(&evaluated[0], "accuracy") > 0.4, "race@{v}: {evaluated:?}");
+    }
+    assert_eq!(lake.rows("SELECT COUNT(*) AS n FROM ml.models WHERE name = 'race'")[0]["n"], 3);
+    let files = std::fs::read_dir(lake.models_dir().join("race/payloads")).unwrap().count();
+    assert_eq!(files, 3, "one parameters file per version, none left over");
 }
 
 #[test]
@@ -393,7 +440,7 @@ fn aggregated_features_give_the_same_model_and_cross_validation_every_run() {
     for _ in 0..2 {
         let m = create(&lake, "agg", "logistic_reg", "", q);
         let v = m["version"].as_i64().unwrap();
-        models.push(std::fs::read(lake.models_dir().join(format!("agg/{v}/model.pb"))).unwrap());
+        models.push(payload(&lake, "agg", v));
         let cv = lake.rows(&format!(
             "SELECT fold, metric, value FROM ML.CROSS_VALIDATE(MODEL agg@1, ({q}), STRUCT(4 AS num_folds)) \
              ORDER BY fold, metric"
@@ -516,7 +563,9 @@ fn bad_input_gets_a_clear_error_and_stores_nothing() {
     assert_eq!(rows.len(), 5);
 
     // A corrupt model file is refused clearly.
-    let pb = lake.models_dir().join("good/1/model.pb");
+    let meta: Value =
+        serde_json::from_slice(&std::fs::read(lake.models_dir().join("good/1/model.json")).unwrap()).unwrap();
+    let pb = lake.root.join(meta["payload_file"].as_str().unwrap());
     let mut bytes = std::fs::read(&pb).unwrap();
     let n = bytes.len();
     bytes[n / 2] ^= 0x5a;
@@ -766,9 +815,7 @@ fn cluster_of_two_executors_gives_the_standalone_results() {
         assert_eq!(listed[0]["n"], algorithms.len() + i + 1, "ml.models on the cluster after {name} v2");
         let on_cluster = lake.rows(&format!("SELECT * FROM ML.EVALUATE(MODEL {name}, {test})"));
         assert_eq!(on_cluster, standalone[i], "{name}: cluster and standalone results differ");
-        let p1 = std::fs::read(lake.models_dir().join(format!("{name}/1/model.pb"))).unwrap();
-        let p2 = std::fs::read(lake.models_dir().join(format!("{name}/2/model.pb"))).unwrap();
-        assert!(p1 == p2, "{name}: the cluster trained other bytes");
+        assert_eq!(payload(&lake, name, 1), payload(&lake, name, 2), "{name}: the cluster trained other bytes");
     }
     let n = lake.rows(&format!("SELECT COUNT(*) AS n FROM ML.PREDICT(MODEL c_forest, {test})"));
     let direct = lake.rows(&format!("SELECT COUNT(*) AS n FROM {test} t"));

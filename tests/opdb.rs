@@ -514,7 +514,20 @@ fn until_none(db: &Db, working: &str) {
 /// Kills the database sessions that fill staging tables in `db` until
 /// `child` exits (only `db`'s: tests running beside this one stage their
 /// writes in databases of their own).
+///
+/// PostgreSQL stages with one long `COPY` per table, seen by any poll;
+/// MariaDB stages with paced multi-row `INSERT`s of a few milliseconds each,
+/// which a poll every 100 ms through a new client process can miss for a
+/// whole write, so there one connection looks every few milliseconds.
 fn kill_staging_sessions(db: &Db, child: &mut std::process::Child) -> (bool, u32) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let mut my = match db.kind {
+        Kind::My => {
+            use sqlx::Connection;
+            Some(rt.block_on(sqlx::MySqlConnection::connect(&db.url())).unwrap())
+        }
+        _ => None,
+    };
     let deadline = Instant::now() + Duration::from_secs(600);
     let mut kills = 0;
     loop {
@@ -522,28 +535,36 @@ fn kill_staging_sessions(db: &Db, child: &mut std::process::Child) -> (bool, u32
             return (status.success(), kills);
         }
         assert!(Instant::now() < deadline, "the interrupted write never ended");
-        let killed = match db.kind {
-            Kind::Pg => db.client(
-                "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                 WHERE datname = current_database() AND application_name = 'sentio' \
-                 AND query LIKE 'COPY \"_sentio_stage_%') t",
-            ),
-            _ => {
-                let ids = db.client(
-                    "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = DATABASE() \
-                     AND INFO LIKE 'INSERT INTO `_sentio_stage_%'",
-                );
-                for id in ids.lines().filter(|l| !l.is_empty()) {
-                    let _ = Command::new("mariadb")
-                        .args(["-h", "127.0.0.1", "-u", "root", "-e", &format!("KILL {id}")])
-                        .output();
-                }
-                ids.lines().filter(|l| !l.is_empty()).count().to_string()
-            }
+        kills += match my.as_mut() {
+            Some(c) => rt.block_on(kill_mysql_stagers(c)),
+            None => db
+                .client(
+                    "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE datname = current_database() AND application_name = 'sentio' \
+                     AND query LIKE 'COPY \"_sentio_stage_%') t",
+                )
+                .parse::<u32>()
+                .unwrap_or(0),
         };
-        kills += killed.parse::<u32>().unwrap_or(0);
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(if my.is_some() { 3 } else { 100 }));
     }
+}
+
+/// Kills the sessions of `c`'s database that are inserting into a staging
+/// table; returns how many.
+async fn kill_mysql_stagers(c: &mut sqlx::MySqlConnection) -> u32 {
+    let ids: Vec<(i64,)> = sqlx::query_as(
+        "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = DATABASE() \
+         AND INFO LIKE 'INSERT INTO `\\_sentio\\_stage\\_%'",
+    )
+    .fetch_all(&mut *c)
+    .await
+    .unwrap();
+    for (id,) in &ids {
+        // The session may have finished its statement or ended meanwhile.
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("KILL {id}"))).execute(&mut *c).await;
+    }
+    ids.len() as u32
 }
 
 /// A write whose database sessions are killed part-way leaves no rows; the
@@ -592,6 +613,61 @@ fn interrupted_write_leaves_nothing_and_reruns_leave_one_copy() {
         }
         let runs = db.client("SELECT COUNT(DISTINCT run_id), COUNT(DISTINCT src_id) FROM outputs");
         assert_eq!(runs, "1|300000", "{kind:?}");
+    }
+}
+
+/// Two writes of one run id at once leave exactly one copy: publishes into
+/// one table take turns, and the second replaces the first's rows. Each
+/// publish's commit is held open for two seconds (a trigger on Sentio's
+/// write log, the publish's last insert), so the two publishes overlap
+/// whenever they start within two seconds of each other — without turns,
+/// neither would see the other's rows and both would land.
+#[test]
+fn two_writes_of_one_run_id_at_once_leave_one_copy() {
+    for kind in [Kind::Pg, Kind::My, Kind::Lite] {
+        let db = Db::fresh(kind, "sentio_it_opdb_same_run");
+        let log = "_sentio_writes (write_id VARCHAR(64) PRIMARY KEY, target_table VARCHAR(255) NOT NULL, \
+                   row_count BIGINT NOT NULL, published_at VARCHAR(40) NOT NULL)";
+        match kind {
+            Kind::Pg => db.client(&format!(
+                "CREATE TABLE src (id bigint PRIMARY KEY, label text); \
+                 INSERT INTO src SELECT g, 'label-' || (g % 3) FROM generate_series(1, 20000) g; \
+                 CREATE TABLE outputs (run_id text NOT NULL, src_id bigint, label text); \
+                 CREATE TABLE {log}; \
+                 CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS \
+                 $$ BEGIN PERFORM pg_sleep(2); RETURN NULL; END $$; \
+                 CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON _sentio_writes DEFERRABLE INITIALLY DEFERRED \
+                 FOR EACH ROW EXECUTE FUNCTION slow_commit()"
+            )),
+            Kind::My => db.client(&format!(
+                "CREATE TABLE src (id bigint PRIMARY KEY, label varchar(20)); \
+                 INSERT INTO src SELECT seq, CONCAT('label-', seq % 3) FROM seq_1_to_20000; \
+                 CREATE TABLE outputs (run_id varchar(20) NOT NULL, src_id bigint, label varchar(20)); \
+                 CREATE TABLE {log}; \
+                 CREATE TRIGGER slow_commit AFTER INSERT ON _sentio_writes FOR EACH ROW SET @slept = SLEEP(2)"
+            )),
+            Kind::Lite => db.client(
+                "CREATE TABLE src (id INTEGER PRIMARY KEY, label TEXT);\n\
+                 INSERT INTO src WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g WHERE x < 20000) \
+                 SELECT x, 'label-' || (x % 3) FROM g;\n\
+                 CREATE TABLE outputs (run_id TEXT NOT NULL, src_id INTEGER, label TEXT)",
+            ),
+        };
+        let statement = "INSERT INTO opdb.outputs SELECT 'run-9', id, label FROM opdb.src";
+        let writes: Vec<_> = (0..2)
+            .map(|_| {
+                let mut c = sentio();
+                c.env("SENTIO_OPDB_URL", db.url()).args(["sql", "--no-progress", "--format", "csv", "-c", statement]);
+                Running::start(&mut c, false)
+            })
+            .collect();
+        for w in writes {
+            let f = w.finish(Duration::from_secs(300));
+            assert!(f.success, "{kind:?}: {}", f.stderr);
+            assert_eq!(f.stdout.lines().nth(1), Some("20000"), "{kind:?}: {}", f.stdout);
+        }
+        assert_eq!(db.count("outputs"), 20_000, "{kind:?}: two copies of run-9");
+        assert_eq!(db.client("SELECT COUNT(DISTINCT src_id) FROM outputs"), "20000", "{kind:?}");
     }
 }
 

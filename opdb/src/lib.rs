@@ -11,7 +11,8 @@
 //! * **writes** (`INSERT INTO opdb.t SELECT …`) stage each partition in its
 //!   own table (PostgreSQL: binary `COPY`; MySQL and SQLite: multi-row
 //!   inserts), then publish all of them in one transaction, replacing
-//!   the earlier rows of the same run id or primary key ([`write`](mod@write)); a
+//!   the earlier rows of the same run id or primary key ([`write`](mod@write)),
+//!   one publish into a table at a time (`turn`); a
 //!   client that cancels a write learns whether it had landed ([`settle`]);
 //! * **bulk work is paced** ([`pace`]): reads, staging and publishing keep
 //!   the database busy for at most a configured share of the time, so the
@@ -37,6 +38,7 @@ pub mod write;
 mod copy;
 mod foreign;
 mod stage;
+mod turn;
 
 use std::fmt;
 

@@ -61,6 +61,7 @@ use super::foreign;
 use super::introspect::{self, INTERNAL_PREFIX};
 use super::meta::TableMeta;
 use super::pace::Pacer;
+use super::turn;
 use super::{Opdb, OpdbError, stage};
 use sentio_udfs::cancel::TaskStop;
 
@@ -408,10 +409,12 @@ async fn publish(
 ) -> Result<u64, OpdbError> {
     let mut conn = opdb.connect_write(Some(meta.backend)).await?;
     let mut units = Units { pacer: opdb.pacer(), stop };
-    let result = publish_on(&mut conn, meta, write_id, key, stages, &mut units).await;
+    let turn_wait = opdb.timeouts().statement;
+    let result = publish_on(&mut conn, meta, write_id, key, stages, &mut units, turn_wait).await;
     if result.is_err() {
         conn.rollback().await;
     }
+    turn::give_back(&mut conn, &meta.table).await;
     // The staging tables are spent either way (a failed publish fails the
     // statement, and its rerun stages again), and so are those of failed
     // task attempts of this write.
@@ -447,6 +450,7 @@ async fn publish_on(
     key: &[String],
     stages: &[String],
     units: &mut Units<'_>,
+    turn_wait: Duration,
 ) -> Result<u64, OpdbError> {
     let b = meta.backend;
     create_write_log(conn).await?;
@@ -505,6 +509,15 @@ async fn publish_on(
     }
 
     conn.begin().await?;
+    // One publish into a table at a time (super::turn): the one that waited
+    // sees the rows it replaces, so a run id written twice at once ends up
+    // with one copy. Then the write log again: an attempt of this same write
+    // may have published while this one waited.
+    turn::take(conn, &meta.table, turn_wait, || units.check()).await?;
+    if let Some(rows) = logged_rows(conn, &log_key).await? {
+        conn.rollback().await;
+        return if rows == CANCELLED_ROWS { Err(OpdbError::Cancelled) } else { Ok(rows.max(0) as u64) };
+    }
     // Earlier rows of the same run id or key: a semi-join on the staging
     // tables' key index, one staging table at a time.
     for s in stages.iter().filter(|_| !key.is_empty()) {

@@ -22,7 +22,7 @@ use crate::ml::options::{ClassWeights, SplitMethod, TrainOptions};
 use crate::ml::parse::OptValue;
 use crate::ml::sqltext::{FeatureKind, feature_expr, feature_kind};
 use crate::ml::store::{
-    FeatureStat, GlobalAttribution, Importance, Iteration, META_FORMAT, ModelMeta, TrainingPartInfo,
+    FeatureStat, GlobalAttribution, Importance, Iteration, META_FORMAT, ModelMeta, ModelStore, TrainingPartInfo,
 };
 use crate::ml::{MlContext, MlError, metric_columns, metric_fields, models_schema};
 use crate::sqltext::quote_ident;
@@ -642,7 +642,10 @@ fn options_text(options: &[(String, OptValue)]) -> BTreeMap<String, String> {
     options.iter().map(|(k, v)| (k.clone(), v.to_string())).collect()
 }
 
-/// Carries out `CREATE MODEL`.
+/// Carries out `CREATE MODEL`: trains, stores the parameters in a file of
+/// its own (so that writers racing for one version never overwrite each
+/// other's), evaluates, then claims the next version with a create-only
+/// write of its metadata — a writer that loses the claim takes the next.
 pub async fn create_model(
     ml: &MlContext,
     name: &str,
@@ -662,117 +665,155 @@ pub async fn create_model(
         return Err(MlError::Exists(name.to_string()));
     }
     let trained = train(ml, &opts, query, &format!("CREATE MODEL {name}")).await.map_err(|e| out_of_memory(e, name))?;
-    let payload = ModelPayload::decode(trained.payload.as_slice()).map_err(|e| MlError::Internal(e.to_string()))?;
     let payload_fingerprint = fingerprint(&trained.payload);
-    let mut version = existing.last().copied().unwrap_or(0) + 1;
-    loop {
-        let t = Instant::now();
-        store.put_payload(name, version, trained.payload.clone()).await?;
-        let reference = model_ref(
-            &format!("{name}@{version}"),
-            store.payload_url(name, version),
-            &trained.spec,
-            &payload_fingerprint,
-        );
-        let predictor = Predictor::decode(trained.spec.clone(), &trained.payload).map_err(MlError::Internal)?;
-        prime_cache(&reference, predictor);
-        let (metrics_query, metrics_on) = match &trained.eval_query {
-            Some(q) => (q.clone(), "evaluation split"),
-            None => (trained.train_query.clone(), "training rows"),
-        };
-        let evaluated =
-            metrics_of(ml, &reference, &trained.spec, &trained.label, &trained.schema, &metrics_query, None).await;
-        let (_, metrics) = match evaluated {
-            Ok(m) => m,
-            Err(e) => {
-                let _ = store.discard(name, version).await;
-                return Err(e);
-            }
-        };
-        let mut timings = trained.timings_ms.clone();
-        timings.insert("evaluation".into(), elapsed_ms(t));
-        let global_explain = if opts.global_explain {
-            let t = Instant::now();
-            match explain_training_rows(ml, &reference, &trained, opts.seed).await {
-                Ok(g) => {
-                    timings.insert("global_explain".into(), elapsed_ms(t));
-                    g
-                }
-                Err(e) => {
-                    let _ = store.discard(name, version).await;
-                    return Err(e);
-                }
-            }
-        } else {
-            Vec::new()
-        };
-        let mut training_info = Vec::new();
-        if let Some(Payload::Logistic(l)) = &payload.algorithm {
-            for (i, loss) in l.loss_history.iter().enumerate() {
-                let (step, millis) = trained.iterations.get(i).copied().unzip();
-                training_info.push(Iteration {
-                    iteration: i as i64,
-                    loss: Some(*loss),
-                    eval_loss: None,
-                    learning_rate: step,
-                    duration_ms: i64::from(millis.unwrap_or(0)),
-                });
-            }
+    let payload_file = store.put_payload(name, &payload_fingerprint, trained.payload.clone()).await?;
+    let first_try = existing.last().copied().unwrap_or(0) + 1;
+    let draft = Draft { name, version: first_try, options, query, opts: &opts, trained: &trained };
+    let meta = match evaluate_and_claim(ml, &store, draft, payload_fingerprint, &payload_file).await {
+        Ok(meta) => meta,
+        Err(e) => {
+            // No version names the file: it is this writer's to remove.
+            let _ = store.discard_payload(&payload_file).await;
+            return Err(e);
         }
-        if training_info.is_empty() {
-            // One fit, no iterations: the row's time is the training's.
-            let duration_ms = *timings.get("training").unwrap_or(&0) as i64;
-            training_info.push(Iteration {
-                iteration: 0,
-                loss: None,
+    };
+    let registry = format!("ml/models/{name}.v{}.parquet", meta.version);
+    store.put_parquet(&registry, &registry_row(&meta)?).await?;
+    Ok(vec![summary_batch(&meta, "created")?])
+}
+
+/// A `CREATE MODEL` whose model is trained and not yet stored.
+struct Draft<'a> {
+    name: &'a str,
+    /// The version to claim first.
+    version: u32,
+    options: &'a [(String, OptValue)],
+    query: &'a str,
+    opts: &'a TrainOptions,
+    trained: &'a Trained,
+}
+
+/// Evaluates the trained model (its parameters already in `payload_file`)
+/// and claims a version for it: the draft's, or — when another writer
+/// claimed that one meanwhile — the next free one. Returns the committed
+/// metadata.
+async fn evaluate_and_claim(
+    ml: &MlContext,
+    store: &ModelStore,
+    draft: Draft<'_>,
+    payload_fingerprint: String,
+    payload_file: &str,
+) -> Result<ModelMeta, MlError> {
+    let Draft { name, version, options, query, opts, trained } = draft;
+    let reference =
+        model_ref(&format!("{name}@{version}"), store.url(payload_file), &trained.spec, &payload_fingerprint);
+    let predictor = Predictor::decode(trained.spec.clone(), &trained.payload).map_err(MlError::Internal)?;
+    prime_cache(&reference, predictor);
+    let evaluated = evaluate_trained(ml, &reference, trained, opts).await?;
+    let payload = ModelPayload::decode(trained.payload.as_slice()).map_err(|e| MlError::Internal(e.to_string()))?;
+    let mut meta = ModelMeta {
+        format: META_FORMAT,
+        name: name.to_string(),
+        version,
+        model_type: opts.algorithm.model_type().to_string(),
+        created: chrono::Utc::now().to_rfc3339(),
+        library: format!("sentio {}", env!("CARGO_PKG_VERSION")),
+        label: trained.label.clone(),
+        label_type: trained.label_type.clone(),
+        spec: trained.spec.clone(),
+        options: options_text(options),
+        train_options: opts.clone(),
+        training_query: query.to_string(),
+        training_rows: trained.training_rows,
+        eval_rows: trained.eval_rows,
+        // Every part fits the same rows (forest groups each get them all).
+        fit_rows: trained.training_parts.iter().map(|p| p.rows).max(),
+        data_fingerprint: trained.data_fingerprint.clone(),
+        training_info: training_info(&payload, trained, &evaluated),
+        metrics: evaluated.metrics,
+        metrics_on: evaluated.metrics_on.to_string(),
+        feature_info: trained.feature_info.clone(),
+        feature_importance: importance(&trained.spec, &payload),
+        timings_ms: evaluated.timings_ms,
+        training_parts: trained.training_parts.clone(),
+        payload_fingerprint,
+        payload_bytes: trained.payload.len() as u64,
+        payload_file: Some(payload_file.to_string()),
+        global_explain: evaluated.global_explain,
+    };
+    while !store.commit(&meta).await? {
+        // Someone else claimed this version meanwhile: take the next free one.
+        meta.version = store.versions(name).await?.last().copied().unwrap_or(meta.version).max(meta.version) + 1;
+    }
+    Ok(meta)
+}
+
+/// What `CREATE MODEL` learns of a trained model before storing it.
+struct Evaluated {
+    metrics: BTreeMap<String, Option<f64>>,
+    /// `evaluation split` or `training rows`.
+    metrics_on: &'static str,
+    timings_ms: BTreeMap<String, u64>,
+    global_explain: Vec<GlobalAttribution>,
+}
+
+/// Evaluates the model `reference` names on the held-out rows (the training
+/// rows without a split) and, with `enable_global_explain`, explains it.
+async fn evaluate_trained(
+    ml: &MlContext,
+    reference: &str,
+    trained: &Trained,
+    opts: &TrainOptions,
+) -> Result<Evaluated, MlError> {
+    let t = Instant::now();
+    let (metrics_query, metrics_on) = match &trained.eval_query {
+        Some(q) => (q.clone(), "evaluation split"),
+        None => (trained.train_query.clone(), "training rows"),
+    };
+    let (_, metrics) =
+        metrics_of(ml, reference, &trained.spec, &trained.label, &trained.schema, &metrics_query, None).await?;
+    let mut timings_ms = trained.timings_ms.clone();
+    timings_ms.insert("evaluation".into(), elapsed_ms(t));
+    let mut global_explain = Vec::new();
+    if opts.global_explain {
+        let t = Instant::now();
+        global_explain = explain_training_rows(ml, reference, trained, opts.seed).await?;
+        timings_ms.insert("global_explain".into(), elapsed_ms(t));
+    }
+    Ok(Evaluated { metrics, metrics_on, timings_ms, global_explain })
+}
+
+/// `ML.TRAINING_INFO`'s rows: one per L-BFGS iteration (logistic
+/// regression), else one with the training's time; the evaluation loss on
+/// the last.
+fn training_info(payload: &ModelPayload, trained: &Trained, evaluated: &Evaluated) -> Vec<Iteration> {
+    let mut info = Vec::new();
+    if let Some(Payload::Logistic(l)) = &payload.algorithm {
+        for (i, loss) in l.loss_history.iter().enumerate() {
+            let (step, millis) = trained.iterations.get(i).copied().unzip();
+            info.push(Iteration {
+                iteration: i as i64,
+                loss: Some(*loss),
                 eval_loss: None,
-                learning_rate: None,
-                duration_ms,
+                learning_rate: step,
+                duration_ms: i64::from(millis.unwrap_or(0)),
             });
         }
-        if let Some(last) = training_info.last_mut() {
-            if metrics_on == "evaluation split" {
-                last.eval_loss = metrics.get("log_loss").copied().flatten();
-            } else if last.loss.is_none() {
-                last.loss = metrics.get("log_loss").copied().flatten();
-            }
-        }
-        let meta = ModelMeta {
-            format: META_FORMAT,
-            name: name.to_string(),
-            version,
-            model_type: opts.algorithm.model_type().to_string(),
-            created: chrono::Utc::now().to_rfc3339(),
-            library: format!("sentio {}", env!("CARGO_PKG_VERSION")),
-            label: trained.label.clone(),
-            label_type: trained.label_type.clone(),
-            spec: trained.spec.clone(),
-            options: options_text(options),
-            train_options: opts.clone(),
-            training_query: query.to_string(),
-            training_rows: trained.training_rows,
-            eval_rows: trained.eval_rows,
-            // Every part fits the same rows (forest groups each get them all).
-            fit_rows: trained.training_parts.iter().map(|p| p.rows).max(),
-            data_fingerprint: trained.data_fingerprint.clone(),
-            metrics,
-            metrics_on: metrics_on.to_string(),
-            feature_info: trained.feature_info.clone(),
-            training_info,
-            feature_importance: importance(&trained.spec, &payload),
-            timings_ms: timings,
-            training_parts: trained.training_parts.clone(),
-            payload_fingerprint: payload_fingerprint.clone(),
-            payload_bytes: trained.payload.len() as u64,
-            global_explain: global_explain.clone(),
-        };
-        if store.commit(&meta).await? {
-            store.put_parquet(&format!("ml/models/{name}.v{version}.parquet"), &registry_row(&meta)?).await?;
-            return Ok(vec![summary_batch(&meta, "created")?]);
-        }
-        // Someone else published this version meanwhile: take the next one.
-        version += 1;
     }
+    if info.is_empty() {
+        // One fit, no iterations: the row's time is the training's.
+        let duration_ms = *evaluated.timings_ms.get("training").unwrap_or(&0) as i64;
+        info.push(Iteration { iteration: 0, loss: None, eval_loss: None, learning_rate: None, duration_ms });
+    }
+    if let Some(last) = info.last_mut() {
+        let log_loss = evaluated.metrics.get("log_loss").copied().flatten();
+        if evaluated.metrics_on == "evaluation split" {
+            last.eval_loss = log_loss;
+        } else if last.loss.is_none() {
+            last.loss = log_loss;
+        }
+    }
+    info
 }
 
 fn micros(rfc3339: &str) -> i64 {

@@ -145,7 +145,7 @@ fn predicted_label(meta: &ModelMeta, p: &str, threshold: Option<f64>) -> String 
 fn reference(ml: &MlContext, meta: &ModelMeta) -> Result<String, MlError> {
     Ok(model_ref(
         &format!("{}@{}", meta.name, meta.version),
-        ml.store()?.payload_url(&meta.name, meta.version),
+        ml.store()?.payload_url(meta),
         &meta.spec,
         &meta.payload_fingerprint,
     ))

@@ -2,16 +2,22 @@
 //! registry tables `ml.models`, `ml.evaluations` and `ml.cross_validations`.
 //!
 //! ```text
-//! <lake>/models/<name>/<version>/model.pb     the parameters (ModelPayload)
-//! <lake>/models/<name>/<version>/model.json   metadata; written last, with
-//!                                             create-only semantics: a version
-//!                                             exists once this file does
+//! <lake>/models/<name>/payloads/<fp>-<n>.pb   the parameters (ModelPayload):
+//!                                             fingerprint and a writer's random
+//!                                             number, so two writers never
+//!                                             touch each other's (models stored
+//!                                             before: <version>/model.pb)
+//! <lake>/models/<name>/<version>/model.json   metadata naming its payload;
+//!                                             written last, with create-only
+//!                                             semantics: a version exists once
+//!                                             this file does
 //! <lake>/ml/models/<name>.v<version>.parquet  one row of ml.models
 //! <lake>/ml/evaluations/*.parquet             rows of ml.evaluations
 //! <lake>/ml/cross_validations/*.parquet       rows of ml.cross_validations
 //! ```
 
 use std::collections::BTreeMap;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
@@ -167,6 +173,11 @@ pub struct ModelMeta {
     pub payload_fingerprint: String,
     /// Payload size in bytes.
     pub payload_bytes: u64,
+    /// The payload's file under the lake ([`ModelStore::put_payload`]);
+    /// `None` in models stored before, whose payload is
+    /// `models/<name>/<version>/model.pb`.
+    #[serde(default)]
+    pub payload_file: Option<String>,
     /// The global explanation (`enable_global_explain = TRUE`); empty
     /// without one.
     #[serde(default)]
@@ -270,18 +281,46 @@ impl ModelStore {
     }
 
     /// URL of a version's parameters.
-    pub fn payload_url(&self, name: &str, version: u32) -> String {
-        self.url(&format!("models/{name}/{version}/model.pb"))
+    pub fn payload_url(&self, meta: &ModelMeta) -> String {
+        match &meta.payload_file {
+            Some(file) => self.url(file),
+            None => self.url(&format!("models/{}/{}/model.pb", meta.name, meta.version)),
+        }
     }
 
-    /// Writes a version's parameters (invisible until [`Self::commit`]).
-    pub async fn put_payload(&self, name: &str, version: u32, bytes: Vec<u8>) -> Result<(), MlError> {
-        self.folder
-            .store
-            .put(&self.folder.path(&format!("models/{name}/{version}/model.pb")), PutPayload::from(bytes))
-            .await
-            .map_err(store_err)?;
-        Ok(())
+    /// Writes a model's parameters, fingerprint `fp`, to a file of this
+    /// writer's own (`models/<name>/payloads/<fp>-<8 random hex>.pb`,
+    /// created only if absent): no version names it until [`Self::commit`],
+    /// and no other writer — not even one that trained the same bytes —
+    /// writes or removes it. Returns the file's path under the lake.
+    pub async fn put_payload(&self, name: &str, fp: &str, bytes: Vec<u8>) -> Result<String, MlError> {
+        loop {
+            let nonce = RandomState::new().hash_one(std::time::Instant::now()) as u32;
+            let rel = format!("models/{name}/payloads/{fp}-{nonce:08x}.pb");
+            let create = PutOptions { mode: PutMode::Create, ..Default::default() };
+            let path = self.folder.path(&rel);
+            match self.folder.store.put_opts(&path, PutPayload::from(bytes.clone()), create).await {
+                Ok(_) => return Ok(rel),
+                // Another writer drew the same nonce: draw again.
+                Err(object_store::Error::AlreadyExists { .. }) => continue,
+                // A store without create-only writes: the nonce alone keeps
+                // the file this writer's.
+                Err(object_store::Error::NotImplemented { .. }) => {
+                    self.folder.store.put(&path, PutPayload::from(bytes)).await.map_err(store_err)?;
+                    return Ok(rel);
+                }
+                Err(e) => return Err(store_err(e)),
+            }
+        }
+    }
+
+    /// Removes the parameters file `rel` ([`Self::put_payload`]'s) of a
+    /// `CREATE MODEL` that failed before committing a version.
+    pub async fn discard_payload(&self, rel: &str) -> Result<(), MlError> {
+        match self.folder.store.delete(&self.folder.path(rel)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(store_err(e)),
+        }
     }
 
     /// Publishes a version: writes its metadata only if no one else has
@@ -312,11 +351,6 @@ impl ModelStore {
             self.folder.store.delete(&f.location).await.map_err(store_err)?;
         }
         Ok(())
-    }
-
-    /// Removes an unpublished version's parameters.
-    pub async fn discard(&self, name: &str, version: u32) -> Result<(), MlError> {
-        self.delete_prefix(&format!("models/{name}/{version}/")).await
     }
 
     /// Removes every version of `name` and its `ml.models` rows; returns how
