@@ -5,7 +5,8 @@
 //! The manifest is the commit point. A refresh writes its rows into a new
 //! part folder first; the part becomes visible only when the manifest that
 //! lists it replaces the old one, in one PUT (atomic on S3 and on local
-//! disks). `extracts.manifest` is the table of all manifests.
+//! disks), under the extract's commit lock (`super::lock`).
+//! `extracts.manifest` is the table of all manifests.
 
 use std::sync::Arc;
 

@@ -15,7 +15,10 @@
 //! `<lake>/extracts/<name>/<part>/`. The part becomes visible when the
 //! extract's [`manifest`] — the commit point — is replaced in one PUT, so a
 //! refresh that fails part-way leaves the extract as it was; its files are
-//! removed by the next refresh that completes.
+//! removed by the next refresh that completes. Statements that change one
+//! extract commit one at a time under its commit lock (`lock`), each
+//! checking that the manifest is still the one it started from; a refresh
+//! that another overtook starts again.
 //!
 //! With an update-time watermark (`OPTIONS (watermark = 'updated_at')`) over
 //! a table whose integer primary key the query returns, a refresh also reads
@@ -23,6 +26,7 @@
 //! parts (rewritten into one part, committed with the same PUT), so the
 //! extract holds each key once.
 
+mod lock;
 pub mod manifest;
 pub mod parse;
 
@@ -38,13 +42,14 @@ use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTable
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::prelude::SessionContext;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 use crate::folder::LakeFolder;
 use crate::ids::{now_micros, unique_name};
 use crate::ml::MlContext;
 use crate::sqltext::{lit, qcol};
+use lock::CommitLock;
 use manifest::{Manifest, manifest_schema};
 pub use parse::{ExtractStatement, parse_extract_statement};
 use sentio_opdb::scan::OpdbTable;
@@ -74,6 +79,13 @@ pub enum ExtractError {
     /// The source or the watermark does not allow what was asked.
     #[error("extracts.{0}: {1}")]
     Data(String, String),
+    /// Another statement committed a change to the extract (a refresh,
+    /// `CREATE OR REPLACE`, `DROP`) while this one ran.
+    #[error(
+        "extracts.{0} was changed by another statement (a refresh, CREATE OR REPLACE or DROP) while this one ran; \
+         this one committed nothing — run it again"
+    )]
+    Changed(String),
     /// A manifest that cannot be read.
     #[error("corrupt extract manifest {0}")]
     Corrupt(String),
@@ -225,17 +237,26 @@ impl Extracts {
         }
     }
 
-    /// Deletes the files of `name` that no manifest lists and that are
-    /// older than `before` (a refresh running now keeps its files).
-    async fn remove_unlisted(&self, m: &Manifest, before: i64) -> Result<(), ExtractError> {
+    /// Deletes the files of `m`'s extract that `m` does not list: the parts
+    /// that `was` (the manifest `m` replaced) listed, and files of no
+    /// manifest (a failed statement's) older than `before` — a statement
+    /// running now keeps its files; one that started before `m` was
+    /// committed and whose files go anyway finds them missing when it
+    /// commits, and starts again.
+    async fn remove_unlisted(&self, m: &Manifest, was: Option<&Manifest>, before: i64) -> Result<(), ExtractError> {
         let base = self.folder.path(&format!("{SCHEMA}/{}/", m.name));
-        for f in self.files_under(&format!("{SCHEMA}/{}/", m.name)).await? {
-            let part = f.location.prefix_match(&base).and_then(|mut p| p.next()).map(|p| p.as_ref().to_string());
-            let listed = part.as_ref().is_some_and(|p| m.parts.contains(p));
-            if !listed && f.last_modified.timestamp_micros() < before {
-                self.folder.store.delete(&f.location).await?;
-            }
-        }
+        let replaced = |p: &String| was.is_some_and(|w| w.parts.contains(p));
+        let unlisted = self
+            .files_under(&format!("{SCHEMA}/{}/", m.name))
+            .await?
+            .into_iter()
+            .filter(|f| match part_of(&f.location, &base) {
+                Some(p) if m.parts.contains(&p) => false,
+                Some(p) if replaced(&p) => true,
+                _ => f.last_modified.timestamp_micros() < before,
+            })
+            .collect();
+        self.delete_all(unlisted).await;
         Ok(())
     }
 
@@ -254,40 +275,89 @@ impl Extracts {
                     _ => {}
                 }
                 let m = Manifest { source_query: query, watermark_column: watermark, ..Manifest::new(&name) };
-                self.refresh(ml, m, Refresh::Create).await
+                let expect = if or_replace { Expect::Anything } else { Expect::Absent };
+                self.refresh(ml, m, Refresh::Create, expect).await
             }
             ExtractStatement::Refresh { name, full } => {
-                let m = self.manifest(&name).await?.ok_or_else(|| ExtractError::Unknown(name.clone()))?;
-                if !full && m.watermark_column.is_none() {
-                    return Err(ExtractError::Data(
-                        name.clone(),
-                        format!(
-                            "it has no watermark column, so there is no telling which rows are new: \
-                             REFRESH EXTRACT extracts.{name} FULL rebuilds it, or recreate it with \
-                             CREATE OR REPLACE TABLE extracts.{name} OPTIONS (watermark = '<column>') AS …"
-                        ),
-                    ));
+                // A refresh that another statement's commit overtook starts
+                // again from the new manifest.
+                // Another statement's clean-up can also take the files of
+                // a refresh it overtook before this one commits: any error
+                // while the manifest changed means the same.
+                let mut attempt = 1;
+                loop {
+                    let start = self.manifest(&name).await?.ok_or_else(|| ExtractError::Unknown(name.clone()))?;
+                    match self.refresh_once(ml, start.clone(), full).await {
+                        Err(ExtractError::Changed(_)) if attempt < REFRESH_ATTEMPTS => {}
+                        Err(e) if attempt < REFRESH_ATTEMPTS && self.overtaken(&start).await => {
+                            log::info!("extracts.{name}: a refresh overtaken by another statement starts again ({e})");
+                        }
+                        other => return other,
+                    }
+                    attempt += 1;
                 }
-                let kind = if full { Refresh::Full } else { Refresh::Incremental };
-                self.refresh(ml, m, kind).await
             }
-            ExtractStatement::Drop { name, if_exists } => {
-                // A corrupt manifest does not keep its extract from going.
-                let m = match self.manifest(&name).await {
-                    Err(ExtractError::Corrupt(_)) => Some(Manifest::new(&name)),
-                    other => other?,
-                };
-                let Some(m) = m else {
-                    return if if_exists { Ok(Vec::new()) } else { Err(ExtractError::Unknown(name)) };
-                };
-                self.folder.store.delete(&self.folder.path(&Self::manifest_rel(&name))).await?;
-                let _ = ml.ctx.deregister_table(TableReference::partial(SCHEMA, name.as_str()));
-                for f in self.files_under(&format!("{SCHEMA}/{name}/")).await? {
-                    self.folder.store.delete(&f.location).await?;
-                }
-                result(&m, "dropped", 0, 0)
+            ExtractStatement::Drop { name, if_exists } => self.drop_extract(ml, &name, if_exists).await,
+        }
+    }
+
+    /// One attempt of `REFRESH EXTRACT extracts.<name> [FULL]`.
+    async fn refresh_once(&self, ml: &MlContext, m: Manifest, full: bool) -> Result<Vec<RecordBatch>, ExtractError> {
+        let name = m.name.as_str();
+        if !full && m.watermark_column.is_none() {
+            return Err(ExtractError::Data(
+                name.to_string(),
+                format!(
+                    "it has no watermark column, so there is no telling which rows are new: \
+                     REFRESH EXTRACT extracts.{name} FULL rebuilds it, or recreate it with \
+                     CREATE OR REPLACE TABLE extracts.{name} OPTIONS (watermark = '<column>') AS …"
+                ),
+            ));
+        }
+        let kind = if full { Refresh::Full } else { Refresh::Incremental };
+        self.refresh(ml, m.clone(), kind, Expect::Same(Box::new(m))).await
+    }
+
+    /// Whether another statement committed a change to the extract since
+    /// `start` was its manifest.
+    async fn overtaken(&self, start: &Manifest) -> bool {
+        !matches!(self.manifest(&start.name).await, Ok(Some(now)) if now == *start)
+    }
+
+    /// `DROP TABLE extracts.<name>`: the manifest goes under the commit
+    /// lock, then the files older than the statement.
+    async fn drop_extract(
+        &self,
+        ml: &MlContext,
+        name: &str,
+        if_exists: bool,
+    ) -> Result<Vec<RecordBatch>, ExtractError> {
+        let started = now_micros();
+        let lock = CommitLock::acquire(&self.folder, name).await?;
+        // A corrupt manifest does not keep its extract from going.
+        let m = match self.manifest(name).await {
+            Err(ExtractError::Corrupt(_)) => Ok(Some(Manifest::new(name))),
+            other => other,
+        };
+        let deleted = match &m {
+            Ok(Some(_)) => {
+                self.folder.store.delete(&self.folder.path(&Self::manifest_rel(name))).await.map_err(ExtractError::from)
+            }
+            _ => Ok(()),
+        };
+        lock.release().await?;
+        deleted?;
+        let Some(m) = m? else {
+            return if if_exists { Ok(Vec::new()) } else { Err(ExtractError::Unknown(name.to_string())) };
+        };
+        let _ = ml.ctx.deregister_table(TableReference::partial(SCHEMA, name));
+        // Files a CREATE that followed at once wrote are newer: they stay.
+        for f in self.files_under(&format!("{SCHEMA}/{name}/")).await? {
+            if f.last_modified.timestamp_micros() < started {
+                self.folder.store.delete(&f.location).await?;
             }
         }
+        result(&m, "dropped", 0, 0)
     }
 
     /// A temporary table over `parts` of `m`, for the refresh's own queries.
@@ -331,7 +401,13 @@ impl Extracts {
     /// Reads the source (all of it, or what is past the watermark) into a
     /// new part, then commits the manifest that lists it; parts it no longer
     /// lists are removed after the commit.
-    async fn refresh(&self, ml: &MlContext, mut m: Manifest, kind: Refresh) -> Result<Vec<RecordBatch>, ExtractError> {
+    async fn refresh(
+        &self,
+        ml: &MlContext,
+        mut m: Manifest,
+        kind: Refresh,
+        expect: Expect,
+    ) -> Result<Vec<RecordBatch>, ExtractError> {
         let started = now_micros();
         let name = m.name.clone();
         let data = |msg: String| ExtractError::Data(name.clone(), msg);
@@ -427,14 +503,75 @@ impl Extracts {
         if kind != Refresh::Create {
             m.refreshes += 1;
         }
-        // The commit: one PUT of the manifest.
-        self.folder.ensure_dir(&format!("{SCHEMA}/{MANIFEST_DIR}/"));
-        self.folder.store.put(&self.folder.path(&Self::manifest_rel(&name)), PutPayload::from(m.to_parquet()?)).await?;
+        self.commit(&m, &expect, started).await?;
         self.register_extract(&ml.ctx, &m).await?;
-        // What the manifest no longer lists (replaced parts, parts of
-        // refreshes that failed) goes now.
-        self.remove_unlisted(&m, started).await?;
         result(&m, kind.as_str(), read, replaced)
+    }
+
+    /// The commit of a statement that started at `started` and wrote the
+    /// manifest `m`. Under the extract's commit lock: checks that the
+    /// manifest is still what `expect` says and that every file `m` counts
+    /// is there (another statement's clean-up may have taken the files of
+    /// one it overtook), replaces the manifest in one PUT, and removes what
+    /// it no longer lists (replaced parts, parts of failed statements). When
+    /// a check fails, the statement's own parts (those `m` lists and the
+    /// manifest it started from did not) are removed and nothing changes.
+    async fn commit(&self, m: &Manifest, expect: &Expect, started: i64) -> Result<(), ExtractError> {
+        let lock = CommitLock::acquire(&self.folder, &m.name).await?;
+        let committed = match self.commit_locked(m, expect).await {
+            Ok(was) => self.remove_unlisted(m, was.as_ref(), started - CLOCK_MARGIN_MICROS).await,
+            Err(e) => {
+                let started_with = match expect {
+                    Expect::Same(s) => s.parts.as_slice(),
+                    _ => &[],
+                };
+                for part in m.parts.iter().filter(|p| !started_with.contains(p)) {
+                    let files = self.files_under(&Self::part_rel(&m.name, part)).await.unwrap_or_default();
+                    self.delete_all(files).await;
+                }
+                Err(e)
+            }
+        };
+        let released = lock.release().await;
+        committed.and(released)
+    }
+
+    /// [`Self::commit`]'s checks and PUT; returns the manifest it replaced.
+    async fn commit_locked(&self, m: &Manifest, expect: &Expect) -> Result<Option<Manifest>, ExtractError> {
+        let now = match (self.manifest(&m.name).await, expect) {
+            // CREATE OR REPLACE also replaces a corrupt manifest.
+            (Err(ExtractError::Corrupt(_)), Expect::Anything) => None,
+            (now, _) => now?,
+        };
+        match (expect, &now) {
+            (Expect::Anything, _) | (Expect::Absent, None) => {}
+            (Expect::Absent, Some(_)) => return Err(ExtractError::Exists(m.name.clone())),
+            (Expect::Same(was), Some(now)) if now == &**was => {}
+            (Expect::Same(_), _) => return Err(ExtractError::Changed(m.name.clone())),
+        }
+        if self.listed_files(m).await? != m.files as usize {
+            return Err(ExtractError::Changed(m.name.clone()));
+        }
+        self.folder.ensure_dir(&format!("{SCHEMA}/{MANIFEST_DIR}/"));
+        self.folder
+            .store
+            .put(&self.folder.path(&Self::manifest_rel(&m.name)), PutPayload::from(m.to_parquet()?))
+            .await?;
+        Ok(now)
+    }
+
+    /// How many files of the parts `m` lists are in the lake.
+    async fn listed_files(&self, m: &Manifest) -> Result<usize, ExtractError> {
+        let base = self.folder.path(&format!("{SCHEMA}/{}/", m.name));
+        let files = self.files_under(&format!("{SCHEMA}/{}/", m.name)).await?;
+        Ok(files.iter().filter(|f| part_of(&f.location, &base).is_some_and(|p| m.parts.contains(&p))).count())
+    }
+
+    /// Deletes `files` (in batches where the store has them), ignoring
+    /// errors: what is left is removed by a later commit.
+    async fn delete_all(&self, files: Vec<object_store::ObjectMeta>) {
+        let locations = futures::stream::iter(files.into_iter().map(|f| Ok(f.location))).boxed();
+        let _ = self.folder.store.delete_stream(locations).try_collect::<Vec<_>>().await;
     }
 
     /// After an incremental refresh by update time wrote `part`: the rows of
@@ -520,6 +657,32 @@ fn count(batches: &[RecordBatch]) -> i64 {
         let c = datafusion::arrow::compute::cast(b.column(0), &DataType::Int64).ok();
         c.map_or(0, |c| c.as_primitive::<Int64Type>().value(0))
     })
+}
+
+/// How many times a refresh starts again when another statement's commit
+/// overtook it.
+const REFRESH_ATTEMPTS: u32 = 3;
+
+/// How much older than a statement's start a file must look before the
+/// statement's clean-up removes it unlisted: object stores give file times
+/// to the second (S3's listings), so a file written just after the start
+/// can look older.
+const CLOCK_MARGIN_MICROS: i64 = 2_000_000;
+
+/// The part folder `location` is in, under the extract folder `base`.
+fn part_of(location: &object_store::path::Path, base: &object_store::path::Path) -> Option<String> {
+    location.prefix_match(base).and_then(|mut p| p.next()).map(|p| p.as_ref().to_string())
+}
+
+/// What an extract's manifest must still be when a statement commits.
+#[derive(Debug)]
+enum Expect {
+    /// No extract (`CREATE TABLE extracts.…`).
+    Absent,
+    /// The manifest the statement started from (a refresh).
+    Same(Box<Manifest>),
+    /// Whatever is there (`CREATE OR REPLACE`).
+    Anything,
 }
 
 /// What a refresh does.
