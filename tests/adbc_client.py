@@ -24,6 +24,12 @@ once per row and answers {"rowcount": n}.
 {"info": true} answers the driver's GetInfo ({"info": {name: value}});
 {"type_info": true} asks the server's XDBC type info with a plain Flight
 client (pyarrow.flight) and answers {"rows": [...]}.
+{"fuzz": ["SELECT ...", ...], "seed": 7, "n": 1500, "seconds": 90} runs up to
+n statements (for at most that long) made by mutating the given ones
+(tokens deleted, repeated, swapped, replaced by hostile ones, text cut or
+nested) and answers {"fuzz": {"ran", "ok", "errors", "broken": [{"sql",
+"error"}]}}: "broken" lists the statements after which the connection no
+longer answered `SELECT 1` (it is then made again).
 {"cancel": "SELECT ...", "fetch": true|false} plans a statement with a plain
 Flight client, starts fetching it (in a thread) when "fetch", waits
 "wait_s" seconds, sends Flight's CancelFlightInfo, and answers {"status":
@@ -33,6 +39,8 @@ CancelStatus number, "fetch": "rows"|"<error>"|null}.
 import collections
 import concurrent.futures
 import json
+import random
+import re
 import subprocess
 import sys
 import time
@@ -175,7 +183,77 @@ def cancel(spec, s):
     return {"status": status, "fetch": fetched.get("fetch")}
 
 
+HOSTILE = [
+    "NULL", "'", '"', "`", "(", ")", ",", "*", ";", "--", "/*", "[", "]", "-1", "0", "1e309",
+    "9223372036854775808", "-9223372036854775809", "'NaN'", "''", "MODEL", "STRUCT(", "ML.PREDICT",
+    "ML.EVALUATE(MODEL", "@", "@0", "@-1", "@99999999999", "CAST(", "AS", "TRUE", "ARRAY[", "'2024-13-45'",
+    "\u00e9\u6f22\U0001f642", "\x00", "\\", "SELECT", "FROM", "WHERE", "GROUP BY", "ORDER BY", "LIMIT",
+    "UNION ALL", "JOIN", "OVER (", "PARTITION BY", "EXCEPT", "INTERVAL '1' DAY", "opdb.", "training.",
+    "extracts.", "ml.models", "TRANSFORM(", "OPTIONS(", "GENERATE_ARRAY(0, 1, 0)", "0.0/0.0", "1/0",
+    "x" * 300, "((((((((((", "))))))))))",
+]
+
+
+def tokens(sql):
+    return re.findall(r"'[^']*'|\w+|\s+|.", sql)
+
+
+def mutate(rng, sql):
+    t = tokens(sql)
+    for _ in range(rng.randint(1, 3)):
+        if not t:
+            t = [rng.choice(HOSTILE)]
+        i = rng.randrange(len(t))
+        op = rng.randrange(7)
+        if op == 0:
+            del t[i]
+        elif op == 1:
+            t.insert(i, t[i])
+        elif op == 2:
+            j = rng.randrange(len(t))
+            t[i], t[j] = t[j], t[i]
+        elif op == 3:
+            t[i] = rng.choice(HOSTILE)
+        elif op == 4:
+            t.insert(i, " " + rng.choice(HOSTILE) + " ")
+        elif op == 5:
+            t = t[:i]
+        else:
+            t = ["SELECT * FROM ("] + t + [") AS nested_q"]
+    return "".join(t)
+
+
+def fuzz(conn, s):
+    rng = random.Random(s.get("seed", 7))
+    corpus = s["fuzz"]
+    deadline = time.monotonic() + s.get("seconds", 90)
+    ran = ok = errors = 0
+    broken = []
+    for _ in range(s.get("n", 1000)):
+        if time.monotonic() > deadline:
+            break
+        sql = mutate(rng, rng.choice(corpus))
+        ran += 1
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql)
+                cur.fetch_arrow_table()
+            ok += 1
+        except Exception:
+            errors += 1
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT 1")
+                cur.fetch_arrow_table()
+        except Exception as e:
+            broken.append({"sql": sql, "error": f"{type(e).__name__}: {e}"})
+            conn = connect(s["spec"])
+    return {"fuzz": {"ran": ran, "ok": ok, "errors": errors, "broken": broken}}
+
+
 def step(conn, s):
+    if "fuzz" in s:
+        return fuzz(conn, s)
     if "timed" in s:
         return timed(conn, s)
     if "objects" in s:
