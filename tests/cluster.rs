@@ -21,6 +21,8 @@ const JOIN_GROUP_BY: &str = "\
 /// Days of work for one executor, in batches of generated rows.
 const ENDLESS_SERIES: &str = "SELECT COUNT(*) FROM generate_series(1, 100000000000) WHERE value % 7 = 3";
 
+const TEN_MIN: Duration = Duration::from_secs(600);
+
 fn json_rows(stdout: &str) -> Vec<serde_json::Value> {
     let v: serde_json::Value =
         serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}"));
@@ -236,6 +238,84 @@ fn s3_gone_fails_clearly() {
     assert!(!f.success);
     assert!(f.elapsed < Duration::from_secs(60), "took {:?}", f.elapsed);
     assert!(f.stderr.contains("error: lake s3://sentio-gone/lake/"), "{}", f.stderr);
+}
+
+/// S3 stopped while a query reads the lake: the client fails with an error
+/// that names the lake, within a minute, and prints no rows — never a
+/// partial result.
+#[test]
+fn s3_stopped_mid_query_fails_clearly_with_no_partial_result() {
+    let s3 = S3Server::start("sentio-mid");
+    let env = s3.env();
+    let lake = "s3://sentio-mid/lake";
+    run_ok(
+        sentio().envs(env.clone()).args(["datagen", "--scale", "4", "--seed", "2", "--lake", lake]),
+        Duration::from_secs(300),
+    );
+    // A scan slowed by work on every row (~10 s): its files are fetched as
+    // it goes, so S3 stops while it still reads.
+    let slow_scan = "SELECT COUNT(*) FROM training.frames WHERE length(repeat(CAST(f00 AS VARCHAR), 2000)) > 10";
+    let mut cmd = sentio();
+    cmd.envs(env).args(["sql", "--no-progress", "--format", "csv", "--lake", lake, "-c", slow_scan]);
+    let mut query = Running::start(&mut cmd, false);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(query.running(), "the query ended before S3 stopped");
+    drop(s3);
+    let f = query.finish(Duration::from_secs(120));
+    assert!(!f.success, "the query answered without S3 (it finished before S3 stopped: make it heavier)");
+    assert!(f.elapsed < Duration::from_secs(90), "took {:?} to fail", f.elapsed);
+    assert!(f.stderr.contains("error:") && f.stderr.contains("sentio-mid"), "unclear error:\n{}", f.stderr);
+    assert_eq!(f.stdout.trim(), "", "a failed query printed rows");
+}
+
+/// An executor killed while a model trains on the cluster: Ballista re-runs
+/// the lost executor's tasks on the other one, so the statement normally
+/// finishes with the very model a standalone run trains (the same parameter
+/// bytes: training is seeded and independent of the partitioning); when the
+/// scheduler gives the job up instead, the statement fails with its error
+/// and stores nothing — no version, no parameters. Either way no partial
+/// model is ever stored.
+#[test]
+fn executor_killed_mid_training_stores_the_right_model_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    run_ok(sentio().args(["datagen", "--scale", "0.5", "--seed", "3", "--lake"]).arg(&lake), Duration::from_secs(300));
+    let create = |name: &str| {
+        format!(
+            "CREATE MODEL {name} OPTIONS (model_type = 'logistic_reg', input_label_cols = ['emotion'], \
+             max_iterations = 30) AS SELECT * EXCEPT (session_id, frame_no, subject_id, media_id, recorded_on, split) \
+             FROM training.frames WHERE split = 'train'"
+        )
+    };
+    run_ok(sentio().args(["sql", "--no-progress", "-c", &create("alone"), "--lake"]).arg(&lake), TEN_MIN);
+    let fingerprint = |name: &str| -> Option<String> {
+        let meta = std::fs::read(lake.join(format!("models/{name}/1/model.json"))).ok()?;
+        let meta: serde_json::Value = serde_json::from_slice(&meta).unwrap();
+        Some(meta["payload_fingerprint"].as_str().unwrap().to_string())
+    };
+
+    let cluster = Cluster::start(&dir.path().join("cluster"), 2, vec![]);
+    let mut cmd = sentio();
+    cmd.args(["sql", "--no-progress", "--scheduler", &cluster.url(), "-c", &create("clustered"), "--lake"]).arg(&lake);
+    let mut training = Running::start(&mut cmd, false);
+    let started = Instant::now();
+    while !cluster.executor_log(1).contains("Finished task") {
+        assert!(started.elapsed() < Duration::from_secs(120), "executor 1 never ran a task");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(training.running(), "the training ended before the kill: make it heavier");
+    Command::new("kill").args(["-KILL", &cluster.executor_pid(1).to_string()]).status().unwrap();
+    let f = training.finish(TEN_MIN);
+    if f.success {
+        println!("executor killed mid-training: the statement recovered in {:?}", f.elapsed);
+        assert_eq!(fingerprint("clustered"), fingerprint("alone"), "another model than standalone trains");
+    } else {
+        println!("executor killed mid-training: the statement failed: {}", f.stderr);
+        assert!(f.stderr.contains("error:"), "unclear error:\n{}", f.stderr);
+        assert_eq!(fingerprint("clustered"), None, "a failed statement stored a version");
+        let left = std::fs::read_dir(lake.join("models/clustered/payloads")).map_or(0, |d| d.count());
+        assert_eq!(left, 0, "a failed statement left its parameters behind");
+    }
 }
 
 /// Executors bounded by `SENTIO_MEMORY_LIMIT` spill: an aggregation whose
