@@ -1157,3 +1157,139 @@ fn an_unreachable_opdb_leaves_the_rest_usable() {
     let f = sql(url, "csv", "SELECT * FROM opdb.sessions");
     assert!(!f.success && f.stderr.contains("opdb.sessions"), "{}", f.stderr);
 }
+
+/// A PostgreSQL server of the test's own (initdb in a temporary folder, a
+/// free port, trust auth), so that it can be restarted without disturbing
+/// the tests that use the machine's server; stopped when dropped.
+struct PrivatePg {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl PrivatePg {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = crate::support::free_port();
+        if Self::as_root() {
+            run_ok(Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir.path()), Duration::from_secs(10));
+        }
+        let pg = Self { dir, port };
+        run_ok(&mut pg.tool("initdb", &["-A", "trust", "-U", "postgres"]), Duration::from_secs(120));
+        pg.ctl("start");
+        pg
+    }
+
+    fn as_root() -> bool {
+        run_ok(Command::new("id").arg("-u"), Duration::from_secs(5)).stdout.trim() == "0"
+    }
+
+    /// `bin` (a PostgreSQL server tool) with `args` and `-D` the data
+    /// folder, as the `postgres` user when the test runs as root (the server
+    /// refuses to run as root).
+    fn tool(&self, bin: &str, args: &[&str]) -> Command {
+        let versions = std::fs::read_dir("/usr/lib/postgresql").expect("PostgreSQL's server tools");
+        let mut versions: Vec<_> = versions.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+        versions.sort();
+        let path = versions.last().unwrap().join("bin").join(bin);
+        let mut c = if Self::as_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(path);
+            c
+        } else {
+            Command::new(path)
+        };
+        c.args(args).arg("-D").arg(self.dir.path().join("data"));
+        c
+    }
+
+    /// `pg_ctl <action>` (start, restart), waiting until it is done.
+    fn ctl(&self, action: &str) {
+        let mut c = self.tool("pg_ctl", &[action, "-w", "-m", "fast"]);
+        c.arg("-o").arg(format!("-p {} -k {} -c listen_addresses=127.0.0.1", self.port, self.dir.path().display()));
+        c.arg("-l").arg(self.dir.path().join("server.log"));
+        run_ok(&mut c, Duration::from_secs(120));
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn psql(&self, sql: &str) -> String {
+        let mut c = Command::new("psql");
+        c.args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", &self.url(), "-c", sql]);
+        run_ok(&mut c, Duration::from_secs(300)).stdout.trim().to_string()
+    }
+
+    /// A fast restart: every session is ended, the server comes back.
+    fn restart(&self) {
+        self.ctl("restart");
+    }
+}
+
+impl Drop for PrivatePg {
+    fn drop(&mut self) {
+        let _ = self.tool("pg_ctl", &["stop", "-m", "immediate"]).output();
+    }
+}
+
+/// PostgreSQL restarted while Sentio reads and while it writes: the read
+/// ends with the right answer (Ballista retries a task whose I/O failed,
+/// and the server is back) or a clear error, never a partial one; the
+/// write lands whole or not at all, and its rerun leaves one copy.
+#[test]
+fn postgres_restarted_mid_read_or_write_gives_whole_results_or_clear_errors() {
+    let pg = PrivatePg::start();
+    pg.psql(
+        "CREATE TABLE big (id bigint PRIMARY KEY, k int); \
+         INSERT INTO big SELECT g, g % 1000 FROM generate_series(1, 600000) g; \
+         CREATE TABLE outputs (run_id text NOT NULL, src_id bigint, k int)",
+    );
+    let expected = pg.psql("SELECT COUNT(*) || ',' || SUM(k) FROM big");
+    let restart_when = |cmd: &mut Command, seen: &str| {
+        let mut running = Running::start(cmd, false);
+        let started = Instant::now();
+        while pg.psql(seen) == "0" {
+            assert!(running.running(), "the statement ended before the restart");
+            assert!(started.elapsed() < Duration::from_secs(120), "the statement never reached the database");
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        pg.restart();
+        running.finish(Duration::from_secs(300))
+    };
+
+    let read = "SELECT COUNT(*) AS n, SUM(k) AS k FROM opdb.big";
+    let mut cmd = sentio();
+    cmd.env("SENTIO_OPDB_URL", pg.url()).args(["sql", "--no-progress", "--format", "csv", "-c", read]);
+    let reading = "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = 'sentio' \
+                   AND (query LIKE '%FROM \"big\"%' OR query LIKE 'FETCH % FROM sentio_read')";
+    let f = restart_when(&mut cmd, reading);
+    eprintln!("read across a restart: {}", if f.success { "answered" } else { f.stderr.trim() });
+    if f.success {
+        assert_eq!(f.stdout.lines().nth(1), Some(expected.as_str()), "a wrong answer after the restart");
+    } else {
+        assert!(f.stderr.contains("error:"), "unclear error:\n{}", f.stderr);
+        assert_eq!(f.stdout.trim(), "", "a failed read printed rows");
+    }
+
+    let write = "INSERT INTO opdb.outputs SELECT 'run-1', id, k FROM opdb.big";
+    let mut cmd = sentio();
+    cmd.env("SENTIO_OPDB_URL", pg.url()).args(["sql", "--no-progress", "--format", "csv", "-c", write]);
+    let staging = "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = 'sentio' \
+                   AND query LIKE 'COPY \"_sentio_stage_%'";
+    let f = restart_when(&mut cmd, staging);
+    let landed = pg.psql("SELECT COUNT(*) FROM outputs");
+    eprintln!(
+        "write across a restart: {landed} rows landed; {}",
+        if f.success { "succeeded" } else { f.stderr.trim() }
+    );
+    if f.success {
+        assert_eq!(landed, "600000", "the write said it succeeded: {}", f.stderr);
+    } else {
+        assert!(f.stderr.contains("error:"), "unclear error:\n{}", f.stderr);
+        assert!(landed == "0" || landed == "600000", "a partial write: {landed} rows\n{}", f.stderr);
+    }
+    let mut rerun = sentio();
+    rerun.env("SENTIO_OPDB_URL", pg.url()).args(["sql", "--no-progress", "--format", "csv", "-c", write]);
+    run_ok(&mut rerun, Duration::from_secs(300));
+    assert_eq!(pg.psql("SELECT COUNT(*) || ',' || COUNT(DISTINCT src_id) FROM outputs"), "600000,600000");
+}
