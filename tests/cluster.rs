@@ -318,6 +318,57 @@ fn executor_killed_mid_training_stores_the_right_model_or_nothing() {
     }
 }
 
+/// The scheduler killed mid-query and restarted: the client fails within
+/// seconds and says so in words (Ballista's own client asked the restarted
+/// scheduler about the lost job for ever). The executor goes on with the task (the scheduler kept the job in
+/// memory, and nothing cancels it) until the restarted scheduler answers
+/// that it does not know the job; then the executor stops it — within the
+/// job watch's period — and the restarted cluster answers again.
+#[test]
+fn a_killed_scheduler_fails_its_clients_and_its_restart_stops_orphaned_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(&dir.path().join("cluster"), 1, vec![]);
+    let mut cmd = sentio();
+    cmd.args(["sql", "--no-progress", "--scheduler", &cluster.url(), "-c", ENDLESS_SERIES]);
+    let query = Running::start(&mut cmd, false);
+    let started = Instant::now();
+    while !cluster.executor_log(0).contains("Execute task") {
+        assert!(started.elapsed() < Duration::from_secs(60), "the executor never ran a task");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let executor = cluster.executor_pid(0);
+    cluster.restart_scheduler();
+    let restarted = Instant::now();
+    let f = query.finish(Duration::from_secs(60));
+    assert!(!f.success);
+    // "stopped answering" when it asked while the scheduler was down, "no
+    // longer knows job …" when it asked the restarted one.
+    assert!(f.stderr.contains("error:") && f.stderr.contains("the cluster's scheduler "), "{}", f.stderr);
+    assert!(restarted.elapsed() < Duration::from_secs(15), "the client took {:?} to give up", restarted.elapsed());
+
+    while cpus_used(&[executor], Duration::from_millis(500)) > 0.3 {
+        assert!(
+            restarted.elapsed() < Duration::from_secs(45),
+            "the executor still works for the lost job:\n{}",
+            cluster.executor_log(0)
+        );
+    }
+    assert!(cluster.executor_log(0).contains("is no longer run by the scheduler"), "{}", cluster.executor_log(0));
+    let again = run(
+        sentio().args([
+            "sql",
+            "--scheduler",
+            &cluster.url(),
+            "--format",
+            "csv",
+            "-c",
+            "SELECT COUNT(*) AS n FROM generate_series(1, 1000)",
+        ]),
+        Duration::from_secs(120),
+    );
+    assert!(again.success && again.stdout.contains("\n1000"), "{}", again.stderr);
+}
+
 /// Executors bounded by `SENTIO_MEMORY_LIMIT` spill: an aggregation whose
 /// state is over four times the limit answers as an unbounded run does, and
 /// says what it spilled; a training that cannot fit says so and by how much,

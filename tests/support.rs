@@ -324,6 +324,31 @@ impl Cluster {
         std::fs::read_to_string(self.dir.join(format!("executor-{i}.log"))).unwrap_or_default()
     }
 
+    /// Kills the scheduler (SIGKILL) and starts a new one on its port with
+    /// `cluster.sh`'s flags, as a supervisor restarting it would; its pid
+    /// replaces the old one's, so stopping the cluster stops it.
+    pub fn restart_scheduler(&self) {
+        let pid_file = self.dir.join("scheduler.pid");
+        let old = std::fs::read_to_string(&pid_file).unwrap();
+        Command::new("kill").args(["-KILL", old.trim()]).status().unwrap();
+        while process_alive(old.trim().parse().unwrap()) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let log = std::fs::File::create(self.dir.join("scheduler-restarted.log")).unwrap();
+        let mut child = Command::new(bin("sentio-scheduler"))
+            .args(["--bind-host", "127.0.0.1", "--external-host", "127.0.0.1"])
+            .args(["--bind-port", &self.scheduler_port.to_string(), "--task-distribution", "round-robin"])
+            .args(["--executor-timeout-seconds", "20", "--expire-dead-executor-interval-seconds", "5"])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        std::fs::write(&pid_file, child.id().to_string()).unwrap();
+        // `cluster.sh stop` ends it; this reaps it then.
+        std::thread::spawn(move || child.wait());
+        wait_port(self.scheduler_port, Duration::from_secs(60));
+    }
+
     /// Stops the cluster; returns the pids it had.
     pub fn stop(&self) -> Vec<u32> {
         let mut pids: Vec<u32> = (0..self.executors)

@@ -47,6 +47,17 @@ pub enum CliError {
         job: Option<String>,
     },
 
+    /// The scheduler stopped knowing the statement's job: it restarted, and
+    /// Ballista's scheduler keeps its jobs in memory.
+    #[error(
+        "the cluster's scheduler no longer knows job {job} (it restarted and lost the jobs it ran); \
+         run the statement again"
+    )]
+    JobLost {
+        /// The job.
+        job: String,
+    },
+
     /// A signal (Ctrl-C, `SIGTERM`) stopped the statement or the command.
     #[error("interrupted by {}{}", signal.name(), job.as_deref().map(|j| format!(" ({j})")).unwrap_or_default())]
     Interrupted {

@@ -21,6 +21,23 @@ use crate::output::{OutputFormat, ipc_size, write_batches};
 use crate::remote::FrontEnd;
 use crate::script::{absolute_error_line, split_statements};
 
+/// How often a statement planned here checks that the scheduler still
+/// knows its job ([`Watched::lost`]).
+const LOST_JOB_CHECK: Duration = Duration::from_secs(2);
+
+/// What [`Watched::lost`] last learnt of a statement's job.
+enum Seen {
+    /// Nothing yet.
+    Nothing,
+    /// The job, running.
+    Running(String),
+    /// The job, unknown to the scheduler since then.
+    Unknown(String, Instant),
+    /// The job, ended (its results may be fetched after the scheduler
+    /// forgot it).
+    Ended(String),
+}
+
 /// Jobs shorter than this get no live progress line.
 const PROGRESS_AFTER: Duration = Duration::from_millis(800);
 
@@ -80,6 +97,34 @@ impl<P: Fn() -> Option<Arc<dyn ExecutionPlan>>> Watched<'_, P> {
             }
             Watched::FrontEnd(front_end) => front_end.progress().await,
         }
+    }
+
+    /// For a statement planned here: whether its job, once seen running,
+    /// is now unknown to the scheduler — which restarted and lost it; the
+    /// job then. (A front end runs on the scheduler: its connection breaks
+    /// instead.)
+    async fn lost(&self, states: &mut jobs::JobStates, seen: &mut Seen) -> Option<String> {
+        let Watched::Engine { scheduler, plan } = self else { return None };
+        let job = plan().as_ref().and_then(job_of)?;
+        match states.known(scheduler, &job).await {
+            jobs::Known::Running => *seen = Seen::Running(job),
+            // Its results may be fetched after the scheduler forgot it.
+            jobs::Known::Ended => *seen = Seen::Ended(job),
+            jobs::Known::Unknown => match seen {
+                Seen::Running(j) if *j == job => return Some(job),
+                // A job is queued a moment after it is named: unknown for
+                // longer, it is lost.
+                Seen::Unknown(j, since) if *j == job => {
+                    if since.elapsed() >= LOST_JOB_CHECK {
+                        return Some(job);
+                    }
+                }
+                Seen::Ended(j) if *j == job => {}
+                _ => *seen = Seen::Unknown(job, Instant::now()),
+            },
+            jobs::Known::NoAnswer => {}
+        }
+        None
     }
 
     /// Cancels the statement's job (the `work` that runs it is polled
@@ -232,6 +277,8 @@ impl Runner {
         let mut statement = crate::interrupt::Statement::start();
         let mut ticker = tokio::time::interval(Duration::from_millis(250));
         let mut states = jobs::JobStates::default();
+        let mut lost_check = tokio::time::interval(LOST_JOB_CHECK);
+        let mut seen = Seen::Nothing;
         let mut drew = false;
         let clear = |drew: bool| {
             if drew {
@@ -245,6 +292,12 @@ impl Runner {
                     clear(drew);
                     let job = watched.cancel(work.as_mut()).await;
                     return Err(CliError::Interrupted { signal, job });
+                }
+                _ = lost_check.tick() => {
+                    if let Some(job) = watched.lost(&mut states, &mut seen).await {
+                        clear(drew);
+                        return Err(CliError::JobLost { job });
+                    }
                 }
                 _ = ticker.tick() => {
                     if let Some(limit) = self.timeout.filter(|l| started.elapsed() >= *l) {

@@ -1,6 +1,8 @@
 //! `sentio-executor`: Ballista's executor with Sentio's functions, object
 //! stores and session, all from `sentio_sql::session` (the same code the
-//! CLI and the scheduler use). Takes every flag of Ballista's executor.
+//! CLI and the scheduler use). Takes every flag of Ballista's executor. Its
+//! tasks stop when their scheduler no longer runs their job
+//! (`sentio_sql::job_watch`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -44,6 +46,7 @@ async fn run() -> anyhow::Result<()> {
     let mut config: ExecutorProcessConfig = args.ballista.try_into()?;
     sentio_sql::logging::init(&config.special_mod_log_level);
     sentio_sql::session::configure_executor(&mut config, &sentio)?;
+    sentio_sql::session::watch_jobs(&mut config)?;
 
     let (stop_health, health_stopped) = tokio::sync::oneshot::channel();
     let health = spawn_health_server(health_addr, config.health.clone(), health_stopped);

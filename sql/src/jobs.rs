@@ -101,16 +101,48 @@ pub struct JobStates {
     client: Option<SchedulerGrpcClient<tonic::transport::Channel>>,
 }
 
+/// Whether a scheduler runs a job ([`JobStates::known`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Known {
+    /// Queued or running.
+    Running,
+    /// Ended (its results may still be fetched).
+    Ended,
+    /// The scheduler answered and does not know the job.
+    Unknown,
+    /// The scheduler did not answer.
+    NoAnswer,
+}
+
 impl JobStates {
-    /// The state of `job` on the scheduler at `url`, in a few words:
-    /// `queued`, `running`, `fetching 4 result partitions`, `failed: …`.
-    pub async fn state(&mut self, url: &str, job: &str) -> String {
+    async fn status(&mut self, url: &str, job: &str) -> Result<Option<job_status::Status>, String> {
         if self.client.is_none() {
             self.client = SchedulerGrpcClient::connect(url.to_string()).await.ok();
         }
-        let Some(c) = self.client.as_mut() else { return "scheduler not answering".into() };
+        let Some(c) = self.client.as_mut() else { return Err("scheduler not answering".into()) };
         match c.get_job_status(GetJobStatusParams { job_id: job.to_string() }).await {
-            Ok(r) => match r.into_inner().status.and_then(|s| s.status) {
+            Ok(r) => Ok(r.into_inner().status.and_then(|s| s.status)),
+            Err(e) => Err(format!("status unavailable ({})", e.message())),
+        }
+    }
+
+    /// Whether the scheduler at `url` runs `job`: a client that saw its job
+    /// run and then finds it [`Known::Unknown`] has lost it to a scheduler
+    /// restart.
+    pub async fn known(&mut self, url: &str, job: &str) -> Known {
+        match self.status(url, job).await {
+            Ok(None) => Known::Unknown,
+            Ok(Some(job_status::Status::Queued(_) | job_status::Status::Running(_))) => Known::Running,
+            Ok(Some(_)) => Known::Ended,
+            Err(_) => Known::NoAnswer,
+        }
+    }
+
+    /// The state of `job` on the scheduler at `url`, in a few words:
+    /// `queued`, `running`, `fetching 4 result partitions`, `failed: …`.
+    pub async fn state(&mut self, url: &str, job: &str) -> String {
+        match self.status(url, job).await {
+            Ok(status) => match status {
                 None => "initialising".into(),
                 Some(job_status::Status::Queued(_)) => "queued".into(),
                 Some(job_status::Status::Running(_)) => "running".into(),
@@ -119,7 +151,7 @@ impl JobStates {
                 }
                 Some(job_status::Status::Failed(f)) => format!("failed: {}", f.error),
             },
-            Err(e) => format!("status unavailable ({})", e.message()),
+            Err(e) => e,
         }
     }
 }

@@ -25,7 +25,8 @@
 //! * [`jobs`] names the cluster job of a plan and asks the scheduler about it;
 //! * [`late_models`] keeps models applied after a top-k (a physical
 //!   optimizer rule every session has);
-//! * [`stop`] stops a cancelled task's work on an executor;
+//! * [`stop`] stops a cancelled task's work on an executor, and [`job_watch`]
+//!   the task of a job its scheduler no longer runs;
 //! * [`scanned`] counts the bytes of file scans that count none themselves
 //!   (CSV, JSON);
 //! * [`task_error`] carries a failed task's error to the analyst in plain words;
@@ -49,6 +50,7 @@ pub mod error;
 pub mod extract;
 pub mod folder;
 pub mod ids;
+pub mod job_watch;
 pub mod jobs;
 pub mod lake;
 pub mod late_models;

@@ -31,7 +31,8 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::codec::{SentioLogicalCodec, SentioPhysicalCodec};
 use crate::config::{S3Config, SentioConfig};
-use crate::error::Result;
+use crate::error::{Result, SentioError};
+use crate::job_watch::JobWatch;
 use crate::ml::source::LakeModels;
 use crate::object_store::SentioObjectStoreRegistry;
 use crate::stop::StoppingEngine;
@@ -156,5 +157,17 @@ pub fn configure_executor(config: &mut ExecutorProcessConfig, sentio: &SentioCon
     if config.memory_pool_size.is_none() {
         config.memory_pool_size = sentio.memory_limit_bytes()?;
     }
+    Ok(())
+}
+
+/// For an executor that runs apart from its scheduler (`sentio-executor`),
+/// after [`configure_executor`]: its tasks also stop when the scheduler no
+/// longer runs their job — it died and came back without it
+/// ([`crate::job_watch`]).
+pub fn watch_jobs(config: &mut ExecutorProcessConfig) -> Result<()> {
+    let url = format!("http://{}:{}", config.scheduler_host, config.scheduler_port);
+    let watch = JobWatch::new(&url).map_err(|e| SentioError::Config(format!("scheduler address {url}: {e}")))?;
+    let engine = StoppingEngine::new(Arc::new(DefaultExecutionEngine::new())).watching_jobs(watch);
+    config.override_execution_engine = Some(Arc::new(engine));
     Ok(())
 }

@@ -49,18 +49,28 @@ use datafusion::physical_plan::{
 use datafusion::prelude::SessionConfig;
 use futures::{FutureExt, Stream};
 use sentio_udfs::cancel::{TaskStop, stopped};
+
+use crate::job_watch::JobWatch;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 /// Ballista's execution engine, with every task's work stopped when the
 /// task is (see the module docs).
 pub struct StoppingEngine {
     inner: Arc<dyn ExecutionEngine>,
+    watch: Option<JobWatch>,
 }
 
 impl StoppingEngine {
     /// Wraps `inner` (Ballista's `DefaultExecutionEngine`).
     pub fn new(inner: Arc<dyn ExecutionEngine>) -> Self {
-        Self { inner }
+        Self { inner, watch: None }
+    }
+
+    /// Also stops each task whose job the scheduler no longer runs
+    /// ([`crate::job_watch`]): for executors that run apart from their
+    /// scheduler.
+    pub fn watching_jobs(self, watch: JobWatch) -> Self {
+        Self { watch: Some(watch), ..self }
     }
 }
 
@@ -85,7 +95,7 @@ impl ExecutionEngine for StoppingEngine {
             work_dir,
             config,
         )?;
-        Ok(Arc::new(StoppingStage { inner, job: Arc::from(job_id.as_str()) }))
+        Ok(Arc::new(StoppingStage { inner, job: Arc::from(job_id.as_str()), watch: self.watch.clone() }))
     }
 }
 
@@ -128,6 +138,7 @@ fn wrap_leaves(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
 struct StoppingStage {
     inner: Arc<dyn QueryStageExecutor>,
     job: Arc<str>,
+    watch: Option<JobWatch>,
 }
 
 impl fmt::Display for StoppingStage {
@@ -154,6 +165,9 @@ impl QueryStageExecutor for StoppingStage {
     ) -> Result<Vec<ShuffleWritePartition>> {
         let stop = TaskStop::for_job(Arc::clone(&self.job));
         let _raise = RaiseOnDrop(stop.clone());
+        if let Some(watch) = &self.watch {
+            tokio::spawn(watch.clone().watch(Arc::clone(&self.job), stop.clone()));
+        }
         let config = context.session_config().clone().with_extension(Arc::new(stop));
         let context = Arc::new(TaskContext::new(
             context.task_id(),

@@ -96,7 +96,19 @@ fn message(e: &DataFusionError) -> String {
 /// ```
 pub fn describe(e: &DataFusionError) -> String {
     let text = e.to_string();
-    plain(&text).unwrap_or(text)
+    plain(&text).or_else(|| scheduler_gone(&text)).unwrap_or(text)
+}
+
+/// The error of a client whose scheduler stopped answering mid-statement
+/// (gRPC's `Unavailable`), in words: Ballista's scheduler keeps its jobs in
+/// memory, so a restarted one has lost the statement's job.
+fn scheduler_gone(text: &str) -> Option<String> {
+    let status = &text[text.find("Status { code: Unavailable")?..];
+    let message = status.split("message: \"").nth(1).and_then(|s| s.split('"').next()).unwrap_or("unavailable");
+    Some(format!(
+        "the cluster's scheduler stopped answering ({message}); a scheduler that restarts loses the jobs it ran — \
+         run the statement again once it is back"
+    ))
 }
 
 fn plain(text: &str) -> Option<String> {
@@ -125,6 +137,21 @@ mod tests {
         let task =
             format!("Task failed due to runtime execution error: {:?}", BallistaError::DataFusionError(Box::new(e)));
         DataFusionError::Execution(format!("Job 03Xy failed: Job failed due to stage 3 failed: {task}"))
+    }
+
+    #[test]
+    fn a_scheduler_that_went_away_is_said_in_words() {
+        // As a client polling a killed scheduler's job status got it.
+        let e = DataFusionError::Execution(
+            "Status { code: Unavailable, message: \"tcp connect error\", source: Some(tonic::transport::Error(\
+             Transport, ConnectError(\"tcp connect error\", 127.0.0.1:51200, Os { code: 111 }))) }"
+                .into(),
+        );
+        assert_eq!(
+            describe(&e),
+            "the cluster's scheduler stopped answering (tcp connect error); a scheduler that restarts loses the \
+             jobs it ran — run the statement again once it is back"
+        );
     }
 
     #[test]
