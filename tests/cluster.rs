@@ -369,6 +369,58 @@ fn a_killed_scheduler_fails_its_clients_and_its_restart_stops_orphaned_tasks() {
     assert!(again.success && again.stdout.contains("\n1000"), "{}", again.stderr);
 }
 
+/// A small filesystem (tmpfs) mounted for a test; unmounted when dropped.
+struct TmpFs(std::path::PathBuf);
+
+impl TmpFs {
+    fn mount(at: &std::path::Path, size: &str) -> Self {
+        std::fs::create_dir_all(at).unwrap();
+        let mut c = Command::new("mount");
+        c.args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(at);
+        run_ok(&mut c, Duration::from_secs(10));
+        Self(at.to_path_buf())
+    }
+}
+
+impl Drop for TmpFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// The executor's shuffle disk full (its work folder on an 8 MiB tmpfs): a
+/// query whose shuffle does not fit fails with `No space left on device`,
+/// naming its job and stage, and prints no rows; the failed job's files are
+/// removed, and the next query that fits answers.
+#[test]
+fn a_full_shuffle_disk_fails_the_query_clearly_and_frees_its_space() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    run_ok(sentio().args(["datagen", "--scale", "1", "--seed", "2", "--lake"]).arg(&lake), Duration::from_secs(300));
+    let shuffle_disk = TmpFs::mount(&dir.path().join("cluster/executor-0"), "8m");
+    let cluster = Cluster::start(&dir.path().join("cluster"), 1, vec![]);
+    let sql = |statement: &str| {
+        run(
+            sentio()
+                .args(["sql", "--no-progress", "--format", "csv", "--scheduler", &cluster.url(), "-c", statement])
+                .arg("--lake")
+                .arg(&lake),
+            Duration::from_secs(300),
+        )
+    };
+    // Distinct 16-feature strings: tens of MiB of shuffle.
+    let text = (0..16).map(|i| format!("CAST(f{i:02} AS VARCHAR)")).collect::<Vec<_>>().join(" || ");
+    let f = sql(&format!("SELECT COUNT(DISTINCT {text}) AS n FROM training.frames"));
+    assert!(!f.success, "the shuffle fitted in 8 MiB: make it bigger");
+    assert!(f.stderr.contains("No space left on device") && f.stderr.contains("(job "), "{}", f.stderr);
+    assert_eq!(f.stdout.trim(), "", "a failed query printed rows");
+    let used = run_ok(Command::new("df").arg("--output=used").arg(&shuffle_disk.0), Duration::from_secs(10));
+    let used_kib: u64 = used.stdout.lines().nth(1).unwrap().trim().parse().unwrap();
+    assert!(used_kib < 1024, "the failed job left {used_kib} KiB on the shuffle disk");
+    let f = sql("SELECT COUNT(*) AS n FROM training.frames WHERE f00 > 0");
+    assert!(f.success && f.stdout.starts_with("n\n"), "{}", f.stderr);
+}
+
 /// Executors bounded by `SENTIO_MEMORY_LIMIT` spill: an aggregation whose
 /// state is over four times the limit answers as an unbounded run does, and
 /// says what it spilled; a training that cannot fit says so and by how much,
