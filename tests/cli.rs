@@ -438,3 +438,44 @@ fn a_signal_cancels_the_running_statement() {
     assert!(f.stdout.contains("answer\n42\n"), "{}", f.stdout);
     assert!(standalone_dirs(&tmp).is_empty(), "left behind: {:?}", standalone_dirs(&tmp));
 }
+
+/// Corrupt files in the lake: each error names the file, and one bad table
+/// does not take the others with it. A Parquet file that is not the first
+/// of its table (the one its schema comes from) fails the queries that read
+/// it, naming it; a CSV with a malformed row leaves its table out, with a
+/// warning naming the file and line, while the Parquet tables answer.
+#[test]
+fn corrupt_lake_files_are_named_and_leave_the_other_tables_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    run_ok(sentio().args(["datagen", "--scale", "0.05", "--seed", "2", "--lake"]).arg(&lake), Duration::from_secs(300));
+    let sql = |statement: &str| {
+        run(
+            sentio().args(["sql", "--no-progress", "--format", "csv", "--lake"]).arg(&lake).args(["-c", statement]),
+            Duration::from_secs(120),
+        )
+    };
+    let frames = sql("SELECT COUNT(*) AS n FROM training.frames WHERE f00 > 0");
+    assert!(frames.success, "{}", frames.stderr);
+
+    std::fs::write(lake.join("training/frames/part-00001.parquet"), b"not a parquet file at all").unwrap();
+    let f = sql("SELECT COUNT(*) AS n FROM training.frames WHERE f00 > 0");
+    assert!(!f.success && f.stderr.contains("training/frames/part-00001.parquet"), "{}", f.stderr);
+    assert_eq!(f.stdout.trim(), "");
+
+    let csv = lake.join("adhoc/media_ground_truth.csv");
+    let mut text = std::fs::read_to_string(&csv).unwrap();
+    text.push_str("1,2,3,4,5,6\n");
+    std::fs::write(&csv, text).unwrap();
+    std::fs::remove_file(lake.join("training/frames/part-00001.parquet")).unwrap();
+    let f = sql("SELECT COUNT(*) AS n FROM training.frames WHERE f00 > 0");
+    assert!(f.success, "{}", f.stderr);
+    assert!(
+        f.stderr.contains("warning: adhoc.media_ground_truth is not available")
+            && f.stderr.contains("media_ground_truth.csv"),
+        "{}",
+        f.stderr
+    );
+    let f = sql("SELECT COUNT(*) AS n FROM adhoc.media_ground_truth");
+    assert!(!f.success && f.stderr.contains("media_ground_truth.csv"), "{}", f.stderr);
+}

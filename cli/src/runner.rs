@@ -7,11 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::error::DataFusionError;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::ExecutionPlan;
 use sentio_sql::client::Client;
-use sentio_sql::codec::plan_size;
 use sentio_sql::jobs::{self, job_bytes, job_named_soon, job_of};
 use sentio_sql::size::human_bytes;
 use sentio_sql::statement::{self, Access, Planned};
@@ -238,14 +236,8 @@ impl Runner {
         };
         let batches = match watched {
             Ok(batches) => batches,
-            // A bare transport error may mean the plan was too big to send.
-            Err(e) if plan_size::is_transport_failure(&e.to_string()) => {
-                return Err(match plan_size::oversized(&client.ctx.state(), &logical) {
-                    Some(why) => DataFusionError::Plan(why).into(),
-                    None => e.into(),
-                });
-            }
-            Err(e) => return Err(e.into()),
+            // A plan too big to send, an unreadable Parquet file: named.
+            Err(e) => return Err(sentio_sql::failure::explain(e, &client.ctx, &logical).await.into()),
         };
         let elapsed = started.elapsed();
         let job_id = job_of(&plan);

@@ -115,4 +115,29 @@ mod tests {
         assert_eq!(absolute_error_line(10, "Expected x, found y at Line: 2, Column: 5"), 11);
         assert_eq!(absolute_error_line(10, "no position"), 10);
     }
+
+    /// Mutated scripts (`sentio_sql::mutate`): statements or an error with
+    /// a line of the script, never a panic; every statement is a piece of
+    /// the script and starts on one of its lines.
+    #[test]
+    fn mutated_scripts_split_or_fail_with_a_line() {
+        let script = "-- header; not a statement\n/* block; */ SELECT 'a;b' AS x, \"q;\" FROM t;\n\n\
+                      CREATE MODEL m OPTIONS (model_type = 'logistic_reg') AS SELECT * FROM t;\n\
+                      SELECT $$x;y$$, E'\\n', 1e309 -- tail;\n;;\nREFRESH EXTRACT extracts.s FULL";
+        let mut m = sentio_sql::mutate::Mutator::new(11);
+        let lines = |s: &str| s.lines().count().max(1);
+        for i in 0..20_000 {
+            let src = m.mutate(script);
+            match std::panic::catch_unwind(|| split_statements(&src)) {
+                Ok(Ok(statements)) => {
+                    for s in statements {
+                        assert!(src.contains(&s.text), "mutation {i}: {:?} is not in {src:?}", s.text);
+                        assert!((1..=lines(&src)).contains(&s.line), "mutation {i}: line {} of {src:?}", s.line);
+                    }
+                }
+                Ok(Err(e)) => assert!((1..=lines(&src) + 1).contains(&e.line), "mutation {i}: {e:?} for {src:?}"),
+                Err(_) => panic!("the splitter panicked on mutation {i}: {src:?}"),
+            }
+        }
+    }
 }

@@ -13,13 +13,10 @@ use arrow_flight::FlightData;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::error::DataFusionError;
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::prelude::SessionContext;
 use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
 use sentio_sql::SentioError;
-use sentio_sql::codec::plan_size;
 use sentio_sql::jobs;
 use tonic::Status;
 
@@ -88,10 +85,15 @@ fn rows(pending: Pending, session: &Session) -> Result<(Arc<Sent>, Rows), Status
         Output::Plan { logical, physical: plan } => {
             underway.streaming(logical.as_ref().clone(), Arc::clone(&plan));
             let ctx = session.client.ctx.clone();
+            let logical: Arc<LogicalPlan> = Arc::from(logical);
             let rows = datafusion::physical_plan::execute_stream(Arc::clone(&plan), ctx.task_ctx())
                 .map_err(|e| Status::invalid_argument(e.to_string()))?
-                .map_err(move |e| {
-                    FlightError::ExternalError(Box::new(SentioError::from(explained(e, &ctx, &logical))))
+                .or_else(move |e| {
+                    let (ctx, logical) = (ctx.clone(), Arc::clone(&logical));
+                    async move {
+                        let e = sentio_sql::failure::explain(e, &ctx, &logical).await;
+                        Err(FlightError::ExternalError(Box::new(SentioError::from(e))))
+                    }
                 });
             (rows.boxed(), Some(plan))
         }
@@ -115,16 +117,4 @@ fn rows(pending: Pending, session: &Session) -> Result<(Arc<Sent>, Rows), Status
     })
     .filter_map(|()| async { None });
     Ok((sent, batches.chain(end).boxed()))
-}
-
-/// `e`, or why the plan `logical` could not be sent to the scheduler when
-/// `e` is the bare transport error of a message over its limit.
-fn explained(e: DataFusionError, ctx: &SessionContext, logical: &LogicalPlan) -> DataFusionError {
-    if !plan_size::is_transport_failure(&e.to_string()) {
-        return e;
-    }
-    match plan_size::oversized(&ctx.state(), logical) {
-        Some(why) => DataFusionError::Plan(why),
-        None => e,
-    }
 }

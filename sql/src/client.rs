@@ -120,13 +120,15 @@ pub async fn connect_to(sentio: &SentioConfig, cluster: &Cluster) -> Result<Clie
     };
     register_functions(&ctx, &sentio.s3);
     let mut warnings = Vec::new();
-    if let Some(lake_url) = &sentio.lake
-        && lake::register_lake(&ctx, lake_url).await?.is_empty()
-    {
-        warnings.push(format!(
-            "no tables found in the lake {lake_url} (expected training/<table>/*.parquet and \
-             adhoc/<name>.csv)"
-        ));
+    if let Some(lake_url) = &sentio.lake {
+        let (registered, problems) = lake::register_lake(&ctx, lake_url).await?;
+        if registered.is_empty() && problems.is_empty() {
+            warnings.push(format!(
+                "no tables found in the lake {lake_url} (expected training/<table>/*.parquet and \
+                 adhoc/<name>.csv)"
+            ));
+        }
+        warnings.extend(problems);
     }
     // The lake stays usable when the operational DB is down: warn, go on.
     if opdb.is_configured()

@@ -187,35 +187,43 @@ pub async fn discover_zone(ctx: &SessionContext, root: &str, zone: &str) -> Resu
 }
 
 /// Registers the `training` and `adhoc` catalogs of the lake at `lake`.
-/// Returns the names of the tables registered, as `zone.table`.
-pub async fn register_lake(ctx: &SessionContext, lake: &str) -> Result<Vec<String>> {
+/// Returns the names of the tables registered, as `zone.table`, and what
+/// keeps the others from being registered (a corrupt file, named): one bad
+/// table does not take the lake's others with it.
+pub async fn register_lake(ctx: &SessionContext, lake: &str) -> Result<(Vec<String>, Vec<String>)> {
     let root = lake_root_url(lake)?;
     let catalog_name = ctx.state().config().options().catalog.default_catalog.clone();
     let catalog = ctx.catalog(&catalog_name).ok_or_else(|| LakeError::NoCatalog(catalog_name.clone()))?;
     let mut registered = Vec::new();
+    let mut problems = Vec::new();
     for zone in ZONES {
         if catalog.schema(zone).is_none() {
             catalog.register_schema(zone, Arc::new(MemorySchemaProvider::new()))?;
         }
         for table in discover_zone(ctx, &root, zone).await? {
-            match table.format {
-                TableFormat::Parquet => register_parquet(ctx, &table).await?,
-                TableFormat::Csv => {
-                    register_csv(ctx, &table).await?;
+            let done = match table.format {
+                TableFormat::Parquet => register_parquet(ctx, &table).await,
+                TableFormat::Csv => register_csv(ctx, &table).await.map(|()| {
                     registered.push(format!("{zone}.{}_raw", table.name));
-                }
+                }),
+            };
+            match done {
+                Ok(()) => registered.push(format!("{zone}.{}", table.name)),
+                Err(e) => problems.push(format!("{zone}.{} is not available: {e}", table.name)),
             }
-            registered.push(format!("{zone}.{}", table.name));
         }
     }
-    Ok(registered)
+    Ok((registered, problems))
 }
 
 async fn register_parquet(ctx: &SessionContext, table: &LakeTable) -> Result<()> {
     let url = ListingTableUrl::parse(&table.url)?;
     let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
     let first = ListingTableUrl::parse(format!("{}{}", url.object_store().as_str(), table.first_file))?;
-    let schema = options.infer_schema(&ctx.state(), &first).await?;
+    let schema = options
+        .infer_schema(&ctx.state(), &first)
+        .await
+        .map_err(|e| DataFusionError::Execution(format!("{}{}: {e}", url.object_store().as_str(), table.first_file)))?;
     let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(schema);
     ctx.register_table(
         datafusion::common::TableReference::partial(table.zone.as_str(), table.name.as_str()),

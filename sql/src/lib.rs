@@ -29,12 +29,15 @@
 //!   the task of a job its scheduler no longer runs;
 //! * [`scanned`] counts the bytes of file scans that count none themselves
 //!   (CSV, JSON);
-//! * [`task_error`] carries a failed task's error to the analyst in plain words;
+//! * [`task_error`] carries a failed task's error to the analyst in plain words,
+//!   and [`failure`] names what a failed statement's error does not (a plan too
+//!   large to send, an unreadable Parquet file);
 //! * [`folder`] is a folder of the lake as an object store (the model
 //!   store's and the extracts');
 //! * [`ids`] makes unique names and timestamps;
 //! * [`object_store`] resolves `s3://` and local paths per process;
-//! * [`sqltext`] writes SQL text (identifiers, literals, inlined rows);
+//! * [`sqltext`] writes SQL text (identifiers, literals, inlined rows), and
+//!   [`mutate`] mutates it for the fuzz tests of the parsers;
 //! * [`size`] says sizes of data as people read them;
 //! * [`runtime`] and [`logging`] are the Tokio runtime and log setup all
 //!   three binaries share;
@@ -48,6 +51,7 @@ pub mod codec;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod failure;
 pub mod folder;
 pub mod ids;
 pub mod job_watch;
@@ -58,6 +62,7 @@ pub mod local;
 pub mod logging;
 pub mod memory;
 pub mod ml;
+pub mod mutate;
 pub mod object_store;
 pub mod runtime;
 pub mod scanned;
@@ -68,5 +73,8 @@ pub mod standalone;
 pub mod statement;
 pub mod stop;
 pub mod task_error;
+
+#[cfg(test)]
+mod parsers_fuzz;
 
 pub use error::{Result, SentioError};
