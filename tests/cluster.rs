@@ -157,11 +157,10 @@ fn s3_lake_on_two_executors_matches_standalone() {
 
 /// Documented behaviour (docs/architecture.md): Ballista re-runs the lost
 /// executor's tasks — and the map stages whose shuffle output died with it —
-/// on the surviving executor, so the job normally finishes with the right
-/// answer; if it cannot, the client fails with the scheduler's error. Either
-/// way it must end within 60 s of the kill.
+/// on the surviving executor, so the job finishes with the right answer,
+/// within 60 s of the kill.
 #[test]
-fn executor_killed_mid_query_finishes_correctly_or_fails_clearly() {
+fn executor_killed_mid_query_finishes_with_the_right_answer() {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
     run_ok(sentio().args(["datagen", "--scale", "4", "--seed", "3", "--lake"]).arg(&lake), Duration::from_secs(300));
@@ -201,13 +200,9 @@ fn executor_killed_mid_query_finishes_correctly_or_fails_clearly() {
     let took = killed_at.elapsed();
     let out = std::io::read_to_string(client.0.stdout.take().unwrap()).unwrap();
     let err = std::io::read_to_string(client.0.stderr.take().unwrap()).unwrap();
-    if status.success() {
-        println!("executor killed: job recovered and finished {took:?} after the kill");
-        assert_eq!(json_rows(&out), json_rows(&expected.stdout), "wrong answer after recovery");
-    } else {
-        println!("executor killed: job failed {took:?} after the kill: {err}");
-        assert!(err.contains("error:") && err.len() > 20, "unclear error: {err}");
-    }
+    assert!(status.success(), "the job did not recover from the lost executor ({took:?} after the kill): {err}");
+    println!("executor killed: job recovered and finished {took:?} after the kill");
+    assert_eq!(json_rows(&out), json_rows(&expected.stdout), "wrong answer after recovery");
 
     // The cluster still works with the executor that is left.
     let again = run(

@@ -5,7 +5,7 @@
 //! killed part-way that leaves the extract as it was.
 
 use std::path::Path;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::opdb::{Db, Kind, WireTap};
@@ -513,4 +513,75 @@ fn extracts_on_s3_and_bad_input() {
     ok_in(local, "DROP TABLE extracts.media");
     assert!(parquet_files(&dir.path().join("lake/extracts/media")).is_empty());
     assert!(!manifest.exists());
+}
+
+/// Kills (SIGKILL) the executor of a 1 + 2 cluster that first runs a task
+/// of `statement`; returns how the statement ended.
+fn killed_mid(dir: &Path, name: &str, env: Vec<(&'static str, String)>, statement: &str) -> crate::support::Finished {
+    let cluster = Cluster::start(&dir.join(name), 2, env.clone());
+    let mut cmd = sentio();
+    cmd.envs(env).args(["sql", "--no-progress", "--format", "csv", "--scheduler", &cluster.url(), "-c", statement]);
+    let mut running = Running::start(&mut cmd, false);
+    let started = Instant::now();
+    let victim = loop {
+        if let Some(i) = (0..2).find(|&i| cluster.executor_log(i).contains("Execute task")) {
+            break i;
+        }
+        assert!(running.running(), "{statement}: ended before an executor ran a task");
+        assert!(started.elapsed() < Duration::from_secs(120), "{statement}: no executor ever ran a task");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(running.running(), "{statement}: ended before the kill");
+    Command::new("kill").args(["-KILL", &cluster.executor_pid(victim).to_string()]).status().unwrap();
+    running.finish(TEN_MIN)
+}
+
+/// An executor killed (SIGKILL) while its cluster writes into the
+/// operational DB, and while it refreshes an extract: the table gets all of
+/// the rows or none (Ballista re-runs the lost tasks, the publish is one
+/// transaction), the extract stays as it was or is refreshed — never
+/// anything between — and a rerun ends with the right rows once.
+#[test]
+fn an_executor_killed_mid_write_or_refresh_leaves_all_or_nothing() {
+    let db = Db::fresh(Kind::Pg, "sentio_it_extract_exec_kill");
+    make_big(&db, 300_000);
+    db.client("CREATE TABLE outputs (run_id text NOT NULL, id bigint, k int)");
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    std::fs::create_dir_all(&lake).unwrap();
+    let env = vec![("SENTIO_OPDB_URL", db.url()), ("SENTIO_LAKE", lake.to_str().unwrap().to_string())];
+
+    let write = "INSERT INTO opdb.outputs SELECT 'run-1', id, k FROM opdb.big";
+    let f = killed_mid(dir.path(), "write", env.clone(), write);
+    let landed = db.client("SELECT COUNT(*) FROM outputs");
+    println!("executor killed mid-write: {landed} rows landed; {}", if f.success { "succeeded" } else { &f.stderr });
+    if f.success {
+        assert_eq!(landed, "300000", "the write said it succeeded");
+    } else {
+        assert!(f.stderr.contains("error:"), "{}", f.stderr);
+        assert!(landed == "0" || landed == "300000", "a partial write: {landed} rows");
+    }
+
+    let sql = |statement: &str| {
+        let mut c = sentio();
+        c.envs(env.clone()).args(["sql", "--no-progress", "--format", "csv", "-c", statement]);
+        run_ok(&mut c, TEN_MIN).stdout
+    };
+    sql(write);
+    assert_eq!(db.client("SELECT COUNT(*), COUNT(DISTINCT id) FROM outputs"), "300000|300000");
+
+    sql("CREATE TABLE extracts.big AS SELECT * FROM opdb.big");
+    let before = sums(&sql(&format!("{SUMS} FROM extracts.big")));
+    add_big(&db, 300_001, 600_000);
+    let f = killed_mid(dir.path(), "refresh", env.clone(), "REFRESH EXTRACT extracts.big");
+    let now = sums(&sql(&format!("{SUMS} FROM extracts.big")));
+    println!("executor killed mid-refresh: {}", if f.success { "succeeded" } else { &f.stderr });
+    if f.success {
+        assert_eq!(now.as_deref(), Some(db_sums(&db).as_str()), "the refresh said it succeeded");
+    } else {
+        assert!(f.stderr.contains("error:"), "{}", f.stderr);
+        assert!(now == before || now.as_deref() == Some(db_sums(&db).as_str()), "a half refresh: {now:?}");
+    }
+    sql("REFRESH EXTRACT extracts.big");
+    assert_eq!(sums(&sql(&format!("{SUMS} FROM extracts.big"))).as_deref(), Some(db_sums(&db).as_str()));
 }
