@@ -263,6 +263,36 @@ fn s3_stopped_mid_query_fails_clearly_with_no_partial_result() {
     assert_eq!(f.stdout.trim(), "", "a failed query printed rows");
 }
 
+/// S3 stopped while a model trains on a lake there: whichever step of the
+/// statement next needs S3 (observed: planning its next job, which lists the
+/// training table) fails it with an error naming the lake, within S3's
+/// retry budget — no hang, no success.
+#[test]
+fn s3_stopped_while_a_model_trains_fails_clearly() {
+    let s3 = S3Server::start("sentio-model-gone");
+    let env = s3.env();
+    let lake = "s3://sentio-model-gone/lake";
+    run_ok(
+        sentio().envs(env.clone()).args(["datagen", "--scale", "0.5", "--seed", "2", "--lake", lake]),
+        Duration::from_secs(300),
+    );
+    let create = "CREATE MODEL gone OPTIONS (model_type = 'random_forest_classifier', input_label_cols = ['emotion'], \
+                  num_parallel_tree = 40, max_tree_depth = 10) AS SELECT * EXCEPT (session_id, frame_no, subject_id, \
+                  media_id, recorded_on, split) FROM training.frames";
+    let mut cmd = sentio();
+    cmd.envs(env).args(["sql", "--no-progress", "--lake", lake, "-c", create]);
+    let mut training = Running::start(&mut cmd, false);
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(training.running(), "the model was trained before S3 stopped: make it heavier");
+    drop(s3);
+    let stopped = Instant::now();
+    let f = training.finish(Duration::from_secs(300));
+    assert!(!f.success, "CREATE MODEL succeeded without S3:\n{}", f.stderr);
+    assert!(stopped.elapsed() < Duration::from_secs(120), "took {:?} after S3 stopped", stopped.elapsed());
+    assert!(f.stderr.contains("error:") && f.stderr.contains("sentio-model-gone"), "unclear error:\n{}", f.stderr);
+    println!("S3 stopped mid-training: failed {:?} after: {}", stopped.elapsed(), f.stderr.trim());
+}
+
 /// An executor killed while a model trains on the cluster: Ballista re-runs
 /// the lost executor's tasks on the other one, so the statement normally
 /// finishes with the very model a standalone run trains (the same parameter
