@@ -19,7 +19,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Fields, Int64Type};
 use datafusion::common::{Result, ScalarValue, exec_datafusion_err, exec_err};
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
 
-use crate::ml::model::Predictor;
+use crate::ml::model::{Predictor, most_probable};
 use crate::ml::predict_udf::{ModelSource, load};
 
 /// Fields of one `(feature, attribution)` entry.
@@ -91,7 +91,7 @@ pub fn explain_arrays(
             Some(c) => return exec_err!("sentio_explain: no label {c} in a model of {k} labels"),
             None => {
                 predictor.probs(row, &mut probs);
-                (0..k).fold(0, |b, c| if probs[c] > probs[b] { c } else { b })
+                most_probable(&probs)
             }
         };
         let e = predictor.explain(row, class).map_err(|why| exec_datafusion_err!("cannot explain the model: {why}"))?;

@@ -19,6 +19,7 @@ use datafusion::common::{Result, ScalarValue, exec_datafusion_err, exec_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, Signature, Volatility};
 
+use crate::ml::model::most_probable;
 use crate::ml::text::strings;
 use crate::ml::train_udaf::literal_text;
 
@@ -131,7 +132,7 @@ impl MetricsAccumulator {
         let k = self.k();
         let predicted = match self.threshold {
             Some(t) if k == 2 => usize::from(probs[1] >= t),
-            _ => (0..k).fold(0, |b, c| if probs[c] > probs[b] { c } else { b }),
+            _ => most_probable(probs),
         };
         self.counts[0] += 1.0;
         let p_true = actual.map_or(0.0, |a| probs[a]);

@@ -71,6 +71,16 @@ pub fn naive_bayes_payload(spec: &TrainSpec, stats: &bayes::Stats) -> ModelPaylo
     }
 }
 
+/// The most probable class of `probs` (the first of equals): the label a
+/// model predicts without a threshold.
+///
+/// ```
+/// assert_eq!(sentio_udfs::ml::model::most_probable(&[0.2, 0.5, 0.5, 0.1]), 1);
+/// ```
+pub fn most_probable(probs: &[f64]) -> usize {
+    (0..probs.len()).fold(0, |b, c| if probs[c] > probs[b] { c } else { b })
+}
+
 /// Merges the buckets' parts (in bucket order) into one model.
 pub fn merge_parts(parts: Vec<ModelPayload>) -> Result<ModelPayload, String> {
     let mut iter = parts.into_iter();
@@ -277,7 +287,7 @@ mod tests {
         let mut right = 0;
         for r in 0..d.rows() {
             p.probs(&d.x[r * 4..r * 4 + 4], &mut out);
-            let best = (0..3).fold(0, |b, c| if out[c] > out[b] { c } else { b });
+            let best = most_probable(&out);
             right += usize::from(best as u32 == d.y[r]);
             assert!((out.iter().sum::<f64>() - 1.0).abs() < 1e-6, "probabilities sum to 1");
         }

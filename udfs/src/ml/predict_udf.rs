@@ -17,7 +17,7 @@ use datafusion::common::{Result, exec_datafusion_err, exec_err};
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
 use serde::{Deserialize, Serialize};
 
-use crate::ml::model::Predictor;
+use crate::ml::model::{Predictor, most_probable};
 use crate::ml::spec::TrainSpec;
 
 /// Reads a stored model's bytes; each process supplies its own (local files,
@@ -140,7 +140,7 @@ pub fn predict_arrays(predictor: &Predictor, features: &[ArrayRef]) -> Result<St
     let mut p = vec![0f64; k];
     for r in 0..rows {
         predictor.probs(&x[r * w..(r + 1) * w], &mut p);
-        let best = (0..k).fold(0, |b, c| if p[c] > p[b] { c } else { b });
+        let best = most_probable(&p);
         labels.append_value(&predictor.spec.labels[best]);
         let entries = probs.values();
         for (c, label) in predictor.spec.labels.iter().enumerate() {
