@@ -28,7 +28,8 @@ pub async fn explain(e: DataFusionError, ctx: &SessionContext, logical: &Logical
         let unreadable = unreadable_parquet(ctx, logical).await;
         if !unreadable.is_empty() {
             return DataFusionError::Execution(format!(
-                "not readable as Parquet (corrupt, cut short or not Parquet at all): {}",
+                "not readable as Parquet (corrupt, cut short or not Parquet at all): {}; replace or remove \
+                 the file, or move it out of the table's folder",
                 unreadable.join("; ")
             ));
         }

@@ -223,7 +223,7 @@ async fn register_parquet(ctx: &SessionContext, table: &LakeTable) -> Result<()>
     let schema = options
         .infer_schema(&ctx.state(), &first)
         .await
-        .map_err(|e| DataFusionError::Execution(format!("{}{}: {e}", url.object_store().as_str(), table.first_file)))?;
+        .map_err(|e| LakeError::unreadable(format!("{}{}", url.object_store().as_str(), table.first_file), e))?;
     let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(schema);
     ctx.register_table(
         datafusion::common::TableReference::partial(table.zone.as_str(), table.name.as_str()),

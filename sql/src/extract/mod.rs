@@ -237,27 +237,27 @@ impl Extracts {
         }
     }
 
-    /// Deletes the files of `m`'s extract that `m` does not list: the parts
+    /// Deletes those of `files` (the extract's) that `m` does not list: the parts
     /// that `was` (the manifest `m` replaced) listed, and files of no
     /// manifest (a failed statement's) older than `before` — a statement
     /// running now keeps its files; one that started before `m` was
     /// committed and whose files go anyway finds them missing when it
     /// commits, and starts again.
-    async fn remove_unlisted(&self, m: &Manifest, was: Option<&Manifest>, before: i64) -> Result<(), ExtractError> {
-        let base = self.folder.path(&format!("{SCHEMA}/{}/", m.name));
+    async fn remove_unlisted(&self, m: &Manifest, was: Option<&Manifest>, files: Vec<PartFile>, before: i64) {
         let replaced = |p: &String| was.is_some_and(|w| w.parts.contains(p));
-        let unlisted = self
-            .files_under(&format!("{SCHEMA}/{}/", m.name))
-            .await?
-            .into_iter()
-            .filter(|f| match part_of(&f.location, &base) {
-                Some(p) if m.parts.contains(&p) => false,
-                Some(p) if replaced(&p) => true,
-                _ => f.last_modified.timestamp_micros() < before,
-            })
-            .collect();
-        self.delete_all(unlisted).await;
-        Ok(())
+        let unlisted = files.into_iter().filter(|f| match &f.part {
+            Some(p) if m.parts.contains(p) => false,
+            Some(p) if replaced(p) => true,
+            _ => f.meta.last_modified.timestamp_micros() < before,
+        });
+        self.delete_all(unlisted.map(|f| f.meta).collect()).await;
+    }
+
+    /// The files of extract `name`, each with its part folder.
+    async fn part_files(&self, name: &str) -> Result<Vec<PartFile>, ExtractError> {
+        let base = self.folder.path(&format!("{SCHEMA}/{name}/"));
+        let files = self.files_under(&format!("{SCHEMA}/{name}/")).await?;
+        Ok(files.into_iter().map(|meta| PartFile { part: part_of(&meta.location, &base), meta }).collect())
     }
 
     /// Runs an extract statement; its one-row result.
@@ -518,26 +518,43 @@ impl Extracts {
     /// manifest it started from did not) are removed and nothing changes.
     async fn commit(&self, m: &Manifest, expect: &Expect, started: i64) -> Result<(), ExtractError> {
         let lock = CommitLock::acquire(&self.folder, &m.name).await?;
-        let committed = match self.commit_locked(m, expect).await {
-            Ok(was) => self.remove_unlisted(m, was.as_ref(), started - CLOCK_MARGIN_MICROS).await,
-            Err(e) => {
-                let started_with = match expect {
-                    Expect::Same(s) => s.parts.as_slice(),
-                    _ => &[],
-                };
-                for part in m.parts.iter().filter(|p| !started_with.contains(p)) {
-                    let files = self.files_under(&Self::part_rel(&m.name, part)).await.unwrap_or_default();
-                    self.delete_all(files).await;
-                }
-                Err(e)
-            }
-        };
+        let committed = self.commit_locked(m, expect, started).await;
         let released = lock.release().await;
         committed.and(released)
     }
 
-    /// [`Self::commit`]'s checks and PUT; returns the manifest it replaced.
-    async fn commit_locked(&self, m: &Manifest, expect: &Expect) -> Result<Option<Manifest>, ExtractError> {
+    /// [`Self::commit`]'s work, the lock held: one listing of the extract's
+    /// files serves the checks and the clean-up.
+    async fn commit_locked(&self, m: &Manifest, expect: &Expect, started: i64) -> Result<(), ExtractError> {
+        let files = self.part_files(&m.name).await?;
+        match self.check_and_put(m, expect, &files).await {
+            Ok(was) => {
+                self.remove_unlisted(m, was.as_ref(), files, started - CLOCK_MARGIN_MICROS).await;
+                Ok(())
+            }
+            Err(e) => {
+                // Its own parts: those `m` lists and the manifest it started
+                // from did not.
+                let started_with = match expect {
+                    Expect::Same(s) => s.parts.as_slice(),
+                    _ => &[],
+                };
+                let own =
+                    |f: &PartFile| f.part.as_ref().is_some_and(|p| m.parts.contains(p) && !started_with.contains(p));
+                self.delete_all(files.into_iter().filter(own).map(|f| f.meta).collect()).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// [`Self::commit`]'s checks and PUT, given the extract's `files`;
+    /// returns the manifest it replaced.
+    async fn check_and_put(
+        &self,
+        m: &Manifest,
+        expect: &Expect,
+        files: &[PartFile],
+    ) -> Result<Option<Manifest>, ExtractError> {
         let now = match (self.manifest(&m.name).await, expect) {
             // CREATE OR REPLACE also replaces a corrupt manifest.
             (Err(ExtractError::Corrupt(_)), Expect::Anything) => None,
@@ -549,7 +566,8 @@ impl Extracts {
             (Expect::Same(was), Some(now)) if now == &**was => {}
             (Expect::Same(_), _) => return Err(ExtractError::Changed(m.name.clone())),
         }
-        if self.listed_files(m).await? != m.files as usize {
+        let listed = files.iter().filter(|f| f.part.as_ref().is_some_and(|p| m.parts.contains(p))).count();
+        if listed != m.files as usize {
             return Err(ExtractError::Changed(m.name.clone()));
         }
         self.folder.ensure_dir(&format!("{SCHEMA}/{MANIFEST_DIR}/"));
@@ -558,13 +576,6 @@ impl Extracts {
             .put(&self.folder.path(&Self::manifest_rel(&m.name)), PutPayload::from(m.to_parquet()?))
             .await?;
         Ok(now)
-    }
-
-    /// How many files of the parts `m` lists are in the lake.
-    async fn listed_files(&self, m: &Manifest) -> Result<usize, ExtractError> {
-        let base = self.folder.path(&format!("{SCHEMA}/{}/", m.name));
-        let files = self.files_under(&format!("{SCHEMA}/{}/", m.name)).await?;
-        Ok(files.iter().filter(|f| part_of(&f.location, &base).is_some_and(|p| m.parts.contains(&p))).count())
     }
 
     /// Deletes `files` (in batches where the store has them), ignoring
@@ -668,6 +679,13 @@ const REFRESH_ATTEMPTS: u32 = 3;
 /// to the second (S3's listings), so a file written just after the start
 /// can look older.
 const CLOCK_MARGIN_MICROS: i64 = 2_000_000;
+
+/// A file of an extract and the part folder it is in (none: a file beside
+/// the parts).
+struct PartFile {
+    part: Option<String>,
+    meta: object_store::ObjectMeta,
+}
 
 /// The part folder `location` is in, under the extract folder `base`.
 fn part_of(location: &object_store::path::Path, base: &object_store::path::Path) -> Option<String> {

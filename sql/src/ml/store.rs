@@ -3,8 +3,8 @@
 //!
 //! ```text
 //! <lake>/models/<name>/payloads/<fp>-<n>.pb   the parameters (ModelPayload):
-//!                                             fingerprint and a writer's random
-//!                                             number, so two writers never
+//!                                             fingerprint and a name unique to
+//!                                             the writer, so two writers never
 //!                                             touch each other's (models stored
 //!                                             before: <version>/model.pb)
 //! <lake>/models/<name>/<version>/model.json   metadata naming its payload;
@@ -17,7 +17,6 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
@@ -289,22 +288,23 @@ impl ModelStore {
     }
 
     /// Writes a model's parameters, fingerprint `fp`, to a file of this
-    /// writer's own (`models/<name>/payloads/<fp>-<8 random hex>.pb`,
+    /// writer's own (`models/<name>/payloads/<fp>-<unique name>.pb`,
     /// created only if absent): no version names it until [`Self::commit`],
     /// and no other writer — not even one that trained the same bytes —
     /// writes or removes it. Returns the file's path under the lake.
     pub async fn put_payload(&self, name: &str, fp: &str, bytes: Vec<u8>) -> Result<String, MlError> {
+        // Shared, not copied, by each attempt.
+        let bytes = bytes::Bytes::from(bytes);
         loop {
-            let nonce = RandomState::new().hash_one(std::time::Instant::now()) as u32;
-            let rel = format!("models/{name}/payloads/{fp}-{nonce:08x}.pb");
+            let rel = format!("models/{name}/payloads/{fp}-{}.pb", crate::ids::unique_name());
             let create = PutOptions { mode: PutMode::Create, ..Default::default() };
             let path = self.folder.path(&rel);
             match self.folder.store.put_opts(&path, PutPayload::from(bytes.clone()), create).await {
                 Ok(_) => return Ok(rel),
-                // Another writer drew the same nonce: draw again.
+                // Another writer drew the same name: draw again.
                 Err(object_store::Error::AlreadyExists { .. }) => continue,
-                // A store without create-only writes: the nonce alone keeps
-                // the file this writer's.
+                // A store without create-only writes: the unique name alone
+                // keeps the file this writer's.
                 Err(object_store::Error::NotImplemented { .. }) => {
                     self.folder.store.put(&path, PutPayload::from(bytes)).await.map_err(store_err)?;
                     return Ok(rel);
