@@ -21,6 +21,19 @@ const JOIN_GROUP_BY: &str = "\
 /// Days of work for one executor, in batches of generated rows.
 const ENDLESS_SERIES: &str = "SELECT COUNT(*) FROM generate_series(1, 100000000000) WHERE value % 7 = 3";
 
+/// A moto server with bucket `bucket` and sample data of `scale` at
+/// `s3://<bucket>/lake`: the server, its environment and the lake's URL.
+fn s3_lake(bucket: &str, scale: &str, seed: &str) -> (S3Server, Vec<(&'static str, String)>, String) {
+    let s3 = S3Server::start(bucket);
+    let env = s3.env();
+    let lake = format!("s3://{bucket}/lake");
+    run_ok(
+        sentio().envs(env.clone()).args(["datagen", "--scale", scale, "--seed", seed, "--lake", &lake]),
+        Duration::from_secs(300),
+    );
+    (s3, env, lake)
+}
+
 const TEN_MIN: Duration = Duration::from_secs(600);
 
 fn json_rows(stdout: &str) -> Vec<serde_json::Value> {
@@ -218,13 +231,8 @@ fn executor_killed_mid_query_finishes_with_the_right_answer() {
 /// An S3 that goes away gives a clear error, soon, and no hang.
 #[test]
 fn s3_gone_fails_clearly() {
-    let s3 = S3Server::start("sentio-gone");
-    let env = s3.env();
-    let lake = "s3://sentio-gone/lake";
-    run_ok(
-        sentio().envs(env.clone()).args(["datagen", "--scale", "0.1", "--seed", "2", "--lake", lake]),
-        Duration::from_secs(120),
-    );
+    let (s3, env, lake) = s3_lake("sentio-gone", "0.1", "2");
+    let lake = lake.as_str();
     drop(s3); // the server is killed
     let f = run(
         sentio().envs(env).args(["sql", "--lake", lake, "-c", "SELECT COUNT(*) FROM training.frames"]),
@@ -240,13 +248,8 @@ fn s3_gone_fails_clearly() {
 /// partial result.
 #[test]
 fn s3_stopped_mid_query_fails_clearly_with_no_partial_result() {
-    let s3 = S3Server::start("sentio-mid");
-    let env = s3.env();
-    let lake = "s3://sentio-mid/lake";
-    run_ok(
-        sentio().envs(env.clone()).args(["datagen", "--scale", "4", "--seed", "2", "--lake", lake]),
-        Duration::from_secs(300),
-    );
+    let (s3, env, lake) = s3_lake("sentio-mid", "4", "2");
+    let lake = lake.as_str();
     // A scan slowed by work on every row (~10 s): its files are fetched as
     // it goes, so S3 stops while it still reads.
     let slow_scan = "SELECT COUNT(*) FROM training.frames WHERE length(repeat(CAST(f00 AS VARCHAR), 2000)) > 10";
@@ -269,13 +272,8 @@ fn s3_stopped_mid_query_fails_clearly_with_no_partial_result() {
 /// retry budget — no hang, no success.
 #[test]
 fn s3_stopped_while_a_model_trains_fails_clearly() {
-    let s3 = S3Server::start("sentio-model-gone");
-    let env = s3.env();
-    let lake = "s3://sentio-model-gone/lake";
-    run_ok(
-        sentio().envs(env.clone()).args(["datagen", "--scale", "0.5", "--seed", "2", "--lake", lake]),
-        Duration::from_secs(300),
-    );
+    let (s3, env, lake) = s3_lake("sentio-model-gone", "0.5", "2");
+    let lake = lake.as_str();
     let create = "CREATE MODEL gone OPTIONS (model_type = 'random_forest_classifier', input_label_cols = ['emotion'], \
                   num_parallel_tree = 40, max_tree_depth = 10) AS SELECT * EXCEPT (session_id, frame_no, subject_id, \
                   media_id, recorded_on, split) FROM training.frames";
