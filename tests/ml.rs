@@ -765,6 +765,215 @@ fn explanations_add_up_to_the_prediction() {
     assert!(e.contains("enable_global_explain does not apply to knn_classifier"), "{e}");
 }
 
+/// The score `weights` (`ML.WEIGHTS` rows of one label) give `row`: the
+/// intercept, each numeric column's weight times its value, and each text
+/// column's weight for the row's category.
+fn linear_score(weights: &[&Value], row: &Value) -> f64 {
+    weights
+        .iter()
+        .map(|w| {
+            let input = w["processed_input"].as_str().unwrap();
+            match (input, w["weight"].as_f64()) {
+                ("__INTERCEPT__", Some(b)) => b,
+                (_, Some(weight)) => weight * num(row, input),
+                (_, None) => {
+                    let categories = w["category_weights"].as_array().unwrap();
+                    let entry = categories.iter().find(|c| c["category"] == row[input]);
+                    entry.map_or(0.0, |c| num(c, "weight"))
+                }
+            }
+        })
+        .sum()
+}
+
+/// `ML.WEIGHTS` of a logistic regression, checked against its predictions:
+/// on raw rows, the weights give the log-odds of a binary model's positive
+/// label, and each label's score of a multiclass model up to the softmax's
+/// shared constant (so differences of scores are log-ratios of
+/// probabilities). Standardised weights are the raw ones times each
+/// column's standard deviation.
+#[test]
+fn weights_give_the_models_scores_of_raw_rows() {
+    let lake = Lake::new("0.1");
+    let cols = "f00, f01, f02, CASE WHEN f03 > 0 THEN 'up' ELSE 'down' END AS f03_sign";
+    let from = "FROM training.frames WHERE split = 'train'";
+    lake.rows(&format!(
+        "CREATE MODEL w_bin OPTIONS (model_type = 'logistic_reg', input_label_cols = ['happy']) \
+         AS SELECT {cols}, CASE WHEN emotion = 'happy' THEN 'yes' ELSE 'no' END AS happy {from}"
+    ));
+    lake.rows(&format!(
+        "CREATE MODEL w_multi OPTIONS (model_type = 'logistic_reg', input_label_cols = ['emotion']) \
+         AS SELECT {cols}, emotion {from}"
+    ));
+    let rows = format!(
+        "(SELECT session_id, frame_no, {cols} FROM training.frames WHERE split = 'test' \
+         ORDER BY session_id, frame_no LIMIT 100)"
+    );
+    let predicted = |model: &str, label: &str| {
+        lake.rows(&format!(
+            "SELECT f00, f01, f02, f03_sign, predicted_{label}_probs AS probs FROM ML.PREDICT(MODEL {model}, {rows}) \
+             ORDER BY session_id, frame_no"
+        ))
+    };
+
+    let binary = lake.rows("SELECT * FROM ML.WEIGHTS(MODEL w_bin)");
+    let inputs: Vec<&str> = binary.iter().map(|w| w["processed_input"].as_str().unwrap()).collect();
+    assert_eq!(inputs, ["f00", "f01", "f02", "f03_sign", "__INTERCEPT__"], "{binary:?}");
+    assert!(binary.iter().all(|w| w.get("class_label").is_none()), "binary: one score");
+    let sign = &binary[3]["category_weights"];
+    let mut categories: Vec<&str> = sign.as_array().unwrap().iter().map(|c| c["category"].as_str().unwrap()).collect();
+    categories.sort_unstable();
+    assert_eq!(categories, ["down", "up"], "{sign}");
+    let all: Vec<&Value> = binary.iter().collect();
+    for row in predicted("w_bin", "happy") {
+        let log_odds = (probability_of(&row["probs"], "yes") / probability_of(&row["probs"], "no")).ln();
+        let score = linear_score(&all, &row);
+        assert!((score - log_odds).abs() < 1e-5, "{score} vs {log_odds}: {row}");
+    }
+
+    let multi = lake.rows("SELECT * FROM ML.WEIGHTS(MODEL w_multi)");
+    assert_eq!(multi.len(), 3 * 5, "{multi:?}");
+    let of = |label: &str| multi.iter().filter(|w| w["class_label"] == label).collect::<Vec<_>>();
+    for row in predicted("w_multi", "emotion") {
+        let angry = linear_score(&of("angry"), &row);
+        for label in ["happy", "sad"] {
+            let ratio = (probability_of(&row["probs"], label) / probability_of(&row["probs"], "angry")).ln();
+            let difference = linear_score(&of(label), &row) - angry;
+            assert!((difference - ratio).abs() < 1e-5, "{label}: {difference} vs {ratio}: {row}");
+        }
+    }
+
+    let standardized = lake.rows("SELECT * FROM ML.WEIGHTS(MODEL w_bin, STRUCT(TRUE AS standardize))");
+    let info = lake.rows("SELECT input, stddev FROM ML.FEATURE_INFO(MODEL w_bin)");
+    for (raw, scaled) in binary.iter().zip(&standardized).take(3) {
+        let input = &raw["processed_input"];
+        let stddev = num(info.iter().find(|i| &i["input"] == input).unwrap(), "stddev");
+        let (raw, scaled) = (num(raw, "weight"), num(scaled, "weight"));
+        assert!((scaled - raw * stddev).abs() <= 1e-3 * scaled.abs(), "{input}: {scaled} vs {raw} × {stddev}");
+    }
+    assert_eq!(binary[3], standardized[3], "category weights are not scaled");
+
+    let e = lake.fails("SELECT * FROM ML.WEIGHTS(MODEL w_bin, STRUCT(1 AS standardize))");
+    assert!(e.contains("standardize must be TRUE or FALSE"), "{e}");
+    let e = lake.fails("SELECT * FROM ML.WEIGHTS(MODEL w_bin, STRUCT(TRUE AS normalize))");
+    assert!(e.contains("normalize: no such setting (ML.WEIGHTS takes standardize, trial_id)"), "{e}");
+    let e = lake.fails(&format!("SELECT * FROM ML.WEIGHTS(MODEL w_bin, {rows})"));
+    assert!(e.contains("ML.WEIGHTS takes a model, not rows"), "{e}");
+    lake.rows(&format!(
+        "CREATE MODEL w_tree OPTIONS (model_type = 'decision_tree_classifier', input_label_cols = ['emotion']) \
+         AS SELECT {cols}, emotion {from}"
+    ));
+    let e = lake.fails("SELECT * FROM ML.WEIGHTS(MODEL w_tree)");
+    assert!(e.contains("ML.WEIGHTS is for linear models (logistic_reg); w_tree is a decision_tree_classifier"), "{e}");
+}
+
+/// Hyperparameter tuning on a cluster of two executors: 8 forest trials,
+/// four at a time (their times overlap, and both executors train), each
+/// scored on the evaluation rows; the optimal one is the best by the
+/// objective and is the model; `trial_id` picks another. The same statement
+/// run two trials at a time draws and scores the same trials.
+#[test]
+fn tuning_runs_trials_at_once_and_keeps_the_best() {
+    let mut lake = Lake::new("0.2");
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(dir.path(), 2, vec![]);
+    lake.scheduler = Some(cluster.url());
+    let create = |name: &str, parallel: u32| {
+        lake.rows(&format!(
+            "CREATE MODEL {name} OPTIONS (model_type = 'random_forest_classifier', input_label_cols = ['emotion'], \
+             num_trials = 8, max_parallel_trials = {parallel}, max_tree_depth = HPARAM_RANGE(2, 8), \
+             num_parallel_tree = HPARAM_CANDIDATES([4, 8, 12]), subsample = HPARAM_RANGE(0.5, 1.0), \
+             hparam_tuning_objectives = ['ACCURACY'], data_split_method = 'RANDOM', seed = 5) \
+             AS SELECT f00, f01, f02, f03, f04, f05, emotion FROM training.frames WHERE split = 'train'"
+        ))
+    };
+    let created = create("tuned", 4);
+    let trials = lake.rows("SELECT * FROM ML.TRIAL_INFO(MODEL tuned) ORDER BY trial_id");
+    assert_eq!(trials.len(), 8, "{trials:?}");
+    let accuracy = |t: &Value| num(&t["hparam_tuning_evaluation_metrics"], "accuracy");
+    let best = trials.iter().map(accuracy).fold(f64::MIN, f64::max);
+    let optimal: Vec<&Value> = trials.iter().filter(|t| t["is_optimal"] == true).collect();
+    assert_eq!(optimal.len(), 1, "{trials:?}");
+    let optimal = optimal[0];
+    assert_eq!(accuracy(optimal), best, "the optimal trial has the best accuracy: {trials:?}");
+    assert_eq!(num(&created[0], "accuracy"), best, "the model is the optimal trial's: {created:?}");
+    for (i, t) in trials.iter().enumerate() {
+        assert_eq!(t["trial_id"], i as u64 + 1);
+        assert_eq!(t["status"], "SUCCEEDED", "{t}");
+        let h = &t["hyperparameters"];
+        let depth = h["max_tree_depth"].as_u64().unwrap_or_else(|| panic!("a whole number: {h}"));
+        assert!((2..=8).contains(&depth) && [4, 8, 12].contains(&h["num_parallel_tree"].as_u64().unwrap()), "{h}");
+        assert!((0.5..=1.0).contains(&num(h, "subsample")), "{h}");
+        assert!(num(t, "eval_loss") > 0.0, "{t}");
+    }
+    let depths: std::collections::BTreeSet<u64> =
+        trials.iter().map(|t| t["hyperparameters"]["max_tree_depth"].as_u64().unwrap()).collect();
+    assert!(depths.len() >= 3, "drawn over the range: {depths:?}");
+
+    // Each trial's score is its own model's on the evaluation rows.
+    let other = trials.iter().find(|t| t["is_optimal"] == false).unwrap();
+    for t in [optimal, other] {
+        let id = t["trial_id"].as_u64().unwrap();
+        let evaluated = lake.rows(&format!("SELECT accuracy FROM ML.EVALUATE(MODEL tuned, STRUCT({id} AS trial_id))"));
+        assert_eq!(num(&evaluated[0], "accuracy"), accuracy(t), "trial {id}");
+    }
+    let rows = "(SELECT * FROM training.frames WHERE split = 'test' ORDER BY session_id, frame_no LIMIT 200)";
+    let predict = |settings: &str| {
+        lake.rows(&format!("SELECT predicted_emotion_probs AS p FROM ML.PREDICT(MODEL tuned, {rows}{settings})"))
+    };
+    let by_model = predict("");
+    assert_eq!(by_model, predict(&format!(", STRUCT({} AS trial_id)", optimal["trial_id"])));
+    assert_ne!(by_model, predict(&format!(", STRUCT({} AS trial_id)", other["trial_id"])), "another trial's model");
+
+    // Four at a time: trials overlapped, and both executors trained.
+    let meta: Value =
+        serde_json::from_str(&std::fs::read_to_string(lake.models_dir().join("tuned/1/model.json")).unwrap()).unwrap();
+    let spans: Vec<(u64, u64)> = meta["trials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["started_ms"].as_u64().unwrap(), t["ended_ms"].as_u64().unwrap()))
+        .collect();
+    let overlapping = spans.iter().enumerate().any(|(i, a)| spans[i + 1..].iter().any(|b| a.0 < b.1 && b.0 < a.1));
+    assert!(overlapping, "trials ran one after another: {spans:?}");
+    let workers: std::collections::BTreeSet<&str> = meta["trials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|t| t["training_parts"].as_array().unwrap())
+        .map(|p| p["worker"].as_str().unwrap())
+        .collect();
+    assert_eq!(workers.len(), 2, "both executors trained: {workers:?}");
+
+    create("tuned_again", 2);
+    let again = lake.rows("SELECT * FROM ML.TRIAL_INFO(MODEL tuned_again) ORDER BY trial_id");
+    assert_eq!(again, trials, "the same seed draws and scores the same trials");
+
+    // Bad tuning is refused, and stores nothing.
+    let q = "AS SELECT f00, f01, emotion FROM training.frames";
+    let e = lake.fails(&format!(
+        "CREATE MODEL bad OPTIONS (model_type = 'random_forest_classifier', input_label_cols = ['emotion'], \
+         num_trials = 2, data_split_method = HPARAM_CANDIDATES(['RANDOM', 'AUTO_SPLIT'])) {q}"
+    ));
+    assert!(e.contains("data_split_method cannot be tuned"), "{e}");
+    let e = lake.fails(&format!(
+        "CREATE MODEL bad OPTIONS (model_type = 'logistic_reg', input_label_cols = ['emotion'], \
+         l2_reg = HPARAM_RANGE(0, 1)) {q}"
+    ));
+    assert!(e.contains("needs num_trials"), "{e}");
+    assert!(!lake.models_dir().join("bad").exists());
+    lake.rows(&format!(
+        "CREATE MODEL untuned OPTIONS (model_type = 'logistic_reg', input_label_cols = ['emotion']) {q}"
+    ));
+    let e = lake.fails(&format!("SELECT * FROM ML.PREDICT(MODEL untuned, {rows}, STRUCT(1 AS trial_id))"));
+    assert!(e.contains("trial_id: untuned@1 has no trials (it was created without num_trials)"), "{e}");
+    let e = lake.fails("SELECT * FROM ML.TRIAL_INFO(MODEL untuned)");
+    assert!(e.contains("has no trials"), "{e}");
+    let e = lake.fails(&format!("SELECT * FROM ML.PREDICT(MODEL tuned, {rows}, STRUCT(9 AS trial_id))"));
+    assert!(e.contains("tuned@1 has no trial 9 (its trials: 1, 2, 3, 4, 5, 6, 7, 8)"), "{e}");
+    cluster.stop();
+}
+
 #[test]
 fn cluster_of_two_executors_gives_the_standalone_results() {
     let mut lake = Lake::new("0.2");
@@ -963,12 +1172,17 @@ fn docs_examples_run() {
         "expected_label,angry,happy,sad",
         "importance_gain",
         "accuracy",
+        "__INTERCEPT__,",
+        "f02_sign,,",
+        "trial_id,hyperparameters,hparam_tuning_evaluation_metrics,eval_loss,is_optimal",
     ] {
         assert!(f.stdout.contains(want), "{want:?} missing from the examples' output:\n{}", f.stdout);
     }
     // The ROC example printed its three thresholds, the CV example mean and stddev.
     assert!(f.stdout.contains("0.25,") && f.stdout.contains("0.5,") && f.stdout.contains("0.75,"), "{}", f.stdout);
     assert!(f.stdout.contains("mean,accuracy,") && f.stdout.contains("stddev,accuracy,"), "{}", f.stdout);
+    let trials = f.stdout.lines().filter(|l| l.contains(",\"{max_tree_depth: ")).count();
+    assert_eq!(trials, 4, "four trials: {}", f.stdout);
 }
 
 #[test]

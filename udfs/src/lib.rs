@@ -29,14 +29,15 @@ use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 pub use hash_fraction::{HashFraction, hash_fraction_str, hash_fraction_u64};
 pub use ml::predict_udf::ModelSource;
 
-/// All of Sentio's scalar functions; `sentio_predict` and `sentio_explain`
-/// read models through `models`.
+/// All of Sentio's scalar functions; `sentio_predict`, `sentio_explain` and
+/// `sentio_weights` read models through `models`.
 pub fn scalar_functions(models: Arc<dyn ModelSource>) -> Vec<Arc<ScalarUDF>> {
     vec![
         Arc::new(ScalarUDF::new_from_impl(HashFraction::new())),
         Arc::new(ScalarUDF::new_from_impl(ml::row_fraction::RowFraction::new())),
         Arc::new(ScalarUDF::new_from_impl(ml::predict_udf::PredictUdf::new(Arc::clone(&models)))),
-        Arc::new(ScalarUDF::new_from_impl(ml::explain_udf::ExplainUdf::new(models))),
+        Arc::new(ScalarUDF::new_from_impl(ml::explain_udf::ExplainUdf::new(Arc::clone(&models)))),
+        Arc::new(ScalarUDF::new_from_impl(ml::weights::WeightsUdf::new(models))),
     ]
 }
 

@@ -23,7 +23,10 @@ use crate::ml::parse::OptValue;
 use crate::ml::sqltext::{FeatureKind, feature_expr, feature_kind};
 use crate::ml::store::{
     FeatureStat, GlobalAttribution, Importance, Iteration, META_FORMAT, ModelMeta, ModelStore, TrainingPartInfo,
+    TrialMeta,
 };
+use crate::ml::trials::{Optimal, run_trials};
+use crate::ml::tuning::split_tuning;
 use crate::ml::{MlContext, MlError, metric_columns, metric_fields, models_schema};
 use crate::sqltext::quote_ident;
 use crate::sqltext::{lit, qcol};
@@ -655,7 +658,8 @@ pub async fn create_model(
     query: &str,
 ) -> Result<Vec<RecordBatch>, MlError> {
     let store = ml.store()?.clone();
-    let opts = TrainOptions::from_options(options)?;
+    let (tuning, base) = split_tuning(options)?;
+    let opts = TrainOptions::from_options(&base)?;
     let existing = store.versions(name).await?;
     if !existing.is_empty() && !or_replace {
         if if_not_exists {
@@ -664,16 +668,39 @@ pub async fn create_model(
         }
         return Err(MlError::Exists(name.to_string()));
     }
-    let trained = train(ml, &opts, query, &format!("CREATE MODEL {name}")).await.map_err(|e| out_of_memory(e, name))?;
-    let payload_fingerprint = fingerprint(&trained.payload);
-    let payload_file = store.put_payload(name, &payload_fingerprint, trained.payload.clone()).await?;
+    let objective = tuning.as_ref().map(|t| t.objective.clone());
+    let (optimal, trials) = match &tuning {
+        None => {
+            let trained =
+                train(ml, &opts, query, &format!("CREATE MODEL {name}")).await.map_err(|e| out_of_memory(e, name))?;
+            let payload_fingerprint = fingerprint(&trained.payload);
+            let payload_file = store.put_payload(name, &payload_fingerprint, trained.payload.clone()).await?;
+            (Optimal { opts, trained, payload_file, payload_fingerprint }, Vec::new())
+        }
+        Some(tuning) => {
+            let tuned = run_trials(ml, &store, name, tuning, &base, opts.seed, query)
+                .await
+                .map_err(|e| out_of_memory(e, name))?;
+            (tuned.optimal, tuned.trials)
+        }
+    };
+    // No version names these files yet: they are this writer's to remove
+    // if it commits none.
+    let mut files: Vec<String> = trials.iter().filter_map(|t| t.payload_file.clone()).collect();
+    if files.is_empty() {
+        files.push(optimal.payload_file.clone());
+    }
     let first_try = existing.last().copied().unwrap_or(0) + 1;
-    let draft = Draft { name, version: first_try, options, query, opts: &opts, trained: &trained };
-    let meta = match evaluate_and_claim(ml, &store, draft, payload_fingerprint, &payload_file).await {
+    let draft = Draft { name, version: first_try, options, query, opts: &optimal.opts, trained: &optimal.trained };
+    let claimed =
+        evaluate_and_claim(ml, &store, draft, optimal.payload_fingerprint, &optimal.payload_file, trials, objective)
+            .await;
+    let meta = match claimed {
         Ok(meta) => meta,
         Err(e) => {
-            // No version names the file: it is this writer's to remove.
-            let _ = store.discard_payload(&payload_file).await;
+            for file in &files {
+                let _ = store.discard_payload(file).await;
+            }
             return Err(e);
         }
     };
@@ -703,6 +730,8 @@ async fn evaluate_and_claim(
     draft: Draft<'_>,
     payload_fingerprint: String,
     payload_file: &str,
+    trials: Vec<TrialMeta>,
+    tuning_objective: Option<String>,
 ) -> Result<ModelMeta, MlError> {
     let Draft { name, version, options, query, opts, trained } = draft;
     let reference =
@@ -740,6 +769,8 @@ async fn evaluate_and_claim(
         payload_bytes: trained.payload.len() as u64,
         payload_file: Some(payload_file.to_string()),
         global_explain: evaluated.global_explain,
+        trials,
+        tuning_objective,
     };
     while !store.commit(&meta).await? {
         // Someone else claimed this version meanwhile: take the next free one.

@@ -15,7 +15,11 @@
 //!   column of `q` ([`crate::ml::describe`]);
 //! * `ML.EXPLAIN_PREDICT` → `sentio_explain` where the rows are;
 //!   `ML.GLOBAL_EXPLAIN` → the explanation stored at training
-//!   ([`crate::ml::explain`]).
+//!   ([`crate::ml::explain`]);
+//! * `ML.WEIGHTS` → `sentio_weights`, reading the model's parameters
+//!   ([`crate::ml::weights`]);
+//! * `ML.TRIAL_INFO` → the trials of a tuned model, inlined
+//!   ([`crate::ml::trials::trials_sql`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -32,12 +36,13 @@ use sentio_udfs::ml::spec::{Algorithm, Encoding, TrainSpec};
 use crate::ids::{now_micros, unique_name};
 use crate::ml::create::{model_ref, rows_fingerprint, split_rows, train};
 use crate::ml::describe::{DescribeSettings, describe_sql};
-use crate::ml::explain;
 use crate::ml::options::SplitMethod;
 use crate::ml::parse::{MlCall, OptValue, find_ml_calls};
 use crate::ml::sqltext::{FeatureKind, feature_expr, feature_kind, values_query};
 use crate::ml::store::{Importance, ModelMeta, parse_model_ref};
+use crate::ml::trials::trials_sql;
 use crate::ml::{MlContext, MlError, cross_validations_schema, evaluations_schema, metric_columns, metric_fields};
+use crate::ml::{explain, weights};
 use crate::sqltext::quote_ident;
 use crate::sqltext::{lit, qcol, rows_table};
 
@@ -68,7 +73,17 @@ async fn model_of(ml: &MlContext, call: &MlCall) -> Result<ModelMeta, MlError> {
         .as_deref()
         .ok_or_else(|| MlError::Syntax(format!("ML.{} needs MODEL name as its first argument", call.function)))?;
     let (name, version) = parse_model_ref(text)?;
-    ml.store()?.meta(&ml.store_name(&name)?, version).await
+    let meta = ml.store()?.meta(&ml.store_name(&name)?, version).await?;
+    match call.settings.iter().find(|(k, _)| k == "trial_id").map(|(_, v)| v) {
+        None => Ok(meta),
+        Some(OptValue::Num(n)) if *n >= 1.0 && n.fract() == 0.0 && *n <= f64::from(u32::MAX) => {
+            meta.with_trial(*n as u32)
+        }
+        Some(other) => Err(MlError::Syntax(format!(
+            "ML.{}: trial_id must be a whole number of at least 1, not {other}",
+            call.function
+        ))),
+    }
 }
 
 fn query_of(call: &MlCall) -> Result<&str, MlError> {
@@ -87,7 +102,10 @@ fn check_settings(call: &MlCall, takes: &[&str]) -> Result<(), MlError> {
             continue;
         }
         let why = match name.as_str() {
-            "trial_id" => "it picks a hyperparameter-tuning trial, and Sentio has no tuning (num_trials) yet",
+            "trial_id" => {
+                "it picks a trial of a tuned model, which ML.PREDICT, ML.EVALUATE, ML.CONFUSION_MATRIX, ML.ROC_CURVE, \
+                 ML.EXPLAIN_PREDICT and ML.WEIGHTS take"
+            }
             "keep_original_columns" => "Sentio does not implement it (ML.PREDICT returns every input column)",
             "perform_aggregation" | "horizon" | "confidence_level" => {
                 "it is for time-series models, which Sentio does not have"
@@ -239,10 +257,12 @@ async fn expand(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
         "DESCRIBE_DATA" => describe_data(ml, call).await,
         "EXPLAIN_PREDICT" => explain_predict(ml, call).await,
         "GLOBAL_EXPLAIN" => global_explain(ml, call).await,
+        "WEIGHTS" => weights(ml, call).await,
+        "TRIAL_INFO" => trial_info(ml, call).await,
         other => Err(MlError::Syntax(format!(
             "unknown function ML.{other}; Sentio has ML.PREDICT, ML.EVALUATE, ML.CONFUSION_MATRIX, ML.ROC_CURVE, \
              ML.FEATURE_INFO, ML.TRAINING_INFO, ML.FEATURE_IMPORTANCE, ML.EXPLAIN_PREDICT, ML.GLOBAL_EXPLAIN, \
-             ML.CROSS_VALIDATE and ML.DESCRIBE_DATA"
+             ML.WEIGHTS, ML.TRIAL_INFO, ML.CROSS_VALIDATE and ML.DESCRIBE_DATA"
         ))),
     }
 }
@@ -318,7 +338,7 @@ fn predict_sql(
 }
 
 async fn predict(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
-    check_settings(call, &["threshold"])?;
+    check_settings(call, &["threshold", "trial_id"])?;
     let meta = model_of(ml, call).await?;
     let threshold = threshold_of(call, &meta)?;
     let (q, schema) = inner(ml, call).await?;
@@ -342,7 +362,7 @@ fn metrics_schema() -> Arc<Schema> {
 }
 
 async fn evaluate(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
-    check_settings(call, &["threshold"])?;
+    check_settings(call, &["threshold", "trial_id"])?;
     let meta = model_of(ml, call).await?;
     let threshold = threshold_of(call, &meta)?;
     if call.query.is_none() && threshold.is_none() {
@@ -391,7 +411,7 @@ fn column_name(label: &str) -> String {
 }
 
 async fn confusion_matrix(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
-    check_settings(call, &["threshold"])?;
+    check_settings(call, &["threshold", "trial_id"])?;
     let meta = model_of(ml, call).await?;
     let threshold = threshold_of(call, &meta)?;
     let (q, schema) = rows_or_evaluation(ml, call, &meta).await?;
@@ -419,7 +439,7 @@ async fn confusion_matrix(ml: &MlContext, call: &MlCall) -> Result<String, MlErr
 }
 
 async fn roc_curve(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
-    check_settings(call, &[])?;
+    check_settings(call, &["trial_id"])?;
     let meta = model_of(ml, call).await?;
     if meta.spec.labels.len() != 2 {
         return Err(MlError::Data(format!(
@@ -577,7 +597,7 @@ fn explainable(function: &str, meta: &ModelMeta) -> Result<(), MlError> {
 }
 
 async fn explain_predict(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
-    check_settings(call, &["top_k_features"])?;
+    check_settings(call, &["top_k_features", "trial_id"])?;
     let meta = model_of(ml, call).await?;
     explainable("ML.EXPLAIN_PREDICT", &meta)?;
     let features = meta.spec.features.len() as f64;
@@ -620,6 +640,33 @@ async fn global_explain(ml: &MlContext, call: &MlCall) -> Result<String, MlError
     };
     let meta = model_of(ml, call).await?;
     explain::global_explain_sql(&meta, class_level)
+}
+
+async fn weights(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
+    check_settings(call, &["standardize", "trial_id"])?;
+    if call.query.is_some() {
+        return Err(MlError::Syntax(
+            "ML.WEIGHTS takes a model, not rows: ML.WEIGHTS(MODEL m [, STRUCT(TRUE AS standardize)])".into(),
+        ));
+    }
+    let standardize = match call.settings.iter().find(|(k, _)| k == "standardize").map(|(_, v)| v) {
+        None => false,
+        Some(OptValue::Bool(b)) => *b,
+        Some(other) => {
+            return Err(MlError::Syntax(format!("ML.WEIGHTS: standardize must be TRUE or FALSE, not {other}")));
+        }
+    };
+    let meta = model_of(ml, call).await?;
+    weights::weights_sql(&meta, &reference(ml, &meta)?, standardize)
+}
+
+async fn trial_info(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
+    check_settings(call, &[])?;
+    if call.query.is_some() {
+        return Err(MlError::Syntax("ML.TRIAL_INFO takes a model, not rows: ML.TRIAL_INFO(MODEL m)".into()));
+    }
+    let meta = model_of(ml, call).await?;
+    trials_sql(&meta)
 }
 
 async fn cross_validate(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {

@@ -1,7 +1,8 @@
 //! Machine learning in SQL, as BigQuery ML spells it: `CREATE MODEL`,
 //! `DROP MODEL`, `ML.PREDICT`, `ML.EVALUATE`, `ML.CONFUSION_MATRIX`,
 //! `ML.ROC_CURVE`, `ML.FEATURE_INFO`, `ML.TRAINING_INFO`,
-//! `ML.FEATURE_IMPORTANCE`, `ML.CROSS_VALIDATE`, and the `ml` tables.
+//! `ML.FEATURE_IMPORTANCE`, `ML.EXPLAIN_PREDICT`, `ML.GLOBAL_EXPLAIN`,
+//! `ML.WEIGHTS`, `ML.CROSS_VALIDATE`, and the `ml` tables.
 //!
 //! DataFusion's parser accepts none of these, so [`prepare`] runs before it:
 //! statements are recognised ([`parse`]) and carried out here; `ML.*` calls
@@ -20,6 +21,9 @@ pub mod parse;
 pub mod source;
 pub mod sqltext;
 pub mod store;
+pub mod trials;
+pub mod tuning;
+pub mod weights;
 
 use std::sync::{Arc, Mutex};
 

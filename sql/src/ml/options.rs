@@ -77,6 +77,11 @@ pub const KNOWN_OPTIONS: [&str; 20] = [
     "enable_global_explain",
 ];
 
+/// The options that steer hyperparameter tuning ([`crate::ml::tuning`],
+/// which takes them out before the others are checked here).
+pub const TUNING_OPTIONS: [&str; 4] =
+    ["num_trials", "max_parallel_trials", "hparam_tuning_algorithm", "hparam_tuning_objectives"];
+
 /// The hyperparameters each model type takes: the others are refused for
 /// it, not accepted and ignored (BigQuery ML has `l2_reg` for forests, for
 /// one; Sentio's forests have no such penalty).
@@ -170,8 +175,9 @@ impl TrainOptions {
         for (k, _) in options {
             if !KNOWN_OPTIONS.contains(&k.as_str()) {
                 return Err(MlError::Option(format!(
-                    "unknown option {k}; CREATE MODEL knows {}",
-                    KNOWN_OPTIONS.join(", ")
+                    "unknown option {k}; CREATE MODEL knows {}, and for tuning {}",
+                    KNOWN_OPTIONS.join(", "),
+                    TUNING_OPTIONS.join(", ")
                 )));
             }
         }

@@ -36,6 +36,10 @@ pub enum OptValue {
     Array(Vec<OptValue>),
     /// `STRUCT(a, b, …)`.
     Struct(Vec<OptValue>),
+    /// `HPARAM_RANGE(min, max)`: a hyperparameter to tune over an interval.
+    Range(f64, f64),
+    /// `HPARAM_CANDIDATES([a, b, …])`: a hyperparameter to tune over values.
+    Candidates(Vec<OptValue>),
 }
 
 impl std::fmt::Display for OptValue {
@@ -47,6 +51,10 @@ impl std::fmt::Display for OptValue {
             Self::Array(v) => write!(f, "[{}]", v.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")),
             Self::Struct(v) => {
                 write!(f, "STRUCT({})", v.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))
+            }
+            Self::Range(lo, hi) => write!(f, "HPARAM_RANGE({lo}, {hi})"),
+            Self::Candidates(v) => {
+                write!(f, "HPARAM_CANDIDATES([{}])", v.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))
             }
         }
     }
@@ -97,18 +105,47 @@ fn opt_value(e: &Expr) -> Result<OptValue, MlError> {
         Expr::Array(a) => OptValue::Array(a.elem.iter().map(opt_value).collect::<Result<_, _>>()?),
         Expr::Struct { values, .. } => OptValue::Struct(values.iter().map(opt_value).collect::<Result<_, _>>()?),
         Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("struct") => {
-            let text = f.args.to_string();
-            let inner = text.trim().trim_start_matches('(').trim_end_matches(')');
-            let exprs = Parser::new(&GenericDialect {})
-                .try_with_sql(inner)
-                .and_then(|mut p| p.parse_comma_separated(Parser::parse_expr))
-                .map_err(|e| syntax(e.to_string()))?;
-            OptValue::Struct(exprs.iter().map(opt_value).collect::<Result<_, _>>()?)
+            OptValue::Struct(function_args(f)?.iter().map(opt_value).collect::<Result<_, _>>()?)
+        }
+        Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("hparam_range") => {
+            match function_args(f)?.as_slice() {
+                [lo, hi] => match (opt_value(lo)?, opt_value(hi)?) {
+                    (OptValue::Num(lo), OptValue::Num(hi)) if lo <= hi => OptValue::Range(lo, hi),
+                    (lo, hi) => {
+                        return Err(syntax(format!(
+                            "HPARAM_RANGE({lo}, {hi}): write HPARAM_RANGE(min, max), two numbers, min <= max"
+                        )));
+                    }
+                },
+                _ => return Err(syntax(format!("{e}: write HPARAM_RANGE(min, max)"))),
+            }
+        }
+        Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("hparam_candidates") => {
+            match function_args(f)?.as_slice() {
+                [list] => match opt_value(list)? {
+                    OptValue::Array(v) if !v.is_empty() => OptValue::Candidates(v),
+                    _ => return Err(syntax(format!("{e}: write HPARAM_CANDIDATES([a, b, …]), a non-empty array"))),
+                },
+                _ => return Err(syntax(format!("{e}: write HPARAM_CANDIDATES([a, b, …])"))),
+            }
         }
         Expr::Identifier(i) if i.value.eq_ignore_ascii_case("true") => OptValue::Bool(true),
         Expr::Identifier(i) if i.value.eq_ignore_ascii_case("false") => OptValue::Bool(false),
         other => return Err(syntax(format!("unsupported option value {other}"))),
     })
+}
+
+/// The arguments of a function call in an option value, as expressions.
+fn function_args(f: &datafusion::sql::sqlparser::ast::Function) -> Result<Vec<Expr>, MlError> {
+    let text = f.args.to_string();
+    let inner = text.trim().strip_prefix('(').and_then(|t| t.strip_suffix(')')).unwrap_or(&text);
+    if inner.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    Parser::new(&GenericDialect {})
+        .try_with_sql(inner)
+        .and_then(|mut p| p.parse_comma_separated(Parser::parse_expr))
+        .map_err(|e| syntax(e.to_string()))
 }
 
 /// Checks a model name as the store keeps it: `model` or `dataset.model`
@@ -509,6 +546,26 @@ mod tests {
             Some(MlStatement::DropModel { name: "a.b.c".into(), if_exists: true })
         );
         assert!(parse_ml_statement("CREATE MODEL m OPTIONS (a = 1)").is_err());
+    }
+
+    #[test]
+    fn search_spaces() {
+        let options = |o: &str| match parse_ml_statement(&format!("CREATE MODEL m OPTIONS ({o}) AS SELECT 1")) {
+            Ok(Some(MlStatement::CreateModel { options, .. })) => Ok(options[0].1.clone()),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e.to_string()),
+        };
+        assert_eq!(options("a = HPARAM_RANGE(0.5, 2)"), Ok(OptValue::Range(0.5, 2.0)));
+        assert_eq!(options("a = hparam_range(-1, -1)"), Ok(OptValue::Range(-1.0, -1.0)));
+        assert_eq!(
+            options("a = HPARAM_CANDIDATES([4, 8])"),
+            Ok(OptValue::Candidates(vec![OptValue::Num(4.0), OptValue::Num(8.0)]))
+        );
+        assert_eq!(OptValue::Range(1.0, 2.5).to_string(), "HPARAM_RANGE(1, 2.5)");
+        for bad in ["HPARAM_RANGE(2, 1)", "HPARAM_RANGE(1)", "HPARAM_RANGE('a', 'b')", "HPARAM_CANDIDATES([])"] {
+            let e = options(&format!("a = {bad}")).unwrap_err();
+            assert!(e.contains("HPARAM_"), "{bad}: {e}");
+        }
     }
 
     #[test]

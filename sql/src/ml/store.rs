@@ -115,6 +115,43 @@ pub struct TrainingPartInfo {
     pub millis: u64,
 }
 
+/// One trial of a tuned model (`num_trials`): its hyperparameters, its
+/// parameters' file and its scores on the evaluation rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrialMeta {
+    /// 1, 2, … in the order drawn.
+    pub trial_id: u32,
+    /// Each tuned hyperparameter and the value this trial drew.
+    pub hyperparameters: Vec<(String, f64)>,
+    /// `SUCCEEDED` or `FAILED`.
+    pub status: String,
+    /// Why a failed trial failed.
+    pub error_message: Option<String>,
+    /// Whether it is the model's (the best by the objective).
+    pub is_optimal: bool,
+    /// The trial's spec (its hyperparameters; the same features and labels
+    /// as every other trial's); None for a failed trial.
+    pub spec: Option<TrainSpec>,
+    /// Its parameters' file under the lake.
+    pub payload_file: Option<String>,
+    /// Their fingerprint.
+    pub payload_fingerprint: Option<String>,
+    /// Their size in bytes.
+    pub payload_bytes: u64,
+    /// Metrics on the evaluation rows.
+    pub metrics: BTreeMap<String, Option<f64>>,
+    /// The last training loss (logistic regression).
+    pub training_loss: Option<f64>,
+    /// Milliseconds after the statement started that the trial started and
+    /// ended (trials run `max_parallel_trials` at a time).
+    pub started_ms: u64,
+    /// See `started_ms`.
+    pub ended_ms: u64,
+    /// Where its parts were trained.
+    #[serde(default)]
+    pub training_parts: Vec<TrainingPartInfo>,
+}
+
 /// Everything stored about a model version beside its parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelMeta {
@@ -181,6 +218,40 @@ pub struct ModelMeta {
     /// without one.
     #[serde(default)]
     pub global_explain: Vec<GlobalAttribution>,
+    /// The trials of a tuned model (`num_trials`); the version's own
+    /// parameters are the optimal trial's. Empty without tuning.
+    #[serde(default)]
+    pub trials: Vec<TrialMeta>,
+    /// The metric the trials were ranked by (`hparam_tuning_objectives`).
+    #[serde(default)]
+    pub tuning_objective: Option<String>,
+}
+
+impl ModelMeta {
+    /// This version as trial `trial_id` of it: its parameters and metrics
+    /// in place of the optimal trial's.
+    pub fn with_trial(mut self, trial_id: u32) -> Result<Self, MlError> {
+        let at = format!("{}@{}", self.name, self.version);
+        if self.trials.is_empty() {
+            return Err(MlError::Data(format!("trial_id: {at} has no trials (it was created without num_trials)")));
+        }
+        let ids: Vec<String> = self.trials.iter().map(|t| t.trial_id.to_string()).collect();
+        let trial = self.trials.iter().find(|t| t.trial_id == trial_id).ok_or_else(|| {
+            MlError::Data(format!("trial_id: {at} has no trial {trial_id} (its trials: {})", ids.join(", ")))
+        })?;
+        let (Some(spec), Some(file), Some(fp)) = (&trial.spec, &trial.payload_file, &trial.payload_fingerprint) else {
+            return Err(MlError::Data(format!(
+                "trial_id: trial {trial_id} of {at} failed ({}); it has no model",
+                trial.error_message.as_deref().unwrap_or("no reason recorded")
+            )));
+        };
+        self.spec = spec.clone();
+        self.payload_file = Some(file.clone());
+        self.payload_fingerprint = fp.clone();
+        self.payload_bytes = trial.payload_bytes;
+        self.metrics = trial.metrics.clone();
+        Ok(self)
+    }
 }
 
 /// `name` or `name@version`, the name as BigQuery writes it

@@ -8,6 +8,7 @@
 //! * [`train_udaf`] — `sentio_train`, the aggregate that trains;
 //! * [`predict_udf`] — `sentio_predict`, with a per-process model cache;
 //! * [`explain_udf`] — `sentio_explain`, each prediction's attributions;
+//! * [`weights`] — `sentio_weights`, a linear model's weights;
 //! * [`metrics_udaf`] — `sentio_metrics`, classification metrics;
 //! * [`row_fraction`] — `row_fraction`, a deterministic hash of whole rows;
 //! * [`significant`] — doubles at seven significant digits, for answers that
@@ -30,6 +31,7 @@ pub mod spec;
 pub mod text;
 pub mod train_udaf;
 pub mod tree;
+pub mod weights;
 
 /// Encoded training rows: `x` row-major (`rows × width`), class indices and
 /// per-row weights.
