@@ -765,6 +765,146 @@ fn explanations_add_up_to_the_prediction() {
     assert!(e.contains("enable_global_explain does not apply to knn_classifier"), "{e}");
 }
 
+/// `TRANSFORM`: the preprocessing is learned over the training rows, kept
+/// in the model and applied to raw rows by every function. A model trained
+/// on the same features preprocessed by hand in its query (the window forms
+/// of the same functions) predicts the same; a row predicted alone gets the
+/// prediction it gets among others (training statistics, not the rows');
+/// `ML.TRANSFORM` gives the standardised values an independent query
+/// computes from the training rows.
+#[test]
+fn transform_learns_preprocessing_and_applies_it_to_raw_rows() {
+    let lake = Lake::new("0.1");
+    let exprs = "ML.STANDARD_SCALER(f00) OVER () AS f00_s, ML.MIN_MAX_SCALER(f01) OVER () AS f01_m, \
+                 ML.BUCKETIZE(f02, [-1, 0, 1]) AS f02_b, ML.IMPUTER(f03, 'mean') OVER () AS f03_i, \
+                 ML.MAX_ABS_SCALER(f04) OVER () AS f04_a";
+    let from = "FROM training.frames WHERE split = 'train'";
+    // Both models train on the same rows: a split hashes the (transformed)
+    // values, which differ in their last digits between the two.
+    let split = "data_split_method = 'CUSTOM', data_split_col = 'is_eval'";
+    let options = format!("OPTIONS (model_type = 'logistic_reg', input_label_cols = ['emotion'], {split})");
+    let created = lake.rows(&format!(
+        "CREATE MODEL tf TRANSFORM ({exprs}, emotion) {options} \
+         AS SELECT f00, f01, f02, f03, f04, emotion, frame_no % 5 = 0 AS is_eval {from}"
+    ));
+    assert_eq!(created[0]["status"], "created", "{created:?}");
+    lake.rows(&format!(
+        "CREATE MODEL by_hand {options} AS SELECT {exprs}, emotion, frame_no % 5 = 0 AS is_eval {from}"
+    ));
+    let info = lake.rows("SELECT input, mean, stddev FROM ML.FEATURE_INFO(MODEL tf)");
+    let inputs: Vec<&str> = info.iter().map(|i| i["input"].as_str().unwrap()).collect();
+    assert_eq!(inputs, ["f00_s", "f01_m", "f02_b", "f03_i", "f04_a"], "the transformed features: {info:?}");
+    // Standardised over every row of the training query; FEATURE_INFO
+    // describes the rows left after the evaluation split.
+    assert!(num(&info[0], "mean").abs() < 0.05 && (num(&info[0], "stddev") - 1.0).abs() < 0.05, "{info:?}");
+
+    let test = "(SELECT session_id, frame_no, f00, f01, f02, f03, f04 FROM training.frames WHERE split = 'test' \
+                ORDER BY session_id, frame_no LIMIT 50)";
+    let probs = |sql: &str| -> Vec<Value> {
+        lake.rows(&format!("SELECT predicted_emotion_probs AS p FROM {sql} ORDER BY session_id, frame_no"))
+            .into_iter()
+            .map(|r| r["p"].clone())
+            .collect()
+    };
+    let raw = probs(&format!("ML.PREDICT(MODEL tf, {test})"));
+    // The test rows preprocessed by hand with the training rows' statistics.
+    let stats = lake.rows(&format!(
+        "SELECT AVG(f00) AS m0, STDDEV(f00) AS s0, MIN(f01) AS lo1, MAX(f01) AS hi1, AVG(f03) AS m3, \
+         MAX(ABS(f04)) AS a4 {from}"
+    ));
+    let st = |k: &str| num(&stats[0], k);
+    let by_hand = probs(&format!(
+        "ML.PREDICT(MODEL by_hand, (SELECT session_id, frame_no, (f00 - {m0:?}) / {s0:?} AS f00_s, \
+         LEAST(GREATEST((f01 - {lo1:?}) / ({hi1:?} - {lo1:?}), 0), 1) AS f01_m, \
+         CASE WHEN f02 < -1 THEN 'bin_1' WHEN f02 < 0 THEN 'bin_2' WHEN f02 < 1 THEN 'bin_3' ELSE 'bin_4' END AS f02_b, \
+         COALESCE(f03, {m3:?}) AS f03_i, f04 / {a4:?} AS f04_a FROM {test} t))",
+        m0 = st("m0"),
+        s0 = st("s0"),
+        lo1 = st("lo1"),
+        hi1 = st("hi1"),
+        m3 = st("m3"),
+        a4 = st("a4"),
+    ));
+    assert_eq!(raw.len(), 50);
+    for (a, b) in raw.iter().zip(&by_hand) {
+        for label in ["angry", "happy", "sad"] {
+            let (pa, pb) = (probability_of(a, label), probability_of(b, label));
+            assert!((pa - pb).abs() < 1e-5, "{label}: TRANSFORM {pa} vs by hand {pb}");
+        }
+    }
+    // One row alone: the statistics are the training rows', not the rows'.
+    let alone = probs(&format!("ML.PREDICT(MODEL tf, (SELECT * FROM {test} t ORDER BY session_id, frame_no LIMIT 1))"));
+    assert_eq!(alone[0], raw[0]);
+
+    let (mean, std) = (st("m0"), st("s0"));
+    let transformed = lake.rows(&format!("SELECT * FROM ML.TRANSFORM(MODEL tf, {test})"));
+    let columns: Vec<&String> = transformed[0].as_object().unwrap().keys().collect();
+    assert_eq!(columns.len(), 5, "the TRANSFORM's features (no label in the rows): {columns:?}");
+    let originals = lake.rows(&format!("SELECT f00 FROM {test} t"));
+    let mut got: Vec<f64> = transformed.iter().map(|r| num(r, "f00_s")).collect();
+    let mut want: Vec<f64> = originals.iter().map(|r| (num(r, "f00") - mean) / std).collect();
+    got.sort_by(f64::total_cmp);
+    want.sort_by(f64::total_cmp);
+    for (g, w) in got.iter().zip(&want) {
+        assert!((g - w).abs() < 1e-5, "standardised with the training mean and deviation: {g} vs {w}");
+    }
+    assert!(transformed.iter().all(|r| r["f02_b"].as_str().unwrap().starts_with("bin_")), "{transformed:?}");
+    assert!(transformed.iter().all(|r| (0.0..=1.0).contains(&num(r, "f01_m"))), "{transformed:?}");
+
+    // Quantiles: each of four buckets holds a quarter of the training rows,
+    // and the robust scaler puts the median at 0 and the quartiles 1 apart.
+    lake.rows(&format!(
+        "CREATE MODEL tq TRANSFORM (ML.QUANTILE_BUCKETIZE(f05, 4) OVER () AS f05_q, \
+         ML.ROBUST_SCALER(f06) OVER () AS f06_r, emotion) {options} \
+         AS SELECT f05, f06, emotion, frame_no % 5 = 0 AS is_eval {from}"
+    ));
+    let buckets = lake.rows(&format!(
+        "SELECT f05_q, COUNT(*) AS n FROM ML.TRANSFORM(MODEL tq, (SELECT f05, f06 {from})) GROUP BY f05_q"
+    ));
+    assert_eq!(buckets.len(), 4, "{buckets:?}");
+    let total: f64 = buckets.iter().map(|b| num(b, "n")).sum();
+    for b in &buckets {
+        assert!((num(b, "n") / total - 0.25).abs() < 0.02, "{buckets:?}");
+    }
+    let robust = lake.rows(&format!(
+        "SELECT approx_percentile_cont(f06_r, 0.25) AS q1, approx_percentile_cont(f06_r, 0.5) AS q2, \
+         approx_percentile_cont(f06_r, 0.75) AS q3 FROM ML.TRANSFORM(MODEL tq, (SELECT f05, f06 {from}))"
+    ));
+    let (q1, q2, q3) = (num(&robust[0], "q1"), num(&robust[0], "q2"), num(&robust[0], "q3"));
+    assert!(q2.abs() < 0.02 && (q3 - q1 - 1.0).abs() < 0.02, "quartiles of the scaled values: {robust:?}");
+
+    // The model's own evaluation rows, through the TRANSFORM they were made by.
+    let matrix = lake.rows("SELECT * FROM ML.CONFUSION_MATRIX(MODEL tf)");
+    let counted: f64 = matrix.iter().map(|r| num(r, "angry") + num(r, "happy") + num(r, "sad")).sum();
+    assert_eq!(counted, num(&created[0], "eval_rows"), "{matrix:?}");
+    let explained =
+        lake.rows(&format!("SELECT top_feature_attributions AS t FROM ML.EXPLAIN_PREDICT(MODEL tf, {test})"));
+    assert!(
+        explained[0]["t"].as_array().unwrap().iter().all(|a| a["feature"].as_str().unwrap().contains('_')),
+        "{explained:?}"
+    );
+
+    let e = lake.fails(&format!(
+        "CREATE MODEL bad TRANSFORM (ML.STANDARD_SCALER(nope) OVER () AS n, emotion) {options} \
+         AS SELECT f00, emotion {from}"
+    ));
+    assert!(e.contains("TRANSFORM") && e.contains("nope"), "{e}");
+    let e = lake.fails(&format!(
+        "CREATE MODEL bad TRANSFORM (ML.STANDARD_SCALER(f00) OVER (PARTITION BY emotion) AS n, emotion) {options} \
+         AS SELECT f00, emotion {from}"
+    ));
+    assert!(e.contains("in TRANSFORM, write OVER ()"), "{e}");
+    let e =
+        lake.fails(&format!("CREATE MODEL bad TRANSFORM (f00 + 1, emotion) {options} AS SELECT f00, emotion {from}"));
+    assert!(e.contains("write f00 + 1 AS name"), "{e}");
+    assert!(!lake.models_dir().join("bad").exists(), "nothing stored");
+    let e = lake.fails(&format!("SELECT * FROM ML.TRANSFORM(MODEL by_hand, {test})"));
+    assert!(e.contains("was created without a TRANSFORM clause"), "{e}");
+    let e = lake
+        .fails(&format!("SELECT * FROM ML.CROSS_VALIDATE(MODEL tf, (SELECT f00, f01, f02, f03, f04, emotion {from}))"));
+    assert!(e.contains("does not cross-validate TRANSFORM models yet"), "{e}");
+}
+
 /// The score `weights` (`ML.WEIGHTS` rows of one label) give `row`: the
 /// intercept, each numeric column's weight times its value, and each text
 /// column's weight for the row's category.
@@ -1175,6 +1315,8 @@ fn docs_examples_run() {
         "__INTERCEPT__,",
         "f02_sign,,",
         "trial_id,hyperparameters,hparam_tuning_evaluation_metrics,eval_loss,is_optimal",
+        "f00_s,f01_q,f02_b,f03",
+        "scaled_lr,1,created",
     ] {
         assert!(f.stdout.contains(want), "{want:?} missing from the examples' output:\n{}", f.stdout);
     }

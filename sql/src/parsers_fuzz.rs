@@ -1,7 +1,7 @@
 //! Fuzz tests of the parsers of what a user types: the ML statements and
 //! `ML.*` calls (with their `OPTIONS` and `STRUCT` settings, and the
-//! training options built from them), model names and the extract
-//! statements. Each mutated statement ([`crate::mutate`]) must give a
+//! training options and tuning built from them, `TRANSFORM` and the
+//! preprocessing functions), model names and the extract statements. Each mutated statement ([`crate::mutate`]) must give a
 //! result or an error — never a panic — and soon.
 
 use std::time::{Duration, Instant};
@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use crate::extract::parse_extract_statement;
 use crate::ml::options::TrainOptions;
 use crate::ml::parse::{MlStatement, find_ml_calls, model_name, parse_ml_statement};
+use crate::ml::preprocess::rewrite_windows;
+use crate::ml::tuning::split_tuning;
 use crate::mutate::Mutator;
 
 const CORPUS: &[&str] = &[
@@ -28,15 +30,23 @@ const CORPUS: &[&str] = &[
     "CREATE OR REPLACE TABLE extracts.s OPTIONS (watermark = 'updated_at') AS SELECT * FROM opdb.sessions",
     "REFRESH EXTRACT extracts.s FULL",
     "DROP TABLE IF EXISTS extracts.s",
+    "CREATE MODEL m TRANSFORM (* EXCEPT (f01), ML.STANDARD_SCALER(f01) OVER () AS f01, ML.BUCKETIZE(f02, [0, 1]) AS b) \
+     OPTIONS (model_type = 'logistic_reg', num_trials = 4, l2_reg = HPARAM_RANGE(0, 2), \
+     hparam_tuning_objectives = ['LOG_LOSS']) AS SELECT * FROM t",
+    "SELECT ML.QUANTILE_BUCKETIZE(a, 4) OVER (PARTITION BY g), ML.IMPUTER(b, 'median') OVER () FROM t",
+    "SELECT * FROM ML.TRANSFORM(MODEL m, (SELECT * FROM t)) JOIN ML.WEIGHTS(MODEL m, STRUCT(TRUE AS standardize)) ON TRUE",
 ];
 
 /// Every parser on `sql`; whatever they return is fine, a panic is not.
 /// Whether the ML statement parser accepted it.
 fn parse_all(sql: &str) -> bool {
     let statement = parse_ml_statement(sql);
-    if let Ok(Some(MlStatement::CreateModel { options, .. })) = &statement {
-        let _ = TrainOptions::from_options(options);
+    if let Ok(Some(MlStatement::CreateModel { options, .. })) = &statement
+        && let Ok((_, base)) = split_tuning(options)
+    {
+        let _ = TrainOptions::from_options(&base);
     }
+    let _ = rewrite_windows(sql);
     let _ = find_ml_calls(sql);
     let _ = parse_extract_statement(sql);
     let _ = model_name(sql);

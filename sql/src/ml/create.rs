@@ -19,12 +19,13 @@ use sentio_udfs::ml::spec::{Algorithm, Encoding, FeatureSpec, TrainSpec};
 use crate::ml::explain;
 use crate::ml::functions::{feature_args, metrics_of};
 use crate::ml::options::{ClassWeights, SplitMethod, TrainOptions};
-use crate::ml::parse::OptValue;
+use crate::ml::parse::{OptValue, TransformItem};
 use crate::ml::sqltext::{FeatureKind, feature_expr, feature_kind};
 use crate::ml::store::{
     FeatureStat, GlobalAttribution, Importance, Iteration, META_FORMAT, ModelMeta, ModelStore, TrainingPartInfo,
     TrialMeta,
 };
+use crate::ml::transform::{self, TransformColumn};
 use crate::ml::trials::{Optimal, run_trials};
 use crate::ml::tuning::split_tuning;
 use crate::ml::{MlContext, MlError, metric_columns, metric_fields, models_schema};
@@ -649,14 +650,8 @@ fn options_text(options: &[(String, OptValue)]) -> BTreeMap<String, String> {
 /// its own (so that writers racing for one version never overwrite each
 /// other's), evaluates, then claims the next version with a create-only
 /// write of its metadata — a writer that loses the claim takes the next.
-pub async fn create_model(
-    ml: &MlContext,
-    name: &str,
-    or_replace: bool,
-    if_not_exists: bool,
-    options: &[(String, OptValue)],
-    query: &str,
-) -> Result<Vec<RecordBatch>, MlError> {
+pub async fn create_model(ml: &MlContext, name: &str, statement: Statement<'_>) -> Result<Vec<RecordBatch>, MlError> {
+    let Statement { or_replace, if_not_exists, options, transform, query } = statement;
     let store = ml.store()?.clone();
     let (tuning, base) = split_tuning(options)?;
     let opts = TrainOptions::from_options(&base)?;
@@ -668,17 +663,21 @@ pub async fn create_model(
         }
         return Err(MlError::Exists(name.to_string()));
     }
+    let what = format!("CREATE MODEL {name}");
+    let (training_query, transform) = match transform {
+        Some(items) => transform::prepare(ml, items, query, &opts, &what).await?,
+        None => (query.to_string(), Vec::new()),
+    };
     let objective = tuning.as_ref().map(|t| t.objective.clone());
     let (optimal, trials) = match &tuning {
         None => {
-            let trained =
-                train(ml, &opts, query, &format!("CREATE MODEL {name}")).await.map_err(|e| out_of_memory(e, name))?;
+            let trained = train(ml, &opts, &training_query, &what).await.map_err(|e| out_of_memory(e, name))?;
             let payload_fingerprint = fingerprint(&trained.payload);
             let payload_file = store.put_payload(name, &payload_fingerprint, trained.payload.clone()).await?;
             (Optimal { opts, trained, payload_file, payload_fingerprint }, Vec::new())
         }
         Some(tuning) => {
-            let tuned = run_trials(ml, &store, name, tuning, &base, opts.seed, query)
+            let tuned = run_trials(ml, &store, name, tuning, &base, opts.seed, &training_query)
                 .await
                 .map_err(|e| out_of_memory(e, name))?;
             (tuned.optimal, tuned.trials)
@@ -691,7 +690,8 @@ pub async fn create_model(
         files.push(optimal.payload_file.clone());
     }
     let first_try = existing.last().copied().unwrap_or(0) + 1;
-    let draft = Draft { name, version: first_try, options, query, opts: &optimal.opts, trained: &optimal.trained };
+    let draft =
+        Draft { name, version: first_try, options, query, transform, opts: &optimal.opts, trained: &optimal.trained };
     let claimed =
         evaluate_and_claim(ml, &store, draft, optimal.payload_fingerprint, &optimal.payload_file, trials, objective)
             .await;
@@ -709,6 +709,20 @@ pub async fn create_model(
     Ok(vec![summary_batch(&meta, "created")?])
 }
 
+/// A `CREATE MODEL` statement as written.
+pub struct Statement<'a> {
+    /// `OR REPLACE`.
+    pub or_replace: bool,
+    /// `IF NOT EXISTS`.
+    pub if_not_exists: bool,
+    /// `OPTIONS (…)`.
+    pub options: &'a [(String, OptValue)],
+    /// `TRANSFORM (…)`.
+    pub transform: Option<&'a [TransformItem]>,
+    /// The training query.
+    pub query: &'a str,
+}
+
 /// A `CREATE MODEL` whose model is trained and not yet stored.
 struct Draft<'a> {
     name: &'a str,
@@ -716,6 +730,7 @@ struct Draft<'a> {
     version: u32,
     options: &'a [(String, OptValue)],
     query: &'a str,
+    transform: Vec<TransformColumn>,
     opts: &'a TrainOptions,
     trained: &'a Trained,
 }
@@ -733,7 +748,7 @@ async fn evaluate_and_claim(
     trials: Vec<TrialMeta>,
     tuning_objective: Option<String>,
 ) -> Result<ModelMeta, MlError> {
-    let Draft { name, version, options, query, opts, trained } = draft;
+    let Draft { name, version, options, query, transform, opts, trained } = draft;
     let reference =
         model_ref(&format!("{name}@{version}"), store.url(payload_file), &trained.spec, &payload_fingerprint);
     let predictor = Predictor::decode(trained.spec.clone(), &trained.payload).map_err(MlError::Internal)?;
@@ -771,6 +786,7 @@ async fn evaluate_and_claim(
         global_explain: evaluated.global_explain,
         trials,
         tuning_objective,
+        transform,
     };
     while !store.commit(&meta).await? {
         // Someone else claimed this version meanwhile: take the next free one.

@@ -19,7 +19,11 @@
 //! * `ML.WEIGHTS` → `sentio_weights`, reading the model's parameters
 //!   ([`crate::ml::weights`]);
 //! * `ML.TRIAL_INFO` → the trials of a tuned model, inlined
-//!   ([`crate::ml::trials::trials_sql`]).
+//!   ([`crate::ml::trials::trials_sql`]);
+//! * `ML.TRANSFORM` → a model's `TRANSFORM` columns over rows, and every
+//!   function's rows through them ([`crate::ml::transform`]);
+//! * the preprocessing functions (`ML.STANDARD_SCALER(x) OVER ()`, …) →
+//!   window aggregates ([`crate::ml::preprocess`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -40,15 +44,19 @@ use crate::ml::options::SplitMethod;
 use crate::ml::parse::{MlCall, OptValue, find_ml_calls};
 use crate::ml::sqltext::{FeatureKind, feature_expr, feature_kind, values_query};
 use crate::ml::store::{Importance, ModelMeta, parse_model_ref};
+use crate::ml::transform::{self, Bound, bind, training_rows};
 use crate::ml::trials::trials_sql;
 use crate::ml::{MlContext, MlError, cross_validations_schema, evaluations_schema, metric_columns, metric_fields};
-use crate::ml::{explain, weights};
+use crate::ml::{explain, preprocess, weights};
 use crate::sqltext::quote_ident;
 use crate::sqltext::{lit, qcol, rows_table};
 
-/// Rewrites every `ML.*` call of `sql` (nested ones too).
+/// Rewrites every `ML.*` call of `sql` (nested ones too): preprocessing
+/// functions into window aggregates, table functions into queries.
 pub fn rewrite<'a>(ml: &'a MlContext, sql: &'a str) -> BoxFuture<'a, Result<String, MlError>> {
     Box::pin(async move {
+        let windowed = preprocess::rewrite_windows(sql)?;
+        let sql = windowed.as_str();
         let calls = find_ml_calls(sql)?;
         if calls.is_empty() {
             return Ok(sql.to_string());
@@ -259,10 +267,13 @@ async fn expand(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
         "GLOBAL_EXPLAIN" => global_explain(ml, call).await,
         "WEIGHTS" => weights(ml, call).await,
         "TRIAL_INFO" => trial_info(ml, call).await,
+        "TRANSFORM" => transform_rows(ml, call).await,
         other => Err(MlError::Syntax(format!(
             "unknown function ML.{other}; Sentio has ML.PREDICT, ML.EVALUATE, ML.CONFUSION_MATRIX, ML.ROC_CURVE, \
              ML.FEATURE_INFO, ML.TRAINING_INFO, ML.FEATURE_IMPORTANCE, ML.EXPLAIN_PREDICT, ML.GLOBAL_EXPLAIN, \
-             ML.WEIGHTS, ML.TRIAL_INFO, ML.CROSS_VALIDATE and ML.DESCRIBE_DATA"
+             ML.WEIGHTS, ML.TRIAL_INFO, ML.TRANSFORM, ML.CROSS_VALIDATE and ML.DESCRIBE_DATA, and the \
+             preprocessing functions ML.STANDARD_SCALER, ML.MIN_MAX_SCALER, ML.MAX_ABS_SCALER, ML.ROBUST_SCALER, \
+             ML.IMPUTER, ML.QUANTILE_BUCKETIZE, ML.BUCKETIZE"
         ))),
     }
 }
@@ -274,18 +285,19 @@ async fn inner(ml: &MlContext, call: &MlCall) -> Result<(String, Arc<Schema>), M
     Ok((q, Arc::new(df.schema().as_arrow().clone())))
 }
 
-/// The rows a function of `meta` reads: the call's query, or without one
-/// the model's own evaluation rows, as BigQuery ML does — rebuilt from the
-/// training query and the split the model was trained with, and only while
-/// the training rows are still those it was trained on (the same
-/// `data_fingerprint`).
-async fn rows_or_evaluation(ml: &MlContext, call: &MlCall, meta: &ModelMeta) -> Result<(String, Arc<Schema>), MlError> {
+/// The rows a function of `meta` reads, bound to it: the call's query, or
+/// without one the model's own evaluation rows, as BigQuery ML does —
+/// rebuilt from the training query and the split the model was trained
+/// with, and only while the training rows are still those it was trained on
+/// (the same `data_fingerprint`).
+async fn rows_or_evaluation(ml: &MlContext, call: &MlCall, meta: &ModelMeta) -> Result<Bound, MlError> {
     if call.query.is_some() {
-        return inner(ml, call).await;
+        let (q, schema) = inner(ml, call).await?;
+        return bind(ml, meta, &q, schema, false).await;
     }
     let function = &call.function;
     let model = format!("{}@{}", meta.name, meta.version);
-    let q = rewrite(ml, &meta.training_query).await?;
+    let q = training_rows(ml, meta).await?;
     let schema = Arc::new(ml.ctx.sql(&q).await?.schema().as_arrow().clone());
     let split = split_rows(ml, &meta.train_options, &q, &schema).await?;
     let Some(eval) = split.eval else {
@@ -304,20 +316,15 @@ async fn rows_or_evaluation(ml: &MlContext, call: &MlCall, meta: &ModelMeta) -> 
             meta.data_fingerprint
         )));
     }
-    Ok((eval, schema))
+    bind(ml, meta, &eval, schema, true).await
 }
 
 /// SQL of `ML.PREDICT(MODEL meta, (q))` for a planned query (with a
 /// binary model's `threshold`, [`predicted_label`]).
-fn predict_sql(
-    ml: &MlContext,
-    meta: &ModelMeta,
-    q: &str,
-    schema: &Schema,
-    threshold: Option<f64>,
-) -> Result<String, MlError> {
+fn predict_sql(ml: &MlContext, meta: &ModelMeta, rows: &Bound, threshold: Option<f64>) -> Result<String, MlError> {
     let model = format!("{}@{}", meta.name, meta.version);
-    let args = feature_args(&meta.spec, schema, "__i", &model)?;
+    let (q, schema) = (&rows.query, &rows.schema);
+    let args = feature_args(&rows.spec, schema, "__i", &model)?;
     let pred = quote_ident(&format!("predicted_{}", meta.label));
     let probs = quote_ident(&format!("predicted_{}_probs", meta.label));
     for taken in [format!("predicted_{}", meta.label), format!("predicted_{}_probs", meta.label)] {
@@ -325,7 +332,12 @@ fn predict_sql(
             return Err(MlError::Data(format!("ML.PREDICT: the query already has a column {taken:?}")));
         }
     }
-    let cols: Vec<String> = schema.fields().iter().map(|f| qcol("__o", f.name())).collect();
+    let cols: Vec<String> = schema
+        .fields()
+        .iter()
+        .filter(|f| !f.name().starts_with(transform::HIDDEN))
+        .map(|f| qcol("__o", f.name()))
+        .collect();
     let label_value = predicted_label(meta, "__o.__p", threshold);
     Ok(format!(
         "SELECT {}{}{label_value} AS {pred}, get_field(__o.__p, 'probs') AS {probs} \
@@ -342,7 +354,7 @@ async fn predict(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
     let meta = model_of(ml, call).await?;
     let threshold = threshold_of(call, &meta)?;
     let (q, schema) = inner(ml, call).await?;
-    predict_sql(ml, &meta, &q, &schema, threshold)
+    predict_sql(ml, &meta, &bind(ml, &meta, &q, schema, false).await?, threshold)
 }
 
 fn ts_array(v: i64, n: usize) -> ArrayRef {
@@ -370,10 +382,11 @@ async fn evaluate(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
         return values_query(&schema, &[batch(Arc::clone(&schema), metric_columns(&meta.metrics))?]);
     }
     // With a threshold and no rows: the model's evaluation rows.
-    let (q, schema) = rows_or_evaluation(ml, call, &meta).await?;
-    require_label("ML.EVALUATE", &schema, &meta)?;
+    let bound = rows_or_evaluation(ml, call, &meta).await?;
+    let (q, schema) = (&bound.query, &bound.schema);
+    require_label("ML.EVALUATE", schema, &meta)?;
     let (rows, metrics) =
-        metrics_of(ml, &reference(ml, &meta)?, &meta.spec, &meta.label, &schema, &q, threshold).await?;
+        metrics_of(ml, &reference(ml, &meta)?, &bound.spec, &meta.label, schema, q, threshold).await?;
     let store = ml.store()?;
     let eval_schema = evaluations_schema();
     let mut cols: Vec<ArrayRef> = vec![
@@ -414,9 +427,9 @@ async fn confusion_matrix(ml: &MlContext, call: &MlCall) -> Result<String, MlErr
     check_settings(call, &["threshold", "trial_id"])?;
     let meta = model_of(ml, call).await?;
     let threshold = threshold_of(call, &meta)?;
-    let (q, schema) = rows_or_evaluation(ml, call, &meta).await?;
-    require_label("ML.CONFUSION_MATRIX", &schema, &meta)?;
-    let pred = predict_sql(ml, &meta, &q, &schema, threshold)?;
+    let rows = rows_or_evaluation(ml, call, &meta).await?;
+    require_label("ML.CONFUSION_MATRIX", &rows.schema, &meta)?;
+    let pred = predict_sql(ml, &meta, &rows, threshold)?;
     let predicted = quote_ident(&format!("predicted_{}", meta.label));
     let cols: Vec<String> = meta
         .spec
@@ -448,9 +461,9 @@ async fn roc_curve(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
             meta.spec.labels.len()
         )));
     }
-    let (q, schema) = rows_or_evaluation(ml, call, &meta).await?;
-    require_label("ML.ROC_CURVE", &schema, &meta)?;
-    let pred = predict_sql(ml, &meta, &q, &schema, None)?;
+    let rows = rows_or_evaluation(ml, call, &meta).await?;
+    require_label("ML.ROC_CURVE", &rows.schema, &meta)?;
+    let pred = predict_sql(ml, &meta, &rows, None)?;
     let positive = lit(&meta.spec.labels[1]);
     let probs = quote_ident(&format!("predicted_{}_probs", meta.label));
     // The thresholds given (GENERATE_ARRAY(…) or [a, …]), else 0, 0.01, …, 1.
@@ -616,8 +629,9 @@ async fn explain_predict(ml: &MlContext, call: &MlCall) -> Result<String, MlErro
         return Err(MlError::Data(format!("ML.EXPLAIN_PREDICT: the query already has a column {predicted:?}")));
     }
     let model = format!("{}@{}", meta.name, meta.version);
-    let args = feature_args(&meta.spec, &schema, "__i", &model)?;
-    Ok(explain::explain_sql(&meta, &reference(ml, &meta)?, &args, &q, &schema, top_k))
+    let rows = bind(ml, &meta, &q, Arc::clone(&schema), false).await?;
+    let args = feature_args(&rows.spec, &rows.schema, "__i", &model)?;
+    Ok(explain::explain_sql(&meta, &reference(ml, &meta)?, &args, &rows.query, &schema, top_k))
 }
 
 async fn global_explain(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
@@ -660,6 +674,13 @@ async fn weights(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
     weights::weights_sql(&meta, &reference(ml, &meta)?, standardize)
 }
 
+async fn transform_rows(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
+    check_settings(call, &[])?;
+    let meta = model_of(ml, call).await?;
+    let (q, schema) = inner(ml, call).await?;
+    transform::transform_sql(&meta, &q, &schema)
+}
+
 async fn trial_info(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
     check_settings(call, &[])?;
     if call.query.is_some() {
@@ -680,6 +701,13 @@ async fn cross_validate(ml: &MlContext, call: &MlCall) -> Result<String, MlError
             }
             (other, _) => return Err(MlError::Syntax(format!("ML.CROSS_VALIDATE has no setting {other} (num_folds)"))),
         }
+    }
+    if !meta.transform.is_empty() {
+        return Err(MlError::Data(format!(
+            "ML.CROSS_VALIDATE: {}@{} has a TRANSFORM, whose statistics each fold would have to learn again; \
+             Sentio does not cross-validate TRANSFORM models yet",
+            meta.name, meta.version
+        )));
     }
     let (q, schema) = inner(ml, call).await?;
     require_label("ML.CROSS_VALIDATE", &schema, &meta)?;

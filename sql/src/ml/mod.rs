@@ -18,9 +18,11 @@ pub mod explain;
 pub mod functions;
 pub mod options;
 pub mod parse;
+pub mod preprocess;
 pub mod source;
 pub mod sqltext;
 pub mod store;
+pub mod transform;
 pub mod trials;
 pub mod tuning;
 pub mod weights;
@@ -181,9 +183,16 @@ pub enum Prepared {
 /// Carries out an ML statement or rewrites the ML calls of a query.
 pub async fn prepare(ml: &MlContext, sql: &str) -> Result<Prepared, MlError> {
     match parse_ml_statement(sql) {
-        Ok(Some(MlStatement::CreateModel { name, or_replace, if_not_exists, options, query })) => {
+        Ok(Some(MlStatement::CreateModel { name, or_replace, if_not_exists, options, transform, query })) => {
             let name = ml.store_name(&name)?;
-            let batches = create::create_model(ml, &name, or_replace, if_not_exists, &options, &query).await?;
+            let statement = create::Statement {
+                or_replace,
+                if_not_exists,
+                options: &options,
+                transform: transform.as_deref(),
+                query: &query,
+            };
+            let batches = create::create_model(ml, &name, statement).await?;
             Ok(Prepared::Done(batches))
         }
         Ok(Some(MlStatement::DropModel { name, if_exists })) => {

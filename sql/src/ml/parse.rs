@@ -60,6 +60,23 @@ impl std::fmt::Display for OptValue {
     }
 }
 
+/// One column of `CREATE MODEL … TRANSFORM (…)`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TransformItem {
+    /// `*` or `* EXCEPT (a, …)`: the training query's columns but those.
+    All {
+        /// The columns left out.
+        except: Vec<String>,
+    },
+    /// `expr AS name`, or a column by itself.
+    Column {
+        /// The expression's text.
+        expr: String,
+        /// The column's name.
+        name: String,
+    },
+}
+
 /// Sentio's own statements.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MlStatement {
@@ -73,6 +90,8 @@ pub enum MlStatement {
         if_not_exists: bool,
         /// The options, in order, names lower-cased.
         options: Vec<(String, OptValue)>,
+        /// The `TRANSFORM (…)` clause, if given.
+        transform: Option<Vec<TransformItem>>,
         /// The training query's text.
         query: String,
     },
@@ -272,6 +291,12 @@ pub fn parse_ml_statement(sql: &str) -> Result<Option<MlStatement>, MlError> {
     if or_replace && if_not_exists {
         return Err(syntax("OR REPLACE and IF NOT EXISTS cannot be used together"));
     }
+    let transform = if is_word(&p.peek_token().token, "transform") {
+        p.next_token();
+        Some(parse_transform(&mut p)?)
+    } else {
+        None
+    };
     let options = if p.parse_keyword(Keyword::OPTIONS) { parse_options(&mut p)? } else { Vec::new() };
     if !p.parse_keyword(Keyword::AS) {
         return Err(syntax(format!(
@@ -288,7 +313,45 @@ pub fn parse_ml_statement(sql: &str) -> Result<Option<MlStatement>, MlError> {
     while query.starts_with('(') && query.ends_with(')') && balanced_inner(&query) {
         query = query[1..query.len() - 1].trim().to_string();
     }
-    Ok(Some(MlStatement::CreateModel { name, or_replace, if_not_exists, options, query }))
+    Ok(Some(MlStatement::CreateModel { name, or_replace, if_not_exists, options, transform, query }))
+}
+
+/// An identifier as DataFusion names it: unquoted ones in lower case.
+fn ident_name(i: &datafusion::sql::sqlparser::ast::Ident) -> String {
+    if i.quote_style.is_some() { i.value.clone() } else { i.value.to_lowercase() }
+}
+
+/// `(item, …)` after `TRANSFORM`.
+fn parse_transform(p: &mut Parser) -> Result<Vec<TransformItem>, MlError> {
+    let err = |e: datafusion::sql::sqlparser::parser::ParserError| syntax(format!("TRANSFORM: {e}"));
+    p.expect_token(&Token::LParen).map_err(err)?;
+    let mut items = Vec::new();
+    loop {
+        if p.consume_token(&Token::Mul) {
+            let mut except = Vec::new();
+            if p.parse_keyword(Keyword::EXCEPT) {
+                p.expect_token(&Token::LParen).map_err(err)?;
+                except =
+                    p.parse_comma_separated(|p| p.parse_identifier()).map_err(err)?.iter().map(ident_name).collect();
+                p.expect_token(&Token::RParen).map_err(err)?;
+            }
+            items.push(TransformItem::All { except });
+        } else {
+            let expr = p.parse_expr().map_err(err)?;
+            let name = if p.parse_keyword(Keyword::AS) {
+                ident_name(&p.parse_identifier().map_err(err)?)
+            } else if let Expr::Identifier(i) = &expr {
+                ident_name(i)
+            } else {
+                return Err(syntax(format!("TRANSFORM: name the column {expr}: write {expr} AS name")));
+            };
+            items.push(TransformItem::Column { expr: expr.to_string(), name });
+        }
+        if p.consume_token(&Token::RParen) {
+            return Ok(items);
+        }
+        p.expect_token(&Token::Comma).map_err(err)?;
+    }
 }
 
 /// Whether the parentheses opening and closing `s` match each other.
@@ -389,7 +452,8 @@ fn number_array(arg: &str) -> Result<Vec<f64>, MlError> {
     Ok(values)
 }
 
-/// Finds the outermost `ML.<function>(…)` calls of `sql`, in order.
+/// Finds the outermost `ML.<function>(…)` calls of `sql` (table functions;
+/// not the preprocessing ones), in order.
 pub fn find_ml_calls(sql: &str) -> Result<Vec<MlCall>, MlError> {
     let tokens = Tokenizer::new(&GenericDialect {}, sql).tokenize_with_location().map_err(|e| syntax(e.to_string()))?;
     let at = |i: usize| -> usize {
@@ -402,9 +466,10 @@ pub fn find_ml_calls(sql: &str) -> Result<Vec<MlCall>, MlError> {
     let mut k = 0;
     while k + 3 < significant.len() {
         let [a, b, c, d] = [significant[k], significant[k + 1], significant[k + 2], significant[k + 3]];
+        // Preprocessing functions are scalar: crate::ml::preprocess's.
         let is_call = is_word(&tokens[a].token, "ml")
             && tokens[b].token == Token::Period
-            && matches!(tokens[c].token, Token::Word(_))
+            && matches!(&tokens[c].token, Token::Word(w) if !crate::ml::preprocess::is_preprocessor(&w.value))
             && tokens[d].token == Token::LParen;
         if !is_call {
             k += 1;

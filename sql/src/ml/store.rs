@@ -225,6 +225,10 @@ pub struct ModelMeta {
     /// The metric the trials were ranked by (`hparam_tuning_objectives`).
     #[serde(default)]
     pub tuning_objective: Option<String>,
+    /// The `TRANSFORM` columns the model applies to its input rows; empty
+    /// without a `TRANSFORM` clause.
+    #[serde(default)]
+    pub transform: Vec<crate::ml::transform::TransformColumn>,
 }
 
 impl ModelMeta {

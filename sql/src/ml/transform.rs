@@ -1,0 +1,201 @@
+//! `CREATE MODEL … TRANSFORM (…)`: preprocessing learned at training and
+//! applied by the model to the rows it is given later.
+//!
+//! At `CREATE MODEL` the clause's columns (`expr AS name`, `*`, `* EXCEPT
+//! (…)`) are resolved against the training query, their preprocessing
+//! statistics computed over its rows and written in as constants
+//! ([`crate::ml::preprocess::resolve`]); the model trains on the
+//! transformed rows and keeps the resolved expressions
+//! ([`TransformColumn`]). `ML.PREDICT` and the other functions add them to
+//! the rows they are given under hidden names ([`bind`]), so a model reads
+//! raw columns and standardises them with its training statistics;
+//! `ML.TRANSFORM` returns them.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::Schema;
+use sentio_udfs::ml::spec::TrainSpec;
+use serde::{Deserialize, Serialize};
+
+use crate::ml::functions::rewrite;
+use crate::ml::options::{SplitMethod, TrainOptions};
+use crate::ml::parse::TransformItem;
+use crate::ml::preprocess;
+use crate::ml::store::ModelMeta;
+use crate::ml::{MlContext, MlError};
+use crate::sqltext::quote_ident;
+
+/// One column of a model's `TRANSFORM`: its name and its expression over
+/// the raw columns, preprocessing statistics written in as constants.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TransformColumn {
+    /// The column's name (a feature, or the label passed through).
+    pub name: String,
+    /// Its expression over the raw columns.
+    pub sql: String,
+}
+
+/// Prefix of the columns [`bind`] adds to a model's input rows.
+pub const HIDDEN: &str = "__sentio_tf_";
+
+fn planning(what: &str, e: MlError) -> MlError {
+    MlError::Data(format!("{what} TRANSFORM: {e}"))
+}
+
+/// Resolves `items` against `query` (the training query) for a model with
+/// `opts`: returns the transformed training query and the columns to keep.
+/// The label and `data_split_col` pass through when the clause does not
+/// name them. `what` names the statement in messages.
+pub async fn prepare(
+    ml: &MlContext,
+    items: &[TransformItem],
+    query: &str,
+    opts: &TrainOptions,
+    what: &str,
+) -> Result<(String, Vec<TransformColumn>), MlError> {
+    let raw = rewrite(ml, query).await?;
+    let schema = ml.ctx.sql(&raw).await?.schema().as_arrow().clone();
+    let mut columns: Vec<(String, String)> = Vec::new();
+    for item in items {
+        match item {
+            TransformItem::All { except } => {
+                for name in except {
+                    if schema.field_with_name(name).is_err() {
+                        return Err(MlError::Data(format!(
+                            "{what} TRANSFORM: * EXCEPT names {name:?}, which the training query does not have"
+                        )));
+                    }
+                }
+                for f in schema.fields().iter().filter(|f| !except.contains(f.name())) {
+                    columns.push((f.name().clone(), quote_ident(f.name())));
+                }
+            }
+            TransformItem::Column { expr, name } => columns.push((name.clone(), expr.clone())),
+        }
+    }
+    let split_col = match &opts.split {
+        SplitMethod::Custom(c) => Some(c.clone()),
+        _ => None,
+    };
+    for pass in std::iter::once(opts.label.clone()).chain(split_col) {
+        if !columns.iter().any(|(n, _)| *n == pass) && schema.field_with_name(&pass).is_ok() {
+            columns.push((pass.clone(), quote_ident(&pass)));
+        }
+    }
+    for (i, (name, _)) in columns.iter().enumerate() {
+        if columns[..i].iter().any(|(n, _)| n == name) {
+            return Err(MlError::Data(format!("{what} TRANSFORM: the column {name:?} is named twice")));
+        }
+    }
+    let exprs: Vec<String> = columns.iter().map(|(_, e)| e.clone()).collect();
+    let resolved = preprocess::resolve(ml, &exprs, &raw).await.map_err(|e| planning(what, e))?;
+    let columns: Vec<TransformColumn> =
+        columns.into_iter().zip(resolved).map(|((name, _), sql)| TransformColumn { name, sql }).collect();
+    let transformed = transformed_query(&raw, &columns);
+    // Planned now, so that a column the clause names and the query lacks
+    // is an error before anything trains.
+    ml.ctx.sql(&transformed).await.map_err(|e| planning(what, e.into()))?;
+    Ok((transformed, columns))
+}
+
+/// `columns` computed over the rows of `raw`.
+fn transformed_query(raw: &str, columns: &[TransformColumn]) -> String {
+    let select: Vec<String> = columns.iter().map(|c| format!("{} AS {}", c.sql, quote_ident(&c.name))).collect();
+    format!("SELECT {} FROM ({raw}) __raw", select.join(", "))
+}
+
+/// The rows `meta` was trained on, as a query: its training query, through
+/// its `TRANSFORM` if it has one.
+pub async fn training_rows(ml: &MlContext, meta: &ModelMeta) -> Result<String, MlError> {
+    let raw = rewrite(ml, &meta.training_query).await?;
+    Ok(if meta.transform.is_empty() { raw } else { transformed_query(&raw, &meta.transform) })
+}
+
+/// The columns of `meta`'s `TRANSFORM` that feed its features (not the
+/// label or the split column), with their indexes.
+fn inputs(meta: &ModelMeta) -> Vec<(usize, &TransformColumn)> {
+    let split_col = match &meta.train_options.split {
+        SplitMethod::Custom(c) => Some(c.as_str()),
+        _ => None,
+    };
+    meta.transform
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.name != meta.label && Some(c.name.as_str()) != split_col)
+        .collect()
+}
+
+/// Rows bound to a model: the query to read them through, its schema, and
+/// the spec whose feature names are that query's columns.
+pub struct Bound {
+    /// The rows' query (with the transformed columns, under hidden names).
+    pub query: String,
+    /// Its schema.
+    pub schema: Arc<Schema>,
+    /// `meta.spec` with each feature named after the column that feeds it.
+    pub spec: TrainSpec,
+}
+
+/// Binds rows `q` (`schema`) to `meta`: unchanged without a `TRANSFORM`;
+/// with one, `q` plus the transformed columns under hidden names (rows
+/// that are `transformed` already — a model's own evaluation rows — only
+/// get the hidden names).
+pub async fn bind(
+    ml: &MlContext,
+    meta: &ModelMeta,
+    q: &str,
+    schema: Arc<Schema>,
+    transformed: bool,
+) -> Result<Bound, MlError> {
+    if meta.transform.is_empty() {
+        return Ok(Bound { query: q.to_string(), schema, spec: meta.spec.clone() });
+    }
+    let inputs = inputs(meta);
+    let hidden: Vec<String> = inputs
+        .iter()
+        .map(|(i, c)| {
+            let value = if transformed { quote_ident(&c.name) } else { c.sql.clone() };
+            format!("{value} AS {}", quote_ident(&format!("{HIDDEN}{i}")))
+        })
+        .collect();
+    let query = format!("SELECT __q.*, {} FROM ({q}) __q", hidden.join(", "));
+    let model = format!("{}@{}", meta.name, meta.version);
+    let schema = Arc::new(
+        ml.ctx
+            .sql(&query)
+            .await
+            .map_err(|e| planning(&format!("model {model}:"), e.into()))?
+            .schema()
+            .as_arrow()
+            .clone(),
+    );
+    let mut spec = meta.spec.clone();
+    for f in &mut spec.features {
+        let (i, _) = inputs.iter().find(|(_, c)| c.name == f.name).ok_or_else(|| {
+            MlError::Corrupt(format!("{model}: feature {:?} is not a column of its TRANSFORM", f.name))
+        })?;
+        f.name = format!("{HIDDEN}{i}");
+    }
+    Ok(Bound { query, schema, spec })
+}
+
+/// SQL of `ML.TRANSFORM(MODEL meta, (q))`: `meta`'s `TRANSFORM` columns
+/// over `q`'s rows (the label's and the split column's where `q` has
+/// those).
+pub fn transform_sql(meta: &ModelMeta, q: &str, schema: &Schema) -> Result<String, MlError> {
+    if meta.transform.is_empty() {
+        return Err(MlError::Data(format!(
+            "ML.TRANSFORM: {}@{} was created without a TRANSFORM clause",
+            meta.name, meta.version
+        )));
+    }
+    let fed: Vec<usize> = inputs(meta).iter().map(|(i, _)| *i).collect();
+    let select: Vec<String> = meta
+        .transform
+        .iter()
+        .enumerate()
+        .filter(|(i, c)| fed.contains(i) || schema.field_with_name(&c.name).is_ok())
+        .map(|(_, c)| format!("{} AS {}", c.sql, quote_ident(&c.name)))
+        .collect();
+    Ok(format!("SELECT {} FROM ({q}) __raw", select.join(", ")))
+}
