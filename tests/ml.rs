@@ -525,15 +525,19 @@ fn bad_input_gets_a_clear_error_and_stores_nothing() {
         ),
         (
             "SELECT * FROM ML.PREDICT(MODEL good, TABLE training.frames, STRUCT(0.5 AS colour))".into(),
-            "ML.PREDICT: colour: no such setting (ML.PREDICT takes threshold)",
+            "ML.PREDICT: colour: no such setting (ML.PREDICT takes threshold, trial_id)",
         ),
         (
             "SELECT * FROM ML.PREDICT(MODEL good, TABLE training.frames, STRUCT(1 AS trial_id))".into(),
-            "trial_id: it picks a hyperparameter-tuning trial",
+            "trial_id: good@1 has no trials (it was created without num_trials)",
         ),
         (
             "SELECT * FROM ML.PREDICT(MODEL good, TABLE training.frames, STRUCT(TRUE AS keep_original_columns))".into(),
             "keep_original_columns: Sentio does not implement it",
+        ),
+        (
+            "SELECT * FROM ML.FEATURE_INFO(MODEL good, STRUCT(1 AS trial_id))".into(),
+            "trial_id: it picks a trial of a tuned model, which ML.PREDICT, ML.EVALUATE",
         ),
         (
             "SELECT * FROM ML.FEATURE_INFO(MODEL good, STRUCT(3 AS top_k))".into(),
@@ -903,6 +907,34 @@ fn transform_learns_preprocessing_and_applies_it_to_raw_rows() {
     let e = lake
         .fails(&format!("SELECT * FROM ML.CROSS_VALIDATE(MODEL tf, (SELECT f00, f01, f02, f03, f04, emotion {from}))"));
     assert!(e.contains("does not cross-validate TRANSFORM models yet"), "{e}");
+}
+
+/// A `CREATE MODEL` killed after writing its parameters leaves a file no
+/// version names; the next `CREATE MODEL` of that name removes such files
+/// once they are a day old, and keeps younger ones (a statement may still
+/// be running) and every file a version names.
+#[test]
+fn leftover_parameter_files_are_removed_after_a_day() {
+    let lake = Lake::new("0.1");
+    let create = "CREATE OR REPLACE MODEL sw OPTIONS (model_type = 'logistic_reg', input_label_cols = ['emotion']) \
+                  AS SELECT f00, f01, emotion FROM training.frames WHERE split = 'train'";
+    lake.rows(create);
+    let payloads = lake.models_dir().join("sw/payloads");
+    let committed: Vec<PathBuf> = std::fs::read_dir(&payloads).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(committed.len(), 1, "{committed:?}");
+    let (old, young) = (payloads.join("0000-killed-long-ago.pb"), payloads.join("0000-still-running.pb"));
+    std::fs::write(&old, b"parameters of a statement that died").unwrap();
+    std::fs::write(&young, b"parameters of a statement still running").unwrap();
+    for aged in [&old, &committed[0]] {
+        let touched = Command::new("touch").args(["-d", "2 days ago"]).arg(aged).status().unwrap();
+        assert!(touched.success());
+    }
+    lake.rows(create);
+    assert!(!old.exists(), "a day-old file no version names is removed");
+    assert!(young.exists(), "a young one may be a running statement's");
+    assert!(committed[0].exists(), "version 1's parameters stay, however old");
+    let predicted = lake.rows("SELECT * FROM ML.PREDICT(MODEL sw@1, (SELECT f00, f01 FROM training.frames LIMIT 3))");
+    assert_eq!(predicted.len(), 3);
 }
 
 /// The score `weights` (`ML.WEIGHTS` rows of one label) give `row`: the

@@ -22,8 +22,8 @@ use crate::ml::options::{ClassWeights, SplitMethod, TrainOptions};
 use crate::ml::parse::{OptValue, TransformItem};
 use crate::ml::sqltext::{FeatureKind, feature_expr, feature_kind};
 use crate::ml::store::{
-    FeatureStat, GlobalAttribution, Importance, Iteration, META_FORMAT, ModelMeta, ModelStore, TrainingPartInfo,
-    TrialMeta,
+    FeatureStat, GlobalAttribution, Importance, Iteration, META_FORMAT, ModelMeta, ModelStore, ORPHAN_GRACE,
+    TrainingPartInfo, TrialMeta,
 };
 use crate::ml::transform::{self, TransformColumn};
 use crate::ml::trials::{Optimal, run_trials};
@@ -662,6 +662,11 @@ pub async fn create_model(ml: &MlContext, name: &str, statement: Statement<'_>) 
             return Ok(vec![summary_batch(&meta, "exists")?]);
         }
         return Err(MlError::Exists(name.to_string()));
+    }
+    // Parameters of earlier statements that were killed before committing:
+    // best effort, a failure here must not fail this statement.
+    if let Err(e) = store.sweep_orphan_payloads(name, ORPHAN_GRACE).await {
+        log::warn!("CREATE MODEL {name}: leftover parameter files were not removed: {e}");
     }
     let what = format!("CREATE MODEL {name}");
     let (training_query, transform) = match transform {

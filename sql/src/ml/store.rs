@@ -35,6 +35,11 @@ use crate::ml::MlError;
 /// Version of the metadata format this build writes and reads.
 pub const META_FORMAT: u32 = 1;
 
+/// How old a parameters file no version names must be before
+/// [`ModelStore::sweep_orphan_payloads`] removes it: older than any
+/// `CREATE MODEL` takes between writing its parameters and committing.
+pub const ORPHAN_GRACE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 /// Statistics of one feature over the training rows (`ML.FEATURE_INFO`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FeatureStat {
@@ -416,6 +421,35 @@ impl ModelStore {
             }
             Err(e) => Err(store_err(e)),
         }
+    }
+
+    /// Removes the parameter files of `name` that no version names and that
+    /// are older than `grace`: those of `CREATE MODEL`s killed between
+    /// writing them and committing a version (a statement that fails
+    /// removes its own). Younger ones may belong to a statement still
+    /// running, and are kept. Returns how many were removed.
+    pub async fn sweep_orphan_payloads(&self, name: &str, grace: std::time::Duration) -> Result<usize, MlError> {
+        let folder = self.folder.path(&format!("models/{name}/payloads/"));
+        let files: Vec<_> = self.folder.store.list(Some(&folder)).try_collect().await.map_err(store_err)?;
+        let cutoff = chrono::Utc::now() - chrono::Duration::from_std(grace).map_err(store_err)?;
+        let old: Vec<_> = files.into_iter().filter(|f| f.last_modified < cutoff).collect();
+        if old.is_empty() {
+            return Ok(0);
+        }
+        let mut named = std::collections::HashSet::new();
+        for v in self.versions(name).await? {
+            let meta = self.meta(name, Some(v)).await?;
+            let files = meta.payload_file.iter().chain(meta.trials.iter().filter_map(|t| t.payload_file.as_ref()));
+            named.extend(files.map(|f| self.folder.path(f).to_string()));
+        }
+        let mut removed = 0;
+        for f in old.iter().filter(|f| !named.contains(&f.location.to_string())) {
+            match self.folder.store.delete(&f.location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => removed += 1,
+                Err(e) => return Err(store_err(e)),
+            }
+        }
+        Ok(removed)
     }
 
     /// Deletes every file under `rel` (a folder).
