@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::{Running, free_port, run, run_ok, sentio};
+use crate::support::{Cluster, Running, free_port, run, run_ok, sentio};
 
 /// ~900M joined rows: far longer than any test waits on any machine.
 pub(crate) const ENDLESS: &str =
@@ -65,6 +65,58 @@ fn script_stops_at_malformed_statement_and_names_its_line() {
     assert!(f.stderr.contains("broken.sql:7:"), "error must name line 7:\n{}", f.stderr);
     assert!(f.stdout.contains("first\n1\n") && f.stdout.contains("second\n2\n"), "{}", f.stdout);
     assert!(!f.stdout.contains("never_run"), "statements after the failure must not run");
+}
+
+/// Procedural statements in a script — `DECLARE`, `SET`, `IF … ELSEIF …
+/// ELSE … END IF`, `ASSERT` — run the same in-process and through a
+/// cluster's front end: values and conditions are queries, variables are
+/// written into later statements; a failed `ASSERT` stops the script with
+/// its message at its line, and nothing after it runs.
+#[test]
+fn scripts_declare_branch_and_assert() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("procedural.sql");
+    std::fs::write(
+        &script,
+        "DECLARE n INT64 DEFAULT (SELECT COUNT(*) FROM (VALUES (1), (2), (3)) t(x));\n\
+         DECLARE word STRING;\n\
+         IF n > 2 THEN\n  SET word = 'many';\nELSEIF n > 0 THEN\n  SET word = 'few';\nELSE\n  SET word = 'none';\nEND IF;\n\
+         SET n = n * 10;\n\
+         SELECT word AS word, n AS n;\n\
+         ASSERT (word = 'many') AS 'three rows are many';\n\
+         IF word <> 'many' THEN SELECT 'wrong branch' AS oops; END IF;\n\
+         ASSERT n < 0 AS 'n is negative';\n\
+         SELECT 'never' AS after_the_assert;\n",
+    )
+    .unwrap();
+    let token = "sentio-test-script-token-0123456789abcdef";
+    let cluster = Cluster::start_front_end(&dir.path().join("cluster"), 1, vec![], token, &[]);
+    for remote in [false, true] {
+        let mut cmd = sentio();
+        cmd.args(["sql", "--no-progress", "--format", "csv"]);
+        if remote {
+            cmd.args(["--scheduler", &cluster.flight_sql_uri(), "--token", token]);
+        }
+        let f = run(cmd.arg("-f").arg(&script), Duration::from_secs(120));
+        assert!(!f.success, "remote {remote}: the failed ASSERT fails the script");
+        assert!(f.stdout.contains("word,n\nmany,30\n"), "remote {remote}:\n{}\n{}", f.stdout, f.stderr);
+        assert!(!f.stdout.contains("oops") && !f.stdout.contains("never"), "remote {remote}:\n{}", f.stdout);
+        assert!(
+            f.stderr.contains("procedural.sql:14: Assertion failed: n is negative"),
+            "remote {remote}:\n{}",
+            f.stderr
+        );
+    }
+    cluster.stop();
+    for (script, want) in [
+        ("DECLARE x INT64 DEFAULT 1; ASSERT x AS 'x'", "ASSERT: the condition must be BOOLEAN, not Int64"),
+        ("IF TRUE THEN SELECT 1;", "IF without END IF"),
+        ("SELECT 1; DECLARE y INT64;", "DECLARE must come before"),
+        ("DECLARE z INT64 DEFAULT 'many';", "<command line>:1:"),
+    ] {
+        let f = run(sentio().args(["sql", "--no-progress", "-c", script]), Duration::from_secs(60));
+        assert!(!f.success && f.stderr.contains(want), "{script}: expected {want:?} in\n{}", f.stderr);
+    }
 }
 
 #[test]

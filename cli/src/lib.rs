@@ -9,6 +9,7 @@
 //!   (`--scheduler grpc://…`), over sockets that count every byte received
 //!   (`counted`);
 //! * [`script`] — splits SQL scripts into statements with line numbers;
+//! * [`procedural`] — `DECLARE`, `SET`, `IF`, `ASSERT` in scripts;
 //! * [`repl`] — the interactive prompt;
 //! * [`interrupt`] — Ctrl-C, `SIGTERM` and `SIGHUP` as cancelled statements;
 //! * [`output`] — results as a table, CSV or JSON;
@@ -28,6 +29,7 @@ pub mod datagen;
 pub mod error;
 pub mod interrupt;
 pub mod output;
+pub mod procedural;
 pub mod remote;
 pub mod repl;
 pub mod report;

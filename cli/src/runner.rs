@@ -6,6 +6,7 @@ use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use datafusion::arrow::array::ArrayRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::ExecutionPlan;
@@ -16,8 +17,9 @@ use sentio_sql::statement::{self, Access, Planned};
 
 use crate::error::{CliError, Result};
 use crate::output::{OutputFormat, ipc_size, write_batches};
+use crate::procedural;
 use crate::remote::FrontEnd;
-use crate::script::{absolute_error_line, split_statements};
+use crate::script::{Statement, absolute_error_line, split_statements};
 
 /// How often a statement planned here checks that the scheduler still
 /// knows its job ([`Watched::lost`]).
@@ -322,34 +324,59 @@ impl Runner {
         Ok(outcome)
     }
 
-    /// Runs every statement of a script; stops at the first failing one and
-    /// names the line where it starts (or where the parser found the error).
+    /// Runs every statement of a script, its procedural ones (`DECLARE`,
+    /// `SET`, `IF`, `ASSERT`, [`procedural`]) too; stops at the first
+    /// failing one and names the line where it starts (or where the parser
+    /// found the error).
     pub async fn run_script(&self, source_name: &str, src: &str, out: &mut dyn Write) -> Result<Vec<StatementOutcome>> {
-        let statements = split_statements(src).map_err(|e| CliError::Statement {
-            source_name: source_name.to_string(),
-            line: e.line,
-            message: e.message,
-        })?;
-        let mut outcomes = Vec::with_capacity(statements.len());
-        for stmt in statements {
-            let first_line = stmt.text.lines().next().unwrap_or("");
-            eprintln!("-- {source_name}:{}: {}", stmt.line, ellipsize(first_line, 70));
-            match self.run_statement(&stmt.text, out).await {
-                Ok(o) => outcomes.push(o),
-                // Not the statement's fault: passed on as it is, so that the
-                // command ends with the signal's exit status.
-                Err(e @ CliError::Interrupted { .. }) => return Err(e),
-                Err(e) => {
-                    let message = e.to_string();
-                    return Err(CliError::Statement {
-                        source_name: source_name.to_string(),
-                        line: absolute_error_line(stmt.line, &message),
-                        message,
-                    });
-                }
+        let at_line =
+            |line: usize, message: String| CliError::Statement { source_name: source_name.to_string(), line, message };
+        let statements = split_statements(src).map_err(|e| at_line(e.line, e.message))?;
+        let steps = procedural::parse(&statements).map_err(|e| at_line(e.line, e.message))?;
+        let mut script = ScriptRun { runner: self, source_name, out, outcomes: Vec::new() };
+        procedural::execute(&steps, source_name, &mut script).await?;
+        Ok(script.outcomes)
+    }
+}
+
+/// A script being run: its statements' results go to `out`.
+struct ScriptRun<'a> {
+    runner: &'a Runner,
+    source_name: &'a str,
+    out: &'a mut dyn Write,
+    outcomes: Vec<StatementOutcome>,
+}
+
+impl procedural::Engine for ScriptRun<'_> {
+    async fn run(&mut self, stmt: &Statement) -> Result<()> {
+        let first_line = stmt.text.lines().next().unwrap_or("");
+        eprintln!("-- {}:{}: {}", self.source_name, stmt.line, ellipsize(first_line, 70));
+        match self.runner.run_statement(&stmt.text, self.out).await {
+            Ok(o) => {
+                self.outcomes.push(o);
+                Ok(())
+            }
+            // Not the statement's fault: passed on as it is, so that the
+            // command ends with the signal's exit status.
+            Err(e @ CliError::Interrupted { .. }) => Err(e),
+            Err(e) => {
+                let message = e.to_string();
+                Err(CliError::Statement {
+                    source_name: self.source_name.to_string(),
+                    line: absolute_error_line(stmt.line, &message),
+                    message,
+                })
             }
         }
-        Ok(outcomes)
+    }
+
+    async fn value(&mut self, query: &str) -> Result<ArrayRef> {
+        let (batches, _) = self.runner.query(query).await?;
+        batches
+            .iter()
+            .find(|b| b.num_rows() > 0)
+            .map(|b| Arc::clone(b.column(0)))
+            .ok_or_else(|| CliError::Usage(format!("{query} gave no row")))
     }
 }
 
