@@ -937,6 +937,69 @@ fn leftover_parameter_files_are_removed_after_a_day() {
     assert_eq!(predicted.len(), 3);
 }
 
+/// Skew and drift: serving frames whose `f03` and `f07` the test shifted
+/// are flagged on exactly those two columns, unshifted ones on none;
+/// `ML.VALIDATE_DATA_DRIFT` compares two queries, text columns by the
+/// largest change in a value's share.
+#[test]
+fn skew_and_drift_flag_exactly_the_shifted_columns() {
+    let lake = Lake::new("0.1");
+    let features = "f00, f01, f02, f03, f04, f05, f06, f07";
+    lake.rows(&format!(
+        "CREATE MODEL sk OPTIONS (model_type = 'logistic_reg', input_label_cols = ['emotion']) \
+         AS SELECT {features}, emotion FROM training.frames WHERE split = 'train'"
+    ));
+    let serving = "SELECT * FROM training.frames WHERE split = 'test'";
+    let flagged = |rows: &[Value]| -> Vec<String> {
+        let mut f: Vec<String> =
+            rows.iter().filter(|r| r["is_anomaly"] == true).map(|r| r["input"].as_str().unwrap().to_string()).collect();
+        f.sort();
+        f
+    };
+    let skew = |q: &str| lake.rows(&format!("SELECT * FROM ML.VALIDATE_DATA_SKEW(MODEL sk, ({q}))"));
+    let plain = skew(serving);
+    assert_eq!(plain.len(), 8, "the model's features: {plain:?}");
+    assert!(
+        plain.iter().all(|r| r["metric"] == "JENSEN_SHANNON_DIVERGENCE" && num(r, "threshold") == 0.3),
+        "{plain:?}"
+    );
+    assert_eq!(flagged(&plain), Vec::<String>::new(), "{plain:?}");
+    let shifted = skew(&format!("SELECT * REPLACE (f03 + 6 AS f03, f07 - 6 AS f07) FROM ({serving}) t"));
+    assert_eq!(flagged(&shifted), ["f03", "f07"], "{shifted:?}");
+    // A column's own threshold.
+    let lenient = lake.rows(&format!(
+        "SELECT * FROM ML.VALIDATE_DATA_SKEW(MODEL sk, (SELECT * REPLACE (f03 + 6 AS f03) FROM ({serving}) t), \
+         STRUCT([STRUCT('f03', 1.0)] AS thresholds))"
+    ));
+    assert_eq!(flagged(&lenient), Vec::<String>::new(), "{lenient:?}");
+
+    let drift = lake.rows(
+        "SELECT * FROM ML.VALIDATE_DATA_DRIFT((SELECT f00, emotion FROM training.frames WHERE split = 'train'), \
+         (SELECT f00, 'happy' AS emotion FROM training.frames WHERE split = 'test'), STRUCT(0.2 AS numerical_default_threshold))",
+    );
+    assert_eq!(drift.len(), 2, "{drift:?}");
+    let emotion = drift.iter().find(|r| r["input"] == "emotion").unwrap();
+    assert_eq!(emotion["metric"], "L_INFTY");
+    // Every row 'happy': the largest change of a share is 1 − happy's share in training.
+    let share = lake.rows(
+        "SELECT AVG(CASE WHEN emotion = 'happy' THEN 1.0 ELSE 0.0 END) AS s FROM training.frames WHERE split = 'train'",
+    );
+    assert!((num(emotion, "value") - (1.0 - num(&share[0], "s"))).abs() < 1e-9, "{drift:?} {share:?}");
+    assert_eq!(flagged(&drift), ["emotion"], "{drift:?}");
+    assert_eq!(num(drift.iter().find(|r| r["input"] == "f00").unwrap(), "threshold"), 0.2);
+
+    let e = lake.fails("SELECT * FROM ML.VALIDATE_DATA_SKEW(MODEL sk, (SELECT f00 FROM training.frames))");
+    assert!(e.contains("have no column \"f01\""), "{e}");
+    let e = lake.fails("SELECT * FROM ML.VALIDATE_DATA_DRIFT((SELECT f00 FROM training.frames))");
+    assert!(e.contains("write ML.VALIDATE_DATA_DRIFT((base rows)"), "{e}");
+    let e = lake.fails(&format!(
+        "SELECT * FROM ML.VALIDATE_DATA_SKEW(MODEL sk, ({serving}), STRUCT(5 AS num_rank_histogram_buckets))"
+    ));
+    assert!(e.contains("num_rank_histogram_buckets"), "{e}");
+    let e = lake.fails("SELECT * FROM ML.PREDICT(MODEL sk, (SELECT 1), (SELECT 2))");
+    assert!(e.contains("ML.PREDICT takes one query or table, not two"), "{e}");
+}
+
 /// The score `weights` (`ML.WEIGHTS` rows of one label) give `row`: the
 /// intercept, each numeric column's weight times its value, and each text
 /// column's weight for the row's category.

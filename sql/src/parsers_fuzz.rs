@@ -35,6 +35,7 @@ const CORPUS: &[&str] = &[
      hparam_tuning_objectives = ['LOG_LOSS']) AS SELECT * FROM t",
     "SELECT ML.QUANTILE_BUCKETIZE(a, 4) OVER (PARTITION BY g), ML.IMPUTER(b, 'median') OVER () FROM t",
     "SELECT * FROM ML.TRANSFORM(MODEL m, (SELECT * FROM t)) JOIN ML.WEIGHTS(MODEL m, STRUCT(TRUE AS standardize)) ON TRUE",
+    "SELECT * FROM ML.VALIDATE_DATA_DRIFT((SELECT a FROM t), TABLE u, STRUCT([STRUCT('a', 0.1)] AS thresholds))",
 ];
 
 /// Every parser on `sql`; whatever they return is fine, a panic is not.

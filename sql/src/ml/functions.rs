@@ -23,7 +23,9 @@
 //! * `ML.TRANSFORM` → a model's `TRANSFORM` columns over rows, and every
 //!   function's rows through them ([`crate::ml::transform`]);
 //! * the preprocessing functions (`ML.STANDARD_SCALER(x) OVER ()`, …) →
-//!   window aggregates ([`crate::ml::preprocess`]).
+//!   window aggregates ([`crate::ml::preprocess`]);
+//! * `ML.VALIDATE_DATA_DRIFT`, `ML.VALIDATE_DATA_SKEW` → distances of the
+//!   columns' distributions, counted in the cluster ([`crate::ml::drift`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -40,6 +42,7 @@ use sentio_udfs::ml::spec::{Algorithm, Encoding, TrainSpec};
 use crate::ids::{now_micros, unique_name};
 use crate::ml::create::{model_ref, rows_fingerprint, split_rows, train};
 use crate::ml::describe::{DescribeSettings, describe_sql};
+use crate::ml::drift::{self, DriftSettings};
 use crate::ml::options::SplitMethod;
 use crate::ml::parse::{MlCall, OptValue, find_ml_calls};
 use crate::ml::sqltext::{FeatureKind, feature_expr, feature_kind, values_query};
@@ -253,6 +256,9 @@ pub async fn metrics_of(
 }
 
 async fn expand(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
+    if call.study.is_some() && call.function != "VALIDATE_DATA_DRIFT" {
+        return Err(MlError::Syntax(format!("ML.{} takes one query or table, not two", call.function)));
+    }
     match call.function.as_str() {
         "PREDICT" => predict(ml, call).await,
         "EVALUATE" => evaluate(ml, call).await,
@@ -268,10 +274,13 @@ async fn expand(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
         "WEIGHTS" => weights(ml, call).await,
         "TRIAL_INFO" => trial_info(ml, call).await,
         "TRANSFORM" => transform_rows(ml, call).await,
+        "VALIDATE_DATA_DRIFT" => validate_data_drift(ml, call).await,
+        "VALIDATE_DATA_SKEW" => validate_data_skew(ml, call).await,
         other => Err(MlError::Syntax(format!(
             "unknown function ML.{other}; Sentio has ML.PREDICT, ML.EVALUATE, ML.CONFUSION_MATRIX, ML.ROC_CURVE, \
              ML.FEATURE_INFO, ML.TRAINING_INFO, ML.FEATURE_IMPORTANCE, ML.EXPLAIN_PREDICT, ML.GLOBAL_EXPLAIN, \
-             ML.WEIGHTS, ML.TRIAL_INFO, ML.TRANSFORM, ML.CROSS_VALIDATE and ML.DESCRIBE_DATA, and the \
+             ML.WEIGHTS, ML.TRIAL_INFO, ML.TRANSFORM, ML.VALIDATE_DATA_DRIFT, ML.VALIDATE_DATA_SKEW, \
+             ML.CROSS_VALIDATE and ML.DESCRIBE_DATA, and the \
              preprocessing functions ML.STANDARD_SCALER, ML.MIN_MAX_SCALER, ML.MAX_ABS_SCALER, ML.ROBUST_SCALER, \
              ML.IMPUTER, ML.QUANTILE_BUCKETIZE, ML.BUCKETIZE"
         ))),
@@ -679,6 +688,58 @@ async fn transform_rows(ml: &MlContext, call: &MlCall) -> Result<String, MlError
     let meta = model_of(ml, call).await?;
     let (q, schema) = inner(ml, call).await?;
     transform::transform_sql(&meta, &q, &schema)
+}
+
+async fn validate_data_drift(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
+    let settings = DriftSettings::from_settings(&call.function, &call.settings)?;
+    let (Some(base), Some(study), None) = (&call.query, &call.study, &call.model) else {
+        return Err(MlError::Syntax(
+            "write ML.VALIDATE_DATA_DRIFT((base rows) | TABLE t, (rows to compare) | TABLE u [, STRUCT(…)])".into(),
+        ));
+    };
+    let base = rewrite(ml, base).await?;
+    let base_schema = ml.ctx.sql(&base).await?.schema().as_arrow().clone();
+    let study = rewrite(ml, study).await?;
+    let study_schema = ml.ctx.sql(&study).await?.schema().as_arrow().clone();
+    drift::drift_sql(ml, "VALIDATE_DATA_DRIFT", (&base, &base_schema), (&study, &study_schema), None, &settings).await
+}
+
+/// `ML.VALIDATE_DATA_SKEW(MODEL m, (serving rows))`: the drift of the
+/// model's features from its training rows (rebuilt from its training
+/// query and split, while they are still the rows it was trained on).
+async fn validate_data_skew(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
+    let settings = DriftSettings::from_settings(&call.function, &call.settings)?;
+    let meta = model_of(ml, call).await?;
+    let model = format!("{}@{}", meta.name, meta.version);
+    if !meta.transform.is_empty() {
+        return Err(MlError::Data(format!(
+            "ML.VALIDATE_DATA_SKEW: {model} has a TRANSFORM; Sentio compares the raw columns of models without one \
+             (compare the rows themselves with ML.VALIDATE_DATA_DRIFT)"
+        )));
+    }
+    let (serving, serving_schema) = inner(ml, call).await?;
+    let q = training_rows(ml, &meta).await?;
+    let schema = Arc::new(ml.ctx.sql(&q).await?.schema().as_arrow().clone());
+    let split = split_rows(ml, &meta.train_options, &q, &schema).await?;
+    let now = rows_fingerprint(ml, &schema, &split.train).await?;
+    if now != meta.data_fingerprint {
+        return Err(MlError::Data(format!(
+            "ML.VALIDATE_DATA_SKEW compares with {model}'s training rows, rebuilt from its training query; they have \
+             changed since it was trained (fingerprint {} then, {now} now): compare with the rows you want, \
+             ML.VALIDATE_DATA_DRIFT((SELECT …), (SELECT …))",
+            meta.data_fingerprint
+        )));
+    }
+    let features: Vec<String> = meta.spec.features.iter().map(|f| f.name.clone()).collect();
+    drift::drift_sql(
+        ml,
+        "VALIDATE_DATA_SKEW",
+        (&split.train, &schema),
+        (&serving, &serving_schema),
+        Some(&features),
+        &settings,
+    )
+    .await
 }
 
 async fn trial_info(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {

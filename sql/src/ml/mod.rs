@@ -14,6 +14,7 @@
 
 pub mod create;
 pub mod describe;
+pub mod drift;
 pub mod explain;
 pub mod functions;
 pub mod options;

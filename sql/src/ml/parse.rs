@@ -387,11 +387,28 @@ pub struct MlCall {
     pub model: Option<String>,
     /// `(query)` or `TABLE t` (as `SELECT * FROM t`).
     pub query: Option<String>,
+    /// A second query or table (`ML.VALIDATE_DATA_DRIFT`'s study rows).
+    pub study: Option<String>,
     /// `STRUCT(v AS name, …)` settings, names lower-cased.
     pub settings: Vec<(String, OptValue)>,
     /// An array of numbers: `GENERATE_ARRAY(start, end, step)` or
     /// `[a, b, …]` (`ML.ROC_CURVE`'s thresholds).
     pub array: Option<Vec<f64>>,
+}
+
+impl MlCall {
+    /// Takes a query argument: the first is `query`, the second `study`; a
+    /// third is an error.
+    fn add_query(&mut self, q: String) -> Result<(), MlError> {
+        if self.query.is_none() {
+            self.query = Some(q);
+        } else if self.study.is_none() {
+            self.study = Some(q);
+        } else {
+            return Err(syntax(format!("ML.{}: more than two queries", self.function)));
+        }
+        Ok(())
+    }
 }
 
 /// Most numbers an array argument may hold.
@@ -506,20 +523,27 @@ pub fn find_ml_calls(sql: &str) -> Result<Vec<MlCall>, MlError> {
         let Some(end) = end else {
             return Err(syntax(format!("ML.{function}( is not closed")));
         };
-        let mut call =
-            MlCall { span: at(a)..end, function, model: None, query: None, settings: Vec::new(), array: None };
+        let mut call = MlCall {
+            span: at(a)..end,
+            function,
+            model: None,
+            query: None,
+            study: None,
+            settings: Vec::new(),
+            array: None,
+        };
         for arg in args.into_iter().filter(|a| !a.is_empty()) {
             let upper = arg.to_ascii_uppercase();
             if upper.starts_with("MODEL ") || upper.starts_with("MODEL\n") || upper.starts_with("MODEL\t") {
                 call.model = Some(arg[5..].trim().to_string());
             } else if upper.starts_with("TABLE ") || upper.starts_with("TABLE\n") {
-                call.query = Some(format!("SELECT * FROM {}", arg[5..].trim()));
+                call.add_query(format!("SELECT * FROM {}", arg[5..].trim()))?;
             } else if upper.starts_with("STRUCT") {
                 call.settings = parse_struct_settings(&arg)?;
             } else if upper.starts_with("GENERATE_ARRAY") || arg.starts_with('[') {
                 call.array = Some(number_array(&arg)?);
             } else if arg.starts_with('(') && arg.ends_with(')') {
-                call.query = Some(arg[1..arg.len() - 1].trim().to_string());
+                call.add_query(arg[1..arg.len() - 1].trim().to_string())?;
             } else {
                 return Err(syntax(format!(
                     "ML.{}: unexpected argument {arg:?} (expected MODEL name, (query), TABLE name, STRUCT(…) or an array)",
