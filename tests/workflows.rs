@@ -1,6 +1,6 @@
-//! ~15 workstations on one cluster at once, through its front end. (The five
-//! analyst workflows on a cluster with PostgreSQL and S3 run in
-//! `frontend.rs`, through the front end.)
+//! ~15 workstations on one cluster at once, through its front end, and the
+//! retrain-on-drift script. (The five analyst workflows on a cluster with
+//! PostgreSQL and S3 run in `frontend.rs`, through the front end.)
 
 use std::time::{Duration, Instant};
 
@@ -111,4 +111,50 @@ fn fifteen_workstations_share_a_cluster_while_a_model_trains() {
         p95 / alone95
     );
     cluster.stop();
+}
+
+/// `examples/07_retrain_on_drift.sql`, run as a nightly job would: after a
+/// day of frames like the training ones it keeps the model; after a day
+/// whose `f03` moved it trains a new version, and lists both versions'
+/// metrics.
+#[test]
+fn retraining_on_drift_makes_a_version_only_when_the_newest_frames_moved() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let opdb = format!("sqlite:{}", dir.path().join("opdb.sqlite").display());
+    run_ok(
+        sentio().args(["datagen", "--scale", "0.1", "--seed", "42", "--opdb", &opdb, "--lake"]).arg(&lake),
+        Duration::from_secs(300),
+    );
+    let sql = |args: &[&str]| {
+        let mut c = sentio();
+        c.args(["sql", "--no-progress", "--format", "csv", "--opdb", &opdb, "--lake"]).arg(&lake).args(args);
+        run_ok(&mut c, Duration::from_secs(600))
+    };
+    let example = |name: &str| repo_root().join("examples").join(name).display().to_string();
+    sql(&["-f", &example("01_train_emotion.sql")]);
+    // A new day of frames: a sample of training sessions' frames, as they
+    // were (day 1) or with f03 moved by six of its deviations (day 2).
+    let new_day = |day: u32, f03: &str| {
+        let file = lake.join(format!("training/frames/live-{day}.parquet"));
+        sql(&[
+            "-c",
+            &format!(
+                "COPY (SELECT * REPLACE (DATE '2030-01-0{day}' AS recorded_on, 'live' AS split, {f03} AS f03) \
+                 FROM training.frames WHERE split = 'train' AND hash_fraction(session_id, {day}) < 0.3) \
+                 TO '{}' STORED AS PARQUET",
+                file.display()
+            ),
+        ]);
+    };
+    let versions = |stdout: &str| stdout.lines().skip_while(|l| !l.starts_with("version,")).skip(1).count();
+    new_day(1, "f03");
+    let kept = sql(&["-f", &example("07_retrain_on_drift.sql")]);
+    assert_eq!(versions(&kept.stdout), 1, "no drift, no new version:\n{}", kept.stdout);
+    assert!(kept.stdout.trim_end().ends_with(",0"), "no feature drifted:\n{}", kept.stdout);
+    new_day(2, "f03 + 6");
+    let retrained = sql(&["-f", &example("07_retrain_on_drift.sql")]);
+    assert!(retrained.stdout.contains("emotion_rf,2,created"), "{}", retrained.stdout);
+    assert_eq!(versions(&retrained.stdout), 2, "{}", retrained.stdout);
+    assert!(retrained.stdout.trim_end().ends_with(",1"), "one feature (f03) drifted:\n{}", retrained.stdout);
 }
