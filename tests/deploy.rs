@@ -316,7 +316,12 @@ impl UnitRunner {
 
     /// Runs a oneshot unit to the end; panics with its log if it fails.
     fn run_oneshot(&self, file: &str) {
-        let (mut cmd, name) = self.command(file, "");
+        self.run_oneshot_instance(file, "")
+    }
+
+    /// Runs instance `instance` of a oneshot template unit to the end.
+    fn run_oneshot_instance(&self, file: &str, instance: &str) {
+        let (mut cmd, name) = self.command(file, instance);
         let status = cmd.status().unwrap();
         let log = std::fs::read_to_string(self.log(&name)).unwrap();
         assert!(status.success(), "{name} failed: {log}");
@@ -441,6 +446,15 @@ fn systemd_units_run_a_cluster_with_secrets_fetched_at_boot() {
     let base = free_port_range(7);
     let flight_sql_port = free_port();
     let ports = [("SENTIO_SCHEDULER_PORT", base), ("SENTIO_EXECUTOR_PORT", base + 1)];
+    // A nightly script, run on the scheduler host by its timer.
+    let nightly = dir.path().join("nightly.sql");
+    std::fs::write(
+        &nightly,
+        "DECLARE sessions INT64 DEFAULT (SELECT COUNT(*) FROM opdb.sessions);\n\
+         ASSERT (sessions > 0) AS 'the operational DB has sessions';\n\
+         SELECT COUNT(*) AS frames FROM training.frames;\n",
+    )
+    .unwrap();
     let mut install = Command::new("bash");
     install
         .arg(opt.join("deploy/systemd/install.sh"))
@@ -457,12 +471,24 @@ fn systemd_units_run_a_cluster_with_secrets_fetched_at_boot() {
         .env("SENTIO_OPDB_URL_SECRET", "sentio/opdb")
         .env("SENTIO_USERS_SECRET", "sentio/users")
         .env("SENTIO_FLIGHT_SQL_PORT", flight_sql_port.to_string())
-        .env("SENTIO_EXECUTOR_ARGS", "--vcores 2");
+        .env("SENTIO_EXECUTOR_ARGS", "--vcores 2")
+        .env("SENTIO_SCRIPT", &nightly)
+        .env("SENTIO_SCRIPT_SCHEDULE", "Mon *-*-* 03:00:00");
     for (k, p) in ports {
         install.env(k, p.to_string());
     }
     run_ok(&mut install, Duration::from_secs(120));
-    for f in ["sentio-scheduler.service", "sentio-executor@.service", "sentio-secrets.service"] {
+    assert_eq!(std::fs::read(root.join("etc/sentio/scripts/nightly.sql")).unwrap(), std::fs::read(&nightly).unwrap());
+    let schedule =
+        std::fs::read_to_string(root.join("etc/systemd/system/sentio-script@nightly.timer.d/schedule.conf")).unwrap();
+    assert!(schedule.contains("\nOnCalendar=\nOnCalendar=Mon *-*-* 03:00:00\n"), "{schedule}");
+    for f in [
+        "sentio-scheduler.service",
+        "sentio-executor@.service",
+        "sentio-secrets.service",
+        "sentio-script@.service",
+        "sentio-script@.timer",
+    ] {
         let installed = std::fs::read(root.join("etc/systemd/system").join(f)).unwrap();
         assert_eq!(installed, std::fs::read(repo_root().join("deploy/systemd").join(f)).unwrap(), "{f}");
     }
@@ -577,6 +603,26 @@ fn systemd_units_run_a_cluster_with_secrets_fetched_at_boot() {
     let written = psql("sentio_deploy", "SELECT device || ',' || frames FROM device_frames ORDER BY device");
     let expected: Vec<&str> = standalone.stdout.lines().skip(1).collect();
     assert_eq!(written.lines().collect::<Vec<_>>(), expected);
+    // The timer's job, run as systemd starts it: a client of the local
+    // cluster with the host's configuration and secrets; its run is a row
+    // of ml.script_runs.
+    runner.run_oneshot_instance("sentio-script@.service", "nightly");
+    let script_log = std::fs::read_to_string(runner.log("sentio-script@nightly.service")).unwrap();
+    assert!(script_log.contains("frames\n"), "{script_log}");
+    let runs = run_ok(
+        sentio().envs(s3.env()).args([
+            "sql",
+            "--lake",
+            lake,
+            "--format",
+            "csv",
+            "-c",
+            "SELECT name, status, error IS NULL AS ok, script FROM ml.script_runs",
+        ]),
+        Duration::from_secs(120),
+    );
+    assert!(runs.stdout.contains("nightly,succeeded,true,"), "{}", runs.stdout);
+    assert!(runs.stdout.contains("etc/sentio/scripts/nightly.sql"), "{}", runs.stdout);
     let executor_logs: Vec<String> =
         executors.iter().map(|(_, n)| std::fs::read_to_string(runner.log(n)).unwrap()).collect();
     assert!(executor_logs.iter().all(|l| !l.is_empty()), "both executors logged their work: {executor_logs:?}");
@@ -644,13 +690,18 @@ fn verify_units(root: &Path) {
     }
     let executor = units.join("sentio-executor@0.service");
     std::os::unix::fs::symlink("sentio-executor@.service", &executor).unwrap();
+    let (script, timer) = (units.join("sentio-script@nightly.service"), units.join("sentio-script@nightly.timer"));
+    std::os::unix::fs::symlink("sentio-script@.service", &script).unwrap();
+    std::os::unix::fs::symlink("sentio-script@.timer", &timer).unwrap();
     let out = run(
         Command::new("systemd-analyze")
             .args(["verify", "--man=no"])
             .arg(format!("--root={}", root.display()))
             .arg(units.join("sentio-scheduler.service"))
             .arg(units.join("sentio-secrets.service"))
-            .arg(&executor),
+            .arg(&executor)
+            .arg(&script)
+            .arg(&timer),
         Duration::from_secs(60),
     );
     assert!(out.success && out.stderr.trim().is_empty(), "systemd-analyze verify:\n{}{}", out.stdout, out.stderr);
@@ -658,7 +709,8 @@ fn verify_units(root: &Path) {
     for e in std::fs::read_dir(&units).unwrap() {
         let p = e.unwrap().path();
         let name = p.file_name().unwrap().to_str().unwrap().to_string();
-        if !name.starts_with("sentio-") || name == "sentio-executor@0.service" {
+        let instance = ["sentio-executor@0.service", "sentio-script@nightly.service", "sentio-script@nightly.timer"];
+        if !name.starts_with("sentio-") || instance.contains(&name.as_str()) {
             std::fs::remove_file(p).unwrap();
         }
     }

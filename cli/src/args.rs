@@ -161,6 +161,10 @@ pub struct SqlArgs {
     /// Cancel a statement (and its cluster job) after this many seconds.
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<f64>,
+    /// Record the run (what ran, when, how it ended) as a row of
+    /// `ml.script_runs` under this name, also when it fails.
+    #[arg(long, value_name = "NAME")]
+    pub record_run: Option<String>,
 }
 
 /// `sentio datagen`.

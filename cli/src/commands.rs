@@ -198,10 +198,27 @@ async fn sql(cfg: &SentioConfig, global: &GlobalArgs, args: SqlArgs) -> Result<(
         t => t.map(std::time::Duration::from_secs_f64),
     };
     let runner = Runner::new(target(cfg, global).await?, args.format, !args.no_progress).with_timeout(timeout);
-    let mut out = std::io::stdout();
     if args.commands.is_empty() && args.files.is_empty() {
+        if args.record_run.is_some() {
+            return Err(CliError::Usage("--record-run records a script's run: give it -f FILE or -c SQL".into()));
+        }
         return crate::repl::run(&runner).await;
     }
+    let started = chrono::Utc::now();
+    let result = run_scripts(&runner, &args).await;
+    match &args.record_run {
+        Some(name) => {
+            let recorded = record_run(&runner, name, &args, started, &result).await;
+            // The script's own failure says more than the record's.
+            result.and(recorded)
+        }
+        None => result,
+    }
+}
+
+/// The `-c` statements, then the `-f` files, in order.
+async fn run_scripts(runner: &Runner, args: &SqlArgs) -> Result<()> {
+    let mut out = std::io::stdout();
     for c in &args.commands {
         runner.run_script("<command line>", c, &mut out).await?;
     }
@@ -214,6 +231,46 @@ async fn sql(cfg: &SentioConfig, global: &GlobalArgs, args: SqlArgs) -> Result<(
         runner.run_script(&f.display().to_string(), &src, &mut out).await?;
     }
     Ok(())
+}
+
+/// Appends the run's row to `ml.script_runs` (through the same runner, so
+/// where the statements ran): its name, scripts, host, start and end, and
+/// how it ended.
+async fn record_run(
+    runner: &Runner,
+    name: &str,
+    args: &SqlArgs,
+    started: chrono::DateTime<chrono::Utc>,
+    result: &Result<()>,
+) -> Result<()> {
+    let (status, error) = match result {
+        Ok(()) => ("succeeded", None),
+        Err(CliError::Interrupted { .. }) => ("interrupted", Some(result.as_ref().unwrap_err().to_string())),
+        Err(CliError::Timeout { .. }) => ("timed out", Some(result.as_ref().unwrap_err().to_string())),
+        Err(e) => ("failed", Some(e.to_string())),
+    };
+    let scripts: Vec<String> = args
+        .files
+        .iter()
+        .map(|f| f.display().to_string())
+        .chain(args.commands.iter().map(|_| "<command line>".to_string()))
+        .collect();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
+    let text = |s: &str| format!("'{}'", s.replace('\'', "''"));
+    let at = |t: chrono::DateTime<chrono::Utc>| format!("CAST({} AS TIMESTAMP)", text(&t.to_rfc3339()));
+    let insert = format!(
+        "INSERT INTO ml.script_runs VALUES ({}, {}, {}, {}, {}, {}, {})",
+        text(name),
+        text(&scripts.join(", ")),
+        text(&host),
+        at(started),
+        at(chrono::Utc::now()),
+        text(status),
+        error.as_deref().map_or("CAST(NULL AS VARCHAR)".to_string(), text),
+    );
+    runner.query(&insert).await.map(|_| ()).map_err(|e| {
+        CliError::Usage(format!("the run of {name} was not recorded in ml.script_runs (is a lake configured?): {e}"))
+    })
 }
 
 fn path_str(p: &Path) -> String {

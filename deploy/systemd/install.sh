@@ -23,6 +23,9 @@
 #   SENTIO_MEMORY_LIMIT          what an executor's tasks may hold in memory (e.g. 48GiB;
 #                                default 70 % of the host's memory); beyond it they spill
 #   SENTIO_EXECUTOR_ARGS, SENTIO_SCHEDULER_ARGS   extra flags
+#   SENTIO_SCRIPT                a SQL script to run on a schedule (scheduler; a file)
+#   SENTIO_SCRIPT_NAME           its name in ml.script_runs and the units (default nightly)
+#   SENTIO_SCRIPT_SCHEDULE       when, as systemd's OnCalendar (default *-*-* 02:00:00)
 #
 # Installs into ROOT (default /): ROOT/usr/local/bin/sentio{,-scheduler,-executor},
 # ROOT/usr/local/lib/sentio/sentio-fetch-secrets, ROOT/etc/systemd/system/*.service,
@@ -47,7 +50,7 @@ while [ $# -gt 0 ]; do
     --bin) bin=$2; shift 2 ;;
     --root) root=$2; shift 2 ;;
     --no-start) start=0; shift ;;
-    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
     *) die "unknown option: $1" ;;
   esac
 done
@@ -97,6 +100,25 @@ for u in "${units[@]}"; do
   install -m 0644 "$here/$u" "$root/etc/systemd/system/$u"
 done
 
+# A scheduled script: sentio-script@NAME.{service,timer}, the script in
+# /etc/sentio/scripts/NAME.sql and the schedule in a drop-in.
+script_name=""
+if [ -n "${SENTIO_SCRIPT:-}" ]; then
+  has_role scheduler || die "SENTIO_SCRIPT runs on the scheduler host: give --role scheduler"
+  [ -f "$SENTIO_SCRIPT" ] || die "SENTIO_SCRIPT: no such file: $SENTIO_SCRIPT"
+  script_name=${SENTIO_SCRIPT_NAME:-nightly}
+  [[ "$script_name" =~ ^[A-Za-z0-9_-]+$ ]] || die "SENTIO_SCRIPT_NAME must be letters, digits, _ and -"
+  schedule=${SENTIO_SCRIPT_SCHEDULE:-*-*-* 02:00:00}
+  check_value SENTIO_SCRIPT_SCHEDULE "$schedule"
+  install -d -m 0755 "$root/etc/sentio/scripts" "$root/etc/systemd/system/sentio-script@$script_name.timer.d"
+  install -m 0644 "$SENTIO_SCRIPT" "$root/etc/sentio/scripts/$script_name.sql"
+  for u in sentio-script@.service sentio-script@.timer; do
+    install -m 0644 "$here/$u" "$root/etc/systemd/system/$u"
+  done
+  printf '[Timer]\n# Written by install.sh from SENTIO_SCRIPT_SCHEDULE.\nOnCalendar=\nOnCalendar=%s\n' "$schedule" \
+    >"$root/etc/systemd/system/sentio-script@$script_name.timer.d/schedule.conf"
+fi
+
 env_file="$root/etc/sentio/sentio.env"
 {
   echo "# Written by deploy/systemd/install.sh; keys are described in its sentio.env example."
@@ -144,6 +166,7 @@ if [ "$root" = / ]; then
   if has_role executor; then
     for i in $(seq 0 $((executors - 1))); do enable+=("sentio-executor@$i.service"); done
   fi
+  [ -z "$script_name" ] || enable+=("sentio-script@$script_name.timer")
   if [ $start = 1 ]; then systemctl enable --now "${enable[@]}"; else systemctl enable "${enable[@]}"; fi
 fi
 echo "installed Sentio (${roles[*]}) into $root"

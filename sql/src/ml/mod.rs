@@ -306,9 +306,23 @@ pub fn cross_validations_schema() -> SchemaRef {
     ]))
 }
 
+/// Schema of `ml.script_runs`: one row per run of a script with
+/// `sentio sql --record-run NAME` (a scheduled job's history).
+pub fn script_runs_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("name", DataType::Utf8, false),
+        Field::new("script", DataType::Utf8, false),
+        Field::new("host", DataType::Utf8, false),
+        Field::new("started_at", ts(), false),
+        Field::new("finished_at", ts(), false),
+        Field::new("status", DataType::Utf8, false),
+        Field::new("error", DataType::Utf8, true),
+    ]))
+}
+
 /// Registers the `ml` schema (`ml.models`, `ml.evaluations`,
-/// `ml.cross_validations`) of the lake at `root_url` and returns the context
-/// the ML layer works with.
+/// `ml.cross_validations`, `ml.script_runs`) of the lake at `root_url` and
+/// returns the context the ML layer works with.
 pub fn register_ml(ctx: &SessionContext, root_url: Option<&str>) -> Result<MlContext, MlError> {
     let Some(root) = root_url else {
         return Ok(MlContext::new(ctx.clone(), None));
@@ -325,5 +339,6 @@ pub fn register_ml(ctx: &SessionContext, root_url: Option<&str>) -> Result<MlCon
     store.register_table(ctx, "models", "ml/models/", models_schema())?;
     store.register_table(ctx, "evaluations", "ml/evaluations/", evaluations_schema())?;
     store.register_table(ctx, "cross_validations", "ml/cross_validations/", cross_validations_schema())?;
+    store.register_table(ctx, "script_runs", "ml/script_runs/", script_runs_schema())?;
     Ok(MlContext::new(ctx.clone(), Some(store)))
 }
