@@ -264,6 +264,7 @@ fn s3_stopped_mid_query_fails_clearly_with_no_partial_result() {
     assert!(f.elapsed < Duration::from_secs(90), "took {:?} to fail", f.elapsed);
     assert!(f.stderr.contains("error:") && f.stderr.contains("sentio-mid"), "unclear error:\n{}", f.stderr);
     assert_eq!(f.stdout.trim(), "", "a failed query printed rows");
+    println!("S3 stopped mid-query: {}", f.stderr.trim());
 }
 
 /// S3 stopped while a model trains on a lake there: whichever step of the
@@ -288,6 +289,7 @@ fn s3_stopped_while_a_model_trains_fails_clearly() {
     assert!(!f.success, "CREATE MODEL succeeded without S3:\n{}", f.stderr);
     assert!(stopped.elapsed() < Duration::from_secs(120), "took {:?} after S3 stopped", stopped.elapsed());
     assert!(f.stderr.contains("error:") && f.stderr.contains("sentio-model-gone"), "unclear error:\n{}", f.stderr);
+    assert!(!f.stderr.contains("DataFusionError("), "said in Rust's Debug form:\n{}", f.stderr);
     println!("S3 stopped mid-training: failed {:?} after: {}", stopped.elapsed(), f.stderr.trim());
 }
 

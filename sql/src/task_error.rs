@@ -96,7 +96,42 @@ fn message(e: &DataFusionError) -> String {
 /// ```
 pub fn describe(e: &DataFusionError) -> String {
     let text = e.to_string();
-    plain(&text).or_else(|| scheduler_gone(&text)).unwrap_or(text)
+    plain(&text).or_else(|| scheduler_gone(&text)).or_else(|| store_unreachable(&text)).unwrap_or(text)
+}
+
+/// The text of `text` from `start` to the next `end`.
+fn between<'a>(text: &'a str, start: &str, end: char) -> Option<&'a str> {
+    let from = text.find(start)? + start.len();
+    let rest = &text[from..];
+    Some(&rest[..rest.find(end)?])
+}
+
+/// A job the scheduler could not plan because the lake's object store did
+/// not answer, said in words: Ballista reports it as the `Debug` text of the
+/// error (`DataFusionError(ObjectStore(Generic { store: "S3", source:
+/// ListRequest { source: RetryError(…uri: Some(…), retries: 4, …
+/// ConnectionRefused…`).
+fn store_unreachable(text: &str) -> Option<String> {
+    let debug = &text[text.find("ObjectStore(")?..];
+    let store = between(debug, "store: \"", '"').unwrap_or("object");
+    let why =
+        between(debug, "message: \"", '"').or_else(|| between(debug, "ConnectError(\"", '"')).unwrap_or("no answer");
+    let mut at = String::new();
+    if let Some(uri) = between(debug, "uri: Some(", ')') {
+        let (base, query) = uri.split_once('?').unwrap_or((uri, ""));
+        at.push_str(&format!(" at {base}"));
+        if let Some(prefix) = query.split('&').find_map(|kv| kv.strip_prefix("prefix=")) {
+            at.push_str(&format!(", listing {}", prefix.replace("%2F", "/").replace("%20", " ")));
+        }
+    }
+    let retries = between(debug, "retries: ", ',').map(|r| format!(" after {r} retries")).unwrap_or_default();
+    let job = text.split("Job ").nth(1).and_then(|s| s.split(' ').next()).filter(|j| !j.is_empty());
+    let step = if text.contains("Error planning job") { ", while planning" } else { "" };
+    let job = job.map(|j| format!(" (job {j}{step})")).unwrap_or_default();
+    Some(format!(
+        "the lake's {store} store did not answer ({why}){at}{retries}: check that it is up and that the cluster can \
+         reach it{job}"
+    ))
 }
 
 /// The error of a client whose scheduler stopped answering mid-statement
@@ -195,6 +230,25 @@ mod tests {
         ))));
         let e = for_scheduler(DataFusionError::Shared(Arc::new(DataFusionError::External(Box::new(wrapped)))));
         assert!(matches!(e, DataFusionError::Shared(_)));
+    }
+
+    #[test]
+    fn a_store_that_does_not_answer_at_planning_is_said_in_words() {
+        let e = DataFusionError::Execution(
+            "Job 038J failed: Error planning job 038J: DataFusionError(ObjectStore(Generic { store: \"S3\", source: \
+             ListRequest { source: RetryError(RetryErrorImpl { method: GET, uri: Some(http://127.0.0.1:42749/\
+             sentio-gone?list-type=2&prefix=lake%2Ftraining%2Fframes%2F), retries: 4, max_retries: 4, elapsed: \
+             557.894486ms, retry_timeout: 20s, inner: Http(HttpError { kind: Connect, source: reqwest::Error { kind: \
+             Request, source: hyper_util::client::legacy::Error(Connect, ConnectError(\"tcp connect error\", \
+             127.0.0.1:42749, Os { code: 111, kind: ConnectionRefused, message: \"Connection refused\" })) } }) }) } }))"
+                .into(),
+        );
+        assert_eq!(
+            describe(&e),
+            "the lake's S3 store did not answer (Connection refused) at http://127.0.0.1:42749/sentio-gone, listing \
+             lake/training/frames/ after 4 retries: check that it is up and that the cluster can reach it (job 038J, \
+             while planning)"
+        );
     }
 
     #[test]
