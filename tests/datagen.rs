@@ -145,3 +145,66 @@ async fn opdb_tables_on_postgres_mariadb_and_sqlite() {
     assert_eq!(p, m, "PostgreSQL and MariaDB differ");
     assert_eq!(p, l, "PostgreSQL and SQLite differ");
 }
+
+/// `--dataset ratings`: MovieLens's files and columns, the same bytes for
+/// the same seed, a typed Parquet copy and a `users` table, and structure a
+/// recommender can learn — on held-out ratings, each user's and movie's
+/// mean (learnt from the other ratings) predict far better than the overall
+/// mean, and not better than the generator's noise allows.
+#[test]
+fn ratings_sample_has_movielens_layout_and_learnable_structure() {
+    let dir = tempfile::tempdir().unwrap();
+    let opdb = sqlite_url(&dir.path().join("opdb.sqlite"));
+    let generate = |lake: &Path| {
+        run_ok(
+            sentio()
+                .args(["datagen", "--dataset", "ratings", "--scale", "0.3", "--seed", "5", "--opdb", &opdb, "--lake"])
+                .arg(lake),
+            Duration::from_secs(300),
+        )
+    };
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    generate(&a);
+    generate(&b);
+    assert_eq!(checksums(&a), checksums(&b), "the same seed, the same bytes");
+    let header =
+        |f: &str| std::fs::read_to_string(a.join("adhoc").join(f)).unwrap().lines().next().unwrap().to_string();
+    assert_eq!(header("ratings.csv"), "userId,movieId,rating,timestamp");
+    assert_eq!(header("movies.csv"), "movieId,title,genres");
+    assert_eq!(header("tags.csv"), "userId,movieId,tag,timestamp");
+
+    let sql = |q: &str| {
+        let f = run_ok(
+            sentio()
+                .args(["sql", "--no-progress", "--format", "csv", "--opdb", &opdb, "--lake"])
+                .arg(&a)
+                .args(["-c", q]),
+            Duration::from_secs(300),
+        );
+        f.stdout.lines().nth(1).unwrap_or_default().to_string()
+    };
+    let counts = sql(
+        "SELECT (SELECT COUNT(*) FROM adhoc.ratings) AS csv, (SELECT COUNT(*) FROM training.ratings) AS parquet, \
+         (SELECT COUNT(DISTINCT user_id) FROM training.ratings) AS users, (SELECT COUNT(*) FROM opdb.users) AS opdb_users, \
+         (SELECT COUNT(*) FROM adhoc.movies WHERE genres LIKE '%|%') > 0 AS several_genres",
+    );
+    let v: Vec<&str> = counts.split(',').collect();
+    assert_eq!(v[0], v[1], "the Parquet copy holds every rating: {counts}");
+    assert_eq!(v[2], v[3], "a users row per rating user: {counts}");
+    assert!(v[0].parse::<u64>().unwrap() > 20_000 && v[4] == "true", "{counts}");
+    let rmse = sql(
+        "WITH r AS (SELECT user_id, movie_id, rating, hash_fraction(user_id * 1000000 + movie_id, 3) < 0.8 AS train \
+                    FROM training.ratings), \
+              mu AS (SELECT AVG(rating) AS m FROM r WHERE train), \
+              ub AS (SELECT user_id, AVG(rating - m) AS bu FROM r CROSS JOIN mu WHERE train GROUP BY user_id), \
+              ib AS (SELECT movie_id, AVG(rating - m - bu) AS bi FROM r CROSS JOIN mu JOIN ub USING (user_id) \
+                     WHERE train GROUP BY movie_id) \
+         SELECT SQRT(AVG(POWER(rating - m, 2))) AS by_mean, \
+                SQRT(AVG(POWER(rating - m - COALESCE(bu, 0) - COALESCE(bi, 0), 2))) AS by_biases \
+         FROM r CROSS JOIN mu LEFT JOIN ub USING (user_id) LEFT JOIN ib USING (movie_id) WHERE NOT train",
+    );
+    let (by_mean, by_biases) =
+        rmse.split_once(',').map(|(a, b)| (a.parse::<f64>().unwrap(), b.parse::<f64>().unwrap())).unwrap();
+    assert!(by_biases < 0.9 * by_mean, "biases explain the ratings: RMSE {by_biases} vs {by_mean} by the mean");
+    assert!(by_biases > 0.52, "no better than the noise floor allows: {by_biases}");
+}

@@ -176,6 +176,19 @@ pub struct DatagenArgs {
     /// Seed: the same seed gives the same bytes.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Which sample: the emotion frames, media and sessions, or
+    /// MovieLens-shaped ratings (scale 1 ≈ 100k ratings).
+    #[arg(long, value_enum, default_value_t = Dataset::Frames)]
+    pub dataset: Dataset,
+}
+
+/// The samples `sentio datagen` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Dataset {
+    /// `training.frames`, `adhoc.media_ground_truth`, `media` and `sessions`.
+    Frames,
+    /// `adhoc.ratings`, `adhoc.movies`, `adhoc.tags`, `training.ratings`, `users`.
+    Ratings,
 }
 
 /// `sentio demo`.

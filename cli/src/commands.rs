@@ -46,6 +46,14 @@ async fn run_command(cli: Cli) -> Result<()> {
                 seed: args.seed,
                 s3: cfg.s3.clone(),
             };
+            if args.dataset == crate::args::Dataset::Ratings {
+                if opts.opdb_url.is_none() {
+                    eprintln!("note: no --opdb URL given: writing the lake only, not the users table");
+                }
+                let report = datagen::run_ratings(&opts).await?;
+                eprintln!("datagen: {report} → {}", opts.lake);
+                return Ok(());
+            }
             if opts.opdb_url.is_none() {
                 eprintln!("note: no --opdb URL given: writing the lake only, not the media and sessions tables");
             }

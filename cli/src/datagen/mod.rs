@@ -3,7 +3,9 @@
 //!
 //! * `training/frames/part-NNNNN.parquet` — annotated video frames;
 //! * `adhoc/media_ground_truth.csv` — media outcomes with realistic dirt;
-//! * `media` and `sessions` in the operational DB.
+//! * `media` and `sessions` in the operational DB;
+//! * with `--dataset ratings`, MovieLens-shaped ratings instead
+//!   ([`ratings`]).
 //!
 //! Scale 1 is about 100k frames. Every file is a pure function of the seed and
 //! its index, built in bounded memory and written as soon as it is ready, so
@@ -12,6 +14,7 @@
 pub mod adhoc;
 pub mod frames;
 pub mod opdb;
+pub mod ratings;
 pub use sentio_udfs::rng;
 pub mod world;
 
@@ -73,6 +76,64 @@ impl std::fmt::Display for DatagenReport {
 
 fn lake_err(url: &str) -> impl Fn(object_store::Error) -> LakeError + '_ {
     move |e| LakeError::unreadable(url, e)
+}
+
+/// What the ratings sample holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RatingsReport {
+    pub ratings: u64,
+    pub users: u64,
+    pub movies: u64,
+    pub elapsed: Duration,
+}
+
+impl std::fmt::Display for RatingsReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ratings of {} movies by {} users ({:.1} s)",
+            self.ratings,
+            self.movies,
+            self.users,
+            self.elapsed.as_secs_f64()
+        )
+    }
+}
+
+/// Generates the MovieLens-shaped ratings sample ([`ratings`]).
+pub async fn run_ratings(opts: &DatagenOptions) -> Result<RatingsReport> {
+    if !(opts.scale > 0.0 && opts.scale.is_finite()) {
+        return Err(SentioError::Config(format!("--scale must be a positive number, got {}", opts.scale)).into());
+    }
+    let started = Instant::now();
+    let sample = ratings::Ratings::new(opts.scale, opts.seed);
+    let root = lake_root_url(&opts.lake)?;
+    let root_url = ListingTableUrl::parse(&root)?;
+    let store = SentioObjectStoreRegistry::new(opts.s3.clone()).get_store(root_url.object_store().as_ref())?;
+    let prefix = root_url.prefix().clone();
+    let at = |parts: &[&str]| Path::from_iter(prefix.parts().chain(parts.iter().map(|p| (*p).into())));
+    let (all, movies_csv) = tokio::task::spawn_blocking(move || (sample.ratings(), sample.movies_csv()))
+        .await
+        .map_err(|e| LakeError::unreadable(&root, e))?;
+    let parquet = ratings::Ratings::ratings_parquet(&all).map_err(|message| LakeError::unreadable(&root, message))?;
+    let files = [
+        (at(&["adhoc", "ratings.csv"]), ratings::Ratings::ratings_csv(&all).into_bytes()),
+        (at(&["adhoc", "movies.csv"]), movies_csv.into_bytes()),
+        (at(&["adhoc", "tags.csv"]), sample.tags_csv(&all).into_bytes()),
+        (at(&["training", "ratings", "part-00000.parquet"]), parquet),
+    ];
+    for (path, bytes) in files {
+        store.put(&path, PutPayload::from(bytes)).await.map_err(lake_err(&root))?;
+    }
+    if let Some(url) = &opts.opdb_url {
+        opdb::write_users(url, &sample.users_rows()).await?;
+    }
+    Ok(RatingsReport {
+        ratings: all.len() as u64,
+        users: sample.users,
+        movies: sample.movies,
+        elapsed: started.elapsed(),
+    })
 }
 
 /// Generates the sample data.

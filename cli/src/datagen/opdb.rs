@@ -120,3 +120,24 @@ pub async fn write(world: &World, url: &str) -> Result<()> {
     conn.close().await;
     Ok(())
 }
+
+const USERS_DDL: &str = "CREATE TABLE users (user_id BIGINT PRIMARY KEY, country VARCHAR(2) NOT NULL, \
+    age_group VARCHAR(10) NOT NULL, signed_up DATE NOT NULL)";
+/// What the recommendation example writes: each user's top movies.
+const RECOMMENDATIONS_DDL: &str = "CREATE TABLE IF NOT EXISTS recommendations (run_id VARCHAR(100) NOT NULL, \
+    user_id BIGINT NOT NULL, movie_id BIGINT NOT NULL, predicted_rating DOUBLE PRECISION, \
+    PRIMARY KEY (run_id, user_id, movie_id))";
+
+/// Writes the ratings sample's `users` table; creates `recommendations`
+/// when missing.
+pub async fn write_users(url: &str, users: &[(u64, &str, &str, String)]) -> Result<()> {
+    let mut conn = connect(url).await?;
+    replace_table(&mut conn, "users", USERS_DDL, "user_id, country, age_group, signed_up", users.len() as u64, |i| {
+        let (id, country, age, signed_up) = &users[i as usize];
+        format!("({id}, '{country}', '{age}', '{signed_up}')")
+    })
+    .await?;
+    conn.execute(RECOMMENDATIONS_DDL).await?;
+    conn.close().await;
+    Ok(())
+}
