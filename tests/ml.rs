@@ -902,6 +902,17 @@ fn transform_learns_preprocessing_and_applies_it_to_raw_rows() {
         lake.fails(&format!("CREATE MODEL bad TRANSFORM (f00 + 1, emotion) {options} AS SELECT f00, emotion {from}"));
     assert!(e.contains("write f00 + 1 AS name"), "{e}");
     assert!(!lake.models_dir().join("bad").exists(), "nothing stored");
+    // Skew through the TRANSFORM: the transformed features, the serving
+    // rows' scaled with the training statistics; f00 shifted moves f00_s.
+    let skew = lake.rows(&format!(
+        "SELECT input, is_anomaly FROM ML.VALIDATE_DATA_SKEW(MODEL tf, \
+         (SELECT f00 + 6 AS f00, f01, f02, f03, f04 FROM training.frames WHERE split = 'test')) ORDER BY input"
+    ));
+    let flagged: Vec<&str> =
+        skew.iter().filter(|r| r["is_anomaly"] == true).map(|r| r["input"].as_str().unwrap()).collect();
+    assert_eq!(skew.len(), 5, "{skew:?}");
+    assert_eq!(flagged, ["f00_s"], "{skew:?}");
+
     let e = lake.fails(&format!("SELECT * FROM ML.TRANSFORM(MODEL by_hand, {test})"));
     assert!(e.contains("was created without a TRANSFORM clause"), "{e}");
     let e = lake

@@ -706,18 +706,19 @@ async fn validate_data_drift(ml: &MlContext, call: &MlCall) -> Result<String, Ml
 
 /// `ML.VALIDATE_DATA_SKEW(MODEL m, (serving rows))`: the drift of the
 /// model's features from its training rows (rebuilt from its training
-/// query and split, while they are still the rows it was trained on).
+/// query and split, while they are still the rows it was trained on; a
+/// `TRANSFORM` model's features through its `TRANSFORM`).
 async fn validate_data_skew(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
     let settings = DriftSettings::from_settings(&call.function, &call.settings)?;
     let meta = model_of(ml, call).await?;
     let model = format!("{}@{}", meta.name, meta.version);
+    let (mut serving, mut serving_schema) = inner(ml, call).await?;
     if !meta.transform.is_empty() {
-        return Err(MlError::Data(format!(
-            "ML.VALIDATE_DATA_SKEW: {model} has a TRANSFORM; Sentio compares the raw columns of models without one \
-             (compare the rows themselves with ML.VALIDATE_DATA_DRIFT)"
-        )));
+        // The model's features are its TRANSFORM's columns: compare those,
+        // the serving rows' through the training statistics.
+        serving = transform::transform_sql(&meta, &serving, &serving_schema)?;
+        serving_schema = Arc::new(ml.ctx.sql(&serving).await?.schema().as_arrow().clone());
     }
-    let (serving, serving_schema) = inner(ml, call).await?;
     let q = training_rows(ml, &meta).await?;
     let schema = Arc::new(ml.ctx.sql(&q).await?.schema().as_arrow().clone());
     let split = split_rows(ml, &meta.train_options, &q, &schema).await?;
