@@ -904,10 +904,10 @@ fn transform_learns_preprocessing_and_applies_it_to_raw_rows() {
     assert!(!lake.models_dir().join("bad").exists(), "nothing stored");
     // Skew through the TRANSFORM: the transformed features, the serving
     // rows' scaled with the training statistics; f00 shifted moves f00_s.
-    let skew = lake.rows(&format!(
+    let skew = lake.rows(
         "SELECT input, is_anomaly FROM ML.VALIDATE_DATA_SKEW(MODEL tf, \
-         (SELECT f00 + 6 AS f00, f01, f02, f03, f04 FROM training.frames WHERE split = 'test')) ORDER BY input"
-    ));
+         (SELECT f00 + 6 AS f00, f01, f02, f03, f04 FROM training.frames WHERE split = 'test')) ORDER BY input",
+    );
     let flagged: Vec<&str> =
         skew.iter().filter(|r| r["is_anomaly"] == true).map(|r| r["input"].as_str().unwrap()).collect();
     assert_eq!(skew.len(), 5, "{skew:?}");
@@ -915,9 +915,15 @@ fn transform_learns_preprocessing_and_applies_it_to_raw_rows() {
 
     let e = lake.fails(&format!("SELECT * FROM ML.TRANSFORM(MODEL by_hand, {test})"));
     assert!(e.contains("was created without a TRANSFORM clause"), "{e}");
-    let e = lake
-        .fails(&format!("SELECT * FROM ML.CROSS_VALIDATE(MODEL tf, (SELECT f00, f01, f02, f03, f04, emotion {from}))"));
-    assert!(e.contains("does not cross-validate TRANSFORM models yet"), "{e}");
+    // Cross-validation learns the TRANSFORM's statistics again on each
+    // fold's training rows.
+    let cv = lake.rows(&format!(
+        "SELECT fold, value FROM ML.CROSS_VALIDATE(MODEL tf, (SELECT f00, f01, f02, f03, f04, emotion {from}), \
+         STRUCT(3 AS num_folds)) WHERE metric = 'accuracy' ORDER BY fold"
+    ));
+    assert_eq!(cv.len(), 5, "three folds, mean and stddev: {cv:?}");
+    let mean = cv.iter().find(|r| r["fold"] == "mean").unwrap();
+    assert!(num(mean, "value") > 0.6, "{cv:?}");
 }
 
 /// A `CREATE MODEL` killed after writing its parameters leaves a file no

@@ -764,13 +764,6 @@ async fn cross_validate(ml: &MlContext, call: &MlCall) -> Result<String, MlError
             (other, _) => return Err(MlError::Syntax(format!("ML.CROSS_VALIDATE has no setting {other} (num_folds)"))),
         }
     }
-    if !meta.transform.is_empty() {
-        return Err(MlError::Data(format!(
-            "ML.CROSS_VALIDATE: {}@{} has a TRANSFORM, whose statistics each fold would have to learn again; \
-             Sentio does not cross-validate TRANSFORM models yet",
-            meta.name, meta.version
-        )));
-    }
     let (q, schema) = inner(ml, call).await?;
     require_label("ML.CROSS_VALIDATE", &schema, &meta)?;
     let store = ml.store()?;
@@ -801,14 +794,23 @@ async fn cross_validate(ml: &MlContext, call: &MlCall) -> Result<String, MlError
     let run_id = unique_name();
     let mut per_fold: Vec<BTreeMap<String, Option<f64>>> = Vec::new();
     for i in 0..folds {
-        let train_q = format!("SELECT {} FROM ({folded}) __f WHERE __fold <> {i}", cols.join(", "));
-        let test_q = format!("SELECT {} FROM ({folded}) __f WHERE __fold = {i}", cols.join(", "));
+        let mut train_q = format!("SELECT {} FROM ({folded}) __f WHERE __fold <> {i}", cols.join(", "));
+        let mut test_q = format!("SELECT {} FROM ({folded}) __f WHERE __fold = {i}", cols.join(", "));
+        let mut test_schema = Arc::clone(&schema);
+        if !meta.transform.is_empty() {
+            // The fold's own preprocessing statistics, from its training
+            // rows only, applied to both parts.
+            let columns = transform::relearnt(ml, &meta, &train_q).await?;
+            train_q = transform::transformed_query(&train_q, &columns);
+            test_q = transform::transformed_query(&test_q, &columns);
+            test_schema = Arc::new(ml.ctx.sql(&test_q).await?.schema().as_arrow().clone());
+        }
         let what = format!("ML.CROSS_VALIDATE({}) fold {}", meta.name, i + 1);
         let trained = train(ml, &opts, &train_q, &what).await?;
         let rel = format!("ml/tmp/cv-{run_id}/fold-{i}.pb");
         store.put_parquet_bytes(&rel, trained.payload.clone()).await?;
         let reference = model_ref(&what, store.url(&rel), &trained.spec, &fingerprint(&trained.payload));
-        let result = metrics_of(ml, &reference, &trained.spec, &meta.label, &schema, &test_q, None).await;
+        let result = metrics_of(ml, &reference, &trained.spec, &meta.label, &test_schema, &test_q, None).await;
         let _ = store.delete_file(&rel).await;
         per_fold.push(result?.1);
     }

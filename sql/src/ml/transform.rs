@@ -33,6 +33,11 @@ pub struct TransformColumn {
     pub name: String,
     /// Its expression over the raw columns.
     pub sql: String,
+    /// The expression as the clause wrote it (preprocessing statistics not
+    /// yet computed), to learn again on other rows (a cross-validation
+    /// fold's).
+    #[serde(default)]
+    pub written: String,
 }
 
 /// Prefix of the columns [`bind`] adds to a model's input rows.
@@ -89,8 +94,11 @@ pub async fn prepare(
     }
     let exprs: Vec<String> = columns.iter().map(|(_, e)| e.clone()).collect();
     let resolved = preprocess::resolve(ml, &exprs, &raw).await.map_err(|e| planning(what, e))?;
-    let columns: Vec<TransformColumn> =
-        columns.into_iter().zip(resolved).map(|((name, _), sql)| TransformColumn { name, sql }).collect();
+    let columns: Vec<TransformColumn> = columns
+        .into_iter()
+        .zip(resolved)
+        .map(|((name, written), sql)| TransformColumn { name, sql, written })
+        .collect();
     let transformed = transformed_query(&raw, &columns);
     // Planned now, so that a column the clause names and the query lacks
     // is an error before anything trains.
@@ -98,8 +106,32 @@ pub async fn prepare(
     Ok((transformed, columns))
 }
 
+/// `meta`'s `TRANSFORM` learnt again over the rows of `rows` (a query of
+/// the raw columns, with the label); apply it with [`transformed_query`].
+/// The split column is left out (the rows are split already).
+pub async fn relearnt(ml: &MlContext, meta: &ModelMeta, rows: &str) -> Result<Vec<TransformColumn>, MlError> {
+    let split_col = match &meta.train_options.split {
+        SplitMethod::Custom(c) => Some(c.as_str()),
+        _ => None,
+    };
+    let kept: Vec<&TransformColumn> = meta.transform.iter().filter(|c| Some(c.name.as_str()) != split_col).collect();
+    if kept.iter().any(|c| c.written.is_empty()) {
+        return Err(MlError::Data(format!(
+            "{}@{} was stored without its TRANSFORM as written; create it again to learn its TRANSFORM on other rows",
+            meta.name, meta.version
+        )));
+    }
+    let exprs: Vec<String> = kept.iter().map(|c| c.written.clone()).collect();
+    let resolved = preprocess::resolve(ml, &exprs, rows).await?;
+    Ok(kept
+        .iter()
+        .zip(resolved)
+        .map(|(c, sql)| TransformColumn { name: c.name.clone(), sql, written: c.written.clone() })
+        .collect())
+}
+
 /// `columns` computed over the rows of `raw`.
-fn transformed_query(raw: &str, columns: &[TransformColumn]) -> String {
+pub fn transformed_query(raw: &str, columns: &[TransformColumn]) -> String {
     let select: Vec<String> = columns.iter().map(|c| format!("{} AS {}", c.sql, quote_ident(&c.name))).collect();
     format!("SELECT {} FROM ({raw}) __raw", select.join(", "))
 }
