@@ -343,6 +343,48 @@ fn executor_killed_mid_training_stores_the_right_model_or_nothing() {
     }
 }
 
+/// The scheduler killed and restarted while a model trains: the statement
+/// fails within seconds saying so, stores no version and no parameters,
+/// and the restarted cluster trains the next model.
+#[test]
+fn a_restarted_scheduler_fails_a_training_and_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    run_ok(sentio().args(["datagen", "--scale", "0.5", "--seed", "3", "--lake"]).arg(&lake), Duration::from_secs(300));
+    let cluster = Cluster::start(&dir.path().join("cluster"), 1, vec![]);
+    let create = |name: &str, trees: u32| {
+        format!(
+            "CREATE MODEL {name} OPTIONS (model_type = 'random_forest_classifier', input_label_cols = ['emotion'], \
+             num_parallel_tree = {trees}, max_tree_depth = 12) AS SELECT * EXCEPT (session_id, frame_no, subject_id, \
+             media_id, recorded_on, split) FROM training.frames"
+        )
+    };
+    let sql = |statement: &str| {
+        let mut c = sentio();
+        c.args(["sql", "--no-progress", "--scheduler", &cluster.url(), "-c", statement, "--lake"]).arg(&lake);
+        c
+    };
+    let mut training = Running::start(&mut sql(&create("lost", 2000)), false);
+    // Past the statistics jobs, into the fit.
+    let started = Instant::now();
+    while cluster.executor_log(0).matches("Execute task").count() < 6 {
+        assert!(training.running(), "the training ended before the restart: make it heavier");
+        assert!(started.elapsed() < Duration::from_secs(120), "the executor ran no tasks");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    cluster.restart_scheduler();
+    let restarted = Instant::now();
+    let f = training.finish(Duration::from_secs(60));
+    assert!(!f.success, "the training succeeded across a restart it cannot survive");
+    assert!(f.stderr.contains("the cluster's scheduler "), "{}", f.stderr);
+    assert!(restarted.elapsed() < Duration::from_secs(15), "the client took {:?} to give up", restarted.elapsed());
+    assert!(!lake.join("models/lost/1/model.json").exists(), "a version was stored");
+    let left = std::fs::read_dir(lake.join("models/lost/payloads")).map_or(0, |d| d.count());
+    assert_eq!(left, 0, "parameters were left behind");
+    run_ok(&mut sql(&create("next", 4)), TEN_MIN);
+    assert!(lake.join("models/next/1/model.json").exists());
+}
+
 /// The scheduler killed mid-query and restarted: the client fails within
 /// seconds and says so in words (Ballista's own client asked the restarted
 /// scheduler about the lost job for ever). The executor goes on with the task (the scheduler kept the job in
