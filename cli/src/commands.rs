@@ -251,12 +251,13 @@ async fn record_run(
     started: chrono::DateTime<chrono::Utc>,
     result: &Result<()>,
 ) -> Result<()> {
-    let (status, error) = match result {
-        Ok(()) => ("succeeded", None),
-        Err(CliError::Interrupted { .. }) => ("interrupted", Some(result.as_ref().unwrap_err().to_string())),
-        Err(CliError::Timeout { .. }) => ("timed out", Some(result.as_ref().unwrap_err().to_string())),
-        Err(e) => ("failed", Some(e.to_string())),
+    let status = match result {
+        Ok(()) => "succeeded",
+        Err(CliError::Interrupted { .. }) => "interrupted",
+        Err(CliError::Timeout { .. }) => "timed out",
+        Err(_) => "failed",
     };
+    let error = result.as_ref().err().map(ToString::to_string);
     let scripts: Vec<String> = args
         .files
         .iter()
@@ -264,7 +265,7 @@ async fn record_run(
         .chain(args.commands.iter().map(|_| "<command line>".to_string()))
         .collect();
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
-    let text = |s: &str| format!("'{}'", s.replace('\'', "''"));
+    let text = sentio_sql::sqltext::lit;
     let at = |t: chrono::DateTime<chrono::Utc>| format!("CAST({} AS TIMESTAMP)", text(&t.to_rfc3339()));
     let insert = format!(
         "INSERT INTO ml.script_runs VALUES ({}, {}, {}, {}, {}, {}, {})",

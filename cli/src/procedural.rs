@@ -22,7 +22,9 @@ use datafusion::common::ScalarValue;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
-use crate::script::Statement;
+use sentio_sql::sqltext::lit;
+
+use crate::script::{Statement, offset_of};
 
 /// One step of a script.
 #[derive(Debug, Clone, PartialEq)]
@@ -88,10 +90,7 @@ fn tokens(text: &str) -> Vec<(Token, std::ops::Range<usize>)> {
     let Ok(tokens) = Tokenizer::new(&GenericDialect {}, text).tokenize_with_location() else { return Vec::new() };
     let mut line_starts = vec![0];
     line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-    let offset = |l: u64, c: u64| -> usize {
-        let Some(&start) = line_starts.get((l as usize).saturating_sub(1)) else { return text.len() };
-        text[start..].char_indices().nth((c as usize).saturating_sub(1)).map_or(text.len(), |(i, _)| start + i)
-    };
+    let offset = |l: u64, c: u64| offset_of(&line_starts, text, l, c);
     tokens
         .into_iter()
         .filter(|t: &TokenWithSpan| !matches!(t.token, Token::Whitespace(_) | Token::EOF))
@@ -106,9 +105,9 @@ fn is_word(t: &Token, w: &str) -> bool {
     matches!(t, Token::Word(word) if word.quote_style.is_none() && word.value.eq_ignore_ascii_case(w))
 }
 
-/// The statement's leading keyword, upper case.
-fn keyword(text: &str) -> Option<String> {
-    match tokens(text).first() {
+/// The leading keyword of a statement's tokens, upper case.
+fn keyword(toks: &[(Token, std::ops::Range<usize>)]) -> Option<String> {
+    match toks.first() {
         Some((Token::Word(w), _)) if w.quote_style.is_none() => Some(w.value.to_ascii_uppercase()),
         _ => None,
     }
@@ -179,7 +178,8 @@ fn block(statements: &[Statement], at: &mut usize) -> Result<(Vec<Step>, End), P
         let s = &statements[*at];
         *at += 1;
         let (text, line) = (s.text.as_str(), s.line);
-        match keyword(text).as_deref() {
+        let toks = tokens(text);
+        match keyword(&toks).as_deref() {
             Some("DECLARE") => {
                 if declared_all {
                     return Err(error(line, "DECLARE must come before the script's other statements"));
@@ -196,15 +196,14 @@ fn block(statements: &[Statement], at: &mut usize) -> Result<(Vec<Step>, End), P
                 return Ok((steps, End::ElseIf(condition, first, first_line)));
             }
             Some("ELSE") => {
-                let toks = tokens(text);
                 let (rest, rest_line) = match toks.get(1) {
                     Some((_, r)) => (text[r.start..].trim().to_string(), line + lines_before(text, r.start)),
                     None => (String::new(), line),
                 };
                 return Ok((steps, End::Else(rest, rest_line)));
             }
-            Some("END") if tokens(text).get(1).is_some_and(|(t, _)| is_word(t, "if")) => {
-                if tokens(text).len() > 2 {
+            Some("END") if toks.get(1).is_some_and(|(t, _)| is_word(t, "if")) => {
+                if toks.len() > 2 {
                     return Err(error(line, "END IF must end its statement: write END IF;"));
                 }
                 return Ok((steps, End::Fi));
@@ -408,9 +407,7 @@ pub fn literal(column: &ArrayRef) -> Result<String, String> {
     }
     Ok(match &v {
         ScalarValue::Boolean(Some(b)) => if *b { "TRUE" } else { "FALSE" }.to_string(),
-        ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
-            format!("'{}'", s.replace('\'', "''"))
-        }
+        ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => lit(s),
         ScalarValue::Float64(Some(f)) => format!("CAST('{f:?}' AS DOUBLE)"),
         ScalarValue::Float32(Some(f)) => format!("CAST('{f:?}' AS FLOAT)"),
         v if t.is_integer() => format!("CAST({v} AS BIGINT)"),

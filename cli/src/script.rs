@@ -30,7 +30,7 @@ pub struct SplitError {
 }
 
 /// Byte offset of a 1-based (line, column-in-chars) position.
-fn offset_of(line_starts: &[usize], src: &str, line: u64, column: u64) -> usize {
+pub(crate) fn offset_of(line_starts: &[usize], src: &str, line: u64, column: u64) -> usize {
     let Some(&start) = line_starts.get((line as usize).saturating_sub(1)) else {
         return src.len();
     };

@@ -40,7 +40,7 @@ use sentio_udfs::ml::predict_udf::fingerprint;
 use sentio_udfs::ml::spec::{Algorithm, Encoding, TrainSpec};
 
 use crate::ids::{now_micros, unique_name};
-use crate::ml::create::{model_ref, rows_fingerprint, split_rows, train};
+use crate::ml::create::{Split, model_ref, rows_fingerprint, split_rows, train};
 use crate::ml::describe::{DescribeSettings, describe_sql};
 use crate::ml::drift::{self, DriftSettings};
 use crate::ml::options::SplitMethod;
@@ -294,6 +294,30 @@ async fn inner(ml: &MlContext, call: &MlCall) -> Result<(String, Arc<Schema>), M
     Ok((q, Arc::new(df.schema().as_arrow().clone())))
 }
 
+/// `meta`'s training rows split as it was trained, rebuilt from its
+/// training query (through its `TRANSFORM`) — only while they are still the
+/// rows it was trained on (the same `data_fingerprint`); else an error that
+/// says what `reads` them and what to do `instead`.
+async fn training_split(
+    ml: &MlContext,
+    meta: &ModelMeta,
+    reads: &str,
+    instead: &str,
+) -> Result<(Split, Arc<Schema>), MlError> {
+    let q = training_rows(ml, meta).await?;
+    let schema = Arc::new(ml.ctx.sql(&q).await?.schema().as_arrow().clone());
+    let split = split_rows(ml, &meta.train_options, &q, &schema).await?;
+    let now = rows_fingerprint(ml, &schema, &split.train).await?;
+    if now != meta.data_fingerprint {
+        return Err(MlError::Data(format!(
+            "{reads}, rebuilt from its training query; the training rows have changed since it was trained \
+             (fingerprint {} then, {now} now), so they cannot be: {instead}",
+            meta.data_fingerprint
+        )));
+    }
+    Ok((split, schema))
+}
+
 /// The rows a function of `meta` reads, bound to it: the call's query, or
 /// without one the model's own evaluation rows, as BigQuery ML does —
 /// rebuilt from the training query and the split the model was trained
@@ -306,25 +330,14 @@ async fn rows_or_evaluation(ml: &MlContext, call: &MlCall, meta: &ModelMeta) -> 
     }
     let function = &call.function;
     let model = format!("{}@{}", meta.name, meta.version);
-    let q = training_rows(ml, meta).await?;
-    let schema = Arc::new(ml.ctx.sql(&q).await?.schema().as_arrow().clone());
-    let split = split_rows(ml, &meta.train_options, &q, &schema).await?;
+    let reads = format!("ML.{function}(MODEL {model}) without rows reads the model's evaluation rows");
+    let instead = format!("give the rows, ML.{function}(MODEL {model}, (SELECT …))");
+    let (split, schema) = training_split(ml, meta, &reads, &instead).await?;
     let Some(eval) = split.eval else {
         return Err(MlError::Data(format!(
-            "ML.{function}(MODEL {model}) without rows reads the model's evaluation rows, and {model} has none \
-             (data_split_method = 'NO_SPLIT', or under 500 training rows): give the rows, ML.{function}(MODEL \
-             {model}, (SELECT …))"
+            "{reads}, and {model} has none (data_split_method = 'NO_SPLIT', or under 500 training rows): {instead}"
         )));
     };
-    let now = rows_fingerprint(ml, &schema, &split.train).await?;
-    if now != meta.data_fingerprint {
-        return Err(MlError::Data(format!(
-            "ML.{function}(MODEL {model}) without rows reads the model's evaluation rows, rebuilt from its training \
-             query; the training rows have changed since it was trained (fingerprint {} then, {now} now), so they \
-             cannot be: give the rows, ML.{function}(MODEL {model}, (SELECT …))",
-            meta.data_fingerprint
-        )));
-    }
     bind(ml, meta, &eval, schema, true).await
 }
 
@@ -719,18 +732,9 @@ async fn validate_data_skew(ml: &MlContext, call: &MlCall) -> Result<String, MlE
         serving = transform::transform_sql(&meta, &serving, &serving_schema)?;
         serving_schema = Arc::new(ml.ctx.sql(&serving).await?.schema().as_arrow().clone());
     }
-    let q = training_rows(ml, &meta).await?;
-    let schema = Arc::new(ml.ctx.sql(&q).await?.schema().as_arrow().clone());
-    let split = split_rows(ml, &meta.train_options, &q, &schema).await?;
-    let now = rows_fingerprint(ml, &schema, &split.train).await?;
-    if now != meta.data_fingerprint {
-        return Err(MlError::Data(format!(
-            "ML.VALIDATE_DATA_SKEW compares with {model}'s training rows, rebuilt from its training query; they have \
-             changed since it was trained (fingerprint {} then, {now} now): compare with the rows you want, \
-             ML.VALIDATE_DATA_DRIFT((SELECT …), (SELECT …))",
-            meta.data_fingerprint
-        )));
-    }
+    let reads = format!("ML.VALIDATE_DATA_SKEW compares with {model}'s training rows");
+    let instead = "compare with the rows you want, ML.VALIDATE_DATA_DRIFT((SELECT …), (SELECT …))";
+    let (split, schema) = training_split(ml, &meta, &reads, instead).await?;
     let features: Vec<String> = meta.spec.features.iter().map(|f| f.name.clone()).collect();
     drift::drift_sql(
         ml,

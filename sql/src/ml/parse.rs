@@ -472,59 +472,27 @@ fn number_array(arg: &str) -> Result<Vec<f64>, MlError> {
 /// Finds the outermost `ML.<function>(…)` calls of `sql` (table functions;
 /// not the preprocessing ones), in order.
 pub fn find_ml_calls(sql: &str) -> Result<Vec<MlCall>, MlError> {
-    let tokens = Tokenizer::new(&GenericDialect {}, sql).tokenize_with_location().map_err(|e| syntax(e.to_string()))?;
-    let at = |i: usize| -> usize {
-        let l = tokens[i].span.start;
-        byte_offset(sql, l.line, l.column)
-    };
-    let significant: Vec<usize> =
-        (0..tokens.len()).filter(|&i| !matches!(tokens[i].token, Token::Whitespace(_) | Token::EOF)).collect();
+    let toks = located_tokens(sql)?;
     let mut calls = Vec::new();
     let mut k = 0;
-    while k + 3 < significant.len() {
-        let [a, b, c, d] = [significant[k], significant[k + 1], significant[k + 2], significant[k + 3]];
+    while k + 3 < toks.len() {
         // Preprocessing functions are scalar: crate::ml::preprocess's.
-        let is_call = is_word(&tokens[a].token, "ml")
-            && tokens[b].token == Token::Period
-            && matches!(&tokens[c].token, Token::Word(w) if !crate::ml::preprocess::is_preprocessor(&w.value))
-            && tokens[d].token == Token::LParen;
+        let is_call = is_word(&toks[k].0, "ml")
+            && toks[k + 1].0 == Token::Period
+            && matches!(&toks[k + 2].0, Token::Word(w) if !crate::ml::preprocess::is_preprocessor(&w.value))
+            && toks[k + 3].0 == Token::LParen;
         if !is_call {
             k += 1;
             continue;
         }
-        let Token::Word(w) = &tokens[c].token else { unreachable!() };
+        let Token::Word(w) = &toks[k + 2].0 else { unreachable!() };
         let function = w.value.to_ascii_uppercase();
-        // Find the matching parenthesis and the top-level commas.
-        let mut depth = 0;
-        let mut args = Vec::new();
-        let mut arg_start = at(d) + 1;
-        let mut end = None;
-        let mut j = k + 3;
-        while j < significant.len() {
-            let t = &tokens[significant[j]].token;
-            match t {
-                Token::LParen | Token::LBracket => depth += 1,
-                Token::RParen | Token::RBracket => {
-                    depth -= 1;
-                    if depth == 0 {
-                        args.push(sql[arg_start..at(significant[j])].trim().to_string());
-                        end = Some(at(significant[j]) + 1);
-                        break;
-                    }
-                }
-                Token::Comma if depth == 1 => {
-                    args.push(sql[arg_start..at(significant[j])].trim().to_string());
-                    arg_start = at(significant[j]) + 1;
-                }
-                _ => {}
-            }
-            j += 1;
-        }
-        let Some(end) = end else {
+        let Some((close, args)) = call_args(sql, &toks, k + 3) else {
             return Err(syntax(format!("ML.{function}( is not closed")));
         };
+        let end = toks[close].1 + 1;
         let mut call = MlCall {
-            span: at(a)..end,
+            span: toks[k].1..end,
             function,
             model: None,
             query: None,
@@ -552,11 +520,49 @@ pub fn find_ml_calls(sql: &str) -> Result<Vec<MlCall>, MlError> {
             }
         }
         calls.push(call);
-        while k < significant.len() && at(significant[k]) < end {
-            k += 1;
-        }
+        k = close + 1;
     }
     Ok(calls)
+}
+
+/// The tokens of `sql` but whitespace, each with its byte offset.
+pub(crate) fn located_tokens(sql: &str) -> Result<Vec<(Token, usize)>, MlError> {
+    let tokens = Tokenizer::new(&GenericDialect {}, sql).tokenize_with_location().map_err(|e| syntax(e.to_string()))?;
+    Ok(tokens
+        .into_iter()
+        .filter(|t| !matches!(t.token, Token::Whitespace(_) | Token::EOF))
+        .map(|t| {
+            let at = byte_offset(sql, t.span.start.line, t.span.start.column);
+            (t.token, at)
+        })
+        .collect())
+}
+
+/// From the `(` at `toks[open]`: the index of the `)` that closes it, and
+/// the text of each top-level argument between them (trimmed; empty ones
+/// included). None when it is not closed.
+pub(crate) fn call_args(sql: &str, toks: &[(Token, usize)], open: usize) -> Option<(usize, Vec<String>)> {
+    let mut depth = 0;
+    let mut args = Vec::new();
+    let mut arg_start = toks[open].1 + 1;
+    for (j, (t, at)) in toks.iter().enumerate().skip(open) {
+        match t {
+            Token::LParen | Token::LBracket => depth += 1,
+            Token::RParen | Token::RBracket => {
+                depth -= 1;
+                if depth == 0 {
+                    args.push(sql[arg_start..*at].trim().to_string());
+                    return Some((j, args));
+                }
+            }
+            Token::Comma if depth == 1 => {
+                args.push(sql[arg_start..*at].trim().to_string());
+                arg_start = at + 1;
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// `STRUCT(5 AS num_folds, 0.5 AS threshold)` → `[("num_folds", 5), …]`.

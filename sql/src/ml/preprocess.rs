@@ -11,10 +11,9 @@
 
 use std::ops::Range;
 
-use datafusion::sql::sqlparser::dialect::GenericDialect;
-use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+use datafusion::sql::sqlparser::tokenizer::Token;
 
-use crate::ml::parse::{byte_offset, is_word};
+use crate::ml::parse::{call_args, is_word, located_tokens};
 use crate::ml::{MlContext, MlError};
 
 /// BigQuery ML's preprocessing functions, which Sentio has or refuses.
@@ -70,67 +69,35 @@ fn syntax(m: impl Into<String>) -> MlError {
 
 /// Finds the preprocessing calls of `sql`, in order.
 pub fn find_calls(sql: &str) -> Result<Vec<PreCall>, MlError> {
-    let tokens = Tokenizer::new(&GenericDialect {}, sql).tokenize_with_location().map_err(|e| syntax(e.to_string()))?;
-    let sig: Vec<usize> =
-        (0..tokens.len()).filter(|&i| !matches!(tokens[i].token, Token::Whitespace(_) | Token::EOF)).collect();
-    let at = |k: usize| {
-        let l = tokens[sig[k]].span.start;
-        byte_offset(sql, l.line, l.column)
-    };
-    // The index (in `sig`) of the parenthesis closing the one at `open`,
-    // and the top-level comma positions between them.
-    let close = |open: usize| -> Option<(usize, Vec<usize>)> {
-        let mut depth = 0;
-        let mut commas = Vec::new();
-        for k in open..sig.len() {
-            match tokens[sig[k]].token {
-                Token::LParen | Token::LBracket => depth += 1,
-                Token::RParen | Token::RBracket => {
-                    depth -= 1;
-                    if depth == 0 {
-                        return Some((k, commas));
-                    }
-                }
-                Token::Comma if depth == 1 => commas.push(k),
-                _ => {}
-            }
-        }
-        None
-    };
+    let toks = located_tokens(sql)?;
     let mut calls = Vec::new();
     let mut k = 0;
-    while k + 3 < sig.len() {
-        let is_call = is_word(&tokens[sig[k]].token, "ml")
-            && tokens[sig[k + 1]].token == Token::Period
-            && matches!(&tokens[sig[k + 2]].token, Token::Word(w) if is_preprocessor(&w.value))
-            && tokens[sig[k + 3]].token == Token::LParen;
+    while k + 3 < toks.len() {
+        let is_call = is_word(&toks[k].0, "ml")
+            && toks[k + 1].0 == Token::Period
+            && matches!(&toks[k + 2].0, Token::Word(w) if is_preprocessor(&w.value))
+            && toks[k + 3].0 == Token::LParen;
         if !is_call {
             k += 1;
             continue;
         }
-        let Token::Word(w) = &tokens[sig[k + 2]].token else { unreachable!() };
+        let Token::Word(w) = &toks[k + 2].0 else { unreachable!() };
         let function = w.value.to_ascii_uppercase();
-        let (end, commas) = close(k + 3).ok_or_else(|| syntax(format!("ML.{function}( is not closed")))?;
-        let mut bounds = vec![k + 3];
-        bounds.extend(commas);
-        bounds.push(end);
-        let args: Vec<String> = bounds
-            .windows(2)
-            .map(|w| sql[at(w[0]) + 1..at(w[1])].trim().to_string())
-            .filter(|a| !a.is_empty())
-            .collect();
+        let (end, args) =
+            call_args(sql, &toks, k + 3).ok_or_else(|| syntax(format!("ML.{function}( is not closed")))?;
+        let args: Vec<String> = args.into_iter().filter(|a| !a.is_empty()).collect();
         let mut last = end;
         let mut over = None;
-        if end + 2 < sig.len() && is_word(&tokens[sig[end + 1]].token, "over") {
-            if tokens[sig[end + 2]].token != Token::LParen {
+        if end + 2 < toks.len() && is_word(&toks[end + 1].0, "over") {
+            if toks[end + 2].0 != Token::LParen {
                 return Err(syntax(format!("ML.{function}(…) OVER must be followed by (…), e.g. OVER ()")));
             }
-            let (over_end, _) =
-                close(end + 2).ok_or_else(|| syntax(format!("ML.{function}(…) OVER ( is not closed")))?;
-            over = Some(sql[at(end + 2) + 1..at(over_end)].trim().to_string());
+            let (over_end, _) = call_args(sql, &toks, end + 2)
+                .ok_or_else(|| syntax(format!("ML.{function}(…) OVER ( is not closed")))?;
+            over = Some(sql[toks[end + 2].1 + 1..toks[over_end].1].trim().to_string());
             last = over_end;
         }
-        calls.push(PreCall { span: at(k)..at(last) + 1, function, args, over });
+        calls.push(PreCall { span: toks[k].1..toks[last].1 + 1, function, args, over });
         k = last + 1;
     }
     Ok(calls)
