@@ -13,4 +13,5 @@ mod extracts;
 mod frontend;
 mod ml;
 mod opdb;
+mod recommend;
 mod workflows;

@@ -1413,6 +1413,11 @@ fn doc_examples() -> String {
 #[test]
 fn docs_examples_run() {
     let lake = Lake::new("0.1");
+    // The recommender's examples read the ratings sample, in the same lake.
+    run_ok(
+        sentio().args(["datagen", "--dataset", "ratings", "--scale", "0.1", "--seed", "42", "--lake"]).arg(&lake.root),
+        MIN,
+    );
     let script = doc_examples();
     assert!(script.matches(';').count() >= 12, "the examples were found:\n{script}");
     let file = lake.root.parent().unwrap().join("ml_docs.sql");
@@ -1429,6 +1434,9 @@ fn docs_examples_run() {
         "trial_id,hyperparameters,hparam_tuning_evaluation_metrics,eval_loss,is_optimal",
         "f00_s,f01_q,f02_b,f03",
         "scaled_lr,1,created",
+        "movie_mf,1,created,matrix_factorization,explicit",
+        "user_id,movie_id,predicted_rating",
+        "mean_absolute_error,mean_squared_error,mean_squared_log_error,median_absolute_error,r2_score",
     ] {
         assert!(f.stdout.contains(want), "{want:?} missing from the examples' output:\n{}", f.stdout);
     }

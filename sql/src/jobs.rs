@@ -73,7 +73,7 @@ const JOB_ID_WAIT: Duration = Duration::from_secs(3);
 /// moment ago is named when the scheduler's answer arrives, which `work`
 /// (still polled meanwhile) receives — without the wait, a statement
 /// cancelled right after it was submitted would leave its job running.
-/// Gives up after [`JOB_ID_WAIT`], or when `work` ends.
+/// Gives up after `JOB_ID_WAIT`, or when `work` ends.
 pub async fn job_named_soon<T>(
     mut work: Pin<&mut impl Future<Output = T>>,
     plan: &impl Fn() -> Option<Arc<dyn ExecutionPlan>>,

@@ -26,18 +26,25 @@ use std::sync::Arc;
 
 use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 
+use ml::factors::{FactorFn, FactorUdf};
+
 pub use hash_fraction::{HashFraction, hash_fraction_str, hash_fraction_u64};
 pub use ml::predict_udf::ModelSource;
 
-/// All of Sentio's scalar functions; `sentio_predict`, `sentio_explain` and
-/// `sentio_weights` read models through `models`.
+/// All of Sentio's scalar functions; `sentio_predict`, `sentio_explain`,
+/// `sentio_weights` and the `sentio_mf_*` functions read models through
+/// `models`.
 pub fn scalar_functions(models: Arc<dyn ModelSource>) -> Vec<Arc<ScalarUDF>> {
     vec![
         Arc::new(ScalarUDF::new_from_impl(HashFraction::new())),
         Arc::new(ScalarUDF::new_from_impl(ml::row_fraction::RowFraction::new())),
         Arc::new(ScalarUDF::new_from_impl(ml::predict_udf::PredictUdf::new(Arc::clone(&models)))),
         Arc::new(ScalarUDF::new_from_impl(ml::explain_udf::ExplainUdf::new(Arc::clone(&models)))),
-        Arc::new(ScalarUDF::new_from_impl(ml::weights::WeightsUdf::new(models))),
+        Arc::new(ScalarUDF::new_from_impl(ml::weights::WeightsUdf::new(Arc::clone(&models)))),
+        Arc::new(ScalarUDF::new_from_impl(FactorUdf::new(FactorFn::Predict, Arc::clone(&models)))),
+        Arc::new(ScalarUDF::new_from_impl(FactorUdf::new(FactorFn::Recommend, Arc::clone(&models)))),
+        Arc::new(ScalarUDF::new_from_impl(FactorUdf::new(FactorFn::Ids, Arc::clone(&models)))),
+        Arc::new(ScalarUDF::new_from_impl(FactorUdf::new(FactorFn::Rank, models))),
     ]
 }
 
@@ -46,5 +53,6 @@ pub fn aggregate_functions() -> Vec<Arc<AggregateUDF>> {
     vec![
         Arc::new(AggregateUDF::new_from_impl(ml::train_udaf::TrainUdaf::new())),
         Arc::new(AggregateUDF::new_from_impl(ml::metrics_udaf::MetricsUdaf::new())),
+        Arc::new(AggregateUDF::new_from_impl(ml::als::AlsUdaf::new())),
     ]
 }

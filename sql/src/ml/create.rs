@@ -18,7 +18,7 @@ use sentio_udfs::ml::spec::{Algorithm, Encoding, FeatureSpec, TrainSpec};
 
 use crate::ml::explain;
 use crate::ml::functions::{feature_args, metrics_of};
-use crate::ml::options::{ClassWeights, SplitMethod, TrainOptions};
+use crate::ml::options::{ClassWeights, FactorOptions, SplitMethod, TrainOptions};
 use crate::ml::parse::{OptValue, TransformItem};
 use crate::ml::sqltext::{FeatureKind, feature_expr, feature_kind};
 use crate::ml::store::{
@@ -284,7 +284,7 @@ pub(crate) async fn split_rows(
 }
 
 /// The number of rows of `sql`.
-async fn count_rows(ml: &MlContext, sql: &str) -> Result<i64, MlError> {
+pub(crate) async fn count_rows(ml: &MlContext, sql: &str) -> Result<i64, MlError> {
     let b = ml.collect(&format!("SELECT COUNT(*) FROM ({sql}) __c")).await?;
     Ok(b.first().map_or(0, |b| i64_at(b, 0)))
 }
@@ -642,7 +642,7 @@ fn importance(spec: &TrainSpec, payload: &ModelPayload) -> Vec<Importance> {
     out
 }
 
-fn options_text(options: &[(String, OptValue)]) -> BTreeMap<String, String> {
+pub(crate) fn options_text(options: &[(String, OptValue)]) -> BTreeMap<String, String> {
     options.iter().map(|(k, v)| (k.clone(), v.to_string())).collect()
 }
 
@@ -651,23 +651,17 @@ fn options_text(options: &[(String, OptValue)]) -> BTreeMap<String, String> {
 /// other's), evaluates, then claims the next version with a create-only
 /// write of its metadata — a writer that loses the claim takes the next.
 pub async fn create_model(ml: &MlContext, name: &str, statement: Statement<'_>) -> Result<Vec<RecordBatch>, MlError> {
+    if let Some(factorization) = FactorOptions::from_options(statement.options)? {
+        return crate::ml::factorize::create_model(ml, name, statement, factorization).await;
+    }
     let Statement { or_replace, if_not_exists, options, transform, query } = statement;
     let store = ml.store()?.clone();
     let (tuning, base) = split_tuning(options)?;
     let opts = TrainOptions::from_options(&base)?;
-    let existing = store.versions(name).await?;
-    if !existing.is_empty() && !or_replace {
-        if if_not_exists {
-            let meta = store.meta(name, None).await?;
-            return Ok(vec![summary_batch(&meta, "exists")?]);
-        }
-        return Err(MlError::Exists(name.to_string()));
-    }
-    // Parameters of earlier statements that were killed before committing:
-    // best effort, a failure here must not fail this statement.
-    if let Err(e) = store.sweep_orphan_payloads(name, ORPHAN_GRACE).await {
-        log::warn!("CREATE MODEL {name}: leftover parameter files were not removed: {e}");
-    }
+    let existing = match existing_versions(&store, name, or_replace, if_not_exists).await? {
+        Existing::Versions(v) => v,
+        Existing::Done(batches) => return Ok(batches),
+    };
     let what = format!("CREATE MODEL {name}");
     let (training_query, transform) = match transform {
         Some(items) => transform::prepare(ml, items, query, &opts, &what).await?,
@@ -712,6 +706,40 @@ pub async fn create_model(ml: &MlContext, name: &str, statement: Statement<'_>) 
     let registry = format!("ml/models/{name}.v{}.parquet", meta.version);
     store.put_parquet(&registry, &registry_row(&meta)?).await?;
     Ok(vec![summary_batch(&meta, "created")?])
+}
+
+/// The versions a `CREATE MODEL` of `name` finds, or what it answers
+/// without training.
+pub(crate) enum Existing {
+    /// Train: the versions there are (none, or with `OR REPLACE` some).
+    Versions(Vec<u32>),
+    /// `IF NOT EXISTS` of a model that exists: its summary.
+    Done(Vec<RecordBatch>),
+}
+
+/// The versions of `name`, unless it exists and the statement may not
+/// replace it: then `IF NOT EXISTS`'s answer, or the error that it exists.
+/// Also removes day-old parameter files of killed statements (best effort).
+pub(crate) async fn existing_versions(
+    store: &ModelStore,
+    name: &str,
+    or_replace: bool,
+    if_not_exists: bool,
+) -> Result<Existing, MlError> {
+    let existing = store.versions(name).await?;
+    if !existing.is_empty() && !or_replace {
+        if if_not_exists {
+            let meta = store.meta(name, None).await?;
+            return Ok(Existing::Done(vec![summary_batch(&meta, "exists")?]));
+        }
+        return Err(MlError::Exists(name.to_string()));
+    }
+    // Parameters of earlier statements that were killed before committing:
+    // best effort, a failure here must not fail this statement.
+    if let Err(e) = store.sweep_orphan_payloads(name, ORPHAN_GRACE).await {
+        log::warn!("CREATE MODEL {name}: leftover parameter files were not removed: {e}");
+    }
+    Ok(Existing::Versions(existing))
 }
 
 /// A `CREATE MODEL` statement as written.
@@ -792,6 +820,7 @@ async fn evaluate_and_claim(
         trials,
         tuning_objective,
         transform,
+        factorization: None,
     };
     while !store.commit(&meta).await? {
         // Someone else claimed this version meanwhile: take the next free one.

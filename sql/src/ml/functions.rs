@@ -25,7 +25,10 @@
 //! * the preprocessing functions (`ML.STANDARD_SCALER(x) OVER ()`, …) →
 //!   window aggregates ([`crate::ml::preprocess`]);
 //! * `ML.VALIDATE_DATA_DRIFT`, `ML.VALIDATE_DATA_SKEW` → distances of the
-//!   columns' distributions, counted in the cluster ([`crate::ml::drift`]).
+//!   columns' distributions, counted in the cluster ([`crate::ml::drift`]);
+//! * `ML.RECOMMEND`, and `ML.PREDICT` / `ML.EVALUATE` of a
+//!   `matrix_factorization` model → the `sentio_mf_*` functions
+//!   ([`crate::ml::recommend`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -50,7 +53,7 @@ use crate::ml::store::{Importance, ModelMeta, parse_model_ref};
 use crate::ml::transform::{self, Bound, bind, training_rows};
 use crate::ml::trials::trials_sql;
 use crate::ml::{MlContext, MlError, cross_validations_schema, evaluations_schema, metric_columns, metric_fields};
-use crate::ml::{explain, preprocess, weights};
+use crate::ml::{explain, preprocess, recommend, weights};
 use crate::sqltext::quote_ident;
 use crate::sqltext::{lit, qcol, rows_table};
 
@@ -85,6 +88,7 @@ async fn model_of(ml: &MlContext, call: &MlCall) -> Result<ModelMeta, MlError> {
         .ok_or_else(|| MlError::Syntax(format!("ML.{} needs MODEL name as its first argument", call.function)))?;
     let (name, version) = parse_model_ref(text)?;
     let meta = ml.store()?.meta(&ml.store_name(&name)?, version).await?;
+    recommend::check_applies(&call.function, &meta)?;
     match call.settings.iter().find(|(k, _)| k == "trial_id").map(|(_, v)| v) {
         None => Ok(meta),
         Some(OptValue::Num(n)) if *n >= 1.0 && n.fract() == 0.0 && *n <= f64::from(u32::MAX) => {
@@ -276,10 +280,11 @@ async fn expand(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
         "TRANSFORM" => transform_rows(ml, call).await,
         "VALIDATE_DATA_DRIFT" => validate_data_drift(ml, call).await,
         "VALIDATE_DATA_SKEW" => validate_data_skew(ml, call).await,
+        "RECOMMEND" => recommend_rows(ml, call).await,
         other => Err(MlError::Syntax(format!(
             "unknown function ML.{other}; Sentio has ML.PREDICT, ML.EVALUATE, ML.CONFUSION_MATRIX, ML.ROC_CURVE, \
              ML.FEATURE_INFO, ML.TRAINING_INFO, ML.FEATURE_IMPORTANCE, ML.EXPLAIN_PREDICT, ML.GLOBAL_EXPLAIN, \
-             ML.WEIGHTS, ML.TRIAL_INFO, ML.TRANSFORM, ML.VALIDATE_DATA_DRIFT, ML.VALIDATE_DATA_SKEW, \
+             ML.WEIGHTS, ML.TRIAL_INFO, ML.TRANSFORM, ML.RECOMMEND, ML.VALIDATE_DATA_DRIFT, ML.VALIDATE_DATA_SKEW, \
              ML.CROSS_VALIDATE and ML.DESCRIBE_DATA, and the \
              preprocessing functions ML.STANDARD_SCALER, ML.MIN_MAX_SCALER, ML.MAX_ABS_SCALER, ML.ROBUST_SCALER, \
              ML.IMPUTER, ML.QUANTILE_BUCKETIZE, ML.BUCKETIZE"
@@ -374,9 +379,24 @@ fn predict_sql(ml: &MlContext, meta: &ModelMeta, rows: &Bound, threshold: Option
 async fn predict(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
     check_settings(call, &["threshold", "trial_id"])?;
     let meta = model_of(ml, call).await?;
+    if meta.factorization.is_some() {
+        check_settings(call, &["trial_id"])?;
+        let (q, schema) = inner(ml, call).await?;
+        return recommend::predict(ml, &meta, &q, &schema);
+    }
     let threshold = threshold_of(call, &meta)?;
     let (q, schema) = inner(ml, call).await?;
     predict_sql(ml, &meta, &bind(ml, &meta, &q, schema, false).await?, threshold)
+}
+
+/// `ML.RECOMMEND` ([`recommend::recommend`]).
+async fn recommend_rows(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
+    let meta = model_of(ml, call).await?;
+    let rows = match call.query {
+        Some(_) => Some(inner(ml, call).await?),
+        None => None,
+    };
+    recommend::recommend(ml, call, &meta, rows.as_ref().map(|(q, s)| (q.as_str(), s.as_ref())))
 }
 
 fn ts_array(v: i64, n: usize) -> ArrayRef {
@@ -398,6 +418,14 @@ fn metrics_schema() -> Arc<Schema> {
 async fn evaluate(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
     check_settings(call, &["threshold", "trial_id"])?;
     let meta = model_of(ml, call).await?;
+    if meta.factorization.is_some() {
+        check_settings(call, &["trial_id"])?;
+        let rows = match call.query {
+            Some(_) => Some(inner(ml, call).await?),
+            None => None,
+        };
+        return recommend::evaluate(ml, &meta, rows.as_ref().map(|(q, s)| (q.as_str(), s.as_ref()))).await;
+    }
     let threshold = threshold_of(call, &meta)?;
     if call.query.is_none() && threshold.is_none() {
         let schema = metrics_schema();

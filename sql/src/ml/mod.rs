@@ -2,7 +2,8 @@
 //! `DROP MODEL`, `ML.PREDICT`, `ML.EVALUATE`, `ML.CONFUSION_MATRIX`,
 //! `ML.ROC_CURVE`, `ML.FEATURE_INFO`, `ML.TRAINING_INFO`,
 //! `ML.FEATURE_IMPORTANCE`, `ML.EXPLAIN_PREDICT`, `ML.GLOBAL_EXPLAIN`,
-//! `ML.WEIGHTS`, `ML.CROSS_VALIDATE`, and the `ml` tables.
+//! `ML.WEIGHTS`, `ML.CROSS_VALIDATE`, `ML.RECOMMEND` (matrix factorization,
+//! [`factorize`] and [`recommend`]), and the `ml` tables.
 //!
 //! DataFusion's parser accepts none of these, so [`prepare`] runs before it:
 //! statements are recognised ([`parse`]) and carried out here; `ML.*` calls
@@ -16,10 +17,12 @@ pub mod create;
 pub mod describe;
 pub mod drift;
 pub mod explain;
+pub mod factorize;
 pub mod functions;
 pub mod options;
 pub mod parse;
 pub mod preprocess;
+pub mod recommend;
 pub mod source;
 pub mod sqltext;
 pub mod store;

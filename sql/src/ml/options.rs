@@ -105,6 +105,8 @@ fn hyperparameters(algorithm: Algorithm) -> &'static [&'static str] {
         // Per-class statistics over every row: nothing to tune or bound.
         Algorithm::NaiveBayes => &[],
         Algorithm::Knn => &["num_neighbors", "max_stored_rows", "max_training_rows"],
+        // Its own options (FactorOptions), checked there.
+        Algorithm::MatrixFactorization => &[],
     }
 }
 
@@ -169,6 +171,42 @@ fn boolean(option: &str, v: &OptValue) -> Result<bool, MlError> {
     }
 }
 
+/// The `data_split_method` of `options` with its companions
+/// (`data_split_eval_fraction`, `data_split_col`), checked.
+fn split_method(options: &[(String, OptValue)]) -> Result<SplitMethod, MlError> {
+    let get = |k: &str| options.iter().find(|(n, _)| n == k).map(|(_, v)| v);
+    let method = get("data_split_method")
+        .map(|v| string("data_split_method", v))
+        .transpose()?
+        .unwrap_or_else(|| "AUTO_SPLIT".into())
+        .to_ascii_uppercase();
+    let fraction =
+        get("data_split_eval_fraction").map(|v| number("data_split_eval_fraction", v, 0.0, 0.9)).transpose()?;
+    let split_col = get("data_split_col").map(|v| string("data_split_col", v)).transpose()?;
+    let split = match method.as_str() {
+        "AUTO_SPLIT" => SplitMethod::Auto,
+        "RANDOM" => SplitMethod::Random(fraction.unwrap_or(0.2)),
+        "CUSTOM" => SplitMethod::Custom(
+            split_col
+                .clone()
+                .ok_or_else(|| MlError::Option("data_split_method = 'CUSTOM' needs data_split_col".into()))?,
+        ),
+        "NO_SPLIT" => SplitMethod::NoSplit,
+        other => {
+            return Err(MlError::Option(format!(
+                "unknown data_split_method '{other}' (AUTO_SPLIT, RANDOM, CUSTOM or NO_SPLIT)"
+            )));
+        }
+    };
+    if fraction.is_some() && !matches!(split, SplitMethod::Random(_)) {
+        return Err(MlError::Option("data_split_eval_fraction goes with data_split_method = 'RANDOM'".into()));
+    }
+    if split_col.is_some() && !matches!(split, SplitMethod::Custom(_)) {
+        return Err(MlError::Option("data_split_col goes with data_split_method = 'CUSTOM'".into()));
+    }
+    Ok(split)
+}
+
 impl TrainOptions {
     /// Checks and types the options of a CREATE MODEL.
     pub fn from_options(options: &[(String, OptValue)]) -> Result<Self, MlError> {
@@ -188,7 +226,7 @@ impl TrainOptions {
         let algorithm = Algorithm::from_model_type(&model_type).ok_or_else(|| {
             MlError::Option(format!(
                 "unknown model_type '{model_type}'; Sentio trains logistic_reg, random_forest_classifier, \
-                 decision_tree_classifier, naive_bayes_classifier, knn_classifier"
+                 decision_tree_classifier, naive_bayes_classifier, knn_classifier, matrix_factorization"
             ))
         })?;
         check_applies(algorithm, options)?;
@@ -198,35 +236,7 @@ impl TrainOptions {
             Some(OptValue::Str(s)) => s.clone(),
             Some(other) => return Err(bad("input_label_cols", "an array of one column name, e.g. ['emotion']", other)),
         };
-        let method = get("data_split_method")
-            .map(|v| string("data_split_method", v))
-            .transpose()?
-            .unwrap_or_else(|| "AUTO_SPLIT".into())
-            .to_ascii_uppercase();
-        let fraction =
-            get("data_split_eval_fraction").map(|v| number("data_split_eval_fraction", v, 0.0, 0.9)).transpose()?;
-        let split_col = get("data_split_col").map(|v| string("data_split_col", v)).transpose()?;
-        let split = match method.as_str() {
-            "AUTO_SPLIT" => SplitMethod::Auto,
-            "RANDOM" => SplitMethod::Random(fraction.unwrap_or(0.2)),
-            "CUSTOM" => SplitMethod::Custom(
-                split_col
-                    .clone()
-                    .ok_or_else(|| MlError::Option("data_split_method = 'CUSTOM' needs data_split_col".into()))?,
-            ),
-            "NO_SPLIT" => SplitMethod::NoSplit,
-            other => {
-                return Err(MlError::Option(format!(
-                    "unknown data_split_method '{other}' (AUTO_SPLIT, RANDOM, CUSTOM or NO_SPLIT)"
-                )));
-            }
-        };
-        if fraction.is_some() && !matches!(split, SplitMethod::Random(_)) {
-            return Err(MlError::Option("data_split_eval_fraction goes with data_split_method = 'RANDOM'".into()));
-        }
-        if split_col.is_some() && !matches!(split, SplitMethod::Custom(_)) {
-            return Err(MlError::Option("data_split_col goes with data_split_method = 'CUSTOM'".into()));
-        }
+        let split = split_method(options)?;
         let auto = get("auto_class_weights").map(|v| boolean("auto_class_weights", v)).transpose()?;
         let class_weights = match (auto, get("class_weights")) {
             (Some(true), Some(_)) => {
@@ -297,6 +307,126 @@ impl TrainOptions {
     }
 }
 
+/// Every option of a `matrix_factorization` model.
+pub const FACTOR_OPTIONS: [&str; 15] = [
+    "model_type",
+    "feedback_type",
+    "user_col",
+    "item_col",
+    "rating_col",
+    "num_factors",
+    "l2_reg",
+    "wals_alpha",
+    "max_iterations",
+    "early_stop",
+    "min_rel_progress",
+    "data_split_method",
+    "data_split_eval_fraction",
+    "data_split_col",
+    "seed",
+];
+
+/// The checked options of a `matrix_factorization` model, with BigQuery
+/// ML's names and defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FactorOptions {
+    /// `feedback_type = 'implicit'` (default `'explicit'`).
+    pub implicit: bool,
+    /// `user_col` (default `user`).
+    pub user_col: String,
+    /// `item_col` (default `item`).
+    pub item_col: String,
+    /// `rating_col` (default `rating`).
+    pub rating_col: String,
+    /// `num_factors`; None: log2 of the training rows, as BigQuery ML.
+    pub num_factors: Option<u32>,
+    /// `l2_reg` (default 0.1, not BigQuery ML's 1.0: it is per rating of the
+    /// solved user or item, as Spark's ALS), see [`sentio_udfs::ml::als`].
+    pub l2_reg: f64,
+    /// `wals_alpha` (default 40; implicit feedback only).
+    pub wals_alpha: f64,
+    /// `max_iterations` (default 20): each solves users, then items.
+    pub max_iterations: u32,
+    /// `early_stop` (default TRUE).
+    pub early_stop: bool,
+    /// `min_rel_progress` (default 0.01).
+    pub min_rel_progress: f64,
+    /// `data_split_method` and its companions.
+    pub split: SplitMethod,
+    /// `seed` of the initial factors and of the split (default 0).
+    pub seed: u64,
+}
+
+/// Most latent factors per user or item.
+pub const MAX_FACTORS: u64 = 256;
+
+impl FactorOptions {
+    /// The options of a `matrix_factorization` model, checked; None when
+    /// `model_type` names another model type (or none).
+    pub fn from_options(options: &[(String, OptValue)]) -> Result<Option<Self>, MlError> {
+        let get = |k: &str| options.iter().find(|(n, _)| n == k).map(|(_, v)| v);
+        match get("model_type") {
+            Some(OptValue::Str(t)) if t.eq_ignore_ascii_case("matrix_factorization") => {}
+            _ => return Ok(None),
+        }
+        for (k, _) in options {
+            if TUNING_OPTIONS.contains(&k.as_str()) {
+                return Err(MlError::Option(format!(
+                    "{k}: hyperparameter tuning of matrix_factorization models is not implemented in Sentio"
+                )));
+            }
+            if !FACTOR_OPTIONS.contains(&k.as_str()) {
+                return Err(MlError::Option(format!(
+                    "{k} does not apply to matrix_factorization in Sentio (its options: {})",
+                    FACTOR_OPTIONS[1..].join(", ")
+                )));
+            }
+        }
+        let text =
+            |k: &str, default: &str| get(k).map(|v| string(k, v)).transpose().map(|v| v.unwrap_or(default.into()));
+        let implicit = match text("feedback_type", "explicit")?.to_ascii_lowercase().as_str() {
+            "explicit" => false,
+            "implicit" => true,
+            other => {
+                return Err(MlError::Option(format!("feedback_type must be 'explicit' or 'implicit', not '{other}'")));
+            }
+        };
+        if !implicit && get("wals_alpha").is_some() {
+            return Err(MlError::Option("wals_alpha applies to feedback_type = 'implicit' only".into()));
+        }
+        let (user_col, item_col, rating_col) =
+            (text("user_col", "user")?, text("item_col", "item")?, text("rating_col", "rating")?);
+        if user_col == item_col || user_col == rating_col || item_col == rating_col {
+            return Err(MlError::Option(format!(
+                "user_col, item_col and rating_col must be three columns, not {user_col}, {item_col}, {rating_col}"
+            )));
+        }
+        Ok(Some(Self {
+            implicit,
+            user_col,
+            item_col,
+            rating_col,
+            num_factors: get("num_factors")
+                .map(|v| integer("num_factors", v, 1, MAX_FACTORS))
+                .transpose()?
+                .map(|n| n as u32),
+            l2_reg: get("l2_reg").map(|v| number("l2_reg", v, 0.0, 1e12)).transpose()?.unwrap_or(0.1),
+            wals_alpha: get("wals_alpha").map(|v| number("wals_alpha", v, 0.0, 1e9)).transpose()?.unwrap_or(40.0),
+            max_iterations: get("max_iterations")
+                .map(|v| integer("max_iterations", v, 1, 1000))
+                .transpose()?
+                .unwrap_or(20) as u32,
+            early_stop: get("early_stop").map(|v| boolean("early_stop", v)).transpose()?.unwrap_or(true),
+            min_rel_progress: get("min_rel_progress")
+                .map(|v| number("min_rel_progress", v, 0.0, 1.0))
+                .transpose()?
+                .unwrap_or(0.01),
+            split: split_method(options)?,
+            seed: get("seed").map(|v| integer("seed", v, 0, u64::from(u32::MAX))).transpose()?.unwrap_or(0),
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -339,5 +469,32 @@ mod tests {
             let e = err(o(&[("model_type", s(model_type)), (option, OptValue::Num(2.0))]));
             assert!(e.contains(&format!("{option} does not apply to {model_type}")), "{e}");
         }
+    }
+
+    #[test]
+    fn factorization_options() {
+        let s = |v: &str| OptValue::Str(v.into());
+        assert_eq!(FactorOptions::from_options(&o(&[("model_type", s("logistic_reg"))])).unwrap(), None);
+        let f = FactorOptions::from_options(&o(&[
+            ("model_type", s("MATRIX_FACTORIZATION")),
+            ("feedback_type", s("IMPLICIT")),
+            ("user_col", s("userid")),
+            ("num_factors", OptValue::Num(8.0)),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert!(f.implicit);
+        assert_eq!((f.user_col.as_str(), f.item_col.as_str(), f.num_factors), ("userid", "item", Some(8)));
+        assert_eq!((f.l2_reg, f.wals_alpha, f.max_iterations, f.early_stop), (0.1, 40.0, 20, true));
+        let err = |opts: Vec<(String, OptValue)>| FactorOptions::from_options(&opts).unwrap_err().to_string();
+        let mf = ("model_type", s("matrix_factorization"));
+        assert!(err(o(&[mf.clone(), ("num_parallel_tree", OptValue::Num(3.0))])).contains("does not apply"));
+        assert!(
+            err(o(&[mf.clone(), ("wals_alpha", OptValue::Num(3.0))]))
+                .contains("applies to feedback_type = 'implicit' only")
+        );
+        assert!(err(o(&[mf.clone(), ("num_trials", OptValue::Num(3.0))])).contains("not implemented"));
+        assert!(err(o(&[mf.clone(), ("num_factors", OptValue::Num(1000.0))])).contains("between"));
+        assert!(err(o(&[mf, ("user_col", s("item"))])).contains("three columns"));
     }
 }

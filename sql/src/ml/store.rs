@@ -234,6 +234,50 @@ pub struct ModelMeta {
     /// without a `TRANSFORM` clause.
     #[serde(default)]
     pub transform: Vec<crate::ml::transform::TransformColumn>,
+    /// What a `matrix_factorization` model factorized; None for the other
+    /// model types. Its factors are the payload ([`sentio_proto::FactorModel`]).
+    #[serde(default)]
+    pub factorization: Option<FactorizationMeta>,
+}
+
+/// The columns and hyperparameters of a `matrix_factorization` model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FactorizationMeta {
+    /// `explicit` or `implicit`.
+    pub feedback_type: String,
+    /// `user_col`.
+    pub user_col: String,
+    /// `item_col`.
+    pub item_col: String,
+    /// `rating_col`.
+    pub rating_col: String,
+    /// SQL type of the user column (ids are cast back to it).
+    pub user_type: String,
+    /// SQL type of the item column.
+    pub item_type: String,
+    /// Latent factors.
+    pub num_factors: u32,
+    /// Users and items the model knows.
+    pub users: u64,
+    /// See `users`.
+    pub items: u64,
+}
+
+impl FactorizationMeta {
+    /// Implicit feedback.
+    pub fn implicit(&self) -> bool {
+        self.feedback_type == "implicit"
+    }
+
+    /// The column of predictions, as BigQuery ML names it:
+    /// `predicted_<rating_col>`, with `_confidence` for implicit feedback.
+    pub fn predicted_column(&self) -> String {
+        if self.implicit() {
+            format!("predicted_{}_confidence", self.rating_col)
+        } else {
+            format!("predicted_{}", self.rating_col)
+        }
+    }
 }
 
 impl ModelMeta {
@@ -487,6 +531,11 @@ impl ModelStore {
     pub async fn put_parquet_bytes(&self, rel: &str, bytes: Vec<u8>) -> Result<(), MlError> {
         self.folder.store.put(&self.folder.path(rel), PutPayload::from(bytes)).await.map_err(store_err)?;
         Ok(())
+    }
+
+    /// Deletes every file under the folder `rel` (a scratch folder).
+    pub async fn delete_folder(&self, rel: &str) -> Result<(), MlError> {
+        self.delete_prefix(rel).await
     }
 
     /// Deletes the file at `rel`.

@@ -1,6 +1,9 @@
 //! Machine learning inside the cluster: the algorithms, and the functions
 //! through which SQL trains and applies them.
 //!
+//! * [`als`] — `sentio_als`, one half-iteration of matrix factorization;
+//! * [`factors`] — a factorization model and the `sentio_mf_*` functions
+//!   that apply it;
 //! * [`spec`] — what a model knows of its inputs and how it encodes them;
 //! * [`tree`], [`logistic`], [`bayes`], [`knn`] — the algorithms;
 //! * [`model`] — training dispatch, merging parts, prediction, explanation;
@@ -17,8 +20,10 @@
 //! The statements that analysts write (`CREATE MODEL`, `ML.PREDICT`, …) are
 //! rewritten into plans over these functions by `sentio-sql`.
 
+pub mod als;
 pub mod bayes;
 pub mod explain_udf;
+pub mod factors;
 pub mod knn;
 pub mod logistic;
 pub mod metrics_udaf;

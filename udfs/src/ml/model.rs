@@ -50,6 +50,7 @@ pub fn train_bucket(spec: &TrainSpec, data: &Dataset, bucket: u32) -> ModelPaylo
         }
         Algorithm::NaiveBayes => Payload::NaiveBayes(bayes::fit(data, classes, &spec.class_weights)),
         Algorithm::Knn => Payload::Knn(Knn { num_neighbors: p.num_neighbors, x: data.x.clone(), y: data.y.clone() }),
+        Algorithm::MatrixFactorization => unreachable!("sentio_train refuses matrix factorization specs"),
     };
     ModelPayload {
         format_version: PAYLOAD_FORMAT,

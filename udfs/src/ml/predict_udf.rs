@@ -61,15 +61,7 @@ pub fn load(source: &dyn ModelSource, reference: &str) -> Result<Arc<Predictor>>
         return Ok(Arc::clone(p));
     }
     let r: ModelRef = serde_json::from_str(reference).map_err(|e| exec_datafusion_err!("bad model reference: {e}"))?;
-    let bytes =
-        source.fetch(&r.url).map_err(|e| exec_datafusion_err!("cannot read model {} from {}: {e}", r.model, r.url))?;
-    if fingerprint(&bytes) != r.fingerprint {
-        return exec_err!(
-            "model {}: the stored file {} is not the one that was registered (corrupt or replaced)",
-            r.model,
-            r.url
-        );
-    }
+    let bytes = fetch_checked(source, &r.model, &r.url, &r.fingerprint)?;
     let p = Arc::new(Predictor::decode(r.spec, &bytes).map_err(|e| exec_datafusion_err!("model {}: {e}", r.model))?);
     let mut cache = CACHE.lock().expect("model cache");
     if cache.len() >= CACHE_ENTRIES {
@@ -77,6 +69,19 @@ pub fn load(source: &dyn ModelSource, reference: &str) -> Result<Arc<Predictor>>
     }
     cache.insert(reference.to_string(), Arc::clone(&p));
     Ok(p)
+}
+
+/// The bytes of model `model` at `url`, read through `source`, if their
+/// fingerprint is `fingerprint` (else the error that the file is corrupt or
+/// was replaced).
+pub fn fetch_checked(source: &dyn ModelSource, model: &str, url: &str, fingerprint_: &str) -> Result<Vec<u8>> {
+    let bytes = source.fetch(url).map_err(|e| exec_datafusion_err!("cannot read model {model} from {url}: {e}"))?;
+    if fingerprint(&bytes) != fingerprint_ {
+        return exec_err!(
+            "model {model}: the stored file {url} is not the one that was registered (corrupt or replaced)"
+        );
+    }
+    Ok(bytes)
 }
 
 /// Puts a model into this process's cache (the client does after training,

@@ -24,6 +24,11 @@ pub enum Algorithm {
     NaiveBayes,
     /// k-nearest neighbours (`knn_classifier`).
     Knn,
+    /// Matrix factorization by alternating least squares
+    /// (`matrix_factorization`): trained by `sentio_als`, applied by the
+    /// `sentio_mf_*` functions ([`crate::ml::factors`]), never by
+    /// `sentio_train` or `sentio_predict`.
+    MatrixFactorization,
 }
 
 impl Algorithm {
@@ -35,14 +40,22 @@ impl Algorithm {
             Self::DecisionTree => "decision_tree_classifier",
             Self::NaiveBayes => "naive_bayes_classifier",
             Self::Knn => "knn_classifier",
+            Self::MatrixFactorization => "matrix_factorization",
         }
     }
 
     /// Parses a `model_type` option value (case-insensitive).
     pub fn from_model_type(s: &str) -> Option<Self> {
-        [Self::LogisticReg, Self::RandomForest, Self::DecisionTree, Self::NaiveBayes, Self::Knn]
-            .into_iter()
-            .find(|a| a.model_type().eq_ignore_ascii_case(s))
+        [
+            Self::LogisticReg,
+            Self::RandomForest,
+            Self::DecisionTree,
+            Self::NaiveBayes,
+            Self::Knn,
+            Self::MatrixFactorization,
+        ]
+        .into_iter()
+        .find(|a| a.model_type().eq_ignore_ascii_case(s))
     }
 }
 

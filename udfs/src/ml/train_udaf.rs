@@ -83,6 +83,9 @@ impl AggregateUDFImpl for TrainUdaf {
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
         let spec_expr = args.exprs.first().ok_or_else(|| exec_datafusion_err!("sentio_train needs a spec"))?;
         let spec = TrainSpec::from_json(&literal_text(spec_expr, "sentio_train")?)?;
+        if spec.algorithm == Algorithm::MatrixFactorization {
+            return exec_err!("sentio_train does not train matrix factorization (sentio_als does)");
+        }
         if args.exprs.len() != 3 + spec.features.len() {
             return exec_err!(
                 "sentio_train: the spec has {} features, {} were given",

@@ -1,0 +1,276 @@
+//! Recommendations end to end: `matrix_factorization` models (explicit and
+//! implicit feedback) trained by alternating least squares in a
+//! 1-scheduler + 2-executor cluster through its front end, the same bytes
+//! as standalone; `ML.RECOMMEND`'s top-n against brute force over
+//! `ML.PREDICT`; `ML.EVALUATE` against a baseline computed in SQL; bad
+//! input refused; and `examples/06_recommend.sql`, whose rows in the
+//! operational DB are read back with Python's own sqlite3.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::{Cluster, repo_root, run, run_ok, sentio};
+
+const TEN_MIN: Duration = Duration::from_secs(600);
+
+/// Held-out ratings: a seeded fifth of the (user, movie) pairs.
+const HELD_OUT: &str = "hash_fraction(user_id * 100003 + movie_id, 11) < 0.2";
+
+fn explicit_model(name: &str) -> String {
+    format!(
+        "CREATE OR REPLACE MODEL {name} OPTIONS (model_type = 'matrix_factorization', user_col = 'user_id', \
+         item_col = 'movie_id', rating_col = 'rating', num_factors = 6, max_iterations = 6, early_stop = FALSE, \
+         data_split_method = 'NO_SPLIT', seed = 3) \
+         AS SELECT user_id, movie_id, rating FROM training.ratings WHERE NOT ({HELD_OUT})"
+    )
+}
+
+/// How statements reach Sentio: standalone on the lake, or through the
+/// cluster's front end with a token only.
+enum Via<'a> {
+    Standalone { lake: &'a Path, opdb: &'a str },
+    FrontEnd { uri: String, token: &'a str },
+}
+
+impl Via<'_> {
+    fn cmd(&self) -> Command {
+        let mut c = sentio();
+        c.args(["sql", "--no-progress"]);
+        match self {
+            Via::Standalone { lake, opdb } => {
+                c.arg("--lake").arg(lake).args(["--opdb", opdb]);
+            }
+            Via::FrontEnd { uri, token } => {
+                c.args(["--scheduler", uri, "--token", token]);
+            }
+        }
+        c
+    }
+
+    fn rows(&self, sql: &str) -> Vec<Value> {
+        let f = run_ok(self.cmd().args(["--format", "json", "-c", sql]), TEN_MIN);
+        let text = f.stdout.trim();
+        if text.is_empty() {
+            return Vec::new();
+        }
+        serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+    }
+
+    fn fails(&self, sql: &str) -> String {
+        let f = run(self.cmd().args(["-c", sql]), TEN_MIN);
+        assert!(!f.success, "{sql} should fail; stdout:\n{}", f.stdout);
+        assert!(!f.stderr.contains("panicked"), "{}", f.stderr);
+        f.stderr
+    }
+}
+
+fn num(v: &Value, k: &str) -> f64 {
+    v[k].as_f64().unwrap_or_else(|| panic!("{k} is not a number in {v}"))
+}
+
+/// The bytes of a version's stored factors.
+fn payload(lake: &Path, name: &str, version: u32) -> Vec<u8> {
+    let meta: Value =
+        serde_json::from_slice(&std::fs::read(lake.join(format!("models/{name}/{version}/model.json"))).unwrap())
+            .unwrap();
+    std::fs::read(lake.join(meta["payload_file"].as_str().unwrap())).unwrap()
+}
+
+#[test]
+fn matrix_factorization_recommends_on_a_cluster_as_standalone() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let opdb = format!("sqlite:{}", dir.path().join("opdb.sqlite").display());
+    run_ok(
+        sentio()
+            .args(["datagen", "--dataset", "ratings", "--scale", "0.3", "--seed", "5", "--opdb", &opdb, "--lake"])
+            .arg(&lake),
+        TEN_MIN,
+    );
+    let standalone = Via::Standalone { lake: &lake, opdb: &opdb };
+    let created = standalone.rows(&explicit_model("mf"));
+    assert_eq!(created[0]["version"], 1, "{created:?}");
+    assert_eq!(created[0]["iterations"], 6, "{created:?}");
+    refuses_bad_input(&standalone);
+
+    let env = vec![("SENTIO_OPDB_URL", opdb.clone()), ("SENTIO_LAKE", lake.display().to_string())];
+    let token = "sentio-test-recommend";
+    let cluster = Cluster::start_front_end(&dir.path().join("cluster"), 2, env, token, &[]);
+    let remote = Via::FrontEnd { uri: cluster.flight_sql_uri(), token };
+    let created = remote.rows(&explicit_model("mf"));
+    assert_eq!(created[0]["version"], 2, "{created:?}");
+    assert_eq!(payload(&lake, "mf", 1), payload(&lake, "mf", 2), "the cluster trained other factors");
+
+    learns_more_than_biases(&remote);
+    top_n_is_the_best_by_predict(&remote);
+    implicit_feedback_ranks_held_out_movies_high(&remote);
+    example_writes_each_users_unseen_top_ten(&remote, &dir.path().join("opdb.sqlite"), &lake);
+    cluster.stop();
+}
+
+/// On the held-out ratings the model's error is well below that of the
+/// best bias-only predictor (mean + user offset + movie offset, learnt in
+/// SQL from the training ratings); training loss falls.
+fn learns_more_than_biases(via: &Via) {
+    let eval =
+        via.rows(&format!("SELECT * FROM ML.EVALUATE(MODEL mf, (SELECT * FROM training.ratings WHERE {HELD_OUT}))"));
+    let mse = num(&eval[0], "mean_squared_error");
+    let baseline = via.rows(&format!(
+        "WITH t AS (SELECT * FROM training.ratings WHERE NOT ({HELD_OUT})), m AS (SELECT AVG(rating) AS mu FROM t), \
+         u AS (SELECT t.user_id, AVG(t.rating) - MAX(m.mu) AS bu FROM t CROSS JOIN m GROUP BY t.user_id), \
+         i AS (SELECT t.movie_id, AVG(t.rating - m.mu - u.bu) AS bi FROM t CROSS JOIN m JOIN u ON u.user_id = t.user_id \
+               GROUP BY t.movie_id) \
+         SELECT AVG(POWER(m.mu + u.bu + i.bi - r.rating, 2)) AS mse \
+         FROM (SELECT * FROM training.ratings WHERE {HELD_OUT}) r CROSS JOIN m JOIN u ON u.user_id = r.user_id \
+         JOIN i ON i.movie_id = r.movie_id"
+    ));
+    let by_biases = num(&baseline[0], "mse");
+    println!("held-out MSE: matrix factorization {mse:.4}, biases alone {by_biases:.4}");
+    assert!(mse < 0.95 * by_biases, "factors add nothing: MSE {mse} vs {by_biases} by biases");
+    assert!(num(&eval[0], "r2_score") > 0.3, "{eval:?}");
+    let info = via.rows("SELECT iteration, loss FROM ML.TRAINING_INFO(MODEL mf) ORDER BY iteration");
+    assert_eq!(info.len(), 6, "{info:?}");
+    assert!(num(&info[5], "loss") < 0.8 * num(&info[0], "loss"), "{info:?}");
+}
+
+/// `ML.RECOMMEND`'s `top_n` per user (and per movie) are the best of
+/// `ML.PREDICT` over every pair, in order.
+fn top_n_is_the_best_by_predict(via: &Via) {
+    let all = via
+        .rows("SELECT COUNT(*) AS n, COUNT(DISTINCT user_id) AS users FROM ML.RECOMMEND(MODEL mf, STRUCT(4 AS top_n))");
+    assert_eq!(num(&all[0], "n"), 4.0 * num(&all[0], "users"), "{all:?}");
+    let known = format!("SELECT DISTINCT movie_id FROM training.ratings WHERE NOT ({HELD_OUT})");
+    let by_predict = via.rows(&format!(
+        "SELECT movie_id, predicted_rating FROM ML.PREDICT(MODEL mf, (SELECT 7 AS user_id, movie_id FROM ({known}))) \
+         ORDER BY predicted_rating DESC, movie_id LIMIT 4"
+    ));
+    let recommended = via.rows(
+        "SELECT movie_id, predicted_rating FROM ML.RECOMMEND(MODEL mf, (SELECT 7 AS user_id), STRUCT(4 AS top_n)) \
+         ORDER BY predicted_rating DESC, movie_id",
+    );
+    assert_eq!(recommended, by_predict, "user 7's top 4");
+    assert_eq!(recommended.len(), 4);
+    let movie = via.rows(&format!("SELECT MIN(movie_id) AS m FROM ({known})"))[0]["m"].clone();
+    let users = "SELECT DISTINCT user_id FROM training.ratings";
+    let by_predict = via.rows(&format!(
+        "SELECT user_id, predicted_rating FROM ML.PREDICT(MODEL mf, (SELECT user_id, {movie} AS movie_id FROM ({users}))) \
+         ORDER BY predicted_rating DESC, user_id LIMIT 3"
+    ));
+    let recommended = via.rows(&format!(
+        "SELECT user_id, predicted_rating FROM ML.RECOMMEND(MODEL mf, (SELECT {movie} AS movie_id), STRUCT(3 AS top_n)) \
+         ORDER BY predicted_rating DESC, user_id"
+    ));
+    assert_eq!(recommended, by_predict, "movie {movie}'s top 3 users");
+    assert_eq!(recommended.len(), 3);
+    // An unknown user gets nothing; an unknown pair predicts NULL.
+    assert!(via.rows("SELECT * FROM ML.RECOMMEND(MODEL mf, (SELECT -1 AS user_id), STRUCT(3 AS top_n))").is_empty());
+    let unknown = via.rows(&format!("SELECT * FROM ML.PREDICT(MODEL mf, (SELECT -1 AS user_id, {movie} AS movie_id))"));
+    assert!(unknown[0]["predicted_rating"].is_null(), "{unknown:?}");
+}
+
+/// Watched-or-not feedback: held-out movies rank in the top part of each
+/// user's ranking of every movie (a random ranking averages 0.5).
+fn implicit_feedback_ranks_held_out_movies_high(via: &Via) {
+    let created = via.rows(&format!(
+        "CREATE MODEL watched OPTIONS (model_type = 'matrix_factorization', feedback_type = 'implicit', \
+         user_col = 'user_id', item_col = 'movie_id', rating_col = 'watched', num_factors = 6, max_iterations = 4, \
+         data_split_method = 'NO_SPLIT', seed = 3) \
+         AS SELECT user_id, movie_id, 1.0 AS watched FROM training.ratings WHERE NOT ({HELD_OUT})"
+    ));
+    assert_eq!(created[0]["feedback_type"], "implicit", "{created:?}");
+    let eval = via.rows(&format!(
+        "SELECT * FROM ML.EVALUATE(MODEL watched, (SELECT user_id, movie_id, 1.0 AS watched FROM training.ratings \
+         WHERE {HELD_OUT}))"
+    ));
+    let rank = num(&eval[0], "average_rank");
+    println!("implicit feedback: held-out average rank {rank:.3}, MAP {}", eval[0]["mean_average_precision"]);
+    assert!(rank < 0.35, "held-out movies rank no better than chance: {eval:?}");
+    let top = via.rows("SELECT * FROM ML.RECOMMEND(MODEL watched, (SELECT 7 AS user_id), STRUCT(2 AS top_n))");
+    assert_eq!(top.len(), 2);
+    assert!(top[0].get("predicted_watched_confidence").is_some(), "{top:?}");
+}
+
+/// Bad input: a clear error and nothing stored.
+fn refuses_bad_input(via: &Via) {
+    let base =
+        "model_type = 'matrix_factorization', user_col = 'user_id', item_col = 'movie_id', rating_col = 'rating'";
+    let cases = [
+        (
+            format!("CREATE MODEL bad OPTIONS ({base}) AS SELECT user_id, rating FROM training.ratings"),
+            "no item_col column",
+        ),
+        (
+            format!(
+                "CREATE MODEL bad OPTIONS ({base}) AS SELECT user_id, movie_id, 'five' AS rating FROM training.ratings"
+            ),
+            "ratings must be numbers",
+        ),
+        (
+            format!(
+                "CREATE MODEL bad OPTIONS ({base}, feedback_type = 'implicit') AS SELECT user_id, movie_id, rating - 3 AS rating \
+                 FROM training.ratings"
+            ),
+            "at least 0",
+        ),
+        (
+            format!("CREATE MODEL bad OPTIONS ({base}, num_trials = 4) AS SELECT * FROM training.ratings"),
+            "not implemented",
+        ),
+        (
+            format!("CREATE MODEL bad OPTIONS ({base}, max_tree_depth = 4) AS SELECT * FROM training.ratings"),
+            "does not apply",
+        ),
+        (
+            format!(
+                "CREATE MODEL bad OPTIONS ({base}) AS SELECT user_id, movie_id, rating FROM training.ratings WHERE false"
+            ),
+            "training set is empty",
+        ),
+        ("SELECT * FROM ML.CONFUSION_MATRIX(MODEL mf)".to_string(), "does not apply to matrix_factorization"),
+        ("SELECT * FROM ML.RECOMMEND(MODEL mf, STRUCT(0 AS top_n))".to_string(), "top_n must be"),
+        ("SELECT * FROM ML.RECOMMEND(MODEL mf, (SELECT 1 AS x))".to_string(), "neither the user column"),
+        (
+            "SELECT * FROM ML.RECOMMEND(MODEL mf, (SELECT 1 AS user_id, 2 AS movie_id), STRUCT(3 AS top_n))"
+                .to_string(),
+            "scored as they are",
+        ),
+        ("SELECT * FROM ML.PREDICT(MODEL mf, (SELECT 1 AS user_id))".to_string(), "needs the columns"),
+    ];
+    for (sql, expected) in cases {
+        let err = via.fails(&sql);
+        assert!(err.contains(expected), "{sql}: expected {expected:?} in\n{err}");
+    }
+    let stored = via.rows("SELECT name FROM ml.models WHERE name = 'bad'");
+    assert!(stored.is_empty(), "{stored:?}");
+}
+
+/// `examples/06_recommend.sql` through the front end: ten recommendations
+/// per user in the operational DB, none of a movie the user rated, best
+/// first — read with Python's sqlite3, not Sentio.
+fn example_writes_each_users_unseen_top_ten(via: &Via, sqlite: &Path, lake: &Path) {
+    let script = repo_root().join("examples/06_recommend.sql");
+    let f = run_ok(via.cmd().args(["--format", "csv", "-f"]).arg(&script), TEN_MIN);
+    assert!(f.stdout.contains("movie_mf@1,"), "{}", f.stdout);
+    let check = r#"
+import csv, sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+rows = db.execute("SELECT user_id, movie_id, predicted_rating FROM recommendations WHERE run_id = 'movie_mf@1'").fetchall()
+rated = {(int(r["userId"]), int(r["movieId"])) for r in csv.DictReader(open(sys.argv[2]))}
+users = {u for u, _ in rated}
+per_user = {}
+for u, m, p in rows:
+    assert (u, m) not in rated, f"user {u} already rated movie {m}"
+    per_user.setdefault(u, []).append(p)
+assert set(per_user) == users, f"{len(per_user)} users recommended of {len(users)}"
+assert all(len(v) == 10 for v in per_user.values()), "not ten each"
+print(len(rows), "recommendations for", len(per_user), "users")
+"#;
+    let out = run_ok(
+        Command::new("python3").args(["-c", check]).arg(sqlite).arg(lake.join("adhoc/ratings.csv")),
+        Duration::from_secs(60),
+    );
+    assert!(out.stdout.contains("recommendations for"), "{}", out.stdout);
+}
