@@ -18,6 +18,10 @@ Workloads (docs/benchmarks.md says more):
            second per core), beside scikit-learn's predict on the same rows
   write    1M emotion outputs (ML.PREDICT) into PostgreSQL through opdb, vs
            PostgreSQL's own COPY of the same rows
+  recommend  matrix factorization of the sample ratings (~1M; quick: ~22k):
+           explicit feedback against Spark MLlib's ALS (RMSE on the same
+           held-out ratings), implicit feedback against the `implicit`
+           package's ALS (MAP@10, one function scoring both)
 """
 
 import argparse
@@ -357,6 +361,94 @@ def peer_predict(lake):
     return {"time": time.perf_counter() - started, "rows": int(len(p))}
 
 
+HELD_OUT = "hash_fraction(user_id * 100003 + movie_id, 11) < 0.2"
+
+
+def map_at_10(user_f, item_f, train, held_out):
+    """Mean average precision at 10 of factors (dicts id -> vector): for each
+    user with held-out ratings, every item the factors know ranked by
+    user · item, the user's training items left out; the same function
+    scores every engine's factors."""
+    import numpy as np
+
+    items = sorted(item_f)
+    y = np.array([item_f[i] for i in items])
+    col = {i: n for n, i in enumerate(items)}
+    seen, truth = {}, {}
+    for u, i in train:
+        seen.setdefault(u, set()).add(i)
+    for u, i in held_out:
+        truth.setdefault(u, set()).add(i)
+    aps = []
+    for u, relevant in truth.items():
+        if u not in user_f:
+            continue
+        scores = y @ np.asarray(user_f[u])
+        for i in seen.get(u, ()):
+            if i in col:
+                scores[col[i]] = -np.inf
+        top = np.argsort(-scores, kind="stable")[:10]
+        hits, ap = 0, 0.0
+        for k, j in enumerate(top, 1):
+            if items[j] in relevant:
+                hits += 1
+                ap += hits / k
+        aps.append(ap / min(10, len(relevant)))
+    return float(np.mean(aps)) if aps else 0.0
+
+
+def read_split(path):
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(path)
+    cols = {c: t.column(c).to_pylist() for c in ("user_id", "movie_id", "rating", "held_out")}
+    rows = list(zip(cols["user_id"], cols["movie_id"], cols["rating"], cols["held_out"]))
+    return [r for r in rows if not r[3]], [r for r in rows if r[3]]
+
+
+def peer_recommend(engine, split, factors, iterations, l2_reg, alpha):
+    """Spark MLlib's ALS (explicit: RMSE on the held-out ratings) or the
+    `implicit` package's ALS (implicit: MAP@10), on the ratings Sentio
+    exported with their split."""
+    train, test = read_split(split)
+    if engine == "spark":
+        from pyspark.ml.evaluation import RegressionEvaluator
+        from pyspark.ml.recommendation import ALS
+
+        spark = spark_session()
+        df = spark.read.parquet(split)
+        tr, te = df.where("NOT held_out").cache(), df.where("held_out")
+        tr.count()
+        als = ALS(rank=factors, maxIter=iterations, regParam=l2_reg, userCol="user_id", itemCol="movie_id",
+                  ratingCol="rating", coldStartStrategy="drop", seed=SEED)
+        t = time.perf_counter()
+        model = als.fit(tr)
+        took = time.perf_counter() - t
+        rmse = RegressionEvaluator(metricName="rmse", labelCol="rating").evaluate(model.transform(te))
+        return {"time": took, "rmse": float(rmse), "train_rows": len(train), "test_rows": len(test)}
+    import numpy as np
+    import scipy.sparse as sp
+    from implicit.als import AlternatingLeastSquares
+
+    users = sorted({r[0] for r in train})
+    items = sorted({r[1] for r in train})
+    ui, ii = {u: n for n, u in enumerate(users)}, {i: n for n, i in enumerate(items)}
+    m = sp.csr_matrix(
+        (np.ones(len(train)), ([ui[r[0]] for r in train], [ii[r[1]] for r in train])), shape=(len(users), len(items))
+    )
+    # implicit's penalty is not scaled by a user's ratings, Sentio's is:
+    # the same penalty for the mean user.
+    model = AlternatingLeastSquares(factors=factors, regularization=l2_reg * len(train) / len(users), alpha=alpha,
+                                    iterations=iterations, random_state=SEED)
+    t = time.perf_counter()
+    model.fit(m, show_progress=False)
+    took = time.perf_counter() - t
+    uf = {u: model.user_factors[n] for u, n in ui.items()}
+    itf = {i: model.item_factors[n] for i, n in ii.items()}
+    score = map_at_10(uf, itf, [(r[0], r[1]) for r in train], [(r[0], r[1]) for r in test])
+    return {"time": took, "map": score}
+
+
 # --- the workloads ---------------------------------------------------------------
 
 
@@ -555,6 +647,98 @@ def bench_predict(ctx):
     ctx.targets.append(("prediction ≥ 1M rows/s per core (logistic regression)", per_core["sentio"], per_core["sentio"] >= 1e6))
 
 
+def sentio_factors(ctx, model):
+    """A factorization's factors from ML.WEIGHTS: (users, items) as dicts
+    of id -> vector."""
+    cmd = ctx.sentio.command() + ["sql", "--no-progress", "--format", "json", "-c",
+                                  f"SELECT processed_input, feature, factor_weights FROM ML.WEIGHTS(MODEL {model}) "
+                                  "WHERE feature IS NOT NULL"]
+    out, _, _, _ = measure(cmd, env={k: v for k, v in os.environ.items() if not k.startswith("SENTIO_")})
+    sides = {"user_id": {}, "movie_id": {}}
+    for row in json.loads(out):
+        w = sorted(row["factor_weights"], key=lambda e: e["factor"])
+        sides[row["processed_input"]][int(row["feature"])] = [e["weight"] for e in w]
+    return sides["user_id"], sides["movie_id"]
+
+
+def bench_recommend(ctx):
+    if not (ctx.lake / "training/ratings").exists():
+        subprocess.run(
+            [ctx.sentio.bin, "datagen", "--dataset", "ratings", "--scale", str(ctx.ratings_scale), "--lake", ctx.lake,
+             "--opdb", ctx.opdb],
+            check=True, stdout=subprocess.DEVNULL,
+        )
+    split = ctx.work / "ratings_split.parquet"
+    ctx.sentio.sql(
+        f"COPY (SELECT user_id, movie_id, rating, {HELD_OUT} AS held_out FROM training.ratings) "
+        f"TO '{split}' STORED AS PARQUET"
+    )
+    k, it, l2, alpha = ctx.mf_factors, ctx.mf_iterations, 0.1, 40.0
+    common = f"num_factors = {k}, max_iterations = {it}, l2_reg = {l2}, early_stop = FALSE, data_split_method = 'NO_SPLIT', seed = {SEED}"
+    train_rows = f"FROM training.ratings WHERE NOT ({HELD_OUT})"
+    times = {e: [] for e in ("sentio explicit", "spark", "sentio implicit", "implicit")}
+    peaks = {"sentio": 0, "spark": 0, "implicit": 0}
+    quality = {}
+    for rep in range(ctx.reps):
+        _, t, peak = ctx.sentio.sql(
+            f"CREATE OR REPLACE MODEL bench_mf OPTIONS (model_type = 'matrix_factorization', user_col = 'user_id', "
+            f"item_col = 'movie_id', rating_col = 'rating', {common}) AS SELECT user_id, movie_id, rating {train_rows}"
+        )
+        times["sentio explicit"].append(t)
+        peaks["sentio"] = max(peaks["sentio"], peak)
+        out, _, _ = ctx.sentio.sql(
+            f"SELECT mean_squared_error FROM ML.EVALUATE(MODEL bench_mf, (SELECT * FROM training.ratings WHERE {HELD_OUT}))"
+        )
+        quality["sentio rmse"] = float(csv_rows(out)[0][0]) ** 0.5
+        _, t, peak = ctx.sentio.sql(
+            f"CREATE OR REPLACE MODEL bench_watched OPTIONS (model_type = 'matrix_factorization', feedback_type = 'implicit', "
+            f"user_col = 'user_id', item_col = 'movie_id', rating_col = 'watched', wals_alpha = {alpha}, {common}) "
+            f"AS SELECT user_id, movie_id, 1.0 AS watched {train_rows}"
+        )
+        times["sentio implicit"].append(t)
+        peaks["sentio"] = max(peaks["sentio"], peak)
+        args = dict(split=str(split), factors=k, iterations=it, l2_reg=l2, alpha=alpha)
+        r, peak = worker("recommend-spark", **args)
+        times["spark"].append(r["time"])
+        quality["spark rmse"] = r["rmse"]
+        rows = (r["train_rows"], r["test_rows"])
+        peaks["spark"] = max(peaks["spark"], peak)
+        r, peak = worker("recommend-implicit", **args)
+        times["implicit"].append(r["time"])
+        quality["implicit map"] = r["map"]
+        peaks["implicit"] = max(peaks["implicit"], peak)
+        print(f"  recommend rep {rep + 1}: " + ", ".join(f"{e} {v[-1]:.1f} s" for e, v in times.items()), flush=True)
+    train, test = read_split(split)
+    users, items = sentio_factors(ctx, "bench_watched")
+    quality["sentio map"] = map_at_10(users, items, [(r[0], r[1]) for r in train], [(r[0], r[1]) for r in test])
+    med = {e: median(v) for e, v in times.items()}
+    # The generator's noise (standard deviation 0.5, then rounded to half
+    # stars): the RMSE no model can beat (cli/src/datagen/ratings.rs).
+    floor = 0.52
+    ctx.report(
+        f"Matrix factorization on {rows[0]:,} ratings ({k} factors, {it} iterations, l2_reg {l2}, seed {SEED}), "
+        f"seconds, medians; quality on {rows[1]:,} held-out ratings",
+        ["feedback", "Sentio", "peer", "Sentio ÷ peer (time)", "Sentio quality", "peer quality"],
+        [
+            ["explicit (peer: Spark MLlib ALS)", fmt_s(med["sentio explicit"]), fmt_s(med["spark"]),
+             f"{med['sentio explicit'] / med['spark']:.2f}", f"RMSE {quality['sentio rmse']:.4f}",
+             f"RMSE {quality['spark rmse']:.4f}"],
+            ["implicit (peer: implicit's ALS)", fmt_s(med["sentio implicit"]), fmt_s(med["implicit"]),
+             f"{med['sentio implicit'] / med['implicit']:.2f}", f"MAP@10 {quality['sentio map']:.4f}",
+             f"MAP@10 {quality['implicit map']:.4f}"],
+        ],
+        peaks,
+    )
+    rmse = quality["sentio rmse"]
+    ctx.targets.append(("matrix factorization RMSE within 2 % of Spark ALS's (÷)", rmse / quality["spark rmse"],
+                        rmse <= 1.02 * quality["spark rmse"]))
+    ctx.targets.append(("matrix factorization RMSE within 2 % of the noise floor 0.52 (÷)", rmse / floor, rmse <= 1.02 * floor))
+    gap = quality["implicit map"] - quality["sentio map"]
+    ctx.targets.append(("implicit feedback MAP@10 within 2 points of implicit's ALS (points behind)", 100 * gap, gap <= 0.02))
+    ratio = med["sentio explicit"] / med["spark"]
+    ctx.targets.append(("matrix factorization ≥ 2x faster than Spark ALS", ratio, 2 * med["sentio explicit"] <= med["spark"]))
+
+
 def psql(url, *args, stdin=None):
     r = subprocess.run(["psql", "-XAtq", "-v", "ON_ERROR_STOP=1", url, *args], capture_output=True, text=True, input=stdin)
     if r.returncode != 0:
@@ -624,6 +808,8 @@ class Run:
         self.lake = self.work / "lake"
         self.opdb = f"sqlite:{self.work / 'opdb.sqlite'}"
         self.write_rows = args.write_rows
+        self.ratings_scale = args.ratings_scale
+        self.mf_factors, self.mf_iterations = (6, 6) if args.quick else (10, 10)
         self.sections = []
         self.targets = []
 
@@ -695,7 +881,7 @@ def main():
     ap.add_argument("--write-rows", type=int, help="emotion outputs to write (default 1,000,000)")
     ap.add_argument("--reps", type=int, help="repetitions (default 3)")
     ap.add_argument("--trees", type=int, help=f"random forest trees (default {TREES})")
-    ap.add_argument("--workloads", default="stats,frontend,train,predict,write")
+    ap.add_argument("--workloads", default="stats,frontend,train,predict,write,recommend")
     ap.add_argument("--work", help="working folder (default: a new temporary one)")
     ap.add_argument("--out", help="also write the report (Markdown) to this file")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
@@ -706,11 +892,13 @@ def main():
     args.write_rows = args.write_rows or (20_000 if quick else 1_000_000)
     args.reps = args.reps or (1 if quick else 3)
     args.trees = args.trees or (10 if quick else TREES)
+    # Ratings: ~22k (quick) or ~1M (scale 13; scale 1 is ~75k ratings).
+    args.ratings_scale = 0.3 if quick else 13
 
     run = Run(args)
     run.work.mkdir(parents=True, exist_ok=True)
     workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
-    unknown = set(workloads) - {"stats", "frontend", "train", "predict", "write"}
+    unknown = set(workloads) - {"stats", "frontend", "train", "predict", "write", "recommend"}
     if unknown:
         ap.error(f"unknown workloads: {', '.join(sorted(unknown))}")
     bin_dir = Path(args.bin).resolve()
@@ -750,6 +938,9 @@ def main():
         if "write" in workloads:
             print("== operational DB writes", flush=True)
             bench_write(run)
+        if "recommend" in workloads:
+            print("== matrix factorization", flush=True)
+            bench_recommend(run)
     except Failure as e:
         print(f"benchmark failed: {e}", file=sys.stderr)
         return 1
@@ -781,6 +972,9 @@ def worker_main(kind, args):
         r = peer_train(kind.split("-", 1)[1], args["lake"], args["modulus"], args["trees"], args["depth"], args["iterations"])
     elif kind == "predict-sklearn":
         r = peer_predict(args["lake"])
+    elif kind.startswith("recommend-"):
+        r = peer_recommend(kind.split("-", 1)[1], args["split"], args["factors"], args["iterations"], args["l2_reg"],
+                           args["alpha"])
     else:
         raise SystemExit(f"unknown worker {kind}")
     print(json.dumps(r))

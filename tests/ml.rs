@@ -1437,6 +1437,7 @@ fn docs_examples_run() {
         "movie_mf,1,created,matrix_factorization,explicit",
         "user_id,movie_id,predicted_rating",
         "mean_absolute_error,mean_squared_error,mean_squared_log_error,median_absolute_error,r2_score",
+        "__INTERCEPT__,1",
     ] {
         assert!(f.stdout.contains(want), "{want:?} missing from the examples' output:\n{}", f.stdout);
     }

@@ -168,7 +168,41 @@ fn top_n_is_the_best_by_predict(via: &Via) {
     // An unknown user gets nothing; an unknown pair predicts NULL.
     assert!(via.rows("SELECT * FROM ML.RECOMMEND(MODEL mf, (SELECT -1 AS user_id), STRUCT(3 AS top_n))").is_empty());
     let unknown = via.rows(&format!("SELECT * FROM ML.PREDICT(MODEL mf, (SELECT -1 AS user_id, {movie} AS movie_id))"));
+    weights_reproduce_a_prediction(via, &movie);
     assert!(unknown[0]["predicted_rating"].is_null(), "{unknown:?}");
+}
+
+/// `ML.WEIGHTS`' factors, biases and mean rating give `ML.PREDICT`'s
+/// prediction: mean + user · movie + user bias + movie bias.
+fn weights_reproduce_a_prediction(via: &Via, movie: &Value) {
+    let rows = via.rows(&format!(
+        "SELECT processed_input, feature, factor_weights, intercept FROM ML.WEIGHTS(MODEL mf) \
+         WHERE (processed_input = 'user_id' AND feature = '7') OR (processed_input = 'movie_id' AND feature = '{movie}') \
+         OR processed_input = '__INTERCEPT__' ORDER BY processed_input"
+    ));
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    let factors = |row: &Value| -> Vec<f64> {
+        let mut w: Vec<(i64, f64)> = row["factor_weights"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e["factor"].as_i64().unwrap(), e["weight"].as_f64().unwrap()))
+            .collect();
+        w.sort_by_key(|(f, _)| *f);
+        w.into_iter().map(|(_, v)| v).collect()
+    };
+    let (mean, movie_row, user_row) = (&rows[0], &rows[1], &rows[2]);
+    let (x, y) = (factors(user_row), factors(movie_row));
+    assert_eq!((x.len(), y.len()), (6, 6), "{rows:?}");
+    let by_weights = num(mean, "intercept")
+        + x.iter().zip(&y).map(|(a, b)| a * b).sum::<f64>()
+        + num(user_row, "intercept")
+        + num(movie_row, "intercept");
+    let predicted = via.rows(&format!(
+        "SELECT predicted_rating FROM ML.PREDICT(MODEL mf, (SELECT 7 AS user_id, {movie} AS movie_id))"
+    ));
+    let predicted = num(&predicted[0], "predicted_rating");
+    assert!((by_weights - predicted).abs() < 1e-9, "weights give {by_weights}, ML.PREDICT {predicted}");
 }
 
 /// Watched-or-not feedback: held-out movies rank in the top part of each

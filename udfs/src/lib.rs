@@ -44,7 +44,8 @@ pub fn scalar_functions(models: Arc<dyn ModelSource>) -> Vec<Arc<ScalarUDF>> {
         Arc::new(ScalarUDF::new_from_impl(FactorUdf::new(FactorFn::Predict, Arc::clone(&models)))),
         Arc::new(ScalarUDF::new_from_impl(FactorUdf::new(FactorFn::Recommend, Arc::clone(&models)))),
         Arc::new(ScalarUDF::new_from_impl(FactorUdf::new(FactorFn::Ids, Arc::clone(&models)))),
-        Arc::new(ScalarUDF::new_from_impl(FactorUdf::new(FactorFn::Rank, models))),
+        Arc::new(ScalarUDF::new_from_impl(FactorUdf::new(FactorFn::Rank, Arc::clone(&models)))),
+        Arc::new(ScalarUDF::new_from_impl(FactorUdf::new(FactorFn::Weights, models))),
     ]
 }
 

@@ -721,6 +721,15 @@ async fn weights(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
         }
     };
     let meta = model_of(ml, call).await?;
+    if meta.factorization.is_some() {
+        if standardize {
+            return Err(MlError::Syntax(
+                "ML.WEIGHTS: standardize is for linear models; a matrix_factorization model's factors are as trained"
+                    .into(),
+            ));
+        }
+        return recommend::weights(ml, &meta);
+    }
     weights::weights_sql(&meta, &reference(ml, &meta)?, standardize)
 }
 

@@ -11,7 +11,8 @@
 //!   with both get their pair's prediction.
 //! * `ML.PREDICT(MODEL m, (q))` — the prediction of each (user, item) row.
 //! * `ML.EVALUATE(MODEL m [, (q)])` — [`metrics`] of `q`'s ratings, or those
-//!   stored at training.
+//!   stored at training;
+//! * `ML.WEIGHTS(MODEL m)` — every user's and item's factors and bias.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -67,11 +68,12 @@ pub fn factorization<'a>(function: &str, meta: &'a ModelMeta) -> Result<&'a Fact
 
 /// Refuses a function that does not apply to factorization models.
 pub fn check_applies(function: &str, meta: &ModelMeta) -> Result<(), MlError> {
-    const APPLY: [&str; 6] = ["PREDICT", "EVALUATE", "RECOMMEND", "FEATURE_INFO", "TRAINING_INFO", "TRIAL_INFO"];
+    const APPLY: [&str; 7] =
+        ["PREDICT", "EVALUATE", "RECOMMEND", "WEIGHTS", "FEATURE_INFO", "TRAINING_INFO", "TRIAL_INFO"];
     if meta.factorization.is_some() && !APPLY.contains(&function) {
         return Err(MlError::Data(format!(
             "ML.{function} does not apply to matrix_factorization models ({}@{}); they take ML.RECOMMEND, \
-             ML.PREDICT, ML.EVALUATE, ML.FEATURE_INFO and ML.TRAINING_INFO",
+             ML.PREDICT, ML.EVALUATE, ML.WEIGHTS, ML.FEATURE_INFO and ML.TRAINING_INFO",
             meta.name, meta.version
         )));
     }
@@ -287,6 +289,23 @@ pub fn recommend(
             f.user_col, f.item_col, meta.name
         ))),
     }
+}
+
+/// `ML.WEIGHTS` of a factorization, as BigQuery ML's: a row per user and
+/// per item (`processed_input` the id column, `feature` the id as text,
+/// `factor_weights` its factors, `intercept` its bias — NULL for implicit
+/// feedback), and for explicit feedback an `__INTERCEPT__` row holding the
+/// mean rating.
+pub fn weights(ml: &MlContext, meta: &ModelMeta) -> Result<String, MlError> {
+    let f = factorization("WEIGHTS", meta)?;
+    Ok(format!(
+        "SELECT get_field(__w, 'processed_input') AS processed_input, get_field(__w, 'feature') AS feature, \
+         get_field(__w, 'factor_weights') AS factor_weights, get_field(__w, 'intercept') AS intercept \
+         FROM (SELECT unnest(sentio_mf_weights({}, {}, {})) AS __w) __a",
+        lit(&reference(ml, meta)?),
+        lit(&f.user_col),
+        lit(&f.item_col)
+    ))
 }
 
 /// `ML.EVALUATE` of a factorization: the metrics of the query's ratings, or

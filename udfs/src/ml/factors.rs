@@ -9,6 +9,9 @@
 //!   `(id, score)`; empty for an unknown id;
 //! * `sentio_mf_ids(ref, 'users' | 'items')` — every user (item) the model
 //!   knows, as a list;
+//! * `sentio_mf_weights(ref, user_col, item_col)` — `ML.WEIGHTS`' rows: each
+//!   user's and item's factors and bias (`intercept`), then for explicit
+//!   feedback the mean rating as `__INTERCEPT__`;
 //! * `sentio_mf_rank(ref, user, item)` — how many items the model scores
 //!   higher than `item` for `user` (0: it comes first), for ranking metrics;
 //!   NULL when either is unknown.
@@ -23,8 +26,10 @@ use std::collections::{BinaryHeap, HashMap};
 use std::sync::{Arc, LazyLock, Mutex};
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Float64Array, Float64Builder, ListBuilder, StringBuilder, StructBuilder, UInt64Array,
+    Array, ArrayRef, AsArray, Float64Array, Float64Builder, Int64Array, ListArray, ListBuilder, StringArray,
+    StringBuilder, StructArray, StructBuilder, UInt64Array,
 };
+use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::datatypes::{DataType, Field, Fields, Int64Type};
 use datafusion::common::{Result, ScalarValue, exec_datafusion_err, exec_err};
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
@@ -240,11 +245,78 @@ pub enum FactorFn {
     Ids,
     /// `sentio_mf_rank`.
     Rank,
+    /// `sentio_mf_weights`.
+    Weights,
 }
 
 /// Fields of one recommendation: the other side's id and its score.
 pub fn recommendation_fields() -> Fields {
     Fields::from(vec![Field::new("id", DataType::Utf8, true), Field::new("score", DataType::Float64, true)])
+}
+
+/// Fields of one `(factor, weight)` entry of `ML.WEIGHTS`.
+pub fn factor_weight_fields() -> Fields {
+    Fields::from(vec![Field::new("factor", DataType::Int64, false), Field::new("weight", DataType::Float64, false)])
+}
+
+/// Fields of one row of `ML.WEIGHTS` of a factorization, as BigQuery ML
+/// names them.
+pub fn weight_fields() -> Fields {
+    let entry = DataType::Struct(factor_weight_fields());
+    Fields::from(vec![
+        Field::new("processed_input", DataType::Utf8, false),
+        Field::new("feature", DataType::Utf8, true),
+        Field::new("factor_weights", DataType::List(Arc::new(Field::new("item", entry, true))), false),
+        Field::new("intercept", DataType::Float64, true),
+    ])
+}
+
+/// `ML.WEIGHTS`' rows of `f`, as one list: every user (`processed_input` =
+/// `user_col`), every item, then for explicit feedback the mean rating
+/// (`__INTERCEPT__`, no factors).
+fn weights(f: &Factors, user_col: &str, item_col: &str) -> Result<ListArray> {
+    let width = f.width();
+    let sides = [(user_col, &f.users), (item_col, &f.items)];
+    let rows = f.users.ids.len() + f.items.ids.len() + usize::from(!f.implicit);
+    let (mut inputs, mut features, mut intercepts) = (Vec::with_capacity(rows), Vec::with_capacity(rows), Vec::new());
+    let (mut factor, mut weight, mut offsets) = (Vec::new(), Vec::new(), vec![0i32]);
+    for (input, side) in sides {
+        for (i, id) in side.ids.iter().enumerate() {
+            let v = side.vector(i, width);
+            inputs.push(input.to_string());
+            features.push(Some(id.clone()));
+            factor.extend(0..f.k as i64);
+            weight.extend_from_slice(&v[..f.k]);
+            offsets.push(factor.len() as i32);
+            intercepts.push((!f.implicit).then(|| v[f.k]));
+        }
+    }
+    if !f.implicit {
+        inputs.push("__INTERCEPT__".to_string());
+        features.push(None);
+        offsets.push(factor.len() as i32);
+        intercepts.push(Some(f.mean));
+    }
+    let entries = StructArray::try_new(
+        factor_weight_fields(),
+        vec![Arc::new(Int64Array::from(factor)), Arc::new(Float64Array::from(weight))],
+        None,
+    )?;
+    let entry_field = Arc::new(Field::new("item", DataType::Struct(factor_weight_fields()), true));
+    let lists = ListArray::try_new(entry_field, OffsetBuffer::new(offsets.into()), Arc::new(entries), None)?;
+    let row = StructArray::try_new(
+        weight_fields(),
+        vec![
+            Arc::new(StringArray::from(inputs)),
+            Arc::new(StringArray::from(features)),
+            Arc::new(lists),
+            Arc::new(Float64Array::from(intercepts)),
+        ],
+        None,
+    )?;
+    let n = row.len() as i32;
+    let field = Arc::new(Field::new("item", DataType::Struct(weight_fields()), true));
+    Ok(ListArray::try_new(field, OffsetBuffer::new(vec![0, n].into()), Arc::new(row), None)?)
 }
 
 /// One of the `sentio_mf_*` scalar functions.
@@ -271,7 +343,7 @@ impl FactorUdf {
     /// The function `function`, reading models through `source`.
     pub fn new(function: FactorFn, source: Arc<dyn ModelSource>) -> Self {
         let arity = match function {
-            FactorFn::Predict | FactorFn::Rank => 3,
+            FactorFn::Predict | FactorFn::Rank | FactorFn::Weights => 3,
             FactorFn::Recommend => 4,
             FactorFn::Ids => 2,
         };
@@ -336,6 +408,7 @@ impl ScalarUDFImpl for FactorUdf {
             FactorFn::Recommend => "sentio_mf_recommend",
             FactorFn::Ids => "sentio_mf_ids",
             FactorFn::Rank => "sentio_mf_rank",
+            FactorFn::Weights => "sentio_mf_weights",
         }
     }
 
@@ -347,6 +420,7 @@ impl ScalarUDFImpl for FactorUdf {
         Ok(match self.function {
             FactorFn::Predict => DataType::Float64,
             FactorFn::Rank => DataType::UInt64,
+            FactorFn::Weights => DataType::List(Arc::new(Field::new("item", DataType::Struct(weight_fields()), true))),
             FactorFn::Recommend => {
                 DataType::List(Arc::new(Field::new("item", DataType::Struct(recommendation_fields()), true)))
             }
@@ -362,6 +436,11 @@ impl ScalarUDFImpl for FactorUdf {
         match self.function {
             FactorFn::Predict => Ok(ColumnarValue::Array(self.predict(&f, &array(1)?, &array(2)?)?)),
             FactorFn::Rank => Ok(ColumnarValue::Array(self.rank(&f, &array(1)?, &array(2)?)?)),
+            FactorFn::Weights => {
+                let user_col = literal(&args.args[1], &format!("{name}'s user column"))?;
+                let item_col = literal(&args.args[2], &format!("{name}'s item column"))?;
+                Ok(ColumnarValue::Scalar(ScalarValue::List(Arc::new(weights(&f, &user_col, &item_col)?))))
+            }
             FactorFn::Recommend => {
                 let role = Role::parse(&literal(&args.args[1], &format!("{name}'s side"))?)?;
                 Ok(ColumnarValue::Array(self.recommend(&f, role, &array(2)?, &array(3)?)?))
@@ -416,6 +495,14 @@ mod tests {
         assert!(f.top(Role::Users, "nobody", 3).is_empty());
         assert_eq!((f.rank("u1", "a"), f.rank("u1", "b"), f.rank("u2", "a")), (Some(0), Some(1), Some(2)));
         assert_eq!(f.rank("u1", "zzz"), None);
+        let w = weights(&model(false), "user", "item").unwrap();
+        let rows = w.value(0);
+        let rows = rows.as_struct();
+        // Two users, three items, the intercept.
+        assert_eq!(rows.len(), 6);
+        let intercept = rows.column(3).as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+        assert_eq!((intercept.value(0), intercept.value(4), intercept.value(5)), (0.5, 1.5, 3.0));
+        assert!(rows.column(1).is_null(5));
     }
 
     #[test]
