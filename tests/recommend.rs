@@ -95,6 +95,13 @@ fn matrix_factorization_recommends_on_a_cluster_as_standalone() {
     assert_eq!(created[0]["version"], 1, "{created:?}");
     assert_eq!(created[0]["iterations"], 6, "{created:?}");
     refuses_bad_input(&standalone);
+    let top = |via: &Via, version: u32| {
+        via.rows(&format!(
+            "SELECT user_id, movie_id, predicted_rating FROM ML.RECOMMEND(MODEL mf@{version}, STRUCT(4 AS top_n)) \
+             ORDER BY user_id, predicted_rating DESC, movie_id"
+        ))
+    };
+    let top_standalone = top(&standalone, 1);
 
     let env = vec![("SENTIO_OPDB_URL", opdb.clone()), ("SENTIO_LAKE", lake.display().to_string())];
     let token = "sentio-test-recommend";
@@ -103,6 +110,7 @@ fn matrix_factorization_recommends_on_a_cluster_as_standalone() {
     let created = remote.rows(&explicit_model("mf"));
     assert_eq!(created[0]["version"], 2, "{created:?}");
     assert_eq!(payload(&lake, "mf", 1), payload(&lake, "mf", 2), "the cluster trained other factors");
+    assert_eq!(top(&remote, 2), top_standalone, "ML.RECOMMEND's top 4 differ on the cluster");
 
     learns_more_than_biases(&remote);
     top_n_is_the_best_by_predict(&remote);
