@@ -35,11 +35,11 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Float64Builder, ListBuilder};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Float64Type};
 use datafusion::common::{Result, ScalarValue, exec_datafusion_err, exec_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
-use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, Signature, Volatility};
+use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility};
 use serde::{Deserialize, Serialize};
 
 use crate::ml::train_udaf::literal_text;
@@ -193,6 +193,11 @@ impl Normal {
         Ok(out)
     }
 
+    /// Bytes held.
+    fn size(&self) -> usize {
+        std::mem::size_of::<Self>() + (self.a.len() + self.b.len()) * 16
+    }
+
     /// The full symmetric matrix `Σ w d dᵀ` (plus the Gram matrix for
     /// implicit feedback), row-major.
     fn matrix(&self, p: &AlsParams) -> Vec<f64> {
@@ -284,6 +289,12 @@ pub fn solve_spd(mut m: Vec<f64>, d: usize, b: &[f64]) -> Option<Vec<f64>> {
     Some(x)
 }
 
+/// The params literal of a call of `sentio_als`.
+fn params_of(args: &AccumulatorArgs) -> Result<AlsParams> {
+    let expr = args.exprs.first().ok_or_else(|| exec_datafusion_err!("sentio_als needs its params"))?;
+    AlsParams::from_json(&literal_text(expr, "sentio_als")?)
+}
+
 /// The `sentio_als` aggregate function.
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct AlsUdaf {
@@ -322,40 +333,71 @@ impl AggregateUDFImpl for AlsUdaf {
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        let expr = args.exprs.first().ok_or_else(|| exec_datafusion_err!("sentio_als needs its params"))?;
-        let params = AlsParams::from_json(&literal_text(expr, "sentio_als")?)?;
-        let normal = Normal::new(if params.implicit { params.num_factors } else { params.num_factors + 1 });
+        let params = params_of(&args)?;
+        let normal = Normal::new(params.width());
         Ok(Box::new(AlsAccumulator { params: Arc::new(params), normal }))
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
         Ok(vec![Arc::new(Field::new(format!("{}[normal]", args.name), DataType::Binary, true))])
     }
+
+    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
+        true
+    }
+
+    fn create_groups_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
+        Ok(Box::new(AlsGroups { params: Arc::new(params_of(&args)?), normals: Vec::new() }))
+    }
 }
 
-/// One group's normal equations.
+/// One group's normal equations (DataFusion's path without `GROUP BY`).
 #[derive(Debug)]
 struct AlsAccumulator {
     params: Arc<AlsParams>,
     normal: Normal,
 }
 
-/// The `f64` values of row `row` of a list column.
-fn list_values(col: &ArrayRef, row: usize) -> Result<Option<Vec<f64>>> {
-    if col.is_null(row) {
-        return Ok(None);
+/// A batch's factor vectors and ratings, decoded once for all its rows.
+struct Ratings {
+    values: Vec<f64>,
+    offsets: Vec<usize>,
+    valid: Vec<bool>,
+    ratings: Vec<Option<f64>>,
+}
+
+impl Ratings {
+    /// Decodes the `factors` (a list of doubles) and `ratings` columns.
+    fn decode(factors: &ArrayRef, ratings: &ArrayRef) -> Result<Self> {
+        let (values, offsets, valid): (ArrayRef, Vec<usize>, Vec<bool>) = match factors.data_type() {
+            DataType::List(_) => {
+                let l = factors.as_list::<i32>();
+                let offsets = l.value_offsets().iter().map(|o| *o as usize).collect();
+                (Arc::clone(l.values()), offsets, (0..l.len()).map(|r| l.is_valid(r)).collect())
+            }
+            DataType::LargeList(_) => {
+                let l = factors.as_list::<i64>();
+                let offsets = l.value_offsets().iter().map(|o| *o as usize).collect();
+                (Arc::clone(l.values()), offsets, (0..l.len()).map(|r| l.is_valid(r)).collect())
+            }
+            other => return exec_err!("sentio_als: factors must be a list of doubles, not {other}"),
+        };
+        let values = datafusion::arrow::compute::cast(&values, &DataType::Float64)?;
+        let values = values.as_primitive::<Float64Type>();
+        if values.null_count() > 0 {
+            return exec_err!("sentio_als: a factor vector holds NULL");
+        }
+        let ratings = datafusion::arrow::compute::cast(ratings, &DataType::Float64)?;
+        let ratings = ratings.as_primitive::<Float64Type>();
+        let ratings = ratings.iter().map(|r| r.filter(|v| v.is_finite())).collect();
+        Ok(Self { values: values.values().to_vec(), offsets, valid, ratings })
     }
-    let values = match col.data_type() {
-        DataType::List(_) => col.as_list::<i32>().value(row),
-        DataType::LargeList(_) => col.as_list::<i64>().value(row),
-        other => return exec_err!("sentio_als: factors must be a list of doubles, not {other}"),
-    };
-    let values = datafusion::arrow::compute::cast(&values, &DataType::Float64)?;
-    let values = values.as_primitive::<Float64Type>();
-    if values.null_count() > 0 {
-        return exec_err!("sentio_als: a factor vector holds NULL");
+
+    /// Row `row`'s factor vector and rating, if both are there.
+    fn row(&self, row: usize) -> Option<(&[f64], f64)> {
+        let r = self.ratings[row]?;
+        self.valid[row].then(|| (&self.values[self.offsets[row]..self.offsets[row + 1]], r))
     }
-    Ok(Some(values.values().to_vec()))
 }
 
 impl Accumulator for AlsAccumulator {
@@ -363,14 +405,10 @@ impl Accumulator for AlsAccumulator {
         let [_, factors, ratings] = values else {
             return exec_err!("sentio_als takes params, factors and a rating");
         };
-        let ratings = datafusion::arrow::compute::cast(ratings, &DataType::Float64)?;
-        let ratings = ratings.as_primitive::<Float64Type>();
-        for row in 0..ratings.len() {
-            if ratings.is_null(row) || !ratings.value(row).is_finite() {
-                continue;
-            }
-            if let Some(v) = list_values(factors, row)? {
-                self.normal.add(&self.params, &v, ratings.value(row))?;
+        let batch = Ratings::decode(factors, ratings)?;
+        for row in 0..batch.ratings.len() {
+            if let Some((v, r)) = batch.row(row) {
+                self.normal.add(&self.params, v, r)?;
             }
         }
         Ok(())
@@ -391,16 +429,111 @@ impl Accumulator for AlsAccumulator {
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        let Some((mut x, loss)) = self.normal.solve(&self.params) else {
-            return Ok(ScalarValue::List(ScalarValue::new_list_nullable(&[], &DataType::Float64)));
-        };
-        x.push(loss);
-        let values: Vec<ScalarValue> = x.into_iter().map(|v| ScalarValue::Float64(Some(v))).collect();
-        Ok(ScalarValue::List(ScalarValue::new_list_nullable(&values, &DataType::Float64)))
+        let mut out = ListBuilder::new(Float64Builder::new());
+        append_solved(&mut out, &self.normal, &self.params);
+        Ok(ScalarValue::List(Arc::new(out.finish())))
     }
 
     fn size(&self) -> usize {
-        std::mem::size_of_val(self) + (self.normal.a.len() + self.normal.b.len()) * 16
+        std::mem::size_of_val(self) + self.normal.size()
+    }
+}
+
+/// Appends a group's solved vector and loss to `out` (an empty list when it
+/// has no ratings or its equations are singular).
+fn append_solved(out: &mut ListBuilder<Float64Builder>, normal: &Normal, params: &AlsParams) {
+    if let Some((x, loss)) = normal.solve(params) {
+        out.values().append_slice(&x);
+        out.values().append_value(loss);
+    }
+    out.append(true);
+}
+
+/// Every group's normal equations at once (DataFusion's `GROUP BY` path):
+/// a batch's factor lists are decoded once, not row by row per group.
+#[derive(Debug)]
+struct AlsGroups {
+    params: Arc<AlsParams>,
+    normals: Vec<Normal>,
+}
+
+impl AlsGroups {
+    fn grow(&mut self, total: usize) {
+        let d = self.params.width();
+        if self.normals.len() < total {
+            self.normals.resize_with(total, || Normal::new(d));
+        }
+    }
+}
+
+impl GroupsAccumulator for AlsGroups {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> Result<()> {
+        let [_, factors, ratings] = values else {
+            return exec_err!("sentio_als takes params, factors and a rating");
+        };
+        self.grow(total_num_groups);
+        let batch = Ratings::decode(factors, ratings)?;
+        for (row, g) in group_indices.iter().enumerate() {
+            if opt_filter.is_some_and(|f| !f.is_valid(row) || !f.value(row)) {
+                continue;
+            }
+            if let Some((v, r)) = batch.row(row) {
+                self.normals[*g].add(&self.params, v, r)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn merge_batch(&mut self, values: &[ArrayRef], group_indices: &[usize], total_num_groups: usize) -> Result<()> {
+        self.grow(total_num_groups);
+        let d = self.params.width();
+        let states = values[0].as_binary::<i32>();
+        for (row, g) in group_indices.iter().enumerate() {
+            if !states.is_null(row) {
+                self.normals[*g].merge(&Normal::from_bytes(d, states.value(row))?);
+            }
+        }
+        Ok(())
+    }
+
+    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
+        let mut out = ListBuilder::new(Float64Builder::new());
+        for normal in emit_to.take_needed(&mut self.normals) {
+            append_solved(&mut out, &normal, &self.params);
+        }
+        Ok(Arc::new(out.finish()))
+    }
+
+    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
+        let states: BinaryArray = emit_to.take_needed(&mut self.normals).iter().map(|n| Some(n.to_bytes())).collect();
+        Ok(vec![Arc::new(states)])
+    }
+
+    fn convert_to_state(&self, values: &[ArrayRef], opt_filter: Option<&BooleanArray>) -> Result<Vec<ArrayRef>> {
+        let [_, factors, ratings] = values else {
+            return exec_err!("sentio_als takes params, factors and a rating");
+        };
+        let batch = Ratings::decode(factors, ratings)?;
+        let mut states = Vec::with_capacity(batch.ratings.len());
+        for row in 0..batch.ratings.len() {
+            let mut normal = Normal::new(self.params.width());
+            let kept = opt_filter.is_none_or(|f| f.is_valid(row) && f.value(row));
+            if let (true, Some((v, r))) = (kept, batch.row(row)) {
+                normal.add(&self.params, v, r)?;
+            }
+            states.push(Some(normal.to_bytes()));
+        }
+        Ok(vec![Arc::new(BinaryArray::from_iter(states))])
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self) + self.normals.first().map_or(0, Normal::size) * self.normals.len()
     }
 }
 
@@ -468,6 +601,37 @@ mod tests {
         let (x, _) = n.solve(&p).unwrap();
         // [2 + 1 + 0.5] x0 = 2 → x0 = 2 / 3.5; x1 = 0.
         assert!((x[0] - 2.0 / 3.5).abs() < 1e-9 && x[1].abs() < 1e-12, "{x:?}");
+    }
+
+    #[test]
+    fn groups_accumulate_what_each_group_would_alone() {
+        use datafusion::arrow::array::{Float64Array, ListArray};
+        use datafusion::arrow::datatypes::Float64Type as F;
+        let p = explicit(1);
+        let factors: ArrayRef = Arc::new(ListArray::from_iter_primitive::<F, _, _>(vec![
+            Some(vec![Some(1.0), Some(0.0)]),
+            Some(vec![Some(2.0), Some(0.5)]),
+            Some(vec![Some(0.5), Some(-0.5)]),
+            None,
+        ]));
+        let ratings: ArrayRef = Arc::new(Float64Array::from(vec![Some(3.0), Some(4.0), Some(f64::NAN), Some(2.0)]));
+        let params: ArrayRef = Arc::new(datafusion::arrow::array::StringArray::from(vec![p.to_json(); 4]));
+        let values = [params, factors, ratings];
+        let mut groups = AlsGroups { params: Arc::new(p.clone()), normals: Vec::new() };
+        groups.update_batch(&values, &[0, 1, 0, 1], None, 2).unwrap();
+        // Group 0 has row 0 (row 2's rating is NaN), group 1 row 1 (row 3 has no factors).
+        let mut alone = Normal::new(2);
+        alone.add(&p, &[1.0, 0.0], 3.0).unwrap();
+        assert_eq!(groups.normals[0], alone);
+        assert_eq!(groups.normals[1].n, 1);
+        let states = groups.state(EmitTo::All).unwrap();
+        let mut merged = AlsGroups { params: Arc::new(p), normals: Vec::new() };
+        merged.merge_batch(&states, &[1, 0], 2).unwrap();
+        assert_eq!(merged.normals[1], alone);
+        let solved = merged.evaluate(EmitTo::All).unwrap();
+        assert_eq!(solved.len(), 2);
+        let converted = merged.convert_to_state(&values, None).unwrap();
+        assert_eq!(converted[0].len(), 4);
     }
 
     #[test]
