@@ -2,7 +2,7 @@
 //! the statement log told how it ended, and its cluster job cancelled if the
 //! client leaves before the last row. A failed task's error reaches the
 //! client as its message ([`SentioError`]'s), and a plan too large to send to
-//! the scheduler is explained ([`plan_size::oversized`]), not reported as a
+//! the scheduler is explained ([`sentio_sql::codec::plan_size::oversized`]), not reported as a
 //! bare transport error.
 
 use std::pin::Pin;

@@ -661,7 +661,7 @@ impl FlightSqlService for FrontEnd {
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
 
-    /// Sentio's own actions ([`FrontEnd::sentio_action`]) and Flight's
+    /// Sentio's own actions (`FrontEnd::sentio_action`) and Flight's
     /// `CancelFlightInfo`.
     async fn do_action_fallback(
         &self,

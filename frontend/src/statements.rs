@@ -64,7 +64,7 @@ struct Record {
     jobs: Vec<String>,
 }
 
-/// How a statement ended, for [`StatementLog::end`].
+/// How a statement ended, for `StatementLog::end`.
 #[derive(Debug, Clone, Default)]
 pub struct Ending {
     /// Rows sent to the client.
