@@ -95,6 +95,7 @@ fn matrix_factorization_recommends_on_a_cluster_as_standalone() {
     assert_eq!(created[0]["version"], 1, "{created:?}");
     assert_eq!(created[0]["iterations"], 6, "{created:?}");
     refuses_bad_input(&standalone);
+    custom_split_holds_out_the_marked_ratings(&standalone);
     let top = |via: &Via, version: u32| {
         via.rows(&format!(
             "SELECT user_id, movie_id, predicted_rating FROM ML.RECOMMEND(MODEL mf@{version}, STRUCT(4 AS top_n)) \
@@ -233,6 +234,26 @@ fn implicit_feedback_ranks_held_out_movies_high(via: &Via) {
     let top = via.rows("SELECT * FROM ML.RECOMMEND(MODEL watched, (SELECT 7 AS user_id), STRUCT(2 AS top_n))");
     assert_eq!(top.len(), 2);
     assert!(top[0].get("predicted_watched_confidence").is_some(), "{top:?}");
+}
+
+/// `data_split_method = 'CUSTOM'`: the rows whose `data_split_col` is TRUE
+/// are the evaluation rows (those whose user and movie the model knows).
+fn custom_split_holds_out_the_marked_ratings(via: &Via) {
+    let created = via.rows(&format!(
+        "CREATE MODEL custom OPTIONS (model_type = 'matrix_factorization', user_col = 'user_id', item_col = 'movie_id', \
+         rating_col = 'rating', num_factors = 3, max_iterations = 2, data_split_method = 'CUSTOM', \
+         data_split_col = 'held') AS SELECT user_id, movie_id, rating, {HELD_OUT} AS held FROM training.ratings"
+    ));
+    let held = via.rows(&format!("SELECT COUNT(*) AS n FROM training.ratings WHERE {HELD_OUT}"));
+    let (eval, held) = (num(&created[0], "eval_rows"), num(&held[0], "n"));
+    assert!(eval > 0.95 * held && eval <= held, "{eval} evaluation rows of {held} held out: {created:?}");
+    let all = via.rows("SELECT COUNT(*) AS n FROM training.ratings");
+    assert_eq!(num(&created[0], "training_rows") + held, num(&all[0], "n"), "{created:?}");
+    let err = via.fails(
+        "CREATE MODEL custom2 OPTIONS (model_type = 'matrix_factorization', user_col = 'user_id', item_col = 'movie_id', \
+         rating_col = 'rating', data_split_method = 'CUSTOM', data_split_col = 'rating') AS SELECT * FROM training.ratings",
+    );
+    assert!(err.contains("must be BOOLEAN"), "{err}");
 }
 
 /// Bad input: a clear error and nothing stored.

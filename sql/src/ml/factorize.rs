@@ -32,7 +32,7 @@ use sentio_udfs::rng::Rng;
 
 use crate::ids::unique_name;
 use crate::ml::create::{Existing, existing_versions, options_text, registry_row, split_rows};
-use crate::ml::options::{ClassWeights, FactorOptions, TrainOptions};
+use crate::ml::options::{ClassWeights, FactorOptions, SplitMethod, TrainOptions};
 use crate::ml::recommend::{factor_ref, metrics};
 use crate::ml::store::{FactorizationMeta, FeatureStat, Iteration, META_FORMAT, ModelMeta, ModelStore};
 use crate::ml::{MlContext, MlError};
@@ -131,27 +131,31 @@ async fn prepare(ml: &MlContext, opts: &FactorOptions, query: &str, what: &str) 
             opts.rating_col
         )));
     }
+    // A CUSTOM split's column travels with the ratings as `__split`.
+    let (split_method, split_col) = match &opts.split {
+        SplitMethod::Custom(c) => {
+            if column("data_split_col", c)? != DataType::Boolean {
+                return Err(MlError::Data(format!("{what}: data_split_col {c:?} must be BOOLEAN")));
+            }
+            (SplitMethod::Custom("__split".into()), format!(", {} AS __split", qcol("__q", c)))
+        }
+        other => (other.clone(), String::new()),
+    };
     let (u, i, r) = (qcol("__q", &opts.user_col), qcol("__q", &opts.item_col), qcol("__q", &opts.rating_col));
     let ratings = format!(
-        "SELECT CAST({u} AS VARCHAR) AS __u, CAST({i} AS VARCHAR) AS __i, CAST({r} AS DOUBLE) AS __r \
+        "SELECT CAST({u} AS VARCHAR) AS __u, CAST({i} AS VARCHAR) AS __i, CAST({r} AS DOUBLE) AS __r{split_col} \
          FROM ({query}) __q WHERE {u} IS NOT NULL AND {i} IS NOT NULL AND NOT isnan(CAST({r} AS DOUBLE))"
     );
     let train_options = TrainOptions {
         algorithm: Algorithm::MatrixFactorization,
         label: "__r".into(),
-        split: opts.split.clone(),
+        split: split_method,
         class_weights: ClassWeights::None,
         seed: opts.seed,
         params: params_of(opts),
         global_explain: false,
     };
     let ratings_schema = ml.ctx.sql(&ratings).await?.schema().as_arrow().clone();
-    if let crate::ml::options::SplitMethod::Custom(c) = &opts.split {
-        return Err(MlError::Option(format!(
-            "{what}: data_split_col {c:?}: a CUSTOM split of matrix_factorization ratings is not implemented; \
-             use RANDOM, AUTO_SPLIT or NO_SPLIT"
-        )));
-    }
     let split = split_rows(ml, &train_options, &ratings, &ratings_schema).await?;
     Ok(Prepared { train: split.train, eval: split.eval, train_options, user_type, item_type, schema: ratings_schema })
 }
