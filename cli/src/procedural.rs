@@ -418,7 +418,7 @@ pub fn literal(column: &ArrayRef) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::script::split_statements;
+    use crate::script::{SplitError, split_statements};
 
     fn steps(script: &str) -> Result<Vec<Step>, ParseError> {
         parse(&split_statements(script).unwrap())
@@ -475,6 +475,40 @@ mod tests {
         assert_eq!(set_of("SET n = n + 1", &declared), Some(("n".into(), "n + 1".into())));
         assert_eq!(set_of("SET datafusion.execution.batch_size = 10", &declared), None);
         assert_eq!(set_of("SET other = 1", &declared), None);
+    }
+
+    /// Mutated scripts (`sentio_sql::mutate`): statements or an error with
+    /// a line of the script, never a panic (nor from their procedural
+    /// reading); every statement is a piece of the script and starts on one
+    /// of its lines.
+    #[test]
+    fn mutated_scripts_split_or_fail_with_a_line() {
+        let script = "-- header; not a statement\n/* block; */ SELECT 'a;b' AS x, \"q;\" FROM t;\n\n\
+                      CREATE MODEL m OPTIONS (model_type = 'logistic_reg') AS SELECT * FROM t;\n\
+                      SELECT $$x;y$$, E'\\n', 1e309 -- tail;\n;;\nREFRESH EXTRACT extracts.s FULL;\n\
+                      DECLARE n INT64 DEFAULT 2; IF n > (CASE WHEN n THEN 1 END) THEN SET n = n + 1; \
+                      ELSEIF n = 0 THEN SELECT 1; ELSE SELECT 2; END IF; ASSERT (n > 1) AS 'msg'";
+        let mut m = sentio_sql::mutate::Mutator::new(11);
+        let lines = |s: &str| s.lines().count().max(1);
+        for i in 0..20_000 {
+            let src = m.mutate(script);
+            let split = std::panic::catch_unwind(|| {
+                let statements = split_statements(&src)?;
+                // The procedural reading of them: steps or an error, too.
+                let _ = parse(&statements);
+                Ok::<_, SplitError>(statements)
+            });
+            match split {
+                Ok(Ok(statements)) => {
+                    for s in statements {
+                        assert!(src.contains(&s.text), "mutation {i}: {:?} is not in {src:?}", s.text);
+                        assert!((1..=lines(&src)).contains(&s.line), "mutation {i}: line {} of {src:?}", s.line);
+                    }
+                }
+                Ok(Err(e)) => assert!((1..=lines(&src) + 1).contains(&e.line), "mutation {i}: {e:?} for {src:?}"),
+                Err(_) => panic!("the splitter panicked on mutation {i}: {src:?}"),
+            }
+        }
     }
 }
 
