@@ -138,7 +138,13 @@ fn store_unreachable(text: &str) -> Option<String> {
 /// (gRPC's `Unavailable`), in words: Ballista's scheduler keeps its jobs in
 /// memory, so a restarted one has lost the statement's job.
 fn scheduler_gone(text: &str) -> Option<String> {
-    let status = &text[text.find("Status { code: Unavailable")?..];
+    // A call in flight when the scheduler died ends as a transport error
+    // (`code: Unknown`) whose connection broke, not as `Unavailable`.
+    let broken = ["BrokenPipe", "ConnectionReset", "connection closed"].iter().any(|b| text.contains(b));
+    let start = text
+        .find("Status { code: Unavailable")
+        .or_else(|| text.find("Status { code: Unknown, message: \"transport error\"").filter(|_| broken))?;
+    let status = &text[start..];
     let message = status.split("message: \"").nth(1).and_then(|s| s.split('"').next()).unwrap_or("unavailable");
     Some(format!(
         "the cluster's scheduler stopped answering ({message}); a scheduler that restarts loses the jobs it ran — \
@@ -187,6 +193,23 @@ mod tests {
             "the cluster's scheduler stopped answering (tcp connect error); a scheduler that restarts loses the \
              jobs it ran — run the statement again once it is back"
         );
+    }
+
+    #[test]
+    fn a_call_cut_off_by_a_dying_scheduler_is_said_in_words() {
+        let e = DataFusionError::Execution(
+            "Status { code: Unknown, message: \"transport error\", source: Some(tonic::transport::Error(Transport, \
+             hyper::Error(Io, Custom { kind: BrokenPipe, error: \"stream closed because of a broken pipe\" }))) }"
+                .into(),
+        );
+        assert!(
+            describe(&e).starts_with("the cluster's scheduler stopped answering (transport error)"),
+            "{}",
+            describe(&e)
+        );
+        // A transport error whose connection did not break is left as it is.
+        let other = DataFusionError::Execution("Status { code: Unknown, message: \"transport error\" }".into());
+        assert!(!describe(&other).contains("scheduler"), "{}", describe(&other));
     }
 
     #[test]
