@@ -238,7 +238,8 @@ pub fn recommend(
     rows: Option<(&str, &Schema)>,
 ) -> Result<String, MlError> {
     let f = factorization("RECOMMEND", meta)?;
-    let n = top_n(call)?.map_or("CAST(NULL AS BIGINT)".to_string(), |n| n.to_string());
+    let wanted = top_n(call)?;
+    let n = wanted.map_or("CAST(NULL AS BIGINT)".to_string(), |n| n.to_string());
     let reference = reference(ml, meta)?;
     let r = lit(&reference);
     let (user, item) = (quote_ident(&f.user_col), quote_ident(&f.item_col));
@@ -257,7 +258,7 @@ pub fn recommend(
     let c = columns(schema, f);
     match (c.has_user, c.has_item) {
         (true, true) => {
-            if top_n(call)?.is_some() {
+            if wanted.is_some() {
                 return Err(MlError::Syntax(
                     "ML.RECOMMEND: top_n ranks the items of each user; the query gives (user, item) pairs, which \
                      are scored as they are"
