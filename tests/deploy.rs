@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{Guard, S3Server, bin, free_port, free_port_range, repo_root, run, run_ok, sentio, wait_port};
+use crate::support::{Guard, S3Server, bin, free_port_range, repo_root, run, run_ok, sentio, wait_port};
 
 /// The Python environment that `scripts/test.sh` fills (cfn-lint, awscli).
 fn venv_bin(name: &str) -> PathBuf {
@@ -443,8 +443,9 @@ fn systemd_units_run_a_cluster_with_secrets_fetched_at_boot() {
     let opt = dir.path().join("opt/sentio");
     std::fs::create_dir_all(&opt).unwrap();
     run_ok(Command::new("tar").arg("-xzf").arg(&tarball).arg("-C").arg(&opt), Duration::from_secs(300));
-    let base = free_port_range(7);
-    let flight_sql_port = free_port();
+    // One range: the scheduler, three ports per executor, then the front end.
+    let base = free_port_range(8);
+    let flight_sql_port = base + 7;
     let ports = [("SENTIO_SCHEDULER_PORT", base), ("SENTIO_EXECUTOR_PORT", base + 1)];
     // A nightly script, run on the scheduler host by its timer.
     let nightly = dir.path().join("nightly.sql");

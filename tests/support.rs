@@ -272,19 +272,26 @@ impl Cluster {
         token: &str,
         more: &[&str],
     ) -> Self {
-        let port = free_port().to_string();
-        let mut args = vec!["--token", token, "--flight-sql-port", &port];
+        let mut args = vec!["--token", token];
         args.extend_from_slice(more);
         Self::start_with(dir, executors, env, &args)
     }
 
+    /// Runs `cluster.sh start` on one range of free ports: the scheduler's,
+    /// three per executor, then the front end's when `args` has `--token`
+    /// (ports picked apart could overlap an executor's, as one CI run did).
     fn start_with(dir: &Path, executors: usize, env: Vec<(&'static str, String)>, args: &[&str]) -> Self {
-        let base = free_port_range(1 + 3 * executors as u16);
+        let front_end = args.contains(&"--token");
+        let cluster_ports = 1 + 3 * executors as u16;
+        let base = free_port_range(cluster_ports + u16::from(front_end));
         let mut cmd = Self::script("start", dir);
         cmd.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
         cmd.args(["--executors", &executors.to_string()]);
         cmd.args(["--scheduler-port", &base.to_string()]);
         cmd.args(["--executor-port", &(base + 1).to_string()]);
+        if front_end {
+            cmd.args(["--flight-sql-port", &(base + cluster_ports).to_string()]);
+        }
         cmd.args(args);
         let started = run_ok(&mut cmd, Duration::from_secs(120));
         let flight_sql = started.stdout.lines().find_map(|l| l.strip_prefix("flight_sql=")).map(str::to_string);

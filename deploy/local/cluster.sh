@@ -101,16 +101,38 @@ stop_all() {
   rm -f "$dir"/*.pid
 }
 
-wait_for() { # wait_for NAME LOG CHECK...
-  local name=$1 log=$2; shift 2
+wait_for() { # wait_for NAME LOG PIDFILE CHECK...
+  local name=$1 log=$2 pidfile=$3; shift 3
+  local why="did not become ready within 60 s"
   for _ in $(seq 600); do
     "$@" && return 0
+    if ! alive "$pidfile"; then why="exited before it was ready"; break; fi
     sleep 0.1
   done
-  echo "$name did not become ready within 60 s; last lines of $log:" >&2
+  echo "$name $why; its errors and last lines ($log):" >&2
+  # A backtrace fills the tail; the error that caused it is printed above it.
+  grep -m 5 -iE '^(error|Error:)|panicked' "$log" >&2 || true
   tail -n 30 "$log" >&2 || true
   stop_all
   exit 1
+}
+
+check_ports() { # every port this cluster binds is distinct and free
+  local ports=("$scheduler_port") i p
+  for i in $(seq 0 $((executors - 1))); do
+    p=$((executor_port + 3 * i))
+    ports+=("$p" $((p + 1)) $((p + 2)))
+  done
+  if [ -n "$token$users" ]; then ports+=("$flight_sql_port"); fi
+  local dup
+  dup=$(printf '%s\n' "${ports[@]}" | sort | uniq -d | head -n 1)
+  if [ -n "$dup" ]; then
+    echo "port $dup is given twice (the scheduler's, three per executor from --executor-port, the front end's)" >&2
+    exit 2
+  fi
+  for p in "${ports[@]}"; do
+    if port_open "$p"; then echo "port $p is already in use" >&2; exit 1; fi
+  done
 }
 
 case "$cmd" in
@@ -120,10 +142,9 @@ case "$cmd" in
     if alive "$dir/scheduler.pid"; then echo "a cluster is already running from $dir (stop it first)" >&2; exit 1; fi
     scheduler=$(find_bin sentio-scheduler)
     executor=$(find_bin sentio-executor)
-    if port_open "$scheduler_port"; then echo "port $scheduler_port is already in use" >&2; exit 1; fi
+    check_ports
     front_end=()
     if [ -n "$token$users" ]; then
-      if port_open "$flight_sql_port"; then echo "port $flight_sql_port is already in use" >&2; exit 1; fi
       write_users "$dir/users.toml"
       front_end=(--users "$dir/users.toml" --flight-sql-port "$flight_sql_port")
       if [ -n "$tls_cert$tls_key" ]; then front_end+=(--tls-cert "$tls_cert" --tls-key "$tls_key"); fi
@@ -133,9 +154,9 @@ case "$cmd" in
       --executor-timeout-seconds 20 --expire-dead-executor-interval-seconds 5 \
       >"$dir/scheduler.log" 2>&1 &
     echo $! >"$dir/scheduler.pid"
-    wait_for scheduler "$dir/scheduler.log" port_open "$scheduler_port"
+    wait_for scheduler "$dir/scheduler.log" "$dir/scheduler.pid" port_open "$scheduler_port"
     if [ ${#front_end[@]} -gt 0 ]; then
-      wait_for "Flight SQL front end" "$dir/scheduler.log" port_open "$flight_sql_port"
+      wait_for "Flight SQL front end" "$dir/scheduler.log" "$dir/scheduler.pid" port_open "$flight_sql_port"
     fi
     for i in $(seq 0 $((executors - 1))); do
       p=$((executor_port + 3 * i))
@@ -150,7 +171,7 @@ case "$cmd" in
     done
     for i in $(seq 0 $((executors - 1))); do
       p=$((executor_port + 3 * i))
-      wait_for "executor $i" "$dir/executor-$i.log" http_ok $((p + 2)) /readyz
+      wait_for "executor $i" "$dir/executor-$i.log" "$dir/executor-$i.pid" http_ok $((p + 2)) /readyz
     done
     echo "Sentio cluster ready: scheduler df://127.0.0.1:$scheduler_port, $executors executors (logs in $dir)"
     if [ ${#front_end[@]} -gt 0 ]; then
