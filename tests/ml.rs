@@ -1438,6 +1438,8 @@ fn docs_examples_run() {
         "user_id,movie_id,predicted_rating",
         "mean_absolute_error,mean_squared_error,mean_squared_log_error,median_absolute_error,r2_score",
         "__INTERCEPT__,1",
+        // The encoders' example: c is the most frequent value (dummy-encoded 0.0).
+        "c,2,\"[{index: 2, value: 0.0}]\",1,{f_g: c_x}",
     ] {
         assert!(f.stdout.contains(want), "{want:?} missing from the examples' output:\n{}", f.stdout);
     }
@@ -1672,4 +1674,171 @@ fn describe_data_describes_every_column_of_any_catalog() {
         let e = lake.fails(sql);
         assert!(e.contains(want), "{sql}\nexpected {want:?} in:\n{e}");
     }
+}
+
+/// The statements of BigQuery ML's reference examples for the encoders,
+/// crosses and hashing (only the table syntax adapted: DataFusion's
+/// `UNNEST(…) AS t(f)`, `f[1]` for `f[OFFSET(0)]`), with the outputs the
+/// reference pages show.
+const REFERENCE_EXAMPLES: [(&str, &str); 5] = [
+    (
+        "SELECT f, ML.LABEL_ENCODER(f, 2, 2) OVER () AS output \
+         FROM UNNEST([NULL, 'a', 'b', 'b', 'c', 'c', 'c', 'd', 'd']) AS t(f) ORDER BY f NULLS FIRST",
+        r#"[{"output":0},{"f":"a","output":0},{"f":"b","output":1},{"f":"b","output":1},{"f":"c","output":2},
+            {"f":"c","output":2},{"f":"c","output":2},{"f":"d","output":0},{"f":"d","output":0}]"#,
+    ),
+    (
+        "SELECT f, ML.HASH_BUCKETIZE(f, 3) AS bucket FROM UNNEST(['a', 'b', 'c', 'd']) AS t(f) ORDER BY f",
+        r#"[{"f":"a","bucket":0},{"f":"b","bucket":1},{"f":"c","bucket":1},{"f":"d","bucket":2}]"#,
+    ),
+    (
+        "SELECT ML.POLYNOMIAL_EXPAND(STRUCT(2 AS f1, 3 AS f2)) AS output",
+        r#"[{"output":{"f1":2.0,"f1_f1":4.0,"f1_f2":6.0,"f2":3.0,"f2_f2":9.0}}]"#,
+    ),
+    (
+        "SELECT ML.FEATURE_CROSS(STRUCT('a' AS f1, 'b' AS f2, 'c' AS f3)) AS output",
+        r#"[{"output":{"f1_f2":"a_b","f1_f3":"a_c","f2_f3":"b_c"}}]"#,
+    ),
+    (
+        "SELECT f[1] AS f0, ML.MULTI_HOT_ENCODER(f, 3, 1) OVER () AS output \
+         FROM (SELECT ['a', 'b', 'b', 'c', NULL] AS f UNION ALL SELECT ['c', 'c', 'd', 'd', NULL] AS f) ORDER BY f[1]",
+        r#"[{"f0":"a","output":[{"index":1,"value":1.0},{"index":2,"value":1.0},{"index":3,"value":1.0},{"index":0,"value":1.0}]},
+            {"f0":"c","output":[{"index":3,"value":1.0},{"index":0,"value":1.0}]}]"#,
+    ),
+];
+
+/// The rows of the encoders test: a text column `grp` of seven values
+/// (NULL in every tenth frame), `sign`, and the features.
+const ENCODED: &str = "SELECT session_id, frame_no, \
+     CASE WHEN frame_no % 10 = 0 THEN NULL ELSE 'g' || CAST(subject_id % 7 AS VARCHAR) END AS grp, \
+     CASE WHEN f03 > 0 THEN 'up' ELSE 'down' END AS sign, f00, f01, emotion, frame_no % 5 = 0 AS is_eval \
+     FROM training.frames WHERE split = 'train'";
+
+/// Encoders, hashing, crosses and expansions: BigQuery ML's reference
+/// examples give its outputs; over a table each equals an independent
+/// computation of the vocabulary, standalone and on a two-executor cluster
+/// (window aggregates merged across partitions); in a `TRANSFORM` a model
+/// learns the vocabulary and mode once, gives the predictions of a model
+/// trained on the same features written by hand, and applies its training
+/// vocabulary to any rows.
+#[test]
+fn encoders_and_crosses_give_bigquerys_answers_in_queries_and_transforms() {
+    let mut lake = Lake::new("0.1");
+    for (sql, want) in REFERENCE_EXAMPLES {
+        let want: Vec<Value> = serde_json::from_str(want).unwrap();
+        assert_eq!(lake.rows(sql), want, "{sql}");
+    }
+    let imputed =
+        lake.rows("SELECT ML.IMPUTER(f, 'most_frequent') OVER () AS f FROM UNNEST([NULL, 'b', 'a', 'b', 'a']) AS t(f)");
+    assert!(
+        imputed.iter().all(|r| r["f"] == "a" || r["f"] == "b") && imputed.iter().filter(|r| r["f"] == "a").count() == 3
+    );
+
+    // Over a table: the vocabulary as counted by GROUP BY, in a query with
+    // every kind of window statistic.
+    let counts = lake.rows(&format!("SELECT grp, COUNT(*) AS n FROM ({ENCODED}) WHERE grp IS NOT NULL GROUP BY grp"));
+    let mut ranked: Vec<(String, f64)> =
+        counts.iter().map(|r| (r["grp"].as_str().unwrap().to_string(), num(r, "n"))).collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let mut vocabulary: Vec<String> = ranked.iter().take(4).map(|(g, _)| g.clone()).collect();
+    vocabulary.sort();
+    let query = format!(
+        "SELECT session_id, frame_no, grp, ML.LABEL_ENCODER(grp, 4, 1) OVER () AS label, \
+         ML.ONE_HOT_ENCODER(grp, 'most_frequent', 4, 1) OVER () AS one_hot, \
+         ML.IMPUTER(grp, 'most_frequent') OVER () AS imputed, ML.HASH_BUCKETIZE(grp, 5) AS bucket, \
+         ML.FEATURE_CROSS(STRUCT(grp, sign)) AS cross FROM ({ENCODED}) ORDER BY session_id, frame_no"
+    );
+    let standalone = lake.rows(&query);
+    let most = &ranked[0].0;
+    for r in &standalone {
+        let index = r["grp"].as_str().and_then(|g| vocabulary.iter().position(|v| v == g)).map_or(0, |i| i + 1);
+        assert_eq!(r["label"], index, "{r}");
+        let dropped = r["grp"].as_str() == Some(most.as_str());
+        assert_eq!(
+            r["one_hot"],
+            serde_json::json!([{"index": index, "value": if dropped { 0.0 } else { 1.0 }}]),
+            "{r}"
+        );
+        assert_eq!(r["imputed"].as_str().unwrap(), r["grp"].as_str().unwrap_or(most), "{r}");
+        assert!((0..5).contains(&r["bucket"].as_i64().unwrap_or(-1)) || r["grp"].is_null(), "{r}");
+    }
+
+    // A TRANSFORM model and the same features by hand.
+    let options = "OPTIONS (model_type = 'logistic_reg', input_label_cols = ['emotion'], \
+                   data_split_method = 'CUSTOM', data_split_col = 'is_eval')";
+    lake.rows(&format!(
+        "CREATE MODEL enc TRANSFORM (ML.LABEL_ENCODER(grp, 4, 1) OVER () AS grp_l, \
+         ML.IMPUTER(grp, 'most_frequent') OVER () AS grp_i, ML.HASH_BUCKETIZE(grp, 5) AS grp_h, \
+         ML.POLYNOMIAL_EXPAND(STRUCT(f00, f01)) AS p, ML.FEATURE_CROSS(STRUCT(grp, sign)) AS x, emotion, is_eval) \
+         {options} AS {ENCODED}"
+    ));
+    let cases: Vec<String> =
+        vocabulary.iter().enumerate().map(|(i, g)| format!("WHEN grp = '{g}' THEN {}", i + 1)).collect();
+    let by_hand = format!(
+        "SELECT session_id, frame_no, CASE {} ELSE 0 END AS grp_l, COALESCE(grp, '{most}') AS grp_i, \
+         ML.HASH_BUCKETIZE(grp, 5) AS grp_h, f00 AS p_f00, f00 * f00 AS p_f00_f00, f00 * f01 AS p_f00_f01, \
+         f01 AS p_f01, f01 * f01 AS p_f01_f01, grp || '_' || sign AS x_grp_sign, emotion, is_eval FROM ({ENCODED})",
+        cases.join(" ")
+    );
+    lake.rows(&format!(
+        "CREATE MODEL enc_by_hand {options} AS SELECT * EXCEPT (session_id, frame_no) FROM ({by_hand})"
+    ));
+    let probs = |lake: &Lake, sql: &str| {
+        lake.rows(&format!(
+            "SELECT session_id, frame_no, predicted_emotion_probs AS p FROM {sql} ORDER BY session_id, frame_no"
+        ))
+    };
+    let raw = probs(&lake, &format!("ML.PREDICT(MODEL enc, ({ENCODED}))"));
+    let hand = probs(&lake, &format!("ML.PREDICT(MODEL enc_by_hand, ({by_hand}))"));
+    assert!(!raw.is_empty() && raw.len() == hand.len());
+    for (a, b) in raw.iter().zip(&hand) {
+        for label in ["angry", "happy", "sad"] {
+            let (pa, pb) = (probability_of(&a["p"], label), probability_of(&b["p"], label));
+            assert!((pa - pb).abs() < 1e-5, "{label}: TRANSFORM {pa} vs by hand {pb}");
+        }
+    }
+    // Rows of one group (whose own vocabulary and mode would differ) are
+    // encoded with the training vocabulary and mode.
+    let one = format!("(SELECT * FROM ({ENCODED}) WHERE grp = '{}' OR grp IS NULL)", vocabulary[1]);
+    let alone = lake
+        .rows(&format!("SELECT grp_l, grp_i FROM ML.TRANSFORM(MODEL enc, {one}) GROUP BY grp_l, grp_i ORDER BY grp_l"));
+    assert_eq!(
+        alone,
+        [serde_json::json!({"grp_l": 0, "grp_i": most}), serde_json::json!({"grp_l": 2, "grp_i": vocabulary[1]})],
+    );
+    // (A row without NULLs: JSON output leaves NULL columns out.)
+    let columns = lake.rows(&format!(
+        "SELECT * FROM ML.TRANSFORM(MODEL enc, (SELECT * FROM ({ENCODED}) WHERE grp IS NOT NULL)) LIMIT 1"
+    ));
+    let mut names: Vec<&String> = columns[0].as_object().unwrap().keys().collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "emotion",
+            "grp_h",
+            "grp_i",
+            "grp_l",
+            "is_eval",
+            "p_f00",
+            "p_f00_f00",
+            "p_f00_f01",
+            "p_f01",
+            "p_f01_f01",
+            "x_grp_sign"
+        ]
+    );
+    let e = lake.fails(&format!(
+        "CREATE MODEL bad_enc TRANSFORM (ML.ONE_HOT_ENCODER(grp) OVER () AS g, emotion) {options} AS {ENCODED}"
+    ));
+    assert!(e.contains("\"g\" is an ARRAY") && e.contains("ML.LABEL_ENCODER"), "{e}");
+    assert!(!lake.models_dir().join("bad_enc").exists(), "nothing stored");
+
+    // The same answers from a cluster of two executors.
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(dir.path(), 2, vec![]);
+    lake.scheduler = Some(cluster.url());
+    assert_eq!(lake.rows(&query), standalone, "the window statistics differ on the cluster");
+    assert_eq!(probs(&lake, &format!("ML.PREDICT(MODEL enc, ({ENCODED}))")), raw, "predictions differ on the cluster");
+    cluster.stop();
 }

@@ -20,6 +20,7 @@
 pub mod cancel;
 mod hash_fraction;
 pub mod ml;
+pub mod preprocess;
 pub mod rng;
 
 use std::sync::Arc;
@@ -27,11 +28,13 @@ use std::sync::Arc;
 use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 
 use ml::factors::{FactorFn, FactorUdf};
+use preprocess::hashing::{HashFn, HashUdf};
 
 pub use hash_fraction::{HashFraction, hash_fraction_str, hash_fraction_u64};
 pub use ml::predict_udf::ModelSource;
 
-/// All of Sentio's scalar functions; `sentio_predict`, `sentio_explain`,
+/// All of Sentio's scalar functions (the preprocessing ones and BigQuery's
+/// `farm_fingerprint` among them); `sentio_predict`, `sentio_explain`,
 /// `sentio_weights` and the `sentio_mf_*` functions read models through
 /// `models`.
 pub fn scalar_functions(models: Arc<dyn ModelSource>) -> Vec<Arc<ScalarUDF>> {
@@ -46,6 +49,11 @@ pub fn scalar_functions(models: Arc<dyn ModelSource>) -> Vec<Arc<ScalarUDF>> {
         Arc::new(ScalarUDF::new_from_impl(FactorUdf::new(FactorFn::Ids, Arc::clone(&models)))),
         Arc::new(ScalarUDF::new_from_impl(FactorUdf::new(FactorFn::Rank, Arc::clone(&models)))),
         Arc::new(ScalarUDF::new_from_impl(FactorUdf::new(FactorFn::Weights, models))),
+        Arc::new(ScalarUDF::new_from_impl(preprocess::encode::VocabIndex::new())),
+        Arc::new(ScalarUDF::new_from_impl(preprocess::encode::MultiHot::new())),
+        Arc::new(ScalarUDF::new_from_impl(preprocess::normalize::Normalize::new())),
+        Arc::new(ScalarUDF::new_from_impl(HashUdf::new(HashFn::Fingerprint))),
+        Arc::new(ScalarUDF::new_from_impl(HashUdf::new(HashFn::Bucketize))),
     ]
 }
 
@@ -55,5 +63,7 @@ pub fn aggregate_functions() -> Vec<Arc<AggregateUDF>> {
         Arc::new(AggregateUDF::new_from_impl(ml::train_udaf::TrainUdaf::new())),
         Arc::new(AggregateUDF::new_from_impl(ml::metrics_udaf::MetricsUdaf::new())),
         Arc::new(AggregateUDF::new_from_impl(ml::als::AlsUdaf::new())),
+        Arc::new(AggregateUDF::new_from_impl(preprocess::counts::MostFrequent::new())),
+        Arc::new(AggregateUDF::new_from_impl(preprocess::counts::Vocabulary::new())),
     ]
 }

@@ -285,9 +285,8 @@ async fn expand(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
             "unknown function ML.{other}; Sentio has ML.PREDICT, ML.EVALUATE, ML.CONFUSION_MATRIX, ML.ROC_CURVE, \
              ML.FEATURE_INFO, ML.TRAINING_INFO, ML.FEATURE_IMPORTANCE, ML.EXPLAIN_PREDICT, ML.GLOBAL_EXPLAIN, \
              ML.WEIGHTS, ML.TRIAL_INFO, ML.TRANSFORM, ML.RECOMMEND, ML.VALIDATE_DATA_DRIFT, ML.VALIDATE_DATA_SKEW, \
-             ML.CROSS_VALIDATE and ML.DESCRIBE_DATA, and the \
-             preprocessing functions ML.STANDARD_SCALER, ML.MIN_MAX_SCALER, ML.MAX_ABS_SCALER, ML.ROBUST_SCALER, \
-             ML.IMPUTER, ML.QUANTILE_BUCKETIZE, ML.BUCKETIZE"
+             ML.CROSS_VALIDATE and ML.DESCRIBE_DATA, and the preprocessing functions ML.{}",
+            crate::ml::preprocess::PREPROCESSORS.join(", ML.")
         ))),
     }
 }

@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::Schema;
+use datafusion::arrow::datatypes::{DataType, Schema};
 use sentio_udfs::ml::spec::TrainSpec;
 use serde::{Deserialize, Serialize};
 
@@ -99,11 +99,55 @@ pub async fn prepare(
         .zip(resolved)
         .map(|((name, written), sql)| TransformColumn { name, sql, written })
         .collect();
+    let columns = flatten(ml, &raw, columns, what).await?;
     let transformed = transformed_query(&raw, &columns);
-    // Planned now, so that a column the clause names and the query lacks
-    // is an error before anything trains.
-    ml.ctx.sql(&transformed).await.map_err(|e| planning(what, e.into()))?;
     Ok((transformed, columns))
+}
+
+/// `columns` with each `STRUCT` column (`ML.POLYNOMIAL_EXPAND`,
+/// `ML.FEATURE_CROSS`) as one column per field, `<name>_<field>`, since a
+/// model takes numbers and text; an `ARRAY` column is refused. Planning
+/// them also makes a column the clause names and the query lacks an error
+/// before anything trains.
+async fn flatten(
+    ml: &MlContext,
+    raw: &str,
+    columns: Vec<TransformColumn>,
+    what: &str,
+) -> Result<Vec<TransformColumn>, MlError> {
+    let planned = ml.ctx.sql(&transformed_query(raw, &columns)).await.map_err(|e| planning(what, e.into()))?;
+    let schema = planned.schema().as_arrow().clone();
+    let mut out: Vec<TransformColumn> = Vec::with_capacity(columns.len());
+    for (c, f) in columns.into_iter().zip(schema.fields()) {
+        match f.data_type() {
+            DataType::Struct(fields) => {
+                for g in fields {
+                    let field = |e: &str| format!("get_field(({e}), '{}')", g.name().replace('\'', "''"));
+                    out.push(TransformColumn {
+                        name: format!("{}_{}", c.name, g.name()),
+                        sql: field(&c.sql),
+                        written: field(&c.written),
+                    });
+                }
+            }
+            DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(_, _) => {
+                return Err(MlError::Data(format!(
+                    "{what} TRANSFORM: the column {:?} is an ARRAY ({}), which a Sentio model cannot take as a \
+                     feature (ML.ONE_HOT_ENCODER, ML.MULTI_HOT_ENCODER and ML.NORMALIZER give arrays); for a \
+                     category give the text column itself (Sentio one-hot encodes text) or ML.LABEL_ENCODER(…) OVER ()",
+                    c.name,
+                    f.data_type()
+                )));
+            }
+            _ => out.push(c),
+        }
+    }
+    for (i, c) in out.iter().enumerate() {
+        if out[..i].iter().any(|o| o.name == c.name) {
+            return Err(MlError::Data(format!("{what} TRANSFORM: the column {:?} is named twice", c.name)));
+        }
+    }
+    Ok(out)
 }
 
 /// `meta`'s `TRANSFORM` learnt again over the rows of `rows` (a query of

@@ -8,6 +8,14 @@
 //! other; in a `TRANSFORM` clause they are computed once over the training
 //! rows and written into the expression as constants ([`resolve`]), which
 //! the model keeps and applies to the rows it is given later.
+//!
+//! [`scalers`] plans the numeric functions (scalers, imputer, buckets,
+//! normalizer), [`encoders`] the categorical ones (label, one-hot and
+//! multi-hot encoders, hash buckets, feature crosses, polynomial
+//! expansion).
+
+mod encoders;
+mod scalers;
 
 use std::ops::Range;
 
@@ -16,7 +24,7 @@ use datafusion::sql::sqlparser::tokenizer::Token;
 use crate::ml::parse::{call_args, is_word, located_tokens};
 use crate::ml::{MlContext, MlError};
 
-/// BigQuery ML's preprocessing functions, which Sentio has or refuses.
+/// BigQuery ML's preprocessing functions.
 pub const PREPROCESSORS: [&str; 14] = [
     "STANDARD_SCALER",
     "MIN_MAX_SCALER",
@@ -32,17 +40,6 @@ pub const PREPROCESSORS: [&str; 14] = [
     "POLYNOMIAL_EXPAND",
     "FEATURE_CROSS",
     "HASH_BUCKETIZE",
-];
-
-/// The preprocessing functions Sentio has.
-const SUPPORTED: [&str; 7] = [
-    "STANDARD_SCALER",
-    "MIN_MAX_SCALER",
-    "MAX_ABS_SCALER",
-    "ROBUST_SCALER",
-    "IMPUTER",
-    "QUANTILE_BUCKETIZE",
-    "BUCKETIZE",
 ];
 
 /// Whether `ML.<function>` is a preprocessing function (any case).
@@ -103,13 +100,31 @@ pub fn find_calls(sql: &str) -> Result<Vec<PreCall>, MlError> {
     Ok(calls)
 }
 
-/// A call's value, given its statistics' values (SQL expressions, DOUBLE).
+/// A call's value, given its statistics' values (SQL expressions).
 type Render = Box<dyn Fn(&[String]) -> String + Send + Sync>;
 
-/// What a call computes: statistics of its input (aggregate calls, in
-/// SQL), and its value given their values.
+/// One statistic of a call's input: an aggregate call in SQL, and whether
+/// it is a DOUBLE (kept at seven significant digits in a model) or a value
+/// of its own type (a mode, a vocabulary), kept exactly.
+struct Stat {
+    sql: String,
+    double: bool,
+}
+
+impl Stat {
+    fn double(sql: String) -> Self {
+        Self { sql, double: true }
+    }
+
+    fn value(sql: String) -> Self {
+        Self { sql, double: false }
+    }
+}
+
+/// What a call computes: statistics of its input, and its value given
+/// their values.
 struct Plan {
-    stats: Vec<String>,
+    stats: Vec<Stat>,
     render: Render,
 }
 
@@ -118,7 +133,7 @@ fn double(x: &str) -> String {
     format!("CAST(({x}) AS DOUBLE)")
 }
 
-/// `ML.<f>(x, …)` refused: Sentio does not have it, or not that form.
+/// `ML.<f>(x, …)` refused: a form or argument Sentio does not take.
 fn unsupported(call: &PreCall, why: &str) -> MlError {
     MlError::Syntax(format!("ML.{}: {why}", call.function))
 }
@@ -131,122 +146,68 @@ fn number_arg(call: &PreCall, i: usize, what: &str) -> Result<f64, MlError> {
         .ok_or_else(|| unsupported(call, &format!("{what} must be a number")))
 }
 
+/// Argument `i`, a whole number in `range`, or `default` when the call
+/// does not have it.
+fn whole_arg(call: &PreCall, i: usize, what: &str, default: u64, range: Range<u64>) -> Result<u64, MlError> {
+    let Some(arg) = call.args.get(i) else { return Ok(default) };
+    match arg.trim().parse::<u64>() {
+        Ok(v) if range.contains(&v) => Ok(v),
+        _ => Err(unsupported(
+            call,
+            &format!("{what} must be a whole number from {} to {}, not {arg}", range.start, range.end - 1),
+        )),
+    }
+}
+
+/// Argument `i`, a string literal (lower case), or `default`.
+fn word_arg(call: &PreCall, i: usize, what: &str, default: &str) -> Result<String, MlError> {
+    let Some(arg) = call.args.get(i) else { return Ok(default.to_string()) };
+    let a = arg.trim();
+    let inner = a
+        .strip_prefix('\'')
+        .and_then(|a| a.strip_suffix('\''))
+        .or_else(|| a.strip_prefix('"').and_then(|a| a.strip_suffix('"')))
+        .ok_or_else(|| unsupported(call, &format!("{what} must be a string literal, not {arg}")))?;
+    Ok(inner.to_ascii_lowercase())
+}
+
+/// Argument `i`, `TRUE` or `FALSE`, or `default`.
+fn bool_arg(call: &PreCall, i: usize, what: &str, default: bool) -> Result<bool, MlError> {
+    match call.args.get(i).map(|a| a.trim().to_ascii_uppercase()) {
+        None => Ok(default),
+        Some(a) if a == "TRUE" => Ok(true),
+        Some(a) if a == "FALSE" => Ok(false),
+        Some(a) => Err(unsupported(call, &format!("{what} must be TRUE or FALSE, not {a}"))),
+    }
+}
+
+/// Fails unless the call has from `min` to `max` arguments; `form` shows
+/// how to write it.
+fn arity(call: &PreCall, min: usize, max: usize, form: &str) -> Result<(), MlError> {
+    if (min..=max).contains(&call.args.len()) { Ok(()) } else { Err(unsupported(call, &format!("write {form}"))) }
+}
+
+/// Whether `ML.<function>` computes statistics over rows (and so must be
+/// written with `OVER (…)`).
+fn needs_over(function: &str) -> bool {
+    !matches!(function, "BUCKETIZE" | "NORMALIZER" | "POLYNOMIAL_EXPAND" | "FEATURE_CROSS" | "HASH_BUCKETIZE")
+}
+
 /// The statistics and expression of `call`.
 fn plan(call: &PreCall) -> Result<Plan, MlError> {
     let f = call.function.as_str();
-    if !SUPPORTED.contains(&f) {
-        return Err(unsupported(
-            call,
-            &format!(
-                "Sentio does not have ML.{f} yet; it has ML.{} (text is one-hot encoded automatically)",
-                SUPPORTED.join(", ML.")
-            ),
-        ));
-    }
-    let needs_over = !matches!(f, "BUCKETIZE");
-    match (&call.over, needs_over) {
+    match (&call.over, needs_over(f)) {
         (None, true) => {
             return Err(unsupported(call, &format!("write ML.{f}(…) OVER () (its statistics are over rows)")));
         }
         (Some(_), false) => return Err(unsupported(call, "takes no OVER (…): it computes each row on its own")),
         _ => {}
     }
-    let arity = |n: usize, form: &str| -> Result<(), MlError> {
-        if call.args.len() == n { Ok(()) } else { Err(unsupported(call, &format!("write {form}"))) }
-    };
-    let x = call.args.first().cloned().unwrap_or_default();
-    let xd = double(&x);
-    let percentile = |p: f64| format!("approx_percentile_cont({xd}, {p:?})");
-    Ok(match f {
-        "STANDARD_SCALER" => {
-            arity(1, "ML.STANDARD_SCALER(x) OVER ()")?;
-            Plan {
-                stats: vec![format!("AVG({xd})"), format!("STDDEV({xd})")],
-                render: Box::new(move |s| format!("(({xd} - {}) / NULLIF({}, 0))", s[0], s[1])),
-            }
-        }
-        "MIN_MAX_SCALER" => {
-            arity(1, "ML.MIN_MAX_SCALER(x) OVER ()")?;
-            Plan {
-                stats: vec![format!("MIN({xd})"), format!("MAX({xd})")],
-                render: Box::new(move |s| {
-                    let v = format!("(({xd} - {}) / NULLIF({} - {}, 0))", s[0], s[1], s[0]);
-                    format!("(CASE WHEN {v} < 0 THEN 0.0 WHEN {v} > 1 THEN 1.0 ELSE {v} END)")
-                }),
-            }
-        }
-        "MAX_ABS_SCALER" => {
-            arity(1, "ML.MAX_ABS_SCALER(x) OVER ()")?;
-            Plan {
-                stats: vec![format!("MAX(ABS({xd}))")],
-                render: Box::new(move |s| format!("({xd} / NULLIF({}, 0))", s[0])),
-            }
-        }
-        "ROBUST_SCALER" => {
-            arity(
-                1,
-                "ML.ROBUST_SCALER(x) OVER () (Sentio has the defaults only: the median, the 25th-75th percentiles)",
-            )?;
-            Plan {
-                stats: vec![percentile(0.25), percentile(0.5), percentile(0.75)],
-                render: Box::new(move |s| format!("(({xd} - {}) / NULLIF({} - {}, 0))", s[1], s[2], s[0])),
-            }
-        }
-        "IMPUTER" => {
-            arity(2, "ML.IMPUTER(x, 'mean' | 'median') OVER ()")?;
-            let stat = match call.args[1].trim().to_ascii_lowercase().as_str() {
-                "'mean'" => format!("AVG({xd})"),
-                "'median'" => percentile(0.5),
-                other => {
-                    return Err(unsupported(
-                        call,
-                        &format!(
-                            "strategy {other}: Sentio imputes numbers with 'mean' or 'median' ('most_frequent' is not supported)"
-                        ),
-                    ));
-                }
-            };
-            Plan { stats: vec![stat], render: Box::new(move |s| format!("COALESCE({xd}, {})", s[0])) }
-        }
-        "QUANTILE_BUCKETIZE" => {
-            arity(2, "ML.QUANTILE_BUCKETIZE(x, num_buckets) OVER ()")?;
-            let n = number_arg(call, 1, "num_buckets")?;
-            if n.fract() != 0.0 || !(2.0..=1000.0).contains(&n) {
-                return Err(unsupported(call, "num_buckets must be a whole number from 2 to 1000"));
-            }
-            let n = n as usize;
-            let stats = (1..n).map(|i| percentile(i as f64 / n as f64)).collect();
-            Plan { stats, render: Box::new(move |s| bins(&xd, s)) }
-        }
-        "BUCKETIZE" => {
-            arity(2, "ML.BUCKETIZE(x, [split points]) (exclude_boundaries is not supported)")?;
-            let points = call.args[1].trim();
-            let inner = points
-                .strip_prefix('[')
-                .and_then(|p| p.strip_suffix(']'))
-                .ok_or_else(|| unsupported(call, "the split points must be an array of numbers, e.g. [0, 10, 100]"))?;
-            let mut values = Vec::new();
-            for p in inner.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-                values.push(
-                    p.parse::<f64>().map_err(|_| unsupported(call, &format!("split point {p} is not a number")))?,
-                );
-            }
-            if values.is_empty() || values.windows(2).any(|w| w[0] >= w[1]) {
-                return Err(unsupported(call, "the split points must be increasing numbers, at least one"));
-            }
-            let literals: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
-            Plan { stats: Vec::new(), render: Box::new(move |_| bins(&xd, &literals)) }
-        }
-        other => return Err(MlError::Internal(format!("ML.{other} is listed as supported but has no plan"))),
-    })
-}
-
-/// `'bin_1'` below the first of `edges`, `'bin_2'` below the second, …,
-/// `'bin_<n+1>'` from the last on; NULL for NULL (BigQuery ML's names).
-fn bins(x: &str, edges: &[String]) -> String {
-    let whens: Vec<String> =
-        edges.iter().enumerate().map(|(i, e)| format!("WHEN {x} < {e} THEN 'bin_{}'", i + 1)).collect();
-    format!("(CASE WHEN {x} IS NULL THEN NULL {} ELSE 'bin_{}' END)", whens.join(" "), edges.len() + 1)
+    match f {
+        "ONE_HOT_ENCODER" | "LABEL_ENCODER" | "MULTI_HOT_ENCODER" | "POLYNOMIAL_EXPAND" | "FEATURE_CROSS"
+        | "HASH_BUCKETIZE" => encoders::plan(call),
+        _ => scalers::plan(call),
+    }
 }
 
 /// Replaces each call's span in `sql` with `values(call index, call)`.
@@ -274,7 +235,17 @@ pub fn rewrite_windows(sql: &str) -> Result<String, MlError> {
     for c in &calls {
         let p = plan(c)?;
         let over = c.over.clone().unwrap_or_default();
-        let stats: Vec<String> = p.stats.iter().map(|s| format!("CAST({s} OVER ({over}) AS DOUBLE)")).collect();
+        let stats: Vec<String> = p
+            .stats
+            .iter()
+            .map(|s| {
+                if s.double {
+                    format!("CAST({} OVER ({over}) AS DOUBLE)", s.sql)
+                } else {
+                    format!("({} OVER ({over}))", s.sql)
+                }
+            })
+            .collect();
         rendered.push((p.render)(&stats));
     }
     Ok(splice(sql, &calls, |i| rendered[i].clone()))
@@ -296,7 +267,7 @@ pub async fn resolve(ml: &MlContext, exprs: &[String], rows: &str) -> Result<Vec
             }
             let p = plan(&c)?;
             let first = all_stats.len();
-            all_stats.extend(p.stats.iter().cloned());
+            all_stats.extend(p.stats.iter().map(|s| (s.sql.clone(), s.double)));
             here.push((c, p, first));
         }
         plans.push(here);
@@ -304,12 +275,23 @@ pub async fn resolve(ml: &MlContext, exprs: &[String], rows: &str) -> Result<Vec
     let values: Vec<String> = if all_stats.is_empty() {
         Vec::new()
     } else {
-        let select: Vec<String> =
-            all_stats.iter().enumerate().map(|(i, s)| format!("CAST({s} AS DOUBLE) AS s{i}")).collect();
+        let select: Vec<String> = all_stats
+            .iter()
+            .enumerate()
+            .map(
+                |(i, (s, double))| {
+                    if *double { format!("CAST({s} AS DOUBLE) AS s{i}") } else { format!("{s} AS s{i}") }
+                },
+            )
+            .collect();
         let sql = format!("SELECT {} FROM ({rows}) __t", select.join(", "));
         let batches = ml.collect(&sql).await?;
         let b = batches.iter().find(|b| b.num_rows() > 0).ok_or_else(|| MlError::Internal("no statistics".into()))?;
-        (0..b.num_columns()).map(|c| constant(b.column(c))).collect()
+        let mut values = Vec::with_capacity(b.num_columns());
+        for (c, (_, double)) in all_stats.iter().enumerate() {
+            values.push(if *double { constant(b.column(c)) } else { exact_constant(b.column(c))? });
+        }
+        values
     };
     Ok(exprs
         .iter()
@@ -337,6 +319,25 @@ fn constant(column: &datafusion::arrow::array::ArrayRef) -> String {
     format!("CAST({:?} AS DOUBLE)", sentio_udfs::ml::significant::round_significant(v.value(0)))
 }
 
+/// A statistic of its own type as a SQL literal: text quoted, anything
+/// else cast from its printed form to its Arrow type.
+fn exact_constant(column: &datafusion::arrow::array::ArrayRef) -> Result<String, MlError> {
+    use datafusion::common::ScalarValue;
+    let v = ScalarValue::try_from_array(column, 0)?;
+    Ok(match &v {
+        v if v.is_null() => "NULL".to_string(),
+        ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
+            quote_literal(s)
+        }
+        v => format!("arrow_cast({}, '{}')", quote_literal(&v.to_string()), v.data_type()),
+    })
+}
+
+/// `s` as a SQL string literal.
+fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -353,6 +354,25 @@ mod tests {
         assert_eq!(calls[1].args, ["b", "[1, 2]"]);
         assert_eq!(calls[1].over, None);
         assert!(find_calls("SELECT ML.PREDICT(MODEL m, (SELECT 1))").unwrap().is_empty());
+    }
+
+    #[test]
+    fn every_function_rewrites() {
+        let cases = [
+            ("ML.ROBUST_SCALER(x, [10, 90], FALSE) OVER ()", "approx_percentile_cont(CAST((x) AS DOUBLE), 0.9)"),
+            ("ML.IMPUTER(s, 'most_frequent') OVER ()", "COALESCE((s), (sentio_most_frequent((s)) OVER ()))"),
+            ("ML.LABEL_ENCODER(s, 2, 2) OVER ()", "sentio_vocab_index((s), (sentio_vocabulary((s), 2, 2) OVER ()))"),
+            ("ML.ONE_HOT_ENCODER(s, 'most_frequent') OVER ()", "THEN 0.0 ELSE 1.0"),
+            ("ML.MULTI_HOT_ENCODER(tags) OVER ()", "sentio_multi_hot((tags), (sentio_vocabulary((tags), 32000, 5)"),
+            ("ML.HASH_BUCKETIZE(s, 3)", "sentio_hash_bucketize((s), 3)"),
+            ("ML.NORMALIZER(xs)", "sentio_normalize((xs), 2.0)"),
+            ("ML.POLYNOMIAL_EXPAND(STRUCT(2 AS f1, t.b))", "'f1_b', (CAST((2) AS DOUBLE) * CAST((t.b) AS DOUBLE))"),
+            ("ML.FEATURE_CROSS(STRUCT('a' AS f1, s))", "named_struct('f1_s', (CAST(('a') AS VARCHAR) || '_' ||"),
+        ];
+        for (call, expected) in cases {
+            let sql = rewrite_windows(&format!("SELECT {call} FROM t")).unwrap();
+            assert!(sql.contains(expected), "{call} → {sql}");
+        }
     }
 
     #[test]
@@ -373,10 +393,15 @@ mod tests {
         assert!(err("SELECT ML.STANDARD_SCALER(x) FROM t").contains("OVER ()"));
         assert!(err("SELECT ML.BUCKETIZE(x, [1]) OVER () FROM t").contains("takes no OVER"));
         assert!(err("SELECT ML.BUCKETIZE(x, [2, 1]) FROM t").contains("increasing"));
-        assert!(
-            err("SELECT ML.IMPUTER(x, 'most_frequent') OVER () FROM t").contains("'most_frequent' is not supported")
-        );
-        assert!(err("SELECT ML.FEATURE_CROSS(STRUCT(a, b)) FROM t").contains("Sentio does not have ML.FEATURE_CROSS"));
+        assert!(err("SELECT ML.IMPUTER(x, 'mode') OVER () FROM t").contains("'most_frequent'"));
+        assert!(err("SELECT ML.FEATURE_CROSS(STRUCT(a + 1, b)) FROM t").contains("write a + 1 AS name"));
+        assert!(err("SELECT ML.FEATURE_CROSS(STRUCT(a, a)) FROM t").contains("given twice"));
+        assert!(err("SELECT ML.POLYNOMIAL_EXPAND(STRUCT(a, b), 5) FROM t").contains("from 1 to 4"));
+        assert!(err("SELECT ML.LABEL_ENCODER(s, 0) OVER () FROM t").contains("top_k"));
+        assert!(err("SELECT ML.ONE_HOT_ENCODER(s, 'first') OVER () FROM t").contains("'most_frequent'"));
+        assert!(err("SELECT ML.HASH_BUCKETIZE(s, -1) FROM t").contains("hash_bucket_size"));
+        assert!(err("SELECT ML.ROBUST_SCALER(x, [75, 25]) OVER () FROM t").contains("increasing"));
+        assert!(err("SELECT ML.NORMALIZER(xs, 0.5) FROM t").contains("1 or more"));
         assert!(err("SELECT ML.QUANTILE_BUCKETIZE(x, 1) OVER () FROM t").contains("from 2 to 1000"));
     }
 }

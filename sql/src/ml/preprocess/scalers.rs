@@ -1,0 +1,181 @@
+//! Plans of the numeric preprocessing functions: `ML.STANDARD_SCALER`,
+//! `ML.MIN_MAX_SCALER`, `ML.MAX_ABS_SCALER`, `ML.ROBUST_SCALER`,
+//! `ML.IMPUTER`, `ML.QUANTILE_BUCKETIZE`, `ML.BUCKETIZE` and
+//! `ML.NORMALIZER`.
+
+use super::{Plan, PreCall, Stat, arity, bool_arg, double, number_arg, unsupported, word_arg};
+use crate::ml::MlError;
+
+/// The statistics and expression of a numeric preprocessing call.
+pub(super) fn plan(call: &PreCall) -> Result<Plan, MlError> {
+    let x = call.args.first().cloned().unwrap_or_default();
+    let xd = double(&x);
+    let percentile = |p: f64| Stat::double(format!("approx_percentile_cont({xd}, {p:?})"));
+    Ok(match call.function.as_str() {
+        "STANDARD_SCALER" => {
+            arity(call, 1, 1, "ML.STANDARD_SCALER(x) OVER ()")?;
+            Plan {
+                stats: vec![Stat::double(format!("AVG({xd})")), Stat::double(format!("STDDEV({xd})"))],
+                render: Box::new(move |s| format!("(({xd} - {}) / NULLIF({}, 0))", s[0], s[1])),
+            }
+        }
+        "MIN_MAX_SCALER" => {
+            arity(call, 1, 1, "ML.MIN_MAX_SCALER(x) OVER ()")?;
+            Plan {
+                stats: vec![Stat::double(format!("MIN({xd})")), Stat::double(format!("MAX({xd})"))],
+                render: Box::new(move |s| {
+                    let v = format!("(({xd} - {}) / NULLIF({} - {}, 0))", s[0], s[1], s[0]);
+                    format!("(CASE WHEN {v} < 0 THEN 0.0 WHEN {v} > 1 THEN 1.0 ELSE {v} END)")
+                }),
+            }
+        }
+        "MAX_ABS_SCALER" => {
+            arity(call, 1, 1, "ML.MAX_ABS_SCALER(x) OVER ()")?;
+            Plan {
+                stats: vec![Stat::double(format!("MAX(ABS({xd}))"))],
+                render: Box::new(move |s| format!("({xd} / NULLIF({}, 0))", s[0])),
+            }
+        }
+        "ROBUST_SCALER" => robust_scaler(call, xd)?,
+        "IMPUTER" => imputer(call, &x, xd)?,
+        "QUANTILE_BUCKETIZE" => {
+            arity(call, 2, 2, "ML.QUANTILE_BUCKETIZE(x, num_buckets) OVER ()")?;
+            let n = number_arg(call, 1, "num_buckets")?;
+            if n.fract() != 0.0 || !(2.0..=1000.0).contains(&n) {
+                return Err(unsupported(call, "num_buckets must be a whole number from 2 to 1000"));
+            }
+            let n = n as usize;
+            let stats = (1..n).map(|i| percentile(i as f64 / n as f64)).collect();
+            Plan { stats, render: Box::new(move |s| bins(&xd, s)) }
+        }
+        "BUCKETIZE" => bucketize(call, xd)?,
+        "NORMALIZER" => normalizer(call, x)?,
+        other => return Err(MlError::Internal(format!("ML.{other} has no plan"))),
+    })
+}
+
+/// `ML.ROBUST_SCALER(x [, quantile_range] [, with_median]
+/// [, with_quantile_range]) OVER ()`: `(x − median) / (q_high − q_low)`,
+/// each part optional, the range `[25, 75]` by default.
+fn robust_scaler(call: &PreCall, xd: String) -> Result<Plan, MlError> {
+    arity(
+        call,
+        1,
+        4,
+        "ML.ROBUST_SCALER(x [, quantile_range] [, with_median] [, with_quantile_range]) OVER (), e.g. \
+         ML.ROBUST_SCALER(x, [10, 90], TRUE, TRUE) OVER ()",
+    )?;
+    let (low, high) = match call.args.get(1) {
+        None => (25.0, 75.0),
+        Some(range) => {
+            let values = number_list(call, range, "quantile_range")?;
+            match values.as_slice() {
+                [l, h] if 0.0 <= *l && l < h && *h <= 100.0 => (*l, *h),
+                _ => {
+                    return Err(unsupported(
+                        call,
+                        "quantile_range must be two increasing percentiles from 0 to 100, e.g. [25, 75]",
+                    ));
+                }
+            }
+        }
+    };
+    let with_median = bool_arg(call, 2, "with_median", true)?;
+    let with_range = bool_arg(call, 3, "with_quantile_range", true)?;
+    let percentile = |p: f64| Stat::double(format!("approx_percentile_cont({xd}, {:?})", p / 100.0));
+    let mut stats = Vec::new();
+    if with_median {
+        stats.push(percentile(50.0));
+    }
+    if with_range {
+        stats.push(percentile(low));
+        stats.push(percentile(high));
+    }
+    Ok(Plan {
+        stats,
+        render: Box::new(move |s| {
+            let centred = if with_median { format!("({xd} - {})", s[0]) } else { xd.clone() };
+            if with_range {
+                let k = usize::from(with_median);
+                format!("({centred} / NULLIF({} - {}, 0))", s[k + 1], s[k])
+            } else {
+                centred
+            }
+        }),
+    })
+}
+
+/// `ML.IMPUTER(x, 'mean' | 'median' | 'most_frequent') OVER ()`: `x`, or
+/// the statistic where it is NULL. The mean and median are of numbers (a
+/// DOUBLE results); the most frequent value keeps `x`'s type, text too.
+fn imputer(call: &PreCall, x: &str, xd: String) -> Result<Plan, MlError> {
+    arity(call, 2, 2, "ML.IMPUTER(x, 'mean' | 'median' | 'most_frequent') OVER ()")?;
+    let stat = match word_arg(call, 1, "strategy", "")?.as_str() {
+        "mean" => Stat::double(format!("AVG({xd})")),
+        "median" => Stat::double(format!("approx_percentile_cont({xd}, 0.5)")),
+        "most_frequent" => {
+            let x = format!("({x})");
+            let stat = Stat::value(format!("sentio_most_frequent({x})"));
+            return Ok(Plan { stats: vec![stat], render: Box::new(move |s| format!("COALESCE({x}, {})", s[0])) });
+        }
+        other => {
+            return Err(unsupported(call, &format!("strategy '{other}': write 'mean', 'median' or 'most_frequent'")));
+        }
+    };
+    Ok(Plan { stats: vec![stat], render: Box::new(move |s| format!("COALESCE({xd}, {})", s[0])) })
+}
+
+/// `ML.BUCKETIZE(x, [split points])`: the bucket names of
+/// [`bins`].
+fn bucketize(call: &PreCall, xd: String) -> Result<Plan, MlError> {
+    arity(call, 2, 2, "ML.BUCKETIZE(x, [split points]) (Sentio does not take exclude_boundaries or output_format)")?;
+    let values = number_list(call, &call.args[1], "the split points")?;
+    if values.is_empty() || values.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(unsupported(call, "the split points must be increasing numbers, at least one"));
+    }
+    let literals: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
+    Ok(Plan { stats: Vec::new(), render: Box::new(move |_| bins(&xd, &literals)) })
+}
+
+/// `ML.NORMALIZER(xs [, p])`: the array over its p-norm (`p` 2 by default;
+/// 1 or more, or `'+inf'`).
+fn normalizer(call: &PreCall, xs: String) -> Result<Plan, MlError> {
+    arity(call, 1, 2, "ML.NORMALIZER(array [, p])")?;
+    let p = match call.args.get(1).map(|a| a.trim()) {
+        None => "2.0".to_string(),
+        Some(a) if matches!(a.to_ascii_lowercase().as_str(), "'+inf'" | "'inf'" | "cast('+inf' as float64)") => {
+            "CAST('inf' AS DOUBLE)".to_string()
+        }
+        Some(_) => {
+            let p = number_arg(call, 1, "p")?;
+            if !(p >= 1.0 && p.is_finite()) {
+                return Err(unsupported(call, "p must be 1 or more, or '+inf'"));
+            }
+            format!("{p:?}")
+        }
+    };
+    Ok(Plan { stats: Vec::new(), render: Box::new(move |_| format!("sentio_normalize(({xs}), {p})")) })
+}
+
+/// An array literal of numbers, `[1, 2.5]`.
+fn number_list(call: &PreCall, arg: &str, what: &str) -> Result<Vec<f64>, MlError> {
+    let inner = arg
+        .trim()
+        .strip_prefix('[')
+        .and_then(|p| p.strip_suffix(']'))
+        .ok_or_else(|| unsupported(call, &format!("{what} must be an array of numbers, e.g. [0, 10, 100]")))?;
+    inner
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| p.parse::<f64>().map_err(|_| unsupported(call, &format!("{what}: {p} is not a number"))))
+        .collect()
+}
+
+/// `'bin_1'` below the first of `edges`, `'bin_2'` below the second, …,
+/// `'bin_<n+1>'` from the last on; NULL for NULL (BigQuery ML's names).
+fn bins(x: &str, edges: &[String]) -> String {
+    let whens: Vec<String> =
+        edges.iter().enumerate().map(|(i, e)| format!("WHEN {x} < {e} THEN 'bin_{}'", i + 1)).collect();
+    format!("(CASE WHEN {x} IS NULL THEN NULL {} ELSE 'bin_{}' END)", whens.join(" "), edges.len() + 1)
+}

@@ -1,0 +1,28 @@
+//! The functions behind BigQuery ML's preprocessing functions
+//! (`ML.LABEL_ENCODER`, `ML.ONE_HOT_ENCODER`, `ML.HASH_BUCKETIZE`, …),
+//! which `sentio-sql` rewrites into SQL over them.
+//!
+//! * [`counts`] — `sentio_most_frequent(x)` and
+//!   `sentio_vocabulary(x, top_k, frequency_threshold)`, the aggregates
+//!   that learn a mode and an encoding vocabulary (also as window
+//!   aggregates, `… OVER ()`);
+//! * [`encode`] — `sentio_vocab_index(x, vocabulary)` and
+//!   `sentio_multi_hot(xs, vocabulary)`, a value's place in a vocabulary;
+//! * [`hashing`] — `farm_fingerprint(x)` (FarmHash Fingerprint64, as
+//!   BigQuery's `FARM_FINGERPRINT`) and `sentio_hash_bucketize(x, n)`;
+//! * [`normalize`] — `sentio_normalize(xs, p)`, an array scaled to unit
+//!   p-norm.
+//!
+//! A vocabulary travels as a JSON array of strings, sorted by code point
+//! (BigQuery ML's alphabetical order): the same text whether an aggregate
+//! computed it in a query or a model keeps it as a constant.
+
+pub mod counts;
+pub mod encode;
+pub mod hashing;
+pub mod normalize;
+
+/// Parses a vocabulary (a JSON array of strings, sorted).
+pub fn parse_vocabulary(text: &str) -> Result<Vec<String>, String> {
+    serde_json::from_str(text).map_err(|e| format!("a vocabulary must be a JSON array of strings: {e}"))
+}
