@@ -1161,6 +1161,13 @@ fn tuning_runs_trials_at_once_and_keeps_the_best() {
     let depths: std::collections::BTreeSet<u64> =
         trials.iter().map(|t| t["hyperparameters"]["max_tree_depth"].as_u64().unwrap()).collect();
     assert!(depths.len() >= 3, "drawn over the range: {depths:?}");
+    // ML.TRAINING_INFO: every trial's row (a forest is one fit), with its
+    // trial_id and the evaluation loss ML.TRIAL_INFO shows.
+    let info = lake.rows("SELECT * FROM ML.TRAINING_INFO(MODEL tuned) ORDER BY trial_id");
+    assert_eq!(info.len(), 8, "{info:?}");
+    for (row, t) in info.iter().zip(&trials) {
+        assert_eq!((row["trial_id"].clone(), num(row, "eval_loss")), (t["trial_id"].clone(), num(t, "eval_loss")));
+    }
 
     // Each trial's score is its own model's on the evaluation rows.
     let other = trials.iter().find(|t| t["is_optimal"] == false).unwrap();

@@ -806,7 +806,13 @@ async fn evaluate_and_claim(
         // Every part fits the same rows (forest groups each get them all).
         fit_rows: trained.training_parts.iter().map(|p| p.rows).max(),
         data_fingerprint: trained.data_fingerprint.clone(),
-        training_info: training_info(&payload, trained, &evaluated),
+        training_info: training_info(
+            &payload,
+            trained,
+            *evaluated.timings_ms.get("training").unwrap_or(&0),
+            &evaluated.metrics,
+            evaluated.metrics_on == "evaluation split",
+        ),
         metrics: evaluated.metrics,
         metrics_on: evaluated.metrics_on.to_string(),
         feature_info: trained.feature_info.clone(),
@@ -865,9 +871,15 @@ async fn evaluate_trained(
 }
 
 /// `ML.TRAINING_INFO`'s rows: one per L-BFGS iteration (logistic
-/// regression), else one with the training's time; the evaluation loss on
-/// the last.
-fn training_info(payload: &ModelPayload, trained: &Trained, evaluated: &Evaluated) -> Vec<Iteration> {
+/// regression), else one that took `training_ms`; the log loss of
+/// `metrics` on the last (the evaluation loss when `on_evaluation_rows`).
+pub(crate) fn training_info(
+    payload: &ModelPayload,
+    trained: &Trained,
+    training_ms: u64,
+    metrics: &BTreeMap<String, Option<f64>>,
+    on_evaluation_rows: bool,
+) -> Vec<Iteration> {
     let mut info = Vec::new();
     if let Some(Payload::Logistic(l)) = &payload.algorithm {
         for (i, loss) in l.loss_history.iter().enumerate() {
@@ -883,12 +895,12 @@ fn training_info(payload: &ModelPayload, trained: &Trained, evaluated: &Evaluate
     }
     if info.is_empty() {
         // One fit, no iterations: the row's time is the training's.
-        let duration_ms = *evaluated.timings_ms.get("training").unwrap_or(&0) as i64;
+        let duration_ms = training_ms as i64;
         info.push(Iteration { iteration: 0, loss: None, eval_loss: None, learning_rate: None, duration_ms });
     }
     if let Some(last) = info.last_mut() {
-        let log_loss = evaluated.metrics.get("log_loss").copied().flatten();
-        if evaluated.metrics_on == "evaluation split" {
+        let log_loss = metrics.get("log_loss").copied().flatten();
+        if on_evaluation_rows {
             last.eval_loss = log_loss;
         } else if last.loss.is_none() {
             last.loss = log_loss;

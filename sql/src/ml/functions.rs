@@ -49,7 +49,7 @@ use crate::ml::drift::{self, DriftSettings};
 use crate::ml::options::SplitMethod;
 use crate::ml::parse::{MlCall, OptValue, find_ml_calls};
 use crate::ml::sqltext::{FeatureKind, feature_expr, feature_kind, values_query};
-use crate::ml::store::{Importance, ModelMeta, parse_model_ref};
+use crate::ml::store::{Importance, Iteration, ModelMeta, parse_model_ref};
 use crate::ml::transform::{self, Bound, bind, training_rows};
 use crate::ml::trials::trials_sql;
 use crate::ml::{MlContext, MlError, cross_validations_schema, evaluations_schema, metric_columns, metric_fields};
@@ -585,30 +585,48 @@ async fn feature_info(ml: &MlContext, call: &MlCall) -> Result<String, MlError> 
     values_query(&schema, &[b])
 }
 
+/// `ML.TRAINING_INFO`: the model's iterations; for a tuned model every
+/// trial's, each row with its `trial_id` first (as BigQuery ML).
 async fn training_info(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
     check_settings(call, &[])?;
     let meta = model_of(ml, call).await?;
-    let ti = &meta.training_info;
-    let n = ti.len();
-    let schema = Arc::new(Schema::new(vec![
+    let tuned = !meta.trials.is_empty();
+    let rows: Vec<(u32, &Iteration)> = if tuned {
+        meta.trials
+            .iter()
+            .flat_map(|t| {
+                // A version stored before trials kept their rows has the optimal one's.
+                let info =
+                    if t.training_info.is_empty() && t.is_optimal { &meta.training_info } else { &t.training_info };
+                info.iter().map(move |i| (t.trial_id, i))
+            })
+            .collect()
+    } else {
+        meta.training_info.iter().map(|i| (0, i)).collect()
+    };
+    let n = rows.len();
+    let mut fields = vec![
         Field::new("training_run", DataType::Int64, false),
         Field::new("iteration", DataType::Int64, false),
         Field::new("loss", DataType::Float64, true),
         Field::new("eval_loss", DataType::Float64, true),
         Field::new("learning_rate", DataType::Float64, true),
         Field::new("duration_ms", DataType::Int64, false),
-    ]));
-    let b = batch(
-        Arc::clone(&schema),
-        vec![
-            Arc::new(Int64Array::from(vec![0; n])),
-            Arc::new(Int64Array::from(ti.iter().map(|i| i.iteration).collect::<Vec<_>>())),
-            Arc::new(Float64Array::from(ti.iter().map(|i| i.loss).collect::<Vec<_>>())),
-            Arc::new(Float64Array::from(ti.iter().map(|i| i.eval_loss).collect::<Vec<_>>())),
-            Arc::new(Float64Array::from(ti.iter().map(|i| i.learning_rate).collect::<Vec<_>>())),
-            Arc::new(Int64Array::from(ti.iter().map(|i| i.duration_ms).collect::<Vec<_>>())),
-        ],
-    )?;
+    ];
+    let mut columns: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from(vec![0; n])),
+        Arc::new(Int64Array::from(rows.iter().map(|(_, i)| i.iteration).collect::<Vec<_>>())),
+        Arc::new(Float64Array::from(rows.iter().map(|(_, i)| i.loss).collect::<Vec<_>>())),
+        Arc::new(Float64Array::from(rows.iter().map(|(_, i)| i.eval_loss).collect::<Vec<_>>())),
+        Arc::new(Float64Array::from(rows.iter().map(|(_, i)| i.learning_rate).collect::<Vec<_>>())),
+        Arc::new(Int64Array::from(rows.iter().map(|(_, i)| i.duration_ms).collect::<Vec<_>>())),
+    ];
+    if tuned {
+        fields.insert(0, Field::new("trial_id", DataType::Int64, false));
+        columns.insert(0, Arc::new(Int64Array::from(rows.iter().map(|(t, _)| i64::from(*t)).collect::<Vec<_>>())));
+    }
+    let schema = Arc::new(Schema::new(fields));
+    let b = batch(Arc::clone(&schema), columns)?;
     values_query(&schema, &[b])
 }
 

@@ -155,6 +155,10 @@ pub struct TrialMeta {
     /// Where its parts were trained.
     #[serde(default)]
     pub training_parts: Vec<TrainingPartInfo>,
+    /// Its `ML.TRAINING_INFO` rows (none for a failed trial, or a version
+    /// stored before trials kept them).
+    #[serde(default)]
+    pub training_info: Vec<Iteration>,
 }
 
 /// Everything stored about a model version beside its parameters.

@@ -10,7 +10,7 @@ use sentio_proto::{ModelPayload, model_payload::Algorithm as Payload};
 use sentio_udfs::ml::model::Predictor;
 use sentio_udfs::ml::predict_udf::{fingerprint, prime_cache};
 
-use crate::ml::create::{Trained, model_ref, train};
+use crate::ml::create::{Trained, model_ref, train, training_info};
 use crate::ml::functions::metrics_of;
 use crate::ml::options::TrainOptions;
 use crate::ml::parse::OptValue;
@@ -94,6 +94,7 @@ pub async fn run_trials(
             started_ms,
             ended_ms,
             training_parts: Vec::new(),
+            training_info: Vec::new(),
         };
         match result {
             Ok(s) => {
@@ -104,6 +105,10 @@ pub async fn run_trials(
                 meta.metrics = s.metrics.clone();
                 meta.training_loss = last_training_loss(&s.trained.payload);
                 meta.training_parts = s.trained.training_parts.clone();
+                if let Ok(payload) = ModelPayload::decode(s.trained.payload.as_slice()) {
+                    let took = ended_ms.saturating_sub(started_ms);
+                    meta.training_info = training_info(&payload, &s.trained, took, &s.metrics, true);
+                }
                 scored.push(Some(s));
             }
             Err(e) => {
