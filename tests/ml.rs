@@ -1776,16 +1776,19 @@ fn encoders_and_crosses_give_bigquerys_answers_in_queries_and_transforms() {
     lake.rows(&format!(
         "CREATE MODEL enc TRANSFORM (ML.LABEL_ENCODER(grp, 4, 1) OVER () AS grp_l, \
          ML.IMPUTER(grp, 'most_frequent') OVER () AS grp_i, ML.HASH_BUCKETIZE(grp, 5) AS grp_h, \
-         ML.POLYNOMIAL_EXPAND(STRUCT(f00, f01)) AS p, ML.FEATURE_CROSS(STRUCT(grp, sign)) AS x, emotion, is_eval) \
+         ML.POLYNOMIAL_EXPAND(STRUCT(f00, f01)) AS p, ML.FEATURE_CROSS(STRUCT(grp, sign)) AS x, \
+         ML.ONE_HOT_ENCODER(grp, 'most_frequent', 4, 1) OVER () AS g_oh, emotion, is_eval) \
          {options} AS {ENCODED}"
     ));
     let cases: Vec<String> =
         vocabulary.iter().enumerate().map(|(i, g)| format!("WHEN grp = '{g}' THEN {}", i + 1)).collect();
     let by_hand = format!(
-        "SELECT session_id, frame_no, CASE {} ELSE 0 END AS grp_l, COALESCE(grp, '{most}') AS grp_i, \
+        "SELECT session_id, frame_no, CASE {cases} ELSE 0 END AS grp_l, COALESCE(grp, '{most}') AS grp_i, \
          ML.HASH_BUCKETIZE(grp, 5) AS grp_h, f00 AS p_f00, f00 * f00 AS p_f00_f00, f00 * f01 AS p_f00_f01, \
-         f01 AS p_f01, f01 * f01 AS p_f01_f01, grp || '_' || sign AS x_grp_sign, emotion, is_eval FROM ({ENCODED})",
-        cases.join(" ")
+         f01 AS p_f01, f01 * f01 AS p_f01_f01, grp || '_' || sign AS x_grp_sign, \
+         CASE WHEN grp = '{most}' THEN NULL ELSE CAST(CASE {cases} ELSE 0 END AS VARCHAR) END AS g_oh, \
+         emotion, is_eval FROM ({ENCODED})",
+        cases = cases.join(" ")
     );
     lake.rows(&format!(
         "CREATE MODEL enc_by_hand {options} AS SELECT * EXCEPT (session_id, frame_no) FROM ({by_hand})"
@@ -1823,6 +1826,7 @@ fn encoders_and_crosses_give_bigquerys_answers_in_queries_and_transforms() {
         names,
         [
             "emotion",
+            "g_oh",
             "grp_h",
             "grp_i",
             "grp_l",
@@ -1836,7 +1840,8 @@ fn encoders_and_crosses_give_bigquerys_answers_in_queries_and_transforms() {
         ]
     );
     let e = lake.fails(&format!(
-        "CREATE MODEL bad_enc TRANSFORM (ML.ONE_HOT_ENCODER(grp) OVER () AS g, emotion) {options} AS {ENCODED}"
+        "CREATE MODEL bad_enc TRANSFORM (ML.MULTI_HOT_ENCODER([grp, sign]) OVER () AS g, emotion) {options} \
+         AS {ENCODED}"
     ));
     assert!(e.contains("\"g\" is an ARRAY") && e.contains("ML.LABEL_ENCODER"), "{e}");
     assert!(!lake.models_dir().join("bad_enc").exists(), "nothing stored");

@@ -104,11 +104,13 @@ pub async fn prepare(
     Ok((transformed, columns))
 }
 
-/// `columns` with each `STRUCT` column (`ML.POLYNOMIAL_EXPAND`,
-/// `ML.FEATURE_CROSS`) as one column per field, `<name>_<field>`, since a
-/// model takes numbers and text; an `ARRAY` column is refused. Planning
-/// them also makes a column the clause names and the query lacks an error
-/// before anything trains.
+/// `columns` as features a model takes (numbers and text): each `STRUCT`
+/// column (`ML.POLYNOMIAL_EXPAND`, `ML.FEATURE_CROSS`) as one column per
+/// field, `<name>_<field>`; an `ML.ONE_HOT_ENCODER` column as its index in
+/// text, which the model one-hot encodes — NULL (all zeros) for the
+/// category `drop` dropped, as BigQuery ML's dummy encoding; any other
+/// `ARRAY` column refused. Planning them also makes a column the clause
+/// names and the query lacks an error before anything trains.
 async fn flatten(
     ml: &MlContext,
     raw: &str,
@@ -130,11 +132,22 @@ async fn flatten(
                     });
                 }
             }
+            DataType::List(_) if is_one_hot(&c.written)? => {
+                let category = |e: &str| {
+                    let item = format!("array_element(({e}), 1)");
+                    format!(
+                        "(CASE WHEN get_field({item}, 'value') = 0.0 THEN NULL \
+                         ELSE CAST(get_field({item}, 'index') AS VARCHAR) END)"
+                    )
+                };
+                out.push(TransformColumn { name: c.name, sql: category(&c.sql), written: category(&c.written) });
+            }
             DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(_, _) => {
                 return Err(MlError::Data(format!(
                     "{what} TRANSFORM: the column {:?} is an ARRAY ({}), which a Sentio model cannot take as a \
-                     feature (ML.ONE_HOT_ENCODER, ML.MULTI_HOT_ENCODER and ML.NORMALIZER give arrays); for a \
-                     category give the text column itself (Sentio one-hot encodes text) or ML.LABEL_ENCODER(…) OVER ()",
+                     feature (ML.MULTI_HOT_ENCODER and ML.NORMALIZER give arrays); for a category give the text \
+                     column itself (Sentio one-hot encodes text), ML.ONE_HOT_ENCODER(…) OVER () or \
+                     ML.LABEL_ENCODER(…) OVER ()",
                     c.name,
                     f.data_type()
                 )));
@@ -148,6 +161,14 @@ async fn flatten(
         }
     }
     Ok(out)
+}
+
+/// Whether `written` is one `ML.ONE_HOT_ENCODER(…) OVER (…)` call and
+/// nothing else.
+fn is_one_hot(written: &str) -> Result<bool, MlError> {
+    let written = written.trim();
+    let calls = preprocess::find_calls(written)?;
+    Ok(matches!(calls.as_slice(), [c] if c.function == "ONE_HOT_ENCODER" && c.span == (0..written.len())))
 }
 
 /// `meta`'s `TRANSFORM` learnt again over the rows of `rows` (a query of
