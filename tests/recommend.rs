@@ -231,6 +231,23 @@ fn implicit_feedback_ranks_held_out_movies_high(via: &Via) {
     let rank = num(&eval[0], "average_rank");
     println!("implicit feedback: held-out average rank {rank:.3}, MAP {}", eval[0]["mean_average_precision"]);
     assert!(rank < 0.35, "held-out movies rank no better than chance: {eval:?}");
+    // The same average rank from the model's own predictions of every
+    // (user, movie) pair, counted here in SQL: the movies scored above each
+    // held-out one, over the places below the first.
+    let scores = format!(
+        "SELECT user_id, movie_id, predicted_watched_confidence AS s FROM ML.PREDICT(MODEL watched, \
+         (SELECT u.user_id, m.movie_id FROM (SELECT DISTINCT user_id FROM training.ratings WHERE {HELD_OUT}) u \
+         CROSS JOIN (SELECT DISTINCT movie_id FROM training.ratings WHERE NOT ({HELD_OUT})) m))"
+    );
+    let counted = via.rows(&format!(
+        "SELECT SUM(above) / (COUNT(*) * (MAX(items) - 1.0)) AS average_rank FROM ( \
+         SELECT h.user_id, h.movie_id, SUM(CASE WHEN a.s > o.s THEN 1 ELSE 0 END) AS above, COUNT(*) AS items \
+         FROM (SELECT user_id, movie_id FROM training.ratings WHERE {HELD_OUT}) h \
+         JOIN ({scores}) o ON o.user_id = h.user_id AND o.movie_id = h.movie_id AND o.s IS NOT NULL \
+         JOIN ({scores}) a ON a.user_id = h.user_id GROUP BY h.user_id, h.movie_id) c"
+    ));
+    let by_hand = num(&counted[0], "average_rank");
+    assert!((rank - by_hand).abs() < 1e-9, "ML.EVALUATE's average_rank {rank} vs counted {by_hand}");
     let top = via.rows("SELECT * FROM ML.RECOMMEND(MODEL watched, (SELECT 7 AS user_id), STRUCT(2 AS top_n))");
     assert_eq!(top.len(), 2);
     assert!(top[0].get("predicted_watched_confidence").is_some(), "{top:?}");

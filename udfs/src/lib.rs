@@ -47,7 +47,7 @@ pub fn scalar_functions(models: Arc<dyn ModelSource>) -> Vec<Arc<ScalarUDF>> {
         Arc::new(ScalarUDF::new_from_impl(FactorUdf::new(FactorFn::Predict, Arc::clone(&models)))),
         Arc::new(ScalarUDF::new_from_impl(FactorUdf::new(FactorFn::Recommend, Arc::clone(&models)))),
         Arc::new(ScalarUDF::new_from_impl(FactorUdf::new(FactorFn::Ids, Arc::clone(&models)))),
-        Arc::new(ScalarUDF::new_from_impl(FactorUdf::new(FactorFn::Rank, Arc::clone(&models)))),
+        Arc::new(ScalarUDF::new_from_impl(FactorUdf::new(FactorFn::Ranks, Arc::clone(&models)))),
         Arc::new(ScalarUDF::new_from_impl(FactorUdf::new(FactorFn::Weights, models))),
         Arc::new(ScalarUDF::new_from_impl(preprocess::encode::VocabIndex::new())),
         Arc::new(ScalarUDF::new_from_impl(preprocess::encode::MultiHot::new())),

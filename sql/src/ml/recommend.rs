@@ -105,10 +105,16 @@ pub async fn metrics(
 ) -> Result<Metrics, MlError> {
     let r = lit(reference);
     let known = if implicit {
+        // Each user's rows gathered, so that the user's score of every item
+        // is computed once for all of them (not once per row).
+        let ranked = format!(
+            "SELECT __u, unnest(__is) AS __i, unnest(__rs) AS __r, unnest(sentio_mf_ranks({r}, __u, __is)) AS __rank \
+             FROM (SELECT __u, array_agg(__i) AS __is, array_agg(__r) AS __rs FROM ({ratings}) __e \
+             WHERE __r IS NOT NULL GROUP BY __u) __g"
+        );
         format!(
             "SELECT * FROM (SELECT __u, __i, __r, sentio_mf_predict({r}, __u, __i) AS __p, \
-             CAST(sentio_mf_rank({r}, __u, __i) AS DOUBLE) + 1 AS __pos FROM ({ratings}) __e WHERE __r IS NOT NULL) \
-             __k WHERE __p IS NOT NULL"
+             CAST(__rank AS DOUBLE) + 1 AS __pos FROM ({ranked}) __h) __k WHERE __p IS NOT NULL"
         )
     } else {
         format!(

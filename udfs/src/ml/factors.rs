@@ -12,9 +12,10 @@
 //! * `sentio_mf_weights(ref, user_col, item_col)` — `ML.WEIGHTS`' rows: each
 //!   user's and item's factors and bias (`intercept`), then for explicit
 //!   feedback the mean rating as `__INTERCEPT__`;
-//! * `sentio_mf_rank(ref, user, item)` — how many items the model scores
-//!   higher than `item` for `user` (0: it comes first), for ranking metrics;
-//!   NULL when either is unknown.
+//! * `sentio_mf_ranks(ref, user, items)` — for each of a list of items,
+//!   how many items the model scores higher for `user` (0: it comes first),
+//!   for ranking metrics; NULL where either is unknown. The user's scores of
+//!   every item are computed once for the whole list.
 //!
 //! `ref` is a JSON literal ([`FactorRef`]) naming the stored factors; each
 //! process reads them from its own object store once and caches them, as
@@ -27,7 +28,7 @@ use std::sync::{Arc, LazyLock, Mutex};
 
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, Float64Array, Float64Builder, Int64Array, ListArray, ListBuilder, StringArray,
-    StringBuilder, StructArray, StructBuilder, UInt64Array,
+    StringBuilder, StructArray, StructBuilder, UInt64Builder,
 };
 use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::datatypes::{DataType, Field, Fields, Int64Type};
@@ -179,9 +180,17 @@ impl Factors {
     /// How many items score higher than `item` for `user`; None when
     /// either is unknown.
     pub fn rank(&self, user: &str, item: &str) -> Option<u64> {
-        let (u, i) = (self.users.position(user)?, self.items.position(item)?);
-        let own = self.score(u, i);
-        Some((0..self.items.ids.len()).filter(|&j| self.score(u, j) > own).count() as u64)
+        self.ranks(user, &[Some(item)])[0]
+    }
+
+    /// [`Factors::rank`] of each of `items` for `user`: the user's score of
+    /// every item computed once and sorted, each rank a binary search.
+    pub fn ranks(&self, user: &str, items: &[Option<&str>]) -> Vec<Option<u64>> {
+        let Some(u) = self.users.position(user) else { return vec![None; items.len()] };
+        let mut scores: Vec<f64> = (0..self.items.ids.len()).map(|j| self.score(u, j)).collect();
+        let own: Vec<Option<f64>> = items.iter().map(|i| Some(scores[self.items.position((*i)?)?])).collect();
+        scores.sort_by(|a, b| b.total_cmp(a));
+        own.into_iter().map(|o| o.map(|o| scores.partition_point(|s| *s > o) as u64)).collect()
     }
 
     /// The `n` best of the other side for `id` of side `role`, best first
@@ -243,8 +252,8 @@ pub enum FactorFn {
     Recommend,
     /// `sentio_mf_ids`.
     Ids,
-    /// `sentio_mf_rank`.
-    Rank,
+    /// `sentio_mf_ranks`.
+    Ranks,
     /// `sentio_mf_weights`.
     Weights,
 }
@@ -343,7 +352,7 @@ impl FactorUdf {
     /// The function `function`, reading models through `source`.
     pub fn new(function: FactorFn, source: Arc<dyn ModelSource>) -> Self {
         let arity = match function {
-            FactorFn::Predict | FactorFn::Rank | FactorFn::Weights => 3,
+            FactorFn::Predict | FactorFn::Ranks | FactorFn::Weights => 3,
             FactorFn::Recommend => 4,
             FactorFn::Ids => 2,
         };
@@ -370,10 +379,25 @@ impl FactorUdf {
         Ok(Arc::new(scores))
     }
 
-    fn rank(&self, f: &Factors, users: &ArrayRef, items: &ArrayRef) -> Result<ArrayRef> {
-        let (users, items) = (strings(users, "user")?, strings(items, "item")?);
-        let ranks: UInt64Array = users.iter().zip(&items).map(|(u, i)| f.rank((*u)?, (*i)?)).collect::<Vec<_>>().into();
-        Ok(Arc::new(ranks))
+    fn ranks(&self, f: &Factors, users: &ArrayRef, items: &ArrayRef) -> Result<ArrayRef> {
+        let users = strings(users, "user")?;
+        let lists: &ListArray = match items.data_type() {
+            DataType::List(_) => items.as_list::<i32>(),
+            other => return exec_err!("sentio_mf_ranks takes a list of items, not {other}"),
+        };
+        let mut out = ListBuilder::new(UInt64Builder::new());
+        for (r, user) in users.iter().enumerate() {
+            let (Some(user), true) = (user, lists.is_valid(r)) else {
+                out.append(false);
+                continue;
+            };
+            let row = lists.value(r);
+            for rank in f.ranks(user, &strings(&row, "item")?) {
+                out.values().append_option(rank);
+            }
+            out.append(true);
+        }
+        Ok(Arc::new(out.finish()))
     }
 
     fn recommend(&self, f: &Factors, role: Role, ids: &ArrayRef, n: &ArrayRef) -> Result<ArrayRef> {
@@ -407,7 +431,7 @@ impl ScalarUDFImpl for FactorUdf {
             FactorFn::Predict => "sentio_mf_predict",
             FactorFn::Recommend => "sentio_mf_recommend",
             FactorFn::Ids => "sentio_mf_ids",
-            FactorFn::Rank => "sentio_mf_rank",
+            FactorFn::Ranks => "sentio_mf_ranks",
             FactorFn::Weights => "sentio_mf_weights",
         }
     }
@@ -419,7 +443,7 @@ impl ScalarUDFImpl for FactorUdf {
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
         Ok(match self.function {
             FactorFn::Predict => DataType::Float64,
-            FactorFn::Rank => DataType::UInt64,
+            FactorFn::Ranks => DataType::List(Arc::new(Field::new("item", DataType::UInt64, true))),
             FactorFn::Weights => DataType::List(Arc::new(Field::new("item", DataType::Struct(weight_fields()), true))),
             FactorFn::Recommend => {
                 DataType::List(Arc::new(Field::new("item", DataType::Struct(recommendation_fields()), true)))
@@ -435,7 +459,7 @@ impl ScalarUDFImpl for FactorUdf {
         let array = |i: usize| args.args[i].to_array(rows);
         match self.function {
             FactorFn::Predict => Ok(ColumnarValue::Array(self.predict(&f, &array(1)?, &array(2)?)?)),
-            FactorFn::Rank => Ok(ColumnarValue::Array(self.rank(&f, &array(1)?, &array(2)?)?)),
+            FactorFn::Ranks => Ok(ColumnarValue::Array(self.ranks(&f, &array(1)?, &array(2)?)?)),
             FactorFn::Weights => {
                 let user_col = literal(&args.args[1], &format!("{name}'s user column"))?;
                 let item_col = literal(&args.args[2], &format!("{name}'s item column"))?;
@@ -495,6 +519,13 @@ mod tests {
         assert!(f.top(Role::Users, "nobody", 3).is_empty());
         assert_eq!((f.rank("u1", "a"), f.rank("u1", "b"), f.rank("u2", "a")), (Some(0), Some(1), Some(2)));
         assert_eq!(f.rank("u1", "zzz"), None);
+        // Several at once, as ML.EVALUATE ranks a user's held-out items: ties
+        // do not count, unknown items and users give NULL.
+        assert_eq!(
+            f.ranks("u1", &[Some("b"), Some("zzz"), None, Some("c"), Some("a")]),
+            [Some(1), None, None, Some(1), Some(0)]
+        );
+        assert_eq!(f.ranks("nobody", &[Some("a")]), [None]);
         let w = weights(&model(false), "user", "item").unwrap();
         let rows = w.value(0);
         let rows = rows.as_struct();
