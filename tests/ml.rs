@@ -1740,6 +1740,18 @@ fn encoders_and_crosses_give_bigquerys_answers_in_queries_and_transforms() {
     assert!(
         imputed.iter().all(|r| r["f"] == "a" || r["f"] == "b") && imputed.iter().filter(|r| r["f"] == "a").count() == 3
     );
+    // ML.ROBUST_SCALER's options each change the answer: centring only, or
+    // neither (the quantile range's own effect is in the TRANSFORM test).
+    let robust = lake.rows(
+        "SELECT f, ML.ROBUST_SCALER(f, [10, 90], TRUE, FALSE) OVER () AS centred, \
+         ML.ROBUST_SCALER(f, [25, 75], FALSE, FALSE) OVER () AS neither, \
+         ML.ROBUST_SCALER(f) OVER () AS by_default, ML.ROBUST_SCALER(f, [25, 75]) OVER () AS quartiles \
+         FROM UNNEST([1.0, 2.0, 3.0, 4.0, 5.0]) AS t(f) ORDER BY f",
+    );
+    for r in &robust {
+        assert_eq!((num(r, "centred"), num(r, "neither")), (num(r, "f") - 3.0, num(r, "f")), "{r}");
+        assert_eq!(r["by_default"], r["quartiles"], "{r}");
+    }
 
     // Over a table: the vocabulary as counted by GROUP BY, in a query with
     // every kind of window statistic.
