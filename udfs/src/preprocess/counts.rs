@@ -244,7 +244,7 @@ impl AggregateUDFImpl for Vocabulary {
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        Ok(DataType::Utf8)
+        Ok(vocabulary_type())
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
@@ -264,6 +264,13 @@ impl AggregateUDFImpl for Vocabulary {
         let (key, _) = key_type(args.input_fields[0].data_type());
         Ok(state_fields(&args, &key))
     }
+}
+
+/// The type `sentio_vocabulary` returns: its JSON text, dictionary-encoded,
+/// so that a window aggregate's rows (`… OVER ()`) share one copy of it
+/// rather than each holding its own.
+pub fn vocabulary_type() -> DataType {
+    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
 }
 
 /// What a [`CountsAccumulator`] answers.
@@ -324,7 +331,8 @@ impl Accumulator for CountsAccumulator {
             },
             Summary::Vocabulary { top_k, threshold } => {
                 let words = vocabulary(&ranked, top_k, threshold);
-                ScalarValue::Utf8(Some(serde_json::to_string(&words).map_err(|e| exec_datafusion_err!("{e}"))?))
+                let json = serde_json::to_string(&words).map_err(|e| exec_datafusion_err!("{e}"))?;
+                ScalarValue::Dictionary(Box::new(DataType::Int32), Box::new(ScalarValue::Utf8(Some(json))))
             }
         })
     }

@@ -17,27 +17,86 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Builder, Int64Ar
 use datafusion::arrow::array::{StringArray, StructBuilder};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Fields};
-use datafusion::common::{Result, exec_datafusion_err, exec_err};
+use datafusion::common::{Result, ScalarValue, exec_datafusion_err, exec_err};
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
 
 use super::parse_vocabulary;
 
-/// Parsed vocabularies of a batch: the vocabulary column is usually one
-/// value repeated (a constant, or a window aggregate), so it is parsed again
-/// only when its text changes.
-#[derive(Default)]
+/// The vocabulary of each row of a batch, each distinct one parsed once.
+///
+/// The vocabulary argument is one value for many rows: a constant (a
+/// model's `TRANSFORM`), or a window aggregate, which `sentio_vocabulary`
+/// returns dictionary-encoded so that its rows share one copy. Neither is
+/// expanded to a copy per row here.
 struct Vocabularies {
-    text: Option<String>,
-    words: Vec<String>,
+    parsed: Vec<Vec<String>>,
+    /// Each row's index into `parsed` (None: a NULL vocabulary).
+    rows: Vec<Option<usize>>,
 }
 
 impl Vocabularies {
-    fn get(&mut self, text: &str) -> Result<&[String]> {
-        if self.text.as_deref() != Some(text) {
-            self.words = parse_vocabulary(text).map_err(|e| exec_datafusion_err!("{e}"))?;
-            self.text = Some(text.to_string());
+    fn of(arg: &ColumnarValue, rows: usize) -> Result<Self> {
+        let parse = |text: &str| parse_vocabulary(text).map_err(|e| exec_datafusion_err!("{e}"));
+        match arg {
+            ColumnarValue::Scalar(v) => {
+                let text = match v {
+                    ScalarValue::Dictionary(_, inner) => inner.as_ref(),
+                    v => v,
+                };
+                let text = cast(&text.to_array_of_size(1)?, &DataType::Utf8)?;
+                let text = text.as_string::<i32>();
+                Ok(if text.is_null(0) {
+                    Self { parsed: Vec::new(), rows: vec![None; rows] }
+                } else {
+                    Self { parsed: vec![parse(text.value(0))?], rows: vec![Some(0); rows] }
+                })
+            }
+            ColumnarValue::Array(a) => match a.as_any_dictionary_opt() {
+                Some(d) => {
+                    let values = cast(d.values(), &DataType::Utf8)?;
+                    let values = values.as_string::<i32>();
+                    let keys = d.normalized_keys();
+                    let mut parsed = Vec::new();
+                    let mut slot: Vec<Option<usize>> = vec![None; values.len()];
+                    let mut out = Vec::with_capacity(a.len());
+                    for (i, key) in keys.into_iter().enumerate() {
+                        if a.is_null(i) || values.is_null(key) {
+                            out.push(None);
+                            continue;
+                        }
+                        if slot[key].is_none() {
+                            parsed.push(parse(values.value(key))?);
+                            slot[key] = Some(parsed.len() - 1);
+                        }
+                        out.push(slot[key]);
+                    }
+                    Ok(Self { parsed, rows: out })
+                }
+                None => {
+                    let texts = texts(a)?;
+                    let mut parsed = Vec::new();
+                    let mut last: Option<&str> = None;
+                    let mut out = Vec::with_capacity(texts.len());
+                    for i in 0..texts.len() {
+                        if texts.is_null(i) {
+                            out.push(None);
+                            continue;
+                        }
+                        if last != Some(texts.value(i)) {
+                            parsed.push(parse(texts.value(i))?);
+                            last = Some(texts.value(i));
+                        }
+                        out.push(Some(parsed.len() - 1));
+                    }
+                    Ok(Self { parsed, rows: out })
+                }
+            },
         }
-        Ok(&self.words)
+    }
+
+    /// Row `i`'s vocabulary (None: NULL).
+    fn get(&self, i: usize) -> Option<&[String]> {
+        self.rows[i].map(|k| self.parsed[k].as_slice())
     }
 }
 
@@ -51,13 +110,12 @@ fn texts(a: &ArrayRef) -> Result<StringArray> {
     Ok(cast(a, &DataType::Utf8)?.as_string::<i32>().clone())
 }
 
-/// The arguments as arrays of `rows` rows.
-fn arrays(args: &ScalarFunctionArgs, what: &str) -> Result<(ArrayRef, StringArray)> {
-    let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-    let [x, vocabulary] = arrays.as_slice() else {
+/// The values argument as an array, and the vocabularies.
+fn arguments(args: &ScalarFunctionArgs, what: &str) -> Result<(ArrayRef, Vocabularies)> {
+    let [x, vocabulary] = args.args.as_slice() else {
         return exec_err!("{what} takes 2 arguments (value, vocabulary)");
     };
-    Ok((Arc::clone(x), texts(vocabulary)?))
+    Ok((x.to_array(args.number_rows)?, Vocabularies::of(vocabulary, args.number_rows)?))
 }
 
 /// The `sentio_vocab_index(x, vocabulary)` scalar function.
@@ -93,17 +151,14 @@ impl ScalarUDFImpl for VocabIndex {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let (x, vocabulary) = arrays(&args, "sentio_vocab_index")?;
+        let (x, vocabularies) = arguments(&args, "sentio_vocab_index")?;
         let x = texts(&x)?;
-        let mut parsed = Vocabularies::default();
         let mut out = Int64Builder::with_capacity(x.len());
         for i in 0..x.len() {
-            if vocabulary.is_null(i) {
-                out.append_null();
-            } else if x.is_null(i) {
-                out.append_value(0);
-            } else {
-                out.append_value(index_of(parsed.get(vocabulary.value(i))?, x.value(i)));
+            match vocabularies.get(i) {
+                None => out.append_null(),
+                Some(_) if x.is_null(i) => out.append_value(0),
+                Some(words) => out.append_value(index_of(words, x.value(i))),
             }
         }
         let out: Int64Array = out.finish();
@@ -150,7 +205,7 @@ impl ScalarUDFImpl for MultiHot {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let (xs, vocabulary) = arrays(&args, "sentio_multi_hot")?;
+        let (xs, vocabularies) = arguments(&args, "sentio_multi_hot")?;
         let rows: Vec<Option<ArrayRef>> = match xs.data_type() {
             DataType::List(_) => {
                 let l = xs.as_list::<i32>();
@@ -167,13 +222,11 @@ impl ScalarUDFImpl for MultiHot {
         let item =
             StructBuilder::new(fields.clone(), vec![Box::new(Int64Builder::new()), Box::new(Float64Builder::new())]);
         let mut out = ListBuilder::new(item).with_field(Arc::new(Field::new_struct("item", fields, true)));
-        let mut parsed = Vocabularies::default();
         for (i, row) in rows.iter().enumerate() {
-            let (Some(row), false) = (row, vocabulary.is_null(i)) else {
+            let (Some(row), Some(words)) = (row, vocabularies.get(i)) else {
                 out.append(false);
                 continue;
             };
-            let words = parsed.get(vocabulary.value(i))?;
             let row = texts(row)?;
             let mut seen: Vec<i64> = Vec::new();
             for j in 0..row.len() {
@@ -197,6 +250,7 @@ impl ScalarUDFImpl for MultiHot {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use datafusion::arrow::array::{DictionaryArray, Int32Array};
 
     #[test]
     fn indices_count_from_one_and_zero_is_unknown() {
@@ -205,8 +259,16 @@ mod tests {
         assert_eq!(index_of(&words, "c"), 2);
         assert_eq!(index_of(&words, "a"), 0);
         assert_eq!(index_of(&words, "d"), 0);
-        let mut v = Vocabularies::default();
-        assert_eq!(v.get(r#"["x"]"#).unwrap(), ["x"]);
-        assert!(v.get("not json").is_err());
+        let text = |t: &str| ColumnarValue::Scalar(ScalarValue::Utf8(Some(t.to_string())));
+        let v = Vocabularies::of(&text(r#"["x"]"#), 3).unwrap();
+        assert_eq!((v.get(0), v.get(2)), (Some(&["x".to_string()][..]), Some(&["x".to_string()][..])));
+        assert!(Vocabularies::of(&text("not json"), 1).is_err());
+        // A window aggregate's vocabulary: dictionary-encoded, parsed once per distinct value.
+        let keys = Int32Array::from(vec![Some(0), None, Some(1), Some(0)]);
+        let values = StringArray::from(vec![r#"["a"]"#, r#"["b","c"]"#]);
+        let dict = ColumnarValue::Array(Arc::new(DictionaryArray::new(keys, Arc::new(values))));
+        let v = Vocabularies::of(&dict, 4).unwrap();
+        assert_eq!(v.parsed.len(), 2);
+        assert_eq!((v.get(0).map(<[String]>::len), v.get(1), v.get(2).map(<[String]>::len)), (Some(1), None, Some(2)));
     }
 }

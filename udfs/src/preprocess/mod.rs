@@ -15,7 +15,8 @@
 //!
 //! A vocabulary travels as a JSON array of strings, sorted by code point
 //! (BigQuery ML's alphabetical order): the same text whether an aggregate
-//! computed it in a query or a model keeps it as a constant.
+//! computed it in a query (dictionary-encoded, so that a window's rows share
+//! it) or a model keeps it as a constant.
 
 pub mod counts;
 pub mod encode;

@@ -323,7 +323,10 @@ fn constant(column: &datafusion::arrow::array::ArrayRef) -> String {
 /// else cast from its printed form to its Arrow type.
 fn exact_constant(column: &datafusion::arrow::array::ArrayRef) -> Result<String, MlError> {
     use datafusion::common::ScalarValue;
-    let v = ScalarValue::try_from_array(column, 0)?;
+    let v = match ScalarValue::try_from_array(column, 0)? {
+        ScalarValue::Dictionary(_, inner) => *inner,
+        v => v,
+    };
     Ok(match &v {
         v if v.is_null() => "NULL".to_string(),
         ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
