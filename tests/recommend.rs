@@ -233,16 +233,23 @@ fn implicit_feedback_ranks_held_out_movies_high(via: &Via) {
     assert!(rank < 0.35, "held-out movies rank no better than chance: {eval:?}");
     // The same average rank from the model's own predictions of every
     // (user, movie) pair, counted here in SQL: the movies scored above each
-    // held-out one, over the places below the first.
+    // held-out one, over the places below the first (a quarter of the users,
+    // to keep the pairs few).
+    let some = format!("{HELD_OUT} AND user_id % 4 = 0");
+    let eval = via.rows(&format!(
+        "SELECT average_rank FROM ML.EVALUATE(MODEL watched, (SELECT user_id, movie_id, 1.0 AS watched \
+         FROM training.ratings WHERE {some}))"
+    ));
+    let rank = num(&eval[0], "average_rank");
     let scores = format!(
         "SELECT user_id, movie_id, predicted_watched_confidence AS s FROM ML.PREDICT(MODEL watched, \
-         (SELECT u.user_id, m.movie_id FROM (SELECT DISTINCT user_id FROM training.ratings WHERE {HELD_OUT}) u \
+         (SELECT u.user_id, m.movie_id FROM (SELECT DISTINCT user_id FROM training.ratings WHERE {some}) u \
          CROSS JOIN (SELECT DISTINCT movie_id FROM training.ratings WHERE NOT ({HELD_OUT})) m))"
     );
     let counted = via.rows(&format!(
         "SELECT SUM(above) / (COUNT(*) * (MAX(items) - 1.0)) AS average_rank FROM ( \
          SELECT h.user_id, h.movie_id, SUM(CASE WHEN a.s > o.s THEN 1 ELSE 0 END) AS above, COUNT(*) AS items \
-         FROM (SELECT user_id, movie_id FROM training.ratings WHERE {HELD_OUT}) h \
+         FROM (SELECT user_id, movie_id FROM training.ratings WHERE {some}) h \
          JOIN ({scores}) o ON o.user_id = h.user_id AND o.movie_id = h.movie_id AND o.s IS NOT NULL \
          JOIN ({scores}) a ON a.user_id = h.user_id GROUP BY h.user_id, h.movie_id) c"
     ));
