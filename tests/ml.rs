@@ -1740,6 +1740,12 @@ fn encoders_and_crosses_give_bigquerys_answers_in_queries_and_transforms() {
     assert!(
         imputed.iter().all(|r| r["f"] == "a" || r["f"] == "b") && imputed.iter().filter(|r| r["f"] == "a").count() == 3
     );
+    // ML.BUCKETIZE's reference example: without its boundaries [1, 2, 3]
+    // is one split point, 2, so 2.5 falls in the second of two buckets.
+    let buckets = lake.rows(
+        "SELECT ML.BUCKETIZE(2.5, [1, 2, 3]) AS bucket, ML.BUCKETIZE(2.5, [1, 2, 3], TRUE) AS bucket_no_boundaries",
+    );
+    assert_eq!(buckets, [serde_json::json!({"bucket": "bin_3", "bucket_no_boundaries": "bin_2"})]);
     // ML.ROBUST_SCALER's options each change the answer: centring only, or
     // neither (the quantile range's own effect is in the TRANSFORM test).
     let robust = lake.rows(

@@ -368,6 +368,14 @@ mod tests {
             ("ML.ONE_HOT_ENCODER(s, 'most_frequent') OVER ()", "THEN 0.0 ELSE 1.0"),
             ("ML.MULTI_HOT_ENCODER(tags) OVER ()", "sentio_multi_hot((tags), (sentio_vocabulary((tags), 32000, 5)"),
             ("ML.HASH_BUCKETIZE(s, 3)", "sentio_hash_bucketize((s), 3)"),
+            (
+                "ML.BUCKETIZE(x, [1, 2, 3, 4], TRUE)",
+                "< 2.0 THEN 'bin_1' WHEN CAST((x) AS DOUBLE) < 3.0 THEN 'bin_2' ELSE 'bin_3'",
+            ),
+            (
+                "ML.BUCKETIZE(x, [1, 2], TRUE, 'bucket_names')",
+                "(CASE WHEN CAST((x) AS DOUBLE) IS NULL THEN NULL  ELSE 'bin_1' END)",
+            ),
             ("ML.NORMALIZER(xs)", "sentio_normalize((xs), 2.0)"),
             ("ML.POLYNOMIAL_EXPAND(STRUCT(2 AS f1, t.b))", "'f1_b', (CAST((2) AS DOUBLE) * CAST((t.b) AS DOUBLE))"),
             ("ML.FEATURE_CROSS(STRUCT('a' AS f1, s))", "named_struct('f1_s', (CAST(('a') AS VARCHAR) || '_' ||"),
@@ -405,6 +413,7 @@ mod tests {
         assert!(err("SELECT ML.HASH_BUCKETIZE(s, -1) FROM t").contains("hash_bucket_size"));
         assert!(err("SELECT ML.ROBUST_SCALER(x, [75, 25]) OVER () FROM t").contains("increasing"));
         assert!(err("SELECT ML.NORMALIZER(xs, 0.5) FROM t").contains("1 or more"));
+        assert!(err("SELECT ML.BUCKETIZE(x, [1, 2], FALSE, 'bucket_ranges') FROM t").contains("'bucket_names' only"));
         assert!(err("SELECT ML.QUANTILE_BUCKETIZE(x, 1) OVER () FROM t").contains("from 2 to 1000"));
     }
 }

@@ -125,13 +125,29 @@ fn imputer(call: &PreCall, x: &str, xd: String) -> Result<Plan, MlError> {
     Ok(Plan { stats: vec![stat], render: Box::new(move |s| format!("COALESCE({xd}, {})", s[0])) })
 }
 
-/// `ML.BUCKETIZE(x, [split points])`: the bucket names of
-/// [`bins`].
+/// `ML.BUCKETIZE(x, [split points] [, exclude_boundaries] [, 'bucket_names'])`:
+/// the bucket names of [`bins`]; with `exclude_boundaries` the lowest and
+/// highest split points are left out (`[1, 2, 3, 4]` makes three buckets).
 fn bucketize(call: &PreCall, xd: String) -> Result<Plan, MlError> {
-    arity(call, 2, 2, "ML.BUCKETIZE(x, [split points]) (Sentio does not take exclude_boundaries or output_format)")?;
-    let values = number_list(call, &call.args[1], "the split points")?;
+    arity(call, 2, 4, "ML.BUCKETIZE(x, [split points] [, exclude_boundaries] [, 'bucket_names'])")?;
+    let mut values = number_list(call, &call.args[1], "the split points")?;
     if values.is_empty() || values.windows(2).any(|w| w[0] >= w[1]) {
         return Err(unsupported(call, "the split points must be increasing numbers, at least one"));
+    }
+    if bool_arg(call, 2, "exclude_boundaries", false)? {
+        values.pop();
+        if !values.is_empty() {
+            values.remove(0);
+        }
+    }
+    match word_arg(call, 3, "output_format", "bucket_names")?.as_str() {
+        "bucket_names" => {}
+        other => {
+            return Err(unsupported(
+                call,
+                &format!("output_format '{other}': Sentio writes 'bucket_names' only (bin_1, bin_2, …)"),
+            ));
+        }
     }
     let literals: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
     Ok(Plan { stats: Vec::new(), render: Box::new(move |_| bins(&xd, &literals)) })
