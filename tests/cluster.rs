@@ -546,3 +546,31 @@ fn beyond_the_memory_limit_queries_spill_and_training_says_what_it_needs() {
     assert!(!lake.join("models/too_big").exists(), "nothing stored");
     cluster.stop();
 }
+
+/// `cluster.sh` refuses ports it would bind twice (the front end's on an
+/// executor's) or that another process holds, before starting anything.
+#[test]
+fn cluster_sh_refuses_overlapping_or_busy_ports_before_starting() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = crate::support::free_port_range(8);
+    let start = |extra: &[&str]| {
+        let mut c = Command::new("bash");
+        c.arg(crate::support::repo_root().join("deploy/local/cluster.sh"))
+            .args(["start", "--dir"])
+            .arg(dir.path())
+            .arg("--bin")
+            .arg(crate::support::bin("sentio-scheduler").parent().unwrap())
+            .args(["--executors", "2", "--scheduler-port", &base.to_string()])
+            .args(["--executor-port", &(base + 1).to_string()])
+            .args(extra);
+        run(&mut c, Duration::from_secs(60))
+    };
+    let front_end = (base + 2).to_string();
+    let twice = start(&["--token", "0123456789abcdef", "--flight-sql-port", &front_end]);
+    assert!(!twice.success && twice.stderr.contains(&format!("port {front_end} is given twice")), "{twice:?}");
+    let held = std::net::TcpListener::bind(("127.0.0.1", base + 4)).unwrap();
+    let busy = start(&[]);
+    assert!(!busy.success && busy.stderr.contains(&format!("port {} is already in use", base + 4)), "{busy:?}");
+    drop(held);
+    assert!(!dir.path().join("scheduler.log").exists(), "nothing was started");
+}
