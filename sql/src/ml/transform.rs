@@ -23,7 +23,7 @@ use crate::ml::parse::TransformItem;
 use crate::ml::preprocess;
 use crate::ml::store::ModelMeta;
 use crate::ml::{MlContext, MlError};
-use crate::sqltext::quote_ident;
+use crate::sqltext::{lit, quote_ident};
 
 /// One column of a model's `TRANSFORM`: its name and its expression over
 /// the raw columns, preprocessing statistics written in as constants.
@@ -124,7 +124,7 @@ async fn flatten(
         match f.data_type() {
             DataType::Struct(fields) => {
                 for g in fields {
-                    let field = |e: &str| format!("get_field(({e}), '{}')", g.name().replace('\'', "''"));
+                    let field = |e: &str| format!("get_field(({e}), {})", lit(g.name()));
                     out.push(TransformColumn {
                         name: format!("{}_{}", c.name, g.name()),
                         sql: field(&c.sql),

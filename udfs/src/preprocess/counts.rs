@@ -23,6 +23,8 @@ use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, Signature, Volatil
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::Literal;
 
+use super::list_rows;
+
 /// How often each non-NULL value occurs.
 #[derive(Debug, Default)]
 struct Counts {
@@ -49,7 +51,7 @@ impl Counts {
                 }
             }
             Unit::Rows => {
-                let lists = list_rows(values)?;
+                let lists = list_rows(values, "a vocabulary's array column")?;
                 for row in lists.into_iter().flatten() {
                     let mut seen = HashSet::new();
                     for i in 0..row.len() {
@@ -118,24 +120,8 @@ impl Counts {
     }
 }
 
-/// Each row of a list column (`None` for a NULL row).
-fn list_rows(values: &ArrayRef) -> Result<Vec<Option<ArrayRef>>> {
-    let rows = |i: usize, valid: bool, get: &dyn Fn(usize) -> ArrayRef| valid.then(|| get(i));
-    Ok(match values.data_type() {
-        DataType::List(_) => {
-            let l = values.as_list::<i32>();
-            (0..l.len()).map(|i| rows(i, l.is_valid(i), &|i| l.value(i))).collect()
-        }
-        DataType::LargeList(_) => {
-            let l = values.as_list::<i64>();
-            (0..l.len()).map(|i| rows(i, l.is_valid(i), &|i| l.value(i))).collect()
-        }
-        other => return exec_err!("expected an array column, not {other}"),
-    })
-}
-
 /// A value as text: a string's own characters, any other value printed.
-pub fn as_text(v: &ScalarValue) -> Option<String> {
+fn as_text(v: &ScalarValue) -> Option<String> {
     match v {
         ScalarValue::Utf8(s) | ScalarValue::LargeUtf8(s) | ScalarValue::Utf8View(s) => s.clone(),
         v if v.is_null() => None,
@@ -368,7 +354,7 @@ mod tests {
     }
 
     /// A list-of-strings column.
-    pub(crate) fn string_lists(rows: &[Option<&[Option<&str>]>]) -> ArrayRef {
+    fn string_lists(rows: &[Option<&[Option<&str>]>]) -> ArrayRef {
         let mut b = ListBuilder::new(StringBuilder::new());
         for row in rows {
             match row {

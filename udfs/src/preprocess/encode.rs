@@ -20,7 +20,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Fields};
 use datafusion::common::{Result, ScalarValue, exec_datafusion_err, exec_err};
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
 
-use super::parse_vocabulary;
+use super::{list_rows, parse_vocabulary};
 
 /// The vocabulary of each row of a batch, each distinct one parsed once.
 ///
@@ -206,18 +206,7 @@ impl ScalarUDFImpl for MultiHot {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let (xs, vocabularies) = arguments(&args, "sentio_multi_hot")?;
-        let rows: Vec<Option<ArrayRef>> = match xs.data_type() {
-            DataType::List(_) => {
-                let l = xs.as_list::<i32>();
-                (0..l.len()).map(|i| l.is_valid(i).then(|| l.value(i))).collect()
-            }
-            DataType::LargeList(_) => {
-                let l = xs.as_list::<i64>();
-                (0..l.len()).map(|i| l.is_valid(i).then(|| l.value(i))).collect()
-            }
-            DataType::Null => vec![None; xs.len()],
-            other => return exec_err!("ML.MULTI_HOT_ENCODER encodes an ARRAY<STRING>, not {other}"),
-        };
+        let rows = list_rows(&xs, "ML.MULTI_HOT_ENCODER's input (an ARRAY<STRING>)")?;
         let fields = encoded_fields();
         let item =
             StructBuilder::new(fields.clone(), vec![Box::new(Int64Builder::new()), Box::new(Float64Builder::new())]);

@@ -23,6 +23,28 @@ pub mod encode;
 pub mod hashing;
 pub mod normalize;
 
+/// Each row of a list column (`None` for a NULL row; a NULL column is all
+/// NULL rows); `what` names the column in the error for any other type.
+pub(crate) fn list_rows(
+    values: &datafusion::arrow::array::ArrayRef,
+    what: &str,
+) -> datafusion::common::Result<Vec<Option<datafusion::arrow::array::ArrayRef>>> {
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::datatypes::DataType;
+    Ok(match values.data_type() {
+        DataType::List(_) => {
+            let l = values.as_list::<i32>();
+            (0..l.len()).map(|i| l.is_valid(i).then(|| l.value(i))).collect()
+        }
+        DataType::LargeList(_) => {
+            let l = values.as_list::<i64>();
+            (0..l.len()).map(|i| l.is_valid(i).then(|| l.value(i))).collect()
+        }
+        DataType::Null => vec![None; values.len()],
+        other => return datafusion::common::exec_err!("{what} must be an ARRAY, not {other}"),
+    })
+}
+
 /// Parses a vocabulary (a JSON array of strings, sorted).
 pub fn parse_vocabulary(text: &str) -> Result<Vec<String>, String> {
     serde_json::from_str(text).map_err(|e| format!("a vocabulary must be a JSON array of strings: {e}"))

@@ -8,6 +8,7 @@ use datafusion::sql::sqlparser::tokenizer::Token;
 use super::{Plan, PreCall, Stat, arity, double, unsupported, whole_arg, word_arg};
 use crate::ml::MlError;
 use crate::ml::parse::{call_args, is_word, located_tokens};
+use crate::sqltext::lit;
 
 /// The statistics and expression of a categorical preprocessing call.
 pub(super) fn plan(call: &PreCall) -> Result<Plan, MlError> {
@@ -43,7 +44,7 @@ pub(super) fn plan(call: &PreCall) -> Result<Plan, MlError> {
                     .map(|t| {
                         let name = t.iter().map(|&i| fields[i].1.as_str()).collect::<Vec<_>>().join("_");
                         let product = t.iter().map(|&i| double(&fields[i].0)).collect::<Vec<_>>().join(" * ");
-                        format!("{}, ({product})", super::quote_literal(&name))
+                        format!("{}, ({product})", lit(&name))
                     })
                     .collect();
                 format!("named_struct({})", parts.join(", "))
@@ -69,7 +70,7 @@ pub(super) fn plan(call: &PreCall) -> Result<Plan, MlError> {
                             .map(|&i| format!("CAST(({}) AS VARCHAR)", fields[i].0))
                             .collect::<Vec<_>>()
                             .join(" || '_' || ");
-                        format!("{}, ({value})", super::quote_literal(&name))
+                        format!("{}, ({value})", lit(&name))
                     })
                     .collect();
                 format!("named_struct({})", parts.join(", "))

@@ -23,6 +23,7 @@ use datafusion::sql::sqlparser::tokenizer::Token;
 
 use crate::ml::parse::{call_args, is_word, located_tokens};
 use crate::ml::{MlContext, MlError};
+use crate::sqltext::lit;
 
 /// BigQuery ML's preprocessing functions.
 pub const PREPROCESSORS: [&str; 14] = [
@@ -329,16 +330,9 @@ fn exact_constant(column: &datafusion::arrow::array::ArrayRef) -> Result<String,
     };
     Ok(match &v {
         v if v.is_null() => "NULL".to_string(),
-        ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
-            quote_literal(s)
-        }
-        v => format!("arrow_cast({}, '{}')", quote_literal(&v.to_string()), v.data_type()),
+        ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => lit(s),
+        v => format!("arrow_cast({}, '{}')", lit(&v.to_string()), v.data_type()),
     })
-}
-
-/// `s` as a SQL string literal.
-fn quote_literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
 }
 
 #[cfg(test)]
