@@ -138,12 +138,13 @@ fn store_unreachable(text: &str) -> Option<String> {
 /// (gRPC's `Unavailable`), in words: Ballista's scheduler keeps its jobs in
 /// memory, so a restarted one has lost the statement's job.
 fn scheduler_gone(text: &str) -> Option<String> {
-    // A call in flight when the scheduler died ends as a transport error
-    // (`code: Unknown`) whose connection broke, not as `Unavailable`.
-    let broken = ["BrokenPipe", "ConnectionReset", "connection closed"].iter().any(|b| text.contains(b));
-    let start = text
-        .find("Status { code: Unavailable")
-        .or_else(|| text.find("Status { code: Unknown, message: \"transport error\"").filter(|_| broken))?;
+    // A call in flight when the scheduler died does not end as
+    // `Unavailable` but with whatever code the transport gave it (`Unknown`
+    // "transport error", `Cancelled` "operation was canceled", …): any
+    // status whose source is a transport error over a connection that broke.
+    let broken = text.contains("tonic::transport::Error")
+        && ["BrokenPipe", "ConnectionReset", "connection closed"].iter().any(|b| text.contains(b));
+    let start = text.find("Status { code: Unavailable").or_else(|| text.find("Status { code: ").filter(|_| broken))?;
     let status = &text[start..];
     let message = status.split("message: \"").nth(1).and_then(|s| s.split('"').next()).unwrap_or("unavailable");
     Some(format!(
@@ -206,6 +207,17 @@ mod tests {
             describe(&e).starts_with("the cluster's scheduler stopped answering (transport error)"),
             "{}",
             describe(&e)
+        );
+        // The same cut seen as a cancelled call (a CI run's shape).
+        let cancelled = DataFusionError::Execution(
+            "Status { code: Cancelled, message: \"operation was canceled\", source: Some(tonic::transport::Error(\
+             Transport, hyper::Error(Canceled, \"connection closed\"))) }"
+                .into(),
+        );
+        assert!(
+            describe(&cancelled).starts_with("the cluster's scheduler stopped answering (operation was canceled)"),
+            "{}",
+            describe(&cancelled)
         );
         // A transport error whose connection did not break is left as it is.
         let other = DataFusionError::Execution("Status { code: Unknown, message: \"transport error\" }".into());
