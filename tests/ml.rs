@@ -1116,7 +1116,10 @@ fn weights_give_the_models_scores_of_raw_rows() {
          AS SELECT {cols}, emotion {from}"
     ));
     let e = lake.fails("SELECT * FROM ML.WEIGHTS(MODEL w_tree)");
-    assert!(e.contains("ML.WEIGHTS is for linear models (logistic_reg); w_tree is a decision_tree_classifier"), "{e}");
+    assert!(
+        e.contains("ML.WEIGHTS is for linear models (linear_reg, logistic_reg); w_tree is a decision_tree_classifier"),
+        "{e}"
+    );
 }
 
 /// Hyperparameter tuning on a cluster of two executors: 8 forest trials,
@@ -1445,6 +1448,8 @@ fn docs_examples_run() {
         "user_id,movie_id,predicted_rating",
         "mean_absolute_error,mean_squared_error,mean_squared_log_error,median_absolute_error,r2_score",
         "__INTERCEPT__,1",
+        "media_score,1,created,linear_reg",
+        "happy_share,",
         // The encoders' example: c is the most frequent value (dummy-encoded 0.0).
         "c,2,\"[{index: 2, value: 0.0}]\",1,{f_g: c_x}",
     ] {
@@ -1872,5 +1877,254 @@ fn encoders_and_crosses_give_bigquerys_answers_in_queries_and_transforms() {
     lake.scheduler = Some(cluster.url());
     assert_eq!(lake.rows(&query), standalone, "the window statistics differ on the cluster");
     assert_eq!(probs(&lake, &format!("ML.PREDICT(MODEL enc, ({ENCODED}))")), raw, "predictions differ on the cluster");
+    cluster.stop();
+}
+
+/// scikit-learn's answers for the diabetes rows in `csv` (label `target`):
+/// `LinearRegression`, `Ridge(alpha = 10)` and `Lasso(alpha = 300 / n)` on
+/// standardised columns (Sentio's `l1_reg` and `l2_reg` penalise the sum of
+/// squares, scikit-learn's Lasso the mean), the plain model's predictions
+/// and metrics, and a `LinearRegression` whose `sex` is one-hot text.
+const DIABETES_SKLEARN: &str = r#"
+import csv, json, sys
+import numpy as np
+from sklearn.linear_model import Lasso, LinearRegression, Ridge
+from sklearn.metrics import (explained_variance_score, mean_absolute_error, mean_squared_error,
+                             median_absolute_error, r2_score)
+from sklearn.preprocessing import StandardScaler
+rows = list(csv.DictReader(open(sys.argv[1])))
+cols = [c for c in rows[0] if c not in ('target', 'sex')]
+x = np.array([[float(r[c]) for c in cols] for r in rows])
+y = np.array([float(r['target']) for r in rows])
+plain = LinearRegression().fit(x, y)
+p = plain.predict(x)
+z = StandardScaler().fit_transform(x)
+ridge = Ridge(alpha=10.0).fit(z, y)
+lasso = Lasso(alpha=300.0 / len(y), tol=1e-14, max_iter=1000000).fit(z, y)
+sex = np.array([[1.0 if r['sex'] == s else 0.0 for s in ('f', 'm')] for r in rows])
+onehot = LinearRegression().fit(np.hstack([x, sex]), y)
+print(json.dumps({
+    'columns': cols,
+    'plain': list(plain.coef_) + [plain.intercept_],
+    'ridge': list(ridge.coef_) + [ridge.intercept_],
+    'lasso': list(lasso.coef_) + [lasso.intercept_],
+    'predictions': list(p),
+    'onehot_predictions': list(onehot.predict(np.hstack([x, sex]))),
+    'metrics': {
+        'mean_absolute_error': mean_absolute_error(y, p),
+        'mean_squared_error': mean_squared_error(y, p),
+        'mean_squared_log_error': float(np.mean((np.log1p(np.maximum(p, 0)) - np.log1p(y)) ** 2)),
+        'median_absolute_error': median_absolute_error(y, p),
+        'r2_score': r2_score(y, p),
+        'explained_variance': explained_variance_score(y, p),
+    },
+}))
+"#;
+
+/// Writes scikit-learn's diabetes rows (442, ten features, `sex` as text
+/// `f`/`m`) as `<lake>/adhoc/diabetes.csv`, with a row id.
+fn diabetes_csv(lake: &Lake) -> PathBuf {
+    let script = r#"
+import csv, sys
+from sklearn.datasets import load_diabetes
+d = load_diabetes()
+w = csv.writer(open(sys.argv[1], 'w', newline=''))
+w.writerow(['id'] + list(d.feature_names) + ['target'])
+for i, (row, t) in enumerate(zip(d.data, d.target)):
+    values = [repr(float(v)) for v in row]
+    values[1] = 'm' if row[1] > 0 else 'f'
+    w.writerow([i] + values + [repr(float(t))])
+"#;
+    let dir = lake.root.join("adhoc");
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = dir.join("diabetes.csv");
+    run_ok(Command::new(python()).args(["-c", script]).arg(&csv), MIN);
+    csv
+}
+
+fn close(ours: f64, theirs: f64, relative: f64) -> bool {
+    (ours - theirs).abs() <= relative * theirs.abs().max(1.0)
+}
+
+/// `linear_reg` against scikit-learn on its diabetes rows: the weights of
+/// plain least squares, ridge (`l2_reg`) and lasso (`l1_reg`) to 1e-6, the
+/// predictions and every regression metric; ML.CROSS_VALIDATE, ml.models
+/// and ML.TRAINING_INFO say a regressor's metrics; what a regressor cannot
+/// do is refused by name; and a 1 + 2 cluster trains the same bytes.
+#[test]
+fn linear_regression_gives_scikit_learns_weights_predictions_and_metrics() {
+    let mut lake = Lake::new("0.1");
+    let csv = diabetes_csv(&lake);
+    let f = run_ok(Command::new(python()).args(["-c", DIABETES_SKLEARN]).arg(&csv), MIN);
+    let sk: Value = serde_json::from_str(f.stdout.trim()).unwrap();
+    let columns: Vec<String> = sk["columns"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().into()).collect();
+    let numeric = format!("SELECT {}, target FROM adhoc.diabetes", columns.join(", "));
+    let linear = |name: &str, extra: &str, query: &str| {
+        lake.rows(&format!(
+            "CREATE OR REPLACE MODEL {name} OPTIONS (model_type = 'linear_reg', input_label_cols = ['target'], \
+             data_split_method = 'NO_SPLIT'{extra}) AS {query}"
+        ))
+    };
+    let weights = |name: &str, standardize: bool| -> Vec<f64> {
+        let rows = lake.rows(&format!("SELECT * FROM ML.WEIGHTS(MODEL {name}, STRUCT({standardize} AS standardize))"));
+        let names: Vec<&str> = rows.iter().map(|r| r["processed_input"].as_str().unwrap()).collect();
+        let mut want: Vec<&str> = columns.iter().map(String::as_str).collect();
+        want.push("__INTERCEPT__");
+        assert_eq!(names, want, "{rows:?}");
+        rows.iter().map(|r| num(r, "weight")).collect()
+    };
+    let expect = |what: &str, ours: &[f64], theirs: &Value, relative: f64| {
+        let theirs: Vec<f64> = theirs.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        assert_eq!(ours.len(), theirs.len(), "{what}");
+        for (o, t) in ours.iter().zip(&theirs) {
+            assert!(close(*o, *t, relative), "{what}: {ours:?}\nscikit-learn: {theirs:?}");
+        }
+    };
+
+    let created = linear("lin", "", &numeric);
+    assert_eq!(created[0]["model_type"], "linear_reg", "{created:?}");
+    assert!(created[0].get("accuracy").is_none() && created[0].get("r2_score").is_some(), "{created:?}");
+    expect("least squares", &weights("lin", false), &sk["plain"], 1e-6);
+    linear("ridge", ", l2_reg = 10", &numeric);
+    expect("ridge", &weights("ridge", true), &sk["ridge"], 1e-6);
+    linear("lasso", ", l1_reg = 300", &numeric);
+    let lasso = weights("lasso", true);
+    expect("lasso", &lasso, &sk["lasso"], 1e-5);
+    let zeros = |w: &[f64]| w.iter().map(|v| *v == 0.0).collect::<Vec<_>>();
+    let sk_lasso: Vec<f64> = sk["lasso"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    assert_eq!(zeros(&lasso), zeros(&sk_lasso), "the same weights are exactly zero: {lasso:?}");
+    assert!(zeros(&lasso).contains(&true), "l1_reg = 300 zeroes a weight: {lasso:?}");
+
+    // Predictions and metrics of the plain model.
+    let predicted =
+        lake.rows("SELECT id, predicted_target FROM ML.PREDICT(MODEL lin, TABLE adhoc.diabetes) ORDER BY id");
+    let predicted: Vec<f64> = predicted.iter().map(|r| num(r, "predicted_target")).collect();
+    expect("predictions", &predicted, &sk["predictions"], 1e-9);
+    let evaluated = lake.rows("SELECT * FROM ML.EVALUATE(MODEL lin, TABLE adhoc.diabetes)");
+    let stored = lake.rows("SELECT * FROM ML.EVALUATE(MODEL lin)");
+    let registry = lake.rows("SELECT * FROM ml.models WHERE name = 'lin'");
+    for (metric, theirs) in sk["metrics"].as_object().unwrap() {
+        let theirs = theirs.as_f64().unwrap();
+        for (what, rows) in [("ML.EVALUATE", &evaluated), ("stored", &stored), ("ml.models", &registry)] {
+            let ours = num(&rows[0], metric);
+            assert!(close(ours, theirs, 1e-9), "{what} {metric}: {ours} vs scikit-learn {theirs}");
+        }
+    }
+    assert!(evaluated[0].get("accuracy").is_none(), "a regressor's metrics only: {evaluated:?}");
+    assert!(registry[0]["accuracy"].is_null(), "{registry:?}");
+    let info = lake.rows("SELECT * FROM ML.TRAINING_INFO(MODEL lin)");
+    assert_eq!(info.len(), 1, "{info:?}");
+    assert!(close(num(&info[0], "loss"), num(&evaluated[0], "mean_squared_error"), 1e-12), "{info:?}");
+    let folds = lake.rows(&format!(
+        "SELECT fold, metric, value FROM ML.CROSS_VALIDATE(MODEL lin, ({numeric}), STRUCT(3 AS num_folds)) \
+         WHERE fold IN ('1', '2', '3') AND metric = 'r2_score' ORDER BY fold"
+    ));
+    assert_eq!(folds.len(), 3, "{folds:?}");
+    for fold in &folds {
+        let r2 = num(fold, "value");
+        assert!(r2 > 0.3 && r2 < 0.7, "a held-out fold's R² is near the training one: {folds:?}");
+    }
+
+    // Text features are one-hot encoded; the predictions are least squares'.
+    linear("lin_sex", "", &format!("SELECT {}, sex, target FROM adhoc.diabetes", columns.join(", ")));
+    let predicted =
+        lake.rows("SELECT predicted_target FROM ML.PREDICT(MODEL lin_sex, TABLE adhoc.diabetes) ORDER BY id");
+    let predicted: Vec<f64> = predicted.iter().map(|r| num(r, "predicted_target")).collect();
+    expect("one-hot predictions", &predicted, &sk["onehot_predictions"], 1e-6);
+
+    // What a regressor cannot take is refused by name, and nothing is stored.
+    let before = model_files(&lake.models_dir());
+    let text_label = "SELECT age, bmi, sex AS target FROM adhoc.diabetes";
+    let nan_label =
+        "SELECT age, bmi, CASE WHEN id = 7 THEN 'NaN'::DOUBLE ELSE target END AS target FROM adhoc.diabetes";
+    let refusals: Vec<(String, &str)> = vec![
+        (
+            format!(
+                "CREATE MODEL bad OPTIONS (model_type = 'linear_reg', input_label_cols = ['target']) AS {text_label}"
+            ),
+            "its label must be numeric",
+        ),
+        (
+            format!(
+                "CREATE MODEL bad OPTIONS (model_type = 'linear_reg', input_label_cols = ['target']) AS {nan_label}"
+            ),
+            "is NaN or infinite in 1 training rows",
+        ),
+        (
+            format!(
+                "CREATE MODEL bad OPTIONS (model_type = 'linear_reg', input_label_cols = ['target'], \
+                  max_iterations = 5) AS {numeric}"
+            ),
+            "max_iterations does not apply to linear_reg",
+        ),
+        (
+            format!(
+                "CREATE MODEL bad OPTIONS (model_type = 'linear_reg', input_label_cols = ['target'], \
+                  optimize_strategy = 'BATCH_GRADIENT_DESCENT') AS {numeric}"
+            ),
+            "'BATCH_GRADIENT_DESCENT' is not implemented",
+        ),
+        (
+            format!(
+                "CREATE MODEL bad OPTIONS (model_type = 'linear_reg', input_label_cols = ['target'], \
+                  optimize_strategy = 'NORMAL_EQUATION', l1_reg = 1) AS {numeric}"
+            ),
+            "has no L1 penalty",
+        ),
+        (
+            format!(
+                "CREATE MODEL bad OPTIONS (model_type = 'linear_reg', input_label_cols = ['target'], \
+                  auto_class_weights = TRUE) AS {numeric}"
+            ),
+            "linear_reg is a regressor",
+        ),
+        (
+            format!(
+                "CREATE MODEL bad OPTIONS (model_type = 'linear_reg', input_label_cols = ['target'], \
+                  num_trials = 4, l2_reg = HPARAM_RANGE(0, 10)) AS {numeric}"
+            ),
+            "tuning of linear_reg models is not implemented",
+        ),
+        (
+            format!(
+                "CREATE MODEL bad OPTIONS (model_type = 'logistic_reg', input_label_cols = ['target'], \
+                  l1_reg = 1) AS {numeric}"
+            ),
+            "l1_reg does not apply to logistic_reg",
+        ),
+        (
+            "SELECT * FROM ML.CONFUSION_MATRIX(MODEL lin, TABLE adhoc.diabetes)".into(),
+            "ML.CONFUSION_MATRIX is for classifiers",
+        ),
+        ("SELECT * FROM ML.ROC_CURVE(MODEL lin, TABLE adhoc.diabetes)".into(), "ML.ROC_CURVE is for classifiers"),
+        (
+            "SELECT * FROM ML.PREDICT(MODEL lin, TABLE adhoc.diabetes, STRUCT(0.5 AS threshold))".into(),
+            "threshold is for binary models",
+        ),
+        ("SELECT * FROM ML.EXPLAIN_PREDICT(MODEL lin, TABLE adhoc.diabetes)".into(), "lin is a linear_reg"),
+        ("SELECT * FROM ML.FEATURE_IMPORTANCE(MODEL lin)".into(), "ML.FEATURE_IMPORTANCE is for tree models"),
+    ];
+    for (sql, want) in &refusals {
+        let e = lake.fails(sql);
+        assert!(e.contains(want), "{sql}\nwants {want:?}, said:\n{e}");
+    }
+    assert_eq!(model_files(&lake.models_dir()), before, "a refused statement stored something");
+
+    // Many partitions of the training frames: the cluster's merged sums are
+    // the standalone ones, to the byte.
+    let frames = "SELECT f00, f01, f02, f03, CASE WHEN f04 > 0 THEN 'up' ELSE 'down' END AS f04_sign, f05 AS y \
+                  FROM training.frames";
+    let frames_model = |lake: &Lake| {
+        lake.rows(&format!(
+            "CREATE OR REPLACE MODEL lin_frames OPTIONS (model_type = 'linear_reg', input_label_cols = ['y'], \
+             l2_reg = 1) AS {frames}"
+        ))
+    };
+    frames_model(&lake);
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(dir.path(), 2, vec![]);
+    lake.scheduler = Some(cluster.url());
+    assert_eq!(frames_model(&lake)[0]["version"], 2);
+    assert_eq!(payload(&lake, "lin_frames", 1), payload(&lake, "lin_frames", 2), "the cluster trained other bytes");
     cluster.stop();
 }

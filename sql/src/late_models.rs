@@ -25,7 +25,7 @@ use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMerge
 
 /// The functions that apply a model to each row: costly enough that they
 /// must see only the rows a top-k keeps.
-const MODEL_FUNCTIONS: [&str; 2] = ["sentio_predict", "sentio_explain"];
+const MODEL_FUNCTIONS: [&str; 3] = ["sentio_predict", "sentio_predict_value", "sentio_explain"];
 
 /// The rule (see the module docs).
 #[derive(Debug, Default)]

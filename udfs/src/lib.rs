@@ -34,14 +34,15 @@ pub use hash_fraction::{HashFraction, hash_fraction_str, hash_fraction_u64};
 pub use ml::predict_udf::ModelSource;
 
 /// All of Sentio's scalar functions (the preprocessing ones and BigQuery's
-/// `farm_fingerprint` among them); `sentio_predict`, `sentio_explain`,
-/// `sentio_weights` and the `sentio_mf_*` functions read models through
-/// `models`.
+/// `farm_fingerprint` among them); `sentio_predict`, `sentio_predict_value`,
+/// `sentio_explain`, `sentio_weights` and the `sentio_mf_*` functions read
+/// models through `models`.
 pub fn scalar_functions(models: Arc<dyn ModelSource>) -> Vec<Arc<ScalarUDF>> {
     vec![
         Arc::new(ScalarUDF::new_from_impl(HashFraction::new())),
         Arc::new(ScalarUDF::new_from_impl(ml::row_fraction::RowFraction::new())),
         Arc::new(ScalarUDF::new_from_impl(ml::predict_udf::PredictUdf::new(Arc::clone(&models)))),
+        Arc::new(ScalarUDF::new_from_impl(ml::predict_udf::PredictValueUdf::new(Arc::clone(&models)))),
         Arc::new(ScalarUDF::new_from_impl(ml::explain_udf::ExplainUdf::new(Arc::clone(&models)))),
         Arc::new(ScalarUDF::new_from_impl(ml::weights::WeightsUdf::new(Arc::clone(&models)))),
         Arc::new(ScalarUDF::new_from_impl(FactorUdf::new(FactorFn::Predict, Arc::clone(&models)))),

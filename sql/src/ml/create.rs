@@ -12,9 +12,10 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, SchemaRef};
 use prost::Message;
 use sentio_proto::{ModelPayload, model_payload::Algorithm as Payload};
+use sentio_udfs::ml::linear::MAX_WIDTH;
 use sentio_udfs::ml::model::{Predictor, merge_parts};
 use sentio_udfs::ml::predict_udf::{ModelRef, fingerprint, prime_cache};
-use sentio_udfs::ml::spec::{Algorithm, Encoding, FeatureSpec, TrainSpec};
+use sentio_udfs::ml::spec::{Algorithm, Encoding, FeatureSpec, Target, TrainSpec};
 
 use crate::ml::explain;
 use crate::ml::functions::{feature_args, metrics_of};
@@ -28,7 +29,9 @@ use crate::ml::store::{
 use crate::ml::transform::{self, TransformColumn};
 use crate::ml::trials::{Optimal, run_trials};
 use crate::ml::tuning::split_tuning;
-use crate::ml::{MlContext, MlError, metric_columns, metric_fields, models_schema};
+use crate::ml::{
+    MlContext, MlError, metric_columns, metric_fields, metric_names, models_schema, stored_metric_columns,
+};
 use crate::sqltext::quote_ident;
 use crate::sqltext::{lit, qcol};
 
@@ -75,7 +78,17 @@ pub struct Trained {
     pub iterations: Vec<(f64, u32)>,
 }
 
-fn label_sql_type(t: &DataType) -> Result<&'static str, MlError> {
+fn label_sql_type(t: &DataType, algorithm: Algorithm) -> Result<&'static str, MlError> {
+    if algorithm.is_regressor() {
+        return match t {
+            t if t.is_numeric() => Ok("DOUBLE"),
+            other => Err(MlError::Data(format!(
+                "a {} predicts a number; its label must be numeric, not {other} (for classes use a classifier \
+                 such as logistic_reg)",
+                algorithm.model_type()
+            ))),
+        };
+    }
     Ok(match t {
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "VARCHAR",
         DataType::Dictionary(_, _) => "VARCHAR",
@@ -144,10 +157,15 @@ pub async fn train(ml: &MlContext, opts: &TrainOptions, query: &str, what: &str)
         return Err(empty());
     }
     let data_fingerprint = format!("{rows}:{:016x}", i64_at(stats, 1) as u64);
-    let label_counts = count_labels(ml, opts, &split.train, what).await?;
     let (specs, feature_info) = feature_specs(ml, &features, stats, rows, &split.train, what).await?;
-    let labels: Vec<String> = label_counts.iter().map(|(l, _)| l.clone()).collect();
-    let class_weights = class_weights(opts, &label_counts, rows)?;
+    let (labels, class_weights, target) = if opts.algorithm.is_regressor() {
+        check_width(&specs, what)?;
+        (Vec::new(), Vec::new(), Some(label_statistics(ml, opts, &split.train, what).await?))
+    } else {
+        let label_counts = count_labels(ml, opts, &split.train, what).await?;
+        let labels = label_counts.iter().map(|(l, _)| l.clone()).collect();
+        (labels, class_weights(opts, &label_counts, rows)?, None)
+    };
     timings.insert("statistics".to_string(), elapsed_ms(t));
     // A fixed number of buckets, whatever the session's partitions: the model
     // file records it, and a model must not depend on where it was trained
@@ -164,6 +182,7 @@ pub async fn train(ml: &MlContext, opts: &TrainOptions, query: &str, what: &str)
         seed: opts.seed,
         buckets,
         params: opts.params.clone(),
+        target,
     };
     let t = Instant::now();
     let (payload, training_parts, iterations) = fit(ml, &spec, &features, &opts.label, &split.train).await?;
@@ -202,7 +221,7 @@ fn bind_columns(opts: &TrainOptions, schema: &Schema, what: &str) -> Result<(Str
             schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
         ))
     })?;
-    let label_type = label_sql_type(label_field.data_type())?.to_string();
+    let label_type = label_sql_type(label_field.data_type(), opts.algorithm)?.to_string();
     let split_col = match &opts.split {
         SplitMethod::Custom(c) => {
             let f = schema
@@ -391,6 +410,49 @@ async fn count_labels(
     Ok(label_counts)
 }
 
+/// A regressor's label over the training rows: its mean and standard
+/// deviation (the spec's [`Target`]); an error when a label is NaN or
+/// infinite.
+async fn label_statistics(
+    ml: &MlContext,
+    opts: &TrainOptions,
+    train_query: &str,
+    what: &str,
+) -> Result<Target, MlError> {
+    let label = qcol("__t", &opts.label);
+    let b = ml
+        .collect(&format!(
+            "SELECT AVG(__y), STDDEV_POP(__y), SUM(CASE WHEN abs(__y) < 1e308 OR __y IS NULL THEN 0 ELSE 1 END) \
+             FROM (SELECT CAST({label} AS DOUBLE) AS __y FROM ({train_query}) __t) __s"
+        ))
+        .await?;
+    let b = b.first().ok_or_else(|| MlError::Internal("no label statistics row".into()))?;
+    let bad = i64_at(b, 2);
+    if bad > 0 {
+        return Err(MlError::Data(format!(
+            "{what}: the label {:?} is NaN or infinite in {bad} training rows; a regressor needs finite labels \
+             (filter them out, or NULL them to leave the rows out)",
+            opts.label
+        )));
+    }
+    let mean = f64_at(b, 0).ok_or_else(|| MlError::Internal("no label mean".into()))?;
+    let std = f64_at(b, 1).filter(|s| *s > 1e-12).unwrap_or(1.0);
+    Ok(Target { mean: significant(mean), std: significant(std) })
+}
+
+/// Refuses a linear regression over more encoded features than its Gram
+/// matrix is kept for.
+fn check_width(specs: &[FeatureSpec], what: &str) -> Result<(), MlError> {
+    let width: usize = specs.iter().map(FeatureSpec::width).sum();
+    if width > MAX_WIDTH {
+        return Err(MlError::Data(format!(
+            "{what}: the features encode to {width} values (text columns one per category); linear_reg fits at most \
+             {MAX_WIDTH}: leave out or bucket text columns with many categories"
+        )));
+    }
+    Ok(())
+}
+
 /// How each feature is encoded (numeric: standardised with the training
 /// rows' mean and deviation; categorical: its most frequent categories) and
 /// what `ML.FEATURE_INFO` says of it, from the [`training_statistics`] row.
@@ -524,7 +586,8 @@ async fn fit(
     train_query: &str,
 ) -> Result<(Vec<u8>, Vec<TrainingPartInfo>, Vec<(f64, u32)>), MlError> {
     let args: Vec<String> = features.iter().map(|(n, t, _)| feature_expr(&qcol("__t", n), t)).collect();
-    let label_arg = format!("CAST({} AS VARCHAR)", qcol("__t", label));
+    let label_type = if spec.algorithm.is_regressor() { "DOUBLE" } else { "VARCHAR" };
+    let label_arg = format!("CAST({} AS {label_type})", qcol("__t", label));
     let train_sql = if spec.buckets > 1 {
         let values: Vec<String> = (0..spec.buckets).map(|b| format!("({b})")).collect();
         format!(
@@ -658,6 +721,12 @@ pub async fn create_model(ml: &MlContext, name: &str, statement: Statement<'_>) 
     let store = ml.store()?.clone();
     let (tuning, base) = split_tuning(options)?;
     let opts = TrainOptions::from_options(&base)?;
+    if tuning.is_some() && opts.algorithm.is_regressor() {
+        return Err(MlError::Option(format!(
+            "num_trials: hyperparameter tuning of {} models is not implemented in Sentio",
+            opts.algorithm.model_type()
+        )));
+    }
     let existing = match existing_versions(&store, name, or_replace, if_not_exists).await? {
         Existing::Versions(v) => v,
         Existing::Done(batches) => return Ok(batches),
@@ -899,7 +968,10 @@ pub(crate) fn training_info(
         info.push(Iteration { iteration: 0, loss: None, eval_loss: None, learning_rate: None, duration_ms });
     }
     if let Some(last) = info.last_mut() {
-        let log_loss = metrics.get("log_loss").copied().flatten();
+        // A classifier's loss is its log loss, a regressor's the mean
+        // squared error.
+        let loss_metric = if trained.spec.algorithm.is_regressor() { "mean_squared_error" } else { "log_loss" };
+        let log_loss = metrics.get(loss_metric).copied().flatten();
         if on_evaluation_rows {
             last.eval_loss = log_loss;
         } else if last.loss.is_none() {
@@ -927,7 +999,7 @@ pub fn registry_row(meta: &ModelMeta) -> Result<RecordBatch, MlError> {
         s(&meta.spec.labels.join(",")),
         s(&meta.spec.features.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(",")),
     ];
-    cols.extend(metric_columns(&meta.metrics));
+    cols.extend(stored_metric_columns(&meta.metrics));
     cols.push(s(&serde_json::to_string(&meta.metrics).unwrap_or_default()));
     cols.push(s(&meta.data_fingerprint));
     cols.push(s(&meta.training_query));
@@ -945,7 +1017,8 @@ fn summary_batch(meta: &ModelMeta, status: &str) -> Result<RecordBatch, MlError>
         Field::new("eval_rows", DataType::Int64, false),
         Field::new("fit_rows", DataType::Int64, true),
     ];
-    fields.extend(metric_fields());
+    let metrics = metric_names(meta.spec.algorithm.is_regressor());
+    fields.extend(metric_fields(metrics));
     let mut cols: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from(vec![meta.name.clone()])),
         Arc::new(Int64Array::from(vec![i64::from(meta.version)])),
@@ -955,7 +1028,7 @@ fn summary_batch(meta: &ModelMeta, status: &str) -> Result<RecordBatch, MlError>
         Arc::new(Int64Array::from(vec![meta.eval_rows as i64])),
         Arc::new(Int64Array::from(vec![meta.fit_rows.map(|n| n as i64)])),
     ];
-    cols.extend(metric_columns(&meta.metrics));
+    cols.extend(metric_columns(metrics, &meta.metrics));
     RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).map_err(|e| MlError::Internal(e.to_string()))
 }
 

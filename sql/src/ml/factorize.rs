@@ -518,6 +518,7 @@ async fn claim(
             seed: opts.seed,
             buckets: 1,
             params: params_of(opts),
+            target: None,
         },
         options: options_text(statement.options),
         train_options: prepared.train_options.clone(),

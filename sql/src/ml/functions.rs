@@ -1,9 +1,11 @@
 //! The `ML.*` table functions, rewritten into ordinary SQL.
 //!
 //! * `ML.PREDICT(MODEL m, (q))` → `q`'s columns plus `predicted_<label>` and
-//!   `predicted_<label>_probs`, computed by `sentio_predict` where the rows are;
+//!   `predicted_<label>_probs`, computed by `sentio_predict` where the rows are
+//!   (a regressor's `predicted_<label>` alone, by `sentio_predict_value`);
 //! * `ML.CONFUSION_MATRIX` and `ML.ROC_CURVE` → aggregates over `ML.PREDICT`;
-//! * `ML.EVALUATE` → `sentio_metrics` over `ML.PREDICT`, run at once, stored in
+//! * `ML.EVALUATE` → `sentio_metrics` over `ML.PREDICT` (a regressor's
+//!   metrics: aggregates of its errors), run at once, stored in
 //!   `ml.evaluations` and inlined; without a query, the metrics stored with
 //!   the model;
 //! * `ML.FEATURE_INFO`, `ML.TRAINING_INFO`, `ML.FEATURE_IMPORTANCE` → the
@@ -38,7 +40,6 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema};
 use futures::future::BoxFuture;
-use sentio_udfs::ml::metrics_udaf::METRICS;
 use sentio_udfs::ml::predict_udf::fingerprint;
 use sentio_udfs::ml::spec::{Algorithm, Encoding, TrainSpec};
 
@@ -52,8 +53,9 @@ use crate::ml::sqltext::{FeatureKind, feature_expr, feature_kind, values_query};
 use crate::ml::store::{Importance, Iteration, ModelMeta, parse_model_ref};
 use crate::ml::transform::{self, Bound, bind, training_rows};
 use crate::ml::trials::trials_sql;
-use crate::ml::{MlContext, MlError, cross_validations_schema, evaluations_schema, metric_columns, metric_fields};
+use crate::ml::{MlContext, MlError, cross_validations_schema, evaluations_schema};
 use crate::ml::{explain, preprocess, recommend, weights};
+use crate::ml::{metric_columns, metric_fields, metric_names, stored_metric_columns};
 use crate::sqltext::quote_ident;
 use crate::sqltext::{lit, qcol, rows_table};
 
@@ -223,8 +225,9 @@ pub fn feature_args(spec: &TrainSpec, schema: &Schema, alias: &str, model: &str)
         .collect()
 }
 
-/// Runs `sentio_metrics` over `query` (which has the label column): the row
-/// count and the metrics.
+/// The metrics of the model `reference` names over `query` (which has the
+/// label column): the row count and the metrics — a classifier's by
+/// `sentio_metrics`, a regressor's by aggregates of its errors.
 pub async fn metrics_of(
     ml: &MlContext,
     reference: &str,
@@ -235,6 +238,9 @@ pub async fn metrics_of(
     threshold: Option<f64>,
 ) -> Result<(i64, BTreeMap<String, Option<f64>>), MlError> {
     let args = feature_args(spec, schema, "__e", "")?;
+    if spec.algorithm.is_regressor() {
+        return regression_metrics(ml, reference, &args, label, query).await;
+    }
     let labels = serde_json::to_string(&spec.labels).map_err(|e| MlError::Internal(e.to_string()))?;
     let threshold = threshold.map(|t| format!(", {}", lit(&format!("{t:?}")))).unwrap_or_default();
     let sql = format!(
@@ -251,12 +257,52 @@ pub async fn metrics_of(
     let n = b.column(0).as_primitive::<Int64Type>().value(0);
     let m = b.column(1).as_struct();
     let mut out = BTreeMap::new();
-    for name in METRICS {
+    for name in metric_names(false) {
         let c = m.column_by_name(name).ok_or_else(|| MlError::Internal(format!("no metric {name}")))?;
         let c = c.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
         out.insert(name.to_string(), (!c.is_null(0)).then(|| c.value(0)));
     }
     Ok((n, out))
+}
+
+/// A regressor's metrics over `query`: its predictions (`sentio_predict_value`
+/// of the feature arguments `args`) against the label.
+async fn regression_metrics(
+    ml: &MlContext,
+    reference: &str,
+    args: &[String],
+    label: &str,
+    query: &str,
+) -> Result<(i64, BTreeMap<String, Option<f64>>), MlError> {
+    let known = format!(
+        "SELECT CAST({label} AS DOUBLE) AS __r, sentio_predict_value({}, {}) AS __p FROM ({query}) __e \
+         WHERE {label} IS NOT NULL",
+        lit(reference),
+        args.join(", "),
+        label = qcol("__e", label),
+    );
+    let batches = ml.collect(&recommend::explicit_sql(&known)).await?;
+    let b = batches.first().ok_or_else(|| MlError::Internal("no metrics row".into()))?;
+    let n = b.column(0).as_primitive::<Int64Type>().value(0);
+    let mut out = BTreeMap::new();
+    for (i, name) in metric_names(true).iter().enumerate() {
+        let c = datafusion::arrow::compute::cast(b.column(i + 1), &DataType::Float64)?;
+        let c = c.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+        let v = (!c.is_null(0)).then(|| c.value(0)).filter(|v| v.is_finite());
+        out.insert(name.to_string(), if n == 0 { None } else { v });
+    }
+    Ok((n, out))
+}
+
+/// Refuses `function` for a regressor: it is about classes.
+fn classifiers_only(function: &str, meta: &ModelMeta) -> Result<(), MlError> {
+    if meta.spec.algorithm.is_regressor() {
+        return Err(MlError::Data(format!(
+            "{function} is for classifiers; {}@{} is a {} (a regressor: see ML.EVALUATE's regression metrics)",
+            meta.name, meta.version, meta.model_type
+        )));
+    }
+    Ok(())
 }
 
 async fn expand(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
@@ -353,8 +399,10 @@ fn predict_sql(ml: &MlContext, meta: &ModelMeta, rows: &Bound, threshold: Option
     let args = feature_args(&rows.spec, schema, "__i", &model)?;
     let pred = quote_ident(&format!("predicted_{}", meta.label));
     let probs = quote_ident(&format!("predicted_{}_probs", meta.label));
-    for taken in [format!("predicted_{}", meta.label), format!("predicted_{}_probs", meta.label)] {
-        if schema.field_with_name(&taken).is_ok() {
+    let regressor = meta.spec.algorithm.is_regressor();
+    let added = if regressor { 1 } else { 2 };
+    for taken in [format!("predicted_{}", meta.label), format!("predicted_{}_probs", meta.label)].iter().take(added) {
+        if schema.field_with_name(taken).is_ok() {
             return Err(MlError::Data(format!("ML.PREDICT: the query already has a column {taken:?}")));
         }
     }
@@ -364,6 +412,15 @@ fn predict_sql(ml: &MlContext, meta: &ModelMeta, rows: &Bound, threshold: Option
         .filter(|f| !f.name().starts_with(transform::HIDDEN))
         .map(|f| qcol("__o", f.name()))
         .collect();
+    if regressor {
+        return Ok(format!(
+            "SELECT {}{}__o.__p AS {pred} FROM (SELECT __i.*, sentio_predict_value({}, {}) AS __p FROM ({q}) __i) __o",
+            cols.join(", "),
+            if cols.is_empty() { "" } else { ", " },
+            lit(&reference(ml, meta)?),
+            args.join(", ")
+        ));
+    }
     let label_value = predicted_label(meta, "__o.__p", threshold);
     Ok(format!(
         "SELECT {}{}{label_value} AS {pred}, get_field(__o.__p, 'probs') AS {probs} \
@@ -410,8 +467,17 @@ fn batch(schema: Arc<Schema>, cols: Vec<ArrayRef>) -> Result<RecordBatch, MlErro
     RecordBatch::try_new(schema, cols).map_err(|e| MlError::Internal(e.to_string()))
 }
 
-fn metrics_schema() -> Arc<Schema> {
-    Arc::new(Schema::new(metric_fields()))
+/// The columns of `ML.EVALUATE` of `meta`: a regressor's or a classifier's
+/// metrics.
+fn metrics_schema(meta: &ModelMeta) -> Arc<Schema> {
+    Arc::new(Schema::new(metric_fields(metric_names(meta.spec.algorithm.is_regressor()))))
+}
+
+/// One row of `ML.EVALUATE` of `meta` holding `metrics`.
+fn metrics_row(meta: &ModelMeta, metrics: &BTreeMap<String, Option<f64>>) -> Result<String, MlError> {
+    let schema = metrics_schema(meta);
+    let names = metric_names(meta.spec.algorithm.is_regressor());
+    values_query(&schema, &[batch(Arc::clone(&schema), metric_columns(names, metrics))?])
 }
 
 async fn evaluate(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
@@ -427,8 +493,7 @@ async fn evaluate(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
     }
     let threshold = threshold_of(call, &meta)?;
     if call.query.is_none() && threshold.is_none() {
-        let schema = metrics_schema();
-        return values_query(&schema, &[batch(Arc::clone(&schema), metric_columns(&meta.metrics))?]);
+        return metrics_row(&meta, &meta.metrics);
     }
     // With a threshold and no rows: the model's evaluation rows.
     let bound = rows_or_evaluation(ml, call, &meta).await?;
@@ -445,12 +510,11 @@ async fn evaluate(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
         str_array(&fingerprint(q.as_bytes()), 1),
         Arc::new(Int64Array::from(vec![rows])),
     ];
-    cols.extend(metric_columns(&metrics));
+    cols.extend(stored_metric_columns(&metrics));
     let row = batch(Arc::clone(&eval_schema), cols)?;
     let file = format!("ml/evaluations/{}.v{}.{}.parquet", meta.name, meta.version, unique_name());
     store.put_parquet(&file, &row).await?;
-    let schema = metrics_schema();
-    values_query(&schema, &[batch(Arc::clone(&schema), metric_columns(&metrics))?])
+    metrics_row(&meta, &metrics)
 }
 
 /// An error unless the query of `function` (its `schema`) has the label
@@ -475,6 +539,7 @@ fn column_name(label: &str) -> String {
 async fn confusion_matrix(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
     check_settings(call, &["threshold", "trial_id"])?;
     let meta = model_of(ml, call).await?;
+    classifiers_only("ML.CONFUSION_MATRIX", &meta)?;
     let threshold = threshold_of(call, &meta)?;
     let rows = rows_or_evaluation(ml, call, &meta).await?;
     require_label("ML.CONFUSION_MATRIX", &rows.schema, &meta)?;
@@ -503,6 +568,7 @@ async fn confusion_matrix(ml: &MlContext, call: &MlCall) -> Result<String, MlErr
 async fn roc_curve(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
     check_settings(call, &["trial_id"])?;
     let meta = model_of(ml, call).await?;
+    classifiers_only("ML.ROC_CURVE", &meta)?;
     if meta.spec.labels.len() != 2 {
         return Err(MlError::Data(format!(
             "ML.ROC_CURVE is for binary models; {} has {} labels",
@@ -668,6 +734,8 @@ fn per_split(total: f64, feature: &Importance) -> f64 {
 fn explainable(function: &str, meta: &ModelMeta) -> Result<(), MlError> {
     match meta.spec.algorithm {
         Algorithm::RandomForest | Algorithm::DecisionTree | Algorithm::LogisticReg => Ok(()),
+        // A regressor's attributions would be its linear terms; the
+        // explanation columns Sentio writes are about classes.
         _ => Err(MlError::Data(format!(
             "{function}: {} is a {}; Sentio explains random_forest_classifier, decision_tree_classifier and \
              logistic_reg models",
@@ -824,14 +892,16 @@ async fn cross_validate(ml: &MlContext, call: &MlCall) -> Result<String, MlError
     }
     let (q, schema) = inner(ml, call).await?;
     require_label("ML.CROSS_VALIDATE", &schema, &meta)?;
+    let regressor = meta.spec.algorithm.is_regressor();
     let store = ml.store()?;
     let mut opts = meta.train_options.clone();
     opts.split = SplitMethod::NoSplit;
     let cols: Vec<String> = schema.fields().iter().map(|f| qcol("__f", f.name())).collect();
     let hash_cols: Vec<String> = schema.fields().iter().map(|f| qcol("__v", f.name())).collect();
     let label = qcol("__v", &meta.label);
-    // Folds are dealt in hash order within each class; the values break
-    // ties, so that the same rows always get the same folds.
+    // Folds are dealt in hash order within each class (a regressor's: over
+    // all rows); the values break ties, so that the same rows always get the
+    // same folds.
     let tie_breaks: String = schema
         .fields()
         .iter()
@@ -843,8 +913,9 @@ async fn cross_validate(ml: &MlContext, call: &MlCall) -> Result<String, MlError
         })
         .map(|f| format!(", {}", qcol("__v", f.name())))
         .collect();
+    let strata = if regressor { String::new() } else { format!("PARTITION BY {label} ") };
     let folded = format!(
-        "SELECT __v.*, (ROW_NUMBER() OVER (PARTITION BY {label} ORDER BY row_fraction({}, {}){tie_breaks}) - 1) % {folds} \
+        "SELECT __v.*, (ROW_NUMBER() OVER ({strata}ORDER BY row_fraction({}, {}){tie_breaks}) - 1) % {folds} \
          AS __fold FROM ({q}) __v WHERE {label} IS NOT NULL",
         opts.seed,
         hash_cols.join(", ")
@@ -876,15 +947,16 @@ async fn cross_validate(ml: &MlContext, call: &MlCall) -> Result<String, MlError
     let mut fold_col = Vec::new();
     let mut metric_col = Vec::new();
     let mut value_col = Vec::new();
+    let metrics = metric_names(regressor);
     for (i, m) in per_fold.iter().enumerate() {
-        for name in METRICS {
+        for name in metrics {
             fold_col.push((i + 1).to_string());
             metric_col.push(name.to_string());
-            value_col.push(m.get(name).copied().flatten());
+            value_col.push(m.get(*name).copied().flatten());
         }
     }
-    for name in METRICS {
-        let vals: Vec<f64> = per_fold.iter().filter_map(|m| m.get(name).copied().flatten()).collect();
+    for name in metrics {
+        let vals: Vec<f64> = per_fold.iter().filter_map(|m| m.get(*name).copied().flatten()).collect();
         let (mean, std) = if vals.is_empty() {
             (None, None)
         } else {

@@ -244,22 +244,52 @@ fn ts() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
 }
 
-/// The metric columns (`precision` … `roc_auc`), DOUBLE.
-pub fn metric_fields() -> Vec<Field> {
-    sentio_udfs::ml::metrics_udaf::METRICS.iter().map(|m| Field::new(*m, DataType::Float64, true)).collect()
+/// A regressor's metrics, as BigQuery ML names them (a classifier's are
+/// [`sentio_udfs::ml::metrics_udaf::METRICS`]).
+pub const REGRESSION_METRICS: [&str; 6] = [
+    "mean_absolute_error",
+    "mean_squared_error",
+    "mean_squared_log_error",
+    "median_absolute_error",
+    "r2_score",
+    "explained_variance",
+];
+
+/// The metrics of a model: a regressor's or a classifier's.
+pub fn metric_names(regressor: bool) -> &'static [&'static str] {
+    if regressor { &REGRESSION_METRICS } else { &sentio_udfs::ml::metrics_udaf::METRICS }
 }
 
-/// One row of metric columns holding `metrics`.
+/// Every metric column of `ml.models` and `ml.evaluations`: a classifier's,
+/// then a regressor's (NULL where they do not apply).
+fn stored_metrics() -> Vec<&'static str> {
+    metric_names(false).iter().chain(metric_names(true)).copied().collect()
+}
+
+/// The metric columns `names`, DOUBLE.
+pub fn metric_fields(names: &[&str]) -> Vec<Field> {
+    names.iter().map(|m| Field::new(*m, DataType::Float64, true)).collect()
+}
+
+/// One row of the metric columns `names` holding `metrics`.
 pub fn metric_columns(
+    names: &[&str],
     metrics: &std::collections::BTreeMap<String, Option<f64>>,
 ) -> Vec<datafusion::arrow::array::ArrayRef> {
-    sentio_udfs::ml::metrics_udaf::METRICS
+    names
         .iter()
         .map(|k| {
             Arc::new(datafusion::arrow::array::Float64Array::from(vec![metrics.get(*k).copied().flatten()]))
                 as datafusion::arrow::array::ArrayRef
         })
         .collect()
+}
+
+/// One row of `ml.models`' and `ml.evaluations`' metric columns.
+pub fn stored_metric_columns(
+    metrics: &std::collections::BTreeMap<String, Option<f64>>,
+) -> Vec<datafusion::arrow::array::ArrayRef> {
+    metric_columns(&stored_metrics(), metrics)
 }
 
 /// Schema of `ml.models`.
@@ -275,7 +305,7 @@ pub fn models_schema() -> SchemaRef {
         Field::new("labels", DataType::Utf8, false),
         Field::new("features", DataType::Utf8, false),
     ];
-    f.extend(metric_fields());
+    f.extend(metric_fields(&stored_metrics()));
     f.push(Field::new("metrics", DataType::Utf8, false));
     f.push(Field::new("data_fingerprint", DataType::Utf8, false));
     f.push(Field::new("training_query", DataType::Utf8, false));
@@ -291,7 +321,7 @@ pub fn evaluations_schema() -> SchemaRef {
         Field::new("query_fingerprint", DataType::Utf8, false),
         Field::new("rows", DataType::Int64, false),
     ];
-    f.extend(metric_fields());
+    f.extend(metric_fields(&stored_metrics()));
     Arc::new(Schema::new(f))
 }
 

@@ -54,7 +54,7 @@ pub struct TrainOptions {
 }
 
 /// Every option CREATE MODEL accepts.
-pub const KNOWN_OPTIONS: [&str; 20] = [
+pub const KNOWN_OPTIONS: [&str; 22] = [
     "model_type",
     "input_label_cols",
     "data_split_method",
@@ -69,6 +69,8 @@ pub const KNOWN_OPTIONS: [&str; 20] = [
     "colsample_bynode",
     "min_tree_child_weight",
     "l2_reg",
+    "l1_reg",
+    "optimize_strategy",
     "max_iterations",
     "min_rel_progress",
     "num_neighbors",
@@ -104,6 +106,8 @@ fn hyperparameters(algorithm: Algorithm) -> &'static [&'static str] {
         }
         // Per-class statistics over every row: nothing to tune or bound.
         Algorithm::NaiveBayes => &[],
+        // Solved exactly from sums over every row: no iterations, no sample.
+        Algorithm::LinearReg => &["l1_reg", "l2_reg", "optimize_strategy"],
         Algorithm::Knn => &["num_neighbors", "max_stored_rows", "max_training_rows"],
         // Its own options (FactorOptions), checked there.
         Algorithm::MatrixFactorization => &[],
@@ -207,6 +211,30 @@ fn split_method(options: &[(String, OptValue)]) -> Result<SplitMethod, MlError> 
     Ok(split)
 }
 
+/// Checks `optimize_strategy` of a `linear_reg`: Sentio always solves
+/// exactly (the normal equations, or coordinate descent with `l1_reg`), which
+/// is what `AUTO_STRATEGY` and `NORMAL_EQUATION` ask for; gradient descent's
+/// approximate answer and its learning-rate options are not implemented.
+fn check_optimize_strategy(strategy: &str, l1_reg: f64) -> Result<(), MlError> {
+    match strategy.to_ascii_uppercase().as_str() {
+        "AUTO_STRATEGY" => Ok(()),
+        "NORMAL_EQUATION" if l1_reg > 0.0 => Err(MlError::Option(
+            "optimize_strategy = 'NORMAL_EQUATION' has no L1 penalty; with l1_reg leave optimize_strategy out \
+             (Sentio then solves by coordinate descent)"
+                .into(),
+        )),
+        "NORMAL_EQUATION" => Ok(()),
+        "BATCH_GRADIENT_DESCENT" => Err(MlError::Option(
+            "optimize_strategy = 'BATCH_GRADIENT_DESCENT' is not implemented in Sentio: linear_reg is solved \
+             exactly from the rows' sums (leave optimize_strategy out, or 'NORMAL_EQUATION')"
+                .into(),
+        )),
+        other => Err(MlError::Option(format!(
+            "unknown optimize_strategy '{other}' (AUTO_STRATEGY, NORMAL_EQUATION or BATCH_GRADIENT_DESCENT)"
+        ))),
+    }
+}
+
 impl TrainOptions {
     /// Checks and types the options of a CREATE MODEL.
     pub fn from_options(options: &[(String, OptValue)]) -> Result<Self, MlError> {
@@ -225,8 +253,9 @@ impl TrainOptions {
         let model_type = string("model_type", model_type)?;
         let algorithm = Algorithm::from_model_type(&model_type).ok_or_else(|| {
             MlError::Option(format!(
-                "unknown model_type '{model_type}'; Sentio trains logistic_reg, random_forest_classifier, \
-                 decision_tree_classifier, naive_bayes_classifier, knn_classifier, matrix_factorization"
+                "unknown model_type '{model_type}'; Sentio trains logistic_reg, linear_reg, \
+                 random_forest_classifier, decision_tree_classifier, naive_bayes_classifier, knn_classifier, \
+                 matrix_factorization"
             ))
         })?;
         check_applies(algorithm, options)?;
@@ -263,6 +292,12 @@ impl TrainOptions {
             (_, Some(other)) => return Err(bad("class_weights", "[STRUCT('label', weight), …]", other)),
             _ => ClassWeights::None,
         };
+        if algorithm.is_regressor() && (auto == Some(true) || class_weights != ClassWeights::None) {
+            return Err(MlError::Option(format!(
+                "auto_class_weights and class_weights weight a classifier's classes; {} is a regressor",
+                algorithm.model_type()
+            )));
+        }
         let seed = get("seed").map(|v| integer("seed", v, 0, u64::from(u32::MAX))).transpose()?.unwrap_or(0);
         let mut params = Params::default();
         if algorithm == Algorithm::DecisionTree {
@@ -285,6 +320,12 @@ impl TrainOptions {
         }
         if let Some(v) = get("l2_reg") {
             params.l2_reg = number("l2_reg", v, 0.0, 1e12)?;
+        }
+        if let Some(v) = get("l1_reg") {
+            params.l1_reg = number("l1_reg", v, 0.0, 1e12)?;
+        }
+        if let Some(v) = get("optimize_strategy") {
+            check_optimize_strategy(&string("optimize_strategy", v)?, params.l1_reg)?;
         }
         if let Some(v) = get("max_iterations") {
             params.max_iterations = integer("max_iterations", v, 1, 100_000)? as u32;

@@ -27,15 +27,8 @@ use crate::ml::store::{FactorizationMeta, ModelMeta};
 use crate::ml::{MlContext, MlError};
 use crate::sqltext::{lit, qcol, quote_ident};
 
-/// The metrics of explicit feedback, as BigQuery ML names them.
-pub const EXPLICIT_METRICS: [&str; 6] = [
-    "mean_absolute_error",
-    "mean_squared_error",
-    "mean_squared_log_error",
-    "median_absolute_error",
-    "r2_score",
-    "explained_variance",
-];
+/// The metrics of explicit feedback: a regressor's.
+pub const EXPLICIT_METRICS: [&str; 6] = crate::ml::REGRESSION_METRICS;
 
 /// The metrics of implicit feedback, as BigQuery ML names them.
 pub const IMPLICIT_METRICS: [&str; 4] =
@@ -136,7 +129,9 @@ pub async fn metrics(
     Ok((n, out))
 }
 
-fn explicit_sql(known: &str) -> String {
+/// SQL of one row: the count of `known`'s rows and [`EXPLICIT_METRICS`] of
+/// its predictions `__p` against the values `__r` (both DOUBLE).
+pub(crate) fn explicit_sql(known: &str) -> String {
     format!(
         "SELECT COUNT(*), AVG(ABS(__d)), AVG(__d * __d), \
          AVG(POWER(LN(1 + GREATEST(__p, 0)) - LN(1 + GREATEST(__r, 0)), 2)), median(ABS(__d)), \

@@ -12,9 +12,9 @@ use crate::sqltext::lit;
 /// SQL of `ML.WEIGHTS` of `meta`, stored as `reference`: `processed_input`,
 /// (multiclass models) `class_label`, `weight`, `category_weights`.
 pub fn weights_sql(meta: &ModelMeta, reference: &str, standardize: bool) -> Result<String, MlError> {
-    if meta.spec.algorithm != Algorithm::LogisticReg {
+    if !matches!(meta.spec.algorithm, Algorithm::LogisticReg | Algorithm::LinearReg) {
         return Err(MlError::Data(format!(
-            "ML.WEIGHTS is for linear models (logistic_reg); {} is a {}",
+            "ML.WEIGHTS is for linear models (linear_reg, logistic_reg); {} is a {}",
             meta.name, meta.model_type
         )));
     }

@@ -189,6 +189,7 @@ mod tests {
             seed: 0,
             buckets: 1,
             params: Params::default(),
+            target: None,
         };
         // Class "yes": 2·a − 1·b + 0.5; class "no": all zero.
         let payload = sentio_proto::ModelPayload {

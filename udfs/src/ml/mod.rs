@@ -5,7 +5,7 @@
 //! * [`factors`] — a factorization model and the `sentio_mf_*` functions
 //!   that apply it;
 //! * [`spec`] — what a model knows of its inputs and how it encodes them;
-//! * [`tree`], [`logistic`], [`bayes`], [`knn`] — the algorithms;
+//! * [`tree`], [`logistic`], [`linear`], [`bayes`], [`knn`] — the algorithms;
 //! * [`model`] — training dispatch, merging parts, prediction, explanation;
 //! * [`shap`] — exact feature attributions (Tree SHAP, linear terms);
 //! * [`train_udaf`] — `sentio_train`, the aggregate that trains;
@@ -25,6 +25,7 @@ pub mod bayes;
 pub mod explain_udf;
 pub mod factors;
 pub mod knn;
+pub mod linear;
 pub mod logistic;
 pub mod metrics_udaf;
 pub mod model;

@@ -5,7 +5,7 @@ use prost::Message;
 use sentio_proto::{Forest, Knn, ModelPayload, model_payload::Algorithm as Payload};
 
 use crate::ml::spec::{Algorithm, TrainSpec};
-use crate::ml::{Dataset, bayes, knn, logistic, shap, tree};
+use crate::ml::{Dataset, bayes, knn, linear, logistic, shap, tree};
 
 /// Version of the [`ModelPayload`] encoding this build writes and reads.
 pub const PAYLOAD_FORMAT: u32 = 1;
@@ -51,6 +51,7 @@ pub fn train_bucket(spec: &TrainSpec, data: &Dataset, bucket: u32) -> ModelPaylo
         Algorithm::NaiveBayes => Payload::NaiveBayes(bayes::fit(data, classes, &spec.class_weights)),
         Algorithm::Knn => Payload::Knn(Knn { num_neighbors: p.num_neighbors, x: data.x.clone(), y: data.y.clone() }),
         Algorithm::MatrixFactorization => unreachable!("sentio_train refuses matrix factorization specs"),
+        Algorithm::LinearReg => unreachable!("linear regression is fitted from sums (linear_payload)"),
     };
     ModelPayload {
         format_version: PAYLOAD_FORMAT,
@@ -70,6 +71,18 @@ pub fn naive_bayes_payload(spec: &TrainSpec, stats: &bayes::Stats) -> ModelPaylo
         algorithm: Some(Payload::NaiveBayes(stats.finish(&spec.class_weights))),
         parts: Vec::new(),
     }
+}
+
+/// A linear regression from the merged sums of its rows.
+pub fn linear_payload(spec: &TrainSpec, gram: &linear::Gram) -> Result<ModelPayload, String> {
+    let target = spec.target.ok_or("a linear regression spec needs its label's statistics")?;
+    Ok(ModelPayload {
+        format_version: PAYLOAD_FORMAT,
+        num_features: spec.width() as u32,
+        num_classes: 0,
+        algorithm: Some(Payload::Linear(gram.fit(spec.params.l1_reg, spec.params.l2_reg, target)?)),
+        parts: Vec::new(),
+    })
 }
 
 /// The most probable class of `probs` (the first of equals): the label a
@@ -160,6 +173,11 @@ impl Predictor {
             Some(Payload::Knn(k)) => {
                 k.x.len() == k.y.len() * spec.width() && k.y.iter().all(|y| (*y as usize) < spec.labels.len())
             }
+            Some(Payload::Linear(l)) => {
+                spec.algorithm.is_regressor()
+                    && l.weights.len() == spec.width() + 1
+                    && l.weights.iter().all(|w| w.is_finite())
+            }
             None => false,
         };
         if !ok {
@@ -176,7 +194,15 @@ impl Predictor {
             Some(Payload::Logistic(l)) => logistic::probs(&l.weights, width, x, out),
             Some(Payload::NaiveBayes(nb)) => bayes::probs(nb, width, x, out),
             Some(Payload::Knn(k)) => knn::probs(k, &self.spec.class_weights, width, x, out),
-            None => out.fill(0.0),
+            Some(Payload::Linear(_)) | None => out.fill(0.0),
+        }
+    }
+
+    /// A regressor's prediction for one encoded row (None for classifiers).
+    pub fn value(&self, x: &[f64]) -> Option<f64> {
+        match &self.payload.algorithm {
+            Some(Payload::Linear(l)) => Some(linear::predict(&l.weights, x)),
+            _ => None,
         }
     }
 }
@@ -280,6 +306,7 @@ mod tests {
             seed: 42,
             buckets,
             params: Params { num_trees: 20, max_depth: 8, ..Params::default() },
+            target: None,
         }
     }
 

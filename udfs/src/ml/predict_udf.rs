@@ -1,6 +1,8 @@
 //! `sentio_predict(model_ref, feature, …)`: class and class probabilities of
 //! each row, as BigQuery ML's `predicted_<label>` and
-//! `predicted_<label>_probs` (the rewrite of `ML.PREDICT` splits the struct).
+//! `predicted_<label>_probs` (the rewrite of `ML.PREDICT` splits the struct);
+//! `sentio_predict_value(model_ref, feature, …)`: a regressor's predicted
+//! number (`DOUBLE`).
 //!
 //! `model_ref` is a JSON literal naming the stored model (its URL and
 //! fingerprint) and carrying its input spec; the model's parameters are read by
@@ -11,7 +13,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
 
-use datafusion::arrow::array::{ArrayRef, Float64Builder, ListBuilder, StringBuilder, StructArray, StructBuilder};
+use datafusion::arrow::array::{
+    ArrayRef, Float64Array, Float64Builder, ListBuilder, StringBuilder, StructArray, StructBuilder,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Fields};
 use datafusion::common::{Result, exec_datafusion_err, exec_err};
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
@@ -186,5 +190,78 @@ impl ScalarUDFImpl for PredictUdf {
             return exec_err!("sentio_predict: no features given");
         }
         Ok(ColumnarValue::Array(Arc::new(predict_arrays(&predictor, &features)?)))
+    }
+}
+
+/// The `sentio_predict_value` scalar function: a regressor's prediction.
+#[derive(Debug)]
+pub struct PredictValueUdf {
+    signature: Signature,
+    source: Arc<dyn ModelSource>,
+}
+
+impl PartialEq for PredictValueUdf {
+    fn eq(&self, _other: &Self) -> bool {
+        true
+    }
+}
+impl Eq for PredictValueUdf {}
+impl std::hash::Hash for PredictValueUdf {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        "sentio_predict_value".hash(state);
+    }
+}
+
+impl PredictValueUdf {
+    /// Creates the function reading models through `source`.
+    pub fn new(source: Arc<dyn ModelSource>) -> Self {
+        Self { signature: Signature::variadic_any(Volatility::Immutable), source }
+    }
+}
+
+/// Applies the regressor `predictor` to feature columns.
+pub fn predict_values(predictor: &Predictor, features: &[ArrayRef]) -> Result<Float64Array> {
+    let rows = features.first().map_or(0, |c| c.len());
+    let x = predictor.spec.encode_f64(features)?;
+    let w = predictor.spec.width();
+    (0..rows)
+        .map(|r| {
+            predictor.value(&x[r * w..(r + 1) * w]).map(Some).ok_or_else(|| {
+                exec_datafusion_err!(
+                    "sentio_predict_value: a {} is not a regressor",
+                    predictor.spec.algorithm.model_type()
+                )
+            })
+        })
+        .collect()
+}
+
+impl ScalarUDFImpl for PredictValueUdf {
+    fn name(&self) -> &str {
+        "sentio_predict_value"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Float64)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let Some(ColumnarValue::Scalar(reference)) = args.args.first() else {
+            return exec_err!("sentio_predict_value: the first argument must be a model reference literal");
+        };
+        let Some(Some(reference)) = reference.try_as_str() else {
+            return exec_err!("sentio_predict_value: the model reference must be text");
+        };
+        let predictor = load(self.source.as_ref(), reference)?;
+        let features: Vec<ArrayRef> =
+            args.args[1..].iter().map(|v| v.to_array(args.number_rows)).collect::<Result<_>>()?;
+        if features.is_empty() && args.number_rows > 0 && !predictor.spec.features.is_empty() {
+            return exec_err!("sentio_predict_value: no features given");
+        }
+        Ok(ColumnarValue::Array(Arc::new(predict_values(&predictor, &features)?)))
     }
 }

@@ -24,6 +24,9 @@ pub enum Algorithm {
     NaiveBayes,
     /// k-nearest neighbours (`knn_classifier`).
     Knn,
+    /// Least-squares linear regression (`linear_reg`), solved exactly from
+    /// the Gram matrix of the rows ([`crate::ml::linear`]).
+    LinearReg,
     /// Matrix factorization by alternating least squares
     /// (`matrix_factorization`): trained by `sentio_als`, applied by the
     /// `sentio_mf_*` functions ([`crate::ml::factors`]), never by
@@ -40,6 +43,7 @@ impl Algorithm {
             Self::DecisionTree => "decision_tree_classifier",
             Self::NaiveBayes => "naive_bayes_classifier",
             Self::Knn => "knn_classifier",
+            Self::LinearReg => "linear_reg",
             Self::MatrixFactorization => "matrix_factorization",
         }
     }
@@ -52,11 +56,29 @@ impl Algorithm {
             Self::DecisionTree,
             Self::NaiveBayes,
             Self::Knn,
+            Self::LinearReg,
             Self::MatrixFactorization,
         ]
         .into_iter()
         .find(|a| a.model_type().eq_ignore_ascii_case(s))
     }
+
+    /// Whether the model predicts a number (a regressor) rather than a class.
+    pub fn is_regressor(self) -> bool {
+        matches!(self, Self::LinearReg)
+    }
+}
+
+/// The mean and population standard deviation of a regressor's label over
+/// the training rows: the label is fitted standardised (so the fixed-point
+/// sums of [`crate::ml::linear::Gram`] keep their precision whatever its
+/// units) and the fitted weights are turned back into its units.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Target {
+    /// Mean of the label.
+    pub mean: f64,
+    /// Its standard deviation (1 when the label is constant).
+    pub std: f64,
 }
 
 /// How a feature column becomes numbers.
@@ -122,6 +144,9 @@ pub struct Params {
     pub min_child_rows: u32,
     /// L2 penalty (`l2_reg`).
     pub l2_reg: f64,
+    /// L1 penalty (`l1_reg`; linear regression).
+    #[serde(default)]
+    pub l1_reg: f64,
     /// Iterations of the optimiser (`max_iterations`).
     pub max_iterations: u32,
     /// Stop when the loss improves by less than this fraction (`min_rel_progress`).
@@ -155,6 +180,7 @@ impl Default for Params {
             colsample_bynode: 0.0,
             min_child_rows: 1,
             l2_reg: 0.0,
+            l1_reg: 0.0,
             max_iterations: 50,
             min_rel_progress: 1e-4,
             num_neighbors: 5,
@@ -171,7 +197,8 @@ pub struct TrainSpec {
     pub algorithm: Algorithm,
     /// The features, in argument order.
     pub features: Vec<FeatureSpec>,
-    /// Class labels (as text), sorted; class `i` is `labels[i]`.
+    /// Class labels (as text), sorted; class `i` is `labels[i]`. Empty for
+    /// a regressor.
     pub labels: Vec<String>,
     /// Weight of each class's rows (1 unless class weights were asked for).
     pub class_weights: Vec<f64>,
@@ -181,6 +208,9 @@ pub struct TrainSpec {
     pub buckets: u32,
     /// Hyperparameters.
     pub params: Params,
+    /// A regressor's label statistics (None for classifiers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Target>,
 }
 
 impl TrainSpec {
@@ -199,7 +229,7 @@ impl TrainSpec {
     /// (None: naive Bayes, which keeps statistics, not rows).
     pub fn row_cap(&self) -> Option<usize> {
         let cap = match self.algorithm {
-            Algorithm::NaiveBayes => return None,
+            Algorithm::NaiveBayes | Algorithm::LinearReg => return None,
             Algorithm::Knn => self.params.max_stored_rows.min(self.params.max_training_rows),
             _ => self.params.max_training_rows,
         };
@@ -219,12 +249,18 @@ impl TrainSpec {
     /// Encodes feature columns (numeric ones as Float64, categorical ones as
     /// Utf8) into a row-major matrix of `rows × width()` values.
     pub fn encode(&self, columns: &[ArrayRef]) -> Result<Vec<f32>> {
+        Ok(self.encode_f64(columns)?.into_iter().map(|v| v as f32).collect())
+    }
+
+    /// [`Self::encode`] at full precision: what linear regression fits and
+    /// predicts with (the other models keep rows as `f32`).
+    pub fn encode_f64(&self, columns: &[ArrayRef]) -> Result<Vec<f64>> {
         if columns.len() != self.features.len() {
             return exec_err!("the model has {} features, {} values were given", self.features.len(), columns.len());
         }
         let rows = columns.first().map_or(0, |c| c.len());
         let width = self.width();
-        let mut out = vec![0f32; rows * width];
+        let mut out = vec![0f64; rows * width];
         let mut offset = 0;
         for (spec, col) in self.features.iter().zip(columns) {
             match &spec.encoding {
@@ -239,7 +275,7 @@ impl TrainSpec {
                         } else {
                             (values.value(r) - mean) / std
                         };
-                        out[r * width + offset] = v as f32;
+                        out[r * width + offset] = v;
                     }
                 }
                 Encoding::Categorical { categories } => {
@@ -286,6 +322,7 @@ mod tests {
             seed: 1,
             buckets: 1,
             params: Params::default(),
+            target: None,
         };
         let x: ArrayRef = Arc::new(Float64Array::from(vec![Some(4.0), None, Some(f64::NAN)]));
         let c: ArrayRef = Arc::new(StringArray::from(vec![Some("b"), Some("zzz"), None]));

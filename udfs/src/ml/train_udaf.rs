@@ -8,8 +8,9 @@
 //! GROUP BY b.bucket
 //! ```
 //!
-//! Partial aggregates encode their rows where the data is (naive Bayes keeps
-//! only exact, mergeable statistics instead); each bucket's final
+//! Partial aggregates encode their rows where the data is (naive Bayes and
+//! linear regression keep only exact, mergeable sums instead — no row
+//! leaves its partition); each bucket's final
 //! aggregate (one per bucket, spread over the executors by the shuffle) sorts
 //! its rows into a deterministic order and trains its share of the model
 //! ([`crate::ml::model::train_bucket`]). The result of each group is a
@@ -34,7 +35,8 @@ use sentio_proto::{TrainingPart, TrainingRows};
 
 use crate::ml::Dataset;
 use crate::ml::bayes::Stats;
-use crate::ml::model::{naive_bayes_payload, train_bucket};
+use crate::ml::linear::Gram;
+use crate::ml::model::{linear_payload, naive_bayes_payload, train_bucket};
 use crate::ml::spec::{Algorithm, TrainSpec};
 use crate::ml::text::strings;
 
@@ -104,13 +106,15 @@ impl AggregateUDFImpl for TrainUdaf {
     }
 }
 
-/// Collects encoded rows (naive Bayes: statistics); trains at `evaluate`.
+/// Collects encoded rows (naive Bayes, linear regression: sums); trains at
+/// `evaluate`.
 #[derive(Debug)]
 pub struct TrainAccumulator {
     spec: Arc<TrainSpec>,
     bucket: Option<i64>,
     rows: TrainingRows,
     stats: Option<Stats>,
+    gram: Option<Gram>,
 }
 
 /// `host:pid` of this process.
@@ -138,7 +142,8 @@ impl TrainAccumulator {
     fn new(spec: Arc<TrainSpec>) -> Self {
         let rows = TrainingRows { num_features: spec.width() as u32, ..Default::default() };
         let stats = (spec.algorithm == Algorithm::NaiveBayes).then(|| Stats::new(spec.labels.len(), spec.width()));
-        Self { spec, bucket: None, rows, stats }
+        let gram = (spec.algorithm == Algorithm::LinearReg).then(|| Gram::new(spec.width()));
+        Self { spec, bucket: None, rows, stats, gram }
     }
 
     /// Row order by hash (then content), the same wherever the rows came from.
@@ -180,6 +185,7 @@ impl TrainAccumulator {
             hash: Vec::with_capacity(order.len()),
             stats: None,
             naive_bayes_fixed: Vec::new(),
+            linear_gram: Vec::new(),
         };
         for &i in order {
             out.x.extend_from_slice(&self.rows.x[i * w..(i + 1) * w]);
@@ -187,6 +193,36 @@ impl TrainAccumulator {
             out.hash.push(self.rows.hash[i]);
         }
         out
+    }
+}
+
+impl TrainAccumulator {
+    /// Linear regression: adds a batch's rows (label DOUBLE, standardised by
+    /// the spec's target) to the sums; NULL labels are skipped, NaN ones are
+    /// an error.
+    fn add_to_gram(&mut self, label: &ArrayRef, features: &[ArrayRef]) -> Result<()> {
+        let Some(target) = self.spec.target else {
+            return exec_err!("sentio_train: a linear regression spec needs its label's statistics");
+        };
+        if label.data_type() != &DataType::Float64 {
+            return exec_err!("sentio_train: a regressor's label must be passed as DOUBLE");
+        }
+        let x = self.spec.encode_f64(features)?;
+        let w = self.spec.width();
+        let labels = label.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+        let gram = self.gram.as_mut().expect("called for linear regression");
+        for r in 0..labels.len() {
+            if labels.is_null(r) {
+                continue;
+            }
+            let y = labels.value(r);
+            if !y.is_finite() {
+                return exec_err!("the label is {y} in a training row; a regressor's label must be a finite number");
+            }
+            gram.add(&x[r * w..(r + 1) * w], (y - target.mean) / target.std)
+                .map_err(|e| exec_datafusion_err!("linear_reg: {e}"))?;
+        }
+        Ok(())
     }
 }
 
@@ -200,6 +236,9 @@ impl Accumulator for TrainAccumulator {
             if b.is_valid(0) {
                 self.bucket = Some(b.value(0));
             }
+        }
+        if self.gram.is_some() {
+            return self.add_to_gram(label, features);
         }
         let x = self.spec.encode(features)?;
         let w = self.spec.width();
@@ -223,6 +262,23 @@ impl Accumulator for TrainAccumulator {
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
+        if let Some(gram) = &self.gram {
+            if gram.rows() == 0 {
+                return Ok(ScalarValue::LargeBinary(None));
+            }
+            let started = std::time::Instant::now();
+            let mut payload = linear_payload(&self.spec, gram).map_err(|e| exec_datafusion_err!("linear_reg: {e}"))?;
+            if crate::cancel::cancelled() {
+                return Err(datafusion::error::DataFusionError::Execution("training was cancelled".into()));
+            }
+            payload.parts.push(TrainingPart {
+                bucket: 0,
+                worker: worker(),
+                rows: gram.rows(),
+                millis: started.elapsed().as_millis() as u64,
+            });
+            return Ok(ScalarValue::LargeBinary(Some(payload.encode_to_vec())));
+        }
         if let Some(stats) = &self.stats {
             if stats.rows() == 0 {
                 return Ok(ScalarValue::LargeBinary(None));
@@ -273,11 +329,15 @@ impl Accumulator for TrainAccumulator {
             + self.rows.x.capacity() * 4
             + self.rows.y.capacity() * 4
             + self.rows.hash.capacity() * 8
+            + self.gram.as_ref().map_or(0, Gram::heap_size)
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
         if let Some(stats) = &self.stats {
             self.rows.naive_bayes_fixed = stats.to_bytes();
+        }
+        if let Some(gram) = &self.gram {
+            self.rows.linear_gram = gram.to_bytes();
         }
         Ok(vec![
             ScalarValue::LargeBinary(Some(std::mem::take(&mut self.rows).encode_to_vec())),
@@ -304,6 +364,12 @@ impl Accumulator for TrainAccumulator {
                 let other = Stats::from_bytes(&part.naive_bayes_fixed, self.spec.labels.len(), self.spec.width())
                     .map_err(|e| exec_datafusion_err!("sentio_train: {e}"))?;
                 stats.merge(&other).map_err(|e| exec_datafusion_err!("sentio_train: {e}"))?;
+                continue;
+            }
+            if let Some(gram) = &mut self.gram {
+                let other = Gram::from_bytes(&part.linear_gram, self.spec.width())
+                    .map_err(|e| exec_datafusion_err!("sentio_train: {e}"))?;
+                gram.merge(&other).map_err(|e| exec_datafusion_err!("sentio_train: {e}"))?;
                 continue;
             }
             if part.num_features != self.rows.num_features && !part.y.is_empty() {
@@ -340,6 +406,7 @@ mod tests {
             seed: 7,
             buckets: 1,
             params: Params { max_training_rows, num_trees: 3, max_depth: 4, ..Params::default() },
+            target: None,
         })
     }
 

@@ -4,13 +4,14 @@
 //! one weight per training category (`category_weights`), and the
 //! intercept as `__INTERCEPT__`.
 //!
-//! Sentio fits logistic regression on standardised numeric features
+//! Sentio fits linear and logistic regression on standardised numeric features
 //! (`(x − mean) / std`). With `standardize = FALSE` the weights are turned
 //! back to the columns' own units (`w / std`, the intercept less
 //! `Σ w · mean / std`), so `intercept + Σ weight · x` is the model's score
 //! of the raw row; with `TRUE` they are the fitted ones, comparable in size.
 //!
-//! A binary model reports the log-odds of its positive label (the second in
+//! A linear regression reports its prediction (one row per input). A
+//! binary model reports the log-odds of its positive label (the second in
 //! sorted order, as `threshold` uses it): one row per input. A multiclass
 //! model reports each label's softmax score: one row per input and label,
 //! with `class_label`.
@@ -46,25 +47,45 @@ pub struct WeightRow {
     pub category_weights: Vec<(String, f64)>,
 }
 
-/// The weights of a logistic regression `predictor`, in its own units or
-/// (`standardize`) per standard deviation; an error for other models.
+/// The weights of a linear or logistic regression `predictor`, in its own
+/// units or (`standardize`) per standard deviation; an error for other
+/// models.
 pub fn linear_weights(predictor: &Predictor, standardize: bool) -> Result<Vec<WeightRow>, String> {
-    let Some(Payload::Logistic(l)) = &predictor.payload.algorithm else {
-        return Err(format!(
-            "ML.WEIGHTS is for linear models (logistic_reg); this is a {}",
-            predictor.spec.algorithm.model_type()
-        ));
-    };
     let spec = &predictor.spec;
-    let (width, k) = (spec.width(), spec.labels.len());
-    let class_weights = |c: usize| &l.weights[c * (width + 1)..(c + 1) * (width + 1)];
-    // A binary model's one score is the log-odds of its second label.
-    let scores: Vec<(Option<String>, Vec<f64>)> = if k == 2 {
+    let width = spec.width();
+    let scores: Vec<(Option<String>, Vec<f64>)> = match &predictor.payload.algorithm {
+        // A regressor's one score is its prediction.
+        Some(Payload::Linear(l)) => vec![(None, l.weights.clone())],
+        Some(Payload::Logistic(l)) => logistic_scores(&l.weights, width, &spec.labels),
+        _ => {
+            return Err(format!(
+                "ML.WEIGHTS is for linear models (linear_reg, logistic_reg); this is a {}",
+                spec.algorithm.model_type()
+            ));
+        }
+    };
+    Ok(weight_rows(predictor, scores, standardize))
+}
+
+/// Each score of a logistic regression with `weights` (`labels × (width +
+/// 1)`): a binary model's one score is the log-odds of its second label, a
+/// multiclass model's are each label's.
+fn logistic_scores(weights: &[f64], width: usize, labels: &[String]) -> Vec<(Option<String>, Vec<f64>)> {
+    let k = labels.len();
+    let class_weights = |c: usize| &weights[c * (width + 1)..(c + 1) * (width + 1)];
+    if k == 2 {
         let (no, yes) = (class_weights(0), class_weights(1));
         vec![(None, yes.iter().zip(no).map(|(y, n)| y - n).collect())]
     } else {
-        (0..k).map(|c| (Some(spec.labels[c].clone()), class_weights(c).to_vec())).collect()
-    };
+        (0..k).map(|c| (Some(labels[c].clone()), class_weights(c).to_vec())).collect()
+    }
+}
+
+/// The `ML.WEIGHTS` rows of `scores` (weights over the encoded features,
+/// then the intercept).
+fn weight_rows(predictor: &Predictor, scores: Vec<(Option<String>, Vec<f64>)>, standardize: bool) -> Vec<WeightRow> {
+    let spec = &predictor.spec;
+    let width = spec.width();
     let mut rows = Vec::with_capacity(scores.len() * (spec.features.len() + 1));
     for (class_label, w) in scores {
         let mut intercept = w[width];
@@ -99,7 +120,7 @@ pub fn linear_weights(predictor: &Predictor, standardize: bool) -> Result<Vec<We
             category_weights: Vec::new(),
         });
     }
-    Ok(rows)
+    rows
 }
 
 /// Fields of one `(category, weight)` entry.
@@ -238,6 +259,7 @@ mod tests {
             seed: 0,
             buckets: 1,
             params: Params::default(),
+            target: None,
         };
         let payload = sentio_proto::ModelPayload {
             format_version: crate::ml::model::PAYLOAD_FORMAT,
