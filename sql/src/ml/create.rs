@@ -159,7 +159,9 @@ pub async fn train(ml: &MlContext, opts: &TrainOptions, query: &str, what: &str)
     let data_fingerprint = format!("{rows}:{:016x}", i64_at(stats, 1) as u64);
     let (specs, feature_info) = feature_specs(ml, &features, stats, rows, &split.train, what).await?;
     let (labels, class_weights, target) = if opts.algorithm.is_regressor() {
-        check_width(&specs, what)?;
+        if opts.algorithm == Algorithm::LinearReg {
+            check_width(&specs, what)?;
+        }
         (Vec::new(), Vec::new(), Some(label_statistics(ml, opts, &split.train, what).await?))
     } else {
         let label_counts = count_labels(ml, opts, &split.train, what).await?;
@@ -171,7 +173,7 @@ pub async fn train(ml: &MlContext, opts: &TrainOptions, query: &str, what: &str)
     // file records it, and a model must not depend on where it was trained
     // (standalone plans fewer partitions than a cluster).
     let buckets = match opts.algorithm {
-        Algorithm::RandomForest => opts.params.num_trees.clamp(1, FOREST_BUCKETS),
+        a if a.is_forest() => opts.params.num_trees.clamp(1, FOREST_BUCKETS),
         _ => 1,
     };
     let spec = TrainSpec {

@@ -98,6 +98,15 @@ fn hyperparameters(algorithm: Algorithm) -> &'static [&'static str] {
             "max_training_rows",
             "enable_global_explain",
         ],
+        // A regressor's forest: the classifier's, without global explanations.
+        Algorithm::RandomForestRegressor => &[
+            "num_parallel_tree",
+            "max_tree_depth",
+            "subsample",
+            "colsample_bynode",
+            "min_tree_child_weight",
+            "max_training_rows",
+        ],
         Algorithm::DecisionTree => {
             &["max_tree_depth", "min_tree_child_weight", "max_training_rows", "enable_global_explain"]
         }
@@ -254,7 +263,7 @@ impl TrainOptions {
         let algorithm = Algorithm::from_model_type(&model_type).ok_or_else(|| {
             MlError::Option(format!(
                 "unknown model_type '{model_type}'; Sentio trains logistic_reg, linear_reg, \
-                 random_forest_classifier, decision_tree_classifier, naive_bayes_classifier, knn_classifier, \
+                 random_forest_classifier, random_forest_regressor, decision_tree_classifier, naive_bayes_classifier, knn_classifier, \
                  matrix_factorization"
             ))
         })?;
@@ -302,6 +311,11 @@ impl TrainOptions {
         let mut params = Params::default();
         if algorithm == Algorithm::DecisionTree {
             params.max_depth = 10;
+        }
+        if algorithm == Algorithm::RandomForestRegressor {
+            // BigQuery ML's default; √features (the classifier's) starves
+            // regression trees of the features that carry the signal.
+            params.colsample_bynode = 0.8;
         }
         if let Some(v) = get("num_parallel_tree") {
             params.num_trees = integer("num_parallel_tree", v, 1, 10_000)? as u32;

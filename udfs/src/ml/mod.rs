@@ -40,7 +40,7 @@ pub mod tree;
 pub mod weights;
 
 /// Encoded training rows: `x` row-major (`rows × width`), class indices and
-/// per-row weights.
+/// per-row weights; a regressor's labels in `target` (its `y` all 0).
 #[derive(Debug, Clone, Default)]
 pub struct Dataset {
     /// Features, row-major.
@@ -51,6 +51,8 @@ pub struct Dataset {
     pub w: Vec<f64>,
     /// Encoded features per row.
     pub width: usize,
+    /// A regressor's label of each row (empty for classifiers).
+    pub target: Vec<f64>,
 }
 
 impl Dataset {

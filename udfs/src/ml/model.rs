@@ -20,7 +20,8 @@ pub fn train_bucket(spec: &TrainSpec, data: &Dataset, bucket: u32) -> ModelPaylo
     let width = spec.width();
     let all_features = width.max(1);
     let algorithm = match spec.algorithm {
-        Algorithm::RandomForest => {
+        Algorithm::RandomForest | Algorithm::RandomForestRegressor => {
+            let regression = spec.algorithm.is_regressor();
             let buckets = spec.buckets.max(1);
             let first = p.num_trees * bucket / buckets;
             let last = p.num_trees * (bucket + 1) / buckets;
@@ -33,6 +34,7 @@ pub fn train_bucket(spec: &TrainSpec, data: &Dataset, bucket: u32) -> ModelPaylo
                 max_depth: p.max_depth,
                 min_child_rows: p.min_child_rows,
                 features_per_node: per_node,
+                regression,
             };
             Payload::Forest(tree::grow_forest(data, classes, &params, p.subsample, spec.seed, first, last - first))
         }
@@ -41,6 +43,7 @@ pub fn train_bucket(spec: &TrainSpec, data: &Dataset, bucket: u32) -> ModelPaylo
                 max_depth: p.max_depth,
                 min_child_rows: p.min_child_rows,
                 features_per_node: all_features,
+                regression: false,
             };
             let count = u32::from(bucket == 0);
             Payload::Forest(tree::grow_forest(data, classes, &params, 1.0, spec.seed, 0, count))
@@ -145,7 +148,8 @@ impl Predictor {
         }
         let ok = match &payload.algorithm {
             Some(Payload::Forest(f)) => {
-                let k = spec.labels.len();
+                // A regression tree has one value per node.
+                let k = if spec.algorithm.is_regressor() { 1 } else { spec.labels.len() };
                 !f.trees.is_empty()
                     && f.trees.iter().all(|t| {
                         let n = t.feature.len();
@@ -202,6 +206,12 @@ impl Predictor {
     pub fn value(&self, x: &[f64]) -> Option<f64> {
         match &self.payload.algorithm {
             Some(Payload::Linear(l)) => Some(linear::predict(&l.weights, x)),
+            Some(Payload::Forest(f)) if self.spec.algorithm.is_regressor() => {
+                let x: Vec<f32> = x.iter().map(|v| *v as f32).collect();
+                let mut mean = [0.0];
+                forest_probs(f, &x, &mut mean);
+                Some(mean[0])
+            }
             _ => None,
         }
     }
@@ -229,6 +239,13 @@ impl Predictor {
     pub fn explain(&self, x: &[f32], class: usize) -> Result<Explanation, String> {
         let width = self.spec.width();
         let k = self.spec.labels.len();
+        if class >= k {
+            return Err(format!(
+                "a {} has no class {class} to explain (its labels: {})",
+                self.spec.algorithm.model_type(),
+                self.spec.labels.len()
+            ));
+        }
         let mut contributions = vec![0.0; width];
         match &self.payload.algorithm {
             Some(Payload::Forest(f)) => {
@@ -359,6 +376,39 @@ mod tests {
         for (x, y) in a.importance_gain.iter().zip(&b.importance_gain) {
             assert!((x - y).abs() <= 1e-9 * x.abs().max(1.0));
         }
+    }
+
+    #[test]
+    fn regression_forests_fit_a_smooth_function() {
+        // y = 3·x0 − x1² + noise; x2, x3 are noise.
+        let rows = |n: usize, seed: u64| {
+            let mut d = blobs(n, seed);
+            d.target = (0..n).map(|r| 3.0 * f64::from(d.x[r * 4]) - f64::from(d.x[r * 4 + 1]).powi(2)).collect();
+            d.y.fill(0);
+            d
+        };
+        let (train, test) = (rows(3000, 5), rows(500, 6));
+        let s = TrainSpec {
+            algorithm: Algorithm::RandomForestRegressor,
+            labels: Vec::new(),
+            class_weights: Vec::new(),
+            target: Some(crate::ml::spec::Target { mean: 0.0, std: 1.0 }),
+            params: Params { num_trees: 20, max_depth: 8, colsample_bynode: 0.8, ..Params::default() },
+            ..spec(Algorithm::RandomForestRegressor, 2)
+        };
+        let parts = (0..2).map(|b| train_bucket(&s, &train, b)).collect();
+        let p = Predictor::decode(s, &merge_parts(parts).unwrap().encode_to_vec()).unwrap();
+        let (mut sse, mut sst) = (0.0, 0.0);
+        let mean = test.target.iter().sum::<f64>() / test.rows() as f64;
+        for r in 0..test.rows() {
+            let x: Vec<f64> = test.x[r * 4..r * 4 + 4].iter().map(|v| f64::from(*v)).collect();
+            let y = test.target[r];
+            sse += (p.value(&x).unwrap() - y).powi(2);
+            sst += (y - mean).powi(2);
+        }
+        let r2 = 1.0 - sse / sst;
+        assert!(r2 > 0.9, "R² {r2}");
+        assert!(p.explain(&[0.0; 4], 0).is_err(), "a regressor has no class to explain");
     }
 
     #[test]

@@ -238,7 +238,7 @@ mod tests {
     fn tree_shap_is_the_exact_shapley_value_and_adds_up() {
         let width = 6;
         let d = data(600, width, 3);
-        let params = TreeParams { max_depth: 6, min_child_rows: 3, features_per_node: 3 };
+        let params = TreeParams { max_depth: 6, min_child_rows: 3, features_per_node: 3, regression: false };
         let forest = grow_forest(&d, 3, &params, 0.8, 11, 0, 4);
         let probe = data(25, width, 99);
         for tree in &forest.trees {
@@ -266,7 +266,7 @@ mod tests {
     #[test]
     fn a_tree_without_covers_is_not_explained() {
         let d = data(100, 3, 1);
-        let params = TreeParams { max_depth: 3, min_child_rows: 1, features_per_node: 3 };
+        let params = TreeParams { max_depth: 3, min_child_rows: 1, features_per_node: 3, regression: false };
         let mut tree = grow_forest(&d, 3, &params, 1.0, 1, 0, 1).trees.remove(0);
         tree.cover.clear();
         assert!(!has_covers(&tree));

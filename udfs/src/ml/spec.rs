@@ -18,6 +18,8 @@ pub enum Algorithm {
     LogisticReg,
     /// Random forest (`random_forest_classifier`).
     RandomForest,
+    /// Random forest of regression trees (`random_forest_regressor`).
+    RandomForestRegressor,
     /// One CART tree (`decision_tree_classifier`).
     DecisionTree,
     /// Gaussian naive Bayes (`naive_bayes_classifier`).
@@ -40,6 +42,7 @@ impl Algorithm {
         match self {
             Self::LogisticReg => "logistic_reg",
             Self::RandomForest => "random_forest_classifier",
+            Self::RandomForestRegressor => "random_forest_regressor",
             Self::DecisionTree => "decision_tree_classifier",
             Self::NaiveBayes => "naive_bayes_classifier",
             Self::Knn => "knn_classifier",
@@ -53,6 +56,7 @@ impl Algorithm {
         [
             Self::LogisticReg,
             Self::RandomForest,
+            Self::RandomForestRegressor,
             Self::DecisionTree,
             Self::NaiveBayes,
             Self::Knn,
@@ -65,7 +69,12 @@ impl Algorithm {
 
     /// Whether the model predicts a number (a regressor) rather than a class.
     pub fn is_regressor(self) -> bool {
-        matches!(self, Self::LinearReg)
+        matches!(self, Self::LinearReg | Self::RandomForestRegressor)
+    }
+
+    /// Whether the model is a forest of trees (dealt out to buckets).
+    pub fn is_forest(self) -> bool {
+        matches!(self, Self::RandomForest | Self::RandomForestRegressor)
     }
 }
 

@@ -151,10 +151,19 @@ impl TrainAccumulator {
         let w = self.rows.num_features as usize;
         let mut order: Vec<usize> = (0..self.rows.y.len()).collect();
         order.sort_by(|&a, &b| {
-            self.rows.hash[a].cmp(&self.rows.hash[b]).then(self.rows.y[a].cmp(&self.rows.y[b])).then_with(|| {
-                let (xa, xb) = (&self.rows.x[a * w..(a + 1) * w], &self.rows.x[b * w..(b + 1) * w]);
-                xa.iter().zip(xb).map(|(p, q)| p.total_cmp(q)).find(|o| o.is_ne()).unwrap_or(std::cmp::Ordering::Equal)
-            })
+            let target = |i: usize| self.rows.target.get(i).copied().unwrap_or(0.0);
+            self.rows.hash[a]
+                .cmp(&self.rows.hash[b])
+                .then(self.rows.y[a].cmp(&self.rows.y[b]))
+                .then(target(a).total_cmp(&target(b)))
+                .then_with(|| {
+                    let (xa, xb) = (&self.rows.x[a * w..(a + 1) * w], &self.rows.x[b * w..(b + 1) * w]);
+                    xa.iter()
+                        .zip(xb)
+                        .map(|(p, q)| p.total_cmp(q))
+                        .find(|o| o.is_ne())
+                        .unwrap_or(std::cmp::Ordering::Equal)
+                })
         });
         order
     }
@@ -186,10 +195,14 @@ impl TrainAccumulator {
             stats: None,
             naive_bayes_fixed: Vec::new(),
             linear_gram: Vec::new(),
+            target: Vec::with_capacity(if self.rows.target.is_empty() { 0 } else { order.len() }),
         };
         for &i in order {
             out.x.extend_from_slice(&self.rows.x[i * w..(i + 1) * w]);
             out.y.push(self.rows.y[i]);
+            if let Some(t) = self.rows.target.get(i) {
+                out.target.push(*t);
+            }
             out.hash.push(self.rows.hash[i]);
         }
         out
@@ -204,26 +217,54 @@ impl TrainAccumulator {
         let Some(target) = self.spec.target else {
             return exec_err!("sentio_train: a linear regression spec needs its label's statistics");
         };
-        if label.data_type() != &DataType::Float64 {
-            return exec_err!("sentio_train: a regressor's label must be passed as DOUBLE");
-        }
+        let labels = finite_labels(label)?;
         let x = self.spec.encode_f64(features)?;
         let w = self.spec.width();
-        let labels = label.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
         let gram = self.gram.as_mut().expect("called for linear regression");
-        for r in 0..labels.len() {
-            if labels.is_null(r) {
-                continue;
-            }
-            let y = labels.value(r);
-            if !y.is_finite() {
-                return exec_err!("the label is {y} in a training row; a regressor's label must be a finite number");
-            }
+        for (r, y) in labels.iter().enumerate() {
+            let Some(y) = y else { continue };
             gram.add(&x[r * w..(r + 1) * w], (y - target.mean) / target.std)
                 .map_err(|e| exec_datafusion_err!("linear_reg: {e}"))?;
         }
         Ok(())
     }
+}
+
+impl TrainAccumulator {
+    /// A regressor's rows (label DOUBLE): encoded like a classifier's, the
+    /// label kept in `target` and in the row's hash.
+    fn add_regression_rows(&mut self, label: &ArrayRef, features: &[ArrayRef]) -> Result<()> {
+        let labels = finite_labels(label)?;
+        let x = self.spec.encode(features)?;
+        let w = self.spec.width();
+        for (r, y) in labels.iter().enumerate() {
+            let Some(y) = y else { continue };
+            let row = &x[r * w..(r + 1) * w];
+            self.rows.hash.push(row_hash(self.spec.seed, row, 0) ^ y.to_bits().wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            self.rows.x.extend_from_slice(row);
+            self.rows.y.push(0);
+            self.rows.target.push(*y);
+        }
+        Ok(())
+    }
+}
+
+/// A regressor's labels (passed as DOUBLE): NULL for a NULL label, an error
+/// for a NaN or infinite one.
+fn finite_labels(label: &ArrayRef) -> Result<Vec<Option<f64>>> {
+    if label.data_type() != &DataType::Float64 {
+        return exec_err!("sentio_train: a regressor's label must be passed as DOUBLE");
+    }
+    let labels = label.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+    labels
+        .iter()
+        .map(|y| match y {
+            Some(y) if !y.is_finite() => {
+                exec_err!("the label is {y} in a training row; a regressor's label must be a finite number")
+            }
+            y => Ok(y),
+        })
+        .collect()
 }
 
 impl Accumulator for TrainAccumulator {
@@ -239,6 +280,11 @@ impl Accumulator for TrainAccumulator {
         }
         if self.gram.is_some() {
             return self.add_to_gram(label, features);
+        }
+        if self.spec.algorithm.is_regressor() {
+            self.add_regression_rows(label, features)?;
+            self.prune();
+            return Ok(());
         }
         let x = self.spec.encode(features)?;
         let w = self.spec.width();
@@ -306,6 +352,7 @@ impl Accumulator for TrainAccumulator {
             x: rows.x,
             y: rows.y,
             width: self.spec.width(),
+            target: rows.target,
         };
         let bucket = u32::try_from(self.bucket.unwrap_or(0)).unwrap_or(0);
         let started = std::time::Instant::now();
@@ -329,6 +376,7 @@ impl Accumulator for TrainAccumulator {
             + self.rows.x.capacity() * 4
             + self.rows.y.capacity() * 4
             + self.rows.hash.capacity() * 8
+            + self.rows.target.capacity() * 8
             + self.gram.as_ref().map_or(0, Gram::heap_size)
     }
 
@@ -378,6 +426,7 @@ impl Accumulator for TrainAccumulator {
             self.rows.x.extend(part.x);
             self.rows.y.extend(part.y);
             self.rows.hash.extend(part.hash);
+            self.rows.target.extend(part.target);
         }
         self.prune();
         Ok(())

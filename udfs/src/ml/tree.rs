@@ -1,9 +1,13 @@
-//! Classification trees and random forests, grown on binned features.
+//! Classification and regression trees and random forests, grown on binned
+//! features.
 //!
 //! Features are cut into at most [`MAX_BINS`] quantile bins once per training
-//! set; a split is then chosen from per-bin class histograms (as LightGBM and
-//! Spark do), which makes a node's cost one pass over its rows per candidate
-//! feature. Splits minimise weighted Gini impurity. A forest grows each tree on
+//! set; a split is then chosen from per-bin histograms (as LightGBM and Spark
+//! do) — class weights for a classifier, the count, sum and sum of squares of
+//! the label for a regressor — which makes a node's cost one pass over its
+//! rows per candidate feature. Splits minimise weighted Gini impurity
+//! (classification) or the weighted variance of the label (regression, whose
+//! leaves hold their rows' mean label). A forest grows each tree on
 //! a `subsample` of the rows drawn without replacement and considers a random
 //! `colsample_bynode` share of the features at every node; every random choice
 //! comes from (seed, tree index), so tree `t` is the same whichever process
@@ -64,13 +68,17 @@ pub struct TreeParams {
     pub min_child_rows: u32,
     /// Features considered per node (all when `>=` the width).
     pub features_per_node: usize,
+    /// Regression trees (on the data's `target`) instead of classification.
+    pub regression: bool,
 }
 
 struct Grower<'a> {
     data: &'a Dataset,
     binned: &'a Binned,
     params: &'a TreeParams,
-    classes: usize,
+    /// Statistics per row, node and bin: the classes' weights, or for
+    /// regression the weight, the weighted label and its square.
+    slots: usize,
     rng: Rng,
     tree: Tree,
     importance_weight: Vec<f64>,
@@ -85,34 +93,78 @@ fn gini(counts: &[f64], total: f64) -> f64 {
     1.0 - counts.iter().map(|c| (c / total) * (c / total)).sum::<f64>()
 }
 
+/// The weighted variance of a regression node's `[w, Σwy, Σwy²]`.
+fn variance(stats: &[f64]) -> f64 {
+    let w = stats[0];
+    if w <= 0.0 {
+        return 0.0;
+    }
+    let mean = stats[1] / w;
+    (stats[2] / w - mean * mean).max(0.0)
+}
+
 impl Grower<'_> {
-    fn leaf(&mut self, counts: &[f64], rows: usize) -> u32 {
-        let total: f64 = counts.iter().sum();
+    /// Adds row `r`'s statistics into `into` (`slots` values).
+    fn add_row(&self, into: &mut [f64], r: usize) {
+        let w = self.data.w[r];
+        if self.params.regression {
+            let y = self.data.target[r];
+            into[0] += w;
+            into[1] += w * y;
+            into[2] += w * y * y;
+        } else {
+            into[self.data.y[r] as usize] += w;
+        }
+    }
+
+    /// The weight of the rows behind `stats`.
+    fn total(&self, stats: &[f64]) -> f64 {
+        if self.params.regression { stats[0] } else { stats.iter().sum() }
+    }
+
+    /// The impurity of a node with `stats`.
+    fn impurity(&self, stats: &[f64]) -> f64 {
+        if self.params.regression { variance(stats) } else { gini(stats, self.total(stats)) }
+    }
+
+    /// What a node predicts: the class shares, or the mean label.
+    fn outputs(&self, stats: &[f64]) -> Vec<f32> {
+        let total = self.total(stats);
+        if self.params.regression {
+            return vec![if total > 0.0 { (stats[1] / total) as f32 } else { 0.0 }];
+        }
+        stats.iter().map(|c| if total > 0.0 { (c / total) as f32 } else { 1.0 / stats.len() as f32 }).collect()
+    }
+
+    fn leaf(&mut self, stats: &[f64], rows: usize) -> u32 {
         let id = self.tree.feature.len() as u32;
         self.tree.cover.push(rows as f32);
         self.tree.feature.push(-1);
         self.tree.threshold.push(0.0);
         self.tree.left.push(0);
         self.tree.right.push(0);
-        for c in counts {
-            self.tree.probs.push(if total > 0.0 { (c / total) as f32 } else { 1.0 / counts.len() as f32 });
-        }
+        let outputs = self.outputs(stats);
+        self.tree.probs.extend(outputs);
         id
     }
 
     fn grow(&mut self, rows: &mut [u32], depth: u32) -> u32 {
-        let k = self.classes;
+        let k = self.slots;
         let mut counts = vec![0f64; k];
         for &r in rows.iter() {
-            counts[self.data.y[r as usize] as usize] += self.data.w[r as usize];
+            self.add_row(&mut counts, r as usize);
         }
-        let total: f64 = counts.iter().sum();
-        let pure = counts.iter().filter(|c| **c > 0.0).count() <= 1;
+        let total = self.total(&counts);
+        let pure = if self.params.regression {
+            variance(&counts) <= 1e-12 * (counts[1] / total.max(1e-300)).abs().max(1.0).powi(2)
+        } else {
+            counts.iter().filter(|c| **c > 0.0).count() <= 1
+        };
         let min_child = self.params.min_child_rows.max(1) as usize;
         if depth >= self.params.max_depth || pure || rows.len() < 2 * min_child {
             return self.leaf(&counts, rows.len());
         }
-        let parent_impurity = gini(&counts, total);
+        let parent_impurity = self.impurity(&counts);
         let width = self.data.width;
         let mut candidates: Vec<usize> = (0..width).collect();
         let m = self.params.features_per_node.clamp(1, width);
@@ -133,7 +185,7 @@ impl Grower<'_> {
             let col = &self.binned.bins[f * self.binned.rows..(f + 1) * self.binned.rows];
             for &r in rows.iter() {
                 let b = col[r as usize] as usize;
-                hist[b * k + self.data.y[r as usize] as usize] += self.data.w[r as usize];
+                self.add_row(&mut hist[b * k..(b + 1) * k], r as usize);
                 hist_n[b] += 1;
             }
             let mut left = vec![0f64; k];
@@ -146,13 +198,13 @@ impl Grower<'_> {
                 if left_n < min_child || rows.len() - left_n < min_child {
                     continue;
                 }
-                let lt: f64 = left.iter().sum();
+                let lt = self.total(&left);
                 let rt = total - lt;
                 if lt <= 0.0 || rt <= 0.0 {
                     continue;
                 }
                 let right: Vec<f64> = counts.iter().zip(&left).map(|(a, l)| a - l).collect();
-                let impurity = (lt * gini(&left, lt) + rt * gini(&right, rt)) / total;
+                let impurity = (lt * self.impurity(&left) + rt * self.impurity(&right)) / total;
                 let gain = parent_impurity - impurity;
                 if gain > 1e-12 && best.is_none_or(|(g, _, _)| gain > g) {
                     best = Some((gain, f, b));
@@ -179,7 +231,8 @@ impl Grower<'_> {
         self.tree.threshold.push(self.binned.cuts[f][b]);
         self.tree.left.push(0);
         self.tree.right.push(0);
-        self.tree.probs.extend(counts.iter().map(|c| (c / total) as f32));
+        let outputs = self.outputs(&counts);
+        self.tree.probs.extend(outputs);
         let (l, r) = rows.split_at_mut(split);
         let left = self.grow(l, depth + 1);
         let right = self.grow(r, depth + 1);
@@ -189,7 +242,8 @@ impl Grower<'_> {
     }
 }
 
-/// Grows trees `first..first + count` of a forest seeded by `seed`.
+/// Grows trees `first..first + count` of a forest seeded by `seed`: of
+/// `classes` classes, or regression trees (`params.regression`).
 ///
 /// `subsample` below 1 grows each tree on that share of the rows, drawn
 /// without replacement.
@@ -229,7 +283,7 @@ pub fn grow_forest(
             data,
             binned: &binned,
             params,
-            classes,
+            slots: if params.regression { 3 } else { classes },
             rng,
             tree: Tree::default(),
             importance_weight: vec![0.0; width],
