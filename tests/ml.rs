@@ -1995,6 +1995,24 @@ fn linear_regression_gives_scikit_learns_weights_predictions_and_metrics() {
     assert_eq!(zeros(&lasso), zeros(&sk_lasso), "the same weights are exactly zero: {lasso:?}");
     assert!(zeros(&lasso).contains(&true), "l1_reg = 300 zeroes a weight: {lasso:?}");
 
+    // Tuning: each trial scored by R² (the default objective) on the
+    // evaluation rows, the best one the model.
+    lake.rows(&format!(
+        "CREATE MODEL lin_tuned OPTIONS (model_type = 'linear_reg', input_label_cols = ['target'], \
+         data_split_method = 'RANDOM', data_split_eval_fraction = 0.3, num_trials = 4, \
+         l2_reg = HPARAM_CANDIDATES([0.0, 30.0, 300.0, 100000.0])) AS {numeric}"
+    ));
+    let trials = lake.rows("SELECT * FROM ML.TRIAL_INFO(MODEL lin_tuned) ORDER BY trial_id");
+    assert_eq!(trials.len(), 4, "{trials:?}");
+    let r2 = |t: &Value| num(&t["hparam_tuning_evaluation_metrics"], "r2_score");
+    let best = trials.iter().map(r2).fold(f64::NEG_INFINITY, f64::max);
+    let optimal: Vec<&Value> = trials.iter().filter(|t| t["is_optimal"] == true).collect();
+    assert_eq!(optimal.len(), 1, "{trials:?}");
+    assert_eq!(r2(optimal[0]), best, "the optimal trial has the best R²: {trials:?}");
+    let evaluated = lake.rows("SELECT * FROM ML.EVALUATE(MODEL lin_tuned)");
+    assert!(close(num(&evaluated[0], "r2_score"), best, 1e-12), "{evaluated:?} vs {trials:?}");
+    assert!(close(num(optimal[0], "eval_loss"), num(&evaluated[0], "mean_squared_error"), 1e-12), "{trials:?}");
+
     // Predictions and metrics of the plain model.
     let predicted =
         lake.rows("SELECT id, predicted_target FROM ML.PREDICT(MODEL lin, TABLE adhoc.diabetes) ORDER BY id");
@@ -2081,9 +2099,10 @@ fn linear_regression_gives_scikit_learns_weights_predictions_and_metrics() {
         (
             format!(
                 "CREATE MODEL bad OPTIONS (model_type = 'linear_reg', input_label_cols = ['target'], \
-                  num_trials = 4, l2_reg = HPARAM_RANGE(0, 10)) AS {numeric}"
+                  num_trials = 4, l2_reg = HPARAM_RANGE(0, 10), hparam_tuning_objectives = ['ROC_AUC']) \
+                  AS {numeric}"
             ),
-            "tuning of linear_reg models is not implemented",
+            "unknown hparam_tuning_objectives 'roc_auc'; a regressor's are 'R2_SCORE'",
         ),
         (
             format!(

@@ -723,12 +723,6 @@ pub async fn create_model(ml: &MlContext, name: &str, statement: Statement<'_>) 
     let store = ml.store()?.clone();
     let (tuning, base) = split_tuning(options)?;
     let opts = TrainOptions::from_options(&base)?;
-    if tuning.is_some() && opts.algorithm.is_regressor() {
-        return Err(MlError::Option(format!(
-            "num_trials: hyperparameter tuning of {} models is not implemented in Sentio",
-            opts.algorithm.model_type()
-        )));
-    }
     let existing = match existing_versions(&store, name, or_replace, if_not_exists).await? {
         Existing::Versions(v) => v,
         Existing::Done(batches) => return Ok(batches),

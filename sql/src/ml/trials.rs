@@ -192,7 +192,8 @@ fn last_training_loss(payload: &[u8]) -> Option<f64> {
 /// SQL of `ML.TRIAL_INFO(MODEL meta)`: one row per trial with BigQuery ML's
 /// columns — `trial_id`, `hyperparameters` (a struct of the tuned ones),
 /// `hparam_tuning_evaluation_metrics` (the objective), `training_loss`,
-/// `eval_loss` (log loss on the evaluation rows), `status`,
+/// `eval_loss` (log loss on the evaluation rows; a regressor's mean squared
+/// error), `status`,
 /// `error_message`, `is_optimal`.
 pub fn trials_sql(meta: &ModelMeta) -> Result<String, MlError> {
     if meta.trials.is_empty() {
@@ -202,6 +203,8 @@ pub fn trials_sql(meta: &ModelMeta) -> Result<String, MlError> {
         )));
     }
     let objective = meta.tuning_objective.as_deref().unwrap_or("roc_auc");
+    // A classifier's loss is its log loss, a regressor's the mean squared error.
+    let eval_loss = if meta.spec.algorithm.is_regressor() { "mean_squared_error" } else { "log_loss" };
     let selects: Vec<String> = meta
         .trials
         .iter()
@@ -224,7 +227,7 @@ pub fn trials_sql(meta: &ModelMeta) -> Result<String, MlError> {
                 lit(objective),
                 double(score),
                 double(t.training_loss),
-                double(t.metrics.get("log_loss").copied().flatten()),
+                double(t.metrics.get(eval_loss).copied().flatten()),
                 lit(&t.status),
                 t.error_message.as_deref().map_or("CAST(NULL AS VARCHAR)".to_string(), lit),
                 t.is_optimal,

@@ -9,6 +9,7 @@
 //! is scored on the same evaluation rows; the best by the objective is the
 //! model's (see `create::create_model`).
 
+use sentio_udfs::ml::spec::Algorithm;
 use sentio_udfs::rng::Rng;
 
 use crate::ml::MlError;
@@ -16,7 +17,7 @@ use crate::ml::options::{TUNING_OPTIONS, TrainOptions};
 use crate::ml::parse::OptValue;
 
 /// Hyperparameters that can be tuned, and whether each is a whole number.
-const TUNABLE: [(&str, bool); 7] = [
+const TUNABLE: [(&str, bool); 8] = [
     ("num_parallel_tree", true),
     ("max_tree_depth", true),
     ("min_tree_child_weight", true),
@@ -24,13 +25,14 @@ const TUNABLE: [(&str, bool); 7] = [
     ("subsample", false),
     ("colsample_bynode", false),
     ("l2_reg", false),
+    ("l1_reg", false),
 ];
 
 /// Most trials a statement may ask for (BigQuery ML's limit).
 pub const MAX_TRIALS: u32 = 100;
 
-/// Objectives: the metric (an `ML.EVALUATE` column) and whether more is
-/// better.
+/// A classifier's objectives: the metric (an `ML.EVALUATE` column) and
+/// whether more is better; the first is the default.
 const OBJECTIVES: [(&str, bool); 6] = [
     ("roc_auc", true),
     ("accuracy", true),
@@ -38,6 +40,16 @@ const OBJECTIVES: [(&str, bool); 6] = [
     ("precision", true),
     ("recall", true),
     ("log_loss", false),
+];
+
+/// A regressor's objectives, likewise.
+const REGRESSION_OBJECTIVES: [(&str, bool); 6] = [
+    ("r2_score", true),
+    ("explained_variance", true),
+    ("mean_absolute_error", false),
+    ("mean_squared_error", false),
+    ("mean_squared_log_error", false),
+    ("median_absolute_error", false),
 ];
 
 /// Where a tuned hyperparameter's values come from.
@@ -138,7 +150,11 @@ pub fn split_tuning(options: &[(String, OptValue)]) -> Result<(Option<Tuning>, O
             )));
         }
     }
-    let (objective, maximize) = objective(get("hparam_tuning_objectives"))?;
+    let regressor = match get("model_type") {
+        Some(OptValue::Str(t)) => Algorithm::from_model_type(t).is_some_and(Algorithm::is_regressor),
+        _ => false,
+    };
+    let (objective, maximize) = objective(get("hparam_tuning_objectives"), regressor)?;
     let mut spaces = Vec::new();
     for (k, v) in options.iter().filter(|(_, v)| tuned(v)) {
         spaces.push((k.clone(), space(k, v, &base)?));
@@ -152,10 +168,12 @@ pub fn split_tuning(options: &[(String, OptValue)]) -> Result<(Option<Tuning>, O
     Ok((Some(Tuning { num_trials, max_parallel_trials, objective, maximize, spaces }), base))
 }
 
-/// The objective metric and whether to maximise it; ROC AUC by default.
-fn objective(v: Option<&OptValue>) -> Result<(String, bool), MlError> {
+/// The objective metric and whether to maximise it: by default ROC AUC for
+/// a classifier, R² for a `regressor`.
+fn objective(v: Option<&OptValue>, regressor: bool) -> Result<(String, bool), MlError> {
+    let objectives: &[(&str, bool)] = if regressor { &REGRESSION_OBJECTIVES } else { &OBJECTIVES };
     let name = match v {
-        None => return Ok(("roc_auc".into(), true)),
+        None => return Ok((objectives[0].0.into(), objectives[0].1)),
         Some(OptValue::Array(items)) if items.len() == 1 => match &items[0] {
             OptValue::Str(s) => s.to_ascii_lowercase(),
             other => return Err(option_err(format!("hparam_tuning_objectives: {other} is not an objective's name"))),
@@ -168,9 +186,10 @@ fn objective(v: Option<&OptValue>) -> Result<(String, bool), MlError> {
             )));
         }
     };
-    OBJECTIVES.iter().find(|(m, _)| *m == name).map(|(m, max)| (m.to_string(), *max)).ok_or_else(|| {
-        let known: Vec<String> = OBJECTIVES.iter().map(|(m, _)| format!("'{}'", m.to_ascii_uppercase())).collect();
-        option_err(format!("unknown hparam_tuning_objectives '{name}'; Sentio's are {}", known.join(", ")))
+    objectives.iter().find(|(m, _)| *m == name).map(|(m, max)| (m.to_string(), *max)).ok_or_else(|| {
+        let known: Vec<String> = objectives.iter().map(|(m, _)| format!("'{}'", m.to_ascii_uppercase())).collect();
+        let kind = if regressor { "a regressor's" } else { "a classifier's" };
+        option_err(format!("unknown hparam_tuning_objectives '{name}'; {kind} are {}", known.join(", ")))
     })
 }
 
