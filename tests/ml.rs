@@ -2043,6 +2043,8 @@ fn linear_regression_gives_scikit_learns_weights_predictions_and_metrics() {
         assert!(r2 > 0.3 && r2 < 0.7, "a held-out fold's R² is near the training one: {folds:?}");
     }
 
+    regression_explanations_add_up(&lake, "lin", &format!("({numeric})"), columns.len());
+
     // Text features are one-hot encoded; the predictions are least squares'.
     linear("lin_sex", "", &format!("SELECT {}, sex, target FROM adhoc.diabetes", columns.join(", ")));
     let predicted =
@@ -2120,7 +2122,10 @@ fn linear_regression_gives_scikit_learns_weights_predictions_and_metrics() {
             "SELECT * FROM ML.PREDICT(MODEL lin, TABLE adhoc.diabetes, STRUCT(0.5 AS threshold))".into(),
             "threshold is for binary models",
         ),
-        ("SELECT * FROM ML.EXPLAIN_PREDICT(MODEL lin, TABLE adhoc.diabetes)".into(), "lin is a linear_reg"),
+        (
+            "SELECT * FROM ML.GLOBAL_EXPLAIN(MODEL lin, STRUCT(TRUE AS class_level_explain))".into(),
+            "class_level_explain is for classifiers; lin is a linear_reg",
+        ),
         ("SELECT * FROM ML.FEATURE_IMPORTANCE(MODEL lin)".into(), "ML.FEATURE_IMPORTANCE is for tree models"),
     ];
     for (sql, want) in &refusals {
@@ -2213,11 +2218,38 @@ print(json.dumps({'columns': cols, 'r2': float(np.mean(r2)), 'top': sorted(top, 
     a.sort_unstable();
     b.sort_unstable();
     assert_eq!(a, b, "the two most important features: ours {ours:?}, scikit-learn's {theirs:?}");
-    let e = lake.fails(&format!(
-        "CREATE MODEL rf2 OPTIONS (model_type = 'random_forest_regressor', input_label_cols = ['target'], \
-         enable_global_explain = TRUE) AS SELECT {cols}, target FROM adhoc.diabetes"
+    regression_explanations_add_up(&lake, "rf", &test, columns.len());
+}
+
+/// `ML.EXPLAIN_PREDICT` of the regressor `model` over `rows` (with all
+/// `features`): each row's attributions add up from the baseline to its
+/// prediction, which is `ML.PREDICT`'s; `ML.GLOBAL_EXPLAIN` of a model
+/// created with `enable_global_explain` ranks every feature.
+fn regression_explanations_add_up(lake: &Lake, model: &str, rows: &str, features: usize) {
+    let explained = lake.rows(&format!(
+        "SELECT predicted_target, top_feature_attributions AS a, baseline_prediction_value AS b, prediction_value AS p \
+         FROM ML.EXPLAIN_PREDICT(MODEL {model}, {rows}, STRUCT({features} AS top_k_features)) ORDER BY p LIMIT 20"
     ));
-    assert!(e.contains("enable_global_explain does not apply to random_forest_regressor"), "{e}");
-    let e = lake.fails(&format!("SELECT * FROM ML.EXPLAIN_PREDICT(MODEL rf, {test})"));
-    assert!(e.contains("rf is a random_forest_regressor"), "{e}");
+    assert_eq!(explained.len(), 20, "{explained:?}");
+    let predicted =
+        lake.rows(&format!("SELECT predicted_target AS p FROM ML.PREDICT(MODEL {model}, {rows}) ORDER BY p LIMIT 20"));
+    for (e, p) in explained.iter().zip(&predicted) {
+        let attributions = e["a"].as_array().unwrap();
+        assert_eq!(attributions.len(), features, "{e}");
+        let total: f64 = attributions.iter().map(|a| num(a, "attribution")).sum();
+        let (baseline, prediction) = (num(e, "b"), num(e, "p"));
+        assert!(close(baseline + total, prediction, 1e-6), "{model}: {baseline} + {total} vs {prediction}");
+        assert!(close(prediction, num(p, "p"), 1e-5), "{model}: explained {prediction}, predicted {}", num(p, "p"));
+        assert_eq!(num(e, "predicted_target"), prediction, "{e}");
+    }
+    lake.rows(&format!(
+        "CREATE OR REPLACE MODEL {model}_global OPTIONS (model_type = '{}', input_label_cols = ['target'], \
+         enable_global_explain = TRUE) AS SELECT * FROM {rows}",
+        lake.rows(&format!("SELECT model_type FROM ml.models WHERE name = '{model}'"))[0]["model_type"]
+            .as_str()
+            .unwrap()
+    ));
+    let global = lake.rows(&format!("SELECT * FROM ML.GLOBAL_EXPLAIN(MODEL {model}_global)"));
+    assert_eq!(global.len(), features, "{global:?}");
+    assert!(global.windows(2).all(|w| num(&w[0], "attribution") >= num(&w[1], "attribution")), "{global:?}");
 }

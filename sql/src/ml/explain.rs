@@ -27,7 +27,9 @@ pub const GLOBAL_EXPLAIN_ROWS: u64 = 1_000;
 /// `args` are `sentio_explain`'s feature arguments over `q` aliased `__i`.
 pub fn explain_sql(meta: &ModelMeta, reference: &str, args: &[String], q: &str, schema: &Schema, top_k: u64) -> String {
     let cols: Vec<String> = schema.fields().iter().map(|f| qcol("__o", f.name())).collect();
-    let label = if meta.label_type == "VARCHAR" {
+    let label = if meta.spec.algorithm.is_regressor() {
+        "get_field(__o.__x, 'prediction_value')".to_string()
+    } else if meta.label_type == "VARCHAR" {
         "get_field(__o.__x, 'label')".to_string()
     } else {
         format!("CAST(get_field(__o.__x, 'label') AS {})", meta.label_type)

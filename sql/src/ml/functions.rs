@@ -733,12 +733,14 @@ fn per_split(total: f64, feature: &Importance) -> f64 {
 /// Refuses to explain a model whose type has no attributions.
 fn explainable(function: &str, meta: &ModelMeta) -> Result<(), MlError> {
     match meta.spec.algorithm {
-        Algorithm::RandomForest | Algorithm::DecisionTree | Algorithm::LogisticReg => Ok(()),
-        // A regressor's attributions would be its linear terms; the
-        // explanation columns Sentio writes are about classes.
+        Algorithm::RandomForest
+        | Algorithm::RandomForestRegressor
+        | Algorithm::DecisionTree
+        | Algorithm::LogisticReg
+        | Algorithm::LinearReg => Ok(()),
         _ => Err(MlError::Data(format!(
-            "{function}: {} is a {}; Sentio explains random_forest_classifier, decision_tree_classifier and \
-             logistic_reg models",
+            "{function}: {} is a {}; Sentio explains random_forest_classifier, random_forest_regressor, \
+             decision_tree_classifier, logistic_reg and linear_reg models",
             meta.name, meta.model_type
         ))),
     }
@@ -788,6 +790,12 @@ async fn global_explain(ml: &MlContext, call: &MlCall) -> Result<String, MlError
         }
     };
     let meta = model_of(ml, call).await?;
+    if class_level && meta.spec.algorithm.is_regressor() {
+        return Err(MlError::Syntax(format!(
+            "ML.GLOBAL_EXPLAIN: class_level_explain is for classifiers; {} is a {}",
+            meta.name, meta.model_type
+        )));
+    }
     explain::global_explain_sql(&meta, class_level)
 }
 

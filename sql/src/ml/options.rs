@@ -98,7 +98,7 @@ fn hyperparameters(algorithm: Algorithm) -> &'static [&'static str] {
             "max_training_rows",
             "enable_global_explain",
         ],
-        // A regressor's forest: the classifier's, without global explanations.
+        // A regressor's forest: the classifier's options.
         Algorithm::RandomForestRegressor => &[
             "num_parallel_tree",
             "max_tree_depth",
@@ -106,6 +106,7 @@ fn hyperparameters(algorithm: Algorithm) -> &'static [&'static str] {
             "colsample_bynode",
             "min_tree_child_weight",
             "max_training_rows",
+            "enable_global_explain",
         ],
         Algorithm::DecisionTree => {
             &["max_tree_depth", "min_tree_child_weight", "max_training_rows", "enable_global_explain"]
@@ -116,7 +117,7 @@ fn hyperparameters(algorithm: Algorithm) -> &'static [&'static str] {
         // Per-class statistics over every row: nothing to tune or bound.
         Algorithm::NaiveBayes => &[],
         // Solved exactly from sums over every row: no iterations, no sample.
-        Algorithm::LinearReg => &["l1_reg", "l2_reg", "optimize_strategy"],
+        Algorithm::LinearReg => &["l1_reg", "l2_reg", "optimize_strategy", "enable_global_explain"],
         Algorithm::Knn => &["num_neighbors", "max_stored_rows", "max_training_rows"],
         // Its own options (FactorOptions), checked there.
         Algorithm::MatrixFactorization => &[],

@@ -4,7 +4,8 @@
 //! the baseline and predicted values and the approximation error
 //! ([`Predictor::explain`]: exact, so the error is only rounding). `class`
 //! (BIGINT, per row) is the index of the label to explain; NULL explains the
-//! most probable one.
+//! most probable one. A regressor's prediction is explained (class 0), with
+//! a NULL label.
 //!
 //! Attributions are per input column: a text feature's one-hot columns are
 //! summed into their column's.
@@ -78,7 +79,9 @@ pub fn explain_arrays(
     let rows = features.first().map_or(0, |c| c.len());
     let spec = &predictor.spec;
     let x = spec.encode(features)?;
-    let (width, k) = (spec.width(), spec.labels.len());
+    let regressor = spec.algorithm.is_regressor();
+    // A regressor's one output (its prediction) is explained as class 0.
+    let (width, k) = (spec.width(), if regressor { 1 } else { spec.labels.len() });
     let owner = spec.encoded_owner();
     let mut labels = StringBuilder::new();
     let mut top = ListBuilder::new(StructBuilder::from_fields(attribution_fields(), top_k));
@@ -89,6 +92,7 @@ pub fn explain_arrays(
         let class = match classes.filter(|c| c.is_valid(r)).map(|c| c.value(r)) {
             Some(c) if (0..k as i64).contains(&c) => c as usize,
             Some(c) => return exec_err!("sentio_explain: no label {c} in a model of {k} labels"),
+            None if regressor => 0,
             None => {
                 predictor.probs(row, &mut probs);
                 most_probable(&probs)
@@ -108,7 +112,10 @@ pub fn explain_arrays(
             entries.append(true);
         }
         top.append(true);
-        labels.append_value(&spec.labels[class]);
+        match spec.labels.get(class) {
+            Some(label) if !regressor => labels.append_value(label),
+            _ => labels.append_null(),
+        }
         let total: f64 = per_column.iter().sum();
         baselines.push(e.baseline);
         predictions.push(e.prediction);

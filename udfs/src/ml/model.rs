@@ -233,17 +233,18 @@ pub struct Explanation {
 
 impl Predictor {
     /// Explains class `class` at the encoded row `x`: Tree SHAP over a
-    /// forest's trees (the class's probability), the linear terms of a
-    /// logistic regression (the class's score). Other models, and trees
+    /// forest's trees (the class's probability; a regression forest's
+    /// prediction, class 0), the linear terms of a logistic regression (the
+    /// class's score) or of a linear regression (its prediction). Other models, and trees
     /// grown before node covers were kept, cannot be explained.
     pub fn explain(&self, x: &[f32], class: usize) -> Result<Explanation, String> {
         let width = self.spec.width();
-        let k = self.spec.labels.len();
+        // A regressor has one output to explain: its prediction (class 0).
+        let k = if self.spec.algorithm.is_regressor() { 1 } else { self.spec.labels.len() };
         if class >= k {
             return Err(format!(
-                "a {} has no class {class} to explain (its labels: {})",
-                self.spec.algorithm.model_type(),
-                self.spec.labels.len()
+                "a {} has no class {class} to explain (its outputs: {k})",
+                self.spec.algorithm.model_type()
             ));
         }
         let mut contributions = vec![0.0; width];
@@ -269,8 +270,13 @@ impl Predictor {
                 let prediction = baseline + contributions.iter().sum::<f64>();
                 Ok(Explanation { baseline, prediction, contributions })
             }
+            Some(Payload::Linear(l)) => {
+                let baseline = shap::linear(&l.weights, width, 0, x, &mut contributions);
+                let prediction = baseline + contributions.iter().sum::<f64>();
+                Ok(Explanation { baseline, prediction, contributions })
+            }
             _ => Err(format!(
-                "a {} is not explained (trees, forests and logistic regression are)",
+                "a {} is not explained (trees, forests, linear and logistic regression are)",
                 self.spec.algorithm.model_type()
             )),
         }
@@ -408,7 +414,13 @@ mod tests {
         }
         let r2 = 1.0 - sse / sst;
         assert!(r2 > 0.9, "R² {r2}");
-        assert!(p.explain(&[0.0; 4], 0).is_err(), "a regressor has no class to explain");
+        let x = [0.5f32, -0.2, 0.1, 0.0];
+        let e = p.explain(&x, 0).unwrap();
+        let total: f64 = e.contributions.iter().sum();
+        assert!((e.baseline + total - e.prediction).abs() < 1e-6, "{e:?}");
+        let value = p.value(&x.map(f64::from)).unwrap();
+        assert!((e.prediction - value).abs() < 1e-5, "{e:?} vs {value}");
+        assert!(p.explain(&x, 1).is_err(), "a regressor has one output to explain");
     }
 
     #[test]
