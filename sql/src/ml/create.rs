@@ -634,6 +634,10 @@ async fn fit(
             let steps = std::mem::take(&mut l.step_history);
             steps.into_iter().zip(std::mem::take(&mut l.iteration_millis)).collect()
         }
+        // Boosting's rate is the same every round.
+        Some(Payload::Boosted(b)) => {
+            std::mem::take(&mut b.iteration_millis).into_iter().map(|m| (spec.params.learn_rate, m)).collect()
+        }
         _ => Vec::new(),
     };
     Ok((payload.encode_to_vec(), training_parts, iterations))
@@ -687,7 +691,11 @@ pub fn model_ref(model: &str, url: String, spec: &TrainSpec, payload_fingerprint
 }
 
 fn importance(spec: &TrainSpec, payload: &ModelPayload) -> Vec<Importance> {
-    let Some(Payload::Forest(f)) = &payload.algorithm else { return Vec::new() };
+    let (weight, gain, cover) = match &payload.algorithm {
+        Some(Payload::Forest(f)) => (&f.importance_weight, &f.importance_gain, &f.importance_cover),
+        Some(Payload::Boosted(b)) => (&b.importance_weight, &b.importance_gain, &b.importance_cover),
+        _ => return Vec::new(),
+    };
     let owner = spec.encoded_owner();
     let mut out: Vec<Importance> = spec
         .features
@@ -700,9 +708,9 @@ fn importance(spec: &TrainSpec, payload: &ModelPayload) -> Vec<Importance> {
         })
         .collect();
     for (j, o) in owner.iter().enumerate() {
-        out[*o].importance_weight += f.importance_weight.get(j).copied().unwrap_or(0.0);
-        out[*o].importance_gain += f.importance_gain.get(j).copied().unwrap_or(0.0);
-        out[*o].importance_cover += f.importance_cover.get(j).copied().unwrap_or(0.0);
+        out[*o].importance_weight += weight.get(j).copied().unwrap_or(0.0);
+        out[*o].importance_gain += gain.get(j).copied().unwrap_or(0.0);
+        out[*o].importance_cover += cover.get(j).copied().unwrap_or(0.0);
     }
     out
 }
@@ -946,17 +954,20 @@ pub(crate) fn training_info(
     on_evaluation_rows: bool,
 ) -> Vec<Iteration> {
     let mut info = Vec::new();
-    if let Some(Payload::Logistic(l)) = &payload.algorithm {
-        for (i, loss) in l.loss_history.iter().enumerate() {
-            let (step, millis) = trained.iterations.get(i).copied().unzip();
-            info.push(Iteration {
-                iteration: i as i64,
-                loss: Some(*loss),
-                eval_loss: None,
-                learning_rate: step,
-                duration_ms: i64::from(millis.unwrap_or(0)),
-            });
-        }
+    let losses = match &payload.algorithm {
+        Some(Payload::Logistic(l)) => l.loss_history.as_slice(),
+        Some(Payload::Boosted(b)) => b.loss_history.as_slice(),
+        _ => &[],
+    };
+    for (i, loss) in losses.iter().enumerate() {
+        let (step, millis) = trained.iterations.get(i).copied().unzip();
+        info.push(Iteration {
+            iteration: i as i64,
+            loss: Some(*loss),
+            eval_loss: None,
+            learning_rate: step,
+            duration_ms: i64::from(millis.unwrap_or(0)),
+        });
     }
     if info.is_empty() {
         // One fit, no iterations: the row's time is the training's.

@@ -54,7 +54,7 @@ pub struct TrainOptions {
 }
 
 /// Every option CREATE MODEL accepts.
-pub const KNOWN_OPTIONS: [&str; 22] = [
+pub const KNOWN_OPTIONS: [&str; 28] = [
     "model_type",
     "input_label_cols",
     "data_split_method",
@@ -71,6 +71,12 @@ pub const KNOWN_OPTIONS: [&str; 22] = [
     "l2_reg",
     "l1_reg",
     "optimize_strategy",
+    "learn_rate",
+    "colsample_bytree",
+    "min_split_loss",
+    "booster_type",
+    "tree_method",
+    "early_stop",
     "max_iterations",
     "min_rel_progress",
     "num_neighbors",
@@ -107,6 +113,22 @@ fn hyperparameters(algorithm: Algorithm) -> &'static [&'static str] {
             "min_tree_child_weight",
             "max_training_rows",
             "enable_global_explain",
+        ],
+        // Gradient-boosted trees, trained in one task (see docs/sql.md).
+        Algorithm::BoostedTreeClassifier | Algorithm::BoostedTreeRegressor => &[
+            "max_iterations",
+            "learn_rate",
+            "max_tree_depth",
+            "subsample",
+            "colsample_bytree",
+            "l1_reg",
+            "l2_reg",
+            "min_split_loss",
+            "min_tree_child_weight",
+            "booster_type",
+            "tree_method",
+            "early_stop",
+            "max_training_rows",
         ],
         Algorithm::DecisionTree => {
             &["max_tree_depth", "min_tree_child_weight", "max_training_rows", "enable_global_explain"]
@@ -221,6 +243,40 @@ fn split_method(options: &[(String, OptValue)]) -> Result<SplitMethod, MlError> 
     Ok(split)
 }
 
+/// Checks the choices of a boosted model Sentio has one of: `booster_type =
+/// 'GBTREE'`, `tree_method` `'HIST'` or `'AUTO'` (histograms of quantile
+/// bins) and `early_stop = FALSE` — the rounds run to `max_iterations`
+/// (BigQuery ML stops early by default; Sentio does not yet).
+fn check_boosting_choices(
+    booster: Option<&OptValue>,
+    method: Option<&OptValue>,
+    early_stop: Option<&OptValue>,
+) -> Result<(), MlError> {
+    if let Some(v) = booster
+        && !string("booster_type", v)?.eq_ignore_ascii_case("gbtree")
+    {
+        return Err(MlError::Option(format!("booster_type {v} is not implemented in Sentio (only 'GBTREE')")));
+    }
+    if let Some(v) = method {
+        let m = string("tree_method", v)?.to_ascii_uppercase();
+        if m != "HIST" && m != "AUTO" {
+            return Err(MlError::Option(format!(
+                "tree_method '{m}' is not Sentio's: it grows trees from histograms ('HIST', also for 'AUTO')"
+            )));
+        }
+    }
+    if let Some(v) = early_stop
+        && boolean("early_stop", v)?
+    {
+        return Err(MlError::Option(
+            "early_stop = TRUE is not implemented in Sentio for boosted trees: every round to max_iterations runs \
+             (write early_stop = FALSE, and pick max_iterations, e.g. by tuning)"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Checks `optimize_strategy` of a `linear_reg`: Sentio always solves
 /// exactly (the normal equations, or coordinate descent with `l1_reg`), which
 /// is what `AUTO_STRATEGY` and `NORMAL_EQUATION` ask for; gradient descent's
@@ -264,7 +320,8 @@ impl TrainOptions {
         let algorithm = Algorithm::from_model_type(&model_type).ok_or_else(|| {
             MlError::Option(format!(
                 "unknown model_type '{model_type}'; Sentio trains logistic_reg, linear_reg, \
-                 random_forest_classifier, random_forest_regressor, decision_tree_classifier, naive_bayes_classifier, knn_classifier, \
+                 random_forest_classifier, random_forest_regressor, boosted_tree_classifier, \
+                 boosted_tree_regressor, decision_tree_classifier, naive_bayes_classifier, knn_classifier, \
                  matrix_factorization"
             ))
         })?;
@@ -313,6 +370,13 @@ impl TrainOptions {
         if algorithm == Algorithm::DecisionTree {
             params.max_depth = 10;
         }
+        if algorithm.is_boosted() {
+            // BigQuery ML's defaults for boosted trees.
+            params.max_depth = 6;
+            params.subsample = 1.0;
+            params.l2_reg = 1.0;
+            params.max_iterations = 20;
+        }
         if algorithm == Algorithm::RandomForestRegressor {
             // BigQuery ML's default; √features (the classifier's) starves
             // regression trees of the features that carry the signal.
@@ -331,8 +395,23 @@ impl TrainOptions {
             params.colsample_bynode = number("colsample_bynode", v, 0.01, 1.0)?;
         }
         if let Some(v) = get("min_tree_child_weight") {
-            params.min_child_rows = integer("min_tree_child_weight", v, 1, 1_000_000)? as u32;
+            if algorithm.is_boosted() {
+                // Boosting counts the loss's hessian, as XGBoost does.
+                params.min_child_weight = number("min_tree_child_weight", v, 0.0, 1e12)?;
+            } else {
+                params.min_child_rows = integer("min_tree_child_weight", v, 1, 1_000_000)? as u32;
+            }
         }
+        if let Some(v) = get("learn_rate") {
+            params.learn_rate = number("learn_rate", v, 1e-6, 1.0)?;
+        }
+        if let Some(v) = get("colsample_bytree") {
+            params.colsample_bytree = number("colsample_bytree", v, 0.01, 1.0)?;
+        }
+        if let Some(v) = get("min_split_loss") {
+            params.min_split_loss = number("min_split_loss", v, 0.0, 1e12)?;
+        }
+        check_boosting_choices(get("booster_type"), get("tree_method"), get("early_stop"))?;
         if let Some(v) = get("l2_reg") {
             params.l2_reg = number("l2_reg", v, 0.0, 1e12)?;
         }

@@ -181,10 +181,12 @@ async fn run_trial(
     }
 }
 
-/// The last loss of the optimiser (logistic regression), if it has one.
+/// The last loss of the optimiser (logistic regression, boosting), if it
+/// has one.
 fn last_training_loss(payload: &[u8]) -> Option<f64> {
     match ModelPayload::decode(payload).ok()?.algorithm? {
         Payload::Logistic(l) => l.loss_history.last().copied(),
+        Payload::Boosted(b) => b.loss_history.last().copied(),
         _ => None,
     }
 }

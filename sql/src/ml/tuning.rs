@@ -17,7 +17,7 @@ use crate::ml::options::{TUNING_OPTIONS, TrainOptions};
 use crate::ml::parse::OptValue;
 
 /// Hyperparameters that can be tuned, and whether each is a whole number.
-const TUNABLE: [(&str, bool); 8] = [
+const TUNABLE: [(&str, bool); 11] = [
     ("num_parallel_tree", true),
     ("max_tree_depth", true),
     ("min_tree_child_weight", true),
@@ -26,6 +26,9 @@ const TUNABLE: [(&str, bool); 8] = [
     ("colsample_bynode", false),
     ("l2_reg", false),
     ("l1_reg", false),
+    ("learn_rate", false),
+    ("colsample_bytree", false),
+    ("min_split_loss", false),
 ];
 
 /// Most trials a statement may ask for (BigQuery ML's limit).

@@ -5,7 +5,8 @@
 //! * [`factors`] — a factorization model and the `sentio_mf_*` functions
 //!   that apply it;
 //! * [`spec`] — what a model knows of its inputs and how it encodes them;
-//! * [`tree`], [`logistic`], [`linear`], [`bayes`], [`knn`] — the algorithms;
+//! * [`tree`], [`boost`], [`logistic`], [`linear`], [`bayes`], [`knn`] — the
+//!   algorithms;
 //! * [`model`] — training dispatch, merging parts, prediction, explanation;
 //! * [`shap`] — exact feature attributions (Tree SHAP, linear terms);
 //! * [`train_udaf`] — `sentio_train`, the aggregate that trains;
@@ -22,6 +23,7 @@
 
 pub mod als;
 pub mod bayes;
+pub mod boost;
 pub mod explain_udf;
 pub mod factors;
 pub mod knn;

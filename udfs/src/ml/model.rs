@@ -5,7 +5,7 @@ use prost::Message;
 use sentio_proto::{Forest, Knn, ModelPayload, model_payload::Algorithm as Payload};
 
 use crate::ml::spec::{Algorithm, TrainSpec};
-use crate::ml::{Dataset, bayes, knn, linear, logistic, shap, tree};
+use crate::ml::{Dataset, bayes, boost, knn, linear, logistic, shap, tree};
 
 /// Version of the [`ModelPayload`] encoding this build writes and reads.
 pub const PAYLOAD_FORMAT: u32 = 1;
@@ -51,6 +51,9 @@ pub fn train_bucket(spec: &TrainSpec, data: &Dataset, bucket: u32) -> ModelPaylo
         Algorithm::LogisticReg => {
             Payload::Logistic(logistic::fit(data, classes, p.l2_reg, p.max_iterations, p.min_rel_progress))
         }
+        Algorithm::BoostedTreeClassifier | Algorithm::BoostedTreeRegressor => {
+            Payload::Boosted(boost::fit(data, boost_objective(spec), &boost_params(spec), spec.seed))
+        }
         Algorithm::NaiveBayes => Payload::NaiveBayes(bayes::fit(data, classes, &spec.class_weights)),
         Algorithm::Knn => Payload::Knn(Knn { num_neighbors: p.num_neighbors, x: data.x.clone(), y: data.y.clone() }),
         Algorithm::MatrixFactorization => unreachable!("sentio_train refuses matrix factorization specs"),
@@ -73,6 +76,30 @@ pub fn naive_bayes_payload(spec: &TrainSpec, stats: &bayes::Stats) -> ModelPaylo
         num_classes: spec.labels.len() as u32,
         algorithm: Some(Payload::NaiveBayes(stats.finish(&spec.class_weights))),
         parts: Vec::new(),
+    }
+}
+
+/// What a boosted model of `spec` predicts.
+pub fn boost_objective(spec: &TrainSpec) -> boost::Objective {
+    if spec.algorithm.is_regressor() {
+        boost::Objective::Regression
+    } else {
+        boost::Objective::Classes(spec.labels.len())
+    }
+}
+
+fn boost_params(spec: &TrainSpec) -> boost::BoostParams {
+    let p = &spec.params;
+    boost::BoostParams {
+        rounds: p.max_iterations,
+        learn_rate: p.learn_rate,
+        max_depth: p.max_depth,
+        subsample: p.subsample,
+        colsample_bytree: p.colsample_bytree,
+        l1: p.l1_reg,
+        l2: p.l2_reg,
+        min_split_loss: p.min_split_loss,
+        min_child_weight: p.min_child_weight,
     }
 }
 
@@ -182,6 +209,29 @@ impl Predictor {
                     && l.weights.len() == spec.width() + 1
                     && l.weights.iter().all(|w| w.is_finite())
             }
+            Some(Payload::Boosted(b)) => {
+                let k = boost_objective(&spec).outputs();
+                spec.algorithm.is_boosted()
+                    && b.outputs as usize == k
+                    && b.base.len() == k
+                    && b.trees.len() % k == 0
+                    && b.trees.iter().all(|t| {
+                        let n = t.feature.len();
+                        n > 0
+                            && t.threshold.len() == n
+                            && t.left.len() == n
+                            && t.right.len() == n
+                            && t.probs.len() == n
+                            && (0..n).all(|i| {
+                                t.feature[i] < 0
+                                    || ((t.feature[i] as usize) < spec.width()
+                                        && (t.left[i] as usize) < n
+                                        && (t.right[i] as usize) < n
+                                        && t.left[i] as usize > i
+                                        && t.right[i] as usize > i)
+                            })
+                    })
+            }
             None => false,
         };
         if !ok {
@@ -198,6 +248,9 @@ impl Predictor {
             Some(Payload::Logistic(l)) => logistic::probs(&l.weights, width, x, out),
             Some(Payload::NaiveBayes(nb)) => bayes::probs(nb, width, x, out),
             Some(Payload::Knn(k)) => knn::probs(k, &self.spec.class_weights, width, x, out),
+            Some(Payload::Boosted(b)) => {
+                boost::link(boost_objective(&self.spec), &boost::scores(b, x), out);
+            }
             Some(Payload::Linear(_)) | None => out.fill(0.0),
         }
     }
@@ -206,6 +259,10 @@ impl Predictor {
     pub fn value(&self, x: &[f64]) -> Option<f64> {
         match &self.payload.algorithm {
             Some(Payload::Linear(l)) => Some(linear::predict(&l.weights, x)),
+            Some(Payload::Boosted(b)) if self.spec.algorithm.is_regressor() => {
+                let x: Vec<f32> = x.iter().map(|v| *v as f32).collect();
+                Some(boost::scores(b, &x)[0])
+            }
             Some(Payload::Forest(f)) if self.spec.algorithm.is_regressor() => {
                 let x: Vec<f32> = x.iter().map(|v| *v as f32).collect();
                 let mut mean = [0.0];

@@ -20,6 +20,10 @@ pub enum Algorithm {
     RandomForest,
     /// Random forest of regression trees (`random_forest_regressor`).
     RandomForestRegressor,
+    /// Gradient-boosted trees (`boosted_tree_classifier`).
+    BoostedTreeClassifier,
+    /// Gradient-boosted regression trees (`boosted_tree_regressor`).
+    BoostedTreeRegressor,
     /// One CART tree (`decision_tree_classifier`).
     DecisionTree,
     /// Gaussian naive Bayes (`naive_bayes_classifier`).
@@ -43,6 +47,8 @@ impl Algorithm {
             Self::LogisticReg => "logistic_reg",
             Self::RandomForest => "random_forest_classifier",
             Self::RandomForestRegressor => "random_forest_regressor",
+            Self::BoostedTreeClassifier => "boosted_tree_classifier",
+            Self::BoostedTreeRegressor => "boosted_tree_regressor",
             Self::DecisionTree => "decision_tree_classifier",
             Self::NaiveBayes => "naive_bayes_classifier",
             Self::Knn => "knn_classifier",
@@ -57,6 +63,8 @@ impl Algorithm {
             Self::LogisticReg,
             Self::RandomForest,
             Self::RandomForestRegressor,
+            Self::BoostedTreeClassifier,
+            Self::BoostedTreeRegressor,
             Self::DecisionTree,
             Self::NaiveBayes,
             Self::Knn,
@@ -69,7 +77,12 @@ impl Algorithm {
 
     /// Whether the model predicts a number (a regressor) rather than a class.
     pub fn is_regressor(self) -> bool {
-        matches!(self, Self::LinearReg | Self::RandomForestRegressor)
+        matches!(self, Self::LinearReg | Self::RandomForestRegressor | Self::BoostedTreeRegressor)
+    }
+
+    /// Whether the model is gradient-boosted trees.
+    pub fn is_boosted(self) -> bool {
+        matches!(self, Self::BoostedTreeClassifier | Self::BoostedTreeRegressor)
     }
 
     /// Whether the model is a forest of trees (dealt out to buckets).
@@ -153,9 +166,21 @@ pub struct Params {
     pub min_child_rows: u32,
     /// L2 penalty (`l2_reg`).
     pub l2_reg: f64,
-    /// L1 penalty (`l1_reg`; linear regression).
+    /// L1 penalty (`l1_reg`; linear regression, boosted trees).
     #[serde(default)]
     pub l1_reg: f64,
+    /// Shrinkage of each boosted tree (`learn_rate`).
+    #[serde(default)]
+    pub learn_rate: f64,
+    /// Share of features each boosted tree considers (`colsample_bytree`).
+    #[serde(default)]
+    pub colsample_bytree: f64,
+    /// Least loss reduction of a boosted tree's split (`min_split_loss`).
+    #[serde(default)]
+    pub min_split_loss: f64,
+    /// Least hessian sum in a boosted tree's child (`min_tree_child_weight`).
+    #[serde(default)]
+    pub min_child_weight: f64,
     /// Iterations of the optimiser (`max_iterations`).
     pub max_iterations: u32,
     /// Stop when the loss improves by less than this fraction (`min_rel_progress`).
@@ -190,6 +215,10 @@ impl Default for Params {
             min_child_rows: 1,
             l2_reg: 0.0,
             l1_reg: 0.0,
+            learn_rate: 0.3,
+            colsample_bytree: 1.0,
+            min_split_loss: 0.0,
+            min_child_weight: 1.0,
             max_iterations: 50,
             min_rel_progress: 1e-4,
             num_neighbors: 5,

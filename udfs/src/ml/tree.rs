@@ -24,11 +24,11 @@ pub const MAX_BINS: usize = 255;
 /// A feature matrix cut into bins, column-major, with the cut points.
 pub struct Binned {
     /// `bins[f * rows + r]` is the bin of row `r` in feature `f`.
-    bins: Vec<u8>,
+    pub(crate) bins: Vec<u8>,
     /// Upper edge of each bin but the last, per feature: bin `b` holds values
     /// `<= cuts[f][b]`.
-    cuts: Vec<Vec<f32>>,
-    rows: usize,
+    pub(crate) cuts: Vec<Vec<f32>>,
+    pub(crate) rows: usize,
 }
 
 impl Binned {
