@@ -2337,11 +2337,25 @@ print(json.dumps(out))
         assert!(info.windows(2).all(|w| num(&w[1], "loss") <= num(&w[0], "loss") + 1e-12), "{name}: {info:?}");
         assert!(info.iter().all(|i| num(i, "learning_rate") == 0.1), "{info:?}");
     }
+    // Early stopping (BigQuery ML's default): after the first round that
+    // improves the evaluation rows' loss by less than min_rel_progress.
+    lake.rows(
+        "CREATE MODEL bt_stop OPTIONS (model_type = 'boosted_tree_regressor', input_label_cols = ['label'], \
+         max_iterations = 300, min_rel_progress = 0.005, data_split_method = 'RANDOM') \
+         AS SELECT * EXCEPT (id) FROM adhoc.diabetes",
+    );
+    let info = lake.rows("SELECT loss, eval_loss FROM ML.TRAINING_INFO(MODEL bt_stop) ORDER BY iteration");
+    let eval: Vec<f64> = info.iter().map(|i| num(i, "eval_loss")).collect();
+    let n = eval.len();
+    assert!((2..300).contains(&n), "early stopping ran {n} rounds: {info:?}");
+    assert!(eval[n - 2] - eval[n - 1] < 0.005 * eval[n - 2], "{eval:?}");
+    assert!(eval[..n - 1].windows(2).all(|w| w[0] - w[1] >= 0.005 * w[0]), "not the first such round: {eval:?}");
+
     let importance = lake.rows("SELECT * FROM ML.FEATURE_IMPORTANCE(MODEL bt_diabetes)");
     assert_eq!(importance.len(), 10, "{importance:?}");
     let q = "SELECT * EXCEPT (id) FROM adhoc.diabetes";
     for (options, want) in [
-        ("early_stop = TRUE", "early_stop = TRUE is not implemented"),
+        ("early_stop = FALSE, min_rel_progress = 0.1", "min_rel_progress goes with early_stop = TRUE"),
         ("booster_type = 'DART'", "booster_type 'DART' is not implemented"),
         ("tree_method = 'EXACT'", "tree_method 'EXACT' is not Sentio's"),
         ("learn_rate = 0", "learn_rate must be between"),

@@ -185,9 +185,13 @@ pub async fn train(ml: &MlContext, opts: &TrainOptions, query: &str, what: &str)
         buckets,
         params: opts.params.clone(),
         target,
+        // Boosting that stops early watches the evaluation rows, fed to it
+        // flagged.
+        eval_flag: opts.algorithm.is_boosted() && opts.params.early_stop && split.eval.is_some(),
     };
     let t = Instant::now();
-    let (payload, training_parts, iterations) = fit(ml, &spec, &features, &opts.label, &split.train).await?;
+    let fit_on = Rows { train: &split.train, eval: split.eval.as_deref().filter(|_| spec.eval_flag) };
+    let (payload, training_parts, iterations) = fit(ml, &spec, &features, &opts.label, fit_on).await?;
     timings.insert("training".to_string(), elapsed_ms(t));
     let eval_rows = match &split.eval {
         Some(q) => count_rows(ml, q).await? as u64,
@@ -577,6 +581,13 @@ fn class_weights(opts: &TrainOptions, label_counts: &[(String, i64)], rows: i64)
     })
 }
 
+/// The rows a model is fit on: the training rows and, for boosting that
+/// stops early, the evaluation rows it watches.
+struct Rows<'a> {
+    train: &'a str,
+    eval: Option<&'a str>,
+}
+
 /// Fits the model of `spec` in the cluster — one `sentio_train` aggregate
 /// per bucket — and merges the parts: the encoded payload, and where its
 /// parts were trained.
@@ -585,9 +596,19 @@ async fn fit(
     spec: &TrainSpec,
     features: &[FeatureColumn],
     label: &str,
-    train_query: &str,
+    rows: Rows<'_>,
 ) -> Result<(Vec<u8>, Vec<TrainingPartInfo>, Vec<(f64, u32)>), MlError> {
-    let args: Vec<String> = features.iter().map(|(n, t, _)| feature_expr(&qcol("__t", n), t)).collect();
+    let mut args: Vec<String> = features.iter().map(|(n, t, _)| feature_expr(&qcol("__t", n), t)).collect();
+    let train_query = match rows.eval {
+        None => rows.train.to_string(),
+        Some(eval) => {
+            args.push("__t.__sentio_eval".into());
+            format!(
+                "SELECT *, FALSE AS __sentio_eval FROM ({}) __a UNION ALL SELECT *, TRUE AS __sentio_eval FROM ({eval}) __b",
+                rows.train
+            )
+        }
+    };
     let label_type = if spec.algorithm.is_regressor() { "DOUBLE" } else { "VARCHAR" };
     let label_arg = format!("CAST({} AS {label_type})", qcol("__t", label));
     let train_sql = if spec.buckets > 1 {
@@ -954,17 +975,17 @@ pub(crate) fn training_info(
     on_evaluation_rows: bool,
 ) -> Vec<Iteration> {
     let mut info = Vec::new();
-    let losses = match &payload.algorithm {
-        Some(Payload::Logistic(l)) => l.loss_history.as_slice(),
-        Some(Payload::Boosted(b)) => b.loss_history.as_slice(),
-        _ => &[],
+    let (losses, eval_losses): (&[f64], &[f64]) = match &payload.algorithm {
+        Some(Payload::Logistic(l)) => (&l.loss_history, &[]),
+        Some(Payload::Boosted(b)) => (&b.loss_history, &b.eval_loss_history),
+        _ => (&[], &[]),
     };
     for (i, loss) in losses.iter().enumerate() {
         let (step, millis) = trained.iterations.get(i).copied().unzip();
         info.push(Iteration {
             iteration: i as i64,
             loss: Some(*loss),
-            eval_loss: None,
+            eval_loss: eval_losses.get(i).copied(),
             learning_rate: step,
             duration_ms: i64::from(millis.unwrap_or(0)),
         });

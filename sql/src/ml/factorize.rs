@@ -519,6 +519,7 @@ async fn claim(
             buckets: 1,
             params: params_of(opts),
             target: None,
+            eval_flag: false,
         },
         options: options_text(statement.options),
         train_options: prepared.train_options.clone(),

@@ -128,6 +128,7 @@ fn hyperparameters(algorithm: Algorithm) -> &'static [&'static str] {
             "booster_type",
             "tree_method",
             "early_stop",
+            "min_rel_progress",
             "max_training_rows",
         ],
         Algorithm::DecisionTree => {
@@ -245,13 +246,8 @@ fn split_method(options: &[(String, OptValue)]) -> Result<SplitMethod, MlError> 
 
 /// Checks the choices of a boosted model Sentio has one of: `booster_type =
 /// 'GBTREE'`, `tree_method` `'HIST'` or `'AUTO'` (histograms of quantile
-/// bins) and `early_stop = FALSE` — the rounds run to `max_iterations`
-/// (BigQuery ML stops early by default; Sentio does not yet).
-fn check_boosting_choices(
-    booster: Option<&OptValue>,
-    method: Option<&OptValue>,
-    early_stop: Option<&OptValue>,
-) -> Result<(), MlError> {
+/// bins).
+fn check_boosting_choices(booster: Option<&OptValue>, method: Option<&OptValue>) -> Result<(), MlError> {
     if let Some(v) = booster
         && !string("booster_type", v)?.eq_ignore_ascii_case("gbtree")
     {
@@ -264,15 +260,6 @@ fn check_boosting_choices(
                 "tree_method '{m}' is not Sentio's: it grows trees from histograms ('HIST', also for 'AUTO')"
             )));
         }
-    }
-    if let Some(v) = early_stop
-        && boolean("early_stop", v)?
-    {
-        return Err(MlError::Option(
-            "early_stop = TRUE is not implemented in Sentio for boosted trees: every round to max_iterations runs \
-             (write early_stop = FALSE, and pick max_iterations, e.g. by tuning)"
-                .into(),
-        ));
     }
     Ok(())
 }
@@ -376,6 +363,8 @@ impl TrainOptions {
             params.subsample = 1.0;
             params.l2_reg = 1.0;
             params.max_iterations = 20;
+            params.early_stop = true;
+            params.min_rel_progress = 0.01;
         }
         if algorithm == Algorithm::RandomForestRegressor {
             // BigQuery ML's default; √features (the classifier's) starves
@@ -411,7 +400,13 @@ impl TrainOptions {
         if let Some(v) = get("min_split_loss") {
             params.min_split_loss = number("min_split_loss", v, 0.0, 1e12)?;
         }
-        check_boosting_choices(get("booster_type"), get("tree_method"), get("early_stop"))?;
+        check_boosting_choices(get("booster_type"), get("tree_method"))?;
+        if let Some(v) = get("early_stop") {
+            params.early_stop = boolean("early_stop", v)?;
+            if !params.early_stop && get("min_rel_progress").is_some() {
+                return Err(MlError::Option("min_rel_progress goes with early_stop = TRUE".into()));
+            }
+        }
         if let Some(v) = get("l2_reg") {
             params.l2_reg = number("l2_reg", v, 0.0, 1e12)?;
         }

@@ -17,6 +17,11 @@
 //! draws each round's rows and `colsample_bytree` each tree's features
 //! (without replacement), seeded by (seed, round), so the same rows and seed
 //! give the same model.
+//!
+//! With `early_stop`, boosting stops after the first round that improves the
+//! loss by less than `min_rel_progress` of it — the loss on the evaluation
+//! rows the data flags (`Dataset::eval`, which no tree grows on), or on the
+//! training rows when there are none.
 
 use std::time::Instant;
 
@@ -47,6 +52,11 @@ pub struct BoostParams {
     pub min_split_loss: f64,
     /// Least hessian sum in a child (`min_tree_child_weight`).
     pub min_child_weight: f64,
+    /// Stop once a round improves the loss by less than `min_rel_progress`
+    /// of it (`early_stop`).
+    pub early_stop: bool,
+    /// See `early_stop`.
+    pub min_rel_progress: f64,
 }
 
 /// What the model predicts: a number, or one of `classes` classes.
@@ -116,18 +126,21 @@ pub fn scores(model: &Boosted, x: &[f32]) -> Vec<f64> {
     s
 }
 
-/// The starting scores: the mean label, or the log of each class's share
-/// (the log-odds of the second for two classes).
+fn is_eval(data: &Dataset, r: usize) -> bool {
+    data.eval.get(r).copied().unwrap_or(false)
+}
+
+/// The starting scores over the training rows: the mean label, or the log
+/// of each class's share (the log-odds of the second for two classes).
 fn base_scores(data: &Dataset, objective: Objective) -> Vec<f64> {
-    let total: f64 = data.w.iter().sum::<f64>().max(1e-300);
+    let train = (0..data.rows()).filter(|&r| !is_eval(data, r));
+    let total: f64 = train.clone().map(|r| data.w[r]).sum::<f64>().max(1e-300);
     match objective {
-        Objective::Regression => {
-            vec![data.target.iter().zip(&data.w).map(|(y, w)| y * w).sum::<f64>() / total]
-        }
+        Objective::Regression => vec![train.map(|r| data.target[r] * data.w[r]).sum::<f64>() / total],
         Objective::Classes(k) => {
             let mut share = vec![0.0; k];
-            for (y, w) in data.y.iter().zip(&data.w) {
-                share[*y as usize] += w;
+            for r in train {
+                share[data.y[r] as usize] += data.w[r];
             }
             let share: Vec<f64> = share.iter().map(|s| (s / total).clamp(1e-12, 1.0 - 1e-12)).collect();
             if k == 2 { vec![(share[1] / share[0]).ln()] } else { share.iter().map(|s| s.ln()).collect() }
@@ -136,27 +149,29 @@ fn base_scores(data: &Dataset, objective: Objective) -> Vec<f64> {
 }
 
 /// Every row's gradient and hessian for each output, and the mean loss (the
-/// mean squared error, or cross-entropy), at `scores` (row-major, `outputs`
-/// per row).
-fn gradients(data: &Dataset, objective: Objective, scores: &[f64], g: &mut [f64], h: &mut [f64]) -> f64 {
+/// mean squared error, or cross-entropy) of the training and of the
+/// evaluation rows, at `scores` (row-major, `outputs` per row).
+fn gradients(data: &Dataset, objective: Objective, scores: &[f64], g: &mut [f64], h: &mut [f64]) -> (f64, f64) {
     let k = objective.outputs();
     let mut p = vec![0.0; if let Objective::Classes(c) = objective { c } else { 1 }];
-    let (mut loss, mut total) = (0.0, 0.0);
+    // (loss, weight) of the training rows, then of the evaluation rows.
+    let mut sums = [[0.0; 2]; 2];
     for r in 0..data.rows() {
         let w = data.w[r];
         let s = &scores[r * k..(r + 1) * k];
-        total += w;
+        let sum = &mut sums[usize::from(is_eval(data, r))];
+        sum[1] += w;
         match objective {
             Objective::Regression => {
                 let d = s[0] - data.target[r];
                 g[r] = w * d;
                 h[r] = w;
-                loss += w * d * d;
+                sum[0] += w * d * d;
             }
             Objective::Classes(_) => {
                 link(objective, s, &mut p);
                 let y = data.y[r] as usize;
-                loss -= w * p[y].max(1e-300).ln();
+                sum[0] -= w * p[y].max(1e-300).ln();
                 if k == 1 {
                     g[r] = w * (p[1] - if y == 1 { 1.0 } else { 0.0 });
                     h[r] = w * (p[1] * (1.0 - p[1])).max(1e-16);
@@ -169,7 +184,8 @@ fn gradients(data: &Dataset, objective: Objective, scores: &[f64], g: &mut [f64]
             }
         }
     }
-    loss / total.max(1e-300)
+    let mean = |[loss, weight]: [f64; 2]| if weight > 0.0 { loss / weight } else { f64::NAN };
+    (mean(sums[0]), mean(sums[1]))
 }
 
 struct Grower<'a> {
@@ -290,8 +306,10 @@ fn sample(rng: &mut Rng, n: usize, count: usize) -> Vec<usize> {
 
 /// Boosts `params.rounds` rounds of trees on `data` for `objective`.
 pub fn fit(data: &Dataset, objective: Objective, params: &BoostParams, seed: u64) -> Boosted {
-    let binned = Binned::new(data);
     let (n, width, k) = (data.rows(), data.width, objective.outputs());
+    let train: Vec<u32> = (0..n).filter(|&r| !is_eval(data, r)).map(|r| r as u32).collect();
+    let has_eval = train.len() < n;
+    let binned = Binned::cut_on(data, &train);
     let base = base_scores(data, objective);
     let mut scores: Vec<f64> = (0..n).flat_map(|_| base.iter().copied()).collect();
     let (mut g, mut h) = (vec![0.0; n * k], vec![0.0; n * k]);
@@ -304,8 +322,8 @@ pub fn fit(data: &Dataset, objective: Objective, params: &BoostParams, seed: u64
         let started = Instant::now();
         gradients(data, objective, &scores, &mut g, &mut h);
         let mut rng = Rng::stream(seed, "boost", u64::from(round));
-        let keep = ((n as f64 * params.subsample).round() as usize).clamp(1, n.max(1));
-        let rows: Vec<u32> = sample(&mut rng, n, keep).into_iter().map(|r| r as u32).collect();
+        let keep = ((train.len() as f64 * params.subsample).round() as usize).clamp(1, train.len().max(1));
+        let rows: Vec<u32> = sample(&mut rng, train.len(), keep).into_iter().map(|i| train[i]).collect();
         let per_tree = ((width as f64 * params.colsample_bytree).round() as usize).clamp(1, width.max(1));
         for c in 0..k {
             let features = sample(&mut rng, width, per_tree);
@@ -323,8 +341,19 @@ pub fn fit(data: &Dataset, objective: Objective, params: &BoostParams, seed: u64
             add_tree(&tree, data, k, c, &mut scores);
             model.trees.push(tree);
         }
-        model.loss_history.push(gradients(data, objective, &scores, &mut g, &mut h));
+        let (loss, eval_loss) = gradients(data, objective, &scores, &mut g, &mut h);
+        model.loss_history.push(loss);
+        if has_eval {
+            model.eval_loss_history.push(eval_loss);
+        }
         model.iteration_millis.push(started.elapsed().as_millis() as u32);
+        let watched = if has_eval { &model.eval_loss_history } else { &model.loss_history };
+        if params.early_stop
+            && let [.., before, now] = watched[..]
+            && before - now < params.min_rel_progress * before.abs()
+        {
+            break;
+        }
     }
     model.importance_weight = importance.iter().map(|i| i[0]).collect();
     model.importance_gain = importance.iter().map(|i| i[1]).collect();
@@ -347,6 +376,8 @@ mod tests {
             l2: 1.0,
             min_split_loss: 0.0,
             min_child_weight: 1.0,
+            early_stop: false,
+            min_rel_progress: 0.01,
         }
     }
 
@@ -406,6 +437,34 @@ mod tests {
         };
         assert_eq!(strip(a.clone()), strip(fit(&d, Objective::Classes(2), &p, 1)));
         assert_ne!(strip(a).trees, strip(fit(&d, Objective::Classes(2), &p, 2)).trees);
+    }
+
+    #[test]
+    fn early_stopping_watches_the_evaluation_rows() {
+        let mut d = data(2000, 5);
+        // Every fourth row is held out; no tree grows on them.
+        d.eval = (0..d.rows()).map(|r| r % 4 == 0).collect();
+        let p = BoostParams { rounds: 500, early_stop: true, ..params() };
+        let model = fit(&d, Objective::Regression, &p, 1);
+        let rounds = model.loss_history.len();
+        assert!(rounds > 3 && rounds < 500, "stopped after {rounds} rounds");
+        assert_eq!(model.eval_loss_history.len(), rounds);
+        let e = &model.eval_loss_history;
+        assert!(e[rounds - 2] - e[rounds - 1] < 0.01 * e[rounds - 2], "{e:?}");
+        assert!(e[..rounds - 1].windows(2).all(|w| w[0] - w[1] >= 0.01 * w[0]), "stopped at the first: {e:?}");
+        // The held-out rows change nothing but when it stops.
+        let mut flagged_out = d.clone();
+        let keep: Vec<usize> = (0..d.rows()).filter(|r| r % 4 != 0).collect();
+        flagged_out.x = keep.iter().flat_map(|&r| d.x[r * 3..r * 3 + 3].to_vec()).collect();
+        flagged_out.target = keep.iter().map(|&r| d.target[r]).collect();
+        flagged_out.y = keep.iter().map(|&r| d.y[r]).collect();
+        flagged_out.w = vec![1.0; keep.len()];
+        flagged_out.eval.clear();
+        let alone = fit(&flagged_out, Objective::Regression, &BoostParams { rounds: rounds as u32, ..params() }, 1);
+        assert_eq!(alone.loss_history.len(), rounds);
+        for (a, b) in alone.loss_history.iter().zip(&model.loss_history) {
+            assert!((a - b).abs() <= 1e-9 * a.abs(), "{a} vs {b}");
+        }
     }
 
     #[test]

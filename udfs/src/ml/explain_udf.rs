@@ -197,6 +197,7 @@ mod tests {
             buckets: 1,
             params: Params::default(),
             target: None,
+            eval_flag: false,
         };
         // Class "yes": 2·a − 1·b + 0.5; class "no": all zero.
         let payload = sentio_proto::ModelPayload {

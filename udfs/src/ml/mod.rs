@@ -55,6 +55,8 @@ pub struct Dataset {
     pub width: usize,
     /// A regressor's label of each row (empty for classifiers).
     pub target: Vec<f64>,
+    /// Which rows are held out to stop boosting early (empty: none).
+    pub eval: Vec<bool>,
 }
 
 impl Dataset {

@@ -100,6 +100,8 @@ fn boost_params(spec: &TrainSpec) -> boost::BoostParams {
         l2: p.l2_reg,
         min_split_loss: p.min_split_loss,
         min_child_weight: p.min_child_weight,
+        early_stop: p.early_stop,
+        min_rel_progress: p.min_rel_progress,
     }
 }
 
@@ -387,6 +389,7 @@ mod tests {
             buckets,
             params: Params { num_trees: 20, max_depth: 8, ..Params::default() },
             target: None,
+            eval_flag: false,
         }
     }
 

@@ -181,6 +181,10 @@ pub struct Params {
     /// Least hessian sum in a boosted tree's child (`min_tree_child_weight`).
     #[serde(default)]
     pub min_child_weight: f64,
+    /// Stop boosting once a round improves the loss by less than
+    /// `min_rel_progress` of it (`early_stop`).
+    #[serde(default)]
+    pub early_stop: bool,
     /// Iterations of the optimiser (`max_iterations`).
     pub max_iterations: u32,
     /// Stop when the loss improves by less than this fraction (`min_rel_progress`).
@@ -219,6 +223,7 @@ impl Default for Params {
             colsample_bytree: 1.0,
             min_split_loss: 0.0,
             min_child_weight: 1.0,
+            early_stop: false,
             max_iterations: 50,
             min_rel_progress: 1e-4,
             num_neighbors: 5,
@@ -249,6 +254,10 @@ pub struct TrainSpec {
     /// A regressor's label statistics (None for classifiers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<Target>,
+    /// Whether the training aggregate's last argument flags evaluation rows
+    /// (BOOLEAN), which boosting holds out to stop early.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub eval_flag: bool,
 }
 
 impl TrainSpec {
@@ -361,6 +370,7 @@ mod tests {
             buckets: 1,
             params: Params::default(),
             target: None,
+            eval_flag: false,
         };
         let x: ArrayRef = Arc::new(Float64Array::from(vec![Some(4.0), None, Some(f64::NAN)]));
         let c: ArrayRef = Arc::new(StringArray::from(vec![Some("b"), Some("zzz"), None]));

@@ -88,11 +88,12 @@ impl AggregateUDFImpl for TrainUdaf {
         if spec.algorithm == Algorithm::MatrixFactorization {
             return exec_err!("sentio_train does not train matrix factorization (sentio_als does)");
         }
-        if args.exprs.len() != 3 + spec.features.len() {
+        let flags = usize::from(spec.eval_flag);
+        if args.exprs.len() != 3 + spec.features.len() + flags {
             return exec_err!(
                 "sentio_train: the spec has {} features, {} were given",
                 spec.features.len(),
-                args.exprs.len().saturating_sub(3)
+                args.exprs.len().saturating_sub(3 + flags)
             );
         }
         Ok(Box::new(TrainAccumulator::new(Arc::new(spec))))
@@ -196,12 +197,16 @@ impl TrainAccumulator {
             naive_bayes_fixed: Vec::new(),
             linear_gram: Vec::new(),
             target: Vec::with_capacity(if self.rows.target.is_empty() { 0 } else { order.len() }),
+            eval: Vec::with_capacity(if self.rows.eval.is_empty() { 0 } else { order.len() }),
         };
         for &i in order {
             out.x.extend_from_slice(&self.rows.x[i * w..(i + 1) * w]);
             out.y.push(self.rows.y[i]);
             if let Some(t) = self.rows.target.get(i) {
                 out.target.push(*t);
+            }
+            if let Some(e) = self.rows.eval.get(i) {
+                out.eval.push(*e);
             }
             out.hash.push(self.rows.hash[i]);
         }
@@ -233,7 +238,12 @@ impl TrainAccumulator {
 impl TrainAccumulator {
     /// A regressor's rows (label DOUBLE): encoded like a classifier's, the
     /// label kept in `target` and in the row's hash.
-    fn add_regression_rows(&mut self, label: &ArrayRef, features: &[ArrayRef]) -> Result<()> {
+    fn add_regression_rows(
+        &mut self,
+        label: &ArrayRef,
+        features: &[ArrayRef],
+        flagged: Option<&dyn Fn(usize) -> bool>,
+    ) -> Result<()> {
         let labels = finite_labels(label)?;
         let x = self.spec.encode(features)?;
         let w = self.spec.width();
@@ -244,6 +254,9 @@ impl TrainAccumulator {
             self.rows.x.extend_from_slice(row);
             self.rows.y.push(0);
             self.rows.target.push(*y);
+            if let Some(flagged) = flagged {
+                self.rows.eval.push(flagged(r));
+            }
         }
         Ok(())
     }
@@ -269,9 +282,15 @@ fn finite_labels(label: &ArrayRef) -> Result<Vec<Option<f64>>> {
 
 impl Accumulator for TrainAccumulator {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        let [_, bucket, label, features @ ..] = values else {
+        let [_, bucket, label, rest @ ..] = values else {
             return exec_err!("sentio_train: too few arguments");
         };
+        // The evaluation-row flag comes last when the spec says so.
+        let (features, flags) = match rest.split_last() {
+            Some((flag, features)) if self.spec.eval_flag => (features, Some(flag.as_boolean())),
+            _ => (rest, None),
+        };
+        let flagged = |r: usize| flags.is_some_and(|f| f.is_valid(r) && f.value(r));
         if self.bucket.is_none() && !bucket.is_empty() {
             let b = bucket.as_primitive::<Int64Type>();
             if b.is_valid(0) {
@@ -282,7 +301,7 @@ impl Accumulator for TrainAccumulator {
             return self.add_to_gram(label, features);
         }
         if self.spec.algorithm.is_regressor() {
-            self.add_regression_rows(label, features)?;
+            self.add_regression_rows(label, features, flags.is_some().then_some(&flagged))?;
             self.prune();
             return Ok(());
         }
@@ -302,6 +321,9 @@ impl Accumulator for TrainAccumulator {
             self.rows.hash.push(row_hash(self.spec.seed, row, c as u32));
             self.rows.x.extend_from_slice(row);
             self.rows.y.push(c as u32);
+            if flags.is_some() {
+                self.rows.eval.push(flagged(r));
+            }
         }
         self.prune();
         Ok(())
@@ -353,6 +375,7 @@ impl Accumulator for TrainAccumulator {
             y: rows.y,
             width: self.spec.width(),
             target: rows.target,
+            eval: rows.eval,
         };
         let bucket = u32::try_from(self.bucket.unwrap_or(0)).unwrap_or(0);
         let started = std::time::Instant::now();
@@ -427,6 +450,7 @@ impl Accumulator for TrainAccumulator {
             self.rows.y.extend(part.y);
             self.rows.hash.extend(part.hash);
             self.rows.target.extend(part.target);
+            self.rows.eval.extend(part.eval);
         }
         self.prune();
         Ok(())
@@ -456,6 +480,7 @@ mod tests {
             buckets: 1,
             params: Params { max_training_rows, num_trees: 3, max_depth: 4, ..Params::default() },
             target: None,
+            eval_flag: false,
         })
     }
 

@@ -34,12 +34,19 @@ pub struct Binned {
 impl Binned {
     /// Bins `data` (cut points from a deterministic sample of the rows).
     pub fn new(data: &Dataset) -> Self {
+        let all: Vec<u32> = (0..data.rows() as u32).collect();
+        Self::cut_on(data, &all)
+    }
+
+    /// Bins every row of `data` with cut points from a deterministic sample
+    /// of `rows` (boosting: the training rows, not the held-out ones).
+    pub fn cut_on(data: &Dataset, cut_rows: &[u32]) -> Self {
         let (rows, width) = (data.rows(), data.width);
-        let step = (rows / 20_000).max(1);
+        let step = (cut_rows.len() / 20_000).max(1);
         let mut cuts = Vec::with_capacity(width);
         let mut bins = vec![0u8; rows * width];
         for f in 0..width {
-            let mut sample: Vec<f32> = (0..rows).step_by(step).map(|r| data.x[r * width + f]).collect();
+            let mut sample: Vec<f32> = cut_rows.iter().step_by(step).map(|&r| data.x[r as usize * width + f]).collect();
             sample.sort_by(f32::total_cmp);
             sample.dedup();
             let c: Vec<f32> = if sample.len() <= MAX_BINS {

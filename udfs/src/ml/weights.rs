@@ -260,6 +260,7 @@ mod tests {
             buckets: 1,
             params: Params::default(),
             target: None,
+            eval_flag: false,
         };
         let payload = sentio_proto::ModelPayload {
             format_version: crate::ml::model::PAYLOAD_FORMAT,
