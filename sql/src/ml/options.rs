@@ -95,17 +95,8 @@ pub const TUNING_OPTIONS: [&str; 4] =
 /// one; Sentio's forests have no such penalty).
 fn hyperparameters(algorithm: Algorithm) -> &'static [&'static str] {
     match algorithm {
-        Algorithm::RandomForest => &[
-            "num_parallel_tree",
-            "max_tree_depth",
-            "subsample",
-            "colsample_bynode",
-            "min_tree_child_weight",
-            "max_training_rows",
-            "enable_global_explain",
-        ],
-        // A regressor's forest: the classifier's options.
-        Algorithm::RandomForestRegressor => &[
+        // A regressor's forest takes the classifier's options.
+        Algorithm::RandomForest | Algorithm::RandomForestRegressor => &[
             "num_parallel_tree",
             "max_tree_depth",
             "subsample",

@@ -234,7 +234,7 @@ impl Normal {
             m[i * d + i] += penalty.max(1e-9);
         }
         let b: Vec<f64> = self.b.iter().map(|v| float(*v)).collect();
-        let x = solve_spd(m, d, &b)?;
+        let x = crate::ml::cholesky::solve_spd(m, d, &b, 0.0)?;
         let mut quad = 0.0;
         for i in 0..d {
             for j in 0..d {
@@ -246,47 +246,6 @@ impl Normal {
         let loss = (float(self.tt) - 2.0 * cross + quad).max(0.0) + penalty * norm;
         Some((x, loss))
     }
-}
-
-/// Solves `m x = b` for a symmetric positive definite `m` (`d × d`,
-/// row-major) by Cholesky decomposition; None when `m` is not positive
-/// definite.
-pub fn solve_spd(mut m: Vec<f64>, d: usize, b: &[f64]) -> Option<Vec<f64>> {
-    for j in 0..d {
-        let mut s = m[j * d + j];
-        for k in 0..j {
-            s -= m[j * d + k] * m[j * d + k];
-        }
-        if s <= 0.0 || !s.is_finite() {
-            return None;
-        }
-        let l = s.sqrt();
-        m[j * d + j] = l;
-        for i in j + 1..d {
-            let mut s = m[i * d + j];
-            for k in 0..j {
-                s -= m[i * d + k] * m[j * d + k];
-            }
-            m[i * d + j] = s / l;
-        }
-    }
-    let mut y = vec![0f64; d];
-    for i in 0..d {
-        let mut s = b[i];
-        for k in 0..i {
-            s -= m[i * d + k] * y[k];
-        }
-        y[i] = s / m[i * d + i];
-    }
-    let mut x = vec![0f64; d];
-    for i in (0..d).rev() {
-        let mut s = y[i];
-        for k in i + 1..d {
-            s -= m[k * d + i] * x[k];
-        }
-        x[i] = s / m[i * d + i];
-    }
-    Some(x)
 }
 
 /// The params literal of a call of `sentio_als`.
@@ -639,6 +598,6 @@ mod tests {
         let mut n = Normal::new(2);
         assert!(n.add(&explicit(1), &[1.0, 0.0], f64::INFINITY).is_err());
         assert!(n.add(&explicit(1), &[1.0], 1.0).is_err());
-        assert!(solve_spd(vec![0.0], 1, &[1.0]).is_none());
+        assert!(crate::ml::cholesky::solve_spd(vec![0.0], 1, &[1.0], 0.0).is_none());
     }
 }

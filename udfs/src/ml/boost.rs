@@ -259,14 +259,7 @@ impl Grower<'_> {
         self.importance[f][0] += 1.0;
         self.importance[f][1] += gain;
         self.importance[f][2] += rows.len() as f64;
-        let col = &self.binned.bins[f * self.binned.rows..(f + 1) * self.binned.rows];
-        let mut split = 0;
-        for i in 0..rows.len() {
-            if (col[rows[i] as usize] as usize) <= b {
-                rows.swap(i, split);
-                split += 1;
-            }
-        }
+        let split = self.binned.partition(rows, f, b);
         self.tree.feature[id] = f as i32;
         self.tree.threshold[id] = self.binned.cuts[f][b];
         let (l, r) = rows.split_at_mut(split);

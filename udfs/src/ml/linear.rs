@@ -21,6 +21,7 @@
 
 use sentio_proto::Linear;
 
+use crate::ml::cholesky::solve_spd;
 use crate::ml::spec::Target;
 
 /// Fixed-point scale of [`Gram`] sums: 2⁴⁰, so a product of standardised
@@ -193,40 +194,13 @@ impl Gram {
 }
 
 /// Solves `(s + l2·I) β = c` by Cholesky's method; None when the matrix is
-/// not (numerically) positive definite.
+/// not (numerically) positive definite: a pivot at or below 10⁻¹⁰ of the
+/// diagonal's scale (collinear features).
 fn cholesky_solve(s: &[f64], c: &[f64], l2: f64, d: usize) -> Option<Vec<f64>> {
     let scale = (0..d).map(|j| s[j * d + j]).fold(0.0, f64::max).max(l2).max(f64::MIN_POSITIVE);
-    let mut l = vec![0.0; d * d];
-    for j in 0..d {
-        let mut diag = s[j * d + j] + l2;
-        for k in 0..j {
-            diag -= l[j * d + k] * l[j * d + k];
-        }
-        if diag <= 1e-10 * scale {
-            return None;
-        }
-        let root = diag.sqrt();
-        l[j * d + j] = root;
-        for i in j + 1..d {
-            let mut v = s[i * d + j];
-            for k in 0..j {
-                v -= l[i * d + k] * l[j * d + k];
-            }
-            l[i * d + j] = v / root;
-        }
-    }
-    // L z = c, then Lᵀ β = z.
-    let mut z = vec![0.0; d];
-    for i in 0..d {
-        let v = c[i] - (0..i).map(|k| l[i * d + k] * z[k]).sum::<f64>();
-        z[i] = v / l[i * d + i];
-    }
-    let mut beta = vec![0.0; d];
-    for i in (0..d).rev() {
-        let v = z[i] - (i + 1..d).map(|k| l[k * d + i] * beta[k]).sum::<f64>();
-        beta[i] = v / l[i * d + i];
-    }
-    Some(beta)
+    let mut a = s.to_vec();
+    (0..d).for_each(|j| a[j * d + j] += l2);
+    solve_spd(a, d, c, 1e-10 * scale)
 }
 
 /// Minimises `½ βᵀsβ − cᵀβ + l1‖β‖₁ + ½ l2‖β‖²` one coordinate at a time,

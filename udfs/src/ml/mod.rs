@@ -7,6 +7,7 @@
 //! * [`spec`] — what a model knows of its inputs and how it encodes them;
 //! * [`tree`], [`boost`], [`logistic`], [`linear`], [`bayes`], [`knn`] — the
 //!   algorithms;
+//! * [`cholesky`] — symmetric positive definite systems (normal equations);
 //! * [`model`] — training dispatch, merging parts, prediction, explanation;
 //! * [`shap`] — exact feature attributions (Tree SHAP, linear terms);
 //! * [`train_udaf`] — `sentio_train`, the aggregate that trains;
@@ -24,6 +25,7 @@
 pub mod als;
 pub mod bayes;
 pub mod boost;
+pub mod cholesky;
 pub mod explain_udf;
 pub mod factors;
 pub mod knn;

@@ -180,22 +180,9 @@ impl Predictor {
                 // A regression tree has one value per node.
                 let k = if spec.algorithm.is_regressor() { 1 } else { spec.labels.len() };
                 !f.trees.is_empty()
-                    && f.trees.iter().all(|t| {
-                        let n = t.feature.len();
-                        (t.cover.is_empty() || t.cover.len() == n)
-                            && t.threshold.len() == n
-                            && t.left.len() == n
-                            && t.right.len() == n
-                            && t.probs.len() == n * k
-                            && (0..n).all(|i| {
-                                t.feature[i] < 0
-                                    || ((t.feature[i] as usize) < spec.width()
-                                        && (t.left[i] as usize) < n
-                                        && (t.right[i] as usize) < n
-                                        && t.left[i] as usize > i
-                                        && t.right[i] as usize > i)
-                            })
-                    })
+                    && f.trees
+                        .iter()
+                        .all(|t| (t.cover.is_empty() || t.cover.len() == t.feature.len()) && sound(t, spec.width(), k))
             }
             Some(Payload::Logistic(l)) => l.weights.len() == spec.labels.len() * (spec.width() + 1),
             Some(Payload::NaiveBayes(nb)) => {
@@ -217,22 +204,7 @@ impl Predictor {
                     && b.outputs as usize == k
                     && b.base.len() == k
                     && b.trees.len() % k == 0
-                    && b.trees.iter().all(|t| {
-                        let n = t.feature.len();
-                        n > 0
-                            && t.threshold.len() == n
-                            && t.left.len() == n
-                            && t.right.len() == n
-                            && t.probs.len() == n
-                            && (0..n).all(|i| {
-                                t.feature[i] < 0
-                                    || ((t.feature[i] as usize) < spec.width()
-                                        && (t.left[i] as usize) < n
-                                        && (t.right[i] as usize) < n
-                                        && t.left[i] as usize > i
-                                        && t.right[i] as usize > i)
-                            })
-                    })
+                    && b.trees.iter().all(|t| sound(t, spec.width(), 1))
             }
             None => false,
         };
@@ -340,6 +312,26 @@ impl Predictor {
             )),
         }
     }
+}
+
+/// Whether `t` is a tree over `width` features with `values` values per
+/// node: at least a root, arrays of one length, and every split naming a
+/// feature there is and children after it (so a walk ends).
+fn sound(t: &sentio_proto::Tree, width: usize, values: usize) -> bool {
+    let n = t.feature.len();
+    n > 0
+        && t.threshold.len() == n
+        && t.left.len() == n
+        && t.right.len() == n
+        && t.probs.len() == n * values
+        && (0..n).all(|i| {
+            t.feature[i] < 0
+                || ((t.feature[i] as usize) < width
+                    && (t.left[i] as usize) < n
+                    && (t.right[i] as usize) < n
+                    && t.left[i] as usize > i
+                    && t.right[i] as usize > i)
+        })
 }
 
 fn forest_probs(f: &Forest, x: &[f32], out: &mut [f64]) {

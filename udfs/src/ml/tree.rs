@@ -66,6 +66,22 @@ impl Binned {
     }
 }
 
+impl Binned {
+    /// Puts the `rows` whose feature `f` falls in bins up to `bin` first and
+    /// returns how many they are: a split's left child.
+    pub(crate) fn partition(&self, rows: &mut [u32], f: usize, bin: usize) -> usize {
+        let col = &self.bins[f * self.rows..(f + 1) * self.rows];
+        let mut split = 0;
+        for i in 0..rows.len() {
+            if (col[rows[i] as usize] as usize) <= bin {
+                rows.swap(i, split);
+                split += 1;
+            }
+        }
+        split
+    }
+}
+
 /// Tree-growing settings.
 #[derive(Debug, Clone)]
 pub struct TreeParams {
@@ -224,14 +240,7 @@ impl Grower<'_> {
         self.importance_weight[f] += 1.0;
         self.importance_gain[f] += gain * total;
         self.importance_cover[f] += rows.len() as f64;
-        let col = &self.binned.bins[f * self.binned.rows..(f + 1) * self.binned.rows];
-        let mut split = 0;
-        for i in 0..rows.len() {
-            if (col[rows[i] as usize] as usize) <= b {
-                rows.swap(i, split);
-                split += 1;
-            }
-        }
+        let split = self.binned.partition(rows, f, b);
         let id = self.tree.feature.len();
         self.tree.cover.push(rows.len() as f32);
         self.tree.feature.push(f as i32);
