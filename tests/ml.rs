@@ -1249,6 +1249,9 @@ fn cluster_of_two_executors_gives_the_standalone_results() {
         ("c_tree", "decision_tree_classifier", ", max_training_rows = 1000"),
         ("c_bayes", "naive_bayes_classifier", ""),
         ("c_knn", "knn_classifier", ", max_stored_rows = 2000"),
+        // Early stopping watches the evaluation rows, flagged among the
+        // training rows on the cluster too.
+        ("c_boosted", "boosted_tree_classifier", ", max_iterations = 10, data_split_method = 'RANDOM'"),
     ];
     let cv = |lake: &Lake| {
         lake.rows(&format!(
@@ -1292,38 +1295,43 @@ fn cluster_of_two_executors_gives_the_standalone_results() {
     let direct = lake.rows(&format!("SELECT COUNT(*) AS n FROM {test} t"));
     assert_eq!(n, direct);
 
-    // Ctrl-C while a forest is fitted: the executors stop growing trees at
-    // once (before, the fit ran to its end after the cancel), and nothing
-    // is stored.
+    // Ctrl-C while a forest (or boosting) is fitted: the executors stop
+    // growing trees at once (before, the fit ran to its end after the
+    // cancel), and nothing is stored.
     let pids: Vec<u32> = (0..2).map(|i| cluster.executor_pid(i)).collect();
     let busy = || pids.iter().map(|&p| cpu_seconds(p)).sum::<f64>();
-    let sql = format!(
-        "CREATE MODEL c_slow OPTIONS (model_type = 'random_forest_classifier', input_label_cols = ['emotion'], \
-         num_parallel_tree = 3000, max_tree_depth = 20, data_split_method = 'NO_SPLIT') AS {q}"
-    );
-    let mut cmd = lake.cmd();
-    cmd.args(["-c", &sql]);
-    let before = busy();
-    let mut training = Running::start(&mut cmd, false);
-    // Well into the fit: the statistics jobs before it take a second or two.
-    while busy() - before < 10.0 {
-        assert!(training.running(), "the training ended before it was interrupted");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    training.signal("INT");
-    let f = training.finish(MIN);
-    assert_eq!(f.code, Some(130), "{}", f.stderr);
-    assert!(f.stderr.contains("cancelled)"), "{}", f.stderr);
-    let cancelled_at = std::time::Instant::now();
-    loop {
-        let start = busy();
-        std::thread::sleep(Duration::from_secs(1));
-        let cpus = busy() - start;
-        if cpus < 0.2 {
-            println!("executors idle {:?} after the training was cancelled", cancelled_at.elapsed());
-            break;
+    for options in [
+        "model_type = 'random_forest_classifier', num_parallel_tree = 3000, max_tree_depth = 20",
+        "model_type = 'boosted_tree_classifier', max_iterations = 5000, max_tree_depth = 10, early_stop = FALSE",
+    ] {
+        let sql = format!(
+            "CREATE MODEL c_slow OPTIONS ({options}, input_label_cols = ['emotion'], data_split_method = 'NO_SPLIT') \
+             AS {q}"
+        );
+        let mut cmd = lake.cmd();
+        cmd.args(["-c", &sql]);
+        let before = busy();
+        let mut training = Running::start(&mut cmd, false);
+        // Well into the fit: the statistics jobs before it take a second or two.
+        while busy() - before < 10.0 {
+            assert!(training.running(), "the training ended before it was interrupted");
+            std::thread::sleep(Duration::from_millis(200));
         }
-        assert!(cancelled_at.elapsed() < Duration::from_secs(20), "executors still fitting ({cpus:.1} CPUs)");
+        training.signal("INT");
+        let f = training.finish(MIN);
+        assert_eq!(f.code, Some(130), "{}", f.stderr);
+        assert!(f.stderr.contains("cancelled)"), "{}", f.stderr);
+        let cancelled_at = std::time::Instant::now();
+        loop {
+            let start = busy();
+            std::thread::sleep(Duration::from_secs(1));
+            let cpus = busy() - start;
+            if cpus < 0.2 {
+                println!("{options}: executors idle {:?} after the training was cancelled", cancelled_at.elapsed());
+                break;
+            }
+            assert!(cancelled_at.elapsed() < Duration::from_secs(20), "executors still fitting ({cpus:.1} CPUs)");
+        }
     }
     assert!(lake.rows("SELECT * FROM ml.models WHERE name = 'c_slow'").is_empty());
     cluster.stop();
