@@ -281,17 +281,7 @@ async fn regression_metrics(
         args.join(", "),
         label = qcol("__e", label),
     );
-    let batches = ml.collect(&recommend::explicit_sql(&known)).await?;
-    let b = batches.first().ok_or_else(|| MlError::Internal("no metrics row".into()))?;
-    let n = b.column(0).as_primitive::<Int64Type>().value(0);
-    let mut out = BTreeMap::new();
-    for (i, name) in metric_names(true).iter().enumerate() {
-        let c = datafusion::arrow::compute::cast(b.column(i + 1), &DataType::Float64)?;
-        let c = c.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
-        let v = (!c.is_null(0)).then(|| c.value(0)).filter(|v| v.is_finite());
-        out.insert(name.to_string(), if n == 0 { None } else { v });
-    }
-    Ok((n, out))
+    recommend::metrics_row(&ml.collect(&recommend::explicit_sql(&known)).await?, metric_names(true))
 }
 
 /// Refuses `function` for a regressor: it is about classes.

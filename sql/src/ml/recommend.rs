@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, AsArray, Float64Array};
+use datafusion::arrow::array::{Array, AsArray, Float64Array, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema};
 use sentio_udfs::ml::factors::FactorRef;
 
@@ -116,11 +116,17 @@ pub async fn metrics(
         )
     };
     let sql = if implicit { implicit_sql(&known, items) } else { explicit_sql(&known) };
-    let batches = ml.collect(&sql).await?;
+    metrics_row(&ml.collect(&sql).await?, metric_names(implicit))
+}
+
+/// The row count and the metrics `names` of a one-row result whose columns
+/// are the count, then each metric (a metric that is not finite, or of no
+/// rows, is None).
+pub(crate) fn metrics_row(batches: &[RecordBatch], names: &[&str]) -> Result<Metrics, MlError> {
     let b = batches.first().ok_or_else(|| MlError::Internal("no metrics row".into()))?;
     let n = b.column(0).as_primitive::<Int64Type>().value(0);
     let mut out = BTreeMap::new();
-    for (i, name) in metric_names(implicit).iter().enumerate() {
+    for (i, name) in names.iter().enumerate() {
         let c = datafusion::arrow::compute::cast(b.column(i + 1), &DataType::Float64)?;
         let c = c.as_primitive::<Float64Type>();
         let v = (!c.is_null(0)).then(|| c.value(0)).filter(|v| v.is_finite());

@@ -28,7 +28,7 @@ use std::time::Instant;
 use sentio_proto::{Boosted, Tree};
 
 use crate::ml::Dataset;
-use crate::ml::tree::Binned;
+use crate::ml::tree::{self, Binned};
 use crate::rng::Rng;
 
 /// Boosting settings, with BigQuery ML's names in the docs.
@@ -116,12 +116,7 @@ pub fn scores(model: &Boosted, x: &[f32]) -> Vec<f64> {
     let mut s = model.base.clone();
     s.resize(k, 0.0);
     for (i, t) in model.trees.iter().enumerate() {
-        let mut node = 0usize;
-        while t.feature[node] >= 0 {
-            let f = t.feature[node] as usize;
-            node = if x[f] <= t.threshold[node] { t.left[node] } else { t.right[node] } as usize;
-        }
-        s[i % k] += f64::from(t.probs[node]);
+        s[i % k] += f64::from(t.probs[tree::leaf(t, x)]);
     }
     s
 }
@@ -275,12 +270,7 @@ impl Grower<'_> {
 fn add_tree(tree: &Tree, data: &Dataset, k: usize, c: usize, scores: &mut [f64]) {
     let width = data.width;
     for r in 0..data.rows() {
-        let x = &data.x[r * width..(r + 1) * width];
-        let mut node = 0usize;
-        while tree.feature[node] >= 0 {
-            let f = tree.feature[node] as usize;
-            node = if x[f] <= tree.threshold[node] { tree.left[node] } else { tree.right[node] } as usize;
-        }
+        let node = tree::leaf(tree, &data.x[r * width..(r + 1) * width]);
         scores[r * k + c] += f64::from(tree.probs[node]);
     }
 }

@@ -1,6 +1,8 @@
 //! Training a model from encoded rows, merging models trained in parts, and
 //! class probabilities and explanations from a trained model.
 
+use datafusion::arrow::array::ArrayRef;
+use datafusion::common::{Result as DfResult, exec_err};
 use prost::Message;
 use sentio_proto::{Forest, Knn, ModelPayload, model_payload::Algorithm as Payload};
 
@@ -229,21 +231,29 @@ impl Predictor {
         }
     }
 
-    /// A regressor's prediction for one encoded row (None for classifiers).
-    pub fn value(&self, x: &[f64]) -> Option<f64> {
+    /// A regressor's prediction for each row of the feature columns, each
+    /// encoded as its model reads it: linear regression at full precision,
+    /// trees in single precision (their thresholds are `f32`). An error for
+    /// a classifier.
+    pub fn values(&self, features: &[ArrayRef]) -> DfResult<Vec<f64>> {
+        let rows = features.first().map_or(0, |c| c.len());
+        let width = self.spec.width();
+        let tree_values = |value: &dyn Fn(&[f32]) -> f64| -> DfResult<Vec<f64>> {
+            let x = self.spec.encode(features)?;
+            Ok((0..rows).map(|r| value(&x[r * width..(r + 1) * width])).collect())
+        };
         match &self.payload.algorithm {
-            Some(Payload::Linear(l)) => Some(linear::predict(&l.weights, x)),
-            Some(Payload::Boosted(b)) if self.spec.algorithm.is_regressor() => {
-                let x: Vec<f32> = x.iter().map(|v| *v as f32).collect();
-                Some(boost::scores(b, &x)[0])
+            Some(Payload::Linear(l)) => {
+                let x = self.spec.encode_f64(features)?;
+                Ok((0..rows).map(|r| linear::predict(&l.weights, &x[r * width..(r + 1) * width])).collect())
             }
-            Some(Payload::Forest(f)) if self.spec.algorithm.is_regressor() => {
-                let x: Vec<f32> = x.iter().map(|v| *v as f32).collect();
+            Some(Payload::Boosted(b)) if self.spec.algorithm.is_regressor() => tree_values(&|x| boost::scores(b, x)[0]),
+            Some(Payload::Forest(f)) if self.spec.algorithm.is_regressor() => tree_values(&|x| {
                 let mut mean = [0.0];
-                forest_probs(f, &x, &mut mean);
-                Some(mean[0])
-            }
-            _ => None,
+                forest_probs(f, x, &mut mean);
+                mean[0]
+            }),
+            _ => exec_err!("a {} is not a regressor: it predicts classes", self.spec.algorithm.model_type()),
         }
     }
 }
@@ -458,10 +468,14 @@ mod tests {
         let p = Predictor::decode(s, &merge_parts(parts).unwrap().encode_to_vec()).unwrap();
         let (mut sse, mut sst) = (0.0, 0.0);
         let mean = test.target.iter().sum::<f64>() / test.rows() as f64;
-        for r in 0..test.rows() {
-            let x: Vec<f64> = test.x[r * 4..r * 4 + 4].iter().map(|v| f64::from(*v)).collect();
+        let column = |j: usize| -> ArrayRef {
+            let values: Vec<f64> = (0..test.rows()).map(|r| f64::from(test.x[r * 4 + j])).collect();
+            std::sync::Arc::new(datafusion::arrow::array::Float64Array::from(values))
+        };
+        let predicted = p.values(&(0..4).map(column).collect::<Vec<_>>()).unwrap();
+        for (r, value) in predicted.iter().enumerate() {
             let y = test.target[r];
-            sse += (p.value(&x).unwrap() - y).powi(2);
+            sse += (value - y).powi(2);
             sst += (y - mean).powi(2);
         }
         let r2 = 1.0 - sse / sst;
@@ -470,7 +484,11 @@ mod tests {
         let e = p.explain(&x, 0).unwrap();
         let total: f64 = e.contributions.iter().sum();
         assert!((e.baseline + total - e.prediction).abs() < 1e-6, "{e:?}");
-        let value = p.value(&x.map(f64::from)).unwrap();
+        let columns: Vec<ArrayRef> = x
+            .iter()
+            .map(|v| std::sync::Arc::new(datafusion::arrow::array::Float64Array::from(vec![f64::from(*v)])) as ArrayRef)
+            .collect();
+        let value = p.values(&columns).unwrap()[0];
         assert!((e.prediction - value).abs() < 1e-5, "{e:?} vs {value}");
         assert!(p.explain(&x, 1).is_err(), "a regressor has one output to explain");
     }

@@ -111,6 +111,27 @@ pub fn prediction_type() -> DataType {
     ]))
 }
 
+/// The model a call of `function` names (its first argument, a literal
+/// reference) and its feature columns (the other arguments).
+fn model_and_features(
+    source: &dyn ModelSource,
+    args: &ScalarFunctionArgs,
+    function: &str,
+) -> Result<(Arc<Predictor>, Vec<ArrayRef>)> {
+    let Some(ColumnarValue::Scalar(reference)) = args.args.first() else {
+        return exec_err!("{function}: the first argument must be a model reference literal");
+    };
+    let Some(Some(reference)) = reference.try_as_str() else {
+        return exec_err!("{function}: the model reference must be text");
+    };
+    let predictor = load(source, reference)?;
+    let features: Vec<ArrayRef> = args.args[1..].iter().map(|v| v.to_array(args.number_rows)).collect::<Result<_>>()?;
+    if features.is_empty() && args.number_rows > 0 && !predictor.spec.features.is_empty() {
+        return exec_err!("{function}: no features given");
+    }
+    Ok((predictor, features))
+}
+
 /// The `sentio_predict` scalar function.
 #[derive(Debug)]
 pub struct PredictUdf {
@@ -177,18 +198,7 @@ impl ScalarUDFImpl for PredictUdf {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let Some(ColumnarValue::Scalar(reference)) = args.args.first() else {
-            return exec_err!("sentio_predict: the first argument must be a model reference literal");
-        };
-        let Some(Some(reference)) = reference.try_as_str() else {
-            return exec_err!("sentio_predict: the model reference must be text");
-        };
-        let predictor = load(self.source.as_ref(), reference)?;
-        let features: Vec<ArrayRef> =
-            args.args[1..].iter().map(|v| v.to_array(args.number_rows)).collect::<Result<_>>()?;
-        if features.is_empty() && args.number_rows > 0 && !predictor.spec.features.is_empty() {
-            return exec_err!("sentio_predict: no features given");
-        }
+        let (predictor, features) = model_and_features(self.source.as_ref(), &args, "sentio_predict")?;
         Ok(ColumnarValue::Array(Arc::new(predict_arrays(&predictor, &features)?)))
     }
 }
@@ -219,23 +229,6 @@ impl PredictValueUdf {
     }
 }
 
-/// Applies the regressor `predictor` to feature columns.
-pub fn predict_values(predictor: &Predictor, features: &[ArrayRef]) -> Result<Float64Array> {
-    let rows = features.first().map_or(0, |c| c.len());
-    let x = predictor.spec.encode_f64(features)?;
-    let w = predictor.spec.width();
-    (0..rows)
-        .map(|r| {
-            predictor.value(&x[r * w..(r + 1) * w]).map(Some).ok_or_else(|| {
-                exec_datafusion_err!(
-                    "sentio_predict_value: a {} is not a regressor",
-                    predictor.spec.algorithm.model_type()
-                )
-            })
-        })
-        .collect()
-}
-
 impl ScalarUDFImpl for PredictValueUdf {
     fn name(&self) -> &str {
         "sentio_predict_value"
@@ -250,18 +243,8 @@ impl ScalarUDFImpl for PredictValueUdf {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let Some(ColumnarValue::Scalar(reference)) = args.args.first() else {
-            return exec_err!("sentio_predict_value: the first argument must be a model reference literal");
-        };
-        let Some(Some(reference)) = reference.try_as_str() else {
-            return exec_err!("sentio_predict_value: the model reference must be text");
-        };
-        let predictor = load(self.source.as_ref(), reference)?;
-        let features: Vec<ArrayRef> =
-            args.args[1..].iter().map(|v| v.to_array(args.number_rows)).collect::<Result<_>>()?;
-        if features.is_empty() && args.number_rows > 0 && !predictor.spec.features.is_empty() {
-            return exec_err!("sentio_predict_value: no features given");
-        }
-        Ok(ColumnarValue::Array(Arc::new(predict_values(&predictor, &features)?)))
+        let (predictor, features) = model_and_features(self.source.as_ref(), &args, "sentio_predict_value")?;
+        let values = predictor.values(&features).map_err(|e| exec_datafusion_err!("sentio_predict_value: {e}"))?;
+        Ok(ColumnarValue::Array(Arc::new(Float64Array::from(values))))
     }
 }

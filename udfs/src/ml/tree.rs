@@ -317,14 +317,20 @@ pub fn grow_forest(
     forest
 }
 
-/// Adds the class probabilities of `tree` for row `x` to `out`.
-pub fn add_tree_probs(tree: &Tree, x: &[f32], out: &mut [f64]) {
-    let k = out.len();
+/// The leaf of `tree` that the encoded row `x` reaches.
+pub fn leaf(tree: &Tree, x: &[f32]) -> usize {
     let mut node = 0usize;
     while tree.feature[node] >= 0 {
         let f = tree.feature[node] as usize;
         node = if x[f] <= tree.threshold[node] { tree.left[node] } else { tree.right[node] } as usize;
     }
+    node
+}
+
+/// Adds the class probabilities of `tree` for row `x` to `out`.
+pub fn add_tree_probs(tree: &Tree, x: &[f32], out: &mut [f64]) {
+    let k = out.len();
+    let node = leaf(tree, x);
     for (o, p) in out.iter_mut().zip(&tree.probs[node * k..node * k + k]) {
         *o += f64::from(*p);
     }
