@@ -23,8 +23,9 @@
 //! * [`codec`] carries Sentio's plan nodes across the cluster, delegating the
 //!   rest to Ballista's codecs;
 //! * [`jobs`] names the cluster job of a plan and asks the scheduler about it;
-//! * [`late_models`] keeps models applied after a top-k (a physical
-//!   optimizer rule every session has);
+//! * [`late_models`] keeps models applied after a top-k, and [`leaves`]
+//!   makes generated rows in-memory scans so Ballista's tasks report alike
+//!   (physical optimizer rules every session has);
 //! * [`stop`] stops a cancelled task's work on an executor, and [`job_watch`]
 //!   the task of a job its scheduler no longer runs;
 //! * [`scanned`] counts the bytes of file scans that count none themselves
@@ -58,6 +59,7 @@ pub mod job_watch;
 pub mod jobs;
 pub mod lake;
 pub mod late_models;
+pub mod leaves;
 pub mod local;
 pub mod logging;
 pub mod memory;

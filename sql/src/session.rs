@@ -107,6 +107,7 @@ pub fn session_state(config: SessionConfig, runtime: Arc<RuntimeEnv>, s3: &S3Con
         .with_aggregate_functions(aggregates)
         .with_window_functions(ballista_window_functions())
         .with_physical_optimizer_rule(Arc::new(crate::late_models::LateModels))
+        .with_physical_optimizer_rule(Arc::new(crate::leaves::CountedLeaves))
         .build()
 }
 
