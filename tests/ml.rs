@@ -1766,6 +1766,31 @@ fn encoders_and_crosses_give_bigquerys_answers_in_queries_and_transforms() {
         "SELECT ML.BUCKETIZE(2.5, [1, 2, 3]) AS bucket, ML.BUCKETIZE(2.5, [1, 2, 3], TRUE) AS bucket_no_boundaries",
     );
     assert_eq!(buckets, [serde_json::json!({"bucket": "bin_3", "bucket_no_boundaries": "bin_2"})]);
+    // The other output formats, in the reference's interval notation and JSON.
+    let ranges = lake.rows(
+        "SELECT ML.BUCKETIZE(2.5, [1, 2, 3], FALSE, 'bucket_ranges') AS mid, \
+         ML.BUCKETIZE(0.5, [1, 2.5], FALSE, 'bucket_ranges') AS low, \
+         ML.BUCKETIZE(7, [2.5, 4.6], FALSE, 'bucket_ranges') AS high, \
+         ML.BUCKETIZE(3, [2.5, 4.6], FALSE, 'bucket_ranges_json') AS json_mid, \
+         ML.BUCKETIZE(1, [2.5, 4.6], FALSE, 'bucket_ranges_json') AS json_low",
+    );
+    assert_eq!(
+        ranges,
+        [serde_json::json!({"mid": "[2, 3)", "low": "(-inf, 1)", "high": "[4.6, +inf)",
+            "json_mid": r#"{"start": "2.5", "end": "4.6"}"#, "json_low": r#"{"start": "-Infinity", "end": "2.5"}"#})]
+    );
+    let quantiles = lake.rows(
+        "SELECT f, ML.QUANTILE_BUCKETIZE(f, 2) OVER () AS name, ML.QUANTILE_BUCKETIZE(f, 2, 'bucket_ranges') OVER () \
+         AS range FROM UNNEST([1.0, 2.0, 3.0, 4.0, 5.0]) AS t(f) ORDER BY f",
+    );
+    for r in &quantiles {
+        let (name, range) = (r["name"].as_str().unwrap(), r["range"].as_str().unwrap());
+        let median = if name == "bin_1" { range.strip_prefix("(-inf, ") } else { range.strip_prefix('[') };
+        let median: f64 = median.unwrap().split([',', ')']).next().unwrap().parse().unwrap();
+        assert!((2.5..=3.5).contains(&median), "the split is the median: {quantiles:?}");
+        assert_eq!(name == "bin_1", num(r, "f") < median, "{quantiles:?}");
+        assert!(range.ends_with(if name == "bin_1" { ")" } else { ", +inf)" }), "{quantiles:?}");
+    }
     // ML.ROBUST_SCALER's options each change the answer: centring only, or
     // neither (the quantile range's own effect is in the TRANSFORM test).
     let robust = lake.rows(
@@ -1879,12 +1904,58 @@ fn encoders_and_crosses_give_bigquerys_answers_in_queries_and_transforms() {
             "x_grp_sign"
         ]
     );
-    let e = lake.fails(&format!(
-        "CREATE MODEL bad_enc TRANSFORM (ML.MULTI_HOT_ENCODER([grp, sign]) OVER () AS g, emotion) {options} \
-         AS {ENCODED}"
+    // Arrays: a multi-hot column is one feature per index of its training
+    // vocabulary (0: a value not in it, here NULL), a normalised array one
+    // per element — the same model as those numbers written by hand.
+    lake.rows(&format!(
+        "CREATE MODEL arrays TRANSFORM (ML.MULTI_HOT_ENCODER([grp, sign]) OVER () AS g, \
+         ML.NORMALIZER([f00, f01]) AS n, emotion, is_eval) {options} AS {ENCODED}"
     ));
-    assert!(e.contains("\"g\" is an ARRAY") && e.contains("ML.LABEL_ENCODER"), "{e}");
-    assert!(!lake.models_dir().join("bad_enc").exists(), "nothing stored");
+    let mut words: Vec<String> = counts
+        .iter()
+        .filter(|r| num(r, "n") >= 5.0)
+        .map(|r| r["grp"].as_str().unwrap().to_string())
+        .chain(["up".to_string(), "down".to_string()])
+        .collect();
+    words.sort();
+    let hot: Vec<String> = words
+        .iter()
+        .enumerate()
+        .map(|(i, w)| format!("CASE WHEN grp = '{w}' OR sign = '{w}' THEN 1.0 ELSE 0.0 END AS g_{}", i + 1))
+        .collect();
+    let norm = "sqrt(f00 * f00 + f01 * f01)";
+    let arrays_by_hand = format!(
+        "SELECT session_id, frame_no, CASE WHEN grp IS NULL THEN 1.0 ELSE 0.0 END AS g_0, {}, \
+         f00 / {norm} AS n_0, f01 / {norm} AS n_1, emotion, is_eval FROM ({ENCODED})",
+        hot.join(", ")
+    );
+    lake.rows(&format!(
+        "CREATE MODEL arrays_by_hand {options} AS SELECT * EXCEPT (session_id, frame_no) FROM ({arrays_by_hand})"
+    ));
+    let from_arrays = probs(&lake, &format!("ML.PREDICT(MODEL arrays, ({ENCODED}))"));
+    let arrays_hand = probs(&lake, &format!("ML.PREDICT(MODEL arrays_by_hand, ({arrays_by_hand}))"));
+    assert!(!from_arrays.is_empty() && from_arrays.len() == arrays_hand.len());
+    for (a, b) in from_arrays.iter().zip(&arrays_hand) {
+        for label in ["angry", "happy", "sad"] {
+            let (pa, pb) = (probability_of(&a["p"], label), probability_of(&b["p"], label));
+            assert!((pa - pb).abs() < 1e-5, "{label}: array TRANSFORM {pa} vs by hand {pb}");
+        }
+    }
+    let columns = lake.rows(&format!("SELECT * FROM ML.TRANSFORM(MODEL arrays, ({ENCODED})) LIMIT 1"));
+    let mut names: Vec<&String> = columns[0].as_object().unwrap().keys().filter(|k| k.starts_with("g_")).collect();
+    names.sort_by_key(|k| k[2..].parse::<usize>().unwrap());
+    let want: Vec<String> = (0..=words.len()).map(|i| format!("g_{i}")).collect();
+    assert_eq!(names, want.iter().collect::<Vec<_>>(), "{columns:?}");
+
+    // Arrays a model cannot take are refused, and store nothing.
+    for (column, want) in [
+        ("make_array(grp, sign) AS g", "\"g\" is an ARRAY"),
+        ("CASE WHEN f00 > 0 THEN [f00] ELSE [f00, f01] END AS v", "has from 1 to 2 elements"),
+    ] {
+        let e = lake.fails(&format!("CREATE MODEL bad_enc TRANSFORM ({column}, emotion) {options} AS {ENCODED}"));
+        assert!(e.contains(want), "{column}: {e}");
+        assert!(!lake.models_dir().join("bad_enc").exists(), "nothing stored");
+    }
 
     // The same answers from a cluster of two executors.
     let dir = tempfile::tempdir().unwrap();
@@ -2027,6 +2098,29 @@ fn linear_regression_gives_scikit_learns_weights_predictions_and_metrics() {
     let evaluated = lake.rows("SELECT * FROM ML.EVALUATE(MODEL lin_tuned)");
     assert!(close(num(&evaluated[0], "r2_score"), best, 1e-12), "{evaluated:?} vs {trials:?}");
     assert!(close(num(optimal[0], "eval_loss"), num(&evaluated[0], "mean_squared_error"), 1e-12), "{trials:?}");
+    // num_trials alone tunes linear_reg's default space (l1_reg and l2_reg,
+    // log-uniform over 1e-4 … 10); a hyperparameter the statement sets is
+    // left out of it.
+    lake.rows(&format!(
+        "CREATE MODEL lin_default OPTIONS (model_type = 'linear_reg', input_label_cols = ['target'], \
+         data_split_method = 'RANDOM', data_split_eval_fraction = 0.3, num_trials = 3) AS {numeric}"
+    ));
+    let trials = lake.rows("SELECT * FROM ML.TRIAL_INFO(MODEL lin_default) ORDER BY trial_id");
+    assert_eq!(trials.len(), 3, "{trials:?}");
+    for name in ["l1_reg", "l2_reg"] {
+        let values: Vec<f64> = trials.iter().map(|t| num(&t["hyperparameters"], name)).collect();
+        assert!(values.iter().all(|v| (1e-4..=10.0).contains(v)), "{name}: {values:?}");
+        assert!(values[0] != values[1] && values[1] != values[2], "{name} drawn per trial: {values:?}");
+    }
+    lake.rows(&format!(
+        "CREATE MODEL lin_l2 OPTIONS (model_type = 'linear_reg', input_label_cols = ['target'], \
+         data_split_method = 'RANDOM', data_split_eval_fraction = 0.3, num_trials = 2, l1_reg = 0.5) AS {numeric}"
+    ));
+    let trials = lake.rows("SELECT hyperparameters FROM ML.TRIAL_INFO(MODEL lin_l2)");
+    assert!(
+        trials.iter().all(|t| t["hyperparameters"].get("l1_reg").is_none() && t["hyperparameters"]["l2_reg"].is_f64()),
+        "l1_reg is set, so only l2_reg is tuned: {trials:?}"
+    );
 
     // Predictions and metrics of the plain model.
     let predicted =

@@ -53,6 +53,7 @@ pub fn scalar_functions(models: Arc<dyn ModelSource>) -> Vec<Arc<ScalarUDF>> {
         Arc::new(ScalarUDF::new_from_impl(preprocess::encode::VocabIndex::new())),
         Arc::new(ScalarUDF::new_from_impl(preprocess::encode::MultiHot::new())),
         Arc::new(ScalarUDF::new_from_impl(preprocess::normalize::Normalize::new())),
+        Arc::new(ScalarUDF::new_from_impl(preprocess::sparse::SparseValue::new())),
         Arc::new(ScalarUDF::new_from_impl(HashUdf::new(HashFn::Fingerprint))),
         Arc::new(ScalarUDF::new_from_impl(HashUdf::new(HashFn::Bucketize))),
     ]

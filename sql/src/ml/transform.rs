@@ -13,7 +13,8 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{DataType, Schema};
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::{DataType, Int64Type, Schema};
 use sentio_udfs::ml::spec::TrainSpec;
 use serde::{Deserialize, Serialize};
 
@@ -108,9 +109,13 @@ pub async fn prepare(
 /// column (`ML.POLYNOMIAL_EXPAND`, `ML.FEATURE_CROSS`) as one column per
 /// field, `<name>_<field>`; an `ML.ONE_HOT_ENCODER` column as its index in
 /// text, which the model one-hot encodes — NULL (all zeros) for the
-/// category `drop` dropped, as BigQuery ML's dummy encoding; any other
-/// `ARRAY` column refused. Planning them also makes a column the clause
-/// names and the query lacks an error before anything trains.
+/// category `drop` dropped, as BigQuery ML's dummy encoding; an
+/// `ML.MULTI_HOT_ENCODER` column as one number per index of its training
+/// vocabulary, `<name>_<index>` (index 0: a value not in it); an array of
+/// numbers (`ML.NORMALIZER`) as one number per element, `<name>_<offset>`
+/// from 0, its length the one every training row has (see [`expand`]); any
+/// other `ARRAY` column refused. Planning them also makes a column the
+/// clause names and the query lacks an error before anything trains.
 async fn flatten(
     ml: &MlContext,
     raw: &str,
@@ -142,15 +147,22 @@ async fn flatten(
                 };
                 out.push(TransformColumn { name: c.name, sql: category(&c.sql), written: category(&c.written) });
             }
-            DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(_, _) => {
-                return Err(MlError::Data(format!(
-                    "{what} TRANSFORM: the column {:?} is an ARRAY ({}), which a Sentio model cannot take as a \
-                     feature (ML.MULTI_HOT_ENCODER and ML.NORMALIZER give arrays); for a category give the text \
-                     column itself (Sentio one-hot encodes text), ML.ONE_HOT_ENCODER(…) OVER () or \
-                     ML.LABEL_ENCODER(…) OVER ()",
-                    c.name,
-                    f.data_type()
-                )));
+            DataType::List(item) | DataType::LargeList(item) | DataType::FixedSizeList(item, _) => {
+                let kind = if is_call(&c.written, "MULTI_HOT_ENCODER")? {
+                    Expansion::Sparse
+                } else if item.data_type().is_numeric() {
+                    Expansion::Dense
+                } else {
+                    return Err(MlError::Data(format!(
+                        "{what} TRANSFORM: the column {:?} is an ARRAY ({}), which a Sentio model cannot take as a \
+                         feature (it takes arrays of numbers, such as ML.NORMALIZER's, and ML.MULTI_HOT_ENCODER's \
+                         output); for a category give the text column itself (Sentio one-hot encodes text), \
+                         ML.ONE_HOT_ENCODER(…) OVER () or ML.LABEL_ENCODER(…) OVER ()",
+                        c.name,
+                        f.data_type()
+                    )));
+                };
+                out.extend(expand(ml, raw, c, kind, what).await?);
             }
             _ => out.push(c),
         }
@@ -166,9 +178,83 @@ async fn flatten(
 /// Whether `written` is one `ML.ONE_HOT_ENCODER(…) OVER (…)` call and
 /// nothing else.
 fn is_one_hot(written: &str) -> Result<bool, MlError> {
+    is_call(written, "ONE_HOT_ENCODER")
+}
+
+/// Whether `written` is one call of `ML.<function>` and nothing else.
+fn is_call(written: &str, function: &str) -> Result<bool, MlError> {
     let written = written.trim();
     let calls = preprocess::find_calls(written)?;
-    Ok(matches!(calls.as_slice(), [c] if c.function == "ONE_HOT_ENCODER" && c.span == (0..written.len())))
+    Ok(matches!(calls.as_slice(), [c] if c.function == function && c.span == (0..written.len())))
+}
+
+/// How an array column becomes numeric features.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Expansion {
+    /// An array of numbers: one feature per element.
+    Dense,
+    /// `ML.MULTI_HOT_ENCODER`'s `STRUCT<index, value>` entries: one feature
+    /// per vocabulary index.
+    Sparse,
+}
+
+/// Array column `c` as numeric features, their number read off the
+/// training rows of `raw`: a dense array's length (every row's must be the
+/// same), or the largest index a multi-hot column has.
+async fn expand(
+    ml: &MlContext,
+    raw: &str,
+    c: TransformColumn,
+    kind: Expansion,
+    what: &str,
+) -> Result<Vec<TransformColumn>, MlError> {
+    let name = &c.name;
+    let sizes = match kind {
+        Expansion::Dense => format!(
+            "SELECT CAST(MIN(cardinality(__v)) AS BIGINT) AS lo, CAST(MAX(cardinality(__v)) AS BIGINT) AS hi \
+             FROM (SELECT {} AS __v FROM ({raw}) __raw)",
+            c.sql
+        ),
+        Expansion::Sparse => format!(
+            "SELECT CAST(0 AS BIGINT) AS lo, CAST(MAX(get_field(__e, 'index')) AS BIGINT) AS hi \
+             FROM (SELECT unnest({}) AS __e FROM ({raw}) __raw)",
+            c.sql
+        ),
+    };
+    let batches = ml.ctx.sql(&sizes).await?.collect().await?;
+    let read = |column: usize| {
+        batches.iter().find(|b| b.num_rows() > 0).and_then(|b| {
+            let v = b.column(column).as_primitive_opt::<Int64Type>()?;
+            v.is_valid(0).then(|| v.value(0))
+        })
+    };
+    let (lo, hi) = (read(0), read(1));
+    let (first, last) = match (kind, lo, hi) {
+        (Expansion::Dense, Some(lo), Some(hi)) if lo == hi && hi > 0 => (0, hi - 1),
+        (Expansion::Dense, Some(lo), Some(hi)) if lo != hi => {
+            return Err(MlError::Data(format!(
+                "{what} TRANSFORM: the array column {name:?} has from {lo} to {hi} elements in the training rows; \
+                 a model takes an array of one length (one feature per element)"
+            )));
+        }
+        (Expansion::Sparse, _, Some(hi)) => (0, hi),
+        _ => {
+            return Err(MlError::Data(format!(
+                "{what} TRANSFORM: the array column {name:?} is empty or NULL in every training row"
+            )));
+        }
+    };
+    let element = |e: &str, i: i64| match kind {
+        Expansion::Dense => format!("CAST(array_element(({e}), {}) AS DOUBLE)", i + 1),
+        Expansion::Sparse => format!("sentio_sparse_value(({e}), {i})"),
+    };
+    Ok((first..=last)
+        .map(|i| TransformColumn {
+            name: format!("{name}_{i}"),
+            sql: element(&c.sql, i),
+            written: element(&c.written, i),
+        })
+        .collect())
 }
 
 /// `meta`'s `TRANSFORM` learnt again over the rows of `rows` (a query of

@@ -8,6 +8,10 @@
 //! statement gives the same trials. Every trial trains on the same rows and
 //! is scored on the same evaluation rows; the best by the objective is the
 //! model's (see `create::create_model`).
+//!
+//! `num_trials` without any `HPARAM_…` option tunes the model type's
+//! default search space ([`default_spaces`]): each of its hyperparameters
+//! the statement does not set.
 
 use sentio_udfs::ml::spec::Algorithm;
 use sentio_udfs::rng::Rng;
@@ -62,6 +66,42 @@ pub enum Space {
     Range { lo: f64, hi: f64, whole: bool },
     /// One of these values, each as likely.
     Candidates(Vec<f64>),
+    /// Log-uniform over `[lo, hi]` (`0 < lo`): as likely in `[0.001, 0.01]`
+    /// as in `[1, 10]`, for penalties and rates that matter by their order
+    /// of magnitude. Only the default spaces use it.
+    LogRange { lo: f64, hi: f64 },
+}
+
+/// The default search space of each model type: the hyperparameters
+/// `num_trials` tunes when the statement gives no `HPARAM_…` option (those
+/// the statement sets are left out). These ranges are Sentio's own choice,
+/// within what each option takes; docs/sql.md lists them.
+pub fn default_spaces(algorithm: Algorithm) -> Vec<(&'static str, Space)> {
+    let whole = |lo: f64, hi: f64| Space::Range { lo, hi, whole: true };
+    let uniform = |lo: f64, hi: f64| Space::Range { lo, hi, whole: false };
+    let penalty = || Space::LogRange { lo: 1e-4, hi: 10.0 };
+    match algorithm {
+        Algorithm::LogisticReg => vec![("l2_reg", penalty())],
+        Algorithm::LinearReg => vec![("l1_reg", penalty()), ("l2_reg", penalty())],
+        Algorithm::RandomForest | Algorithm::RandomForestRegressor => vec![
+            ("num_parallel_tree", whole(10.0, 100.0)),
+            ("max_tree_depth", whole(4.0, 20.0)),
+            ("subsample", uniform(0.5, 1.0)),
+            ("colsample_bynode", uniform(0.3, 1.0)),
+        ],
+        Algorithm::BoostedTreeClassifier | Algorithm::BoostedTreeRegressor => vec![
+            ("learn_rate", Space::LogRange { lo: 0.01, hi: 1.0 }),
+            ("max_tree_depth", whole(2.0, 10.0)),
+            ("subsample", uniform(0.5, 1.0)),
+            ("colsample_bytree", uniform(0.5, 1.0)),
+            ("l2_reg", penalty()),
+        ],
+        Algorithm::DecisionTree => {
+            vec![("max_tree_depth", whole(2.0, 20.0)), ("min_tree_child_weight", whole(1.0, 20.0))]
+        }
+        Algorithm::Knn => vec![("num_neighbors", whole(1.0, 30.0))],
+        Algorithm::NaiveBayes | Algorithm::MatrixFactorization => Vec::new(),
+    }
 }
 
 /// A statement's tuning: what to tune and how.
@@ -153,20 +193,18 @@ pub fn split_tuning(options: &[(String, OptValue)]) -> Result<(Option<Tuning>, O
             )));
         }
     }
-    let regressor = match get("model_type") {
-        Some(OptValue::Str(t)) => Algorithm::from_model_type(t).is_some_and(Algorithm::is_regressor),
-        _ => false,
+    let algorithm = match get("model_type") {
+        Some(OptValue::Str(t)) => Algorithm::from_model_type(t),
+        _ => None,
     };
+    let regressor = algorithm.is_some_and(Algorithm::is_regressor);
     let (objective, maximize) = objective(get("hparam_tuning_objectives"), regressor)?;
     let mut spaces = Vec::new();
     for (k, v) in options.iter().filter(|(_, v)| tuned(v)) {
         spaces.push((k.clone(), space(k, v, &base)?));
     }
     if spaces.is_empty() {
-        return Err(option_err(
-            "num_trials needs hyperparameters to tune, each written HPARAM_RANGE(min, max) or \
-             HPARAM_CANDIDATES([a, b, …]) (Sentio has no default search spaces)",
-        ));
+        spaces = defaults(algorithm, &base)?;
     }
     Ok((Some(Tuning { num_trials, max_parallel_trials, objective, maximize, spaces }), base))
 }
@@ -194,6 +232,33 @@ fn objective(v: Option<&OptValue>, regressor: bool) -> Result<(String, bool), Ml
         let kind = if regressor { "a regressor's" } else { "a classifier's" };
         option_err(format!("unknown hparam_tuning_objectives '{name}'; {kind} are {}", known.join(", ")))
     })
+}
+
+/// The default spaces of `algorithm` (see [`default_spaces`]) but for the
+/// hyperparameters `base` sets; an error when none is left.
+fn defaults(algorithm: Option<Algorithm>, base: &[(String, OptValue)]) -> Result<Vec<(String, Space)>, MlError> {
+    let all = algorithm.map(default_spaces).unwrap_or_default();
+    let spaces: Vec<(String, Space)> = all
+        .iter()
+        .filter(|(name, _)| !base.iter().any(|(k, _)| k == name))
+        .map(|(name, space)| (name.to_string(), space.clone()))
+        .collect();
+    if spaces.is_empty() {
+        let model_type = algorithm.map_or("this model type", Algorithm::model_type);
+        let why = if all.is_empty() {
+            format!("{model_type} has no hyperparameters to tune")
+        } else {
+            let names: Vec<&str> = all.iter().map(|(n, _)| *n).collect();
+            format!(
+                "the statement sets each hyperparameter of {model_type}'s default search space ({})",
+                names.join(", ")
+            )
+        };
+        return Err(option_err(format!(
+            "num_trials has nothing to tune: {why}; give one as HPARAM_RANGE(min, max) or HPARAM_CANDIDATES([a, b, …])"
+        )));
+    }
+    Ok(spaces)
 }
 
 /// The space of tuned option `k` written `v`, each end or candidate checked
@@ -251,6 +316,7 @@ pub fn draw_trials(tuning: &Tuning, seed: u64) -> Vec<TrialValues> {
                         Space::Range { lo, hi, whole: true } => rng.range(*lo as u64, *hi as u64) as f64,
                         Space::Range { lo, hi, whole: false } => lo + rng.f64() * (hi - lo),
                         Space::Candidates(values) => values[rng.range(0, values.len() as u64 - 1) as usize],
+                        Space::LogRange { lo, hi } => (lo.ln() + rng.f64() * (hi.ln() - lo.ln())).exp(),
                     };
                     (name.clone(), value)
                 })
@@ -311,12 +377,69 @@ mod tests {
     }
 
     #[test]
+    fn num_trials_alone_tunes_the_default_space_but_for_what_is_set() {
+        for algorithm in [
+            Algorithm::LogisticReg,
+            Algorithm::LinearReg,
+            Algorithm::RandomForest,
+            Algorithm::RandomForestRegressor,
+            Algorithm::BoostedTreeClassifier,
+            Algorithm::BoostedTreeRegressor,
+            Algorithm::DecisionTree,
+            Algorithm::Knn,
+        ] {
+            let options =
+                o(&[("model_type", OptValue::Str(algorithm.model_type().into())), ("num_trials", OptValue::Num(30.0))]);
+            // Every default space's ends are values its model type takes.
+            let (tuning, _) = split_tuning(&options).unwrap_or_else(|e| panic!("{algorithm:?}: {e}"));
+            let tuning = tuning.unwrap();
+            let names: Vec<&str> = tuning.spaces.iter().map(|(n, _)| n.as_str()).collect();
+            let defaults: Vec<&str> = default_spaces(algorithm).iter().map(|(n, _)| *n).collect();
+            assert_eq!(names, defaults, "{algorithm:?}");
+            for trial in draw_trials(&tuning, 3) {
+                for ((name, value), (_, space)) in trial.iter().zip(&tuning.spaces) {
+                    let inside = match space {
+                        Space::Range { lo, hi, whole } => {
+                            (lo..=hi).contains(&value) && (!whole || value.fract() == 0.0)
+                        }
+                        Space::LogRange { lo, hi } => (lo..=hi).contains(&value),
+                        Space::Candidates(v) => v.contains(value),
+                    };
+                    assert!(inside, "{algorithm:?} {name} = {value} outside {space:?}");
+                }
+            }
+        }
+        // A set hyperparameter is not tuned; the penalty spreads over its decades.
+        let options = o(&[
+            ("model_type", OptValue::Str("linear_reg".into())),
+            ("num_trials", OptValue::Num(40.0)),
+            ("l1_reg", OptValue::Num(0.5)),
+        ]);
+        let (tuning, base) = split_tuning(&options).unwrap();
+        let tuning = tuning.unwrap();
+        assert_eq!(tuning.spaces, vec![("l2_reg".to_string(), Space::LogRange { lo: 1e-4, hi: 10.0 })]);
+        assert!(base.iter().any(|(k, v)| k == "l1_reg" && *v == OptValue::Num(0.5)), "{base:?}");
+        let decades: std::collections::BTreeSet<i32> =
+            draw_trials(&tuning, 1).iter().map(|t| t[0].1.log10().floor() as i32).collect();
+        assert!(decades.len() >= 4, "log-uniform over 1e-4 … 10: {decades:?}");
+    }
+
+    #[test]
     fn bad_tuning_is_refused_with_the_option_named() {
         let err = |extra: &[(&str, OptValue)]| split_tuning(&forest(extra)).unwrap_err().to_string();
         let trials = ("num_trials", OptValue::Num(4.0));
         let depth = ("max_tree_depth", OptValue::Range(2.0, 6.0));
         assert!(err(std::slice::from_ref(&depth)).contains("needs num_trials"));
-        assert!(err(std::slice::from_ref(&trials)).contains("needs hyperparameters to tune"));
+        let naive = o(&[("model_type", OptValue::Str("naive_bayes_classifier".into())), trials.clone()]);
+        let e = split_tuning(&naive).unwrap_err().to_string();
+        assert!(e.contains("naive_bayes_classifier has no hyperparameters to tune"), "{e}");
+        let knn = o(&[
+            ("model_type", OptValue::Str("knn_classifier".into())),
+            trials.clone(),
+            ("num_neighbors", OptValue::Num(3.0)),
+        ]);
+        let e = split_tuning(&knn).unwrap_err().to_string();
+        assert!(e.contains("sets each hyperparameter of knn_classifier's default search space"), "{e}");
         let e =
             err(&[trials.clone(), ("data_split_method", OptValue::Candidates(vec![OptValue::Str("RANDOM".into())]))]);
         assert!(e.contains("data_split_method cannot be tuned"), "{e}");

@@ -11,7 +11,9 @@
 //! * [`hashing`] — `farm_fingerprint(x)` (FarmHash Fingerprint64, as
 //!   BigQuery's `FARM_FINGERPRINT`) and `sentio_hash_bucketize(x, n)`;
 //! * [`normalize`] — `sentio_normalize(xs, p)`, an array scaled to unit
-//!   p-norm.
+//!   p-norm;
+//! * [`sparse`] — `sentio_sparse_value(entries, index)`, one index of a
+//!   multi-hot or one-hot array.
 //!
 //! A vocabulary travels as a JSON array of strings, sorted by code point
 //! (BigQuery ML's alphabetical order): the same text whether an aggregate
@@ -22,6 +24,7 @@ pub mod counts;
 pub mod encode;
 pub mod hashing;
 pub mod normalize;
+pub mod sparse;
 
 /// Each row of a list column (`None` for a NULL row; a NULL column is all
 /// NULL rows); `what` names the column in the error for any other type.

@@ -407,7 +407,8 @@ mod tests {
         assert!(err("SELECT ML.HASH_BUCKETIZE(s, -1) FROM t").contains("hash_bucket_size"));
         assert!(err("SELECT ML.ROBUST_SCALER(x, [75, 25]) OVER () FROM t").contains("increasing"));
         assert!(err("SELECT ML.NORMALIZER(xs, 0.5) FROM t").contains("1 or more"));
-        assert!(err("SELECT ML.BUCKETIZE(x, [1, 2], FALSE, 'bucket_ranges') FROM t").contains("'bucket_names' only"));
+        assert!(err("SELECT ML.BUCKETIZE(x, [1, 2], FALSE, 'bucket_spans') FROM t").contains("'bucket_ranges_json'"));
+        assert!(err("SELECT ML.QUANTILE_BUCKETIZE(x, 2, 'bins') OVER () FROM t").contains("output_format 'bins'"));
         assert!(err("SELECT ML.QUANTILE_BUCKETIZE(x, 1) OVER () FROM t").contains("from 2 to 1000"));
     }
 }

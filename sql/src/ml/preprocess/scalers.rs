@@ -5,6 +5,7 @@
 
 use super::{Plan, PreCall, Stat, arity, bool_arg, double, number_arg, unsupported, word_arg};
 use crate::ml::MlError;
+use crate::sqltext::lit;
 
 /// The statistics and expression of a numeric preprocessing call.
 pub(super) fn plan(call: &PreCall) -> Result<Plan, MlError> {
@@ -39,14 +40,15 @@ pub(super) fn plan(call: &PreCall) -> Result<Plan, MlError> {
         "ROBUST_SCALER" => robust_scaler(call, xd)?,
         "IMPUTER" => imputer(call, &x, xd)?,
         "QUANTILE_BUCKETIZE" => {
-            arity(call, 2, 2, "ML.QUANTILE_BUCKETIZE(x, num_buckets) OVER ()")?;
+            arity(call, 2, 3, "ML.QUANTILE_BUCKETIZE(x, num_buckets [, output_format]) OVER ()")?;
             let n = number_arg(call, 1, "num_buckets")?;
             if n.fract() != 0.0 || !(2.0..=1000.0).contains(&n) {
                 return Err(unsupported(call, "num_buckets must be a whole number from 2 to 1000"));
             }
+            let format = BucketFormat::of(call, 2)?;
             let n = n as usize;
             let stats = (1..n).map(|i| percentile(i as f64 / n as f64)).collect();
-            Plan { stats, render: Box::new(move |s| bins(&xd, s)) }
+            Plan { stats, render: Box::new(move |s| bins(&xd, s, format)) }
         }
         "BUCKETIZE" => bucketize(call, xd)?,
         "NORMALIZER" => normalizer(call, x)?,
@@ -125,11 +127,11 @@ fn imputer(call: &PreCall, x: &str, xd: String) -> Result<Plan, MlError> {
     Ok(Plan { stats: vec![stat], render: Box::new(move |s| format!("COALESCE({xd}, {})", s[0])) })
 }
 
-/// `ML.BUCKETIZE(x, [split points] [, exclude_boundaries] [, 'bucket_names'])`:
-/// the bucket names of [`bins`]; with `exclude_boundaries` the lowest and
+/// `ML.BUCKETIZE(x, [split points] [, exclude_boundaries] [, output_format])`:
+/// the buckets of [`bins`]; with `exclude_boundaries` the lowest and
 /// highest split points are left out (`[1, 2, 3, 4]` makes three buckets).
 fn bucketize(call: &PreCall, xd: String) -> Result<Plan, MlError> {
-    arity(call, 2, 4, "ML.BUCKETIZE(x, [split points] [, exclude_boundaries] [, 'bucket_names'])")?;
+    arity(call, 2, 4, "ML.BUCKETIZE(x, [split points] [, exclude_boundaries] [, output_format])")?;
     let mut values = number_list(call, &call.args[1], "the split points")?;
     if values.is_empty() || values.windows(2).any(|w| w[0] >= w[1]) {
         return Err(unsupported(call, "the split points must be increasing numbers, at least one"));
@@ -140,17 +142,67 @@ fn bucketize(call: &PreCall, xd: String) -> Result<Plan, MlError> {
             values.remove(0);
         }
     }
-    match word_arg(call, 3, "output_format", "bucket_names")?.as_str() {
-        "bucket_names" => {}
-        other => {
-            return Err(unsupported(
+    let format = BucketFormat::of(call, 3)?;
+    let literals: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
+    Ok(Plan { stats: Vec::new(), render: Box::new(move |_| bins(&xd, &literals, format)) })
+}
+
+/// How `ML.BUCKETIZE` and `ML.QUANTILE_BUCKETIZE` name a bucket (their
+/// `output_format` argument).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum BucketFormat {
+    /// `'bucket_names'` (the default): `bin_1`, `bin_2`, ….
+    Names,
+    /// `'bucket_ranges'`: `(-inf, 2.5)`, `[2.5, 4.6)`, `[4.6, +inf)`.
+    Ranges,
+    /// `'bucket_ranges_json'`: `{"start": "-Infinity", "end": "2.5"}`, ….
+    RangesJson,
+}
+
+impl BucketFormat {
+    /// The format argument `index` of `call`, `'bucket_names'` if absent.
+    fn of(call: &PreCall, index: usize) -> Result<Self, MlError> {
+        match word_arg(call, index, "output_format", "bucket_names")?.as_str() {
+            "bucket_names" => Ok(Self::Names),
+            "bucket_ranges" => Ok(Self::Ranges),
+            "bucket_ranges_json" => Ok(Self::RangesJson),
+            other => Err(unsupported(
                 call,
-                &format!("output_format '{other}': Sentio writes 'bucket_names' only (bin_1, bin_2, …)"),
-            ));
+                &format!("output_format '{other}': write 'bucket_names', 'bucket_ranges' or 'bucket_ranges_json'"),
+            )),
         }
     }
-    let literals: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
-    Ok(Plan { stats: Vec::new(), render: Box::new(move |_| bins(&xd, &literals)) })
+
+    /// SQL of the name of the bucket from `low` to `high` (SQL numbers;
+    /// `None`: unbounded), the `index`th from 1.
+    fn name(self, index: usize, low: Option<&str>, high: Option<&str>) -> String {
+        match self {
+            Self::Names => lit(&format!("bin_{index}")),
+            Self::Ranges => {
+                let low = low.map_or_else(|| "'(-inf'".to_string(), |l| format!("concat('[', {})", number_text(l)));
+                let high = high.map_or_else(|| "'+inf)'".to_string(), |h| format!("concat({}, ')')", number_text(h)));
+                format!("concat({low}, ', ', {high})")
+            }
+            Self::RangesJson => {
+                let end = |b: Option<&str>, unbounded: &str| b.map_or_else(|| lit(unbounded), number_text);
+                format!(
+                    "concat('{{\"start\": \"', {}, '\", \"end\": \"', {}, '\"}}')",
+                    end(low, "-Infinity"),
+                    end(high, "Infinity")
+                )
+            }
+        }
+    }
+}
+
+/// SQL of number `e` as text: a whole number without a fraction (`3`, as
+/// BigQuery casts 3.0), any other as the shortest text that reads back the
+/// same (`2.5`).
+fn number_text(e: &str) -> String {
+    format!(
+        "(CASE WHEN ({e}) = trunc({e}) AND abs({e}) < 1e15 THEN CAST(CAST(({e}) AS BIGINT) AS VARCHAR) \
+         ELSE CAST(({e}) AS VARCHAR) END)"
+    )
 }
 
 /// `ML.NORMALIZER(xs [, p])`: the array over its p-norm (`p` 2 by default;
@@ -188,10 +240,13 @@ fn number_list(call: &PreCall, arg: &str, what: &str) -> Result<Vec<f64>, MlErro
         .collect()
 }
 
-/// `'bin_1'` below the first of `edges`, `'bin_2'` below the second, …,
-/// `'bin_<n+1>'` from the last on; NULL for NULL (BigQuery ML's names).
-fn bins(x: &str, edges: &[String]) -> String {
+/// The first bucket below the first of `edges`, the second below the
+/// second, …, the last from the last edge on, each named in `format`
+/// (`'bin_1'`, … by default); NULL for NULL (BigQuery ML's buckets).
+fn bins(x: &str, edges: &[String], format: BucketFormat) -> String {
+    let name =
+        |i: usize| format.name(i + 1, i.checked_sub(1).map(|j| edges[j].as_str()), edges.get(i).map(String::as_str));
     let whens: Vec<String> =
-        edges.iter().enumerate().map(|(i, e)| format!("WHEN {x} < {e} THEN 'bin_{}'", i + 1)).collect();
-    format!("(CASE WHEN {x} IS NULL THEN NULL {} ELSE 'bin_{}' END)", whens.join(" "), edges.len() + 1)
+        edges.iter().enumerate().map(|(i, e)| format!("WHEN {x} < {e} THEN {}", name(i))).collect();
+    format!("(CASE WHEN {x} IS NULL THEN NULL {} ELSE {} END)", whens.join(" "), name(edges.len()))
 }
