@@ -759,7 +759,7 @@ fn explanations_add_up_to_the_prediction() {
         "CREATE MODEL ex_nb OPTIONS (model_type = 'naive_bayes_classifier', input_label_cols = ['emotion']) AS {train}"
     ));
     let e = lake.fails(&format!("SELECT * FROM ML.EXPLAIN_PREDICT(MODEL ex_nb, {rows})"));
-    assert!(e.contains("Sentio explains random_forest_classifier"), "{e}");
+    assert!(e.contains("Sentio explains random_forest_*, boosted_tree_*"), "{e}");
     let e = lake.fails(&format!("SELECT * FROM ML.EXPLAIN_PREDICT(MODEL ex_rf, {rows}, STRUCT(0 AS top_k_features))"));
     assert!(e.contains("top_k_features must be a whole number"), "{e}");
     let e = lake.fails(&format!(
@@ -2474,6 +2474,44 @@ print(json.dumps(out))
          early_stop = FALSE) AS SELECT *, CAST(label AS VARCHAR) AS text_label FROM adhoc.diabetes",
     );
     assert!(e.contains("its label must be numeric"), "{e}");
-    let e = lake.fails("SELECT * FROM ML.EXPLAIN_PREDICT(MODEL bt_diabetes, TABLE adhoc.diabetes)");
-    assert!(e.contains("bt_diabetes is a boosted_tree_regressor"), "{e}");
+
+    // Explanations: Tree SHAP of the score the trees add up — a regressor's
+    // prediction, a class's logit — whose attributions add up to it from
+    // the baseline; for two classes the score is the log-odds of the
+    // explained label's probability.
+    for (name, features) in [("diabetes", 10), ("breast_cancer", 30), ("digits", 64)] {
+        let rows = format!("(SELECT * FROM adhoc.{name} WHERE id % 2 = 0 ORDER BY id LIMIT 40)");
+        let explained = lake.rows(&format!(
+            "SELECT id, top_feature_attributions AS a, baseline_prediction_value AS b, prediction_value AS p \
+             FROM ML.EXPLAIN_PREDICT(MODEL bt_{name}, {rows}, STRUCT({features} AS top_k_features)) ORDER BY id"
+        ));
+        let predicted = lake.rows(&format!("SELECT * FROM ML.PREDICT(MODEL bt_{name}, {rows}) ORDER BY id"));
+        assert_eq!((explained.len(), predicted.len()), (40, 40));
+        for (e, p) in explained.iter().zip(&predicted) {
+            let attributions = e["a"].as_array().unwrap();
+            assert_eq!(attributions.len(), features, "{e}");
+            let total: f64 = attributions.iter().map(|a| num(a, "attribution")).sum();
+            let (baseline, score) = (num(e, "b"), num(e, "p"));
+            assert!(close(baseline + total, score, 1e-6), "{name}: {baseline} + {total} vs {score}");
+            match name {
+                "diabetes" => assert!(close(score, num(p, "predicted_label"), 1e-5), "{e} vs {p}"),
+                "breast_cancer" => {
+                    // The label is a number; the probabilities name it in text.
+                    let prob = probability_of(&p["predicted_label_probs"], &p["predicted_label"].to_string());
+                    let logit = (prob / (1.0 - prob)).ln();
+                    assert!(close(score, logit, 1e-6), "{name}: score {score} vs log-odds {logit} of {prob}");
+                }
+                _ => assert!(score.is_finite(), "{e}"),
+            }
+        }
+    }
+    lake.rows(
+        "CREATE MODEL bt_global OPTIONS (model_type = 'boosted_tree_classifier', input_label_cols = ['label'], \
+         max_iterations = 10, enable_global_explain = TRUE, data_split_method = 'NO_SPLIT') \
+         AS SELECT * EXCEPT (id) FROM adhoc.breast_cancer",
+    );
+    let global = lake.rows("SELECT * FROM ML.GLOBAL_EXPLAIN(MODEL bt_global)");
+    assert_eq!(global.len(), 30, "{global:?}");
+    assert!(global.windows(2).all(|w| num(&w[0], "attribution") >= num(&w[1], "attribution")), "{global:?}");
+    assert!(num(&global[0], "attribution") > 0.0, "{global:?}");
 }

@@ -725,12 +725,14 @@ fn explainable(function: &str, meta: &ModelMeta) -> Result<(), MlError> {
     match meta.spec.algorithm {
         Algorithm::RandomForest
         | Algorithm::RandomForestRegressor
+        | Algorithm::BoostedTreeClassifier
+        | Algorithm::BoostedTreeRegressor
         | Algorithm::DecisionTree
         | Algorithm::LogisticReg
         | Algorithm::LinearReg => Ok(()),
         _ => Err(MlError::Data(format!(
-            "{function}: {} is a {}; Sentio explains random_forest_classifier, random_forest_regressor, \
-             decision_tree_classifier, logistic_reg and linear_reg models",
+            "{function}: {} is a {}; Sentio explains random_forest_*, boosted_tree_*, decision_tree_classifier, \
+             logistic_reg and linear_reg models",
             meta.name, meta.model_type
         ))),
     }

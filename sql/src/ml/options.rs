@@ -121,6 +121,7 @@ fn hyperparameters(algorithm: Algorithm) -> &'static [&'static str] {
             "early_stop",
             "min_rel_progress",
             "max_training_rows",
+            "enable_global_explain",
         ],
         Algorithm::DecisionTree => {
             &["max_tree_depth", "min_tree_child_weight", "max_training_rows", "enable_global_explain"]

@@ -260,7 +260,7 @@ impl Predictor {
 
 /// One prediction explained: what each encoded feature added to the value
 /// explained (a class's probability for trees and forests, its score for
-/// logistic regression), from the model's baseline.
+/// logistic regression and boosted trees), from the model's baseline.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Explanation {
     /// The value for a row the model knows nothing of.
@@ -275,9 +275,11 @@ pub struct Explanation {
 impl Predictor {
     /// Explains class `class` at the encoded row `x`: Tree SHAP over a
     /// forest's trees (the class's probability; a regression forest's
-    /// prediction, class 0), the linear terms of a logistic regression (the
-    /// class's score) or of a linear regression (its prediction). Other models, and trees
-    /// grown before node covers were kept, cannot be explained.
+    /// prediction, class 0), or over boosted trees (the class's logit; a
+    /// regressor's prediction), the linear terms of a logistic regression
+    /// (the class's score) or of a linear regression (its prediction). Other
+    /// models, and trees grown before node covers were kept, cannot be
+    /// explained.
     pub fn explain(&self, x: &[f32], class: usize) -> Result<Explanation, String> {
         let width = self.spec.width();
         // A regressor has one output to explain: its prediction (class 0).
@@ -306,6 +308,19 @@ impl Predictor {
                 forest_probs(f, x, &mut probs);
                 Ok(Explanation { baseline: baseline / n, prediction: probs[class], contributions })
             }
+            Some(Payload::Boosted(b)) => {
+                if !b.trees.iter().all(shap::has_covers) {
+                    return Err("its trees lack the node covers that explanations need: retrain it".into());
+                }
+                // A binary model keeps one score, the second label's log-odds;
+                // the first label's is its negative.
+                let (output, sign) =
+                    if b.outputs <= 1 && k == 2 { (0, if class == 1 { 1.0 } else { -1.0 }) } else { (class, 1.0) };
+                let baseline = shap::boosted_shap(b, x, output, &mut contributions);
+                contributions.iter_mut().for_each(|c| *c *= sign);
+                let prediction = boost::scores(b, x)[output];
+                Ok(Explanation { baseline: sign * baseline, prediction: sign * prediction, contributions })
+            }
             Some(Payload::Logistic(l)) => {
                 let baseline = shap::linear(&l.weights, width, class, x, &mut contributions);
                 let prediction = baseline + contributions.iter().sum::<f64>();
@@ -317,7 +332,7 @@ impl Predictor {
                 Ok(Explanation { baseline, prediction, contributions })
             }
             _ => Err(format!(
-                "a {} is not explained (trees, forests, linear and logistic regression are)",
+                "a {} is not explained (trees, forests, boosted trees, linear and logistic regression are)",
                 self.spec.algorithm.model_type()
             )),
         }

@@ -7,13 +7,15 @@
 //! where the output with only some features known is the cover-weighted
 //! average over the branches of the splits on the unknown ones. Attributions
 //! sum to the output minus the tree's expected output (its cover-weighted
-//! mean over the leaves). A forest's are the mean of its trees'.
+//! mean over the leaves). A forest's are the mean of its trees'; boosted
+//! trees' the sum of one output's trees' ([`boosted_shap`]), since Shapley
+//! values add up over a sum of models.
 //!
 //! It needs each node's cover — how many of the rows the tree was grown on
 //! reached the node — which trees record since this was written; a tree
 //! without covers cannot be explained.
 
-use sentio_proto::Tree;
+use sentio_proto::{Boosted, Tree};
 
 /// One element of the path from the root to the current node: the feature
 /// split on, the share of the rows that go this way when the feature is
@@ -161,6 +163,17 @@ pub fn tree_shap(tree: &Tree, x: &[f32], class: usize, classes: usize, phi: &mut
     explained.expected(0)
 }
 
+/// Adds the Tree SHAP attributions of output `output` of boosted trees —
+/// its raw score: the prediction of a regressor, a class's logit — at the
+/// encoded row `x` to `phi`; returns the score's expected value (the base
+/// score plus each tree's expected value). Every tree must have covers
+/// ([`has_covers`]).
+pub fn boosted_shap(model: &Boosted, x: &[f32], output: usize, phi: &mut [f64]) -> f64 {
+    let outputs = model.outputs.max(1) as usize;
+    let base = model.base.get(output).copied().unwrap_or(0.0);
+    base + model.trees.iter().skip(output).step_by(outputs).map(|t| tree_shap(t, x, 0, 1, phi)).sum::<f64>()
+}
+
 /// The attributions of class `class`'s score (its logit) in a logistic
 /// regression with `weights` (per class, `width` weights then the
 /// intercept): each encoded feature's weight times its standardised value,
@@ -259,6 +272,47 @@ mod tests {
                     assert!((base + sum - out[class]).abs() < 1e-9, "{base} + {sum} != {}", out[class]);
                     assert!((base - conditional(&e, 0, x, 0)).abs() < 1e-12);
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn boosted_trees_are_explained_by_the_sum_of_their_trees_exact_shapley_values() {
+        use crate::ml::boost::{self, BoostParams, Objective};
+        let width = 4;
+        let d = data(400, width, 5);
+        let params = BoostParams {
+            rounds: 6,
+            learn_rate: 0.3,
+            max_depth: 3,
+            subsample: 0.8,
+            colsample_bytree: 1.0,
+            l1: 0.0,
+            l2: 1.0,
+            min_split_loss: 0.0,
+            min_child_weight: 1.0,
+            early_stop: false,
+            min_rel_progress: 0.01,
+        };
+        let model = boost::fit(&d, Objective::Classes(3), &params, 7);
+        assert_eq!((model.outputs, model.trees.len()), (3, 18));
+        let probe = data(20, width, 42);
+        for r in 0..probe.rows() {
+            let x = &probe.x[r * width..(r + 1) * width];
+            let scores = boost::scores(&model, x);
+            for (output, score) in scores.iter().enumerate() {
+                let mut phi = vec![0.0; width];
+                let base = boosted_shap(&model, x, output, &mut phi);
+                let mut exact = vec![0.0; width];
+                for tree in model.trees.iter().skip(output).step_by(3) {
+                    let e = Explained { tree, class: 0, classes: 1 };
+                    exact.iter_mut().zip(exact_shapley(&e, x, width)).for_each(|(a, b)| *a += b);
+                }
+                for (a, b) in phi.iter().zip(&exact) {
+                    assert!((a - b).abs() < 1e-9, "boosted Tree SHAP {phi:?} vs enumeration {exact:?}");
+                }
+                let sum: f64 = phi.iter().sum();
+                assert!((base + sum - score).abs() < 1e-9, "{base} + {sum} != {score}");
             }
         }
     }
