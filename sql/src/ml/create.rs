@@ -183,6 +183,7 @@ pub async fn train(ml: &MlContext, opts: &TrainOptions, query: &str, what: &str)
         class_weights,
         seed: opts.seed,
         buckets,
+        groups: 0,
         params: opts.params.clone(),
         target,
         // Boosting that stops early watches the evaluation rows, fed to it
@@ -589,8 +590,8 @@ struct Rows<'a> {
 }
 
 /// Fits the model of `spec` in the cluster — one `sentio_train` aggregate
-/// per bucket — and merges the parts: the encoded payload, and where its
-/// parts were trained.
+/// per group of buckets ([`training_groups`]) — and merges the parts, in
+/// bucket order: the encoded payload, and where its parts were trained.
 async fn fit(
     ml: &MlContext,
     spec: &TrainSpec,
@@ -611,34 +612,36 @@ async fn fit(
     };
     let label_type = if spec.algorithm.is_regressor() { "DOUBLE" } else { "VARCHAR" };
     let label_arg = format!("CAST({} AS {label_type})", qcol("__t", label));
-    let train_sql = if spec.buckets > 1 {
-        let values: Vec<String> = (0..spec.buckets).map(|b| format!("({b})")).collect();
+    let groups = training_groups(ml, spec);
+    let grouped = TrainSpec { groups, ..spec.clone() };
+    let train_sql = if groups > 1 {
+        let values: Vec<String> = (0..groups).map(|g| format!("({g})")).collect();
         format!(
-            "SELECT __k.bucket, sentio_train({}, __k.bucket, {label_arg}, {}) AS part \
-             FROM ({train_query}) __t CROSS JOIN (VALUES {}) __k(bucket) GROUP BY __k.bucket",
-            lit(&spec.to_json()),
+            "SELECT sentio_train({}, __k.grp, {label_arg}, {}) AS parts \
+             FROM ({train_query}) __t CROSS JOIN (VALUES {}) __k(grp) GROUP BY __k.grp",
+            lit(&grouped.to_json()),
             args.join(", "),
             values.join(", ")
         )
     } else {
         format!(
-            "SELECT CAST(0 AS BIGINT) AS bucket, sentio_train({}, CAST(0 AS BIGINT), {label_arg}, {}) AS part \
-             FROM ({train_query}) __t",
-            lit(&spec.to_json()),
+            "SELECT sentio_train({}, CAST(0 AS BIGINT), {label_arg}, {}) AS parts FROM ({train_query}) __t",
+            lit(&grouped.to_json()),
             args.join(", ")
         )
     };
-    let parts = ml.collect(&train_sql).await?;
-    let mut numbered: Vec<(i64, ModelPayload)> = Vec::new();
-    for b in &parts {
-        let bucket = b.column(0).as_primitive::<Int64Type>();
-        let part = b.column(1).as_binary::<i64>();
-        for i in 0..b.num_rows() {
-            if part.is_null(i) {
-                continue;
+    let mut numbered: Vec<(u32, ModelPayload)> = Vec::new();
+    for b in &ml.collect(&train_sql).await? {
+        let lists = b.column(0).as_list::<i32>();
+        for i in (0..b.num_rows()).filter(|&i| lists.is_valid(i)) {
+            let parts = lists.value(i);
+            let parts = parts.as_binary::<i64>();
+            for j in 0..parts.len() {
+                let p =
+                    ModelPayload::decode(parts.value(j)).map_err(|e| MlError::Internal(format!("model part: {e}")))?;
+                let bucket = p.parts.first().map_or(0, |t| t.bucket);
+                numbered.push((bucket, p));
             }
-            let p = ModelPayload::decode(part.value(i)).map_err(|e| MlError::Internal(format!("model part: {e}")))?;
-            numbered.push((bucket.value(i), p));
         }
     }
     numbered.sort_by_key(|(b, _)| *b);
@@ -662,6 +665,16 @@ async fn fit(
         _ => Vec::new(),
     };
     Ok((payload.encode_to_vec(), training_parts, iterations))
+}
+
+/// How many training tasks share `spec`'s buckets: as many as the session
+/// runs partitions at once (standalone: two per core), at most one per
+/// bucket. Each task gets its own copy of the rows, so fewer tasks move and
+/// bin fewer copies; the model is the same however many there are (each
+/// bucket trains the same part wherever it runs).
+fn training_groups(ml: &MlContext, spec: &TrainSpec) -> u32 {
+    let partitions = ml.ctx.state().config().target_partitions();
+    spec.buckets.max(1).min(u32::try_from(partitions).unwrap_or(u32::MAX).max(1))
 }
 
 /// The global explanation of a trained model (`enable_global_explain`):

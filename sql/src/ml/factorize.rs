@@ -517,6 +517,7 @@ async fn claim(
             class_weights: Vec::new(),
             seed: opts.seed,
             buckets: 1,
+            groups: 0,
             params: params_of(opts),
             target: None,
             eval_flag: false,

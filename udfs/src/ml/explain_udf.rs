@@ -195,6 +195,7 @@ mod tests {
             class_weights: vec![1.0, 1.0],
             seed: 0,
             buckets: 1,
+            groups: 0,
             params: Params::default(),
             target: None,
             eval_flag: false,

@@ -249,6 +249,12 @@ pub struct TrainSpec {
     pub seed: u64,
     /// Groups the work is split into (forests: trees are dealt out to them).
     pub buckets: u32,
+    /// How many training tasks share the buckets (0: one per bucket): task
+    /// `g` trains buckets `g`, `g + groups`, … from one copy of the rows.
+    /// Only the training query sets it — it decides where buckets train,
+    /// never what they train, so a stored spec leaves it out.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub groups: u32,
     /// Hyperparameters.
     pub params: Params,
     /// A regressor's label statistics (None for classifiers).
@@ -260,7 +266,19 @@ pub struct TrainSpec {
     pub eval_flag: bool,
 }
 
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 impl TrainSpec {
+    /// The buckets training task `group` trains: every bucket when the spec
+    /// has one group (or none), else `group`, `group + groups`, ….
+    pub fn buckets_of(&self, group: u32) -> Vec<u32> {
+        let buckets = self.buckets.max(1);
+        let groups = if self.groups == 0 { buckets } else { self.groups.min(buckets) };
+        (group..buckets).step_by(groups as usize).collect()
+    }
+
     /// Parses a spec from its JSON text.
     pub fn from_json(s: &str) -> Result<Self> {
         serde_json::from_str(s)
@@ -368,6 +386,7 @@ mod tests {
             class_weights: vec![1.0, 1.0],
             seed: 1,
             buckets: 1,
+            groups: 0,
             params: Params::default(),
             target: None,
             eval_flag: false,

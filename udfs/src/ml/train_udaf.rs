@@ -1,20 +1,24 @@
-//! `sentio_train(spec, bucket, label, feature, …)`: the aggregate that trains.
+//! `sentio_train(spec, group, label, feature, …)`: the aggregate that trains.
 //!
 //! The client writes `CREATE MODEL` as
 //!
 //! ```sql
-//! SELECT b.bucket, sentio_train('<spec json>', b.bucket, label, f1, f2, …)
-//! FROM (<training query>) CROSS JOIN (VALUES (0), (1), …) b(bucket)
-//! GROUP BY b.bucket
+//! SELECT g.grp, sentio_train('<spec json>', g.grp, label, f1, f2, …)
+//! FROM (<training query>) CROSS JOIN (VALUES (0), (1), …) g(grp)
+//! GROUP BY g.grp
 //! ```
 //!
 //! Partial aggregates encode their rows where the data is (naive Bayes and
 //! linear regression keep only exact, mergeable sums instead — no row
-//! leaves its partition); each bucket's final
-//! aggregate (one per bucket, spread over the executors by the shuffle) sorts
-//! its rows into a deterministic order and trains its share of the model
-//! ([`crate::ml::model::train_bucket`]). The result of each group is a
-//! `ModelPayload` part; the client merges the parts.
+//! leaves its partition); each group's final aggregate (one per group,
+//! spread over the executors by the shuffle) sorts its rows into a
+//! deterministic order and trains the shares of the model its buckets own
+//! ([`TrainSpec::buckets_of`], [`crate::ml::model::train_buckets`]): a
+//! forest's 16 buckets train in as many groups as the cluster runs tasks at
+//! once, each group from one copy of the rows, binned once. The result of
+//! each group is a list of `ModelPayload` parts, one per bucket; the client
+//! merges them in bucket order, so the model is the same whatever the number
+//! of groups.
 //!
 //! Memory is bounded: an accumulator holding more than twice the spec's row
 //! cap ([`TrainSpec::row_cap`], the `max_training_rows` option; k-NN's
@@ -36,7 +40,7 @@ use sentio_proto::{TrainingPart, TrainingRows};
 use crate::ml::Dataset;
 use crate::ml::bayes::Stats;
 use crate::ml::linear::Gram;
-use crate::ml::model::{linear_payload, naive_bayes_payload, train_bucket};
+use crate::ml::model::{linear_payload, naive_bayes_payload, train_buckets};
 use crate::ml::spec::{Algorithm, TrainSpec};
 use crate::ml::text::strings;
 
@@ -79,7 +83,7 @@ impl AggregateUDFImpl for TrainUdaf {
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        Ok(DataType::LargeBinary)
+        Ok(parts_type())
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
@@ -116,6 +120,20 @@ pub struct TrainAccumulator {
     rows: TrainingRows,
     stats: Option<Stats>,
     gram: Option<Gram>,
+}
+
+/// The aggregate's result type: a list of encoded `ModelPayload` parts.
+pub fn parts_type() -> DataType {
+    DataType::new_list(DataType::LargeBinary, true)
+}
+
+/// The aggregate's result: `parts`, or NULL for none (no rows).
+fn parts_value(parts: Vec<Vec<u8>>) -> Result<ScalarValue> {
+    if parts.is_empty() {
+        return ScalarValue::try_from(&parts_type());
+    }
+    let values: Vec<ScalarValue> = parts.into_iter().map(|p| ScalarValue::LargeBinary(Some(p))).collect();
+    Ok(ScalarValue::List(ScalarValue::new_list_nullable(&values, &DataType::LargeBinary)))
 }
 
 /// `host:pid` of this process.
@@ -332,7 +350,7 @@ impl Accumulator for TrainAccumulator {
     fn evaluate(&mut self) -> Result<ScalarValue> {
         if let Some(gram) = &self.gram {
             if gram.rows() == 0 {
-                return Ok(ScalarValue::LargeBinary(None));
+                return parts_value(Vec::new());
             }
             let started = std::time::Instant::now();
             let mut payload = linear_payload(&self.spec, gram).map_err(|e| exec_datafusion_err!("linear_reg: {e}"))?;
@@ -345,11 +363,11 @@ impl Accumulator for TrainAccumulator {
                 rows: gram.rows(),
                 millis: started.elapsed().as_millis() as u64,
             });
-            return Ok(ScalarValue::LargeBinary(Some(payload.encode_to_vec())));
+            return parts_value(vec![payload.encode_to_vec()]);
         }
         if let Some(stats) = &self.stats {
             if stats.rows() == 0 {
-                return Ok(ScalarValue::LargeBinary(None));
+                return parts_value(Vec::new());
             }
             let started = std::time::Instant::now();
             let mut payload = naive_bayes_payload(&self.spec, stats);
@@ -359,10 +377,10 @@ impl Accumulator for TrainAccumulator {
                 rows: stats.rows(),
                 millis: started.elapsed().as_millis() as u64,
             });
-            return Ok(ScalarValue::LargeBinary(Some(payload.encode_to_vec())));
+            return parts_value(vec![payload.encode_to_vec()]);
         }
         if self.rows.y.is_empty() {
-            return Ok(ScalarValue::LargeBinary(None));
+            return parts_value(Vec::new());
         }
         let mut order = self.sorted_order();
         if let Some(cap) = self.spec.row_cap() {
@@ -377,21 +395,29 @@ impl Accumulator for TrainAccumulator {
             target: rows.target,
             eval: rows.eval,
         };
-        let bucket = u32::try_from(self.bucket.unwrap_or(0)).unwrap_or(0);
-        let started = std::time::Instant::now();
-        let mut payload = crate::cancel::long(|| train_bucket(&self.spec, &data, bucket));
+        let group = u32::try_from(self.bucket.unwrap_or(0)).unwrap_or(0);
+        let buckets = self.spec.buckets_of(group);
+        let trained = crate::cancel::long(|| train_buckets(&self.spec, &data, &buckets));
         // Training gives up early in a cancelled task; its partial model
         // must not leave it.
         if crate::cancel::cancelled() {
             return Err(datafusion::error::DataFusionError::Execution("training was cancelled".into()));
         }
-        payload.parts.push(TrainingPart {
-            bucket,
-            worker: worker(),
-            rows: data.rows() as u64,
-            millis: started.elapsed().as_millis() as u64,
-        });
-        Ok(ScalarValue::LargeBinary(Some(payload.encode_to_vec())))
+        let worker = worker();
+        let parts = trained
+            .into_iter()
+            .zip(buckets)
+            .map(|((mut payload, took), bucket)| {
+                payload.parts.push(TrainingPart {
+                    bucket,
+                    worker: worker.clone(),
+                    rows: data.rows() as u64,
+                    millis: took.as_millis() as u64,
+                });
+                payload.encode_to_vec()
+            })
+            .collect();
+        parts_value(parts)
     }
 
     fn size(&self) -> usize {
@@ -478,6 +504,7 @@ mod tests {
             class_weights: vec![1.0, 1.0],
             seed: 7,
             buckets: 1,
+            groups: 0,
             params: Params { max_training_rows, num_trees: 3, max_depth: 4, ..Params::default() },
             target: None,
             eval_flag: false,
@@ -486,22 +513,39 @@ mod tests {
 
     /// Rows `from..to`: two features and a label that depends on them.
     fn batch(from: usize, to: usize) -> Vec<ArrayRef> {
+        batch_of_group(from, to, 0)
+    }
+
+    /// [`batch`] for training task `group`.
+    fn batch_of_group(from: usize, to: usize, group: i64) -> Vec<ArrayRef> {
         let a: Vec<f64> = (from..to).map(|i| ((i * 37) % 101) as f64 / 10.0).collect();
         let b: Vec<f64> = (from..to).map(|i| ((i * 53) % 89) as f64 / 10.0).collect();
         let label: Vec<&str> = a.iter().zip(&b).map(|(a, b)| if a + b > 9.0 { "yes" } else { "no" }).collect();
         let n = to - from;
         vec![
             Arc::new(StringArray::from(vec!["spec"; n])),
-            Arc::new(Int64Array::from(vec![0; n])),
+            Arc::new(Int64Array::from(vec![group; n])),
             Arc::new(StringArray::from(label)),
             Arc::new(Float64Array::from(a)),
             Arc::new(Float64Array::from(b)),
         ]
     }
 
+    /// The parts an accumulator trains, decoded.
+    fn parts(acc: &mut TrainAccumulator) -> Vec<ModelPayload> {
+        let ScalarValue::List(list) = acc.evaluate().unwrap() else { panic!("not a list of parts") };
+        if list.is_null(0) {
+            return Vec::new();
+        }
+        let items = list.value(0);
+        let items = items.as_binary::<i64>();
+        (0..items.len()).map(|i| ModelPayload::decode(items.value(i)).unwrap()).collect()
+    }
+
     fn trained(acc: &mut TrainAccumulator) -> (ModelPayload, u64) {
-        let ScalarValue::LargeBinary(Some(bytes)) = acc.evaluate().unwrap() else { panic!("no model") };
-        let mut payload = ModelPayload::decode(bytes.as_slice()).unwrap();
+        let mut parts = parts(acc);
+        assert_eq!(parts.len(), 1, "one part");
+        let mut payload = parts.remove(0);
         let rows = payload.parts.iter().map(|p| p.rows).sum();
         payload.parts.clear();
         // Iteration times are metadata (CREATE MODEL takes them out too).
@@ -542,6 +586,37 @@ mod tests {
             assert_eq!(one.1, 150, "{algorithm:?}: fit on the capped sample");
             assert_eq!(split.1, 150);
             assert_eq!(one.0, split.0, "{algorithm:?}: another sample on another split");
+        }
+    }
+
+    #[test]
+    fn groups_of_buckets_train_the_parts_one_task_per_bucket_does() {
+        // Each bucket's part (without where and how long it trained), by
+        // bucket, when `groups` tasks share 4 buckets.
+        let by_bucket = |groups: u32| {
+            let spec = TrainSpec { buckets: 4, groups, ..(*spec(Algorithm::RandomForest, 100_000)).clone() };
+            let tasks = if groups == 0 { 4 } else { groups };
+            let mut out: Vec<(u32, Vec<u8>)> = Vec::new();
+            for group in 0..tasks {
+                let mut acc = TrainAccumulator::new(Arc::new(spec.clone()));
+                for start in (0..600).step_by(100) {
+                    acc.update_batch(&batch_of_group(start, start + 100, i64::from(group))).unwrap();
+                }
+                for mut part in parts(&mut acc) {
+                    let bucket = part.parts[0].bucket;
+                    assert_eq!(part.parts.len(), 1);
+                    assert_eq!(part.parts[0].rows, 600);
+                    part.parts.clear();
+                    out.push((bucket, part.encode_to_vec()));
+                }
+            }
+            out.sort();
+            out
+        };
+        let one_per_bucket = by_bucket(0);
+        assert_eq!(one_per_bucket.iter().map(|(b, _)| *b).collect::<Vec<_>>(), [0, 1, 2, 3]);
+        for groups in [1, 2, 3, 9] {
+            assert_eq!(by_bucket(groups), one_per_bucket, "{groups} groups");
         }
     }
 

@@ -272,7 +272,22 @@ pub fn grow_forest(
     first: u32,
     count: u32,
 ) -> Forest {
-    let binned = Binned::new(data);
+    grow_forest_binned(data, &Binned::new(data), classes, params, subsample, seed, first, count)
+}
+
+/// [`grow_forest`] on `data` binned already (`Binned::new(data)`), so that
+/// several shares of one forest grow from one binning of the rows.
+#[allow(clippy::too_many_arguments)]
+pub fn grow_forest_binned(
+    data: &Dataset,
+    binned: &Binned,
+    classes: usize,
+    params: &TreeParams,
+    subsample: f64,
+    seed: u64,
+    first: u32,
+    count: u32,
+) -> Forest {
     let width = data.width;
     let mut forest = Forest {
         trees: Vec::with_capacity(count as usize),
@@ -297,7 +312,7 @@ pub fn grow_forest(
         }
         let mut g = Grower {
             data,
-            binned: &binned,
+            binned,
             params,
             slots: if params.regression { 3 } else { classes },
             rng,

@@ -258,6 +258,7 @@ mod tests {
             class_weights: vec![1.0; labels.len()],
             seed: 0,
             buckets: 1,
+            groups: 0,
             params: Params::default(),
             target: None,
             eval_flag: false,
