@@ -40,6 +40,7 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema};
 use futures::future::BoxFuture;
+use futures::{StreamExt, TryStreamExt};
 use sentio_udfs::ml::predict_udf::fingerprint;
 use sentio_udfs::ml::spec::{Algorithm, Encoding, TrainSpec};
 
@@ -47,7 +48,7 @@ use crate::ids::{now_micros, unique_name};
 use crate::ml::create::{Split, model_ref, rows_fingerprint, split_rows, train};
 use crate::ml::describe::{DescribeSettings, describe_sql};
 use crate::ml::drift::{self, DriftSettings};
-use crate::ml::options::SplitMethod;
+use crate::ml::options::{SplitMethod, TrainOptions};
 use crate::ml::parse::{MlCall, OptValue, find_ml_calls};
 use crate::ml::sqltext::{FeatureKind, feature_expr, feature_kind, values_query};
 use crate::ml::store::{Importance, Iteration, ModelMeta, parse_model_ref};
@@ -878,6 +879,47 @@ async fn trial_info(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
     trials_sql(&meta)
 }
 
+/// Folds of `ML.CROSS_VALIDATE` that run at once.
+const PARALLEL_FOLDS: usize = 4;
+
+/// One `ML.CROSS_VALIDATE`'s folds: the model, its options, the input's
+/// schema, the input with each row's fold (`__fold`) and its columns.
+struct Folds<'a> {
+    meta: &'a ModelMeta,
+    opts: &'a TrainOptions,
+    schema: &'a Arc<Schema>,
+    folded: &'a str,
+    cols: &'a [String],
+    run_id: &'a str,
+}
+
+impl Folds<'_> {
+    /// Trains on every fold but `i` and returns the metrics on fold `i`.
+    async fn fold(&self, ml: &MlContext, i: u64) -> Result<BTreeMap<String, Option<f64>>, MlError> {
+        let (meta, folded, cols) = (self.meta, self.folded, self.cols.join(", "));
+        let mut train_q = format!("SELECT {cols} FROM ({folded}) __f WHERE __fold <> {i}");
+        let mut test_q = format!("SELECT {cols} FROM ({folded}) __f WHERE __fold = {i}");
+        let mut test_schema = Arc::clone(self.schema);
+        if !meta.transform.is_empty() {
+            // The fold's own preprocessing statistics, from its training
+            // rows only, applied to both parts.
+            let columns = transform::relearnt(ml, meta, &train_q).await?;
+            train_q = transform::transformed_query(&train_q, &columns);
+            test_q = transform::transformed_query(&test_q, &columns);
+            test_schema = Arc::new(ml.ctx.sql(&test_q).await?.schema().as_arrow().clone());
+        }
+        let what = format!("ML.CROSS_VALIDATE({}) fold {}", meta.name, i + 1);
+        let trained = train(ml, self.opts, &train_q, &what).await?;
+        let store = ml.store()?;
+        let rel = format!("ml/tmp/cv-{}/fold-{i}.pb", self.run_id);
+        store.put_parquet_bytes(&rel, trained.payload.clone()).await?;
+        let reference = model_ref(&what, store.url(&rel), &trained.spec, &fingerprint(&trained.payload));
+        let result = metrics_of(ml, &reference, &trained.spec, &meta.label, &test_schema, &test_q, None).await;
+        let _ = store.delete_file(&rel).await;
+        Ok(result?.1)
+    }
+}
+
 async fn cross_validate(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
     let meta = model_of(ml, call).await?;
     let mut folds = 5u64;
@@ -921,28 +963,13 @@ async fn cross_validate(ml: &MlContext, call: &MlCall) -> Result<String, MlError
         hash_cols.join(", ")
     );
     let run_id = unique_name();
-    let mut per_fold: Vec<BTreeMap<String, Option<f64>>> = Vec::new();
-    for i in 0..folds {
-        let mut train_q = format!("SELECT {} FROM ({folded}) __f WHERE __fold <> {i}", cols.join(", "));
-        let mut test_q = format!("SELECT {} FROM ({folded}) __f WHERE __fold = {i}", cols.join(", "));
-        let mut test_schema = Arc::clone(&schema);
-        if !meta.transform.is_empty() {
-            // The fold's own preprocessing statistics, from its training
-            // rows only, applied to both parts.
-            let columns = transform::relearnt(ml, &meta, &train_q).await?;
-            train_q = transform::transformed_query(&train_q, &columns);
-            test_q = transform::transformed_query(&test_q, &columns);
-            test_schema = Arc::new(ml.ctx.sql(&test_q).await?.schema().as_arrow().clone());
-        }
-        let what = format!("ML.CROSS_VALIDATE({}) fold {}", meta.name, i + 1);
-        let trained = train(ml, &opts, &train_q, &what).await?;
-        let rel = format!("ml/tmp/cv-{run_id}/fold-{i}.pb");
-        store.put_parquet_bytes(&rel, trained.payload.clone()).await?;
-        let reference = model_ref(&what, store.url(&rel), &trained.spec, &fingerprint(&trained.payload));
-        let result = metrics_of(ml, &reference, &trained.spec, &meta.label, &test_schema, &test_q, None).await;
-        let _ = store.delete_file(&rel).await;
-        per_fold.push(result?.1);
-    }
+    let plan = Folds { meta: &meta, opts: &opts, schema: &schema, folded: &folded, cols: &cols, run_id: &run_id };
+    // The folds train and evaluate at once, each its own jobs: a fold's
+    // statements are mostly waits on the cluster on small inputs, and on
+    // large ones the cluster shares its cores among them. Each fold's
+    // answer is its own, in fold order.
+    let per_fold: Vec<BTreeMap<String, Option<f64>>> =
+        futures::stream::iter((0..folds).map(|i| plan.fold(ml, i))).buffered(PARALLEL_FOLDS).try_collect().await?;
     // One row per fold and metric, then mean and standard deviation.
     let mut fold_col = Vec::new();
     let mut metric_col = Vec::new();
