@@ -1861,15 +1861,19 @@ fn encoders_and_crosses_give_bigquerys_answers_in_queries_and_transforms() {
             "SELECT session_id, frame_no, predicted_emotion_probs AS p FROM {sql} ORDER BY session_id, frame_no"
         ))
     };
+    // The same probabilities, row by row, from two models.
+    let same_probs = |what: &str, a: &[Value], b: &[Value]| {
+        assert!(!a.is_empty() && a.len() == b.len(), "{what}: {} rows vs {}", a.len(), b.len());
+        for (a, b) in a.iter().zip(b) {
+            for label in ["angry", "happy", "sad"] {
+                let (pa, pb) = (probability_of(&a["p"], label), probability_of(&b["p"], label));
+                assert!((pa - pb).abs() < 1e-5, "{what} {label}: {pa} vs by hand {pb}");
+            }
+        }
+    };
     let raw = probs(&lake, &format!("ML.PREDICT(MODEL enc, ({ENCODED}))"));
     let hand = probs(&lake, &format!("ML.PREDICT(MODEL enc_by_hand, ({by_hand}))"));
-    assert!(!raw.is_empty() && raw.len() == hand.len());
-    for (a, b) in raw.iter().zip(&hand) {
-        for label in ["angry", "happy", "sad"] {
-            let (pa, pb) = (probability_of(&a["p"], label), probability_of(&b["p"], label));
-            assert!((pa - pb).abs() < 1e-5, "{label}: TRANSFORM {pa} vs by hand {pb}");
-        }
-    }
+    same_probs("TRANSFORM", &raw, &hand);
     // Rows of one group (whose own vocabulary and mode would differ) are
     // encoded with the training vocabulary and mode.
     let one = format!("(SELECT * FROM ({ENCODED}) WHERE grp = '{}' OR grp IS NULL)", vocabulary[1]);
@@ -1934,13 +1938,7 @@ fn encoders_and_crosses_give_bigquerys_answers_in_queries_and_transforms() {
     ));
     let from_arrays = probs(&lake, &format!("ML.PREDICT(MODEL arrays, ({ENCODED}))"));
     let arrays_hand = probs(&lake, &format!("ML.PREDICT(MODEL arrays_by_hand, ({arrays_by_hand}))"));
-    assert!(!from_arrays.is_empty() && from_arrays.len() == arrays_hand.len());
-    for (a, b) in from_arrays.iter().zip(&arrays_hand) {
-        for label in ["angry", "happy", "sad"] {
-            let (pa, pb) = (probability_of(&a["p"], label), probability_of(&b["p"], label));
-            assert!((pa - pb).abs() < 1e-5, "{label}: array TRANSFORM {pa} vs by hand {pb}");
-        }
-    }
+    same_probs("array TRANSFORM", &from_arrays, &arrays_hand);
     let columns = lake.rows(&format!("SELECT * FROM ML.TRANSFORM(MODEL arrays, ({ENCODED})) LIMIT 1"));
     let mut names: Vec<&String> = columns[0].as_object().unwrap().keys().filter(|k| k.starts_with("g_")).collect();
     names.sort_by_key(|k| k[2..].parse::<usize>().unwrap());
