@@ -145,7 +145,9 @@ pub async fn train(ml: &MlContext, opts: &TrainOptions, query: &str, what: &str)
         ))
     };
     // Statistics of the training rows (counted first: an empty set is a
-    // clear error, not an aggregate over nothing).
+    // clear error, not an aggregate over nothing — over a query DataFusion
+    // folds to an empty relation, `WHERE false`, the statistics' plan does
+    // not even cross to the scheduler: "No field named __s.__h").
     let t = Instant::now();
     if count_rows(ml, &split.train).await? == 0 {
         return Err(empty());
