@@ -2384,7 +2384,8 @@ for i, (row, t) in enumerate(zip(d.data, d.target)):
 }
 
 /// Boosted trees on half of scikit-learn's breast_cancer (two classes),
-/// digits (ten) and diabetes (regression) rows, scored on the other half:
+/// wine (three), digits (ten) and diabetes (regression) rows, scored on the
+/// other half:
 /// accuracy within 2 points and R² within 0.03 of scikit-learn's
 /// `HistGradientBoosting*` with the same rounds, rate, depth, L2 penalty and
 /// hessian floor; the training loss falls every round in ML.TRAINING_INFO;
@@ -2392,7 +2393,7 @@ for i, (row, t) in enumerate(zip(d.data, d.target)):
 #[test]
 fn boosted_trees_score_as_scikit_learns_histogram_boosting_does() {
     let lake = Lake::new("0.05");
-    for name in ["breast_cancer", "digits", "diabetes"] {
+    for name in ["breast_cancer", "wine", "digits", "diabetes"] {
         sklearn_csv(&lake, name);
     }
     let script = r#"
@@ -2400,7 +2401,7 @@ import csv, json, sys
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 out = {}
-for name in ('breast_cancer', 'digits', 'diabetes'):
+for name in ('breast_cancer', 'wine', 'digits', 'diabetes'):
     rows = list(csv.DictReader(open(sys.argv[1] + '/' + name + '.csv')))
     cols = [c for c in rows[0] if c.startswith('f')]
     x = np.array([[float(r[c]) for c in cols] for r in rows])
@@ -2416,6 +2417,7 @@ print(json.dumps(out))
     let sk: Value = serde_json::from_str(f.stdout.trim()).unwrap();
     for (name, model_type, metric) in [
         ("breast_cancer", "boosted_tree_classifier", "accuracy"),
+        ("wine", "boosted_tree_classifier", "accuracy"),
         ("digits", "boosted_tree_classifier", "accuracy"),
         ("diabetes", "boosted_tree_regressor", "r2_score"),
     ] {
