@@ -16,13 +16,17 @@
 //!
 //! Passwords are slow to check by design (argon2), so checks run one at a
 //! time on a blocking thread: a flood of wrong passwords costs one core,
-//! never the statements of signed-in clients. Tokens are long random strings,
+//! never the statements of signed-in clients. At most
+//! [`MAX_WAITING_CHECKS`] logins wait for their check; more are refused at
+//! once as busy, so a flood that varies the user name (which the per-user
+//! throttle does not slow) cannot make a login wait behind thousands. Tokens are long random strings,
 //! so a SHA-256 digest is enough to keep them secret and is checked in a
 //! hash lookup. The file is read again whenever it changes on disk, so a
 //! removed or revoked entry stops working at once.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
@@ -86,6 +90,23 @@ pub enum AuthError {
     /// Wrong, unknown or missing credentials (the message never holds them).
     #[error("{0}")]
     Unauthenticated(String),
+    /// Too many logins are waiting for their password check: try again.
+    #[error("too many logins are being checked: try again in a moment")]
+    Busy,
+}
+
+/// Most logins that wait for their password check at once; the next are
+/// refused as [`AuthError::Busy`]. At tens of milliseconds per check, the
+/// last in line waits about a second.
+pub const MAX_WAITING_CHECKS: usize = 32;
+
+/// Counts a login among the waiting ones while it lives.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -129,6 +150,8 @@ pub struct Users {
     path: Option<PathBuf>,
     loaded: RwLock<Arc<Loaded>>,
     password_checks: Semaphore,
+    /// Logins waiting for (or in) their password check.
+    waiting: AtomicUsize,
     /// The hash of a random password, checked when the user name is unknown
     /// so that a wrong name takes as long as a wrong password.
     no_user: String,
@@ -163,6 +186,7 @@ impl Users {
             path,
             loaded: RwLock::new(Arc::new(loaded)),
             password_checks: Semaphore::new(1),
+            waiting: AtomicUsize::new(0),
             no_user: hash_password(&random_text()),
         }
     }
@@ -206,6 +230,11 @@ impl Users {
         let entry = self.current().users.get(name).cloned();
         let stored = entry.as_ref().map_or_else(|| self.no_user.clone(), |u| u.password.clone());
         let password = password.to_string();
+        let ahead = self.waiting.fetch_add(1, Ordering::SeqCst);
+        let _counted = Waiting(&self.waiting);
+        if ahead >= MAX_WAITING_CHECKS {
+            return Err(AuthError::Busy);
+        }
         let _one_at_a_time = self.password_checks.acquire().await.expect("the semaphore is never closed");
         let matches = tokio::task::spawn_blocking(move || verify_password(&password, &stored)).await.unwrap_or(false);
         match entry {
@@ -313,6 +342,34 @@ mod tests {
         assert_eq!((bi.name.as_str(), bi.role), ("bi", Role::Reader));
         assert!(users.token("sentio_guess").is_err());
         assert!(users.still_valid(&ana) && users.still_valid(&bi));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_flood_of_logins_is_refused_as_busy_beyond_the_waiting_ones() {
+        let hash = hash_password("s3cret");
+        let (_f, users) = file(&format!("[[user]]\nname = \"ana\"\nrole = \"analyst\"\npassword = \"{hash}\"\n"));
+        let users = Arc::new(users);
+        // Wrong passwords under as many user names at once: the throttle
+        // (per user) cannot slow them, the waiting line can.
+        let flood: Vec<_> = (0..4 * MAX_WAITING_CHECKS)
+            .map(|i| {
+                let users = Arc::clone(&users);
+                tokio::spawn(async move { users.password(&format!("guess{i}"), "wrong").await })
+            })
+            .collect();
+        let mut busy = 0;
+        let mut checked = 0;
+        for f in flood {
+            match f.await.unwrap() {
+                Err(AuthError::Busy) => busy += 1,
+                Err(AuthError::Unauthenticated(_)) => checked += 1,
+                other => panic!("a guess got {other:?}"),
+            }
+        }
+        assert!(checked <= MAX_WAITING_CHECKS + 1 && busy >= 2 * MAX_WAITING_CHECKS, "{checked} checked, {busy} busy");
+        assert_eq!(users.waiting.load(Ordering::SeqCst), 0, "every login left the line");
+        // After the flood, the right password is checked and accepted.
+        assert_eq!(users.password("ana", "s3cret").await.unwrap().name, "ana");
     }
 
     #[test]

@@ -124,6 +124,8 @@ impl FrontEnd {
         let checked = self.users.password(user, password).await;
         match &checked {
             Ok(_) => self.throttle.succeeded(ip, user),
+            // Unchecked: says nothing of the password.
+            Err(AuthError::Busy) => {}
             Err(_) => self.throttle.failed(ip, user, Instant::now()),
         }
         checked.map_err(|e| refused_login(from, e))
@@ -371,8 +373,13 @@ fn basic(encoded: &str) -> Option<Credentials> {
     Some(Credentials::Basic(user.to_string(), password.to_string()))
 }
 
+/// A refused credential: `UNAUTHENTICATED`, or `UNAVAILABLE` (try again)
+/// when too many logins wait for their check.
 fn refused(e: AuthError) -> Status {
-    Status::unauthenticated(e.to_string())
+    match e {
+        AuthError::Busy => Status::unavailable(e.to_string()),
+        _ => Status::unauthenticated(e.to_string()),
+    }
 }
 
 /// A refused login, logged with where it came from (never the secret).
