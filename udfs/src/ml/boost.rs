@@ -344,25 +344,28 @@ pub fn fit(data: &Dataset, objective: Objective, params: &BoostParams, seed: u64
     model
 }
 
+/// Settings for tests: 40 rounds of depth-4 trees at rate 0.3, L2 1,
+/// no sampling, no early stop.
+#[cfg(test)]
+pub(crate) fn test_params() -> BoostParams {
+    BoostParams {
+        rounds: 40,
+        learn_rate: 0.3,
+        max_depth: 4,
+        subsample: 1.0,
+        colsample_bytree: 1.0,
+        l1: 0.0,
+        l2: 1.0,
+        min_split_loss: 0.0,
+        min_child_weight: 1.0,
+        early_stop: false,
+        min_rel_progress: 0.01,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn params() -> BoostParams {
-        BoostParams {
-            rounds: 40,
-            learn_rate: 0.3,
-            max_depth: 4,
-            subsample: 1.0,
-            colsample_bytree: 1.0,
-            l1: 0.0,
-            l2: 1.0,
-            min_split_loss: 0.0,
-            min_child_weight: 1.0,
-            early_stop: false,
-            min_rel_progress: 0.01,
-        }
-    }
 
     /// Rows of three features; the class is the quadrant of the first two
     /// (four classes), the target a smooth function of them.
@@ -387,7 +390,7 @@ mod tests {
     fn the_loss_falls_and_the_model_fits_held_out_rows() {
         let (train, test) = (data(2000, 1), data(500, 2));
         for objective in [Objective::Regression, Objective::Classes(4)] {
-            let model = fit(&train, objective, &params(), 7);
+            let model = fit(&train, objective, &test_params(), 7);
             assert!(model.loss_history.windows(2).all(|w| w[1] <= w[0] + 1e-12), "{:?}", model.loss_history);
             assert_eq!(model.trees.len(), 40 * objective.outputs());
             let mut out = vec![0.0; 4];
@@ -411,7 +414,7 @@ mod tests {
     fn two_classes_take_one_tree_per_round_and_the_seed_decides_the_sample() {
         let mut d = data(1000, 3);
         d.y.iter_mut().for_each(|y| *y = u32::from(*y >= 2));
-        let p = BoostParams { subsample: 0.5, colsample_bytree: 0.67, ..params() };
+        let p = BoostParams { subsample: 0.5, colsample_bytree: 0.67, ..test_params() };
         let a = fit(&d, Objective::Classes(2), &p, 1);
         assert_eq!(a.trees.len(), 40);
         let strip = |mut m: Boosted| {
@@ -427,7 +430,7 @@ mod tests {
         let mut d = data(2000, 5);
         // Every fourth row is held out; no tree grows on them.
         d.eval = (0..d.rows()).map(|r| r % 4 == 0).collect();
-        let p = BoostParams { rounds: 500, early_stop: true, ..params() };
+        let p = BoostParams { rounds: 500, early_stop: true, ..test_params() };
         let model = fit(&d, Objective::Regression, &p, 1);
         let rounds = model.loss_history.len();
         assert!(rounds > 3 && rounds < 500, "stopped after {rounds} rounds");
@@ -443,7 +446,8 @@ mod tests {
         flagged_out.y = keep.iter().map(|&r| d.y[r]).collect();
         flagged_out.w = vec![1.0; keep.len()];
         flagged_out.eval.clear();
-        let alone = fit(&flagged_out, Objective::Regression, &BoostParams { rounds: rounds as u32, ..params() }, 1);
+        let alone =
+            fit(&flagged_out, Objective::Regression, &BoostParams { rounds: rounds as u32, ..test_params() }, 1);
         assert_eq!(alone.loss_history.len(), rounds);
         for (a, b) in alone.loss_history.iter().zip(&model.loss_history) {
             assert!((a - b).abs() <= 1e-9 * a.abs(), "{a} vs {b}");
@@ -453,11 +457,11 @@ mod tests {
     #[test]
     fn penalties_shrink_leaves_and_stop_splits() {
         let d = data(500, 4);
-        let plain = fit(&d, Objective::Regression, &params(), 1);
-        let strict = fit(&d, Objective::Regression, &BoostParams { min_split_loss: 1e9, ..params() }, 1);
+        let plain = fit(&d, Objective::Regression, &test_params(), 1);
+        let strict = fit(&d, Objective::Regression, &BoostParams { min_split_loss: 1e9, ..test_params() }, 1);
         assert!(strict.trees.iter().all(|t| t.feature.len() == 1), "no split gains 1e9");
         assert!(plain.trees[0].feature.len() > 1);
-        let shrunk = fit(&d, Objective::Regression, &BoostParams { l2: 1e6, ..params() }, 1);
+        let shrunk = fit(&d, Objective::Regression, &BoostParams { l2: 1e6, ..test_params() }, 1);
         let largest = |m: &Boosted| m.trees[0].probs.iter().fold(0f32, |a, v| a.max(v.abs()));
         assert!(largest(&shrunk) < largest(&plain) / 100.0);
     }

@@ -14,17 +14,11 @@ use crate::ml::{Dataset, bayes, boost, knn, linear, logistic, shap, tree};
 /// Version of the [`ModelPayload`] encoding this build writes and reads.
 pub const PAYLOAD_FORMAT: u32 = 1;
 
-/// Trains the share of the model that `bucket` (of `spec.buckets`) owns.
-///
-/// Forests deal their trees out to the buckets; the other algorithms train
+/// Trains the shares of the model that `buckets` (of `spec.buckets`) own,
+/// with the time each took. Forests deal their trees out to the buckets
+/// (a bucket's share is the same bytes whichever others train beside it;
+/// the rows are binned once for all of them); the other algorithms train
 /// entirely in bucket 0. `data` must be in a deterministic order.
-pub fn train_bucket(spec: &TrainSpec, data: &Dataset, bucket: u32) -> ModelPayload {
-    train_buckets(spec, data, &[bucket]).remove(0).0
-}
-
-/// Trains the shares of `buckets`, each as [`train_bucket`] would (the same
-/// bytes), with the time each took: a forest's rows are binned once for all
-/// of them.
 pub fn train_buckets(spec: &TrainSpec, data: &Dataset, buckets: &[u32]) -> Vec<(ModelPayload, Duration)> {
     let mut binned = None;
     buckets
@@ -408,6 +402,11 @@ mod tests {
     use super::*;
     use crate::ml::spec::{Encoding, FeatureSpec, Params};
     use crate::rng::Rng;
+
+    /// Bucket `bucket`'s share alone.
+    fn train_bucket(spec: &TrainSpec, data: &Dataset, bucket: u32) -> ModelPayload {
+        train_buckets(spec, data, &[bucket]).remove(0).0
+    }
 
     /// Three Gaussian blobs in 4 dimensions (2 informative, 2 noise).
     fn blobs(n: usize, seed: u64) -> Dataset {

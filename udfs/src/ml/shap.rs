@@ -281,19 +281,7 @@ mod tests {
         use crate::ml::boost::{self, BoostParams, Objective};
         let width = 4;
         let d = data(400, width, 5);
-        let params = BoostParams {
-            rounds: 6,
-            learn_rate: 0.3,
-            max_depth: 3,
-            subsample: 0.8,
-            colsample_bytree: 1.0,
-            l1: 0.0,
-            l2: 1.0,
-            min_split_loss: 0.0,
-            min_child_weight: 1.0,
-            early_stop: false,
-            min_rel_progress: 0.01,
-        };
+        let params = BoostParams { rounds: 6, max_depth: 3, subsample: 0.8, ..boost::test_params() };
         let model = boost::fit(&d, Objective::Classes(3), &params, 7);
         assert_eq!((model.outputs, model.trees.len()), (3, 18));
         let probe = data(20, width, 42);

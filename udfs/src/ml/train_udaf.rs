@@ -106,7 +106,7 @@ impl AggregateUDFImpl for TrainUdaf {
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
         Ok(vec![
             Arc::new(Field::new(format!("{}[rows]", args.name), DataType::LargeBinary, true)),
-            Arc::new(Field::new(format!("{}[bucket]", args.name), DataType::Int64, true)),
+            Arc::new(Field::new(format!("{}[group]", args.name), DataType::Int64, true)),
         ])
     }
 }
@@ -116,7 +116,9 @@ impl AggregateUDFImpl for TrainUdaf {
 #[derive(Debug)]
 pub struct TrainAccumulator {
     spec: Arc<TrainSpec>,
-    bucket: Option<i64>,
+    /// The training task's group (its second argument): which buckets it
+    /// trains ([`TrainSpec::buckets_of`]).
+    group: Option<i64>,
     rows: TrainingRows,
     stats: Option<Stats>,
     gram: Option<Gram>,
@@ -162,7 +164,7 @@ impl TrainAccumulator {
         let rows = TrainingRows { num_features: spec.width() as u32, ..Default::default() };
         let stats = (spec.algorithm == Algorithm::NaiveBayes).then(|| Stats::new(spec.labels.len(), spec.width()));
         let gram = (spec.algorithm == Algorithm::LinearReg).then(|| Gram::new(spec.width()));
-        Self { spec, bucket: None, rows, stats, gram }
+        Self { spec, group: None, rows, stats, gram }
     }
 
     /// Row order by hash (then content), the same wherever the rows came from.
@@ -300,7 +302,7 @@ fn finite_labels(label: &ArrayRef) -> Result<Vec<Option<f64>>> {
 
 impl Accumulator for TrainAccumulator {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        let [_, bucket, label, rest @ ..] = values else {
+        let [_, group, label, rest @ ..] = values else {
             return exec_err!("sentio_train: too few arguments");
         };
         // The evaluation-row flag comes last when the spec says so.
@@ -309,10 +311,10 @@ impl Accumulator for TrainAccumulator {
             _ => (rest, None),
         };
         let flagged = |r: usize| flags.is_some_and(|f| f.is_valid(r) && f.value(r));
-        if self.bucket.is_none() && !bucket.is_empty() {
-            let b = bucket.as_primitive::<Int64Type>();
-            if b.is_valid(0) {
-                self.bucket = Some(b.value(0));
+        if self.group.is_none() && !group.is_empty() {
+            let g = group.as_primitive::<Int64Type>();
+            if g.is_valid(0) {
+                self.group = Some(g.value(0));
             }
         }
         if self.gram.is_some() {
@@ -395,7 +397,7 @@ impl Accumulator for TrainAccumulator {
             target: rows.target,
             eval: rows.eval,
         };
-        let group = u32::try_from(self.bucket.unwrap_or(0)).unwrap_or(0);
+        let group = u32::try_from(self.group.unwrap_or(0)).unwrap_or(0);
         let buckets = self.spec.buckets_of(group);
         let trained = crate::cancel::long(|| train_buckets(&self.spec, &data, &buckets));
         // Training gives up early in a cancelled task; its partial model
@@ -438,19 +440,19 @@ impl Accumulator for TrainAccumulator {
         }
         Ok(vec![
             ScalarValue::LargeBinary(Some(std::mem::take(&mut self.rows).encode_to_vec())),
-            ScalarValue::Int64(self.bucket),
+            ScalarValue::Int64(self.group),
         ])
     }
 
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        let [rows, bucket] = states else {
+        let [rows, group] = states else {
             return exec_err!("sentio_train: bad state");
         };
         let rows = rows.as_binary::<i64>();
-        let bucket = bucket.as_primitive::<Int64Type>();
+        let group = group.as_primitive::<Int64Type>();
         for i in 0..rows.len() {
-            if self.bucket.is_none() && bucket.is_valid(i) {
-                self.bucket = Some(bucket.value(i));
+            if self.group.is_none() && group.is_valid(i) {
+                self.group = Some(group.value(i));
             }
             if rows.is_null(i) {
                 continue;
