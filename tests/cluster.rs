@@ -113,6 +113,40 @@ fn s3_lake_on_two_executors_matches_standalone() {
     let keys: Vec<i64> = c.iter().map(|row| row["k"].as_i64().unwrap()).collect();
     assert_eq!(keys, [1, 2, 3, 4], "the fifth branch is empty: {c:?}");
 
+    // Cross-validation on the cluster: the executors write the folds' one
+    // copy of the input into the model store on S3; the metrics are
+    // standalone's, and the copy is gone afterwards.
+    let features = "SELECT f00, f01, f02, f03, emotion FROM training.frames WHERE frame_no < 10";
+    let sql = |remote: bool, statement: &str| {
+        let mut c = sentio();
+        c.envs(s3.env()).args(["sql", "--lake", lake, "--format", "json", "-c", statement]);
+        if remote {
+            c.args(["--scheduler", &cluster.url()]);
+        }
+        json_rows(&run_ok(&mut c, TEN_MIN).stdout)
+    };
+    sql(
+        true,
+        &format!(
+            "CREATE MODEL cv OPTIONS (model_type = 'logistic_reg', input_label_cols = ['emotion'], \
+             max_iterations = 10) AS {features}"
+        ),
+    );
+    let cv = format!(
+        "SELECT fold, metric, value FROM ML.CROSS_VALIDATE(MODEL cv, ({features}), STRUCT(3 AS num_folds)) \
+         ORDER BY fold, metric"
+    );
+    let (remote, standalone) = (sql(true, &cv), sql(false, &cv));
+    assert_eq!(remote.len(), 5 * 6, "{remote:?}");
+    for (r, s) in remote.iter().zip(&standalone) {
+        assert_eq!((&r["fold"], &r["metric"]), (&s["fold"], &s["metric"]));
+        let (r, s) = (r["value"].as_f64().unwrap(), s["value"].as_f64().unwrap());
+        assert!((r - s).abs() <= 1e-9 * s.abs().max(1.0), "cluster {r} vs standalone {s}");
+    }
+    let stored = s3.keys("lake/models/cv/");
+    assert!(stored.iter().any(|k| k.ends_with("model.json")), "{stored:?}");
+    assert!(stored.iter().all(|k| !k.contains("scratch")), "the folds' copy was left: {stored:?}");
+
     // DataFusion's table functions go to the scheduler too (Sentio's logical
     // codec writes their tables).
     let c = on_both(

@@ -221,6 +221,19 @@ fn every_algorithm_trains_evaluates_predicts_and_cross_validates() {
     assert!((num(mean, "value") - accs.iter().sum::<f64>() / 3.0).abs() < 1e-9);
     let stored = lake.rows("SELECT COUNT(*) AS n FROM ml.cross_validations WHERE model = 'm_bayes'");
     assert_eq!(stored[0]["n"], 30);
+    // The folds read one stored copy of the input, removed at the end —
+    // also when a fold fails (here: its training rows have one class).
+    let scratch = || {
+        let payloads = lake.models_dir().join("m_bayes/payloads");
+        std::fs::read_dir(&payloads).unwrap().flatten().filter(|e| e.path().is_dir()).count()
+    };
+    assert_eq!(scratch(), 0, "{:?}", model_files(&lake.models_dir()));
+    let one_class = lake.fails(&format!(
+        "SELECT * FROM ML.CROSS_VALIDATE(MODEL m_bayes, ({FEATURES} WHERE split = 'train' AND emotion = 'happy'), \
+         STRUCT(2 AS num_folds))"
+    ));
+    assert!(one_class.contains("only one class"), "{one_class}");
+    assert_eq!(scratch(), 0, "{:?}", model_files(&lake.models_dir()));
     // …and usable like any table (here, joined back to the registry).
     let joined = lake.rows(
         "SELECT c.fold, c.value, m.model_type FROM ml.cross_validations c JOIN ml.models m \

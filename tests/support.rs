@@ -198,6 +198,7 @@ pub fn wait_port(port: u16, timeout: Duration) {
 /// A local S3-compatible server (moto) on a free loopback port.
 pub struct S3Server {
     pub endpoint: String,
+    bucket: String,
     _process: Guard,
 }
 
@@ -232,7 +233,24 @@ impl S3Server {
         let mut reply = String::new();
         s.read_to_string(&mut reply).unwrap();
         assert!(reply.starts_with("HTTP/1.1 200"), "cannot create bucket: {reply}");
-        Self { endpoint: format!("http://127.0.0.1:{port}"), _process: guard }
+        Self { endpoint: format!("http://127.0.0.1:{port}"), bucket: bucket.to_string(), _process: guard }
+    }
+
+    /// The keys of the bucket's objects under `prefix`, as S3's own listing
+    /// gives them (moto takes unsigned requests; the first 1,000 keys).
+    pub fn keys(&self, prefix: &str) -> Vec<String> {
+        let host = self.endpoint.trim_start_matches("http://");
+        let mut s = TcpStream::connect(host).unwrap();
+        write!(
+            s,
+            "GET /{}?list-type=2&prefix={prefix} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n",
+            self.bucket
+        )
+        .unwrap();
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).unwrap();
+        assert!(reply.starts_with("HTTP/1.1 200"), "cannot list the bucket: {reply}");
+        reply.split("<Key>").skip(1).filter_map(|k| k.split("</Key>").next()).map(str::to_string).collect()
     }
 
     /// The environment that points Sentio (and AWS clients) at this server.

@@ -10,6 +10,8 @@ use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, SchemaRef};
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::logical_expr::LogicalPlan;
 use prost::Message;
 use sentio_proto::{ModelPayload, model_payload::Algorithm as Payload};
 use sentio_udfs::ml::linear::MAX_WIDTH;
@@ -17,10 +19,12 @@ use sentio_udfs::ml::model::{Predictor, merge_parts};
 use sentio_udfs::ml::predict_udf::{ModelRef, fingerprint, prime_cache};
 use sentio_udfs::ml::spec::{Algorithm, Encoding, FeatureSpec, Target, TrainSpec};
 
+use crate::ids::unique_name;
 use crate::ml::explain;
 use crate::ml::functions::{feature_args, metrics_of};
 use crate::ml::options::{ClassWeights, FactorOptions, SplitMethod, TrainOptions};
 use crate::ml::parse::{OptValue, TransformItem};
+use crate::ml::snapshot::Snapshot;
 use crate::ml::sqltext::{FeatureKind, feature_expr, feature_kind};
 use crate::ml::store::{
     FeatureStat, GlobalAttribution, Importance, Iteration, META_FORMAT, ModelMeta, ModelStore, ORPHAN_GRACE,
@@ -149,26 +153,39 @@ pub async fn train(ml: &MlContext, opts: &TrainOptions, query: &str, what: &str)
     // folds to an empty relation, `WHERE false`, the statistics' plan does
     // not even cross to the scheduler: "No field named __s.__h").
     let t = Instant::now();
-    if count_rows(ml, &split.train).await? == 0 {
+    if folds_to_nothing(ml, &split.train).await? {
         return Err(empty());
     }
-    let stats = training_statistics(ml, &schema, &features, &split.train).await?;
+    // The statistics, each feature's categories and the label's classes (or
+    // a regressor's mean and deviation) are independent passes: they run at
+    // once, and their answers are read in this order, so that the same data
+    // always fails with the same error.
+    let categorical = features.iter().filter(|(_, _, kind)| *kind == FeatureKind::Categorical);
+    let (stats, categories, label) = futures::join!(
+        training_statistics(ml, &schema, &features, &split.train),
+        futures::future::join_all(categorical.map(|(name, _, _)| categories_of(ml, name, &split.train))),
+        label_summary(ml, opts, &split.train, what),
+    );
+    let stats = stats?;
     let stats = stats.first().ok_or_else(|| MlError::Internal("no statistics row".into()))?;
     let rows = i64_at(stats, 0);
     if rows == 0 {
         return Err(empty());
     }
     let data_fingerprint = format!("{rows}:{:016x}", i64_at(stats, 1) as u64);
-    let (specs, feature_info) = feature_specs(ml, &features, stats, rows, &split.train, what).await?;
-    let (labels, class_weights, target) = if opts.algorithm.is_regressor() {
-        if opts.algorithm == Algorithm::LinearReg {
-            check_width(&specs, what)?;
+    let categories = categories.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let (specs, feature_info) = feature_specs(&features, stats, rows, categories, what)?;
+    let (labels, class_weights, target) = match label? {
+        LabelSummary::Target(target) => {
+            if opts.algorithm == Algorithm::LinearReg {
+                check_width(&specs, what)?;
+            }
+            (Vec::new(), Vec::new(), Some(target))
         }
-        (Vec::new(), Vec::new(), Some(label_statistics(ml, opts, &split.train, what).await?))
-    } else {
-        let label_counts = count_labels(ml, opts, &split.train, what).await?;
-        let labels = label_counts.iter().map(|(l, _)| l.clone()).collect();
-        (labels, class_weights(opts, &label_counts, rows)?, None)
+        LabelSummary::Classes(label_counts) => {
+            let labels = label_counts.iter().map(|(l, _)| l.clone()).collect();
+            (labels, class_weights(opts, &label_counts, rows)?, None)
+        }
     };
     timings.insert("statistics".to_string(), elapsed_ms(t));
     // A fixed number of buckets, whatever the session's partitions: the model
@@ -378,6 +395,47 @@ async fn training_statistics(
     .await
 }
 
+/// Whether DataFusion plans `query` as no rows at all (`WHERE false`, a
+/// join with such a query): such a training set is empty, and an aggregate
+/// over it must not be sent — folded to an empty relation, its plan does not
+/// cross to the scheduler ("No field named __s.__h"). Planning only.
+async fn folds_to_nothing(ml: &MlContext, query: &str) -> Result<bool, MlError> {
+    let plan = ml.ctx.sql(query).await?.into_optimized_plan()?;
+    Ok(is_empty_relation(&plan))
+}
+
+fn is_empty_relation(plan: &LogicalPlan) -> bool {
+    match plan {
+        LogicalPlan::EmptyRelation(e) => !e.produce_one_row,
+        LogicalPlan::Projection(_)
+        | LogicalPlan::SubqueryAlias(_)
+        | LogicalPlan::Filter(_)
+        | LogicalPlan::Sort(_)
+        | LogicalPlan::Limit(_) => plan.inputs().first().is_some_and(|p| is_empty_relation(p)),
+        _ => false,
+    }
+}
+
+/// What training needs of the label: a classifier's classes with their
+/// counts, a regressor's mean and deviation.
+enum LabelSummary {
+    Classes(Vec<(String, i64)>),
+    Target(Target),
+}
+
+async fn label_summary(
+    ml: &MlContext,
+    opts: &TrainOptions,
+    train_query: &str,
+    what: &str,
+) -> Result<LabelSummary, MlError> {
+    Ok(if opts.algorithm.is_regressor() {
+        LabelSummary::Target(label_statistics(ml, opts, train_query, what).await?)
+    } else {
+        LabelSummary::Classes(count_labels(ml, opts, train_query, what).await?)
+    })
+}
+
 /// The classes of the label in the training rows with their counts, sorted
 /// by class; an error unless there are 2 to [`MAX_LABELS`].
 async fn count_labels(
@@ -464,17 +522,19 @@ fn check_width(specs: &[FeatureSpec], what: &str) -> Result<(), MlError> {
 
 /// How each feature is encoded (numeric: standardised with the training
 /// rows' mean and deviation; categorical: its most frequent categories) and
-/// what `ML.FEATURE_INFO` says of it, from the [`training_statistics`] row.
-async fn feature_specs(
-    ml: &MlContext,
+/// what `ML.FEATURE_INFO` says of it, from the [`training_statistics`] row
+/// and the categories of each categorical feature ([`categories_of`], in
+/// feature order).
+fn feature_specs(
     features: &[FeatureColumn],
     stats: &RecordBatch,
     rows: i64,
-    train_query: &str,
+    categories: Vec<Vec<String>>,
     what: &str,
 ) -> Result<(Vec<FeatureSpec>, Vec<FeatureStat>), MlError> {
     let mut specs = Vec::new();
     let mut feature_info = Vec::new();
+    let mut categories = categories.into_iter();
     let mut col = 2;
     for (name, t, kind) in features {
         match kind {
@@ -514,7 +574,7 @@ async fn feature_specs(
                         "{what}: feature {name:?} is NULL in every training row; leave it out"
                     )));
                 }
-                let categories = categories_of(ml, name, train_query).await?;
+                let categories = categories.next().ok_or_else(|| MlError::Internal("no categories".into()))?;
                 feature_info.push(FeatureStat {
                     input: name.clone(),
                     min: None,
@@ -772,49 +832,102 @@ pub async fn create_model(ml: &MlContext, name: &str, statement: Statement<'_>) 
         Existing::Done(batches) => return Ok(batches),
     };
     let what = format!("CREATE MODEL {name}");
-    let (training_query, transform) = match transform {
-        Some(items) => transform::prepare(ml, items, query, &opts, &what).await?,
-        None => (query.to_string(), Vec::new()),
-    };
-    let objective = tuning.as_ref().map(|t| t.objective.clone());
-    let (optimal, trials) = match &tuning {
-        None => {
-            let trained = train(ml, &opts, &training_query, &what).await.map_err(|e| out_of_memory(e, name))?;
-            let payload_fingerprint = fingerprint(&trained.payload);
-            let payload_file = store.put_payload(name, &payload_fingerprint, trained.payload.clone()).await?;
-            (Optimal { opts, trained, payload_file, payload_fingerprint }, Vec::new())
-        }
-        Some(tuning) => {
-            let tuned = run_trials(ml, &store, name, tuning, &base, opts.seed, &training_query)
-                .await
-                .map_err(|e| out_of_memory(e, name))?;
-            (tuned.optimal, tuned.trials)
-        }
-    };
-    // No version names these files yet: they are this writer's to remove
-    // if it commits none.
-    let mut files: Vec<String> = trials.iter().filter_map(|t| t.payload_file.clone()).collect();
-    if files.is_empty() {
-        files.push(optimal.payload_file.clone());
-    }
-    let first_try = existing.last().copied().unwrap_or(0) + 1;
-    let draft =
-        Draft { name, version: first_try, options, query, transform, opts: &optimal.opts, trained: &optimal.trained };
-    let claimed =
-        evaluate_and_claim(ml, &store, draft, optimal.payload_fingerprint, &optimal.payload_file, trials, objective)
-            .await;
-    let meta = match claimed {
-        Ok(meta) => meta,
-        Err(e) => {
-            for file in &files {
-                let _ = store.discard_payload(file).await;
+    // A query over the operational DB runs once; every pass reads its rows.
+    let snapshot = opdb_snapshot(ml, &store, name, query).await?;
+    let source = snapshot.as_ref().map_or_else(|| query.to_string(), |s| format!("SELECT * FROM {}", s.table()));
+    let created: Result<Vec<RecordBatch>, MlError> = async {
+        let (training_query, transform) = match transform {
+            Some(items) => transform::prepare(ml, items, &source, &opts, &what).await?,
+            None => (source.clone(), Vec::new()),
+        };
+        let objective = tuning.as_ref().map(|t| t.objective.clone());
+        let (optimal, trials) = match &tuning {
+            None => {
+                let trained = train(ml, &opts, &training_query, &what).await.map_err(|e| out_of_memory(e, name))?;
+                let payload_fingerprint = fingerprint(&trained.payload);
+                let payload_file = store.put_payload(name, &payload_fingerprint, trained.payload.clone()).await?;
+                (Optimal { opts, trained, payload_file, payload_fingerprint }, Vec::new())
             }
-            return Err(e);
+            Some(tuning) => {
+                let tuned = run_trials(ml, &store, name, tuning, &base, opts.seed, &training_query)
+                    .await
+                    .map_err(|e| out_of_memory(e, name))?;
+                (tuned.optimal, tuned.trials)
+            }
+        };
+        // No version names these files yet: they are this writer's to remove
+        // if it commits none.
+        let mut files: Vec<String> = trials.iter().filter_map(|t| t.payload_file.clone()).collect();
+        if files.is_empty() {
+            files.push(optimal.payload_file.clone());
         }
-    };
-    let registry = format!("ml/models/{name}.v{}.parquet", meta.version);
-    store.put_parquet(&registry, &registry_row(&meta)?).await?;
-    Ok(vec![summary_batch(&meta, "created")?])
+        let first_try = existing.last().copied().unwrap_or(0) + 1;
+        let draft = Draft {
+            name,
+            version: first_try,
+            options,
+            query,
+            transform,
+            opts: &optimal.opts,
+            trained: &optimal.trained,
+        };
+        let claimed = evaluate_and_claim(
+            ml,
+            &store,
+            draft,
+            optimal.payload_fingerprint,
+            &optimal.payload_file,
+            trials,
+            objective,
+        )
+        .await;
+        let meta = match claimed {
+            Ok(meta) => meta,
+            Err(e) => {
+                for file in &files {
+                    let _ = store.discard_payload(file).await;
+                }
+                return Err(e);
+            }
+        };
+        let registry = format!("ml/models/{name}.v{}.parquet", meta.version);
+        store.put_parquet(&registry, &registry_row(&meta)?).await?;
+        Ok(vec![summary_batch(&meta, "created")?])
+    }
+    .await;
+    if let Some(s) = &snapshot {
+        s.discard().await;
+    }
+    created
+}
+
+/// The training query's rows stored once ([`Snapshot`]) when it reads the
+/// operational DB: each pass of `CREATE MODEL` (statistics, categories,
+/// labels, training, evaluation, every trial) would query the database
+/// again, slower than reading the copy and free to see other rows each
+/// time. A query over the lake alone is read in place.
+async fn opdb_snapshot<'a>(
+    ml: &'a MlContext,
+    store: &'a ModelStore,
+    name: &str,
+    query: &str,
+) -> Result<Option<Snapshot<'a>>, MlError> {
+    let query = crate::ml::functions::rewrite(ml, query).await?;
+    let plan = ml.ctx.sql(&query).await?.into_unoptimized_plan();
+    let mut reads_opdb = false;
+    plan.apply_with_subqueries(|p| {
+        if let LogicalPlan::TableScan(scan) = p
+            && scan.table_name.schema() == Some(sentio_opdb::catalog::SCHEMA)
+        {
+            reads_opdb = true;
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    if !reads_opdb {
+        return Ok(None);
+    }
+    Ok(Some(Snapshot::take(ml, store, name, &format!("input-{}", unique_name()), &query).await?))
 }
 
 /// The versions a `CREATE MODEL` of `name` finds, or what it answers
@@ -1092,4 +1205,26 @@ pub fn args_for(spec: &TrainSpec, schema: &Schema, alias: &str, model: &str) -> 
 /// rows give the same model (`row_fraction` hashes doubles the same way).
 fn significant(v: f64) -> f64 {
     sentio_udfs::ml::significant::round_significant(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::prelude::SessionContext;
+
+    use super::is_empty_relation;
+
+    #[tokio::test]
+    async fn plans_of_no_rows_are_recognised() {
+        let ctx = SessionContext::new();
+        for (q, empty) in [
+            ("SELECT 1 AS a WHERE false", true),
+            ("SELECT a FROM (SELECT 1 AS a) t WHERE 1 = 0 ORDER BY a LIMIT 3", true),
+            ("SELECT 1 AS a", false),
+            ("SELECT a FROM (VALUES (1), (2)) v(a) WHERE a > 5", false),
+            ("SELECT a FROM (SELECT 1 AS a WHERE false) x UNION ALL SELECT 2", false),
+        ] {
+            let plan = ctx.sql(q).await.unwrap().into_optimized_plan().unwrap();
+            assert_eq!(is_empty_relation(&plan), empty, "{q}:\n{plan}");
+        }
+    }
 }

@@ -50,6 +50,7 @@ use crate::ml::describe::{DescribeSettings, describe_sql};
 use crate::ml::drift::{self, DriftSettings};
 use crate::ml::options::{SplitMethod, TrainOptions};
 use crate::ml::parse::{MlCall, OptValue, find_ml_calls};
+use crate::ml::snapshot::Snapshot;
 use crate::ml::sqltext::{FeatureKind, feature_expr, feature_kind, values_query};
 use crate::ml::store::{Importance, Iteration, ModelMeta, parse_model_ref};
 use crate::ml::transform::{self, Bound, bind, training_rows};
@@ -883,22 +884,22 @@ async fn trial_info(ml: &MlContext, call: &MlCall) -> Result<String, MlError> {
 const PARALLEL_FOLDS: usize = 4;
 
 /// One `ML.CROSS_VALIDATE`'s folds: the model, its options, the input's
-/// schema, the input with each row's fold (`__fold`) and its columns.
+/// schema, the input's rows with each row's fold (`__fold`), stored once,
+/// and its columns.
 struct Folds<'a> {
     meta: &'a ModelMeta,
     opts: &'a TrainOptions,
     schema: &'a Arc<Schema>,
-    folded: &'a str,
+    folded: &'a Snapshot<'a>,
     cols: &'a [String],
-    run_id: &'a str,
 }
 
 impl Folds<'_> {
     /// Trains on every fold but `i` and returns the metrics on fold `i`.
     async fn fold(&self, ml: &MlContext, i: u64) -> Result<BTreeMap<String, Option<f64>>, MlError> {
-        let (meta, folded, cols) = (self.meta, self.folded, self.cols.join(", "));
-        let mut train_q = format!("SELECT {cols} FROM ({folded}) __f WHERE __fold <> {i}");
-        let mut test_q = format!("SELECT {cols} FROM ({folded}) __f WHERE __fold = {i}");
+        let (meta, folded, cols) = (self.meta, self.folded.table(), self.cols.join(", "));
+        let mut train_q = format!("SELECT {cols} FROM {folded} __f WHERE __fold <> {i}");
+        let mut test_q = format!("SELECT {cols} FROM {folded} __f WHERE __fold = {i}");
         let mut test_schema = Arc::clone(self.schema);
         if !meta.transform.is_empty() {
             // The fold's own preprocessing statistics, from its training
@@ -911,7 +912,7 @@ impl Folds<'_> {
         let what = format!("ML.CROSS_VALIDATE({}) fold {}", meta.name, i + 1);
         let trained = train(ml, self.opts, &train_q, &what).await?;
         let store = ml.store()?;
-        let rel = format!("ml/tmp/cv-{}/fold-{i}.pb", self.run_id);
+        let rel = self.folded.scratch_file(&format!("fold-{i}.pb"));
         store.put_parquet_bytes(&rel, trained.payload.clone()).await?;
         let reference = model_ref(&what, store.url(&rel), &trained.spec, &fingerprint(&trained.payload));
         let result = metrics_of(ml, &reference, &trained.spec, &meta.label, &test_schema, &test_q, None).await;
@@ -963,13 +964,18 @@ async fn cross_validate(ml: &MlContext, call: &MlCall) -> Result<String, MlError
         hash_cols.join(", ")
     );
     let run_id = unique_name();
-    let plan = Folds { meta: &meta, opts: &opts, schema: &schema, folded: &folded, cols: &cols, run_id: &run_id };
+    // The input runs once: its rows, each with its fold, are stored and
+    // every fold reads them.
+    let folded = Snapshot::take(ml, store, &meta.name, &format!("cv-{run_id}"), &folded).await?;
+    let plan = Folds { meta: &meta, opts: &opts, schema: &schema, folded: &folded, cols: &cols };
     // The folds train and evaluate at once, each its own jobs: a fold's
     // statements are mostly waits on the cluster on small inputs, and on
     // large ones the cluster shares its cores among them. Each fold's
     // answer is its own, in fold order.
-    let per_fold: Vec<BTreeMap<String, Option<f64>>> =
-        futures::stream::iter((0..folds).map(|i| plan.fold(ml, i))).buffered(PARALLEL_FOLDS).try_collect().await?;
+    let per_fold: Result<Vec<BTreeMap<String, Option<f64>>>, MlError> =
+        futures::stream::iter((0..folds).map(|i| plan.fold(ml, i))).buffered(PARALLEL_FOLDS).try_collect().await;
+    folded.discard().await;
+    let per_fold = per_fold?;
     // One row per fold and metric, then mean and standard deviation.
     let mut fold_col = Vec::new();
     let mut metric_col = Vec::new();

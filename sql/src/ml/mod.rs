@@ -23,6 +23,7 @@ pub mod options;
 pub mod parse;
 pub mod preprocess;
 pub mod recommend;
+pub mod snapshot;
 pub mod source;
 pub mod sqltext;
 pub mod store;

@@ -539,7 +539,9 @@ impl ModelStore {
 
     /// Deletes every file under the folder `rel` (a scratch folder).
     pub async fn delete_folder(&self, rel: &str) -> Result<(), MlError> {
-        self.delete_prefix(rel).await
+        self.delete_prefix(rel).await?;
+        self.folder.remove_empty_dirs(rel);
+        Ok(())
     }
 
     /// Deletes the file at `rel`.
