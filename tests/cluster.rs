@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::cli::{job_folders, wait_for_job};
+use crate::faulty_link::{Fault, FaultyLink};
 use crate::support::{Cluster, Guard, Running, S3Server, cpus_used, process_alive, run, run_ok, sentio};
 
 /// Join + group-by with exact (integer) results, so cluster and standalone
@@ -336,6 +337,54 @@ fn s3_stopped_while_a_model_trains_fails_clearly() {
     assert!(f.stderr.contains("error:") && f.stderr.contains("sentio-model-gone"), "unclear error:\n{}", f.stderr);
     assert!(!f.stderr.contains("DataFusionError("), "said in Rust's Debug form:\n{}", f.stderr);
     println!("S3 stopped mid-training: failed {:?} after: {}", stopped.elapsed(), f.stderr.trim());
+}
+
+/// The write that commits a version (`model.json`) hit by S3 faults, through
+/// a relay in front of the server. Its answer lost (S3 wrote it; object_store
+/// retries the PUT, which finds the version taken — by itself): the
+/// statement reads the version back, sees its own and succeeds with exactly
+/// one version. S3 stopped as the write arrives: a clear error within the
+/// retry budgets, no version (S3's own listing); once S3 is back, the next
+/// `CREATE MODEL` of the name makes version 1.
+#[test]
+fn s3_faults_at_the_version_commit_leave_one_version_or_none() {
+    let (s3, env, lake) = s3_lake("sentio-commit", "0.05", "4");
+    let link = FaultyLink::start(&s3.endpoint);
+    let env: Vec<_> =
+        env.into_iter().map(|(k, v)| if k == "SENTIO_S3_ENDPOINT" { (k, link.endpoint()) } else { (k, v) }).collect();
+    let create = |name: &str| {
+        let statement = format!(
+            "CREATE MODEL {name} OPTIONS (model_type = 'logistic_reg', input_label_cols = ['emotion'], \
+             max_iterations = 5) AS SELECT f00, f01, f02, emotion FROM training.frames WHERE frame_no < 5"
+        );
+        let mut cmd = sentio();
+        cmd.envs(env.clone()).args(["sql", "--no-progress", "--format", "csv", "--lake", &lake, "-c", &statement]);
+        run(&mut cmd, TEN_MIN)
+    };
+    let commits = |name: &str| -> Vec<String> {
+        let mut v: Vec<String> =
+            s3.keys(&format!("lake/models/{name}/")).into_iter().filter(|k| k.ends_with("/model.json")).collect();
+        v.sort();
+        v
+    };
+
+    link.set(Fault::LoseAnswerTo("PUT /sentio-commit/lake/models/acked/1/model.json".into()));
+    let f = create("acked");
+    assert_eq!(link.fault(), Fault::None, "the commit's answer was never cut off");
+    assert!(f.success && f.stdout.contains("acked,1,created"), "{}\n{}", f.stdout, f.stderr);
+    assert_eq!(commits("acked"), ["lake/models/acked/1/model.json"], "one statement, one version");
+
+    link.set(Fault::StopAt("PUT /sentio-commit/lake/models/gone/1/model.json".into()));
+    let f = create("gone");
+    assert_eq!(link.fault(), Fault::Stopped, "S3 was never stopped at the commit");
+    assert!(!f.success, "CREATE MODEL succeeded without S3:\n{}", f.stdout);
+    assert!(f.elapsed < Duration::from_secs(90), "took {:?}", f.elapsed);
+    assert!(f.stderr.contains("error:") && f.stderr.contains("model.json"), "unclear error:\n{}", f.stderr);
+    println!("S3 stopped at the commit: failed after {:?}: {}", f.elapsed, f.stderr.trim());
+    link.set(Fault::None);
+    assert!(commits("gone").is_empty(), "a failed commit left a version: {:?}", commits("gone"));
+    let f = create("gone");
+    assert!(f.success && f.stdout.contains("gone,1,created"), "{}\n{}", f.stdout, f.stderr);
 }
 
 /// An executor killed while a model trains on the cluster: Ballista re-runs

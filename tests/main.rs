@@ -2,6 +2,7 @@
 //! `sentio-scheduler` and `sentio-executor` binaries (built beforehand by
 //! `scripts/test.sh`), a local S3-compatible server, and real databases.
 
+mod faulty_link;
 mod support;
 
 mod bench;

@@ -883,6 +883,8 @@ pub async fn create_model(ml: &MlContext, name: &str, statement: Statement<'_>) 
         .await;
         let meta = match claimed {
             Ok(meta) => meta,
+            // A version that may exist names these files: keep them.
+            Err(e @ MlError::Unsettled(_)) => return Err(e),
             Err(e) => {
                 for file in &files {
                     let _ = store.discard_payload(file).await;

@@ -76,6 +76,8 @@ pub async fn create_model(
             store.put_parquet(&registry, &registry_row(&meta)?).await?;
             summary(&meta)
         }
+        // A version that may exist names the file: keep it.
+        Err(e @ MlError::Unsettled(_)) => Err(e),
         Err(e) => {
             let _ = store.discard_payload(&payload_file).await;
             Err(e)

@@ -66,6 +66,10 @@ pub enum MlError {
     /// The model store could not be read or written.
     #[error("model store: {0}")]
     Store(String),
+    /// A version's metadata write failed in a way that may have landed:
+    /// whether the version exists is unknown, so its files are kept.
+    #[error("model store: {0}")]
+    Unsettled(String),
     /// No lake is configured.
     #[error("machine learning needs a lake for its model store (--lake / SENTIO_LAKE)")]
     NoLake,

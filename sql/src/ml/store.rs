@@ -453,13 +453,22 @@ impl ModelStore {
 
     /// Publishes a version: writes its metadata only if no one else has
     /// published that version; returns false if someone had.
+    ///
+    /// A write whose answer is lost may still have landed: object_store
+    /// retries a PUT whose connection closed before the answer, and the
+    /// retry then finds the version taken — by this very write. So a taken
+    /// version, or a failed write, is read back: metadata naming this
+    /// statement's own parameters file is this commit. When even the read
+    /// fails, the outcome is unknown and the error says so
+    /// ([`MlError::Unsettled`]): the caller must not remove the parameters
+    /// file a committed version may name.
     pub async fn commit(&self, meta: &ModelMeta) -> Result<bool, MlError> {
         let path = self.folder.path(&format!("models/{}/{}/model.json", meta.name, meta.version));
         let body = PutPayload::from(serde_json::to_vec_pretty(meta).map_err(store_err)?);
         let create = PutOptions { mode: PutMode::Create, ..Default::default() };
         match self.folder.store.put_opts(&path, body.clone(), create).await {
             Ok(_) => Ok(true),
-            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(self.committed_by(&path, meta).await? == Some(true)),
             Err(object_store::Error::NotImplemented { .. }) => {
                 if self.folder.store.head(&path).await.is_ok() {
                     return Ok(false);
@@ -467,8 +476,36 @@ impl ModelStore {
                 self.folder.store.put(&path, body).await.map_err(store_err)?;
                 Ok(true)
             }
-            Err(e) => Err(store_err(e)),
+            Err(e) => match self.committed_by(&path, meta).await {
+                Ok(Some(true)) => Ok(true),
+                Ok(_) => Err(store_err(e)),
+                Err(_) => Err(MlError::Unsettled(format!(
+                    "writing {} failed ({e}) and it could not be read back: whether version {} of {} was \
+                     committed is unknown (once the model store answers, `ML.TRAINING_INFO(MODEL {}@{})` \
+                     says; its parameters file is kept)",
+                    path, meta.version, meta.name, meta.name, meta.version
+                ))),
+            },
         }
+    }
+
+    /// Whether the metadata at `path` is `meta`'s own (the same parameters
+    /// file and creation time): `None` when there is none.
+    async fn committed_by(&self, path: &object_store::path::Path, meta: &ModelMeta) -> Result<Option<bool>, MlError> {
+        let bytes = match self.folder.store.get(path).await {
+            Ok(g) => g.bytes().await.map_err(store_err)?,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(store_err(e)),
+        };
+        #[derive(Deserialize)]
+        struct Claim {
+            created: String,
+            payload_file: Option<String>,
+        }
+        Ok(Some(match serde_json::from_slice::<Claim>(&bytes) {
+            Ok(c) => meta.payload_file.is_some() && c.payload_file == meta.payload_file && c.created == meta.created,
+            Err(_) => false,
+        }))
     }
 
     /// Removes the parameter files of `name` that no version names and that
