@@ -345,22 +345,27 @@ fn s3_stopped_while_a_model_trains_fails_clearly() {
 /// statement reads the version back, sees its own and succeeds with exactly
 /// one version. S3 stopped as the write arrives: a clear error within the
 /// retry budgets, no version (S3's own listing); once S3 is back, the next
-/// `CREATE MODEL` of the name makes version 1.
+/// `CREATE MODEL` of the name makes version 1. S3 stopped as the version's
+/// row of `ml.models` is written: the version stands, the error says its
+/// row is missing, and the next `CREATE MODEL` of the name writes it.
 #[test]
 fn s3_faults_at_the_version_commit_leave_one_version_or_none() {
     let (s3, env, lake) = s3_lake("sentio-commit", "0.05", "4");
     let link = FaultyLink::start(&s3.endpoint);
     let env: Vec<_> =
         env.into_iter().map(|(k, v)| if k == "SENTIO_S3_ENDPOINT" { (k, link.endpoint()) } else { (k, v) }).collect();
-    let create = |name: &str| {
-        let statement = format!(
-            "CREATE MODEL {name} OPTIONS (model_type = 'logistic_reg', input_label_cols = ['emotion'], \
-             max_iterations = 5) AS SELECT f00, f01, f02, emotion FROM training.frames WHERE frame_no < 5"
-        );
+    let sql = |statement: &str| {
         let mut cmd = sentio();
-        cmd.envs(env.clone()).args(["sql", "--no-progress", "--format", "csv", "--lake", &lake, "-c", &statement]);
+        cmd.envs(env.clone()).args(["sql", "--no-progress", "--format", "csv", "--lake", &lake, "-c", statement]);
         run(&mut cmd, TEN_MIN)
     };
+    let create_as = |create: &str, name: &str| {
+        sql(&format!(
+            "{create} {name} OPTIONS (model_type = 'logistic_reg', input_label_cols = ['emotion'], \
+             max_iterations = 5) AS SELECT f00, f01, f02, emotion FROM training.frames WHERE frame_no < 5"
+        ))
+    };
+    let create = |name: &str| create_as("CREATE MODEL", name);
     let commits = |name: &str| -> Vec<String> {
         let mut v: Vec<String> =
             s3.keys(&format!("lake/models/{name}/")).into_iter().filter(|k| k.ends_with("/model.json")).collect();
@@ -385,6 +390,21 @@ fn s3_faults_at_the_version_commit_leave_one_version_or_none() {
     assert!(commits("gone").is_empty(), "a failed commit left a version: {:?}", commits("gone"));
     let f = create("gone");
     assert!(f.success && f.stdout.contains("gone,1,created"), "{}\n{}", f.stdout, f.stderr);
+
+    // S3 stopped as the committed version's row of ml.models is written: the
+    // error says the version is committed but not listed; the next
+    // `CREATE MODEL` of the name lists it beside its own.
+    link.set(Fault::StopAt("PUT /sentio-commit/lake/ml/models/listed.v1.parquet".into()));
+    let f = create("listed");
+    assert_eq!(link.fault(), Fault::Stopped, "S3 was never stopped at the ml.models row");
+    assert!(!f.success && f.stderr.contains("version 1 of listed is committed"), "unclear error:\n{}", f.stderr);
+    link.set(Fault::None);
+    assert_eq!(commits("listed"), ["lake/models/listed/1/model.json"]);
+    let listed = || sql("SELECT version FROM ml.models WHERE name = 'listed' ORDER BY version").stdout;
+    assert_eq!(listed(), "", "no row yet");
+    let f = create_as("CREATE OR REPLACE MODEL", "listed");
+    assert!(f.success && f.stdout.contains("listed,2,created"), "{}\n{}", f.stdout, f.stderr);
+    assert_eq!(listed(), "version\n1\n2\n");
 }
 
 /// An executor killed while a model trains on the cluster: Ballista re-runs

@@ -892,8 +892,7 @@ pub async fn create_model(ml: &MlContext, name: &str, statement: Statement<'_>) 
                 return Err(e);
             }
         };
-        let registry = format!("ml/models/{name}.v{}.parquet", meta.version);
-        store.put_parquet(&registry, &registry_row(&meta)?).await?;
+        list_version(&store, &meta).await?;
         Ok(vec![summary_batch(&meta, "created")?])
     }
     .await;
@@ -951,6 +950,12 @@ pub(crate) async fn existing_versions(
     if_not_exists: bool,
 ) -> Result<Existing, MlError> {
     let existing = store.versions(name).await?;
+    // Rows of ml.models that committed versions lack (their statements
+    // failed between the commit and the row): best effort, a failure here
+    // must not fail this statement.
+    if let Err(e) = list_unlisted(store, name, &existing).await {
+        log::warn!("CREATE MODEL {name}: versions missing from ml.models were not listed: {e}");
+    }
     if !existing.is_empty() && !or_replace {
         if if_not_exists {
             let meta = store.meta(name, None).await?;
@@ -964,6 +969,39 @@ pub(crate) async fn existing_versions(
         log::warn!("CREATE MODEL {name}: leftover parameter files were not removed: {e}");
     }
     Ok(Existing::Versions(existing))
+}
+
+/// Writes a committed version's row of `ml.models`. A version exists once
+/// its `model.json` is written; when its row cannot be written after that,
+/// the error says so, and the next `CREATE MODEL` of the name writes it
+/// ([`list_unlisted`]).
+pub(crate) async fn list_version(store: &ModelStore, meta: &ModelMeta) -> Result<(), MlError> {
+    let file = ModelStore::registry_file(&meta.name, meta.version);
+    store.put_parquet(&file, &registry_row(meta)?).await.map_err(|e| {
+        MlError::Store(format!(
+            "version {} of {} is committed, but its row of ml.models was not written ({e}); the next CREATE MODEL \
+             of {} writes it",
+            meta.version, meta.name, meta.name
+        ))
+    })
+}
+
+/// Writes the `ml.models` rows that committed `versions` of `name` lack
+/// (their statements failed between the commit and the row).
+async fn list_unlisted(store: &ModelStore, name: &str, versions: &[u32]) -> Result<(), MlError> {
+    let listed = store.listed_versions(name).await?;
+    for v in versions.iter().filter(|v| !listed.contains(v)) {
+        let meta = store.meta(name, Some(*v)).await?;
+        list_version(store, &meta).await?;
+        // A DROP MODEL running meanwhile removes the rows before the
+        // versions: a row written for a version it has since removed goes.
+        if store.versions(name).await?.contains(v) {
+            log::info!("CREATE MODEL {name}: version {v} was missing from ml.models; listed it");
+        } else {
+            store.delete_file(&ModelStore::registry_file(name, *v)).await?;
+        }
+    }
+    Ok(())
 }
 
 /// A `CREATE MODEL` statement as written.

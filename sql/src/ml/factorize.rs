@@ -31,7 +31,7 @@ use sentio_udfs::ml::spec::{Algorithm, Encoding, FeatureSpec, Params, TrainSpec}
 use sentio_udfs::rng::Rng;
 
 use crate::ids::unique_name;
-use crate::ml::create::{Existing, existing_versions, options_text, registry_row, split_rows};
+use crate::ml::create::{Existing, existing_versions, list_version, options_text, split_rows};
 use crate::ml::options::{ClassWeights, FactorOptions, SplitMethod, TrainOptions};
 use crate::ml::recommend::{factor_ref, metrics};
 use crate::ml::store::{FactorizationMeta, FeatureStat, Iteration, META_FORMAT, ModelMeta, ModelStore};
@@ -72,8 +72,7 @@ pub async fn create_model(
         claim(ml, &store, name, &existing, &statement, &opts, &prepared, trained, &payload_file, started).await;
     match result {
         Ok(meta) => {
-            let registry = format!("ml/models/{name}.v{}.parquet", meta.version);
-            store.put_parquet(&registry, &registry_row(&meta)?).await?;
+            list_version(&store, &meta).await?;
             summary(&meta)
         }
         // A version that may exist names the file: keep it.

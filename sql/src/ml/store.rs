@@ -369,6 +369,27 @@ impl ModelStore {
         Ok(out)
     }
 
+    /// The file holding `name@version`'s row of `ml.models`.
+    pub fn registry_file(name: &str, version: u32) -> String {
+        format!("ml/models/{name}.v{version}.parquet")
+    }
+
+    /// The versions of `name` that have a row in `ml.models`.
+    pub async fn listed_versions(&self, name: &str) -> Result<Vec<u32>, MlError> {
+        let files: Vec<_> = match self.folder.store.list(Some(&self.folder.path("ml/models/"))).try_collect().await {
+            Ok(files) => files,
+            Err(object_store::Error::NotFound { .. }) => Vec::new(),
+            Err(e) => return Err(store_err(e)),
+        };
+        let prefix = format!("{name}.v");
+        let mut out: Vec<u32> = files
+            .iter()
+            .filter_map(|f| f.location.filename()?.strip_prefix(&prefix)?.strip_suffix(".parquet")?.parse().ok())
+            .collect();
+        out.sort_unstable();
+        Ok(out)
+    }
+
     /// Metadata of `name@version` (the latest without a version).
     pub async fn meta(&self, name: &str, version: Option<u32>) -> Result<ModelMeta, MlError> {
         let version = match version {
@@ -551,10 +572,13 @@ impl ModelStore {
     /// many versions there were.
     pub async fn drop_model(&self, name: &str) -> Result<usize, MlError> {
         let versions = self.versions(name).await?;
-        for v in &versions {
-            let _ = self.folder.store.delete(&self.folder.path(&format!("ml/models/{name}.v{v}.parquet"))).await;
-        }
+        // The versions go first, their rows after: a `CREATE MODEL` that
+        // lists a committed version missing from ml.models meanwhile sees it
+        // gone and takes the row back.
         self.delete_prefix(&format!("models/{name}/")).await?;
+        for v in &versions {
+            let _ = self.folder.store.delete(&self.folder.path(&Self::registry_file(name, *v))).await;
+        }
         Ok(versions.len())
     }
 
