@@ -913,6 +913,11 @@ async fn opdb_snapshot<'a>(
     name: &str,
     query: &str,
 ) -> Result<Option<Snapshot<'a>>, MlError> {
+    // A query with ML.* table functions is read in place: rewriting it here
+    // would run what they run (an ML.EVALUATE stores its row) a second time.
+    if !crate::ml::parse::find_ml_calls(query)?.is_empty() {
+        return Ok(None);
+    }
     let query = crate::ml::functions::rewrite(ml, query).await?;
     let plan = ml.ctx.sql(&query).await?.into_unoptimized_plan();
     let mut reads_opdb = false;
