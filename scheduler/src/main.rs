@@ -6,12 +6,9 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context;
-use ballista_scheduler::cluster::BallistaCluster;
 use ballista_scheduler::config::{Config, SchedulerConfig};
-use ballista_scheduler::scheduler_process::start_server;
 use clap::Parser;
 use sentio_sql::config::SentioConfig;
 
@@ -58,9 +55,10 @@ async fn run() -> anyhow::Result<()> {
         }
     };
     let config: SchedulerConfig = args.ballista.try_into()?;
-    let config = sentio_sql::session::configure_scheduler(config, &sentio)?;
-    let cluster = BallistaCluster::new_from_config(&config).await?;
-    let scheduler = start_server(cluster, addr, Arc::new(config));
+    let listener =
+        sentio_sql::serve::bind(addr).await.with_context(|| format!("the scheduler cannot listen on {addr}"))?;
+    log::info!("Sentio's scheduler listening on {addr}");
+    let scheduler = sentio_sql::serve::scheduler(listener, config, &sentio).await?;
     match front_end {
         None => scheduler.await?,
         Some((fe_addr, fe)) => {

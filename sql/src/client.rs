@@ -5,10 +5,12 @@
 use std::sync::Arc;
 
 use ballista::prelude::{SessionConfigExt, SessionContextExt};
+use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::SessionContext;
 
 use crate::config::SentioConfig;
 use crate::error::{Result, SentioError};
+use crate::job_exec::JobPlanner;
 use crate::jobs;
 use crate::lake;
 use crate::session::{register_functions, runtime_env, session_config, session_state};
@@ -118,6 +120,7 @@ pub async fn connect_to(sentio: &SentioConfig, cluster: &Cluster) -> Result<Clie
             (ctx, grpc, Some(Arc::clone(cluster)))
         }
     };
+    let ctx = with_job_planner(ctx, &grpc_url)?;
     register_functions(&ctx, &sentio.s3);
     let mut warnings = Vec::new();
     if let Some(lake_url) = &sentio.lake {
@@ -147,6 +150,15 @@ pub async fn connect_to(sentio: &SentioConfig, cluster: &Cluster) -> Result<Clie
         None => None,
     };
     Ok(Client { ctx, scheduler_grpc_url: grpc_url, ml, extracts, warnings, _standalone: standalone })
+}
+
+/// `ctx` (a Ballista remote session) with its statements run as
+/// [`JobExec`](crate::job_exec::JobExec)s on the scheduler at `grpc_url`.
+fn with_job_planner(ctx: SessionContext, grpc_url: &str) -> Result<SessionContext> {
+    let state = ctx.state();
+    let planner = JobPlanner::new(Arc::clone(state.query_planner()), grpc_url, state.config())?;
+    let state = SessionStateBuilder::new_from_existing(state).with_query_planner(Arc::new(planner)).build();
+    Ok(SessionContext::new_with_state(state))
 }
 
 #[cfg(test)]

@@ -39,6 +39,11 @@ pub enum SentioError {
     )]
     Standalone(String),
 
+    /// Ballista's scheduler could not be set up (its configuration or its
+    /// cluster state).
+    #[error("the scheduler cannot start: {0}")]
+    Scheduler(String),
+
     /// The lake could not be read.
     #[error(transparent)]
     Lake(#[from] crate::lake::LakeError),

@@ -6,13 +6,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ballista_core::execution_plans::DistributedQueryExec;
 use ballista_core::serde::protobuf::operator_metric::Metric;
 use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
 use ballista_core::serde::protobuf::{CancelJobParams, GetJobMetricsParams, GetJobStatusParams, job_status};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion_proto::protobuf::LogicalPlanNode;
+
+use crate::job_exec::JobExec;
 
 /// How long the client waits for a remote scheduler to accept a connection.
 pub const SCHEDULER_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -20,7 +20,7 @@ pub const SCHEDULER_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The cluster job a planned statement runs as (its id is known once it is
 /// submitted); `None` for a plan that is not a distributed query.
 pub fn job_of(plan: &Arc<dyn ExecutionPlan>) -> Option<String> {
-    plan.downcast_ref::<DistributedQueryExec<LogicalPlanNode>>().and_then(|d| d.job_id()).map(|j| j.to_string())
+    plan.downcast_ref::<JobExec>().and_then(JobExec::job_id)
 }
 
 /// What `jobs` read from their sources, summed over every operator of every
@@ -82,8 +82,7 @@ pub async fn job_named_soon<T>(
     loop {
         let current = plan();
         let named = current.as_ref().is_some_and(|p| job_of(p).is_some());
-        let distributed =
-            current.as_ref().is_some_and(|p| p.downcast_ref::<DistributedQueryExec<LogicalPlanNode>>().is_some());
+        let distributed = current.as_ref().is_some_and(|p| p.downcast_ref::<JobExec>().is_some());
         if named || !distributed || Instant::now() >= deadline {
             return current;
         }

@@ -8,7 +8,8 @@
 //!   one is known to all;
 //! * [`client`] connects a client: the in-process cluster or a remote
 //!   scheduler ([`client::Cluster`]), with every catalog registered;
-//! * [`standalone`] is the in-process scheduler and executor;
+//! * [`standalone`] is the in-process scheduler and executor, and [`serve`]
+//!   the scheduler's service and the cluster's listening sockets;
 //! * [`config`] reads the environment and `sentio.toml`;
 //! * [`memory`] bounds what an executor's tasks hold (they spill beyond);
 //! * [`lake`] registers the `training` and `adhoc` catalogs from the lake;
@@ -22,7 +23,9 @@
 //!   refreshed with only what changed (`extracts.*`);
 //! * [`codec`] carries Sentio's plan nodes across the cluster, delegating the
 //!   rest to Ballista's codecs;
-//! * [`jobs`] names the cluster job of a plan and asks the scheduler about it;
+//! * [`job_exec`] runs a statement as a cluster job (in place of Ballista's
+//!   node, which waited 50 ms between questions), and [`jobs`] names the
+//!   cluster job of a plan and asks the scheduler about it;
 //! * [`late_models`] keeps models applied after a top-k, and [`leaves`]
 //!   makes generated rows in-memory scans so Ballista's tasks report alike
 //!   (physical optimizer rules every session has);
@@ -55,6 +58,7 @@ pub mod extract;
 pub mod failure;
 pub mod folder;
 pub mod ids;
+pub mod job_exec;
 pub mod job_watch;
 pub mod jobs;
 pub mod lake;
@@ -68,6 +72,7 @@ pub mod mutate;
 pub mod object_store;
 pub mod runtime;
 pub mod scanned;
+pub mod serve;
 pub mod session;
 pub mod size;
 pub mod sqltext;

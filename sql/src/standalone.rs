@@ -10,6 +10,7 @@
 //! system picks; the executor's shuffle files live in a temporary folder that
 //! is removed when the [`Standalone`] is dropped.
 
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -23,20 +24,19 @@ use ballista_executor::flight_service::BallistaFlightService;
 use ballista_executor::health::ExecutorHealth;
 use ballista_executor::metrics::LoggingMetricsCollector;
 use ballista_executor::shutdown::ShutdownNotifier;
-use ballista_scheduler::cluster::BallistaCluster;
 use ballista_scheduler::config::SchedulerConfig;
-use ballista_scheduler::scheduler_process::{create_scheduler, start_grpc_service_with_listener};
 use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
 use tokio::net::TcpListener;
 
 use crate::config::SentioConfig;
 use crate::error::{Result, SentioError};
 use crate::memory;
-use crate::session::{configure_executor, configure_scheduler};
+use crate::serve;
+use crate::session::configure_executor;
 use ballista_executor::runtime_cache::{DefaultSessionRuntimeCache, SessionRuntimeCache};
 
 /// Loopback: the in-process cluster is reachable from this machine only.
-const LOOPBACK: &str = "127.0.0.1";
+const LOOPBACK: Ipv4Addr = Ipv4Addr::LOCALHOST;
 
 /// How often a free port is sought again when another process took the one
 /// picked for the executor's task service before it was bound.
@@ -70,13 +70,13 @@ impl Standalone {
         let shutdown = ShutdownNotifier::new();
         let (stop_send, stop) = tokio::sync::mpsc::channel(1);
 
-        let flight = TcpListener::bind((LOOPBACK, 0)).await.map_err(fail)?;
+        let flight = serve::bind(loopback(0)).await.map_err(fail)?;
         let flight_port = flight.local_addr().map_err(fail)?.port();
         let mut last_error = None;
         for _ in 0..PORT_ATTEMPTS {
             let mut config = ExecutorProcessConfig {
-                bind_host: LOOPBACK.into(),
-                external_host: Some(LOOPBACK.into()),
+                bind_host: LOOPBACK.to_string(),
+                external_host: Some(LOOPBACK.to_string()),
                 port: flight_port,
                 grpc_port: free_port().await?,
                 vcores,
@@ -130,19 +130,15 @@ impl Standalone {
 /// Starts the scheduler on a port the system picks; returns its gRPC URL.
 /// The port is bound before this returns, so the first connection succeeds.
 async fn start_scheduler(sentio: &SentioConfig) -> Result<String> {
-    let listener = TcpListener::bind((LOOPBACK, 0)).await.map_err(fail)?;
+    let listener = serve::bind(loopback(0)).await.map_err(fail)?;
     let port = listener.local_addr().map_err(fail)?.port();
     let config = SchedulerConfig {
-        bind_host: LOOPBACK.into(),
-        external_host: LOOPBACK.into(),
+        bind_host: LOOPBACK.to_string(),
+        external_host: LOOPBACK.to_string(),
         bind_port: port,
         ..Default::default()
     };
-    let config = configure_scheduler(config, sentio)?;
-    let cluster = BallistaCluster::new_from_config(&config).await.map_err(fail)?;
-    let scheduler =
-        create_scheduler::<LogicalPlanNode, PhysicalPlanNode>(cluster, Arc::new(config)).await.map_err(fail)?;
-    tokio::spawn(start_grpc_service_with_listener(listener, scheduler));
+    tokio::spawn(serve::scheduler(listener, config, sentio).await.map_err(fail)?);
     Ok(format!("http://{LOOPBACK}:{port}"))
 }
 
@@ -169,10 +165,15 @@ fn executor(config: &Arc<ExecutorProcessConfig>, work_dir: &str, vcores: usize, 
     Arc::new(executor.with_session_runtime_cache(cache))
 }
 
+/// `port` on [`LOOPBACK`].
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from((LOOPBACK, port))
+}
+
 /// A loopback port that was free a moment ago (the executor's task service
 /// must announce its port before it binds it).
 async fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind((LOOPBACK, 0)).await.map_err(fail)?;
+    let listener = TcpListener::bind(loopback(0)).await.map_err(fail)?;
     Ok(listener.local_addr().map_err(fail)?.port())
 }
 
