@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use ballista_scheduler::config::{Config, SchedulerConfig};
 use clap::Parser;
+use sentio_sql::client::Cluster;
 use sentio_sql::config::SentioConfig;
+use sentio_sql::serve::TaskSlots;
 
 #[derive(Parser)]
 #[command(name = "sentio-scheduler", version, about = "Sentio's Ballista scheduler")]
@@ -46,8 +48,9 @@ async fn run() -> anyhow::Result<()> {
     let host = args.ballista.bind_host.clone();
     let port = args.ballista.bind_port;
     let addr: SocketAddr = format!("{host}:{port}").parse().context("invalid --bind-host/--bind-port")?;
-    let front_end = match &args.users {
-        Some(users) => Some(front_end(users, &sentio, addr, args.flight_sql_port)?),
+    // The users file is checked before the scheduler starts.
+    let users = match &args.users {
+        Some(users) => Some(sentio_frontend::auth::Users::load(users)?),
         None if args.tls_cert.is_some() => anyhow::bail!("--tls-cert is for the front end, which needs --users"),
         None => {
             log::info!("no users file (--users or SENTIO_USERS): the Flight SQL front end is off");
@@ -58,8 +61,8 @@ async fn run() -> anyhow::Result<()> {
     let listener =
         sentio_sql::serve::bind(addr).await.with_context(|| format!("the scheduler cannot listen on {addr}"))?;
     log::info!("Sentio's scheduler listening on {addr}");
-    let scheduler = sentio_sql::serve::scheduler(listener, config, &sentio).await?;
-    match front_end {
+    let (scheduler, slots) = sentio_sql::serve::scheduler(listener, config, &sentio).await?;
+    match users.map(|users| front_end(users, &sentio, addr, args.flight_sql_port, slots)) {
         None => scheduler.await?,
         Some((fe_addr, fe)) => {
             let tls = tls(args.tls_cert.as_deref(), args.tls_key.as_deref())?;
@@ -92,17 +95,17 @@ fn tls(cert: Option<&std::path::Path>, key: Option<&std::path::Path>) -> anyhow:
 }
 
 /// The front end on `port`, whose sessions run their statements on this
-/// scheduler (at `scheduler`).
+/// scheduler (at `scheduler`, with its executors' `slots`).
 fn front_end(
-    users: &std::path::Path,
+    users: sentio_frontend::auth::Users,
     sentio: &SentioConfig,
     scheduler: SocketAddr,
     port: u16,
-) -> anyhow::Result<(SocketAddr, sentio_frontend::FrontEnd)> {
-    let users = sentio_frontend::auth::Users::load(users)?;
+    slots: TaskSlots,
+) -> (SocketAddr, sentio_frontend::FrontEnd) {
     // Sessions reach this scheduler on loopback when it listens on every
     // address.
     let reach = if scheduler.ip().is_unspecified() { "127.0.0.1".to_string() } else { scheduler.ip().to_string() };
-    let cluster = sentio_sql::client::Cluster::Remote(format!("df://{reach}:{}", scheduler.port()));
-    Ok((SocketAddr::new(scheduler.ip(), port), sentio_frontend::FrontEnd::new(users, sentio.clone(), cluster)))
+    let cluster = Cluster::Hosted { url: format!("df://{reach}:{}", scheduler.port()), slots };
+    (SocketAddr::new(scheduler.ip(), port), sentio_frontend::FrontEnd::new(users, sentio.clone(), cluster))
 }

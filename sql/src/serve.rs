@@ -1,6 +1,7 @@
 //! The cluster's services on their sockets: Ballista's scheduler as
-//! `sentio-scheduler` and the in-process cluster run it ([`scheduler`]), on
-//! listening sockets whose connections send at once ([`bind`]).
+//! `sentio-scheduler` and the in-process cluster run it ([`scheduler`]; its
+//! executors' [`TaskSlots`]), on listening sockets whose connections send at
+//! once ([`bind`]).
 //!
 //! `TCP_NODELAY`: Ballista's scheduler serves through axum, and a tonic
 //! server handed a bound listener ignores its builder's setting; both left
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use ballista_scheduler::cluster::BallistaCluster;
 use ballista_scheduler::config::SchedulerConfig;
 use ballista_scheduler::scheduler_process::{create_scheduler, start_grpc_service_with_listener};
+use ballista_scheduler::state::SchedulerState;
 use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
 use tokio::net::{TcpListener, TcpSocket};
 
@@ -51,20 +53,42 @@ pub async fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 
 /// Ballista's scheduler with Sentio's session ([`configure_scheduler`]),
 /// serving on `listener` (from [`bind`]): the future serves until the
-/// process ends or the service fails. Errors here are a configuration the
-/// scheduler refuses or a cluster state it cannot set up.
+/// process ends or the service fails; [`TaskSlots`] counts its executors'
+/// slots for sessions planned in this process. Errors here are a
+/// configuration the scheduler refuses or a cluster state it cannot set up.
 pub async fn scheduler(
     listener: TcpListener,
     config: SchedulerConfig,
     sentio: &SentioConfig,
-) -> Result<impl Future<Output = ballista_core::error::Result<()>> + use<>> {
+) -> Result<(impl Future<Output = ballista_core::error::Result<()>> + use<>, TaskSlots)> {
     let config = configure_scheduler(config, sentio)?;
     let fail = |e: ballista_core::error::BallistaError| SentioError::Scheduler(e.to_string());
     config.validate().map_err(fail)?;
     let cluster = BallistaCluster::new_from_config(&config).await.map_err(fail)?;
     let scheduler =
         create_scheduler::<LogicalPlanNode, PhysicalPlanNode>(cluster, Arc::new(config)).await.map_err(fail)?;
-    Ok(start_grpc_service_with_listener(listener, scheduler))
+    let slots = TaskSlots(Arc::clone(&scheduler.state));
+    Ok((start_grpc_service_with_listener(listener, scheduler), slots))
+}
+
+/// The task slots (vcores) of the executors registered with a scheduler
+/// running in this process, as it knows them now.
+#[derive(Clone)]
+pub struct TaskSlots(Arc<SchedulerState<LogicalPlanNode, PhysicalPlanNode>>);
+
+impl TaskSlots {
+    /// Their sum; 0 before any executor has registered (or if the
+    /// scheduler's cluster state cannot say).
+    pub async fn count(&self) -> usize {
+        let executors = self.0.executor_manager.get_executors_state().await.unwrap_or_default();
+        executors.iter().map(|(metadata, _, _)| metadata.specification.vcores as usize).sum()
+    }
+}
+
+impl std::fmt::Debug for TaskSlots {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TaskSlots")
+    }
 }
 
 #[cfg(test)]

@@ -118,12 +118,9 @@ impl Standalone {
         Err(fail(last_error.expect("at least one attempt")))
     }
 
-    /// Partitions a standalone statement is planned with: two per task slot.
-    /// Ballista plans 16 for any cluster, which on a small machine means many
-    /// small tasks: on 2 cores, 4 partitions made the statistics queries
-    /// 17–20 % faster (docs/benchmarks.md). Models do not depend on it.
-    pub fn target_partitions(&self) -> usize {
-        2 * self.vcores.max(1)
+    /// Task slots of its executor.
+    pub fn slots(&self) -> usize {
+        self.vcores
     }
 }
 
@@ -138,7 +135,8 @@ async fn start_scheduler(sentio: &SentioConfig) -> Result<String> {
         bind_port: port,
         ..Default::default()
     };
-    tokio::spawn(serve::scheduler(listener, config, sentio).await.map_err(fail)?);
+    let (scheduler, _) = serve::scheduler(listener, config, sentio).await.map_err(fail)?;
+    tokio::spawn(scheduler);
     Ok(format!("http://{LOOPBACK}:{port}"))
 }
 
