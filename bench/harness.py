@@ -814,7 +814,7 @@ class Run:
         self.targets = []
 
     def report(self, title, header, rows, peaks):
-        mem = ", ".join(f"{e} {fmt_mb(v)} MiB" for e, v in peaks.items())
+        mem = ", ".join(f"{e} {fmt_mb(v)} MiB" for e, v in peaks.items()) or "not measured here"
         self.sections.append((title, header, rows, mem))
         print(f"\n### {title}\n" + markdown(header, rows) + f"\npeak memory: {mem}\n", flush=True)
 
@@ -853,23 +853,89 @@ def free_ports(n):
 FRONT_END_TOKEN = "sentio-bench-analyst-token"
 
 
-def start_cluster(run, bin_dir):
-    """A 1-scheduler + 2-executor cluster (deploy/local/cluster.sh) with its
-    front end (an analyst token, FRONT_END_TOKEN; the lake and opdb of the
-    run): its folder, Ballista URL, front end URL and process ids."""
-    d = run.work / "cluster"
-    base = free_ports(8)
+def start_cluster(run, bin_dir, executors=2, vcores=CORES, pin=False, name="cluster"):
+    """A 1-scheduler cluster of `executors` executors (deploy/local/cluster.sh;
+    `pin`: executor i on core i alone) with its front end (an analyst token,
+    FRONT_END_TOKEN; the lake and opdb of the run): its folder, Ballista URL,
+    front end URL and process ids."""
+    d = run.work / name
+    base = free_ports(2 + 3 * executors)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SENTIO_")}
     env.update(SENTIO_LAKE=str(run.lake), SENTIO_OPDB_URL=run.opdb)
     started = subprocess.run(
-        ["bash", ROOT / "deploy/local/cluster.sh", "start", "--executors", "2", "--vcores", str(CORES), "--dir", d,
-         "--bin", bin_dir, "--scheduler-port", str(base), "--executor-port", str(base + 1),
-         "--token", FRONT_END_TOKEN, "--flight-sql-port", str(base + 7)],
+        ["bash", ROOT / "deploy/local/cluster.sh", "start", "--executors", str(executors), "--vcores", str(vcores),
+         "--dir", d, "--bin", bin_dir, "--scheduler-port", str(base), "--executor-port", str(base + 1),
+         "--token", FRONT_END_TOKEN, "--flight-sql-port", str(base + 1 + 3 * executors)] + (["--pin"] if pin else []),
         check=True, env=env, stdout=subprocess.PIPE, text=True,
     )
     front_end = re.search(r"^flight_sql=(\S+)", started.stdout, re.M).group(1)
     pids = [int(p.read_text()) for p in d.glob("*.pid")]
     return d, f"df://127.0.0.1:{base}", front_end, pids
+
+
+def stop_cluster(d):
+    subprocess.run(["bash", ROOT / "deploy/local/cluster.sh", "stop", "--dir", d], check=True, stdout=subprocess.DEVNULL)
+
+
+def stats_script(s, reps=1):
+    """The statistics queries `reps` times in one client process: each
+    statement's time as the CLI reports it."""
+    queries = [q.format(frames="training.frames", truth="adhoc.media_ground_truth") for q in STATS.values()]
+    _, times, _, _ = s.script(queries * reps)
+    return times
+
+
+def bench_scaleout(ctx, bin_dir):
+    """SQL scaling out, through the front end: the statistics queries on one
+    executor pinned to one core against two executors pinned to a core each
+    (the scheduler and the client are not pinned)."""
+    if CORES < 2:
+        raise Failure("the scale-out workload needs two cores")
+    totals = {}
+    for executors in (1, 2):
+        d, _, front_end, pids = start_cluster(ctx, bin_dir, executors, vcores=1, pin=True, name=f"pinned-{executors}")
+        try:
+            s = Sentio(bin_dir, ctx.lake, ctx.opdb, front_end, pids, token=FRONT_END_TOKEN)
+            stats_script(s)  # warms the page cache and the connection
+            totals[executors] = median([sum(stats_script(s)) for _ in range(ctx.reps)])
+        finally:
+            stop_cluster(d)
+    speedup = totals[1] / totals[2]
+    print(f"  pinned: 1 executor {totals[1]:.2f} s, 2 executors {totals[2]:.2f} s: {speedup:.2f}x", flush=True)
+    ctx.report(
+        "Scale-out: the statistics queries through the front end, executors pinned to one core each, seconds, medians",
+        ["executors × cores", "statistics queries, s", "speed-up"],
+        [["1 × 1", fmt_s(totals[1]), "1.00"], ["2 × 1", fmt_s(totals[2]), f"{speedup:.2f}"]],
+        {},
+    )
+    ctx.targets.append(("statistics on 2 executors of 1 core ≥ 1.8x as fast as on 1 (speed-up)", speedup, speedup >= 1.8))
+
+
+def bench_concurrency(ctx, clients=15):
+    """Statements per second through the front end of the 1 + 2 cluster:
+    `clients` clients running the statistics queries at once against one
+    client running them alone (as many statements, one after another)."""
+    alone = len(STATS) * 3 / sum(stats_script(ctx.frontend_sentio, reps=3))
+    walls = []
+    for _ in range(ctx.reps):
+        started = time.perf_counter()
+        threads = [threading.Thread(target=stats_script, args=(ctx.frontend_sentio,)) for _ in range(clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        walls.append(time.perf_counter() - started)
+    together = clients * len(STATS) / median(walls)
+    ratio = together / alone
+    print(f"  statements/s: 1 client {alone:.2f}, {clients} clients {together:.2f}: {ratio:.2f}x", flush=True)
+    ctx.report(
+        f"Concurrency: statistics statements per second through the front end of the 1 + 2 cluster, medians "
+        f"({clients} clients: wall time from the first start to the last end, client start-up included)",
+        ["clients", "statements/s", "÷ one client"],
+        [["1 client", f"{alone:.2f}", "1.00"], [f"{clients} clients", f"{together:.2f}", f"{ratio:.2f}"]],
+        {},
+    )
+    ctx.targets.append((f"{clients} clients ≥ 1.5x the statements/s of one (ratio)", ratio, ratio >= 1.5))
 
 
 def main():
@@ -881,7 +947,7 @@ def main():
     ap.add_argument("--write-rows", type=int, help="emotion outputs to write (default 1,000,000)")
     ap.add_argument("--reps", type=int, help="repetitions (default 3)")
     ap.add_argument("--trees", type=int, help=f"random forest trees (default {TREES})")
-    ap.add_argument("--workloads", default="stats,frontend,train,predict,write,recommend")
+    ap.add_argument("--workloads", default="stats,frontend,scaleout,train,predict,write,recommend")
     ap.add_argument("--work", help="working folder (default: a new temporary one)")
     ap.add_argument("--out", help="also write the report (Markdown) to this file")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
@@ -898,7 +964,7 @@ def main():
     run = Run(args)
     run.work.mkdir(parents=True, exist_ok=True)
     workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
-    unknown = set(workloads) - {"stats", "frontend", "train", "predict", "write", "recommend"}
+    unknown = set(workloads) - {"stats", "frontend", "scaleout", "train", "predict", "write", "recommend"}
     if unknown:
         ap.error(f"unknown workloads: {', '.join(sorted(unknown))}")
     bin_dir = Path(args.bin).resolve()
@@ -915,7 +981,7 @@ def main():
     run.sentio = Sentio(bin_dir, run.lake, run.opdb)
     cluster_dir = None
     try:
-        if "stats" in workloads or "frontend" in workloads:
+        if {"stats", "frontend", "scaleout"} & set(workloads):
             cluster_dir, url, front_end, pids = start_cluster(run, bin_dir)
             run.cluster_sentio = Sentio(bin_dir, run.lake, run.opdb, url, pids)
             run.frontend_sentio = Sentio(bin_dir, run.lake, run.opdb, front_end, pids, token=FRONT_END_TOKEN)
@@ -925,10 +991,15 @@ def main():
         if "frontend" in workloads:
             print("== the front end", flush=True)
             bench_frontend(run)
+        if "scaleout" in workloads:
+            print("== concurrent clients", flush=True)
+            bench_concurrency(run)
         if cluster_dir:
-            subprocess.run(["bash", ROOT / "deploy/local/cluster.sh", "stop", "--dir", cluster_dir], check=True,
-                           stdout=subprocess.DEVNULL)
+            stop_cluster(cluster_dir)
             cluster_dir = None
+        if "scaleout" in workloads:
+            print("== scale-out (pinned executors)", flush=True)
+            bench_scaleout(run, bin_dir)
         if "train" in workloads:
             print("== training", flush=True)
             bench_train(run)

@@ -3,7 +3,8 @@
 # run: statistics queries, training, prediction and operational-DB writes.
 #
 #   bash bench/run.sh [--quick] [--scale S] [--reps N] [--train-rows N]
-#                     [--workloads stats,train,predict,write] [--bin DIR] [--out FILE]
+#                     [--workloads stats,frontend,scaleout,train,predict,write,recommend]
+#                     [--bin DIR] [--out FILE]
 #
 # Installs its peers (pyspark, duckdb, scikit-learn, pyarrow, psutil) into
 # bench/.venv when they are missing, builds Sentio in release mode (unless

@@ -31,6 +31,8 @@ fn the_benchmark_harness_runs_in_quick_mode() {
         "### ML.PREDICT of the logistic regression",
         "emotion outputs (ML.PREDICT) written to PostgreSQL",
         "### Matrix factorization on",
+        "### Scale-out: the statistics queries through the front end, executors pinned",
+        "### Concurrency: statistics statements per second",
         "### Targets",
     ] {
         assert!(report.contains(section), "the report has no {section:?}:\n{report}\n{}", f.stdout);
@@ -59,11 +61,18 @@ fn the_benchmark_harness_runs_in_quick_mode() {
             assert!(cells[1..].iter().all(|c| c.parse::<f64>().is_ok_and(|v| v > 0.0)), "{query}: {row}");
         }
     }
-    assert_eq!(report.matches("Peak memory:").count(), 6, "{report}");
+    assert_eq!(report.matches("Peak memory:").count(), 8, "{report}");
     // Through the front end and planned on the client: a latency, a total
     // and a streaming rate each.
     for path in ["| df:// (client plans) |", "| front end (grpc://) |"] {
         let row = report.lines().find(|l| l.starts_with(path)).unwrap_or_else(|| panic!("{path}\n{report}"));
+        let cells: Vec<&str> = row.split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
+        assert!(cells[1..].iter().all(|c| c.parse::<f64>().is_ok_and(|v| v > 0.0)), "{row}");
+    }
+    // One and two pinned executors, one and 15 clients: a time or a rate
+    // and a ratio each.
+    for first in ["| 1 × 1 |", "| 2 × 1 |", "| 1 client |", "| 15 clients |"] {
+        let row = report.lines().find(|l| l.starts_with(first)).unwrap_or_else(|| panic!("{first}\n{report}"));
         let cells: Vec<&str> = row.split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
         assert!(cells[1..].iter().all(|c| c.parse::<f64>().is_ok_and(|v| v > 0.0)), "{row}");
     }

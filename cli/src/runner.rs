@@ -385,7 +385,7 @@ fn ellipsize(s: &str, n: usize) -> String {
 }
 
 /// The per-statement summary line, e.g.
-/// `-- 5 rows in 0.42 s · 1.2 KiB (1234 bytes) received from the cluster ·
+/// `-- 5 rows in 0.423 s · 1.2 KiB (1234 bytes) received from the cluster ·
 /// 3.1 MiB (3250000 bytes) scanned in the cluster · job 3Xq…`, with
 /// `· 52.0 MiB (54525952 bytes) spilled to disk` before the job when its
 /// operators spilled.
@@ -402,7 +402,7 @@ pub fn summary(o: &StatementOutcome) -> String {
         .unwrap_or_default();
     let job = o.job_id.as_deref().map(|j| format!(" · job {j}")).unwrap_or_default();
     format!(
-        "-- {rows} in {:.2} s · {} ({} bytes) received from the cluster{scanned}{spilled}{job}",
+        "-- {rows} in {:.3} s · {} ({} bytes) received from the cluster{scanned}{spilled}{job}",
         o.elapsed.as_secs_f64(),
         human_bytes(o.bytes_received),
         o.bytes_received

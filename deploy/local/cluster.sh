@@ -3,11 +3,14 @@
 # sentio-executor processes on loopback.
 #
 #   deploy/local/cluster.sh start  [--executors N] [--scheduler-port P] [--executor-port Q]
-#                                  [--vcores V] [--dir DIR] [--bin DIR]
+#                                  [--vcores V] [--pin] [--dir DIR] [--bin DIR]
 #                                  [--token T] [--users FILE] [--flight-sql-port F]
 #                                  [--tls-cert PEM --tls-key PEM]
 #   deploy/local/cluster.sh status [--dir DIR]
 #   deploy/local/cluster.sh stop   [--dir DIR]
+#
+# --pin runs executor i on core i mod nproc alone (taskset), to measure how
+# SQL scales with executors of one core each (bench/run.sh --workloads scaleout).
 #
 # Executor i (0-based) listens on Q+3i (tasks), Q+3i+1 (gRPC) and Q+3i+2
 # (health: /healthz, /readyz). `start` returns once the scheduler accepts
@@ -32,6 +35,7 @@ executors=2
 scheduler_port=50050
 executor_port=50051
 vcores=2
+pin=
 token=
 users=
 flight_sql_port=50060
@@ -47,6 +51,7 @@ while [ $# -gt 0 ]; do
     --scheduler-port) scheduler_port=$2; shift 2 ;;
     --executor-port) executor_port=$2; shift 2 ;;
     --vcores) vcores=$2; shift 2 ;;
+    --pin) pin=1; shift ;;
     --dir) dir=$2; shift 2 ;;
     --bin) bin=$2; shift 2 ;;
     --token) token=$2; shift 2 ;;
@@ -161,7 +166,9 @@ case "$cmd" in
     for i in $(seq 0 $((executors - 1))); do
       p=$((executor_port + 3 * i))
       mkdir -p "$dir/executor-$i"
-      "$executor" --bind-host 127.0.0.1 --external-host 127.0.0.1 \
+      pinned=()
+      if [ -n "$pin" ]; then pinned=(taskset -c $((i % $(nproc)))); fi
+      "${pinned[@]}" "$executor" --bind-host 127.0.0.1 --external-host 127.0.0.1 \
         --bind-port "$p" --bind-grpc-port $((p + 1)) --bind-health-port $((p + 2)) \
         --scheduler-host 127.0.0.1 --scheduler-port "$scheduler_port" \
         --vcores "$vcores" --work-dir "$dir/executor-$i" \
