@@ -32,7 +32,7 @@ use crate::ml::store::{
 };
 use crate::ml::transform::{self, TransformColumn};
 use crate::ml::trials::{Optimal, run_trials};
-use crate::ml::tuning::split_tuning;
+use crate::ml::tuning::{Options, Tuning, split_tuning};
 use crate::ml::{
     MlContext, MlError, metric_columns, metric_fields, metric_names, models_schema, stored_metric_columns,
 };
@@ -831,75 +831,84 @@ pub async fn create_model(ml: &MlContext, name: &str, statement: Statement<'_>) 
         Existing::Versions(v) => v,
         Existing::Done(batches) => return Ok(batches),
     };
-    let what = format!("CREATE MODEL {name}");
     // A query over the operational DB runs once; every pass reads its rows.
     let snapshot = opdb_snapshot(ml, &store, name, query).await?;
     let source = snapshot.as_ref().map_or_else(|| query.to_string(), |s| format!("SELECT * FROM {}", s.table()));
-    let created: Result<Vec<RecordBatch>, MlError> = async {
-        let (training_query, transform) = match transform {
-            Some(items) => transform::prepare(ml, items, &source, &opts, &what).await?,
-            None => (source.clone(), Vec::new()),
-        };
-        let objective = tuning.as_ref().map(|t| t.objective.clone());
-        let (optimal, trials) = match &tuning {
-            None => {
-                let trained = train(ml, &opts, &training_query, &what).await.map_err(|e| out_of_memory(e, name))?;
-                let payload_fingerprint = fingerprint(&trained.payload);
-                let payload_file = store.put_payload(name, &payload_fingerprint, trained.payload.clone()).await?;
-                (Optimal { opts, trained, payload_file, payload_fingerprint }, Vec::new())
-            }
-            Some(tuning) => {
-                let tuned = run_trials(ml, &store, name, tuning, &base, opts.seed, &training_query)
-                    .await
-                    .map_err(|e| out_of_memory(e, name))?;
-                (tuned.optimal, tuned.trials)
-            }
-        };
-        // No version names these files yet: they are this writer's to remove
-        // if it commits none.
-        let mut files: Vec<String> = trials.iter().filter_map(|t| t.payload_file.clone()).collect();
-        if files.is_empty() {
-            files.push(optimal.payload_file.clone());
-        }
-        let first_try = existing.last().copied().unwrap_or(0) + 1;
-        let draft = Draft {
-            name,
-            version: first_try,
-            options,
-            query,
-            transform,
-            opts: &optimal.opts,
-            trained: &optimal.trained,
-        };
-        let claimed = evaluate_and_claim(
-            ml,
-            &store,
-            draft,
-            optimal.payload_fingerprint,
-            &optimal.payload_file,
-            trials,
-            objective,
-        )
-        .await;
-        let meta = match claimed {
-            Ok(meta) => meta,
-            // A version that may exist names these files: keep them.
-            Err(e @ MlError::Unsettled(_)) => return Err(e),
-            Err(e) => {
-                for file in &files {
-                    let _ = store.discard_payload(file).await;
-                }
-                return Err(e);
-            }
-        };
-        list_version(&store, &meta).await?;
-        Ok(vec![summary_batch(&meta, "created")?])
-    }
-    .await;
+    let job = Job { name, options, query, transform, source: &source, opts, tuning, base, existing };
+    let created = train_and_claim(ml, &store, job).await;
     if let Some(s) = &snapshot {
         s.discard().await;
     }
     created
+}
+
+/// A `CREATE MODEL` whose name is free (or to be replaced) and whose input
+/// is settled: what [`train_and_claim`] needs.
+struct Job<'a> {
+    name: &'a str,
+    options: &'a [(String, OptValue)],
+    query: &'a str,
+    transform: Option<&'a [TransformItem]>,
+    /// What the passes read: the query, or the copy of its operational-DB rows.
+    source: &'a str,
+    opts: TrainOptions,
+    tuning: Option<Tuning>,
+    /// The options without the tuned ones.
+    base: Options,
+    /// The versions of the name there are.
+    existing: Vec<u32>,
+}
+
+/// Trains `job`'s model (tuning it when asked), evaluates it and claims the
+/// next version; its `ml.models` row. Parameter files no version names are
+/// removed when the claim fails, kept when its outcome is unknown.
+async fn train_and_claim(ml: &MlContext, store: &ModelStore, job: Job<'_>) -> Result<Vec<RecordBatch>, MlError> {
+    let Job { name, options, query, transform, source, opts, tuning, base, existing } = job;
+    let what = format!("CREATE MODEL {name}");
+    let (training_query, transform) = match transform {
+        Some(items) => transform::prepare(ml, items, source, &opts, &what).await?,
+        None => (source.to_string(), Vec::new()),
+    };
+    let objective = tuning.as_ref().map(|t| t.objective.clone());
+    let (optimal, trials) = match &tuning {
+        None => {
+            let trained = train(ml, &opts, &training_query, &what).await.map_err(|e| out_of_memory(e, name))?;
+            let payload_fingerprint = fingerprint(&trained.payload);
+            let payload_file = store.put_payload(name, &payload_fingerprint, trained.payload.clone()).await?;
+            (Optimal { opts, trained, payload_file, payload_fingerprint }, Vec::new())
+        }
+        Some(tuning) => {
+            let tuned = run_trials(ml, store, name, tuning, &base, opts.seed, &training_query)
+                .await
+                .map_err(|e| out_of_memory(e, name))?;
+            (tuned.optimal, tuned.trials)
+        }
+    };
+    // No version names these files yet: they are this writer's to remove
+    // if it commits none.
+    let mut files: Vec<String> = trials.iter().filter_map(|t| t.payload_file.clone()).collect();
+    if files.is_empty() {
+        files.push(optimal.payload_file.clone());
+    }
+    let first_try = existing.last().copied().unwrap_or(0) + 1;
+    let draft =
+        Draft { name, version: first_try, options, query, transform, opts: &optimal.opts, trained: &optimal.trained };
+    let claimed =
+        evaluate_and_claim(ml, store, draft, optimal.payload_fingerprint, &optimal.payload_file, trials, objective)
+            .await;
+    let meta = match claimed {
+        Ok(meta) => meta,
+        // A version that may exist names these files: keep them.
+        Err(e @ MlError::Unsettled(_)) => return Err(e),
+        Err(e) => {
+            for file in &files {
+                let _ = store.discard_payload(file).await;
+            }
+            return Err(e);
+        }
+    };
+    list_version(store, &meta).await?;
+    Ok(vec![summary_batch(&meta, "created")?])
 }
 
 /// The training query's rows stored once ([`Snapshot`]) when it reads the
