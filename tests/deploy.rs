@@ -541,7 +541,7 @@ fn systemd_units_run_a_cluster_with_secrets_fetched_at_boot() {
                  JOIN opdb.sessions s ON f.session_id = s.session_id GROUP BY s.device ORDER BY s.device";
     let scheduler_url = format!("df://127.0.0.1:{base}");
     let on_cluster = run_ok(
-        sentio().envs(s3.env()).env("RUST_LOG", "warn,ballista_core::execution_plans::distributed_query=debug").args([
+        sentio().envs(s3.env()).env("RUST_LOG", "warn,sentio_sql::job_exec=debug").args([
             "sql",
             "--scheduler",
             &scheduler_url,
@@ -558,8 +558,8 @@ fn systemd_units_run_a_cluster_with_secrets_fetched_at_boot() {
     );
     // The client fetched the results through the scheduler (its embedded
     // Flight proxy), not from an executor's port.
-    assert!(on_cluster.stderr.contains("Fetching results from scheduler"), "{}", on_cluster.stderr);
-    assert!(!on_cluster.stderr.contains("Fetching results from executor"), "{}", on_cluster.stderr);
+    assert!(on_cluster.stderr.contains("from the scheduler at 127.0.0.1:"), "{}", on_cluster.stderr);
+    assert!(!on_cluster.stderr.contains("from its executor"), "{}", on_cluster.stderr);
     let standalone = run_ok(
         sentio().envs(s3.env()).args([
             "sql",

@@ -355,6 +355,15 @@ async fn fetch(
     let partition =
         location.partition_id.ok_or_else(|| DataFusionError::Internal("a result partition without its id".into()))?;
     let (host, port) = fetch_from(&holder, &scheduler.url, proxy.as_ref())?;
+    log::debug!(
+        "fetching result partition {} from {} at {host}:{port}",
+        location.map_partition_id,
+        match &proxy {
+            Some(FlightProxy::External(_)) => "the flight proxy",
+            Some(FlightProxy::Local(true)) => "the scheduler",
+            Some(FlightProxy::Local(false)) | None => "its executor",
+        }
+    );
     let grpc = &scheduler.grpc;
     let mut client = BallistaClient::try_new(
         &host,

@@ -94,10 +94,10 @@ pub struct MlContext {
     pub ctx: SessionContext,
     /// The model store (None without a lake).
     pub store: Option<ModelStore>,
-    /// The plan of the job an ML statement is running now (its preparatory
-    /// jobs run one at a time), so the runner can show its progress and
-    /// cancel it on `--timeout`.
-    running: Arc<Mutex<Option<Arc<dyn ExecutionPlan>>>>,
+    /// The plans of the jobs an ML statement is running now, oldest first
+    /// (statistics, label counts and categories run at once), so the runner
+    /// can show the progress of one and cancel it on `--timeout`.
+    running: Arc<Mutex<Vec<Arc<dyn ExecutionPlan>>>>,
     /// The cluster jobs run since [`Self::take_jobs`] was last called.
     jobs: Arc<Mutex<Vec<String>>>,
     /// The project name that three-part model names may carry
@@ -105,13 +105,14 @@ pub struct MlContext {
     project: Option<String>,
 }
 
-/// Clears [`MlContext`]'s running plan when a job ends, or is dropped.
-struct RunningGuard<'a>(&'a Mutex<Option<Arc<dyn ExecutionPlan>>>);
+/// Takes a job's plan off [`MlContext`]'s running plans when the job ends,
+/// or is dropped — that plan only: jobs that run at once end in any order.
+struct RunningGuard<'a>(&'a Mutex<Vec<Arc<dyn ExecutionPlan>>>, Arc<dyn ExecutionPlan>);
 
 impl Drop for RunningGuard<'_> {
     fn drop(&mut self) {
-        if let Ok(mut slot) = self.0.lock() {
-            *slot = None;
+        if let Ok(mut running) = self.0.lock() {
+            running.retain(|plan| !Arc::ptr_eq(plan, &self.1));
         }
     }
 }
@@ -157,10 +158,10 @@ impl MlContext {
     /// plan is [`Self::running_plan`].
     pub async fn collect(&self, sql: &str) -> Result<Vec<RecordBatch>, MlError> {
         let plan = self.ctx.sql(sql).await?.create_physical_plan().await?;
-        if let Ok(mut slot) = self.running.lock() {
-            *slot = Some(Arc::clone(&plan));
+        if let Ok(mut running) = self.running.lock() {
+            running.push(Arc::clone(&plan));
         }
-        let _clear = RunningGuard(&self.running);
+        let _clear = RunningGuard(&self.running, Arc::clone(&plan));
         let batches = datafusion::physical_plan::collect(Arc::clone(&plan), self.ctx.task_ctx()).await;
         if let (Some(job), Ok(mut jobs)) = (crate::jobs::job_of(&plan), self.jobs.lock()) {
             jobs.push(job);
@@ -174,9 +175,10 @@ impl MlContext {
         self.jobs.lock().map(|mut j| std::mem::take(&mut *j)).unwrap_or_default()
     }
 
-    /// The plan of the job running now, if any.
+    /// The plan of the job running now, if any (of several at once, the
+    /// one started last).
     pub fn running_plan(&self) -> Option<Arc<dyn ExecutionPlan>> {
-        self.running.lock().ok().and_then(|slot| slot.clone())
+        self.running.lock().ok().and_then(|running| running.last().cloned())
     }
 }
 
