@@ -918,13 +918,23 @@ def bench_concurrency(ctx, clients=15):
     alone = len(STATS) * 3 / sum(stats_script(ctx.frontend_sentio, reps=3))
     walls = []
     for _ in range(ctx.reps):
+        failures = []
+
+        def client():
+            try:
+                stats_script(ctx.frontend_sentio)
+            except Exception as e:  # a thread's exception would be lost, and its client counted
+                failures.append(e)
+
         started = time.perf_counter()
-        threads = [threading.Thread(target=stats_script, args=(ctx.frontend_sentio,)) for _ in range(clients)]
+        threads = [threading.Thread(target=client) for _ in range(clients)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         walls.append(time.perf_counter() - started)
+        if failures:
+            raise Failure(f"{len(failures)} of {clients} concurrent clients failed: {failures[0]}")
     together = clients * len(STATS) / median(walls)
     ratio = together / alone
     print(f"  statements/s: 1 client {alone:.2f}, {clients} clients {together:.2f}: {ratio:.2f}x", flush=True)

@@ -834,7 +834,8 @@ pub async fn create_model(ml: &MlContext, name: &str, statement: Statement<'_>) 
     // A query over the operational DB runs once; every pass reads its rows.
     let snapshot = opdb_snapshot(ml, &store, name, query).await?;
     let source = snapshot.as_ref().map_or_else(|| query.to_string(), |s| format!("SELECT * FROM {}", s.table()));
-    let job = Job { name, options, query, transform, source: &source, opts, tuning, base, existing };
+    let version = existing.last().copied().unwrap_or(0) + 1;
+    let job = Job { name, options, query, transform, source: &source, opts, tuning, base, version };
     let created = train_and_claim(ml, &store, job).await;
     if let Some(s) = &snapshot {
         s.discard().await;
@@ -855,15 +856,15 @@ struct Job<'a> {
     tuning: Option<Tuning>,
     /// The options without the tuned ones.
     base: Options,
-    /// The versions of the name there are.
-    existing: Vec<u32>,
+    /// The version to claim first (the one after the newest there is).
+    version: u32,
 }
 
 /// Trains `job`'s model (tuning it when asked), evaluates it and claims the
 /// next version; its `ml.models` row. Parameter files no version names are
 /// removed when the claim fails, kept when its outcome is unknown.
 async fn train_and_claim(ml: &MlContext, store: &ModelStore, job: Job<'_>) -> Result<Vec<RecordBatch>, MlError> {
-    let Job { name, options, query, transform, source, opts, tuning, base, existing } = job;
+    let Job { name, options, query, transform, source, opts, tuning, base, version } = job;
     let what = format!("CREATE MODEL {name}");
     let (training_query, transform) = match transform {
         Some(items) => transform::prepare(ml, items, source, &opts, &what).await?,
@@ -890,9 +891,7 @@ async fn train_and_claim(ml: &MlContext, store: &ModelStore, job: Job<'_>) -> Re
     if files.is_empty() {
         files.push(optimal.payload_file.clone());
     }
-    let first_try = existing.last().copied().unwrap_or(0) + 1;
-    let draft =
-        Draft { name, version: first_try, options, query, transform, opts: &optimal.opts, trained: &optimal.trained };
+    let draft = Draft { name, version, options, query, transform, opts: &optimal.opts, trained: &optimal.trained };
     let claimed =
         evaluate_and_claim(ml, store, draft, optimal.payload_fingerprint, &optimal.payload_file, trials, objective)
             .await;
