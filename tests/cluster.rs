@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use crate::cli::{job_folders, wait_for_job};
 use crate::faulty_link::{Fault, FaultyLink};
-use crate::support::{Cluster, Guard, Running, S3Server, cpus_used, process_alive, run, run_ok, sentio};
+use crate::support::{
+    Cluster, Guard, Running, S3Server, SPREAD, cpus_used, process_alive, repo_root, run, run_ok, sentio,
+};
 
 /// Join + group-by with exact (integer) results, so cluster and standalone
 /// answers can be compared for equality.
@@ -54,7 +56,9 @@ fn s3_lake_on_two_executors_matches_standalone() {
 
     let dir = tempfile::tempdir().unwrap();
     let cluster = Cluster::start(dir.path(), 2, s3.env());
-    // Runs `sql` on the cluster and standalone; the answers must agree.
+    // Runs `sql` on the cluster, spread over the executors however small
+    // its input, and standalone as it comes (one task when small); the
+    // answers must agree.
     let on_both = |sql: &str, timeout: Duration| {
         let remote = run_ok(
             sentio().envs(s3.env()).args([
@@ -65,6 +69,8 @@ fn s3_lake_on_two_executors_matches_standalone() {
                 lake,
                 "--format",
                 "json",
+                "-c",
+                SPREAD,
                 "-c",
                 sql,
             ]),
@@ -212,6 +218,119 @@ fn s3_lake_on_two_executors_matches_standalone() {
     for pid in pids {
         assert!(!process_alive(pid), "process {pid} outlived `cluster.sh stop`");
     }
+}
+
+/// Statements over small inputs run as one task (sql/src/one_task.rs) and
+/// give the distributed path's answers — the statistics script and the ML
+/// functions, standalone and on a 1 + 2 cluster; a statement with a one-row
+/// answer that reads a table above the size is still spread over both
+/// executors.
+#[test]
+fn small_inputs_run_as_one_task_with_the_answers_of_the_distributed_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let opdb = format!("sqlite:{}", dir.path().join("opdb.sqlite").display());
+    // Scale 1: training.frames is ~17 MiB of Parquet, above the default
+    // 10 MiB; the ad hoc CSV a few KiB.
+    run_ok(sentio().args(["datagen", "--scale", "1", "--seed", "42", "--opdb", &opdb, "--lake"]).arg(&lake), TEN_MIN);
+    let cluster = Cluster::start(&dir.path().join("cluster"), 2, vec![("SENTIO_OPDB_URL", opdb.clone())]);
+    // Every file input fits in one task below 1 TiB; none below 0.
+    let (one_task, spread) = ("SET datafusion.optimizer.repartition_file_min_size = 1099511627776", SPREAD);
+    let sql = |on_cluster: bool, setting: Option<&str>, args: &[&str]| {
+        let mut c = sentio();
+        c.args(["sql", "--no-progress", "--opdb", &opdb, "--format", "csv", "--lake"]).arg(&lake);
+        if on_cluster {
+            c.args(["--scheduler", &cluster.url()]);
+        }
+        if let Some(setting) = setting {
+            c.args(["-c", setting]);
+        }
+        run_ok(c.args(args), TEN_MIN)
+    };
+
+    // The decision, as the scheduler plans it: the CSV's GROUP BY is one
+    // stage (one task); the frames' is a scan stage and a final one.
+    let stages = |query: &str| sql(true, None, &["-c", &format!("EXPLAIN {query}")]).stdout.matches("Stage[").count();
+    assert_eq!(stages("SELECT outcome, COUNT(*) FROM adhoc.media_ground_truth GROUP BY outcome"), 1);
+    assert!(stages("SELECT split, COUNT(*) FROM training.frames GROUP BY split") >= 2);
+
+    // A one-row answer over the big table: tasks on both executors. The
+    // small CSV's statement: one task.
+    let tasks_of = |query: &str| {
+        let f = sql(true, None, &["-c", query]);
+        let job = f.stderr.split(" · job ").nth(1).and_then(|j| j.split_whitespace().next()).map(str::to_string);
+        let job = job.unwrap_or_else(|| panic!("no job in the summary:\n{}", f.stderr));
+        let finished = format!("Finished task : [TID {job}/");
+        (0..2).map(|i| cluster.executor_log(i).matches(&finished).count()).collect::<Vec<_>>()
+    };
+    let big = tasks_of("SELECT COUNT(*) AS n FROM training.frames WHERE f00 > 0");
+    assert!(big.iter().all(|&n| n > 0), "tasks per executor of a statement over 17 MiB: {big:?}");
+    let small = tasks_of("SELECT outcome, COUNT(*) AS n FROM adhoc.media_ground_truth GROUP BY outcome");
+    assert_eq!(small.iter().sum::<usize>(), 1, "tasks per executor of a statement over the CSV: {small:?}");
+
+    // The same answers both ways, to the last digit, standalone and on the
+    // cluster: the statistics script (its opdb statements are spread either
+    // way: their size is not known), and ML functions over the CSV and the
+    // frames, trained and applied both ways. Only a model's stored feature
+    // statistics are not to the bit: the standard deviation's partial sums
+    // merge in floating point (compared to 9 decimals), and the median is an
+    // approximate quantile whose digests merge by partition (left out).
+    let stats = repo_root().join("examples/05_statistics.sql");
+    let stats = stats.to_str().unwrap();
+    let columns = "f00, f01, f02, f03, f04, f05, f06, f07";
+    for on_cluster in [false, true] {
+        let by_path: Vec<String> = [(one_task, "one"), (spread, "spread")]
+            .into_iter()
+            .map(|(setting, tag)| {
+                let created = sql(
+                    on_cluster,
+                    Some(setting),
+                    &[
+                        "-c",
+                        &format!(
+                            "CREATE OR REPLACE MODEL media_{tag} OPTIONS (model_type = 'logistic_reg', \
+                             input_label_cols = ['outcome']) AS SELECT LOWER(outcome) AS outcome, survey_score \
+                             FROM adhoc.media_ground_truth WHERE outcome IS NOT NULL AND survey_score IS NOT NULL; \
+                             CREATE OR REPLACE MODEL frames_{tag} OPTIONS (model_type = 'random_forest_classifier', \
+                             input_label_cols = ['emotion'], num_parallel_tree = 4, max_tree_depth = 5) AS \
+                             SELECT {columns}, emotion FROM training.frames WHERE split = 'train'"
+                        ),
+                    ],
+                );
+                assert!(created.stdout.contains(&format!("frames_{tag},")), "{}", created.stdout);
+                let applied = sql(
+                    on_cluster,
+                    Some(setting),
+                    &[
+                        "-c",
+                        &format!(
+                            "SELECT * FROM ML.EVALUATE(MODEL media_{tag}, (SELECT LOWER(outcome) AS outcome, \
+                             survey_score FROM adhoc.media_ground_truth WHERE outcome IS NOT NULL)); \
+                             SELECT * FROM ML.EVALUATE(MODEL frames_{tag}, (SELECT {columns}, emotion \
+                             FROM training.frames WHERE split = 'test')); \
+                             SELECT session_id, frame_no, predicted_emotion, predicted_emotion_probs \
+                             FROM ML.PREDICT(MODEL frames_{tag}, (SELECT session_id, frame_no, {columns} \
+                             FROM training.frames WHERE split = 'test' AND frame_no = 0)) ORDER BY 1, 2; \
+                             SELECT input, min, max, mean, ROUND(stddev, 9) AS stddev, null_count \
+                             FROM ML.FEATURE_INFO(MODEL frames_{tag}) ORDER BY input"
+                        ),
+                        "-f",
+                        stats,
+                    ],
+                );
+                applied.stdout
+            })
+            .collect();
+        let (one, spread) = (&by_path[0], &by_path[1]);
+        assert!(one.lines().count() > 60, "{one}");
+        assert!(one.contains("split,emotion,frames,pct") && one.contains("precision,recall"), "{one}");
+        let differ: Vec<_> = one.lines().zip(spread.lines()).filter(|(a, b)| a != b).take(5).collect();
+        assert!(
+            differ.is_empty() && one.lines().count() == spread.lines().count(),
+            "one task and spread answer differently (cluster: {on_cluster}); (one task, spread): {differ:#?}"
+        );
+    }
+    cluster.stop();
 }
 
 /// Documented behaviour (docs/architecture.md): Ballista re-runs the lost

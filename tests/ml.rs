@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{Cluster, Running, cpu_seconds, repo_root, run, run_ok, sentio};
+use crate::support::{Cluster, Running, SPREAD, cpu_seconds, repo_root, run, run_ok, sentio};
 
 const MIN: Duration = Duration::from_secs(60);
 
@@ -22,6 +22,9 @@ struct Lake {
     root: PathBuf,
     scheduler: Option<String>,
     opdb: Option<String>,
+    /// Statements spread over the task slots however small the sample
+    /// lake (`SPREAD`): for tests of merges across partitions.
+    spread: bool,
 }
 
 impl Lake {
@@ -30,7 +33,7 @@ impl Lake {
         let root = dir.path().join("lake");
         // Generous: scale 13 (1.3M frames) on two loaded cores takes minutes.
         run_ok(sentio().args(["datagen", "--scale", scale, "--seed", "42", "--lake"]).arg(&root), 10 * MIN);
-        Self { _dir: dir, root, scheduler: None, opdb: None }
+        Self { _dir: dir, root, scheduler: None, opdb: None, spread: false }
     }
 
     /// A lake plus a SQLite operational DB (media, sessions) from datagen.
@@ -39,7 +42,7 @@ impl Lake {
         let root = dir.path().join("lake");
         let opdb = format!("sqlite:{}", dir.path().join("opdb.sqlite").display());
         run_ok(sentio().args(["datagen", "--scale", scale, "--seed", "42", "--opdb", &opdb, "--lake"]).arg(&root), MIN);
-        Self { _dir: dir, root, scheduler: None, opdb: Some(opdb) }
+        Self { _dir: dir, root, scheduler: None, opdb: Some(opdb), spread: false }
     }
 
     fn cmd(&self) -> Command {
@@ -50,6 +53,9 @@ impl Lake {
         }
         if let Some(o) = &self.opdb {
             c.args(["--opdb", o]);
+        }
+        if self.spread {
+            c.args(["-c", SPREAD]);
         }
         c
     }
@@ -426,7 +432,9 @@ fn feature_info_describes_each_feature_over_the_training_rows() {
 /// still give the same model and the same cross-validation.
 #[test]
 fn aggregated_features_give_the_same_model_and_cross_validation_every_run() {
-    let lake = Lake::new("0.1");
+    let mut lake = Lake::new("0.1");
+    // Partial sums merged across partitions, as on a big lake.
+    lake.spread = true;
     let q = "SELECT AVG(CAST(f00 AS DOUBLE) * 0.1) AS a, AVG(CAST(f01 AS DOUBLE) * 0.3) AS b, \
              AVG(CAST(f02 AS DOUBLE) / 7) AS c, \
              CASE WHEN AVG(f03) > 0 THEN 'up' ELSE 'down' END AS emotion \
@@ -1292,6 +1300,9 @@ fn cluster_of_two_executors_gives_the_standalone_results() {
     let dir = tempfile::tempdir().unwrap();
     let cluster = Cluster::start(dir.path(), 2, vec![]);
     lake.scheduler = Some(cluster.url());
+    // Standalone, each job over the small lake ran as one task; the cluster
+    // spreads them over its executors: the two paths agree.
+    lake.spread = true;
     assert_eq!(cv(&lake), cv_standalone, "cross-validation differs on the cluster");
     assert_eq!(describe(&lake), described_standalone, "ML.DESCRIBE_DATA differs on the cluster");
     for (i, (name, t, extra)) in algorithms.into_iter().enumerate() {
@@ -1968,10 +1979,12 @@ fn encoders_and_crosses_give_bigquerys_answers_in_queries_and_transforms() {
         assert!(!lake.models_dir().join("bad_enc").exists(), "nothing stored");
     }
 
-    // The same answers from a cluster of two executors.
+    // The same answers from a cluster of two executors, spreading what ran
+    // as one task standalone.
     let dir = tempfile::tempdir().unwrap();
     let cluster = Cluster::start(dir.path(), 2, vec![]);
     lake.scheduler = Some(cluster.url());
+    lake.spread = true;
     assert_eq!(lake.rows(&query), standalone, "the window statistics differ on the cluster");
     assert_eq!(probs(&lake, &format!("ML.PREDICT(MODEL enc, ({ENCODED}))")), raw, "predictions differ on the cluster");
     cluster.stop();
@@ -2277,6 +2290,9 @@ fn linear_regression_gives_scikit_learns_weights_predictions_and_metrics() {
     let dir = tempfile::tempdir().unwrap();
     let cluster = Cluster::start(dir.path(), 2, vec![]);
     lake.scheduler = Some(cluster.url());
+    // Standalone, the small lake's jobs ran as one task each; spread over
+    // the cluster, they train the same bytes.
+    lake.spread = true;
     frames_models(&lake);
     for name in ["lin_frames", "rf_frames", "bt_frames"] {
         assert_eq!(payload(&lake, name, 1), payload(&lake, name, 2), "{name}: the cluster trained other bytes");

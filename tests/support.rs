@@ -167,6 +167,11 @@ pub fn run_ok(cmd: &mut Command, timeout: Duration) -> Finished {
     f
 }
 
+/// Plans every statement after it with the session's partitions, however
+/// small its inputs (sql/src/one_task.rs): for tests of the distributed path
+/// on small sample lakes, given as a `-c` before the statements.
+pub const SPREAD: &str = "SET datafusion.optimizer.repartition_file_min_size = 0";
+
 /// A `sentio` command with a clean Sentio environment.
 pub fn sentio() -> Command {
     let mut c = Command::new(bin("sentio"));

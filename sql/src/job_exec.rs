@@ -60,6 +60,9 @@ const FIRST_WAIT: Duration = Duration::from_millis(1);
 /// The longest wait between two questions (Ballista's fixed one).
 const LONGEST_WAIT: Duration = Duration::from_millis(50);
 
+/// The setting the scheduler plans a job's partitions by.
+const TARGET_PARTITIONS: &str = "datafusion.execution.target_partitions";
+
 /// The query planner of a client's session: Ballista's, with each
 /// statement it would send to the cluster run by a [`JobExec`] instead.
 /// Plans Ballista runs in the client (`information_schema`, an empty
@@ -91,7 +94,8 @@ impl QueryPlanner for JobPlanner {
         if planned.downcast_ref::<DistributedQueryExec<LogicalPlanNode>>().is_none() {
             return Ok(planned);
         }
-        Ok(Arc::new(JobExec::new(self.scheduler.clone(), plan.clone(), session.session_id().to_string())))
+        let partitions = crate::one_task::fits_one_task(plan, session).await.then_some(crate::one_task::ONE_TASK);
+        Ok(Arc::new(JobExec::new(self.scheduler.clone(), plan.clone(), session.session_id().to_string(), partitions)))
     }
 }
 
@@ -139,13 +143,16 @@ pub struct JobExec {
     scheduler: Scheduler,
     plan: LogicalPlan,
     session_id: String,
+    /// The target partitions the job is planned with, when not the
+    /// session's (`crate::one_task`).
+    partitions: Option<usize>,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
     job: Arc<Mutex<Option<String>>>,
 }
 
 impl JobExec {
-    fn new(scheduler: Scheduler, plan: LogicalPlan, session_id: String) -> Self {
+    fn new(scheduler: Scheduler, plan: LogicalPlan, session_id: String, partitions: Option<usize>) -> Self {
         let schema: SchemaRef = Arc::clone(plan.schema().inner());
         let properties = PlanProperties::new(
             EquivalenceProperties::new(schema),
@@ -157,6 +164,7 @@ impl JobExec {
             scheduler,
             plan,
             session_id,
+            partitions,
             properties: Arc::new(properties),
             metrics: ExecutionPlanMetricsSet::new(),
             job: Arc::new(Mutex::new(None)),
@@ -168,8 +176,14 @@ impl JobExec {
         self.job.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// The target partitions the scheduler plans the job with, when this
+    /// node sets them (a statement over small inputs: `crate::one_task`).
+    pub fn partitions(&self) -> Option<usize> {
+        self.partitions
+    }
+
     /// The job's submission: the plan encoded with the session's codec, and
-    /// the session's settings.
+    /// the session's settings (with this node's target partitions).
     fn submission(&self, config: &SessionConfig) -> Result<ExecuteQueryParams> {
         let codec = config.ballista_logical_extension_codec();
         let node = LogicalPlanNode::try_from_logical_plan(&self.plan, codec.as_ref())?;
@@ -177,7 +191,12 @@ impl JobExec {
             .options()
             .entries()
             .into_iter()
-            .map(|entry| KeyValuePair { key: entry.key, value: entry.value })
+            .map(|entry| match (entry.key.as_str(), self.partitions) {
+                (TARGET_PARTITIONS, Some(partitions)) => {
+                    KeyValuePair { key: entry.key, value: Some(partitions.to_string()) }
+                }
+                _ => KeyValuePair { key: entry.key, value: entry.value },
+            })
             .collect();
         Ok(ExecuteQueryParams {
             query: Some(Query::LogicalPlan(node.encode_to_vec())),
@@ -199,7 +218,11 @@ impl DisplayAs for JobExec {
     fn fmt_as(&self, t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         match t {
             DisplayFormatType::Default | DisplayFormatType::Verbose => {
-                writeln!(f, "JobExec: scheduler_url={}", self.scheduler.url)?;
+                write!(f, "JobExec: scheduler_url={}", self.scheduler.url)?;
+                match self.partitions {
+                    Some(partitions) => writeln!(f, ", target_partitions={partitions} (small inputs)")?,
+                    None => writeln!(f)?,
+                }
                 write!(f, "logical_plan:\n{}", self.plan.display_indent())
             }
             DisplayFormatType::TreeRender => writeln!(f, "scheduler_url={}", self.scheduler.url),

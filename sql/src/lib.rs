@@ -25,7 +25,8 @@
 //!   rest to Ballista's codecs;
 //! * [`job_exec`] runs a statement as a cluster job (in place of Ballista's
 //!   node, which waited 50 ms between questions), and [`jobs`] names the
-//!   cluster job of a plan and asks the scheduler about it;
+//!   cluster job of a plan and asks the scheduler about it; [`one_task`]
+//!   decides which statements are small enough to run as one task;
 //! * [`late_models`] keeps models applied after a top-k, and [`leaves`]
 //!   makes generated rows in-memory scans so Ballista's tasks report alike
 //!   (physical optimizer rules every session has);
@@ -70,6 +71,7 @@ pub mod memory;
 pub mod ml;
 pub mod mutate;
 pub mod object_store;
+pub mod one_task;
 pub mod runtime;
 pub mod scanned;
 pub mod serve;

@@ -59,6 +59,20 @@ pub fn scalar_functions(models: Arc<dyn ModelSource>) -> Vec<Arc<ScalarUDF>> {
     ]
 }
 
+/// Whether Sentio's function `name` does work out of proportion to the
+/// bytes its statement reads: training a model's parts, solving users' or
+/// items' factors, explaining a prediction, scoring a catalogue of items for
+/// a user. A statement that calls one is spread over the cluster's task
+/// slots however small its input (`sentio_sql::one_task`).
+///
+/// ```
+/// assert!(sentio_udfs::compute_bound("sentio_train"));
+/// assert!(!sentio_udfs::compute_bound("sentio_predict"));
+/// ```
+pub fn compute_bound(name: &str) -> bool {
+    matches!(name, "sentio_train" | "sentio_als" | "sentio_explain" | "sentio_mf_recommend" | "sentio_mf_ranks")
+}
+
 /// All of Sentio's aggregate functions.
 pub fn aggregate_functions() -> Vec<Arc<AggregateUDF>> {
     vec![
@@ -68,4 +82,27 @@ pub fn aggregate_functions() -> Vec<Arc<AggregateUDF>> {
         Arc::new(AggregateUDF::new_from_impl(preprocess::counts::MostFrequent::new())),
         Arc::new(AggregateUDF::new_from_impl(preprocess::counts::Vocabulary::new())),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct NoModels;
+
+    impl ModelSource for NoModels {
+        fn fetch(&self, url: &str) -> Result<Vec<u8>, String> {
+            Err(format!("no {url}"))
+        }
+    }
+
+    #[test]
+    fn compute_bound_functions_are_registered_ones() {
+        let mut names: Vec<String> =
+            scalar_functions(Arc::new(NoModels)).iter().map(|f| f.name().to_string()).collect();
+        names.extend(aggregate_functions().iter().map(|f| f.name().to_string()));
+        let bound: Vec<&String> = names.iter().filter(|n| compute_bound(n)).collect();
+        assert_eq!(bound.len(), 5, "{bound:?}");
+    }
 }
