@@ -62,12 +62,18 @@ fn the_benchmark_harness_runs_in_quick_mode() {
         }
     }
     assert_eq!(report.matches("Peak memory:").count(), 8, "{report}");
-    // Through the front end and planned on the client: a latency, a total
-    // and a streaming rate each.
+    // Through the front end and planned on the client: two latencies (a
+    // trivial statement and one over the CSV), a total and a streaming rate
+    // each, and the small-statement targets stated.
     for path in ["| df:// (client plans) |", "| front end (grpc://) |"] {
         let row = report.lines().find(|l| l.starts_with(path)).unwrap_or_else(|| panic!("{path}\n{report}"));
         let cells: Vec<&str> = row.split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
         assert!(cells[1..].iter().all(|c| c.parse::<f64>().is_ok_and(|v| v > 0.0)), "{row}");
+    }
+    for target in
+        ["| SELECT 1 through the front end ≤ 15 ms", "| outcomes (the 2,000-row CSV) through the front end ≤ 15 ms"]
+    {
+        assert!(report.lines().any(|l| l.starts_with(target)), "{target}\n{report}");
     }
     // One and two pinned executors, one and 15 clients: a time or a rate
     // and a ratio each.

@@ -253,6 +253,19 @@ fn small_inputs_run_as_one_task_with_the_answers_of_the_distributed_path() {
     let stages = |query: &str| sql(true, None, &["-c", &format!("EXPLAIN {query}")]).stdout.matches("Stage[").count();
     assert_eq!(stages("SELECT outcome, COUNT(*) FROM adhoc.media_ground_truth GROUP BY outcome"), 1);
     assert!(stages("SELECT split, COUNT(*) FROM training.frames GROUP BY split") >= 2);
+    // The frames joined with the CSV: the CSV broadcast to the frames' scan
+    // tasks (sql/src/small_joins.rs), no shuffle or sort of the frames.
+    let joined = sql(
+        true,
+        None,
+        &[
+            "-c",
+            "EXPLAIN SELECT f.emotion, COUNT(*) FROM training.frames f JOIN adhoc.media_ground_truth g \
+                 ON f.media_id = g.media_id GROUP BY f.emotion",
+        ],
+    )
+    .stdout;
+    assert!(joined.contains("HashJoinExec: mode=CollectLeft") && !joined.contains("SortMergeJoin"), "{joined}");
 
     // A one-row answer over the big table: tasks on both executors. The
     // small CSV's statement: one task.

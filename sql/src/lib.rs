@@ -26,7 +26,8 @@
 //! * [`job_exec`] runs a statement as a cluster job (in place of Ballista's
 //!   node, which waited 50 ms between questions), and [`jobs`] names the
 //!   cluster job of a plan and asks the scheduler about it; [`one_task`]
-//!   decides which statements are small enough to run as one task;
+//!   decides which statements are small enough to run as one task, and
+//!   [`small_joins`] broadcasts a join's small side;
 //! * [`late_models`] keeps models applied after a top-k, and [`leaves`]
 //!   makes generated rows in-memory scans so Ballista's tasks report alike
 //!   (physical optimizer rules every session has);
@@ -77,6 +78,7 @@ pub mod scanned;
 pub mod serve;
 pub mod session;
 pub mod size;
+pub mod small_joins;
 pub mod sqltext;
 pub mod standalone;
 pub mod statement;

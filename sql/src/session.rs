@@ -27,6 +27,8 @@ use datafusion::execution::SessionState;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::codec::{SentioLogicalCodec, SentioPhysicalCodec};
@@ -99,16 +101,28 @@ pub fn session_state(config: SessionConfig, runtime: Arc<RuntimeEnv>, s3: &S3Con
     scalars.extend(sentio_scalars(s3));
     let mut aggregates = ballista_aggregate_functions();
     aggregates.extend(sentio_udfs::aggregate_functions());
-    SessionStateBuilder::new()
+    let mut builder = SessionStateBuilder::new()
         .with_config(config)
         .with_runtime_env(runtime)
         .with_default_features()
         .with_scalar_functions(scalars)
         .with_aggregate_functions(aggregates)
-        .with_window_functions(ballista_window_functions())
-        .with_physical_optimizer_rule(Arc::new(crate::late_models::LateModels))
-        .with_physical_optimizer_rule(Arc::new(crate::leaves::CountedLeaves))
-        .build()
+        .with_window_functions(ballista_window_functions());
+    *builder.physical_optimizers() = Some(PhysicalOptimizer::with_rules(physical_optimizer_rules()));
+    builder.build()
+}
+
+/// DataFusion's physical optimizer rules with Sentio's: joins with a small
+/// side broadcast it, decided on the plan as the planner made it (before
+/// DataFusion's rules add the sorts and shuffles of a sort-merge join), then
+/// models applied after a top-k and generated leaves made scans at the end.
+pub(crate) fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
+    let mut rules: Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> =
+        vec![Arc::new(crate::small_joins::BroadcastSmallSides)];
+    rules.extend(PhysicalOptimizer::new().rules);
+    rules.push(Arc::new(crate::late_models::LateModels));
+    rules.push(Arc::new(crate::leaves::CountedLeaves));
+    rules
 }
 
 /// Registers Sentio's functions on a client context.
