@@ -627,7 +627,8 @@ fn a_restarted_scheduler_fails_a_training_and_stores_nothing() {
     assert!(!lake.join("models/lost/1/model.json").exists(), "a version was stored");
     let left = std::fs::read_dir(lake.join("models/lost/payloads")).map_or(0, |d| d.count());
     assert_eq!(left, 0, "parameters were left behind");
-    run_ok(&mut sql(&create("next", 4)), TEN_MIN);
+    let next = run(&mut sql(&create("next", 4)), TEN_MIN);
+    assert!(next.success, "{}\nthe restarted scheduler's log:\n{}", next.stderr, cluster.restarted_scheduler_log());
     assert!(lake.join("models/next/1/model.json").exists());
 }
 

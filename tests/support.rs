@@ -364,7 +364,8 @@ impl Cluster {
         while process_alive(old.trim().parse().unwrap()) {
             std::thread::sleep(Duration::from_millis(20));
         }
-        let log = std::fs::File::create(self.dir.join("scheduler-restarted.log")).unwrap();
+        let log_path = self.dir.join("scheduler-restarted.log");
+        let log = std::fs::File::create(&log_path).unwrap();
         let mut child = Command::new(bin("sentio-scheduler"))
             .args(["--bind-host", "127.0.0.1", "--external-host", "127.0.0.1"])
             .args(["--bind-port", &self.scheduler_port.to_string(), "--task-distribution", "round-robin"])
@@ -374,9 +375,28 @@ impl Cluster {
             .spawn()
             .unwrap();
         std::fs::write(&pid_file, child.id().to_string()).unwrap();
+        // Listening once it says so (its own bind, not a connection that
+        // could reach something else on the port), and still running.
+        let listening = format!("listening on 127.0.0.1:{}", self.scheduler_port);
+        let started = Instant::now();
+        loop {
+            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("the restarted scheduler exited ({status}):\n{text}");
+            }
+            if text.contains(&listening) {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "the restarted scheduler never listened:\n{text}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
         // `cluster.sh stop` ends it; this reaps it then.
         std::thread::spawn(move || child.wait());
-        wait_port(self.scheduler_port, Duration::from_secs(60));
+    }
+
+    /// The restarted scheduler's log ([`Cluster::restart_scheduler`]).
+    pub fn restarted_scheduler_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("scheduler-restarted.log")).unwrap_or_default()
     }
 
     /// Stops the cluster; returns the pids it had.
