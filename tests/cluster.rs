@@ -266,6 +266,23 @@ fn small_inputs_run_as_one_task_with_the_answers_of_the_distributed_path() {
     )
     .stdout;
     assert!(joined.contains("HashJoinExec: mode=CollectLeft") && !joined.contains("SortMergeJoin"), "{joined}");
+    // A small side Ballista cannot size (an aggregate of the CSV) is not
+    // collected: Ballista would shuffle it again with sixteen partitions
+    // under a writer planned for the one partition of the CSV it probes
+    // with, and the COPY (spread: a write) kept one sixteenth of the rows —
+    // and CREATE MODEL's copy of its input with it.
+    let semi = "SELECT * FROM adhoc.media_ground_truth WHERE media_id IN \
+                (SELECT media_id FROM adhoc.media_ground_truth GROUP BY media_id HAVING COUNT(*) >= 1)";
+    let copied = dir.path().join("copied");
+    let copy = format!("COPY ({semi}) TO '{}/' STORED AS PARQUET", copied.display());
+    let counted = format!(
+        "CREATE EXTERNAL TABLE copied STORED AS PARQUET LOCATION '{}/'; SELECT COUNT(*) AS n FROM copied",
+        copied.display()
+    );
+    let expected = sql(false, Some(one_task), &["-c", &format!("SELECT COUNT(*) AS n FROM ({semi})")]).stdout;
+    assert!(expected.lines().nth(1).is_some_and(|n| n.parse::<u64>().unwrap_or(0) > 100), "{expected}");
+    sql(true, None, &["-c", &copy]);
+    assert_eq!(sql(false, None, &["-c", &counted]).stdout, expected, "rows the cluster's COPY wrote");
 
     // A one-row answer over the big table: tasks on both executors. The
     // small CSV's statement: one task.

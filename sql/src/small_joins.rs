@@ -19,7 +19,11 @@
 //! Ballista's planner broadcasts it (it checks a side's size against
 //! `ballista.optimizer.broadcast_join_threshold_bytes`). Join types whose
 //! rows depend on the collected side (a left join collecting its left side)
-//! are left as they are.
+//! are left as they are, and so is a join whose small side Ballista could not
+//! size (an aggregate of a small file, say): Ballista's planner turns such a
+//! collecting join back into a shuffled one with another number of output
+//! partitions than the plan above it was made for — a `COPY` over it wrote
+//! one partition of sixteen.
 
 use std::sync::Arc;
 
@@ -31,11 +35,12 @@ use datafusion::datasource::physical_plan::{FileScanConfig, FileScanConfigBuilde
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::Result;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
-use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::joins::{
     CrossJoinExec, HashJoinExec, NestedLoopJoinExec, PartitionMode, SortMergeJoinExec, SymmetricHashJoinExec,
 };
+use datafusion::physical_plan::statistics::StatisticsContext;
 use datafusion::physical_plan::unnest::UnnestExec;
+use datafusion::physical_plan::{ExecutionPlan, StatisticsArgs};
 
 /// The rule (see the module docs).
 #[derive(Debug, Default)]
@@ -48,9 +53,8 @@ impl PhysicalOptimizerRule for BroadcastSmallSides {
             return Ok(plan);
         }
         plan.transform_up(|node| match node.downcast_ref::<SortMergeJoinExec>() {
-            Some(join) => {
-                broadcast(join, below).map(|b| b.map_or(Transformed::no(Arc::clone(&node)), Transformed::yes))
-            }
+            Some(join) => broadcast(join, below, ballista_threshold(config))
+                .map(|b| b.map_or(Transformed::no(Arc::clone(&node)), Transformed::yes)),
             None => Ok(Transformed::no(node)),
         })
         .map(|t| t.data)
@@ -66,8 +70,9 @@ impl PhysicalOptimizerRule for BroadcastSmallSides {
 }
 
 /// `join` as a hash join collecting its small side, when it has one that can
-/// be collected; `None` otherwise.
-fn broadcast(join: &SortMergeJoinExec, below: u64) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+/// be collected and Ballista broadcasts (below `threshold` bytes by its
+/// statistics); `None` otherwise.
+fn broadcast(join: &SortMergeJoinExec, below: u64, threshold: usize) -> Result<Option<Arc<dyn ExecutionPlan>>> {
     let small = |side: &Arc<dyn ExecutionPlan>| file_bytes(side).filter(|bytes| *bytes < below);
     let (left, right) = (small(join.left()), small(join.right()));
     let join_type = join.join_type();
@@ -79,11 +84,17 @@ fn broadcast(join: &SortMergeJoinExec, below: u64) -> Result<Option<Arc<dyn Exec
         (true, false) => false,
         (false, false) => return Ok(None),
     };
-    let sized =
-        |side: &Arc<dyn ExecutionPlan>, is_small: bool| if is_small { with_sizes(side) } else { Ok(Arc::clone(side)) };
+    let (left, right) = if swap {
+        (Arc::clone(join.left()), with_sizes(join.right())?)
+    } else {
+        (with_sizes(join.left())?, Arc::clone(join.right()))
+    };
+    if !sized_below(if swap { &right } else { &left }, threshold) {
+        return Ok(None);
+    }
     let hash = HashJoinExec::try_new(
-        sized(join.left(), !swap)?,
-        sized(join.right(), swap)?,
+        left,
+        right,
         join.on().to_vec(),
         join.filter().clone(),
         &join_type,
@@ -103,6 +114,33 @@ fn probe_driven(join_type: JoinType) -> bool {
         join_type,
         JoinType::Inner | JoinType::Right | JoinType::RightSemi | JoinType::RightAnti | JoinType::RightMark
     )
+}
+
+/// Ballista's `ballista.optimizer.broadcast_join_threshold_bytes` (its
+/// default when the session has no Ballista settings).
+fn ballista_threshold(config: &ConfigOptions) -> usize {
+    let ballista = config.extensions.get::<ballista_core::config::BallistaConfig>();
+    ballista.map_or_else(
+        || ballista_core::config::BallistaConfig::default().broadcast_join_threshold_bytes(),
+        |c| c.broadcast_join_threshold_bytes(),
+    )
+}
+
+/// Whether `plan`'s statistics show it below `threshold` bytes: its byte
+/// size, or else its rows at 32 bytes a column. Ballista's planner decides
+/// by the same statistics whether to broadcast a collected side (with an
+/// estimate per column of at most 32 bytes, so a side sized here is sized
+/// there too) and shuffles it when they say nothing.
+fn sized_below(plan: &Arc<dyn ExecutionPlan>, threshold: usize) -> bool {
+    let Ok(stats) = StatisticsContext::new().compute(plan.as_ref(), &StatisticsArgs::new()) else {
+        return false;
+    };
+    let bytes = match (stats.total_byte_size.get_value(), stats.num_rows.get_value()) {
+        (Some(bytes), _) if *bytes != 0 => *bytes,
+        (_, Some(rows)) if *rows != 0 => rows.saturating_mul(32 * plan.schema().fields().len().max(1)),
+        _ => return false,
+    };
+    bytes < threshold
 }
 
 /// The bytes of the files `plan` reads, when it reads only files and
@@ -233,6 +271,9 @@ mod tests {
             "SELECT b.v, s.name FROM big b FULL JOIN small s ON b.k = s.k",
             // Neither side is small.
             "SELECT x.v FROM big x JOIN big y ON x.v = y.v",
+            // The small side is an aggregate: no statistics Ballista could
+            // broadcast it by.
+            "SELECT b.v FROM big b WHERE b.k IN (SELECT k FROM small GROUP BY k HAVING COUNT(*) >= 1)",
         ];
         for sql in kept {
             let (plan, rows) = run(&sentio, sql).await;
