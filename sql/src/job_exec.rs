@@ -176,12 +176,6 @@ impl JobExec {
         self.job.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// The target partitions the scheduler plans the job with, when this
-    /// node sets them (a statement over small inputs: `crate::one_task`).
-    pub fn partitions(&self) -> Option<usize> {
-        self.partitions
-    }
-
     /// The job's submission: the plan encoded with the session's codec, and
     /// the session's settings (with this node's target partitions).
     fn submission(&self, config: &SessionConfig) -> Result<ExecuteQueryParams> {

@@ -89,18 +89,23 @@ pub fn runtime_env(s3: &S3Config) -> Result<Arc<RuntimeEnv>> {
     ))
 }
 
-/// Sentio's scalar functions for a process whose S3 settings are `s3`
-/// (`sentio_predict` reads stored models with them).
-fn sentio_scalars(s3: &S3Config) -> Vec<Arc<datafusion::logical_expr::ScalarUDF>> {
-    sentio_udfs::scalar_functions(Arc::new(LakeModels::new(s3.clone())))
+/// Sentio's scalar and aggregate functions for a process whose S3 settings
+/// are `s3` (`sentio_predict` and `sentio_als` read stored models and
+/// factors with them).
+fn sentio_functions(
+    s3: &S3Config,
+) -> (Vec<Arc<datafusion::logical_expr::ScalarUDF>>, Vec<Arc<datafusion::logical_expr::AggregateUDF>>) {
+    let models: Arc<LakeModels> = Arc::new(LakeModels::new(s3.clone()));
+    (sentio_udfs::scalar_functions(models.clone()), sentio_udfs::aggregate_functions(models))
 }
 
 /// A session state with DataFusion's, Ballista's and Sentio's functions.
 pub fn session_state(config: SessionConfig, runtime: Arc<RuntimeEnv>, s3: &S3Config) -> SessionState {
+    let (sentio_scalars, sentio_aggregates) = sentio_functions(s3);
     let mut scalars = ballista_scalar_functions();
-    scalars.extend(sentio_scalars(s3));
+    scalars.extend(sentio_scalars);
     let mut aggregates = ballista_aggregate_functions();
-    aggregates.extend(sentio_udfs::aggregate_functions());
+    aggregates.extend(sentio_aggregates);
     let mut builder = SessionStateBuilder::new()
         .with_config(config)
         .with_runtime_env(runtime)
@@ -130,10 +135,11 @@ pub(crate) fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + 
 /// `upgrade_for_ballista` replaces a state's function lists, so the client
 /// registers Sentio's functions again after the context is created.
 pub fn register_functions(ctx: &SessionContext, s3: &S3Config) {
-    for f in sentio_scalars(s3) {
+    let (scalars, aggregates) = sentio_functions(s3);
+    for f in scalars {
         ctx.register_udf(f.as_ref().clone());
     }
-    for f in sentio_udfs::aggregate_functions() {
+    for f in aggregates {
         ctx.register_udaf(f.as_ref().clone());
     }
 }

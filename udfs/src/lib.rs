@@ -73,12 +73,13 @@ pub fn compute_bound(name: &str) -> bool {
     matches!(name, "sentio_train" | "sentio_als" | "sentio_explain" | "sentio_mf_recommend" | "sentio_mf_ranks")
 }
 
-/// All of Sentio's aggregate functions.
-pub fn aggregate_functions() -> Vec<Arc<AggregateUDF>> {
+/// All of Sentio's aggregate functions; `sentio_als` reads a
+/// factorization's fixed side through `models`.
+pub fn aggregate_functions(models: Arc<dyn ModelSource>) -> Vec<Arc<AggregateUDF>> {
     vec![
         Arc::new(AggregateUDF::new_from_impl(ml::train_udaf::TrainUdaf::new())),
         Arc::new(AggregateUDF::new_from_impl(ml::metrics_udaf::MetricsUdaf::new())),
-        Arc::new(AggregateUDF::new_from_impl(ml::als::AlsUdaf::new())),
+        Arc::new(AggregateUDF::new_from_impl(ml::als::AlsUdaf::new(models))),
         Arc::new(AggregateUDF::new_from_impl(preprocess::counts::MostFrequent::new())),
         Arc::new(AggregateUDF::new_from_impl(preprocess::counts::Vocabulary::new())),
     ]
@@ -101,7 +102,7 @@ mod tests {
     fn compute_bound_functions_are_registered_ones() {
         let mut names: Vec<String> =
             scalar_functions(Arc::new(NoModels)).iter().map(|f| f.name().to_string()).collect();
-        names.extend(aggregate_functions().iter().map(|f| f.name().to_string()));
+        names.extend(aggregate_functions(Arc::new(NoModels)).iter().map(|f| f.name().to_string()));
         let bound: Vec<&String> = names.iter().filter(|n| compute_bound(n)).collect();
         assert_eq!(bound.len(), 5, "{bound:?}");
     }

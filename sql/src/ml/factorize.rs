@@ -2,14 +2,17 @@
 //! alternating least squares in the cluster.
 //!
 //! The ratings (`user_col`, `item_col`, `rating_col` of the training query,
-//! ids as text) are split as the other model types' rows are. Item factors
-//! start seeded and small; then each iteration solves every user against the
-//! items' factors, and every item against the users' — each half one
-//! `sentio_als` aggregate grouped by the solved side, run where the ratings
-//! are, the fixed side's factors joined in from a Parquet file in a scratch
-//! folder of the model store (`Scratch`). The solved factors come back to
-//! the planning process (users × factors values), which writes them for the
-//! next half. Iterations stop at `max_iterations`, or with `early_stop` when
+//! ids as text) are split as the other model types' rows are, and the
+//! training ratings written once to a scratch folder of the model store
+//! (`Scratch`, a [`Snapshot`]): every half-iteration reads them there
+//! instead of running the training query again. Item factors start seeded
+//! and small; then each iteration solves every user against the items'
+//! factors, and every item against the users' — each half one `sentio_als`
+//! aggregate grouped by the solved side, run where the ratings are, reading
+//! the fixed side's factors from a factor file in the scratch folder. The
+//! solved factors come back to the planning process (users × factors
+//! values), which writes them for the next half. Iterations stop at
+//! `max_iterations`, or with `early_stop` when
 //! the training loss improves by less than `min_rel_progress`. The factors
 //! are stored as the version's payload ([`FactorModel`]) and evaluated on
 //! the held-out ratings ([`crate::ml::recommend::metrics`]).
@@ -18,13 +21,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Float64Builder, Int64Array, ListBuilder, RecordBatch, StringArray,
-};
-use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, SchemaRef};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema};
 use prost::Message;
 use sentio_proto::FactorModel;
-use sentio_udfs::ml::als::{AlsParams, solved_type};
+use sentio_udfs::ml::als::{AlsParams, prime_fixed};
 use sentio_udfs::ml::factors::{FACTOR_FORMAT, Factors, prime};
 use sentio_udfs::ml::predict_udf::fingerprint;
 use sentio_udfs::ml::spec::{Algorithm, Encoding, FeatureSpec, Params, TrainSpec};
@@ -34,6 +35,7 @@ use crate::ids::unique_name;
 use crate::ml::create::{Existing, existing_versions, list_version, options_text, split_rows};
 use crate::ml::options::{ClassWeights, FactorOptions, SplitMethod, TrainOptions};
 use crate::ml::recommend::{factor_ref, metrics};
+use crate::ml::snapshot::Snapshot;
 use crate::ml::store::{FactorizationMeta, FeatureStat, Iteration, META_FORMAT, ModelMeta, ModelStore};
 use crate::ml::{MlContext, MlError};
 use crate::sqltext::{lit, qcol};
@@ -181,9 +183,10 @@ struct Trained {
     timings_ms: BTreeMap<String, u64>,
 }
 
-/// Statistics of the training ratings: count, mean, minimum.
-async fn rating_statistics(ml: &MlContext, train: &str) -> Result<(i64, f64, f64), MlError> {
-    let b = ml.collect(&format!("SELECT COUNT(*), AVG(__r), MIN(__r) FROM ({train}) __t")).await?;
+/// Statistics of the training ratings (the table `ratings`): count, mean,
+/// minimum.
+async fn rating_statistics(ml: &MlContext, ratings: &str) -> Result<(i64, f64, f64), MlError> {
+    let b = ml.collect(&format!("SELECT COUNT(*), AVG(__r), MIN(__r) FROM {ratings}")).await?;
     let b = b.first().ok_or_else(|| MlError::Internal("no statistics row".into()))?;
     let n = b.column(0).as_primitive::<Int64Type>().value(0);
     let f = |c: usize| {
@@ -217,23 +220,11 @@ async fn train(
             "{what}: the training set is empty (no rows with a user, an item and a rating)"
         )));
     }
-    let (rows, mean, min) = rating_statistics(ml, &prepared.train).await?;
-    if opts.implicit && min < 0.0 {
-        return Err(MlError::Data(format!(
-            "{what}: implicit feedback needs ratings of at least 0 (a confidence); the least is {min}"
-        )));
-    }
     let data_fingerprint = crate::ml::create::rows_fingerprint(ml, &prepared.schema, &prepared.train).await?;
-    let k = opts.num_factors.unwrap_or_else(|| default_factors(rows)) as usize;
-    let mean = if opts.implicit { 0.0 } else { mean };
-    let mut items = initial_items(ml, &prepared.train, opts, k).await?;
-    timings_ms.insert("statistics".to_string(), t.elapsed().as_millis() as u64);
-    let t = Instant::now();
-    let scratch = Scratch::new(ml, store, name);
-    let result = iterate(&scratch, opts, k, mean, rows, &prepared.train, &mut items).await;
+    let scratch = Scratch::take(ml, store, name, &prepared.train).await?;
+    let result = train_on(&scratch, opts, what, &mut timings_ms, t).await;
     scratch.discard().await;
-    let (users, iterations) = result?;
-    timings_ms.insert("training".to_string(), t.elapsed().as_millis() as u64);
+    let Fit { users, items, rows, mean, k, iterations } = result?;
     let model = FactorModel {
         format_version: FACTOR_FORMAT,
         implicit: opts.implicit,
@@ -247,16 +238,54 @@ async fn train(
     Ok(Trained { model, rows: rows as u64, data_fingerprint, iterations, timings_ms })
 }
 
+/// What alternating least squares found.
+struct Fit {
+    users: SideFactors,
+    items: SideFactors,
+    /// Training ratings.
+    rows: i64,
+    /// The mean rating the factors are relative to (0 for implicit).
+    mean: f64,
+    /// Factors per user and item.
+    k: usize,
+    iterations: Vec<Iteration>,
+}
+
+/// Trains the factors on the scratch copy of the training ratings.
+async fn train_on(
+    scratch: &Scratch<'_>,
+    opts: &FactorOptions,
+    what: &str,
+    timings_ms: &mut BTreeMap<String, u64>,
+    started: Instant,
+) -> Result<Fit, MlError> {
+    let ratings = scratch.ratings.table();
+    let (rows, mean, min) = rating_statistics(scratch.ml, &ratings).await?;
+    if opts.implicit && min < 0.0 {
+        return Err(MlError::Data(format!(
+            "{what}: implicit feedback needs ratings of at least 0 (a confidence); the least is {min}"
+        )));
+    }
+    let k = opts.num_factors.unwrap_or_else(|| default_factors(rows)) as usize;
+    let mean = if opts.implicit { 0.0 } else { mean };
+    let mut items = initial_items(scratch.ml, &ratings, opts, k).await?;
+    timings_ms.insert("statistics".to_string(), started.elapsed().as_millis() as u64);
+    let t = Instant::now();
+    let (users, iterations) = iterate(scratch, opts, k, mean, rows, &mut items).await?;
+    timings_ms.insert("training".to_string(), t.elapsed().as_millis() as u64);
+    Ok(Fit { users, items, rows, mean, k, iterations })
+}
+
 /// A 64-bit FNV-1a hash of an id: where its initial factors are drawn.
 fn id_hash(id: &str) -> u64 {
     id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
-/// Every item of the training ratings with seeded initial factors (small
-/// normal values, drawn from the seed and the id alone, so they do not
-/// depend on the order items arrive in) and no bias.
-async fn initial_items(ml: &MlContext, train: &str, opts: &FactorOptions, k: usize) -> Result<SideFactors, MlError> {
-    let batches = ml.collect(&format!("SELECT DISTINCT __i FROM ({train}) __t")).await?;
+/// Every item of the training ratings (the table `ratings`) with seeded
+/// initial factors (small normal values, drawn from the seed and the id
+/// alone, so they do not depend on the order items arrive in) and no bias.
+async fn initial_items(ml: &MlContext, ratings: &str, opts: &FactorOptions, k: usize) -> Result<SideFactors, MlError> {
+    let batches = ml.collect(&format!("SELECT DISTINCT __i FROM {ratings}")).await?;
     let mut ids: Vec<String> = Vec::new();
     for b in &batches {
         let c = datafusion::arrow::compute::cast(b.column(0), &DataType::Utf8)?;
@@ -285,7 +314,6 @@ async fn iterate(
     k: usize,
     mean: f64,
     rows: i64,
-    train: &str,
     items: &mut SideFactors,
 ) -> Result<(SideFactors, Vec<Iteration>), MlError> {
     let mut iterations: Vec<Iteration> = Vec::new();
@@ -299,9 +327,10 @@ async fn iterate(
             alpha: opts.wals_alpha,
             mean,
             gram: if opts.implicit { gram(fixed, k) } else { Vec::new() },
+            fixed: String::new(),
         };
-        (users, _) = scratch.solve(&params(items), items, "__u", "__i", train).await?;
-        let (solved, loss) = scratch.solve(&params(&users), &users, "__i", "__u", train).await?;
+        (users, _) = scratch.solve(params(items), items, "__u", "__i").await?;
+        let (solved, loss) = scratch.solve(params(&users), &users, "__i", "__u").await?;
         *items = solved;
         let loss = loss / rows as f64;
         let previous = iterations.last().and_then(|i| i.loss);
@@ -337,80 +366,73 @@ fn gram(side: &SideFactors, k: usize) -> Vec<f64> {
     g
 }
 
-/// A scratch folder of the model store holding the fixed side's factors of
-/// each half-iteration, registered as tables of the `ml` schema for the
-/// half's query; removed at the end (a killed statement's is swept with its
-/// parameter files, [`ModelStore::sweep_orphan_payloads`]).
+/// The training ratings written once to a scratch folder of the model
+/// store, with the fixed side's factors of each half-iteration beside them;
+/// removed at the end (a killed statement's are swept with its parameter
+/// files, [`ModelStore::sweep_orphan_payloads`]).
 struct Scratch<'a> {
     ml: &'a MlContext,
     store: &'a ModelStore,
-    folder: String,
-    table: String,
+    /// `__u`, `__i`, `__r` of the training ratings.
+    ratings: Snapshot<'a>,
+    model: String,
     halves: std::sync::atomic::AtomicU32,
 }
 
 impl<'a> Scratch<'a> {
-    fn new(ml: &'a MlContext, store: &'a ModelStore, name: &str) -> Self {
-        let unique = unique_name();
-        Self {
-            ml,
-            store,
-            folder: format!("models/{name}/payloads/scratch-{unique}/"),
-            table: format!("__mf_{}", unique.replace(|c: char| !c.is_ascii_alphanumeric(), "_")),
-            halves: Default::default(),
-        }
+    /// Writes the ratings of the query `train` for the model `name`.
+    async fn take(ml: &'a MlContext, store: &'a ModelStore, name: &str, train: &str) -> Result<Self, MlError> {
+        let query = format!("SELECT __u, __i, __r FROM ({train}) __t");
+        let ratings = Snapshot::take(ml, store, name, &format!("mf-{}", unique_name()), &query).await?;
+        Ok(Self { ml, store, ratings, model: name.to_string(), halves: Default::default() })
     }
 
-    fn schema() -> SchemaRef {
-        Arc::new(Schema::new(vec![
-            Field::new("id", DataType::Utf8, false),
-            Field::new("factors", solved_type(), false),
-        ]))
-    }
-
-    /// Solves the side `solve` (`__u` or `__i`) of the ratings `train`
-    /// against `fixed`, the factors of the side `by`: the solved factors and
-    /// the summed loss.
+    /// Solves the side `solve` (`__u` or `__i`) of the ratings against
+    /// `fixed`, the factors of the side `by`: the solved factors and the
+    /// summed loss.
     async fn solve(
         &self,
-        params: &AlsParams,
+        mut params: AlsParams,
         fixed: &SideFactors,
         solve: &str,
         by: &str,
-        train: &str,
     ) -> Result<(SideFactors, f64), MlError> {
         let half = self.halves.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let folder = format!("{}{half}/", self.folder);
-        let table = format!("{}_{half}", self.table);
-        self.store.put_parquet(&format!("{folder}part.parquet"), &factor_batch(fixed, params.width())?).await?;
-        self.store.register_table(&self.ml.ctx, &table, &folder, Self::schema())?;
+        let file = self.ratings.scratch_file(&format!("half-{half}.pb"));
+        let bytes = fixed_side(fixed, &params).encode_to_vec();
+        self.store.put_bytes(&file, bytes.clone()).await?;
+        let what = format!("{} (training, half-iteration {})", self.model, half + 1);
+        params.fixed = factor_ref(&what, self.store.url(&file), &fingerprint(&bytes));
+        // This process's executors (standalone) need not read it back.
+        prime_fixed(&params.fixed, Arc::new(Factors::decode(&bytes).map_err(MlError::Internal)?));
         let sql = format!(
-            "SELECT r.{solve} AS id, sentio_als({}, f.factors, r.__r) AS solved \
-             FROM ({train}) r JOIN ml.{table} f ON r.{by} = f.id GROUP BY r.{solve}",
-            lit(&params.to_json())
+            "SELECT {solve} AS id, sentio_als({}, {by}, __r) AS solved FROM {} GROUP BY {solve}",
+            lit(&params.to_json()),
+            self.ratings.table()
         );
         let batches = self.ml.collect(&sql).await;
-        let _ = self.ml.ctx.deregister_table(datafusion::common::TableReference::partial("ml", table.as_str()));
+        let _ = self.store.delete_file(&file).await;
         solved_side(&batches?, params.width())
     }
 
     async fn discard(&self) {
-        if let Err(e) = self.store.delete_folder(&self.folder).await {
-            log::warn!("matrix factorization: scratch folder {} was not removed: {e}", self.folder);
-        }
+        self.ratings.discard().await;
     }
 }
 
-/// A side's factors as a Parquet-ready batch (`id`, `factors`).
-fn factor_batch(side: &SideFactors, width: usize) -> Result<RecordBatch, MlError> {
-    let mut factors =
-        ListBuilder::new(Float64Builder::new()).with_field(Arc::new(Field::new("item", DataType::Float64, true)));
-    for v in side.vectors.chunks_exact(width) {
-        factors.values().append_slice(v);
-        factors.append(true);
+/// A half-iteration's fixed side as a factor file: its ids and vectors as
+/// the *items* of a [`FactorModel`] (what `sentio_als` reads).
+fn fixed_side(fixed: &SideFactors, params: &AlsParams) -> FactorModel {
+    FactorModel {
+        format_version: FACTOR_FORMAT,
+        implicit: params.implicit,
+        num_factors: params.num_factors as u32,
+        global_mean: params.mean,
+        user_ids: Vec::new(),
+        user_factors: Vec::new(),
+        item_ids: fixed.ids.clone(),
+        item_factors: fixed.vectors.clone(),
     }
-    let cols: Vec<ArrayRef> = vec![Arc::new(StringArray::from(side.ids.clone())), Arc::new(factors.finish())];
-    RecordBatch::try_new(Scratch::schema(), cols).map_err(|e| MlError::Internal(e.to_string()))
 }
 
 /// The solved side from a half's result rows, sorted by id, and its summed

@@ -913,7 +913,7 @@ impl Folds<'_> {
         let trained = train(ml, self.opts, &train_q, &what).await?;
         let store = ml.store()?;
         let rel = self.folded.scratch_file(&format!("fold-{i}.pb"));
-        store.put_parquet_bytes(&rel, trained.payload.clone()).await?;
+        store.put_bytes(&rel, trained.payload.clone()).await?;
         let reference = model_ref(&what, store.url(&rel), &trained.spec, &fingerprint(&trained.payload));
         let result = metrics_of(ml, &reference, &trained.spec, &meta.label, &test_schema, &test_q, None).await;
         let _ = store.delete_file(&rel).await;

@@ -593,7 +593,7 @@ impl ModelStore {
     }
 
     /// Writes raw bytes at `rel`.
-    pub async fn put_parquet_bytes(&self, rel: &str, bytes: Vec<u8>) -> Result<(), MlError> {
+    pub async fn put_bytes(&self, rel: &str, bytes: Vec<u8>) -> Result<(), MlError> {
         self.folder.store.put(&self.folder.path(rel), PutPayload::from(bytes)).await.map_err(store_err)?;
         Ok(())
     }

@@ -1,21 +1,24 @@
-//! `sentio_als(params, factors, rating)`: alternating least squares, one
+//! `sentio_als(params, fixed_id, rating)`: alternating least squares, one
 //! half-iteration of training a `matrix_factorization` model.
 //!
 //! The client writes each half-iteration as an aggregate where the ratings
-//! are, the other side's factors joined in from a table in the lake:
+//! are; the other side's factors are a stored factor file the params name
+//! ([`AlsParams::fixed`]), which each process reads once (a standalone
+//! client has it in its cache already):
 //!
 //! ```sql
-//! SELECT r.__u AS id, sentio_als('<params json>', f.factors, r.__r) AS solved
-//! FROM (<ratings>) r JOIN <item factors> f ON r.__i = f.id
-//! GROUP BY r.__u
+//! SELECT __u AS id, sentio_als('<params json>', __i, __r) AS solved
+//! FROM <ratings> GROUP BY __u
 //! ```
 //!
 //! Each group (a user; in the other half an item) accumulates the normal
 //! equations of its least-squares problem — `Σ d dᵀ`, `Σ t d` and `Σ t²`
 //! over its ratings — and solves them at `evaluate`. The sums are kept in
-//! fixed point (`i128` of value × 2^40), so they do not depend on the order
-//! in which partial aggregates meet: the same ratings, options and seed give
-//! the same factors bit for bit however the cluster partitioned the work.
+//! fixed point (`i128` of value × 2^40, each term rounded half to even), so
+//! they do not depend on the order in which partial aggregates meet: the
+//! same ratings, options and seed give the same factors bit for bit however
+//! the cluster partitioned the work. A rating whose fixed id the factor file
+//! does not hold is left out.
 //!
 //! Explicit feedback ([`AlsParams::implicit`] false) fits
 //! `r ≈ mean + x·y + b_user + b_item`: a stored vector is the factors and
@@ -33,7 +36,8 @@
 //! objective (its squared error, weighted for implicit feedback), from which
 //! the client reports each iteration's training loss.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, LazyLock, Mutex};
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Float64Builder, ListBuilder};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Float64Type};
@@ -42,6 +46,9 @@ use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility};
 use serde::{Deserialize, Serialize};
 
+use crate::ml::factors::{Factors, read};
+use crate::ml::predict_udf::ModelSource;
+use crate::ml::text::strings;
 use crate::ml::train_udaf::literal_text;
 
 /// What a half-iteration solves.
@@ -61,6 +68,10 @@ pub struct AlsParams {
     /// (implicit only).
     #[serde(default)]
     pub gram: Vec<f64>,
+    /// The fixed side's factors: a [`crate::ml::factors::FactorRef`] (JSON)
+    /// of a stored factor file whose *items* are the fixed side, whichever
+    /// side that is.
+    pub fixed: String,
 }
 
 impl AlsParams {
@@ -93,10 +104,27 @@ const SCALE: f64 = (1u64 << 40) as f64;
 const MAX_TERM: f64 = 1e15;
 
 fn fixed(v: f64) -> Result<i128> {
+    let y = v * SCALE;
+    if y.abs() < FAST_LIMIT {
+        return Ok(i128::from(round_small(y)));
+    }
     if !v.is_finite() || v.abs() > MAX_TERM {
         return exec_err!("a rating or factor of {v} is out of range for matrix factorization");
     }
-    Ok((v * SCALE).round() as i128)
+    Ok(y.round_ties_even() as i128)
+}
+
+/// Below this magnitude, [`round_small`] applies (2^51).
+const FAST_LIMIT: f64 = (1u64 << 51) as f64;
+
+/// `y.round_ties_even()` as an integer, for `|y| < 2^51`, in three
+/// instructions: adding 1.5 · 2^52 leaves a float whose last mantissa bits
+/// are the rounded integer. The general float-to-`i128` conversion took most
+/// of a half-iteration's time adding ratings (78 sums per rating with 10
+/// factors).
+fn round_small(y: f64) -> i64 {
+    const MAGIC: f64 = (3u64 << 51) as f64;
+    (y + MAGIC).to_bits() as i64 - MAGIC.to_bits() as i64
 }
 
 fn float(v: i128) -> f64 {
@@ -248,6 +276,48 @@ impl Normal {
     }
 }
 
+/// How many half-iterations' fixed sides a process keeps.
+const FIXED_ENTRIES: usize = 4;
+
+/// The fixed sides this process read or was given last, newest at the back:
+/// a half-iteration's tasks share one copy, and a finished training's sides
+/// leave as newer ones come (kept apart from the models' cache: they are
+/// never read again once their half is done).
+static FIXED: LazyLock<Mutex<VecDeque<Kept>>> = LazyLock::new(Default::default);
+
+/// A fixed side and the reference it was read by.
+type Kept = (String, Arc<Factors>);
+
+/// Keeps `factors` as the fixed side `reference` names (the client does
+/// before a half-iteration, so a standalone session need not read back what
+/// it just wrote).
+pub fn prime_fixed(reference: &str, factors: Arc<Factors>) {
+    let mut fixed = FIXED.lock().unwrap_or_else(|e| e.into_inner());
+    if fixed.iter().any(|(r, _)| r == reference) {
+        return;
+    }
+    if fixed.len() >= FIXED_ENTRIES {
+        fixed.pop_front();
+    }
+    fixed.push_back((reference.to_string(), factors));
+}
+
+/// The fixed side `reference` names, kept or read from `models`.
+fn fixed_side(models: &dyn ModelSource, reference: &str) -> Result<Arc<Factors>> {
+    let kept = FIXED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .find(|(r, _)| r == reference)
+        .map(|(_, f)| Arc::clone(f));
+    if let Some(f) = kept {
+        return Ok(f);
+    }
+    let f = read(models, reference)?;
+    prime_fixed(reference, Arc::clone(&f));
+    Ok(f)
+}
+
 /// The params literal of a call of `sentio_als`.
 fn params_of(args: &AccumulatorArgs) -> Result<AlsParams> {
     let expr = args.exprs.first().ok_or_else(|| exec_datafusion_err!("sentio_als needs its params"))?;
@@ -255,21 +325,45 @@ fn params_of(args: &AccumulatorArgs) -> Result<AlsParams> {
 }
 
 /// The `sentio_als` aggregate function.
-#[derive(Debug, PartialEq, Eq, Hash)]
+#[derive(Debug)]
 pub struct AlsUdaf {
     signature: Signature,
+    models: Arc<dyn ModelSource>,
 }
 
-impl Default for AlsUdaf {
-    fn default() -> Self {
-        Self::new()
+impl PartialEq for AlsUdaf {
+    fn eq(&self, other: &Self) -> bool {
+        self.signature == other.signature
+    }
+}
+
+impl Eq for AlsUdaf {}
+
+impl std::hash::Hash for AlsUdaf {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.signature.hash(state);
     }
 }
 
 impl AlsUdaf {
-    /// Creates the function.
-    pub fn new() -> Self {
-        Self { signature: Signature::any(3, Volatility::Immutable) }
+    /// Creates the function; it reads the fixed side's factors through
+    /// `models`.
+    pub fn new(models: Arc<dyn ModelSource>) -> Self {
+        Self { signature: Signature::any(3, Volatility::Immutable), models }
+    }
+
+    /// The params of a call and the fixed side's factors they name.
+    fn setup(&self, args: &AccumulatorArgs) -> Result<(Arc<AlsParams>, Arc<Factors>)> {
+        let params = params_of(args)?;
+        let fixed = fixed_side(self.models.as_ref(), &params.fixed)?;
+        if fixed.width() != params.width() {
+            return exec_err!(
+                "sentio_als: the fixed side's factors have {} values each, expected {}",
+                fixed.width(),
+                params.width()
+            );
+        }
+        Ok((Arc::new(params), fixed))
     }
 }
 
@@ -292,9 +386,9 @@ impl AggregateUDFImpl for AlsUdaf {
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        let params = params_of(&args)?;
+        let (params, fixed) = self.setup(&args)?;
         let normal = Normal::new(params.width());
-        Ok(Box::new(AlsAccumulator { params: Arc::new(params), normal }))
+        Ok(Box::new(AlsAccumulator { params, fixed, normal }))
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
@@ -306,7 +400,8 @@ impl AggregateUDFImpl for AlsUdaf {
     }
 
     fn create_groups_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
-        Ok(Box::new(AlsGroups { params: Arc::new(params_of(&args)?), normals: Vec::new() }))
+        let (params, fixed) = self.setup(&args)?;
+        Ok(Box::new(AlsGroups { params, fixed, normals: Vec::new() }))
     }
 }
 
@@ -314,57 +409,47 @@ impl AggregateUDFImpl for AlsUdaf {
 #[derive(Debug)]
 struct AlsAccumulator {
     params: Arc<AlsParams>,
+    fixed: Arc<Factors>,
     normal: Normal,
 }
 
-/// A batch's factor vectors and ratings, decoded once for all its rows.
-struct Ratings {
-    values: Vec<f64>,
-    offsets: Vec<usize>,
-    valid: Vec<bool>,
+/// A batch's ratings with the fixed side's vectors, looked up once for all
+/// its rows.
+struct Ratings<'a> {
+    fixed: &'a Factors,
+    /// The fixed side's number of each row's id, if it has one.
+    positions: Vec<Option<usize>>,
     ratings: Vec<Option<f64>>,
 }
 
-impl Ratings {
-    /// Decodes the `factors` (a list of doubles) and `ratings` columns.
-    fn decode(factors: &ArrayRef, ratings: &ArrayRef) -> Result<Self> {
-        let (values, offsets, valid): (ArrayRef, Vec<usize>, Vec<bool>) = match factors.data_type() {
-            DataType::List(_) => {
-                let l = factors.as_list::<i32>();
-                let offsets = l.value_offsets().iter().map(|o| *o as usize).collect();
-                (Arc::clone(l.values()), offsets, (0..l.len()).map(|r| l.is_valid(r)).collect())
-            }
-            DataType::LargeList(_) => {
-                let l = factors.as_list::<i64>();
-                let offsets = l.value_offsets().iter().map(|o| *o as usize).collect();
-                (Arc::clone(l.values()), offsets, (0..l.len()).map(|r| l.is_valid(r)).collect())
-            }
-            other => return exec_err!("sentio_als: factors must be a list of doubles, not {other}"),
-        };
-        let values = datafusion::arrow::compute::cast(&values, &DataType::Float64)?;
-        let values = values.as_primitive::<Float64Type>();
-        if values.null_count() > 0 {
-            return exec_err!("sentio_als: a factor vector holds NULL");
-        }
+impl<'a> Ratings<'a> {
+    /// Looks up the `ids` column (the fixed side's ids, text) and decodes
+    /// the `ratings` column.
+    fn decode(fixed: &'a Factors, ids: &ArrayRef, ratings: &ArrayRef) -> Result<Self> {
+        let positions = strings(ids, "sentio_als's fixed id")?
+            .into_iter()
+            .map(|id| id.and_then(|id| fixed.items.position(id)))
+            .collect();
         let ratings = datafusion::arrow::compute::cast(ratings, &DataType::Float64)?;
         let ratings = ratings.as_primitive::<Float64Type>();
         let ratings = ratings.iter().map(|r| r.filter(|v| v.is_finite())).collect();
-        Ok(Self { values: values.values().to_vec(), offsets, valid, ratings })
+        Ok(Self { fixed, positions, ratings })
     }
 
-    /// Row `row`'s factor vector and rating, if both are there.
+    /// Row `row`'s fixed vector and rating, if both are there.
     fn row(&self, row: usize) -> Option<(&[f64], f64)> {
         let r = self.ratings[row]?;
-        self.valid[row].then(|| (&self.values[self.offsets[row]..self.offsets[row + 1]], r))
+        let at = self.positions[row]?;
+        Some((self.fixed.items.vector(at, self.fixed.width()), r))
     }
 }
 
 impl Accumulator for AlsAccumulator {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        let [_, factors, ratings] = values else {
-            return exec_err!("sentio_als takes params, factors and a rating");
+        let [_, ids, ratings] = values else {
+            return exec_err!("sentio_als takes params, a fixed id and a rating");
         };
-        let batch = Ratings::decode(factors, ratings)?;
+        let batch = Ratings::decode(&self.fixed, ids, ratings)?;
         for row in 0..batch.ratings.len() {
             if let Some((v, r)) = batch.row(row) {
                 self.normal.add(&self.params, v, r)?;
@@ -413,6 +498,7 @@ fn append_solved(out: &mut ListBuilder<Float64Builder>, normal: &Normal, params:
 #[derive(Debug)]
 struct AlsGroups {
     params: Arc<AlsParams>,
+    fixed: Arc<Factors>,
     normals: Vec<Normal>,
 }
 
@@ -433,11 +519,11 @@ impl GroupsAccumulator for AlsGroups {
         opt_filter: Option<&BooleanArray>,
         total_num_groups: usize,
     ) -> Result<()> {
-        let [_, factors, ratings] = values else {
-            return exec_err!("sentio_als takes params, factors and a rating");
+        let [_, ids, ratings] = values else {
+            return exec_err!("sentio_als takes params, a fixed id and a rating");
         };
         self.grow(total_num_groups);
-        let batch = Ratings::decode(factors, ratings)?;
+        let batch = Ratings::decode(&self.fixed, ids, ratings)?;
         for (row, g) in group_indices.iter().enumerate() {
             if opt_filter.is_some_and(|f| !f.is_valid(row) || !f.value(row)) {
                 continue;
@@ -475,10 +561,10 @@ impl GroupsAccumulator for AlsGroups {
     }
 
     fn convert_to_state(&self, values: &[ArrayRef], opt_filter: Option<&BooleanArray>) -> Result<Vec<ArrayRef>> {
-        let [_, factors, ratings] = values else {
-            return exec_err!("sentio_als takes params, factors and a rating");
+        let [_, ids, ratings] = values else {
+            return exec_err!("sentio_als takes params, a fixed id and a rating");
         };
-        let batch = Ratings::decode(factors, ratings)?;
+        let batch = Ratings::decode(&self.fixed, ids, ratings)?;
         let mut states = Vec::with_capacity(batch.ratings.len());
         for row in 0..batch.ratings.len() {
             let mut normal = Normal::new(self.params.width());
@@ -501,7 +587,15 @@ mod tests {
     use super::*;
 
     fn explicit(k: usize) -> AlsParams {
-        AlsParams { implicit: false, num_factors: k, l2_reg: 0.0, alpha: 0.0, mean: 0.0, gram: Vec::new() }
+        AlsParams {
+            implicit: false,
+            num_factors: k,
+            l2_reg: 0.0,
+            alpha: 0.0,
+            mean: 0.0,
+            gram: Vec::new(),
+            fixed: String::new(),
+        }
     }
 
     #[test]
@@ -554,6 +648,7 @@ mod tests {
             alpha: 1.0,
             mean: 0.0,
             gram: vec![2.0, 0.0, 0.0, 1.0],
+            fixed: String::new(),
         };
         let mut n = Normal::new(2);
         n.add(&p, &y, 1.0).unwrap();
@@ -562,35 +657,116 @@ mod tests {
         assert!((x[0] - 2.0 / 3.5).abs() < 1e-9 && x[1].abs() < 1e-12, "{x:?}");
     }
 
+    #[derive(Debug)]
+    struct NoModels;
+
+    impl ModelSource for NoModels {
+        fn fetch(&self, url: &str) -> std::result::Result<Vec<u8>, String> {
+            Err(format!("no {url}"))
+        }
+    }
+
+    /// Explicit params whose fixed side is items `a` (1, 0), `b` (2, 0.5)
+    /// and `c` (0.5, −0.5): one factor and a bias each, in the cache.
+    fn fixed_items(reference: &str) -> AlsParams {
+        use prost::Message;
+        let model = sentio_proto::FactorModel {
+            format_version: crate::ml::factors::FACTOR_FORMAT,
+            implicit: false,
+            num_factors: 1,
+            global_mean: 0.0,
+            user_ids: Vec::new(),
+            user_factors: Vec::new(),
+            item_ids: vec!["a".into(), "b".into(), "c".into()],
+            item_factors: vec![1.0, 0.0, 2.0, 0.5, 0.5, -0.5],
+        };
+        let factors = Factors::decode(&model.encode_to_vec()).unwrap();
+        prime_fixed(reference, Arc::new(factors));
+        AlsParams { fixed: reference.to_string(), ..explicit(1) }
+    }
+
     #[test]
     fn groups_accumulate_what_each_group_would_alone() {
-        use datafusion::arrow::array::{Float64Array, ListArray};
-        use datafusion::arrow::datatypes::Float64Type as F;
-        let p = explicit(1);
-        let factors: ArrayRef = Arc::new(ListArray::from_iter_primitive::<F, _, _>(vec![
-            Some(vec![Some(1.0), Some(0.0)]),
-            Some(vec![Some(2.0), Some(0.5)]),
-            Some(vec![Some(0.5), Some(-0.5)]),
-            None,
-        ]));
-        let ratings: ArrayRef = Arc::new(Float64Array::from(vec![Some(3.0), Some(4.0), Some(f64::NAN), Some(2.0)]));
-        let params: ArrayRef = Arc::new(datafusion::arrow::array::StringArray::from(vec![p.to_json(); 4]));
-        let values = [params, factors, ratings];
-        let mut groups = AlsGroups { params: Arc::new(p.clone()), normals: Vec::new() };
-        groups.update_batch(&values, &[0, 1, 0, 1], None, 2).unwrap();
-        // Group 0 has row 0 (row 2's rating is NaN), group 1 row 1 (row 3 has no factors).
+        use datafusion::arrow::array::{Float64Array, StringArray};
+        let p = fixed_items("als-test-groups");
+        let ids: ArrayRef = Arc::new(StringArray::from(vec![Some("a"), Some("b"), Some("c"), Some("unknown"), None]));
+        let ratings: ArrayRef =
+            Arc::new(Float64Array::from(vec![Some(3.0), Some(4.0), Some(f64::NAN), Some(2.0), Some(1.0)]));
+        let params: ArrayRef = Arc::new(StringArray::from(vec![p.to_json(); 5]));
+        let values = [params, ids, ratings];
+        let fixed = fixed_side(&NoModels, &p.fixed).unwrap();
+        let mut groups = AlsGroups { params: Arc::new(p.clone()), fixed: Arc::clone(&fixed), normals: Vec::new() };
+        groups.update_batch(&values, &[0, 1, 0, 1, 1], None, 2).unwrap();
+        // Group 0 has row 0 (row 2's rating is NaN), group 1 row 1 (row 3's
+        // id has no factors, row 4 no id).
         let mut alone = Normal::new(2);
         alone.add(&p, &[1.0, 0.0], 3.0).unwrap();
         assert_eq!(groups.normals[0], alone);
         assert_eq!(groups.normals[1].n, 1);
         let states = groups.state(EmitTo::All).unwrap();
-        let mut merged = AlsGroups { params: Arc::new(p), normals: Vec::new() };
+        let mut merged = AlsGroups { params: Arc::new(p), fixed, normals: Vec::new() };
         merged.merge_batch(&states, &[1, 0], 2).unwrap();
         assert_eq!(merged.normals[1], alone);
         let solved = merged.evaluate(EmitTo::All).unwrap();
         assert_eq!(solved.len(), 2);
         let converted = merged.convert_to_state(&values, None).unwrap();
-        assert_eq!(converted[0].len(), 4);
+        assert_eq!(converted[0].len(), 5);
+    }
+
+    #[test]
+    fn the_fixed_side_is_read_through_the_model_source_and_checked() {
+        // Not in the cache and not in the store: the store's error.
+        let udaf = AlsUdaf::new(Arc::new(NoModels));
+        let reference = r#"{"model":"m@1","url":"file:///nowhere/half.pb","fingerprint":"x"}"#;
+        let p = AlsParams { fixed: reference.to_string(), ..explicit(1) };
+        let err = fixed_side(&NoModels, &p.fixed).unwrap_err().to_string();
+        assert!(err.contains("cannot read model m@1"), "{err}");
+        // Factors of another width are refused.
+        let two = AlsParams { fixed: fixed_items("als-test-width").fixed, ..explicit(2) };
+        let schema = datafusion::arrow::datatypes::Schema::empty();
+        let expr: Arc<dyn datafusion::physical_expr::PhysicalExpr> =
+            Arc::new(datafusion::physical_expr::expressions::Literal::new(ScalarValue::Utf8(Some(two.to_json()))));
+        let field: FieldRef = Arc::new(Field::new("solved", solved_type(), true));
+        let args = AccumulatorArgs {
+            return_field: field,
+            schema: &schema,
+            ignore_nulls: false,
+            order_bys: &[],
+            is_reversed: false,
+            name: "sentio_als",
+            is_distinct: false,
+            exprs: &[expr],
+            expr_fields: &[Arc::new(Field::new("params", DataType::Utf8, false))],
+        };
+        let err = udaf.setup(&args).unwrap_err().to_string();
+        assert!(err.contains("2 values each, expected 3"), "{err}");
+    }
+
+    #[test]
+    fn fixed_point_rounds_half_to_even() {
+        // Scaled values: ties, the fast path's limit, beyond it, and random
+        // magnitudes from 1e-5 to 1e25.
+        let mut scaled = vec![0.0, -0.0, 0.5, -0.5, 1.5, -1.5, 2.5, -2.5, 0.49999999999999994, -0.49999999999999994];
+        scaled.extend([
+            FAST_LIMIT,
+            -FAST_LIMIT,
+            FAST_LIMIT - 0.5,
+            -FAST_LIMIT + 0.5,
+            4503599627370497.0,
+            9.2e18,
+            -1e25,
+        ]);
+        let mut rng = crate::rng::Rng::stream(7, "round", 0);
+        for _ in 0..100_000 {
+            let magnitude = 10f64.powi((rng.f64() * 30.0) as i32 - 5);
+            scaled.push(rng.normal() * magnitude);
+            scaled.push((rng.normal() * magnitude).round() + 0.5);
+        }
+        for y in scaled {
+            // `y / SCALE * SCALE == y`: SCALE is a power of two.
+            assert_eq!(fixed(y / SCALE).unwrap(), y.round_ties_even() as i128, "{y:e}");
+        }
+        assert!(fixed(2e15).is_err() && fixed(f64::NAN).is_err() && fixed(f64::NEG_INFINITY).is_err());
     }
 
     #[test]

@@ -227,11 +227,17 @@ pub fn load(source: &dyn ModelSource, reference: &str) -> Result<Arc<Factors>> {
     if let Some(f) = CACHE.lock().expect("factor cache").get(reference) {
         return Ok(Arc::clone(f));
     }
-    let r: FactorRef = serde_json::from_str(reference).map_err(|e| exec_datafusion_err!("bad model reference: {e}"))?;
-    let bytes = fetch_checked(source, &r.model, &r.url, &r.fingerprint)?;
-    let f = Arc::new(Factors::decode(&bytes).map_err(|e| exec_datafusion_err!("model {}: {e}", r.model))?);
+    let f = read(source, reference)?;
     prime(reference, Arc::clone(&f));
     Ok(f)
+}
+
+/// The factors a reference names, from its store (checked against the
+/// reference's fingerprint), not cached.
+pub fn read(source: &dyn ModelSource, reference: &str) -> Result<Arc<Factors>> {
+    let r: FactorRef = serde_json::from_str(reference).map_err(|e| exec_datafusion_err!("bad model reference: {e}"))?;
+    let bytes = fetch_checked(source, &r.model, &r.url, &r.fingerprint)?;
+    Ok(Arc::new(Factors::decode(&bytes).map_err(|e| exec_datafusion_err!("model {}: {e}", r.model))?))
 }
 
 /// Puts factors into this process's cache (the client does after training).
