@@ -276,8 +276,10 @@ impl Normal {
     }
 }
 
-/// How many half-iterations' fixed sides a process keeps.
-const FIXED_ENTRIES: usize = 4;
+/// How many half-iterations' fixed sides a process keeps: the running half's,
+/// and one for another training at the same time (a side of a million users
+/// with 10 factors is ~100 MB with its index).
+const FIXED_ENTRIES: usize = 2;
 
 /// The fixed sides this process read or was given last, newest at the back:
 /// a half-iteration's tasks share one copy, and a finished training's sides
