@@ -111,6 +111,11 @@ fn matrix_factorization_recommends_on_a_cluster_as_standalone() {
     let created = remote.rows(&explicit_model("mf"));
     assert_eq!(created[0]["version"], 2, "{created:?}");
     assert_eq!(payload(&lake, "mf", 1), payload(&lake, "mf", 2), "the cluster trained other factors");
+    // The copy of the training ratings and each half's factor file are
+    // removed: only the versions' payload files are left.
+    let left: Vec<_> =
+        std::fs::read_dir(lake.join("models/mf/payloads")).unwrap().flatten().map(|e| e.path()).collect();
+    assert!(left.iter().all(|p| p.is_file()) && left.len() >= 2, "{left:?}");
     assert_eq!(top(&remote, 2), top_standalone, "ML.RECOMMEND's top 4 differ on the cluster");
 
     learns_more_than_biases(&remote);

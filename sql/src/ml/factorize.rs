@@ -3,9 +3,10 @@
 //!
 //! The ratings (`user_col`, `item_col`, `rating_col` of the training query,
 //! ids as text) are split as the other model types' rows are, and the
-//! training ratings written once to a scratch folder of the model store
-//! (`Scratch`, a [`Snapshot`]): every half-iteration reads them there
-//! instead of running the training query again. Item factors start seeded
+//! training ratings written to a scratch folder of the model store once
+//! sorted by user and once by item (`Scratch`, two [`Snapshot`]s): every
+//! half-iteration reads the copy sorted by the side it solves instead of
+//! running the training query again. Item factors start seeded
 //! and small; then each iteration solves every user against the items'
 //! factors, and every item against the users' — each half one `sentio_als`
 //! aggregate grouped by the solved side, run where the ratings are, reading
@@ -259,7 +260,7 @@ async fn train_on(
     timings_ms: &mut BTreeMap<String, u64>,
     started: Instant,
 ) -> Result<Fit, MlError> {
-    let ratings = scratch.ratings.table();
+    let ratings = scratch.ratings();
     let (rows, mean, min) = rating_statistics(scratch.ml, &ratings).await?;
     if opts.implicit && min < 0.0 {
         return Err(MlError::Data(format!(
@@ -373,18 +374,38 @@ fn gram(side: &SideFactors, k: usize) -> Vec<f64> {
 struct Scratch<'a> {
     ml: &'a MlContext,
     store: &'a ModelStore,
-    /// `__u`, `__i`, `__r` of the training ratings.
-    ratings: Snapshot<'a>,
+    /// `__u`, `__i`, `__r` of the training ratings, sorted by user.
+    by_user: Snapshot<'a>,
+    /// The same sorted by item.
+    by_item: Snapshot<'a>,
     model: String,
     halves: std::sync::atomic::AtomicU32,
 }
 
 impl<'a> Scratch<'a> {
-    /// Writes the ratings of the query `train` for the model `name`.
+    /// Writes the ratings of the query `train` for the model `name`, once
+    /// sorted by user and once by item: a half reads the copy sorted by the
+    /// side it solves, so each task's share holds whole groups (one partial
+    /// state per group to shuffle instead of one per task, and a group's
+    /// sums stay in cache while its ratings are added).
     async fn take(ml: &'a MlContext, store: &'a ModelStore, name: &str, train: &str) -> Result<Self, MlError> {
-        let query = format!("SELECT __u, __i, __r FROM ({train}) __t");
-        let ratings = Snapshot::take(ml, store, name, &format!("mf-{}", unique_name()), &query).await?;
-        Ok(Self { ml, store, ratings, model: name.to_string(), halves: Default::default() })
+        let unique = unique_name();
+        let sorted = |by: &str| format!("SELECT __u, __i, __r FROM ({train}) __t ORDER BY {by}, __u, __i");
+        let by_user = Snapshot::take(ml, store, name, &format!("mf-{unique}-users"), &sorted("__u")).await?;
+        match Snapshot::take(ml, store, name, &format!("mf-{unique}-items"), &sorted("__i")).await {
+            Ok(by_item) => {
+                Ok(Self { ml, store, by_user, by_item, model: name.to_string(), halves: Default::default() })
+            }
+            Err(e) => {
+                by_user.discard().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The table of the training ratings (sorted by user).
+    fn ratings(&self) -> String {
+        self.by_user.table()
     }
 
     /// Solves the side `solve` (`__u` or `__i`) of the ratings against
@@ -398,7 +419,7 @@ impl<'a> Scratch<'a> {
         by: &str,
     ) -> Result<(SideFactors, f64), MlError> {
         let half = self.halves.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let file = self.ratings.scratch_file(&format!("half-{half}.pb"));
+        let file = self.by_user.scratch_file(&format!("half-{half}.pb"));
         let bytes = fixed_side(fixed, &params).encode_to_vec();
         self.store.put_bytes(&file, bytes.clone()).await?;
         let what = format!("{} (training, half-iteration {})", self.model, half + 1);
@@ -408,7 +429,7 @@ impl<'a> Scratch<'a> {
         let sql = format!(
             "SELECT {solve} AS id, sentio_als({}, {by}, __r) AS solved FROM {} GROUP BY {solve}",
             lit(&params.to_json()),
-            self.ratings.table()
+            if solve == "__u" { self.by_user.table() } else { self.by_item.table() }
         );
         let batches = self.ml.collect(&sql).await;
         let _ = self.store.delete_file(&file).await;
@@ -416,7 +437,8 @@ impl<'a> Scratch<'a> {
     }
 
     async fn discard(&self) {
-        self.ratings.discard().await;
+        self.by_user.discard().await;
+        self.by_item.discard().await;
     }
 }
 

@@ -103,6 +103,7 @@ const SCALE: f64 = (1u64 << 40) as f64;
 /// over billions of ratings).
 const MAX_TERM: f64 = 1e15;
 
+#[inline(always)]
 fn fixed(v: f64) -> Result<i128> {
     let y = v * SCALE;
     if y.abs() < FAST_LIMIT {
@@ -195,29 +196,53 @@ impl Normal {
         self.n += other.n;
     }
 
-    /// The equations as bytes (little-endian `i128`s, then `n`).
+    /// The equations as bytes: each sum, then `n`, zigzag-encoded as a
+    /// LEB128 varint. Sums of 2^40-scaled terms take 6–7 bytes where a
+    /// fixed `i128` took 16, and these states are what a half-iteration
+    /// shuffles (each partition's every group).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity((self.a.len() + self.b.len() + 1) * 16 + 8);
-        for v in self.a.iter().chain(&self.b).chain(std::iter::once(&self.tt)) {
-            out.extend_from_slice(&v.to_le_bytes());
+        let mut out = Vec::with_capacity((self.a.len() + self.b.len() + 2) * 8);
+        for v in self.a.iter().chain(&self.b).copied().chain([self.tt, i128::from(self.n)]) {
+            let mut z = ((v << 1) ^ (v >> 127)) as u128;
+            while z >= 0x80 {
+                out.push((z as u8) | 0x80);
+                z >>= 7;
+            }
+            out.push(z as u8);
         }
-        out.extend_from_slice(&self.n.to_le_bytes());
         out
     }
 
     /// Reads equations of dimension `d` written by [`Self::to_bytes`].
     pub fn from_bytes(d: usize, bytes: &[u8]) -> Result<Self> {
         let mut out = Self::new(d);
-        let count = out.a.len() + out.b.len() + 1;
-        if bytes.len() != count * 16 + 8 {
-            return exec_err!("sentio_als: a partial state of {} bytes, expected {}", bytes.len(), count * 16 + 8);
-        }
-        let mut values = bytes.chunks_exact(16).take(count).map(|c| i128::from_le_bytes(c.try_into().expect("16")));
+        let mut rest = bytes;
+        let mut next = || -> Result<i128> {
+            let mut z: u128 = 0;
+            for shift in (0..128).step_by(7) {
+                let Some((&byte, tail)) = rest.split_first() else {
+                    return exec_err!("sentio_als: a partial state of {} bytes ends early", bytes.len());
+                };
+                rest = tail;
+                if shift == 126 && byte & 0x7f > 0b11 {
+                    break;
+                }
+                z |= u128::from(byte & 0x7f) << shift;
+                if byte < 0x80 {
+                    return Ok(((z >> 1) as i128) ^ -((z & 1) as i128));
+                }
+            }
+            exec_err!("sentio_als: a partial state holds a number longer than 128 bits")
+        };
         for v in out.a.iter_mut().chain(out.b.iter_mut()) {
-            *v = values.next().expect("counted");
+            *v = next()?;
         }
-        out.tt = values.next().expect("counted");
-        out.n = i64::from_le_bytes(bytes[count * 16..].try_into().expect("8"));
+        out.tt = next()?;
+        let n = next()?;
+        out.n = i64::try_from(n).map_err(|_| exec_datafusion_err!("sentio_als: a partial state counts {n} ratings"))?;
+        if !rest.is_empty() {
+            return exec_err!("sentio_als: a partial state has {} bytes left over", rest.len());
+        }
         Ok(out)
     }
 
@@ -636,6 +661,19 @@ mod tests {
         assert_eq!(ab, whole);
         assert_eq!(ba, whole);
         assert!(Normal::from_bytes(3, &[0u8; 5]).is_err());
+        // Any sums survive the encoding, and damaged bytes are refused.
+        let mut extreme = Normal::new(2);
+        extreme.a = vec![i128::MIN, i128::MAX, -1];
+        extreme.b = vec![0, 1 << 100];
+        extreme.tt = -(1 << 47);
+        extreme.n = i64::MAX;
+        let bytes = extreme.to_bytes();
+        assert_eq!(Normal::from_bytes(2, &bytes).unwrap(), extreme);
+        assert!(Normal::from_bytes(2, &bytes[..bytes.len() - 1]).is_err());
+        assert!(Normal::from_bytes(2, &[bytes.as_slice(), &[0]].concat()).is_err());
+        assert!(Normal::from_bytes(2, &[0xff; 40]).is_err());
+        assert!(Normal::from_bytes(2, &[[0xff; 18].as_slice(), &[0x04]].concat()).is_err());
+        assert!(whole.to_bytes().len() < 8 * 11, "{} bytes", whole.to_bytes().len());
     }
 
     #[test]
