@@ -253,8 +253,10 @@ fn small_inputs_run_as_one_task_with_the_answers_of_the_distributed_path() {
     let stages = |query: &str| sql(true, None, &["-c", &format!("EXPLAIN {query}")]).stdout.matches("Stage[").count();
     assert_eq!(stages("SELECT outcome, COUNT(*) FROM adhoc.media_ground_truth GROUP BY outcome"), 1);
     assert!(stages("SELECT split, COUNT(*) FROM training.frames GROUP BY split") >= 2);
-    // The frames joined with the CSV: the CSV broadcast to the frames' scan
-    // tasks (sql/src/small_joins.rs), no shuffle or sort of the frames.
+    // The frames joined with the CSV: a shuffled sort-merge join — the
+    // broadcast of small sides (sql/src/small_joins.rs) is off until a
+    // broadcast join recovers from an executor loss with the right answer
+    // (executor_killed_mid_query_… below got ~12 % too many rows).
     let joined = sql(
         true,
         None,
@@ -265,7 +267,7 @@ fn small_inputs_run_as_one_task_with_the_answers_of_the_distributed_path() {
         ],
     )
     .stdout;
-    assert!(joined.contains("HashJoinExec: mode=CollectLeft") && !joined.contains("SortMergeJoin"), "{joined}");
+    assert!(joined.contains("SortMergeJoin") && !joined.contains("mode=CollectLeft"), "{joined}");
     // A small side Ballista cannot size (an aggregate of the CSV) is not
     // collected: Ballista would shuffle it again with sixteen partitions
     // under a writer planned for the one partition of the CSV it probes
