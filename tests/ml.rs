@@ -2482,6 +2482,23 @@ print(json.dumps(out))
     assert!(eval[n - 2] - eval[n - 1] < 0.005 * eval[n - 2], "{eval:?}");
     assert!(eval[..n - 1].windows(2).all(|w| w[0] - w[1] >= 0.005 * w[0]), "not the first such round: {eval:?}");
 
+    // A boosted forest (XGBoost's num_parallel_tree): four trees a round on
+    // their own rows and features, each at a quarter of the rate; it
+    // scores as well as the single-tree rounds above.
+    lake.rows(
+        "CREATE MODEL bt_forest OPTIONS (model_type = 'boosted_tree_regressor', input_label_cols = ['label'], \
+         max_iterations = 50, learn_rate = 0.1, max_tree_depth = 4, l2_reg = 1, min_tree_child_weight = 0.001, \
+         num_parallel_tree = 4, subsample = 0.8, colsample_bylevel = 0.8, colsample_bynode = 0.8, \
+         early_stop = FALSE, data_split_method = 'NO_SPLIT') AS SELECT * EXCEPT (id) FROM adhoc.diabetes WHERE id % 2 = 1",
+    );
+    let test = "(SELECT * EXCEPT (id) FROM adhoc.diabetes WHERE id % 2 = 0)";
+    let forest = num(&lake.rows(&format!("SELECT r2_score FROM ML.EVALUATE(MODEL bt_forest, {test})"))[0], "r2_score");
+    let single =
+        num(&lake.rows(&format!("SELECT r2_score FROM ML.EVALUATE(MODEL bt_diabetes, {test})"))[0], "r2_score");
+    println!("diabetes: boosted forest r2_score {forest:.4}, one tree a round {single:.4}");
+    assert!(forest > single - 0.03, "a boosted forest scores {forest}, one tree a round {single}");
+    assert_eq!(lake.rows("SELECT iteration FROM ML.TRAINING_INFO(MODEL bt_forest)").len(), 50);
+
     let importance = lake.rows("SELECT * FROM ML.FEATURE_IMPORTANCE(MODEL bt_diabetes)");
     assert_eq!(importance.len(), 10, "{importance:?}");
     let q = "SELECT * EXCEPT (id) FROM adhoc.diabetes";
@@ -2491,7 +2508,9 @@ print(json.dumps(out))
         ("tree_method = 'EXACT'", "tree_method 'EXACT' is not Sentio's"),
         ("learn_rate = 0", "learn_rate must be between"),
         ("max_tree_depth = 0", "max_tree_depth must be between 1"),
-        ("num_parallel_tree = 2", "num_parallel_tree does not apply to boosted_tree_regressor"),
+        ("num_parallel_tree = 0", "num_parallel_tree must be between 1"),
+        ("colsample_bylevel = 0", "colsample_bylevel must be between"),
+        ("num_neighbors = 2", "num_neighbors does not apply to boosted_tree_regressor"),
     ] {
         let e = lake.fails(&format!(
             "CREATE MODEL bad OPTIONS (model_type = 'boosted_tree_regressor', input_label_cols = ['label'], {options}) AS {q}"

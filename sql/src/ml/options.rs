@@ -54,7 +54,7 @@ pub struct TrainOptions {
 }
 
 /// Every option CREATE MODEL accepts.
-pub const KNOWN_OPTIONS: [&str; 28] = [
+pub const KNOWN_OPTIONS: [&str; 29] = [
     "model_type",
     "input_label_cols",
     "data_split_method",
@@ -73,6 +73,7 @@ pub const KNOWN_OPTIONS: [&str; 28] = [
     "optimize_strategy",
     "learn_rate",
     "colsample_bytree",
+    "colsample_bylevel",
     "min_split_loss",
     "booster_type",
     "tree_method",
@@ -111,7 +112,10 @@ fn hyperparameters(algorithm: Algorithm) -> &'static [&'static str] {
             "learn_rate",
             "max_tree_depth",
             "subsample",
+            "num_parallel_tree",
             "colsample_bytree",
+            "colsample_bylevel",
+            "colsample_bynode",
             "l1_reg",
             "l2_reg",
             "min_split_loss",
@@ -357,6 +361,8 @@ impl TrainOptions {
             params.max_iterations = 20;
             params.early_stop = true;
             params.min_rel_progress = 0.01;
+            params.num_trees = 1;
+            params.colsample_bynode = 1.0;
         }
         if algorithm == Algorithm::RandomForestRegressor {
             // BigQuery ML's default; √features (the classifier's) starves
@@ -388,6 +394,9 @@ impl TrainOptions {
         }
         if let Some(v) = get("colsample_bytree") {
             params.colsample_bytree = number("colsample_bytree", v, 0.01, 1.0)?;
+        }
+        if let Some(v) = get("colsample_bylevel") {
+            params.colsample_bylevel = number("colsample_bylevel", v, 0.01, 1.0)?;
         }
         if let Some(v) = get("min_split_loss") {
             params.min_split_loss = number("min_split_loss", v, 0.0, 1e12)?;

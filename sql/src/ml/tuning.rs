@@ -21,7 +21,7 @@ use crate::ml::options::{TUNING_OPTIONS, TrainOptions};
 use crate::ml::parse::OptValue;
 
 /// Hyperparameters that can be tuned, and whether each is a whole number.
-const TUNABLE: [(&str, bool); 11] = [
+const TUNABLE: [(&str, bool); 12] = [
     ("num_parallel_tree", true),
     ("max_tree_depth", true),
     ("min_tree_child_weight", true),
@@ -32,6 +32,7 @@ const TUNABLE: [(&str, bool); 11] = [
     ("l1_reg", false),
     ("learn_rate", false),
     ("colsample_bytree", false),
+    ("colsample_bylevel", false),
     ("min_split_loss", false),
 ];
 

@@ -5,7 +5,10 @@
 //! current scores — squared error for a regressor, the logistic loss for two
 //! classes, softmax cross-entropy for more (one tree per class and round) —
 //! and grows a tree depth-first to `max_depth` from per-bin gradient and
-//! hessian histograms, as XGBoost's `hist` method does: a split's gain is
+//! hessian histograms, as XGBoost's `hist` method does (a node builds the
+//! histograms of its smaller child only and subtracts them from its own for
+//! the larger; a large node's features are shared among threads): a split's
+//! gain is
 //!
 //! ```text
 //!   ½ [ T(G_L)² / (H_L + λ) + T(G_R)² / (H_R + λ) − T(G)² / (H + λ) ] − γ
@@ -15,8 +18,10 @@
 //! `min_split_loss`; a child needs a hessian sum of `min_child_weight`. A
 //! leaf's weight is `−T(G) / (H + λ)`, scaled by `learn_rate`. `subsample`
 //! draws each round's rows and `colsample_bytree` each tree's features
-//! (without replacement), seeded by (seed, round), so the same rows and seed
-//! give the same model.
+//! (without replacement), `colsample_bylevel` each depth's share of the
+//! tree's features and `colsample_bynode` each node's share of its depth's,
+//! all seeded by (seed, round, tree), so the same rows and seed give the same
+//! model. `num_parallel_tree` grows several trees a round ([`fit`]).
 //!
 //! With `early_stop`, boosting stops after the first round that improves the
 //! loss by less than `min_rel_progress` of it — the loss on the evaluation
@@ -44,6 +49,13 @@ pub struct BoostParams {
     pub subsample: f64,
     /// Share of features each tree considers (`colsample_bytree`).
     pub colsample_bytree: f64,
+    /// Share of a tree's features each depth considers
+    /// (`colsample_bylevel`).
+    pub colsample_bylevel: f64,
+    /// Share of a depth's features each node considers (`colsample_bynode`).
+    pub colsample_bynode: f64,
+    /// Trees per output and round (`num_parallel_tree`).
+    pub parallel_trees: u32,
     /// L1 penalty of leaf weights (`l1_reg`).
     pub l1: f64,
     /// L2 penalty of leaf weights (`l2_reg`).
@@ -183,15 +195,49 @@ fn gradients(data: &Dataset, objective: Objective, scores: &[f64], g: &mut [f64]
     (mean(sums[0]), mean(sums[1]))
 }
 
+/// Per-bin gradient and hessian sums of one node for each of the tree's
+/// features: feature `features[i]`'s bins at `i * BINS ..`.
+type Hist = Vec<[f64; 2]>;
+
+/// Bins per feature in a [`Hist`].
+const BINS: usize = tree::MAX_BINS + 1;
+
+/// Bin updates (rows × features) below which a node's histograms are built
+/// on one thread: a thread costs more than it saves on smaller nodes.
+const PARALLEL_WORK: usize = 1 << 20;
+
 struct Grower<'a> {
     binned: &'a Binned,
+    /// `binned`'s bins row by row ([`Binned::row_major`]).
+    by_row: &'a [u8],
     params: &'a BoostParams,
+    /// The tree's features (`colsample_bytree`).
     features: &'a [usize],
+    /// Indices into `features` that each depth considers
+    /// (`colsample_bylevel`), drawn when the tree starts.
+    levels: Vec<Vec<usize>>,
+    /// Draws each node's share of its level's features (`colsample_bynode`).
+    rng: Rng,
+    /// This tree's shrinkage: `learn_rate` ÷ the trees of a round.
+    learn_rate: f64,
+    /// Threads that build a large node's histograms.
+    threads: usize,
     /// This output's gradient and hessian of every row.
     g: Vec<f64>,
     h: Vec<f64>,
     tree: Tree,
+    /// Each leaf's rows: (offset, count) in the grown rows, and the node.
+    leaves: Vec<(usize, usize, usize)>,
     importance: &'a mut [[f64; 3]],
+}
+
+/// The best split of a node: gain, index into the tree's features, last
+/// bin of the left child, and the left child's gradient and hessian sums.
+struct Split {
+    gain: f64,
+    feature: usize,
+    bin: usize,
+    left: [f64; 2],
 }
 
 impl Grower<'_> {
@@ -211,33 +257,70 @@ impl Grower<'_> {
         self.tree.threshold.push(0.0);
         self.tree.left.push(0);
         self.tree.right.push(0);
-        self.tree.probs.push((value * self.params.learn_rate) as f32);
+        self.tree.probs.push((value * self.learn_rate) as f32);
         id
     }
 
-    fn grow(&mut self, rows: &mut [u32], depth: u32) -> u32 {
-        let (g, h) = rows.iter().fold((0.0, 0.0), |(g, h), &r| (g + self.g[r as usize], h + self.h[r as usize]));
-        let id = self.node(rows.len(), self.weight(g, h));
-        if depth >= self.params.max_depth || h < 2.0 * self.params.min_child_weight {
-            return id as u32;
+    /// Whether a node at `depth` with hessian sum `h` may split.
+    fn may_split(&self, depth: u32, h: f64) -> bool {
+        depth < self.params.max_depth && h >= 2.0 * self.params.min_child_weight
+    }
+
+    /// The histograms of `rows`, one feature per thread's share when the
+    /// node is large.
+    fn histogram(&self, rows: &[u32]) -> Hist {
+        let gh: Vec<[f64; 2]> = rows.iter().map(|&r| [self.g[r as usize], self.h[r as usize]]).collect();
+        let mut hist = vec![[0.0; 2]; self.features.len() * BINS];
+        let width = self.binned.cuts.len();
+        // A thread's features `first..`, every row: each feature's sums in
+        // row order, whichever thread adds them, so the model is the same on
+        // any number of cores.
+        let fill = |first: usize, out: &mut [[f64; 2]]| {
+            let features = &self.features[first..first + out.len() / BINS];
+            for (&r, [g, h]) in rows.iter().zip(&gh) {
+                let row = &self.by_row[r as usize * width..(r as usize + 1) * width];
+                for (i, &f) in features.iter().enumerate() {
+                    let b = &mut out[i * BINS + row[f] as usize];
+                    b[0] += g;
+                    b[1] += h;
+                }
+            }
+        };
+        let threads = if rows.len() * self.features.len() >= PARALLEL_WORK { self.threads } else { 1 };
+        if threads < 2 {
+            fill(0, &mut hist);
+            return hist;
         }
+        let per = self.features.len().div_ceil(threads);
+        std::thread::scope(|s| {
+            for (t, out) in hist.chunks_mut(per * BINS).enumerate() {
+                s.spawn(move || fill(t * per, out));
+            }
+        });
+        hist
+    }
+
+    /// The features (indices into `features`) a node at `depth` considers.
+    fn candidates(&mut self, depth: u32) -> Vec<usize> {
+        let level = &self.levels[(depth as usize).min(self.levels.len() - 1)];
+        if self.params.colsample_bynode >= 1.0 {
+            return level.clone();
+        }
+        let count = share(level.len(), self.params.colsample_bynode);
+        sample(&mut self.rng, level.len(), count).into_iter().map(|j| level[j]).collect()
+    }
+
+    /// The split of most gain among `candidates`, from the node's histograms.
+    fn best_split(&self, hist: &Hist, candidates: &[usize], (g, h): (f64, f64)) -> Option<Split> {
         let parent = self.score(g, h);
-        let mut best: Option<(f64, usize, usize)> = None;
-        let mut hist = vec![[0f64; 2]; crate::ml::tree::MAX_BINS + 1];
-        for &f in self.features {
-            let nbins = self.binned.cuts[f].len() + 1;
+        let mut best: Option<Split> = None;
+        for &i in candidates {
+            let nbins = self.binned.cuts[self.features[i]].len() + 1;
             if nbins < 2 {
                 continue;
             }
-            hist[..nbins].fill([0.0; 2]);
-            let col = &self.binned.bins[f * self.binned.rows..(f + 1) * self.binned.rows];
-            for &r in rows.iter() {
-                let b = &mut hist[col[r as usize] as usize];
-                b[0] += self.g[r as usize];
-                b[1] += self.h[r as usize];
-            }
             let (mut gl, mut hl) = (0.0, 0.0);
-            for (b, [bg, bh]) in hist[..nbins - 1].iter().enumerate() {
+            for (b, [bg, bh]) in hist[i * BINS..i * BINS + nbins - 1].iter().enumerate() {
                 gl += bg;
                 hl += bh;
                 let (gr, hr) = (g - gl, h - hl);
@@ -245,34 +328,84 @@ impl Grower<'_> {
                     continue;
                 }
                 let gain = 0.5 * (self.score(gl, hl) + self.score(gr, hr) - parent) - self.params.min_split_loss;
-                if gain > 1e-12 && best.is_none_or(|(bg, _, _)| gain > bg) {
-                    best = Some((gain, f, b));
+                if gain > 1e-12 && best.as_ref().is_none_or(|s| gain > s.gain) {
+                    best = Some(Split { gain, feature: i, bin: b, left: [gl, hl] });
                 }
             }
         }
-        let Some((gain, f, b)) = best else { return id as u32 };
+        best
+    }
+
+    /// Grows the subtree of `rows` at `depth`; `hist` is the node's
+    /// histograms when its parent derived them (histogram subtraction: a
+    /// parent builds its smaller child's histograms and subtracts them from
+    /// its own for the larger child, as LightGBM and XGBoost do).
+    ///
+    /// `sums` are the node's gradient and hessian sums (the root's from its
+    /// rows, a child's from its parent's histograms). Each leaf's rows end
+    /// up together in `rows`; `leaves` gets (offset in `rows` from
+    /// `first`, rows, node) of each.
+    fn grow(&mut self, rows: &mut [u32], first: usize, depth: u32, sums: [f64; 2], hist: Option<Hist>) -> u32 {
+        let [g, h] = sums;
+        let id = self.node(rows.len(), self.weight(g, h));
+        if !self.may_split(depth, h) {
+            self.leaves.push((first, rows.len(), id));
+            return id as u32;
+        }
+        let mut hist = hist.unwrap_or_else(|| self.histogram(rows));
+        let candidates = self.candidates(depth);
+        let Some(split) = self.best_split(&hist, &candidates, (g, h)) else {
+            self.leaves.push((first, rows.len(), id));
+            return id as u32;
+        };
+        let f = self.features[split.feature];
         self.importance[f][0] += 1.0;
-        self.importance[f][1] += gain;
+        self.importance[f][1] += split.gain;
         self.importance[f][2] += rows.len() as f64;
-        let split = self.binned.partition(rows, f, b);
+        let at = self.binned.partition(rows, f, split.bin);
         self.tree.feature[id] = f as i32;
-        self.tree.threshold[id] = self.binned.cuts[f][b];
-        let (l, r) = rows.split_at_mut(split);
-        let left = self.grow(l, depth + 1);
-        let right = self.grow(r, depth + 1);
+        self.tree.threshold[id] = self.binned.cuts[f][split.bin];
+        let (l, r) = rows.split_at_mut(at);
+        let grows = [self.may_split(depth + 1, split.left[1]), self.may_split(depth + 1, h - split.left[1])];
+        let (mut left_hist, mut right_hist) = (None, None);
+        if grows[0] || grows[1] {
+            let small_left = l.len() <= r.len();
+            let small = self.histogram(if small_left { l } else { r });
+            if grows[usize::from(small_left)] {
+                hist.iter_mut().zip(&small).for_each(|(p, s)| *p = [p[0] - s[0], p[1] - s[1]]);
+                *(if small_left { &mut right_hist } else { &mut left_hist }) = Some(hist);
+            }
+            *(if small_left { &mut left_hist } else { &mut right_hist }) = Some(small);
+        }
+        let right_sums = [g - split.left[0], h - split.left[1]];
+        let left = self.grow(l, first, depth + 1, split.left, left_hist);
+        let right = self.grow(r, first + at, depth + 1, right_sums, right_hist);
         self.tree.left[id] = left;
         self.tree.right[id] = right;
         id as u32
     }
 }
 
-/// Adds `tree`'s leaf value for each row to output `c` of `scores`.
-fn add_tree(tree: &Tree, data: &Dataset, k: usize, c: usize, scores: &mut [f64]) {
+/// `round(n × fraction)`, at least one and at most `n`.
+fn share(n: usize, fraction: f64) -> usize {
+    ((n as f64 * fraction).round() as usize).clamp(1, n.max(1))
+}
+
+/// Adds `tree`'s leaf value for each of `rows` to output `c` of `scores`.
+fn add_tree(tree: &Tree, data: &Dataset, rows: &[u32], k: usize, c: usize, scores: &mut [f64]) {
     let width = data.width;
-    for r in 0..data.rows() {
+    for &r in rows {
+        let r = r as usize;
         let node = tree::leaf(tree, &data.x[r * width..(r + 1) * width]);
         scores[r * k + c] += f64::from(tree.probs[node]);
     }
+}
+
+/// The rows of `0..n` not in `rows` (sorted), in order.
+fn complement(rows: &[u32], n: usize) -> Vec<u32> {
+    let mut inside = vec![false; n];
+    rows.iter().for_each(|&r| inside[r as usize] = true);
+    (0..n as u32).filter(|&r| !inside[r as usize]).collect()
 }
 
 /// `count` of `0..n` drawn without replacement by `rng`, in order.
@@ -282,47 +415,91 @@ fn sample(rng: &mut Rng, n: usize, count: usize) -> Vec<usize> {
         let j = i + (rng.next_u64() % (n - i) as u64) as usize;
         all.swap(i, j);
     }
-    all.truncate(count.min(n));
-    all.sort_unstable();
-    all
+    // In order without a sort: a million rows' sort was most of a round.
+    let mut chosen = vec![false; n];
+    all[..count.min(n)].iter().for_each(|&i| chosen[i] = true);
+    (0..n).filter(|&i| chosen[i]).collect()
 }
 
 /// Boosts `params.rounds` rounds of trees on `data` for `objective`.
+///
+/// A round grows `parallel_trees` trees per output on the same gradients,
+/// each on its own row sample and features, with `learn_rate ÷
+/// parallel_trees` (XGBoost's `num_parallel_tree`, a boosted forest); the
+/// model lists a round's trees by parallel tree, then output, so tree `i`
+/// adds to output `i % outputs`.
 pub fn fit(data: &Dataset, objective: Objective, params: &BoostParams, seed: u64) -> Boosted {
     let (n, width, k) = (data.rows(), data.width, objective.outputs());
     let train: Vec<u32> = (0..n).filter(|&r| !is_eval(data, r)).map(|r| r as u32).collect();
     let has_eval = train.len() < n;
     let binned = Binned::cut_on(data, &train);
+    let by_row = binned.row_major();
     let base = base_scores(data, objective);
     let mut scores: Vec<f64> = (0..n).flat_map(|_| base.iter().copied()).collect();
     let (mut g, mut h) = (vec![0.0; n * k], vec![0.0; n * k]);
     let mut importance = vec![[0.0; 3]; width];
     let mut model = Boosted { outputs: k as u32, base, ..Default::default() };
+    let parallel = params.parallel_trees.max(1);
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get()).min(8);
+    // Each round's gradients are those the previous round's loss was
+    // measured with.
+    gradients(data, objective, &scores, &mut g, &mut h);
     for round in 0..params.rounds {
         if crate::cancel::cancelled() {
             break;
         }
         let started = Instant::now();
-        gradients(data, objective, &scores, &mut g, &mut h);
         let mut rng = Rng::stream(seed, "boost", u64::from(round));
-        let keep = ((train.len() as f64 * params.subsample).round() as usize).clamp(1, train.len().max(1));
-        let rows: Vec<u32> = sample(&mut rng, train.len(), keep).into_iter().map(|i| train[i]).collect();
-        let per_tree = ((width as f64 * params.colsample_bytree).round() as usize).clamp(1, width.max(1));
-        for c in 0..k {
-            let features = sample(&mut rng, width, per_tree);
-            let mut grower = Grower {
-                binned: &binned,
-                params,
-                features: &features,
-                g: (0..n).map(|r| g[r * k + c]).collect(),
-                h: (0..n).map(|r| h[r * k + c]).collect(),
-                tree: Tree::default(),
-                importance: &mut importance,
+        for p in 0..parallel {
+            let keep = share(train.len(), params.subsample);
+            let rows: Vec<u32> = if keep == train.len() {
+                train.clone()
+            } else {
+                sample(&mut rng, train.len(), keep).into_iter().map(|i| train[i]).collect()
             };
-            grower.grow(&mut rows.clone(), 0);
-            let tree = grower.tree;
-            add_tree(&tree, data, k, c, &mut scores);
-            model.trees.push(tree);
+            let others = complement(&rows, n);
+            for c in 0..k {
+                let features = sample(&mut rng, width, share(width, params.colsample_bytree));
+                let index = (u64::from(round) * u64::from(parallel) + u64::from(p)) * k as u64 + c as u64;
+                let mut columns = Rng::stream(seed, "boost-columns", index);
+                let levels = (0..params.max_depth.max(1))
+                    .map(|_| {
+                        if params.colsample_bylevel >= 1.0 {
+                            (0..features.len()).collect()
+                        } else {
+                            sample(&mut columns, features.len(), share(features.len(), params.colsample_bylevel))
+                        }
+                    })
+                    .collect();
+                let mut grower = Grower {
+                    binned: &binned,
+                    by_row: &by_row,
+                    params,
+                    features: &features,
+                    levels,
+                    rng: columns,
+                    learn_rate: params.learn_rate / f64::from(parallel),
+                    threads,
+                    g: (0..n).map(|r| g[r * k + c]).collect(),
+                    h: (0..n).map(|r| h[r * k + c]).collect(),
+                    tree: Tree::default(),
+                    leaves: Vec::new(),
+                    importance: &mut importance,
+                };
+                let mut grown = rows.clone();
+                let sums =
+                    grown.iter().fold([0.0; 2], |[sg, sh], &r| [sg + grower.g[r as usize], sh + grower.h[r as usize]]);
+                grower.grow(&mut grown, 0, 0, sums, None);
+                let Grower { tree, leaves, .. } = grower;
+                // The rows the tree grew on are in its leaves already; the
+                // others (held out, or not sampled) walk it.
+                for (offset, count, node) in leaves {
+                    let value = f64::from(tree.probs[node]);
+                    grown[offset..offset + count].iter().for_each(|&r| scores[r as usize * k + c] += value);
+                }
+                add_tree(&tree, data, &others, k, c, &mut scores);
+                model.trees.push(tree);
+            }
         }
         let (loss, eval_loss) = gradients(data, objective, &scores, &mut g, &mut h);
         model.loss_history.push(loss);
@@ -354,6 +531,9 @@ pub(crate) fn test_params() -> BoostParams {
         max_depth: 4,
         subsample: 1.0,
         colsample_bytree: 1.0,
+        colsample_bylevel: 1.0,
+        colsample_bynode: 1.0,
+        parallel_trees: 1,
         l1: 0.0,
         l2: 1.0,
         min_split_loss: 0.0,
@@ -452,6 +632,126 @@ mod tests {
         for (a, b) in alone.loss_history.iter().zip(&model.loss_history) {
             assert!((a - b).abs() <= 1e-9 * a.abs(), "{a} vs {b}");
         }
+    }
+
+    /// A grower over `d`'s rows with every feature, for the histogram tests.
+    fn grower<'a>(
+        binned: &'a Binned,
+        by_row: &'a [u8],
+        params: &'a BoostParams,
+        features: &'a [usize],
+        importance: &'a mut [[f64; 3]],
+        threads: usize,
+    ) -> Grower<'a> {
+        let n = binned.rows;
+        Grower {
+            binned,
+            by_row,
+            params,
+            features,
+            levels: vec![(0..features.len()).collect()],
+            rng: Rng::stream(1, "test", 0),
+            learn_rate: params.learn_rate,
+            threads,
+            g: (0..n).map(|r| ((r * 7919) % 101) as f64 / 50.0 - 1.0).collect(),
+            h: (0..n).map(|r| 0.1 + ((r * 104_729) % 13) as f64 / 13.0).collect(),
+            tree: Tree::default(),
+            leaves: Vec::new(),
+            importance,
+        }
+    }
+
+    #[test]
+    fn threads_build_the_same_histograms_and_subtraction_gives_the_siblings() {
+        // 40,000 rows × 30 features: over PARALLEL_WORK, so two threads share them.
+        let mut d = Dataset { width: 30, ..Default::default() };
+        let mut rng = Rng::stream(3, "hist-test", 0);
+        for _ in 0..40_000 {
+            d.x.extend((0..30).map(|_| rng.normal() as f32));
+            d.y.push(0);
+            d.w.push(1.0);
+        }
+        let binned = Binned::new(&d);
+        let params = test_params();
+        let features: Vec<usize> = (0..30).collect();
+        let (mut i1, mut i2) = (vec![[0.0; 3]; 30], vec![[0.0; 3]; 30]);
+        let by_row = binned.row_major();
+        let one = grower(&binned, &by_row, &params, &features, &mut i1, 1);
+        let two = grower(&binned, &by_row, &params, &features, &mut i2, 2);
+        let mut rows: Vec<u32> = (0..40_000).collect();
+        let parent = one.histogram(&rows);
+        assert!(parent == two.histogram(&rows), "two threads, other sums");
+        let at = binned.partition(&mut rows, 4, 100);
+        assert!(at > 1000 && at < 39_000, "an uneven split: {at}");
+        let (left, right) = (one.histogram(&rows[..at]), one.histogram(&rows[at..]));
+        for ((p, l), r) in parent.iter().zip(&left).zip(&right) {
+            for k in 0..2 {
+                assert!((p[k] - l[k] - r[k]).abs() <= 1e-9 * (1.0 + p[k].abs()), "{p:?} ≠ {l:?} + {r:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn parallel_trees_of_one_sample_add_up_to_one_tree() {
+        let d = data(1000, 6);
+        let one = fit(&d, Objective::Classes(4), &test_params(), 1);
+        let three = fit(&d, Objective::Classes(4), &BoostParams { parallel_trees: 3, ..test_params() }, 1);
+        assert_eq!(three.trees.len(), 3 * one.trees.len(), "three trees per class and round");
+        // Without sampling the three trees of a round are one tree with a
+        // third of its leaf values; tree i adds to class i % 4.
+        for (i, t) in three.trees.iter().enumerate() {
+            let alone = &one.trees[(i / 12) * 4 + i % 4];
+            assert_eq!(t.feature, alone.feature);
+            for (a, b) in t.probs.iter().zip(&alone.probs) {
+                assert!((3.0 * a - b).abs() <= 1e-6 * (1.0 + b.abs()), "{a} × 3 ≠ {b}");
+            }
+        }
+        for (a, b) in three.loss_history.iter().zip(&one.loss_history) {
+            assert!((a - b).abs() <= 1e-5 * a, "{a} vs {b}");
+        }
+        // Sampled, the trees of a round differ.
+        let p = BoostParams { parallel_trees: 3, subsample: 0.5, ..test_params() };
+        let sampled = fit(&d, Objective::Classes(4), &p, 1);
+        assert_ne!(sampled.trees[0], sampled.trees[4]);
+    }
+
+    /// The features the splits of each depth use, in `tree`.
+    fn split_features_by_depth(tree: &Tree) -> Vec<std::collections::BTreeSet<i32>> {
+        let mut out = Vec::new();
+        let mut level = vec![0usize];
+        while !level.is_empty() {
+            let splits: Vec<usize> = level.into_iter().filter(|&n| tree.feature[n] >= 0).collect();
+            if splits.is_empty() {
+                break;
+            }
+            out.push(splits.iter().map(|&n| tree.feature[n]).collect());
+            level = splits.iter().flat_map(|&n| [tree.left[n] as usize, tree.right[n] as usize]).collect();
+        }
+        out
+    }
+
+    #[test]
+    fn column_samples_by_level_and_node_limit_each_split() {
+        let d = data(2000, 7);
+        // One of three features per depth: every split of a depth uses it.
+        let by_level = fit(&d, Objective::Regression, &BoostParams { colsample_bylevel: 0.34, ..test_params() }, 1);
+        let mut levels_seen = 0;
+        for t in &by_level.trees {
+            for features in split_features_by_depth(t) {
+                assert_eq!(features.len(), 1, "one feature per depth: {features:?}");
+                levels_seen += 1;
+            }
+        }
+        assert!(levels_seen > 40);
+        // One feature per node: the nodes of a depth spread over features,
+        // and a model differs from the unsampled one but not between runs.
+        let p = BoostParams { colsample_bynode: 0.34, ..test_params() };
+        let by_node = fit(&d, Objective::Regression, &p, 1);
+        assert!(by_node.trees.iter().flat_map(split_features_by_depth).any(|f| f.len() > 1));
+        let plain = fit(&d, Objective::Regression, &test_params(), 1);
+        assert_ne!(by_node.trees, plain.trees);
+        assert_eq!(by_node.trees, fit(&d, Objective::Regression, &p, 1).trees);
+        assert_ne!(by_node.trees, fit(&d, Objective::Regression, &p, 2).trees);
     }
 
     #[test]

@@ -125,6 +125,10 @@ fn boost_params(spec: &TrainSpec) -> boost::BoostParams {
         max_depth: p.max_depth,
         subsample: p.subsample,
         colsample_bytree: p.colsample_bytree,
+        colsample_bylevel: p.colsample_bylevel,
+        // 0 is a forest's "√features"; a boosted model's options never give it.
+        colsample_bynode: if p.colsample_bynode > 0.0 { p.colsample_bynode } else { 1.0 },
+        parallel_trees: p.num_trees,
         l1: p.l1_reg,
         l2: p.l2_reg,
         min_split_loss: p.min_split_loss,

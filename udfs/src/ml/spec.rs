@@ -152,15 +152,17 @@ impl FeatureSpec {
 /// Hyperparameters; each algorithm reads the ones it has.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Params {
-    /// Trees in a forest (`num_parallel_tree`).
+    /// Trees in a forest; a boosted model's trees per output and round
+    /// (`num_parallel_tree`).
     pub num_trees: u32,
     /// Maximum tree depth (`max_tree_depth`).
     pub max_depth: u32,
     /// Fraction of rows each tree is grown on, drawn without replacement
     /// (`subsample`).
     pub subsample: f64,
-    /// Fraction of features considered at each split (`colsample_bynode`);
-    /// 0 means √(number of features).
+    /// Fraction of features considered at each split (`colsample_bynode`;
+    /// a boosted tree's: of its depth's features); 0 means √(number of
+    /// features).
     pub colsample_bynode: f64,
     /// Minimum rows in a child (`min_tree_child_weight`).
     pub min_child_rows: u32,
@@ -175,6 +177,10 @@ pub struct Params {
     /// Share of features each boosted tree considers (`colsample_bytree`).
     #[serde(default)]
     pub colsample_bytree: f64,
+    /// Share of a boosted tree's features each depth considers
+    /// (`colsample_bylevel`).
+    #[serde(default = "one")]
+    pub colsample_bylevel: f64,
     /// Least loss reduction of a boosted tree's split (`min_split_loss`).
     #[serde(default)]
     pub min_split_loss: f64,
@@ -205,6 +211,10 @@ pub struct Params {
 /// features (4 bytes per encoded value and 12 per row).
 pub const DEFAULT_MAX_TRAINING_ROWS: u64 = 5_000_000;
 
+fn one() -> f64 {
+    1.0
+}
+
 fn default_max_training_rows() -> u64 {
     DEFAULT_MAX_TRAINING_ROWS
 }
@@ -221,6 +231,7 @@ impl Default for Params {
             l1_reg: 0.0,
             learn_rate: 0.3,
             colsample_bytree: 1.0,
+            colsample_bylevel: 1.0,
             min_split_loss: 0.0,
             min_child_weight: 1.0,
             early_stop: false,

@@ -67,6 +67,20 @@ impl Binned {
 }
 
 impl Binned {
+    /// The bins row by row: `out[r * width + f]` is row `r`'s bin in feature
+    /// `f`. A node's histograms over every feature read each of its rows'
+    /// bins from one place instead of one column apiece.
+    pub(crate) fn row_major(&self) -> Vec<u8> {
+        let width = self.cuts.len();
+        let mut out = vec![0u8; self.rows * width];
+        for (f, col) in self.bins.chunks(self.rows.max(1)).enumerate() {
+            for (r, &b) in col.iter().enumerate() {
+                out[r * width + f] = b;
+            }
+        }
+        out
+    }
+
     /// Puts the `rows` whose feature `f` falls in bins up to `bin` first and
     /// returns how many they are: a split's left child.
     pub(crate) fn partition(&self, rows: &mut [u32], f: usize, bin: usize) -> usize {
