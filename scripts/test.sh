@@ -4,7 +4,7 @@
 # Installs or starts what the tests need when it is missing — an
 # S3-compatible server (moto, from PyPI, into ./.venv), scikit-learn, cfn-lint,
 # the AWS CLI and the ADBC Flight SQL driver (into the same .venv), the benchmark's peers (pyspark, duckdb,
-# scikit-learn into bench/.venv) and Java, PostgreSQL, MariaDB and Chromium —
+# scikit-learn, lightgbm, xgboost into bench/.venv) and Java, PostgreSQL, MariaDB and Chromium —
 # then checks formatting (cargo fmt) and lints (clippy, -D warnings), builds
 # the binaries and runs every test.
 set -euo pipefail
@@ -42,7 +42,7 @@ if ! .venv/bin/python -c 'import adbc_driver_flightsql.dbapi, pyarrow' 2>/dev/nu
   .venv/bin/pip install --quiet --disable-pip-version-check 'adbc-driver-flightsql==1.*' 'pyarrow>=14'
 fi
 export SENTIO_MOTO_SERVER="$PWD/.venv/bin/moto_server"
-# The benchmark's peers (pyspark, duckdb, scikit-learn) in bench/.venv, and
+# The benchmark's peers (pyspark, duckdb, scikit-learn, lightgbm, xgboost) in bench/.venv, and
 # Java for Spark: the test suite runs the benchmark harness in quick mode.
 bash bench/install.sh
 command -v java >/dev/null || { log "installing Java (for Spark)"; apt_install openjdk-17-jre-headless; }

@@ -28,6 +28,7 @@ fn the_benchmark_harness_runs_in_quick_mode() {
         "### Statistics queries",
         "### The front end against planning on the client",
         "### Training on",
+        "### Boosted trees on",
         "### ML.PREDICT of the logistic regression",
         "emotion outputs (ML.PREDICT) written to PostgreSQL",
         "### Matrix factorization on",
@@ -48,6 +49,8 @@ fn the_benchmark_harness_runs_in_quick_mode() {
         "unpaced",
         "Spark MLlib ALS",
         "implicit's ALS",
+        "| LightGBM |",
+        "| XGBoost (hist) |",
     ] {
         assert!(report.contains(engine), "{engine} is missing from the report:\n{report}");
     }
@@ -61,7 +64,20 @@ fn the_benchmark_harness_runs_in_quick_mode() {
             assert!(cells[1..].iter().all(|c| c.parse::<f64>().is_ok_and(|v| v > 0.0)), "{query}: {row}");
         }
     }
-    assert_eq!(report.matches("Peak memory:").count(), 8, "{report}");
+    assert_eq!(report.matches("Peak memory:").count(), 9, "{report}");
+    // Boosted trees: every engine's fit timed, and Sentio's accuracy within
+    // 2 points of each peer's (the full run's target is 1 point of
+    // LightGBM's; the quick run's 10 rounds on ~5k test frames are noisier).
+    let accuracy = |engine: &str| {
+        let row = report.lines().find(|l| l.starts_with(&format!("| {engine} |"))).unwrap_or_default();
+        let cells: Vec<&str> = row.split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
+        assert!(cells.len() == 4 && cells[1].parse::<f64>().is_ok_and(|v| v > 0.0), "{row}\n{report}");
+        cells[2].parse::<f64>().unwrap()
+    };
+    let ours = accuracy("Sentio boosted_tree_classifier");
+    for peer in ["LightGBM", "XGBoost (hist)", "scikit-learn HistGradientBoosting"] {
+        assert!((ours - accuracy(peer)).abs() <= 0.02, "boosted trees: Sentio {ours}, {peer} {}", accuracy(peer));
+    }
     // Through the front end and planned on the client: two latencies (a
     // trivial statement and one over the CSV), a total and a streaming rate
     // each, and the small-statement targets stated.
