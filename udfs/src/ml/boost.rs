@@ -277,12 +277,26 @@ impl Grower<'_> {
         // any number of cores.
         let fill = |first: usize, out: &mut [[f64; 2]]| {
             let features = &self.features[first..first + out.len() / BINS];
+            let add = |b: &mut [f64; 2], g: f64, h: f64| {
+                b[0] += g;
+                b[1] += h;
+            };
+            // Consecutive features (every feature, without colsample_bytree)
+            // read a slice of each row.
+            let from = features.first().copied().unwrap_or(0);
+            if features.iter().enumerate().all(|(i, &f)| f == from + i) {
+                for (&r, [g, h]) in rows.iter().zip(&gh) {
+                    let at = r as usize * width + from;
+                    for (hist, &b) in out.chunks_exact_mut(BINS).zip(&self.by_row[at..at + features.len()]) {
+                        add(&mut hist[b as usize], *g, *h);
+                    }
+                }
+                return;
+            }
             for (&r, [g, h]) in rows.iter().zip(&gh) {
                 let row = &self.by_row[r as usize * width..(r as usize + 1) * width];
                 for (i, &f) in features.iter().enumerate() {
-                    let b = &mut out[i * BINS + row[f] as usize];
-                    b[0] += g;
-                    b[1] += h;
+                    add(&mut out[i * BINS + row[f] as usize], *g, *h);
                 }
             }
         };
