@@ -262,6 +262,53 @@ impl Predictor {
         }
     }
 
+    /// Class probabilities of `rows` encoded rows (`x`, row-major), `k` per
+    /// row into `out` — the same numbers as [`Predictor::probs`] row by row.
+    /// Tree models walk one tree over every row before the next (its nodes
+    /// stay in cache and the rows' walks overlap), adding to each row in
+    /// tree order as the row-by-row walk does.
+    pub fn probs_batch(&self, x: &[f32], rows: usize, out: &mut [f64]) {
+        let (width, k) = (self.spec.width(), self.spec.labels.len());
+        if k == 0 {
+            return;
+        }
+        let row = |r: usize| &x[r * width..(r + 1) * width];
+        match &self.payload.algorithm {
+            Some(Payload::Forest(f)) => {
+                out.fill(0.0);
+                for t in &f.trees {
+                    for (r, o) in out.chunks_exact_mut(k).enumerate().take(rows) {
+                        tree::add_tree_probs(t, row(r), o);
+                    }
+                }
+                let n = f.trees.len().max(1) as f64;
+                out.iter_mut().for_each(|o| *o /= n);
+            }
+            Some(Payload::Boosted(b)) => {
+                let outputs = b.outputs.max(1) as usize;
+                let mut scores = vec![0f64; rows * outputs];
+                for s in scores.chunks_exact_mut(outputs) {
+                    s.iter_mut().zip(&b.base).for_each(|(s, base)| *s = *base);
+                }
+                for (i, t) in b.trees.iter().enumerate() {
+                    let c = i % outputs;
+                    for (r, s) in scores.chunks_exact_mut(outputs).enumerate() {
+                        s[c] += f64::from(t.probs[tree::leaf(t, row(r))]);
+                    }
+                }
+                let objective = boost_objective(&self.spec);
+                for (s, o) in scores.chunks_exact(outputs).zip(out.chunks_exact_mut(k)) {
+                    boost::link(objective, s, o);
+                }
+            }
+            _ => {
+                for (r, o) in out.chunks_exact_mut(k).enumerate().take(rows) {
+                    self.probs(row(r), o);
+                }
+            }
+        }
+    }
+
     /// A regressor's prediction for each row of the feature columns, each
     /// encoded as its model reads it: linear regression at full precision,
     /// trees in single precision (their thresholds are `f32`). An error for
@@ -464,6 +511,22 @@ mod tests {
         let parts = (0..buckets).map(|b| train_bucket(&s, train, b)).collect();
         let bytes = merge_parts(parts).unwrap().encode_to_vec();
         Predictor::decode(s, &bytes).unwrap()
+    }
+
+    #[test]
+    fn batches_predict_what_rows_one_by_one_predict() {
+        let (train, test) = (blobs(600, 1), blobs(300, 2));
+        for algorithm in [Algorithm::RandomForest, Algorithm::BoostedTreeClassifier, Algorithm::LogisticReg] {
+            let p = trained(algorithm, 1, &train);
+            let k = p.spec.labels.len();
+            let mut batch = vec![0.0; test.rows() * k];
+            p.probs_batch(&test.x, test.rows(), &mut batch);
+            let mut one = vec![0.0; k];
+            for r in 0..test.rows() {
+                p.probs(&test.x[r * 4..r * 4 + 4], &mut one);
+                assert_eq!(&batch[r * k..(r + 1) * k], &one[..], "{algorithm:?} row {r}");
+            }
+        }
     }
 
     #[test]

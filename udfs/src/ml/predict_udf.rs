@@ -163,14 +163,14 @@ impl PredictUdf {
 pub fn predict_arrays(predictor: &Predictor, features: &[ArrayRef]) -> Result<StructArray> {
     let rows = features.first().map_or(0, |c| c.len());
     let x = predictor.spec.encode(features)?;
-    let w = predictor.spec.width();
     let k = predictor.spec.labels.len();
     let mut labels = StringBuilder::new();
     let mut probs = ListBuilder::new(StructBuilder::from_fields(prob_fields(), k));
-    let mut p = vec![0f64; k];
+    let mut all = vec![0f64; rows * k];
+    predictor.probs_batch(&x, rows, &mut all);
     for r in 0..rows {
-        predictor.probs(&x[r * w..(r + 1) * w], &mut p);
-        let best = most_probable(&p);
+        let p = &all[r * k..(r + 1) * k];
+        let best = most_probable(p);
         labels.append_value(&predictor.spec.labels[best]);
         let entries = probs.values();
         for (c, label) in predictor.spec.labels.iter().enumerate() {
