@@ -405,6 +405,62 @@ fn share(n: usize, fraction: f64) -> usize {
     ((n as f64 * fraction).round() as usize).clamp(1, n.max(1))
 }
 
+/// A grown tree, its rows in leaf order with each leaf's (offset, count,
+/// node), and each feature's (splits, gain, rows) in it.
+struct Grown {
+    tree: Tree,
+    rows: Vec<u32>,
+    leaves: Vec<(usize, usize, usize)>,
+    importance: Vec<[f64; 3]>,
+}
+
+/// Grows output `c`'s tree (gradients `g`, hessians `h`, `k` per row) on
+/// `rows` with `features`.
+#[allow(clippy::too_many_arguments)]
+fn grow_tree(
+    binned: &Binned,
+    by_row: &[u8],
+    params: &BoostParams,
+    features: &[usize],
+    mut columns: Rng,
+    learn_rate: f64,
+    threads: usize,
+    (g, h, k, c): (&[f64], &[f64], usize, usize),
+    rows: &[u32],
+) -> Grown {
+    let n = g.len() / k;
+    let levels = (0..params.max_depth.max(1))
+        .map(|_| {
+            if params.colsample_bylevel >= 1.0 {
+                (0..features.len()).collect()
+            } else {
+                sample(&mut columns, features.len(), share(features.len(), params.colsample_bylevel))
+            }
+        })
+        .collect();
+    let mut importance = vec![[0.0; 3]; binned.cuts.len()];
+    let mut grower = Grower {
+        binned,
+        by_row,
+        params,
+        features,
+        levels,
+        rng: columns,
+        learn_rate,
+        threads,
+        g: (0..n).map(|r| g[r * k + c]).collect(),
+        h: (0..n).map(|r| h[r * k + c]).collect(),
+        tree: Tree::default(),
+        leaves: Vec::new(),
+        importance: &mut importance,
+    };
+    let mut grown = rows.to_vec();
+    let sums = grown.iter().fold([0.0; 2], |[sg, sh], &r| [sg + grower.g[r as usize], sh + grower.h[r as usize]]);
+    grower.grow(&mut grown, 0, 0, sums, None);
+    let Grower { tree, leaves, .. } = grower;
+    Grown { tree, rows: grown, leaves, importance }
+}
+
 /// Adds `tree`'s leaf value for each of `rows` to output `c` of `scores`.
 fn add_tree(tree: &Tree, data: &Dataset, rows: &[u32], k: usize, c: usize, scores: &mut [f64]) {
     let width = data.width;
@@ -472,46 +528,45 @@ pub fn fit(data: &Dataset, objective: Objective, params: &BoostParams, seed: u64
                 sample(&mut rng, train.len(), keep).into_iter().map(|i| train[i]).collect()
             };
             let others = complement(&rows, n);
-            for c in 0..k {
-                let features = sample(&mut rng, width, share(width, params.colsample_bytree));
+            // The outputs' trees of a round are independent: drawn in
+            // order, grown at once (each on a share of the threads), added
+            // in order.
+            let features: Vec<Vec<usize>> =
+                (0..k).map(|_| sample(&mut rng, width, share(width, params.colsample_bytree))).collect();
+            let inner = (threads / k).max(1);
+            let grow_one = |c: usize| {
                 let index = (u64::from(round) * u64::from(parallel) + u64::from(p)) * k as u64 + c as u64;
-                let mut columns = Rng::stream(seed, "boost-columns", index);
-                let levels = (0..params.max_depth.max(1))
-                    .map(|_| {
-                        if params.colsample_bylevel >= 1.0 {
-                            (0..features.len()).collect()
-                        } else {
-                            sample(&mut columns, features.len(), share(features.len(), params.colsample_bylevel))
-                        }
-                    })
-                    .collect();
-                let mut grower = Grower {
-                    binned: &binned,
-                    by_row: &by_row,
+                grow_tree(
+                    &binned,
+                    &by_row,
                     params,
-                    features: &features,
-                    levels,
-                    rng: columns,
-                    learn_rate: params.learn_rate / f64::from(parallel),
-                    threads,
-                    g: (0..n).map(|r| g[r * k + c]).collect(),
-                    h: (0..n).map(|r| h[r * k + c]).collect(),
-                    tree: Tree::default(),
-                    leaves: Vec::new(),
-                    importance: &mut importance,
-                };
-                let mut grown = rows.clone();
-                let sums =
-                    grown.iter().fold([0.0; 2], |[sg, sh], &r| [sg + grower.g[r as usize], sh + grower.h[r as usize]]);
-                grower.grow(&mut grown, 0, 0, sums, None);
-                let Grower { tree, leaves, .. } = grower;
+                    &features[c],
+                    Rng::stream(seed, "boost-columns", index),
+                    params.learn_rate / f64::from(parallel),
+                    inner,
+                    (&g, &h, k, c),
+                    &rows,
+                )
+            };
+            let grown: Vec<Grown> = if k > 1 && threads > 1 {
+                std::thread::scope(|s| {
+                    let handles: Vec<_> = (0..k).map(|c| s.spawn(move || grow_one(c))).collect();
+                    handles.into_iter().map(|h| h.join().expect("a boosting thread panicked")).collect()
+                })
+            } else {
+                (0..k).map(grow_one).collect()
+            };
+            for (c, Grown { tree, rows: order, leaves, importance: gained }) in grown.into_iter().enumerate() {
                 // The rows the tree grew on are in its leaves already; the
                 // others (held out, or not sampled) walk it.
                 for (offset, count, node) in leaves {
                     let value = f64::from(tree.probs[node]);
-                    grown[offset..offset + count].iter().for_each(|&r| scores[r as usize * k + c] += value);
+                    order[offset..offset + count].iter().for_each(|&r| scores[r as usize * k + c] += value);
                 }
                 add_tree(&tree, data, &others, k, c, &mut scores);
+                for (total, tree_sums) in importance.iter_mut().zip(&gained) {
+                    total.iter_mut().zip(tree_sums).for_each(|(a, b)| *a += b);
+                }
                 model.trees.push(tree);
             }
         }
