@@ -473,7 +473,7 @@ fn s3_stopped_while_a_model_trains_fails_clearly() {
     let (s3, env, lake) = s3_lake("sentio-model-gone", "0.5", "2");
     let lake = lake.as_str();
     let create = "CREATE MODEL gone OPTIONS (model_type = 'random_forest_classifier', input_label_cols = ['emotion'], \
-                  num_parallel_tree = 40, max_tree_depth = 10) AS SELECT * EXCEPT (session_id, frame_no, subject_id, \
+                  num_parallel_tree = 160, max_tree_depth = 12) AS SELECT * EXCEPT (session_id, frame_no, subject_id, \
                   media_id, recorded_on, split) FROM training.frames";
     let mut cmd = sentio();
     cmd.envs(env).args(["sql", "--no-progress", "--lake", lake, "-c", create]);
