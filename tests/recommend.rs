@@ -366,3 +366,58 @@ print(len(rows), "recommendations for", len(per_user), "users")
     );
     assert!(out.stdout.contains("recommendations for"), "{}", out.stdout);
 }
+
+/// The generator's noise (standard deviation 0.5, then half stars): the RMSE
+/// no model can beat (`cli/src/datagen/ratings.rs`).
+const NOISE_FLOOR: f64 = 0.52;
+
+/// On a dense sample (`--ratings-per-user`: every user and movie with a few
+/// hundred ratings) explicit feedback comes close to the generator's noise
+/// floor. At this test's size (about 130k ratings, ~250 a user and a movie)
+/// the factors are pinned to within a few percent; the benchmark's 1M
+/// ratings with 400 a user show the 2 % of issue 31 (docs/benchmarks.md).
+/// On MovieLens's sparsity (75 a user) the same model stays 15–20 % above
+/// the floor — asserted too, so the dense sample is what makes the
+/// difference.
+#[test]
+fn explicit_feedback_nears_the_noise_floor_on_dense_ratings() {
+    let dir = tempfile::tempdir().unwrap();
+    let (dense, sparse) = (dir.path().join("dense"), dir.path().join("sparse"));
+    let datagen = |lake: &Path, extra: &[&str]| {
+        let mut c = sentio();
+        c.args(["datagen", "--scale", "1.5", "--seed", "9", "--lake"]).arg(lake).args(extra);
+        c
+    };
+    for (extra, expected) in [
+        (
+            &["--dataset", "ratings", "--ratings-per-user", "3"][..],
+            "--ratings-per-user must be between 5 and 100000, got 3",
+        ),
+        (&["--ratings-per-user", "100"][..], "applies to --dataset ratings only"),
+    ] {
+        let f = run(&mut datagen(&dir.path().join("bad"), extra), TEN_MIN);
+        assert!(!f.success && f.stderr.contains(expected), "{extra:?}: {}", f.stderr);
+        assert!(!dir.path().join("bad").exists(), "nothing written for {extra:?}");
+    }
+    let made = run_ok(&mut datagen(&dense, &["--dataset", "ratings", "--ratings-per-user", "200"]), TEN_MIN);
+    assert!(made.stderr.contains("of 545 movies by 545 users"), "{}", made.stderr);
+    run_ok(&mut datagen(&sparse, &["--dataset", "ratings"]), TEN_MIN);
+    let opdb = format!("sqlite:{}", dir.path().join("opdb.sqlite").display());
+    let rmse = |lake: &Path| {
+        let via = Via::Standalone { lake, opdb: &opdb };
+        via.rows(&format!(
+            "CREATE MODEL mf OPTIONS (model_type = 'matrix_factorization', user_col = 'user_id', \
+             item_col = 'movie_id', rating_col = 'rating', num_factors = 10, max_iterations = 10, l2_reg = 0.02, \
+             early_stop = FALSE, data_split_method = 'NO_SPLIT', seed = 3) \
+             AS SELECT user_id, movie_id, rating FROM training.ratings WHERE NOT ({HELD_OUT})"
+        ));
+        let eval = via
+            .rows(&format!("SELECT * FROM ML.EVALUATE(MODEL mf, (SELECT * FROM training.ratings WHERE {HELD_OUT}))"));
+        num(&eval[0], "mean_squared_error").sqrt()
+    };
+    let (on_dense, on_sparse) = (rmse(&dense), rmse(&sparse));
+    println!("held-out RMSE: dense {on_dense:.4} ({:.3}x the floor), sparse {on_sparse:.4}", on_dense / NOISE_FLOOR);
+    assert!(on_dense <= 1.06 * NOISE_FLOOR, "dense ratings: RMSE {on_dense} vs the floor {NOISE_FLOOR}");
+    assert!(on_dense >= 0.97 * NOISE_FLOOR, "below the noise floor: the held-out ratings leaked? {on_dense}");
+    assert!(on_sparse >= 1.1 * NOISE_FLOOR, "sparse ratings: RMSE {on_sparse}");
+}

@@ -180,6 +180,11 @@ pub struct DatagenArgs {
     /// MovieLens-shaped ratings (scale 1 ≈ 100k ratings).
     #[arg(long, value_enum, default_value_t = Dataset::Frames)]
     pub dataset: Dataset,
+    /// Ratings only: give the scale's ratings to fewer users and movies, a
+    /// user rating this many movies (the median) and a movie rated about as
+    /// often — dense enough for a recommender to reach the noise floor.
+    #[arg(long, value_name = "N")]
+    pub ratings_per_user: Option<u64>,
 }
 
 /// The samples `sentio datagen` writes.

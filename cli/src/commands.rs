@@ -44,8 +44,14 @@ async fn run_command(cli: Cli) -> Result<()> {
                 opdb_url: cfg.opdb_url.clone(),
                 scale: args.scale,
                 seed: args.seed,
+                ratings_per_user: args.ratings_per_user,
                 s3: cfg.s3.clone(),
             };
+            if args.dataset != crate::args::Dataset::Ratings && args.ratings_per_user.is_some() {
+                return Err(
+                    SentioError::Config("--ratings-per-user applies to --dataset ratings only".to_string()).into()
+                );
+            }
             if args.dataset == crate::args::Dataset::Ratings {
                 if opts.opdb_url.is_none() {
                     eprintln!("note: no --opdb URL given: writing the lake only, not the users table");
@@ -297,6 +303,7 @@ async fn demo(mut cfg: SentioConfig, args: DemoArgs) -> Result<()> {
             opdb_url: Some(opdb.clone()),
             scale: args.scale,
             seed: args.seed,
+            ratings_per_user: None,
             s3: cfg.s3.clone(),
         })
         .await?;

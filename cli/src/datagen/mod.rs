@@ -46,6 +46,9 @@ pub struct DatagenOptions {
     pub scale: f64,
     /// Seed of everything.
     pub seed: u64,
+    /// Ratings only: the median movies a user rates, for a dense sample
+    /// ([`ratings::Ratings::dense`]); `None` is MovieLens's sparsity.
+    pub ratings_per_user: Option<u64>,
     /// S3 settings for an `s3://` lake.
     pub s3: S3Config,
 }
@@ -105,8 +108,14 @@ pub async fn run_ratings(opts: &DatagenOptions) -> Result<RatingsReport> {
     if !(opts.scale > 0.0 && opts.scale.is_finite()) {
         return Err(SentioError::Config(format!("--scale must be a positive number, got {}", opts.scale)).into());
     }
+    let sample = match opts.ratings_per_user {
+        None => ratings::Ratings::new(opts.scale, opts.seed),
+        Some(n) if (5..=100_000).contains(&n) => ratings::Ratings::dense(opts.scale, n, opts.seed),
+        Some(n) => {
+            return Err(SentioError::Config(format!("--ratings-per-user must be between 5 and 100000, got {n}")).into());
+        }
+    };
     let started = Instant::now();
-    let sample = ratings::Ratings::new(opts.scale, opts.seed);
     let root = lake_root_url(&opts.lake)?;
     let root_url = ListingTableUrl::parse(&root)?;
     let store = SentioObjectStoreRegistry::new(opts.s3.clone()).get_store(root_url.object_store().as_ref())?;
