@@ -32,7 +32,7 @@ fn the_benchmark_harness_runs_in_quick_mode() {
         "### ML.PREDICT of the logistic regression",
         "emotion outputs (ML.PREDICT) written to PostgreSQL",
         "### Matrix factorization on",
-        "### Scale-out: the statistics queries through the front end, executors pinned",
+        "### Scale-out: the statistics queries and the training workloads' forest and boosted model",
         "### Concurrency: statistics statements per second",
         "### Targets",
     ] {
@@ -91,13 +91,23 @@ fn the_benchmark_harness_runs_in_quick_mode() {
     {
         assert!(report.lines().any(|l| l.starts_with(target)), "{target}\n{report}");
     }
-    // One and two pinned executors, one and 15 clients: a time or a rate
-    // and a ratio each.
-    for first in ["| 1 × 1 |", "| 2 × 1 |", "| 1 client |", "| 15 clients |"] {
+    // One and two pinned executors (the statistics, the forest and the
+    // boosted model: three times and three speed-ups), one and 15 clients:
+    // a time or a rate and a ratio each.
+    for (first, cells_wanted) in [("| 1 × 1 |", 7), ("| 2 × 1 |", 7), ("| 1 client |", 3), ("| 15 clients |", 3)] {
         let row = report.lines().find(|l| l.starts_with(first)).unwrap_or_else(|| panic!("{first}\n{report}"));
         let cells: Vec<&str> = row.split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
+        assert_eq!(cells.len(), cells_wanted, "{row}");
         assert!(cells[1..].iter().all(|c| c.parse::<f64>().is_ok_and(|v| v > 0.0)), "{row}");
     }
+    // The forest against Spark, scikit-learn and LightGBM's `boosting='rf'`:
+    // a time (accuracy) each and three ratios; LightGBM trains no logistic
+    // regression.
+    let forest = report.lines().find(|l| l.starts_with("| random_forest |")).unwrap_or_default();
+    let cells: Vec<&str> = forest.split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
+    assert!(cells.len() == 8 && cells[4].ends_with(')') && cells[7].parse::<f64>().is_ok(), "{forest}\n{report}");
+    let logistic = report.lines().find(|l| l.starts_with("| logistic_reg |")).unwrap_or_default();
+    assert!(logistic.contains("| — |"), "{logistic}");
     // The trained models are as accurate as the peers' (the harness checks
     // they trained on the same rows).
     // …and the recommenders as good as Spark's ALS (RMSE) and implicit's
