@@ -124,13 +124,23 @@ pub fn link(objective: Objective, scores: &[f64], out: &mut [f64]) {
 
 /// The scores of the encoded row `x` under `model`.
 pub fn scores(model: &Boosted, x: &[f32]) -> Vec<f64> {
+    scores_batch(model, x, x.len(), 1)
+}
+
+/// The scores of `rows` encoded rows of `width` (`x`, row-major), the
+/// model's outputs per row. One tree walks every row before the next (its
+/// nodes stay in cache); each row's sum is in tree order, as for one row.
+pub fn scores_batch(model: &Boosted, x: &[f32], width: usize, rows: usize) -> Vec<f64> {
     let k = model.outputs.max(1) as usize;
-    let mut s = model.base.clone();
-    s.resize(k, 0.0);
+    let mut base = model.base.clone();
+    base.resize(k, 0.0);
+    let mut scores = base.repeat(rows);
     for (i, t) in model.trees.iter().enumerate() {
-        s[i % k] += f64::from(t.probs[tree::leaf(t, x)]);
+        for (r, s) in scores.chunks_exact_mut(k).enumerate() {
+            s[i % k] += f64::from(t.probs[tree::leaf(t, &x[r * width..(r + 1) * width])]);
+        }
     }
-    s
+    scores
 }
 
 fn is_eval(data: &Dataset, r: usize) -> bool {

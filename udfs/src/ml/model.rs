@@ -272,30 +272,11 @@ impl Predictor {
         if k == 0 {
             return;
         }
-        let row = |r: usize| &x[r * width..(r + 1) * width];
         match &self.payload.algorithm {
-            Some(Payload::Forest(f)) => {
-                out.fill(0.0);
-                for t in &f.trees {
-                    for (r, o) in out.chunks_exact_mut(k).enumerate().take(rows) {
-                        tree::add_tree_probs(t, row(r), o);
-                    }
-                }
-                let n = f.trees.len().max(1) as f64;
-                out.iter_mut().for_each(|o| *o /= n);
-            }
+            Some(Payload::Forest(f)) => forest_probs_batch(f, x, width, rows, &mut out[..rows * k]),
             Some(Payload::Boosted(b)) => {
                 let outputs = b.outputs.max(1) as usize;
-                let mut scores = vec![0f64; rows * outputs];
-                for s in scores.chunks_exact_mut(outputs) {
-                    s.iter_mut().zip(&b.base).for_each(|(s, base)| *s = *base);
-                }
-                for (i, t) in b.trees.iter().enumerate() {
-                    let c = i % outputs;
-                    for (r, s) in scores.chunks_exact_mut(outputs).enumerate() {
-                        s[c] += f64::from(t.probs[tree::leaf(t, row(r))]);
-                    }
-                }
+                let scores = boost::scores_batch(b, x, width, rows);
                 let objective = boost_objective(&self.spec);
                 for (s, o) in scores.chunks_exact(outputs).zip(out.chunks_exact_mut(k)) {
                     boost::link(objective, s, o);
@@ -303,7 +284,7 @@ impl Predictor {
             }
             _ => {
                 for (r, o) in out.chunks_exact_mut(k).enumerate().take(rows) {
-                    self.probs(row(r), o);
+                    self.probs(&x[r * width..(r + 1) * width], o);
                 }
             }
         }
@@ -438,14 +419,22 @@ fn sound(t: &sentio_proto::Tree, width: usize, values: usize) -> bool {
 }
 
 fn forest_probs(f: &Forest, x: &[f32], out: &mut [f64]) {
+    forest_probs_batch(f, x, x.len(), 1, out);
+}
+
+/// The forest's mean class probabilities of `rows` encoded rows of `width`
+/// (`x`, row-major), `out.len() / rows` per row; one tree walks every row
+/// before the next (its nodes stay in cache), each row's sum in tree order.
+fn forest_probs_batch(f: &Forest, x: &[f32], width: usize, rows: usize, out: &mut [f64]) {
     out.fill(0.0);
+    let k = out.len() / rows.max(1);
     for t in &f.trees {
-        tree::add_tree_probs(t, x, out);
+        for (r, o) in out.chunks_exact_mut(k.max(1)).enumerate().take(rows) {
+            tree::add_tree_probs(t, &x[r * width..(r + 1) * width], o);
+        }
     }
     let n = f.trees.len().max(1) as f64;
-    for o in out.iter_mut() {
-        *o /= n;
-    }
+    out.iter_mut().for_each(|o| *o /= n);
 }
 
 #[cfg(test)]
