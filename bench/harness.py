@@ -293,20 +293,15 @@ def peer_train(engine, lake, modulus, trees, depth, iterations):
         # depth, 80 % of the rows a tree (drawn without replacement), √32 of
         # the features a split, leaves of one row allowed; a forest only.
         import lightgbm
-        import numpy as np
 
-        (xtr, ytr), (xte, yte) = load_frames(lake, modulus, "train"), load_frames(lake, modulus, "test")
-        classes, ytr_i = np.unique(ytr, return_inverse=True)
         per_split = max(1, int(len(FEATURES) ** 0.5)) / len(FEATURES)
         model = lightgbm.LGBMClassifier(
             boosting_type="rf", n_estimators=trees, max_depth=depth, num_leaves=2 ** depth, subsample=0.8,
             subsample_freq=1, feature_fraction_bynode=per_split, min_child_samples=1, min_child_weight=1e-3,
             max_bin=255, n_jobs=CORES, random_state=SEED, verbose=-1)
-        t = time.perf_counter()
-        model.fit(xtr, ytr_i)
-        times["random_forest"] = time.perf_counter() - t
-        accuracy["random_forest"] = float((classes[model.predict(xte)] == yte).mean())
-        return {"times": times, "accuracy": accuracy, "train_rows": len(ytr), "test_rows": len(yte)}
+        r = fit_in_memory(model, lake, modulus)
+        return {"times": {"random_forest": r["time"]}, "accuracy": {"random_forest": r["accuracy"]},
+                "train_rows": r["train_rows"], "test_rows": r["test_rows"]}
     if engine == "sklearn":
         from sklearn.ensemble import RandomForestClassifier
         from sklearn.linear_model import LogisticRegression
@@ -590,13 +585,10 @@ def forest_options(ctx):
     return f"model_type = 'random_forest_classifier', num_parallel_tree = {ctx.trees}, max_tree_depth = {DEPTH}"
 
 
-def create_boosted(ctx, name):
-    """`CREATE MODEL` of the boosted-trees workload's model."""
+def boost_options(ctx):
     return (
-        f"CREATE OR REPLACE MODEL {name} OPTIONS (model_type = 'boosted_tree_classifier', "
-        f"max_iterations = {ctx.boost_rounds}, max_tree_depth = {BOOST_DEPTH}, learn_rate = {BOOST_RATE}, "
-        f"l2_reg = {BOOST_L2}, early_stop = FALSE, input_label_cols = ['emotion'], seed = {SEED}, "
-        f"data_split_method = 'NO_SPLIT') AS {frames_of(ctx, 'train')}"
+        f"model_type = 'boosted_tree_classifier', max_iterations = {ctx.boost_rounds}, "
+        f"max_tree_depth = {BOOST_DEPTH}, learn_rate = {BOOST_RATE}, l2_reg = {BOOST_L2}, early_stop = FALSE"
     )
 
 
@@ -692,13 +684,24 @@ def load_frames(lake, modulus, split):
     return x, y
 
 
-def peer_boost(engine, lake, modulus, rounds):
-    """Boosted trees with Sentio's settings: `rounds` rounds of depth-6 trees at rate 0.1, L2 1,
-    every row and feature, no early stop; the fit from arrays in memory, on every core."""
+def fit_in_memory(model, lake, modulus):
+    """Fits a scikit-learn-style classifier to the train split's frames
+    (classes as indices) from arrays in memory: the fit's time, and the
+    accuracy on the test split."""
     import numpy as np
 
     (xtr, ytr), (xte, yte) = load_frames(lake, modulus, "train"), load_frames(lake, modulus, "test")
     classes, ytr_i = np.unique(ytr, return_inverse=True)
+    t = time.perf_counter()
+    model.fit(xtr, ytr_i)
+    took = time.perf_counter() - t
+    accuracy = float((classes[model.predict(xte)] == yte).mean())
+    return {"time": took, "accuracy": accuracy, "train_rows": len(ytr), "test_rows": len(yte)}
+
+
+def peer_boost(engine, lake, modulus, rounds):
+    """Boosted trees with Sentio's settings: `rounds` rounds of depth-6 trees at rate 0.1, L2 1,
+    every row and feature, no early stop; the fit from arrays in memory, on every core."""
     if engine == "lightgbm":
         import lightgbm
 
@@ -718,11 +721,7 @@ def peer_boost(engine, lake, modulus, rounds):
         model = HistGradientBoostingClassifier(
             max_iter=rounds, learning_rate=BOOST_RATE, max_depth=BOOST_DEPTH, max_leaf_nodes=None,
             l2_regularization=BOOST_L2, min_samples_leaf=1, early_stopping=False, random_state=SEED)
-    t = time.perf_counter()
-    model.fit(xtr, ytr_i)
-    took = time.perf_counter() - t
-    accuracy = float((classes[model.predict(xte)] == yte).mean())
-    return {"time": took, "accuracy": accuracy, "train_rows": len(ytr), "test_rows": len(yte)}
+    return fit_in_memory(model, lake, modulus)
 
 
 def bench_boost(ctx):
@@ -733,7 +732,7 @@ def bench_boost(ctx):
     for rep in range(ctx.reps):
         for engine in engines:
             if engine == "sentio":
-                _, t, peak = ctx.sentio.sql(create_boosted(ctx, "bench_boost"))
+                _, t, peak = ctx.sentio.sql(create_trained(ctx, "bench_boost", boost_options(ctx)))
                 out, _, _ = ctx.sentio.sql(f"SELECT accuracy FROM ML.EVALUATE(MODEL bench_boost, ({frames_of(ctx, 'test')}))")
                 accuracy[engine] = float(csv_rows(out)[0][0])
             else:
@@ -854,14 +853,13 @@ def bench_recommend(ctx):
         )
         times["sentio implicit"].append(t)
         peaks["sentio"] = max(peaks["sentio"], peak)
-        args = dict(split=str(split), factors=k, iterations=it, l2_reg=l2, alpha=alpha)
-        r, peak = worker("recommend-spark", **args)
-        args["l2_reg"] = l2_implicit
+        args = dict(split=str(split), factors=k, iterations=it, alpha=alpha)
+        r, peak = worker("recommend-spark", **args, l2_reg=l2)
         times["spark"].append(r["time"])
         quality["spark rmse"] = r["rmse"]
         rows = (r["train_rows"], r["test_rows"])
         peaks["spark"] = max(peaks["spark"], peak)
-        r, peak = worker("recommend-implicit", **args)
+        r, peak = worker("recommend-implicit", **args, l2_reg=l2_implicit)
         times["implicit"].append(r["time"])
         quality["implicit map"] = r["map"]
         peaks["implicit"] = max(peaks["implicit"], peak)
@@ -1055,7 +1053,7 @@ def bench_scaleout(ctx, bin_dir):
     jobs = {
         "statistics queries": lambda s: sum(stats_script(s)),
         "random forest": lambda s: s.sql(create_trained(ctx, "bench_pinned_forest", forest_options(ctx)))[1],
-        "boosted trees": lambda s: s.sql(create_boosted(ctx, "bench_pinned_boost"))[1],
+        "boosted trees": lambda s: s.sql(create_trained(ctx, "bench_pinned_boost", boost_options(ctx)))[1],
     }
     totals = {job: {} for job in jobs}
     for executors in (1, 2):
