@@ -365,33 +365,54 @@ impl Cluster {
             std::thread::sleep(Duration::from_millis(20));
         }
         let log_path = self.dir.join("scheduler-restarted.log");
-        let log = std::fs::File::create(&log_path).unwrap();
-        let mut child = Command::new(bin("sentio-scheduler"))
+        // Its port can be held for a moment by another socket (an outgoing
+        // connection's local end takes ports from the same range): as
+        // systemd's `Restart=` would, start it again until it binds.
+        let started = Instant::now();
+        let mut child = loop {
+            let mut child = self.spawn_restarted_scheduler(&log_path);
+            match Self::wait_listening(&mut child, &log_path, self.scheduler_port) {
+                Ok(()) => break child,
+                Err(text) if text.contains("Address already in use") && started.elapsed() < Duration::from_secs(30) => {
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+                Err(text) => panic!("the restarted scheduler exited:\n{text}"),
+            }
+        };
+        std::fs::write(&pid_file, child.id().to_string()).unwrap();
+        // `cluster.sh stop` ends it; this reaps it then.
+        std::thread::spawn(move || child.wait());
+    }
+
+    fn spawn_restarted_scheduler(&self, log_path: &Path) -> Child {
+        let log = std::fs::File::create(log_path).unwrap();
+        Command::new(bin("sentio-scheduler"))
             .args(["--bind-host", "127.0.0.1", "--external-host", "127.0.0.1"])
             .args(["--bind-port", &self.scheduler_port.to_string(), "--task-distribution", "round-robin"])
             .args(["--executor-timeout-seconds", "20", "--expire-dead-executor-interval-seconds", "5"])
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
-            .unwrap();
-        std::fs::write(&pid_file, child.id().to_string()).unwrap();
-        // Listening once it says so (its own bind, not a connection that
-        // could reach something else on the port), and still running.
-        let listening = format!("listening on 127.0.0.1:{}", self.scheduler_port);
+            .unwrap()
+    }
+
+    /// Waits until `child` says it listens on `port` (its own bind, not a
+    /// connection that could reach something else on the port); its log
+    /// if it exits first.
+    fn wait_listening(child: &mut Child, log_path: &Path, port: u16) -> Result<(), String> {
+        let listening = format!("listening on 127.0.0.1:{port}");
         let started = Instant::now();
         loop {
-            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let text = std::fs::read_to_string(log_path).unwrap_or_default();
             if let Some(status) = child.try_wait().unwrap() {
-                panic!("the restarted scheduler exited ({status}):\n{text}");
+                return Err(format!("({status}) {text}"));
             }
             if text.contains(&listening) {
-                break;
+                return Ok(());
             }
             assert!(started.elapsed() < Duration::from_secs(60), "the restarted scheduler never listened:\n{text}");
             std::thread::sleep(Duration::from_millis(20));
         }
-        // `cluster.sh stop` ends it; this reaps it then.
-        std::thread::spawn(move || child.wait());
     }
 
     /// The restarted scheduler's log ([`Cluster::restart_scheduler`]).
