@@ -14,6 +14,20 @@ pub fn lit(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
+/// A text literal passed to an aggregate function as one constant
+/// (`sentio_train`'s spec, `sentio_cuts`'s, `sentio_als`'s parameters):
+/// typed as a one-entry dictionary, which DataFusion folds into a literal
+/// and repeats per row as a key. A plain text literal is copied into every
+/// row of every batch an aggregate reads (its arguments become arrays), and
+/// a spec with a tree model's cut points is some 100 KB.
+///
+/// ```
+/// assert_eq!(sentio_sql::sqltext::const_arg("{}"), "arrow_cast('{}', 'Dictionary(Int32, Utf8)')");
+/// ```
+pub fn const_arg(s: &str) -> String {
+    format!("arrow_cast({}, 'Dictionary(Int32, Utf8)')", lit(s))
+}
+
 /// `q."name"`.
 pub fn qcol(alias: &str, name: &str) -> String {
     format!("{alias}.{}", quote_ident(name))

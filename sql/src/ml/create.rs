@@ -37,7 +37,7 @@ use crate::ml::{
     MlContext, MlError, metric_columns, metric_fields, metric_names, models_schema, stored_metric_columns,
 };
 use crate::sqltext::quote_ident;
-use crate::sqltext::{lit, qcol};
+use crate::sqltext::{const_arg, qcol};
 
 /// Most categories kept per text feature (the most frequent ones).
 pub const MAX_CATEGORIES: usize = 1000;
@@ -208,6 +208,7 @@ pub async fn train(ml: &MlContext, opts: &TrainOptions, query: &str, what: &str)
         // Boosting that stops early watches the evaluation rows, fed to it
         // flagged.
         eval_flag: opts.algorithm.is_boosted() && opts.params.early_stop && split.eval.is_some(),
+        cuts: None,
     };
     let t = Instant::now();
     let fit_on = Rows { train: &split.train, eval: split.eval.as_deref().filter(|_| spec.eval_flag) };
@@ -675,20 +676,24 @@ async fn fit(
     let label_type = if spec.algorithm.is_regressor() { "DOUBLE" } else { "VARCHAR" };
     let label_arg = format!("CAST({} AS {label_type})", qcol("__t", label));
     let groups = training_groups(ml, spec);
-    let grouped = TrainSpec { groups, ..spec.clone() };
+    let cuts = match spec.algorithm.grows_trees() {
+        true => cut_points(ml, spec, &label_arg, &args, &train_query).await?,
+        false => None,
+    };
+    let grouped = TrainSpec { groups, cuts, ..spec.clone() };
     let train_sql = if groups > 1 {
         let values: Vec<String> = (0..groups).map(|g| format!("({g})")).collect();
         format!(
             "SELECT sentio_train({}, __k.grp, {label_arg}, {}) AS parts \
              FROM ({train_query}) __t CROSS JOIN (VALUES {}) __k(grp) GROUP BY __k.grp",
-            lit(&grouped.to_json()),
+            const_arg(&grouped.to_json()),
             args.join(", "),
             values.join(", ")
         )
     } else {
         format!(
             "SELECT sentio_train({}, CAST(0 AS BIGINT), {label_arg}, {}) AS parts FROM ({train_query}) __t",
-            lit(&grouped.to_json()),
+            const_arg(&grouped.to_json()),
             args.join(", ")
         )
     };
@@ -727,6 +732,43 @@ async fn fit(
         _ => Vec::new(),
     };
     Ok((payload.encode_to_vec(), training_parts, iterations))
+}
+
+/// Each encoded feature's cut points over a seeded sample of the training
+/// rows (`sentio_cuts`; `None` for no rows): with them in the spec,
+/// `sentio_train`'s partial aggregates bin a tree model's rows where they
+/// are read and ship one byte a feature.
+async fn cut_points(
+    ml: &MlContext,
+    spec: &TrainSpec,
+    label_arg: &str,
+    args: &[String],
+    train_query: &str,
+) -> Result<Option<Vec<Vec<f32>>>, MlError> {
+    let sql = format!(
+        "SELECT sentio_cuts({}, {label_arg}, {}) FROM ({train_query}) __t",
+        const_arg(&spec.to_json()),
+        args.join(", ")
+    );
+    let batches = ml.collect(&sql).await?;
+    let Some(batch) = batches.iter().find(|b| b.num_rows() > 0) else {
+        return Ok(None);
+    };
+    let text = datafusion::arrow::compute::cast(batch.column(0), &DataType::Utf8)?;
+    let text = text.as_string::<i32>();
+    if text.is_null(0) {
+        return Ok(None);
+    }
+    let json = text.value(0);
+    let cuts: Vec<Vec<f32>> = serde_json::from_str(json).map_err(|e| MlError::Internal(format!("cut points: {e}")))?;
+    if cuts.len() != spec.width() {
+        return Err(MlError::Internal(format!(
+            "cut points for {} features, the model has {}",
+            cuts.len(),
+            spec.width()
+        )));
+    }
+    Ok(Some(cuts))
 }
 
 /// How many training tasks share `spec`'s buckets: as many as the session

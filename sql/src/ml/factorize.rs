@@ -39,7 +39,7 @@ use crate::ml::recommend::{factor_ref, metrics};
 use crate::ml::snapshot::Snapshot;
 use crate::ml::store::{FactorizationMeta, FeatureStat, Iteration, META_FORMAT, ModelMeta, ModelStore};
 use crate::ml::{MlContext, MlError};
-use crate::sqltext::{lit, qcol};
+use crate::sqltext::{const_arg, qcol};
 
 /// The factors of one side (users or items), ids sorted.
 #[derive(Debug, Clone, Default)]
@@ -428,7 +428,7 @@ impl<'a> Scratch<'a> {
         prime_fixed(&params.fixed, Arc::new(Factors::decode(&bytes).map_err(MlError::Internal)?));
         let sql = format!(
             "SELECT {solve} AS id, sentio_als({}, {by}, __r) AS solved FROM {} GROUP BY {solve}",
-            lit(&params.to_json()),
+            const_arg(&params.to_json()),
             if solve == "__u" { self.by_user.table() } else { self.by_item.table() }
         );
         let batches = self.ml.collect(&sql).await;
@@ -566,6 +566,7 @@ async fn claim(
             params: params_of(opts),
             target: None,
             eval_flag: false,
+            cuts: None,
         },
         options: options_text(statement.options),
         train_options: prepared.train_options.clone(),

@@ -210,7 +210,7 @@ fn gradients(data: &Dataset, objective: Objective, scores: &[f64], g: &mut [f64]
 type Hist = Vec<[f64; 2]>;
 
 /// Bins per feature in a [`Hist`].
-const BINS: usize = tree::MAX_BINS + 1;
+const BINS: usize = crate::ml::cuts::MAX_BINS + 1;
 
 /// Bin updates (rows × features) below which a node's histograms are built
 /// on one thread: a thread costs more than it saves on smaller nodes.
@@ -471,13 +471,26 @@ fn grow_tree(
     Grown { tree, rows: grown, leaves, importance }
 }
 
-/// Adds `tree`'s leaf value for each of `rows` to output `c` of `scores`.
-fn add_tree(tree: &Tree, data: &Dataset, rows: &[u32], k: usize, c: usize, scores: &mut [f64]) {
-    let width = data.width;
+/// Adds `tree`'s leaf value for each of `rows` to output `c` of `scores`,
+/// walking the tree on the rows' bins (`by_row`, [`Binned::row_major`]):
+/// a split's threshold is one of its feature's cuts, so a row's bin is at
+/// most the cut's index exactly when its value is at most the threshold.
+fn add_tree(tree: &Tree, binned: &Binned, by_row: &[u8], rows: &[u32], k: usize, c: usize, scores: &mut [f64]) {
+    let width = binned.cuts.len();
+    let split_bins: Vec<u8> = tree
+        .feature
+        .iter()
+        .zip(&tree.threshold)
+        .map(|(&f, &t)| if f < 0 { 0 } else { crate::ml::cuts::bin_of(&binned.cuts[f as usize], t) })
+        .collect();
     for &r in rows {
-        let r = r as usize;
-        let node = tree::leaf(tree, &data.x[r * width..(r + 1) * width]);
-        scores[r * k + c] += f64::from(tree.probs[node]);
+        let row = &by_row[r as usize * width..(r as usize + 1) * width];
+        let mut node = 0usize;
+        while tree.feature[node] >= 0 {
+            let f = tree.feature[node] as usize;
+            node = if row[f] <= split_bins[node] { tree.left[node] } else { tree.right[node] } as usize;
+        }
+        scores[r as usize * k + c] += f64::from(tree.probs[node]);
     }
 }
 
@@ -509,10 +522,26 @@ fn sample(rng: &mut Rng, n: usize, count: usize) -> Vec<usize> {
 /// model lists a round's trees by parallel tree, then output, so tree `i`
 /// adds to output `i % outputs`.
 pub fn fit(data: &Dataset, objective: Objective, params: &BoostParams, seed: u64) -> Boosted {
+    fit_binned(data, &bin(data), objective, params, seed)
+}
+
+/// Every row of `data` binned with cut points from its training rows (not
+/// the held-out ones): what [`fit`] grows its trees on.
+pub fn bin(data: &Dataset) -> Binned {
+    Binned::cut_on(data, &training_rows(data))
+}
+
+/// The rows boosting grows trees on: all but the evaluation rows.
+fn training_rows(data: &Dataset) -> Vec<u32> {
+    (0..data.rows()).filter(|&r| !is_eval(data, r)).map(|r| r as u32).collect()
+}
+
+/// [`fit`] on rows binned already (`binned` holds every row of `data`, whose
+/// features `data.x` are not read).
+pub fn fit_binned(data: &Dataset, binned: &Binned, objective: Objective, params: &BoostParams, seed: u64) -> Boosted {
     let (n, width, k) = (data.rows(), data.width, objective.outputs());
-    let train: Vec<u32> = (0..n).filter(|&r| !is_eval(data, r)).map(|r| r as u32).collect();
+    let train = training_rows(data);
     let has_eval = train.len() < n;
-    let binned = Binned::cut_on(data, &train);
     let by_row = binned.row_major();
     let base = base_scores(data, objective);
     let mut scores: Vec<f64> = (0..n).flat_map(|_| base.iter().copied()).collect();
@@ -547,7 +576,7 @@ pub fn fit(data: &Dataset, objective: Objective, params: &BoostParams, seed: u64
             let grow_one = |c: usize| {
                 let index = (u64::from(round) * u64::from(parallel) + u64::from(p)) * k as u64 + c as u64;
                 grow_tree(
-                    &binned,
+                    binned,
                     &by_row,
                     params,
                     &features[c],
@@ -573,7 +602,7 @@ pub fn fit(data: &Dataset, objective: Objective, params: &BoostParams, seed: u64
                     let value = f64::from(tree.probs[node]);
                     order[offset..offset + count].iter().for_each(|&r| scores[r as usize * k + c] += value);
                 }
-                add_tree(&tree, data, &others, k, c, &mut scores);
+                add_tree(&tree, binned, &by_row, &others, k, c, &mut scores);
                 for (total, tree_sums) in importance.iter_mut().zip(&gained) {
                     total.iter_mut().zip(tree_sums).for_each(|(a, b)| *a += b);
                 }

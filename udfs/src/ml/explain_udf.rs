@@ -199,6 +199,7 @@ mod tests {
             params: Params::default(),
             target: None,
             eval_flag: false,
+            cuts: None,
         };
         // Class "yes": 2·a − 1·b + 0.5; class "no": all zero.
         let payload = sentio_proto::ModelPayload {

@@ -8,9 +8,12 @@
 //! * [`tree`], [`boost`], [`logistic`], [`linear`], [`bayes`], [`knn`] — the
 //!   algorithms;
 //! * [`cholesky`] — symmetric positive definite systems (normal equations);
+//! * [`cuts`] — tree models' quantile bins, found before training so that
+//!   rows are binned where they are read;
 //! * [`model`] — training dispatch, merging parts, prediction, explanation;
 //! * [`shap`] — exact feature attributions (Tree SHAP, linear terms);
 //! * [`train_udaf`] — `sentio_train`, the aggregate that trains;
+//! * [`cuts_udaf`] — `sentio_cuts`, the cut points `sentio_train` bins with;
 //! * [`predict_udf`] — `sentio_predict`, with a per-process model cache;
 //! * [`explain_udf`] — `sentio_explain`, each prediction's attributions;
 //! * [`weights`] — `sentio_weights`, a linear model's weights;
@@ -26,6 +29,8 @@ pub mod als;
 pub mod bayes;
 pub mod boost;
 pub mod cholesky;
+pub mod cuts;
+pub mod cuts_udaf;
 pub mod explain_udf;
 pub mod factors;
 pub mod knn;

@@ -18,9 +18,15 @@ pub const PAYLOAD_FORMAT: u32 = 1;
 /// with the time each took. Forests deal their trees out to the buckets
 /// (a bucket's share is the same bytes whichever others train beside it;
 /// the rows are binned once for all of them); the other algorithms train
-/// entirely in bucket 0. `data` must be in a deterministic order.
-pub fn train_buckets(spec: &TrainSpec, data: &Dataset, buckets: &[u32]) -> Vec<(ModelPayload, Duration)> {
-    let mut binned = None;
+/// entirely in bucket 0. Tree models train on `binned` when the rows came
+/// binned (the spec's cuts; `data.x` is then empty), else bin `data` first.
+/// `data` must be in a deterministic order.
+pub fn train_buckets(
+    spec: &TrainSpec,
+    data: &Dataset,
+    mut binned: Option<tree::Binned>,
+    buckets: &[u32],
+) -> Vec<(ModelPayload, Duration)> {
     buckets
         .iter()
         .map(|&bucket| {
@@ -31,8 +37,8 @@ pub fn train_buckets(spec: &TrainSpec, data: &Dataset, buckets: &[u32]) -> Vec<(
         .collect()
 }
 
-/// Bucket `bucket`'s share; a forest bins `data` into `binned` the first
-/// time.
+/// Bucket `bucket`'s share; a tree model bins `data` into `binned` the
+/// first time, unless it came binned.
 fn train_share(spec: &TrainSpec, data: &Dataset, bucket: u32, binned: &mut Option<tree::Binned>) -> ModelPayload {
     let classes = spec.labels.len();
     let p = &spec.params;
@@ -75,13 +81,15 @@ fn train_share(spec: &TrainSpec, data: &Dataset, bucket: u32, binned: &mut Optio
                 regression: false,
             };
             let count = u32::from(bucket == 0);
-            Payload::Forest(tree::grow_forest(data, classes, &params, 1.0, spec.seed, 0, count))
+            let binned = binned.get_or_insert_with(|| tree::Binned::new(data));
+            Payload::Forest(tree::grow_forest_binned(data, binned, classes, &params, 1.0, spec.seed, 0, count))
         }
         Algorithm::LogisticReg => {
             Payload::Logistic(logistic::fit(data, classes, p.l2_reg, p.max_iterations, p.min_rel_progress))
         }
         Algorithm::BoostedTreeClassifier | Algorithm::BoostedTreeRegressor => {
-            Payload::Boosted(boost::fit(data, boost_objective(spec), &boost_params(spec), spec.seed))
+            let binned = binned.get_or_insert_with(|| boost::bin(data));
+            Payload::Boosted(boost::fit_binned(data, binned, boost_objective(spec), &boost_params(spec), spec.seed))
         }
         Algorithm::NaiveBayes => Payload::NaiveBayes(bayes::fit(data, classes, &spec.class_weights)),
         Algorithm::Knn => Payload::Knn(Knn { num_neighbors: p.num_neighbors, x: data.x.clone(), y: data.y.clone() }),
@@ -445,7 +453,7 @@ mod tests {
 
     /// Bucket `bucket`'s share alone.
     fn train_bucket(spec: &TrainSpec, data: &Dataset, bucket: u32) -> ModelPayload {
-        train_buckets(spec, data, &[bucket]).remove(0).0
+        train_buckets(spec, data, None, &[bucket]).remove(0).0
     }
 
     /// Three Gaussian blobs in 4 dimensions (2 informative, 2 noise).
@@ -480,6 +488,7 @@ mod tests {
             params: Params { num_trees: 20, max_depth: 8, ..Params::default() },
             target: None,
             eval_flag: false,
+            cuts: None,
         }
     }
 

@@ -85,6 +85,12 @@ impl Algorithm {
         matches!(self, Self::BoostedTreeClassifier | Self::BoostedTreeRegressor)
     }
 
+    /// Whether the model is made of trees grown on binned features (forests,
+    /// a decision tree, boosted trees): its training rows can come binned.
+    pub fn grows_trees(self) -> bool {
+        self.is_forest() || self.is_boosted() || self == Self::DecisionTree
+    }
+
     /// Whether the model is a forest of trees (dealt out to buckets).
     pub fn is_forest(self) -> bool {
         matches!(self, Self::RandomForest | Self::RandomForestRegressor)
@@ -275,6 +281,12 @@ pub struct TrainSpec {
     /// (BOOLEAN), which boosting holds out to stop early.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub eval_flag: bool,
+    /// Each encoded feature's cut points (`sentio_cuts`, [`crate::ml::cuts`]):
+    /// with them a tree model's partial aggregates bin rows where they are
+    /// read. Like `groups`, only the training query sets it — the model's
+    /// thresholds keep what it decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cuts: Option<Vec<Vec<f32>>>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -401,6 +413,7 @@ mod tests {
             params: Params::default(),
             target: None,
             eval_flag: false,
+            cuts: None,
         };
         let x: ArrayRef = Arc::new(Float64Array::from(vec![Some(4.0), None, Some(f64::NAN)]));
         let c: ArrayRef = Arc::new(StringArray::from(vec![Some("b"), Some("zzz"), None]));

@@ -39,10 +39,12 @@ use sentio_proto::{TrainingPart, TrainingRows};
 
 use crate::ml::Dataset;
 use crate::ml::bayes::Stats;
+use crate::ml::cuts::bin_row;
 use crate::ml::linear::Gram;
 use crate::ml::model::{linear_payload, naive_bayes_payload, train_buckets};
 use crate::ml::spec::{Algorithm, TrainSpec};
 use crate::ml::text::strings;
+use crate::ml::tree::Binned;
 
 /// The `sentio_train` aggregate function.
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -63,13 +65,20 @@ impl TrainUdaf {
     }
 }
 
-/// The text value of a literal argument (the JSON spec or model reference).
+/// The text value of a literal argument (the JSON spec or model reference):
+/// text, or text in a dictionary (how Sentio's SQL passes a long constant,
+/// so that it is not copied into every row).
 pub(crate) fn literal_text(expr: &Arc<dyn datafusion::physical_expr::PhysicalExpr>, what: &str) -> Result<String> {
-    match expr.downcast_ref::<Literal>().map(Literal::value) {
-        Some(ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s))) => {
-            Ok(s.clone())
+    fn text(v: &ScalarValue) -> Option<&String> {
+        match v {
+            ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => Some(s),
+            ScalarValue::Dictionary(_, inner) => text(inner),
+            _ => None,
         }
-        _ => exec_err!("the first argument of {what} must be a text literal"),
+    }
+    match expr.downcast_ref::<Literal>().and_then(|l| text(l.value())) {
+        Some(s) => Ok(s.clone()),
+        None => exec_err!("the first argument of {what} must be a text literal"),
     }
 }
 
@@ -99,6 +108,9 @@ impl AggregateUDFImpl for TrainUdaf {
                 spec.features.len(),
                 args.exprs.len().saturating_sub(3 + flags)
             );
+        }
+        if spec.cuts.as_ref().is_some_and(|c| c.len() != spec.width()) {
+            return exec_err!("sentio_train: the spec's cut points are not one list per encoded feature");
         }
         Ok(Box::new(TrainAccumulator::new(Arc::new(spec))))
     }
@@ -148,7 +160,7 @@ fn worker() -> String {
 
 /// A hash of a row and the seed: the order rows are trained in, and which
 /// rows a sample keeps (the smallest hashes).
-fn row_hash(seed: u64, x: &[f32], y: u32) -> u64 {
+pub(crate) fn row_hash(seed: u64, x: &[f32], y: u32) -> u64 {
     // Seed 0 leaves the FNV offset as it is.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ u64::from(y) ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     for v in x {
@@ -178,13 +190,20 @@ impl TrainAccumulator {
                 .then(self.rows.y[a].cmp(&self.rows.y[b]))
                 .then(target(a).total_cmp(&target(b)))
                 .then_with(|| {
-                    let (xa, xb) = (&self.rows.x[a * w..(a + 1) * w], &self.rows.x[b * w..(b + 1) * w]);
-                    xa.iter()
-                        .zip(xb)
-                        .map(|(p, q)| p.total_cmp(q))
-                        .find(|o| o.is_ne())
-                        .unwrap_or(std::cmp::Ordering::Equal)
+                    if self.rows.x.is_empty() {
+                        self.rows.bins[a * w..(a + 1) * w].cmp(&self.rows.bins[b * w..(b + 1) * w])
+                    } else {
+                        let (xa, xb) = (&self.rows.x[a * w..(a + 1) * w], &self.rows.x[b * w..(b + 1) * w]);
+                        xa.iter()
+                            .zip(xb)
+                            .map(|(p, q)| p.total_cmp(q))
+                            .find(|o| o.is_ne())
+                            .unwrap_or(std::cmp::Ordering::Equal)
+                    }
                 })
+                // Rows alike in all else but the flag: the order must not
+                // be the order they arrived in.
+                .then_with(|| self.rows.eval.get(a).cmp(&self.rows.eval.get(b)))
         });
         order
     }
@@ -200,6 +219,15 @@ impl TrainAccumulator {
         }
     }
 
+    /// Keeps a row's features: its bins when the spec has cut points for a
+    /// tree model (one byte a feature instead of four), else its values.
+    fn push_features(&mut self, row: &[f32]) {
+        match cuts_of(&self.spec) {
+            Some(cuts) => bin_row(cuts, row, &mut self.rows.bins),
+            None => self.rows.x.extend_from_slice(row),
+        }
+    }
+
     fn keep(&mut self, cap: usize) {
         let mut order = self.sorted_order();
         order.truncate(cap);
@@ -210,7 +238,8 @@ impl TrainAccumulator {
         let w = self.rows.num_features as usize;
         let mut out = TrainingRows {
             num_features: self.rows.num_features,
-            x: Vec::with_capacity(order.len() * w),
+            x: Vec::with_capacity(if self.rows.x.is_empty() { 0 } else { order.len() * w }),
+            bins: Vec::with_capacity(if self.rows.bins.is_empty() { 0 } else { order.len() * w }),
             y: Vec::with_capacity(order.len()),
             hash: Vec::with_capacity(order.len()),
             stats: None,
@@ -220,7 +249,11 @@ impl TrainAccumulator {
             eval: Vec::with_capacity(if self.rows.eval.is_empty() { 0 } else { order.len() }),
         };
         for &i in order {
-            out.x.extend_from_slice(&self.rows.x[i * w..(i + 1) * w]);
+            if self.rows.x.is_empty() {
+                out.bins.extend_from_slice(&self.rows.bins[i * w..(i + 1) * w]);
+            } else {
+                out.x.extend_from_slice(&self.rows.x[i * w..(i + 1) * w]);
+            }
             out.y.push(self.rows.y[i]);
             if let Some(t) = self.rows.target.get(i) {
                 out.target.push(*t);
@@ -271,7 +304,7 @@ impl TrainAccumulator {
             let Some(y) = y else { continue };
             let row = &x[r * w..(r + 1) * w];
             self.rows.hash.push(row_hash(self.spec.seed, row, 0) ^ y.to_bits().wrapping_mul(0x9e37_79b9_7f4a_7c15));
-            self.rows.x.extend_from_slice(row);
+            self.push_features(row);
             self.rows.y.push(0);
             self.rows.target.push(*y);
             if let Some(flagged) = flagged {
@@ -280,6 +313,11 @@ impl TrainAccumulator {
         }
         Ok(())
     }
+}
+
+/// The spec's cut points, when a tree model's rows are binned as they arrive.
+fn cuts_of(spec: &TrainSpec) -> Option<&[Vec<f32>]> {
+    spec.cuts.as_deref().filter(|_| spec.algorithm.grows_trees())
 }
 
 /// A regressor's labels (passed as DOUBLE): NULL for a NULL label, an error
@@ -339,7 +377,7 @@ impl Accumulator for TrainAccumulator {
                 continue;
             }
             self.rows.hash.push(row_hash(self.spec.seed, row, c as u32));
-            self.rows.x.extend_from_slice(row);
+            self.push_features(row);
             self.rows.y.push(c as u32);
             if flags.is_some() {
                 self.rows.eval.push(flagged(r));
@@ -388,7 +426,9 @@ impl Accumulator for TrainAccumulator {
         if let Some(cap) = self.spec.row_cap() {
             order.truncate(cap);
         }
-        let rows = self.reordered(&order);
+        let mut rows = self.reordered(&order);
+        let binned =
+            cuts_of(&self.spec).map(|cuts| Binned::from_row_major(&std::mem::take(&mut rows.bins), cuts.to_vec()));
         let data = Dataset {
             w: rows.y.iter().map(|y| self.spec.class_weights.get(*y as usize).copied().unwrap_or(1.0)).collect(),
             x: rows.x,
@@ -399,7 +439,7 @@ impl Accumulator for TrainAccumulator {
         };
         let group = u32::try_from(self.group.unwrap_or(0)).unwrap_or(0);
         let buckets = self.spec.buckets_of(group);
-        let trained = crate::cancel::long(|| train_buckets(&self.spec, &data, &buckets));
+        let trained = crate::cancel::long(|| train_buckets(&self.spec, &data, binned, &buckets));
         // Training gives up early in a cancelled task; its partial model
         // must not leave it.
         if crate::cancel::cancelled() {
@@ -425,6 +465,7 @@ impl Accumulator for TrainAccumulator {
     fn size(&self) -> usize {
         std::mem::size_of_val(self)
             + self.rows.x.capacity() * 4
+            + self.rows.bins.capacity()
             + self.rows.y.capacity() * 4
             + self.rows.hash.capacity() * 8
             + self.rows.target.capacity() * 8
@@ -475,6 +516,7 @@ impl Accumulator for TrainAccumulator {
                 return exec_err!("sentio_train: partial states of different widths");
             }
             self.rows.x.extend(part.x);
+            self.rows.bins.extend(part.bins);
             self.rows.y.extend(part.y);
             self.rows.hash.extend(part.hash);
             self.rows.target.extend(part.target);
@@ -510,6 +552,7 @@ mod tests {
             params: Params { max_training_rows, num_trees: 3, max_depth: 4, ..Params::default() },
             target: None,
             eval_flag: false,
+            cuts: None,
         })
     }
 
@@ -619,6 +662,43 @@ mod tests {
         assert_eq!(one_per_bucket.iter().map(|(b, _)| *b).collect::<Vec<_>>(), [0, 1, 2, 3]);
         for groups in [1, 2, 3, 9] {
             assert_eq!(by_bucket(groups), one_per_bucket, "{groups} groups");
+        }
+    }
+
+    #[test]
+    fn rows_binned_where_they_are_read_train_the_model_binned_in_the_last_step() {
+        // Under CUT_SAMPLE_ROWS rows the sample is every row, so the spec's
+        // cuts are those the last step would find: the same model, from rows
+        // shipped as bytes and merged from three partial states.
+        for algorithm in [Algorithm::DecisionTree, Algorithm::RandomForest, Algorithm::BoostedTreeClassifier] {
+            let plain = spec(algorithm, 100_000);
+            let mut sample = crate::ml::cuts::CutSample::new(plain.width());
+            let all = batch(0, 2000);
+            let x = plain.encode(&all[3..]).unwrap();
+            x.chunks(2).for_each(|row| sample.add(row_hash(plain.seed, row, 0), row));
+            let binned = Arc::new(TrainSpec { cuts: Some(sample.cuts()), ..(*plain).clone() });
+            let mut last = TrainAccumulator::new(binned.clone());
+            for (from, to) in [(0, 700), (700, 1300), (1300, 2000)] {
+                let mut partial = TrainAccumulator::new(binned.clone());
+                partial.update_batch(&batch(from, to)).unwrap();
+                assert!(partial.rows.x.is_empty() && partial.rows.bins.len() == 2 * (to - from), "one byte a feature");
+                let state: Vec<ArrayRef> = partial.state().unwrap().iter().map(|v| v.to_array().unwrap()).collect();
+                last.merge_batch(&state).unwrap();
+            }
+            let mut whole = TrainAccumulator::new(plain);
+            whole.update_batch(&all).unwrap();
+            let (a, b) = (trained(&mut whole), trained(&mut last));
+            if let Some(sentio_proto::model_payload::Algorithm::Boosted(_)) = &a.0.algorithm {
+                let strip = |p: &ModelPayload| match &p.algorithm {
+                    Some(sentio_proto::model_payload::Algorithm::Boosted(m)) => {
+                        (m.trees.clone(), m.base.clone(), m.loss_history.clone())
+                    }
+                    _ => unreachable!(),
+                };
+                assert_eq!(strip(&a.0), strip(&b.0), "{algorithm:?}");
+            } else {
+                assert_eq!(a, b, "{algorithm:?}");
+            }
         }
     }
 

@@ -18,10 +18,8 @@
 use sentio_proto::{Forest, Tree};
 
 use crate::ml::Dataset;
+use crate::ml::cuts::{MAX_BINS, bin_of, feature_cuts};
 use crate::rng::Rng;
-
-/// Most bins per feature.
-pub const MAX_BINS: usize = 255;
 
 /// A feature matrix cut into bins, column-major, with the cut points.
 pub struct Binned {
@@ -50,19 +48,9 @@ impl Binned {
         // Each feature's cuts and column on its own: features are shared
         // among the threads, and the result does not depend on how.
         let bin_feature = |f: usize, cuts: &mut Vec<f32>, col: &mut [u8]| {
-            let mut sample: Vec<f32> = cut_rows.iter().step_by(step).map(|&r| data.x[r as usize * width + f]).collect();
-            sample.sort_by(f32::total_cmp);
-            sample.dedup();
-            *cuts = if sample.len() <= MAX_BINS {
-                sample.windows(2).map(|w| w[0] + (w[1] - w[0]) / 2.0).collect()
-            } else {
-                let mut c: Vec<f32> = (1..MAX_BINS).map(|i| sample[i * sample.len() / MAX_BINS]).collect();
-                c.dedup();
-                c
-            };
+            *cuts = feature_cuts(cut_rows.iter().step_by(step).map(|&r| data.x[r as usize * width + f]).collect());
             for (r, b) in col.iter_mut().enumerate() {
-                let v = data.x[r * width + f];
-                *b = cuts.partition_point(|cut| *cut < v) as u8;
+                *b = bin_of(cuts, data.x[r * width + f]);
             }
         };
         let threads = std::thread::available_parallelism().map_or(1, |t| t.get()).clamp(1, width.max(1));
@@ -88,6 +76,21 @@ impl Binned {
 }
 
 impl Binned {
+    /// Rows binned already (`sentio_train`'s partial aggregates bin them with
+    /// the spec's cuts): `by_row[r * width + f]` is row `r`'s bin in feature
+    /// `f`, `width` being `cuts.len()`.
+    pub fn from_row_major(by_row: &[u8], cuts: Vec<Vec<f32>>) -> Self {
+        let width = cuts.len();
+        let rows = by_row.len().checked_div(width).unwrap_or(0);
+        let mut bins = vec![0u8; rows * width];
+        for (r, row) in by_row.chunks_exact(width.max(1)).enumerate() {
+            for (f, &b) in row.iter().enumerate() {
+                bins[f * rows + r] = b;
+            }
+        }
+        Self { bins, cuts, rows }
+    }
+
     /// The bins row by row: `out[r * width + f]` is row `r`'s bin in feature
     /// `f`. A node's histograms over every feature read each of its rows'
     /// bins from one place instead of one column apiece.

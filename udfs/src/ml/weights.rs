@@ -262,6 +262,7 @@ mod tests {
             params: Params::default(),
             target: None,
             eval_flag: false,
+            cuts: None,
         };
         let payload = sentio_proto::ModelPayload {
             format_version: crate::ml::model::PAYLOAD_FORMAT,
