@@ -2419,6 +2419,17 @@ for i, (row, t) in enumerate(zip(d.data, d.target)):
 /// `HistGradientBoosting*` with the same rounds, rate, depth, L2 penalty and
 /// hessian floor; the training loss falls every round in ML.TRAINING_INFO;
 /// what Sentio's boosting does not do is refused by name.
+/// Asserts that `created`, the row `CREATE MODEL` returned for `model`
+/// without evaluation rows, holds the classification metrics `ML.EVALUATE`
+/// gives over `train`, its training rows — to the last bit.
+fn same_metrics_as_evaluation(lake: &Lake, model: &str, created: &Value, train: &str) {
+    let evaluated = lake.rows(&format!("SELECT * FROM ML.EVALUATE(MODEL {model}, {train})"));
+    for m in ["precision", "recall", "accuracy", "f1_score", "log_loss", "roc_auc"] {
+        assert_eq!(created[m], evaluated[0][m], "{model}: {m} at CREATE MODEL: {created}; ML.EVALUATE: {evaluated:?}");
+    }
+    assert!(created["accuracy"].is_number(), "{created}");
+}
+
 #[test]
 fn boosted_trees_score_as_scikit_learns_histogram_boosting_does() {
     let lake = Lake::new("0.05");
@@ -2450,12 +2461,18 @@ print(json.dumps(out))
         ("digits", "boosted_tree_classifier", "accuracy"),
         ("diabetes", "boosted_tree_regressor", "r2_score"),
     ] {
-        lake.rows(&format!(
+        let created = lake.rows(&format!(
             "CREATE MODEL bt_{name} OPTIONS (model_type = '{model_type}', input_label_cols = ['label'], \
              max_iterations = 50, learn_rate = 0.1, max_tree_depth = 4, l2_reg = 1, min_tree_child_weight = 0.001, \
              early_stop = FALSE, data_split_method = 'NO_SPLIT') \
              AS SELECT * EXCEPT (id) FROM adhoc.{name} WHERE id % 2 = 1"
         ));
+        if metric == "accuracy" {
+            // Measured by the training task from its scores: the numbers
+            // an evaluation over the same rows gives.
+            let train = format!("(SELECT * EXCEPT (id) FROM adhoc.{name} WHERE id % 2 = 1)");
+            same_metrics_as_evaluation(&lake, &format!("bt_{name}"), &created[0], &train);
+        }
         let test = format!("(SELECT * EXCEPT (id) FROM adhoc.{name} WHERE id % 2 = 0)");
         let ours = num(&lake.rows(&format!("SELECT {metric} FROM ML.EVALUATE(MODEL bt_{name}, {test})"))[0], metric);
         let theirs = num(&sk, name);
@@ -2467,6 +2484,16 @@ print(json.dumps(out))
         assert_eq!(info.len(), 50, "{info:?}");
         assert!(info.windows(2).all(|w| num(&w[1], "loss") <= num(&w[0], "loss") + 1e-12), "{name}: {info:?}");
         assert!(info.iter().all(|i| num(i, "learning_rate") == 0.1), "{info:?}");
+    }
+    // Logistic regression's task measures itself too; past max_training_rows
+    // it holds a sample, and the metrics come from a pass over every row.
+    let train = "(SELECT * EXCEPT (id) FROM adhoc.breast_cancer WHERE id % 2 = 1)";
+    for (model, cap) in [("lr_cancer", 100_000), ("lr_cancer_sample", 100)] {
+        let created = lake.rows(&format!(
+            "CREATE MODEL {model} OPTIONS (model_type = 'logistic_reg', input_label_cols = ['label'], \
+             max_training_rows = {cap}, data_split_method = 'NO_SPLIT') AS SELECT * FROM {train}"
+        ));
+        same_metrics_as_evaluation(&lake, model, &created[0], train);
     }
     // Early stopping (BigQuery ML's default): after the first round that
     // improves the evaluation rows' loss by less than min_rel_progress.

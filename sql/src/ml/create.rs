@@ -15,6 +15,7 @@ use datafusion::logical_expr::LogicalPlan;
 use prost::Message;
 use sentio_proto::{ModelPayload, model_payload::Algorithm as Payload};
 use sentio_udfs::ml::linear::MAX_WIDTH;
+use sentio_udfs::ml::metrics_udaf::METRICS;
 use sentio_udfs::ml::model::{Predictor, merge_parts};
 use sentio_udfs::ml::predict_udf::{ModelRef, fingerprint, prime_cache};
 use sentio_udfs::ml::spec::{Algorithm, Encoding, FeatureSpec, Target, TrainSpec};
@@ -80,6 +81,9 @@ pub struct Trained {
     /// Each optimiser iteration's step length and time (logistic
     /// regression), taken out of the payload.
     pub iterations: Vec<(f64, u32)>,
+    /// The model's metrics over the training rows, measured by its training
+    /// task (see [`TrainSpec::evaluate_training_rows`]).
+    pub training_metrics: Option<BTreeMap<String, Option<f64>>>,
 }
 
 fn label_sql_type(t: &DataType, algorithm: Algorithm) -> Result<&'static str, MlError> {
@@ -209,10 +213,18 @@ pub async fn train(ml: &MlContext, opts: &TrainOptions, query: &str, what: &str)
         // flagged.
         eval_flag: opts.algorithm.is_boosted() && opts.params.early_stop && split.eval.is_some(),
         cuts: None,
+        evaluate_training_rows: false,
     };
     let t = Instant::now();
-    let fit_on = Rows { train: &split.train, eval: split.eval.as_deref().filter(|_| spec.eval_flag) };
-    let (payload, training_parts, iterations) = fit(ml, &spec, &features, &opts.label, fit_on).await?;
+    // Without evaluation rows the model is measured on the rows it was
+    // trained on; a task that holds all of them and the whole model measures
+    // it there instead of a pass over them afterwards.
+    let evaluate = split.eval.is_none()
+        && spec.algorithm.evaluates_in_training()
+        && spec.row_cap().is_none_or(|cap| rows as u64 <= cap as u64);
+    let fit_on = Rows { train: &split.train, eval: split.eval.as_deref().filter(|_| spec.eval_flag), evaluate };
+    let Fitted { payload, parts: training_parts, iterations, training_metrics } =
+        fit(ml, &spec, &features, &opts.label, fit_on).await?;
     timings.insert("training".to_string(), elapsed_ms(t));
     let eval_rows = match &split.eval {
         Some(q) => count_rows(ml, q).await? as u64,
@@ -234,6 +246,7 @@ pub async fn train(ml: &MlContext, opts: &TrainOptions, query: &str, what: &str)
         timings_ms: timings,
         training_parts,
         iterations,
+        training_metrics,
     })
 }
 
@@ -650,6 +663,22 @@ fn class_weights(opts: &TrainOptions, label_counts: &[(String, i64)], rows: i64)
 struct Rows<'a> {
     train: &'a str,
     eval: Option<&'a str>,
+    /// Whether the training task measures the model on the training rows
+    /// itself ([`TrainSpec::evaluate_training_rows`]).
+    evaluate: bool,
+}
+
+/// A model fitted in the cluster.
+struct Fitted {
+    /// The encoded payload.
+    payload: Vec<u8>,
+    /// Where its parts were trained.
+    parts: Vec<TrainingPartInfo>,
+    /// Each optimiser iteration's step length and time.
+    iterations: Vec<(f64, u32)>,
+    /// Its metrics over the training rows, when the training task measured
+    /// them.
+    training_metrics: Option<BTreeMap<String, Option<f64>>>,
 }
 
 /// Fits the model of `spec` in the cluster — one `sentio_train` aggregate
@@ -661,7 +690,7 @@ async fn fit(
     features: &[FeatureColumn],
     label: &str,
     rows: Rows<'_>,
-) -> Result<(Vec<u8>, Vec<TrainingPartInfo>, Vec<(f64, u32)>), MlError> {
+) -> Result<Fitted, MlError> {
     let mut args: Vec<String> = features.iter().map(|(n, t, _)| feature_expr(&qcol("__t", n), t)).collect();
     let train_query = match rows.eval {
         None => rows.train.to_string(),
@@ -680,7 +709,7 @@ async fn fit(
         true => cut_points(ml, spec, &label_arg, &args, &train_query).await?,
         false => None,
     };
-    let grouped = TrainSpec { groups, cuts, ..spec.clone() };
+    let grouped = TrainSpec { groups, cuts, evaluate_training_rows: rows.evaluate, ..spec.clone() };
     let train_sql = if groups > 1 {
         let values: Vec<String> = (0..groups).map(|g| format!("({g})")).collect();
         format!(
@@ -712,6 +741,17 @@ async fn fit(
         }
     }
     numbered.sort_by_key(|(b, _)| *b);
+    let training_metrics = numbered
+        .first()
+        .and_then(|(_, p)| p.parts.first())
+        .filter(|part| part.training_metrics.len() == METRICS.len())
+        .map(|part| {
+            METRICS
+                .iter()
+                .zip(&part.training_metrics)
+                .map(|(m, v)| (m.to_string(), (!v.is_nan()).then_some(*v)))
+                .collect()
+        });
     let mut payload = merge_parts(numbered.into_iter().map(|(_, p)| p).collect()).map_err(MlError::Internal)?;
     // Where the parts were trained is metadata, not model: the stored bytes
     // depend only on the data, options and seed.
@@ -731,7 +771,7 @@ async fn fit(
         }
         _ => Vec::new(),
     };
-    Ok((payload.encode_to_vec(), training_parts, iterations))
+    Ok(Fitted { payload: payload.encode_to_vec(), parts: training_parts, iterations, training_metrics })
 }
 
 /// Each encoded feature's cut points over a seeded sample of the training
@@ -1174,8 +1214,10 @@ async fn evaluate_trained(
         Some(q) => (q.clone(), "evaluation split"),
         None => (trained.train_query.clone(), "training rows"),
     };
-    let (_, metrics) =
-        metrics_of(ml, reference, &trained.spec, &trained.label, &trained.schema, &metrics_query, None).await?;
+    let metrics = match (&trained.eval_query, &trained.training_metrics) {
+        (None, Some(measured)) => measured.clone(),
+        _ => metrics_of(ml, reference, &trained.spec, &trained.label, &trained.schema, &metrics_query, None).await?.1,
+    };
     let mut timings_ms = trained.timings_ms.clone();
     timings_ms.insert("evaluation".into(), elapsed_ms(t));
     let mut global_explain = Vec::new();

@@ -567,6 +567,7 @@ async fn claim(
             target: None,
             eval_flag: false,
             cuts: None,
+            evaluate_training_rows: false,
         },
         options: options_text(statement.options),
         train_options: prepared.train_options.clone(),

@@ -522,7 +522,7 @@ fn sample(rng: &mut Rng, n: usize, count: usize) -> Vec<usize> {
 /// model lists a round's trees by parallel tree, then output, so tree `i`
 /// adds to output `i % outputs`.
 pub fn fit(data: &Dataset, objective: Objective, params: &BoostParams, seed: u64) -> Boosted {
-    fit_binned(data, &bin(data), objective, params, seed)
+    fit_binned(data, &bin(data), objective, params, seed).0
 }
 
 /// Every row of `data` binned with cut points from its training rows (not
@@ -537,8 +537,16 @@ fn training_rows(data: &Dataset) -> Vec<u32> {
 }
 
 /// [`fit`] on rows binned already (`binned` holds every row of `data`, whose
-/// features `data.x` are not read).
-pub fn fit_binned(data: &Dataset, binned: &Binned, objective: Objective, params: &BoostParams, seed: u64) -> Boosted {
+/// features `data.x` are not read), with every row's scores under the fitted
+/// model (row-major, the model's outputs per row): the same sums, in the
+/// same order, as [`scores_batch`] makes of the rows.
+pub fn fit_binned(
+    data: &Dataset,
+    binned: &Binned,
+    objective: Objective,
+    params: &BoostParams,
+    seed: u64,
+) -> (Boosted, Vec<f64>) {
     let (n, width, k) = (data.rows(), data.width, objective.outputs());
     let train = training_rows(data);
     let has_eval = train.len() < n;
@@ -626,7 +634,7 @@ pub fn fit_binned(data: &Dataset, binned: &Binned, objective: Objective, params:
     model.importance_weight = importance.iter().map(|i| i[0]).collect();
     model.importance_gain = importance.iter().map(|i| i[1]).collect();
     model.importance_cover = importance.iter().map(|i| i[2]).collect();
-    model
+    (model, scores)
 }
 
 /// Settings for tests: 40 rounds of depth-4 trees at rate 0.3, L2 1,

@@ -200,6 +200,7 @@ mod tests {
             target: None,
             eval_flag: false,
             cuts: None,
+            evaluate_training_rows: false,
         };
         // Class "yes": 2·a − 1·b + 0.5; class "no": all zero.
         let payload = sentio_proto::ModelPayload {

@@ -14,8 +14,21 @@ use crate::ml::{Dataset, bayes, boost, knn, linear, logistic, shap, tree};
 /// Version of the [`ModelPayload`] encoding this build writes and reads.
 pub const PAYLOAD_FORMAT: u32 = 1;
 
-/// Trains the shares of the model that `buckets` (of `spec.buckets`) own,
-/// with the time each took. Forests deal their trees out to the buckets
+/// One bucket's share of a model, as its training task trained it.
+pub struct Share {
+    /// The share's parameters.
+    pub payload: ModelPayload,
+    /// How long it took.
+    pub took: Duration,
+    /// The model's class probabilities for every row of the data (row-major,
+    /// one per label) — those `sentio_predict` gives the rows — when the spec
+    /// asked for them ([`TrainSpec::evaluate_training_rows`]) and the
+    /// algorithm [evaluates in training](Algorithm::evaluates_in_training).
+    pub training_probs: Option<Vec<f64>>,
+}
+
+/// Trains the shares of the model that `buckets` (of `spec.buckets`) own.
+/// Forests deal their trees out to the buckets
 /// (a bucket's share is the same bytes whichever others train beside it;
 /// the rows are binned once for all of them); the other algorithms train
 /// entirely in bucket 0. Tree models train on `binned` when the rows came
@@ -26,20 +39,28 @@ pub fn train_buckets(
     data: &Dataset,
     mut binned: Option<tree::Binned>,
     buckets: &[u32],
-) -> Vec<(ModelPayload, Duration)> {
+) -> Vec<Share> {
     buckets
         .iter()
         .map(|&bucket| {
             let started = Instant::now();
-            let payload = train_share(spec, data, bucket, &mut binned);
-            (payload, started.elapsed())
+            let (payload, training_probs) = train_share(spec, data, bucket, &mut binned);
+            Share { payload, took: started.elapsed(), training_probs }
         })
         .collect()
 }
 
-/// Bucket `bucket`'s share; a tree model bins `data` into `binned` the
-/// first time, unless it came binned.
-fn train_share(spec: &TrainSpec, data: &Dataset, bucket: u32, binned: &mut Option<tree::Binned>) -> ModelPayload {
+/// Bucket `bucket`'s share, and its class probabilities of the rows when
+/// asked for; a tree model bins `data` into `binned` the first time, unless
+/// it came binned.
+fn train_share(
+    spec: &TrainSpec,
+    data: &Dataset,
+    bucket: u32,
+    binned: &mut Option<tree::Binned>,
+) -> (ModelPayload, Option<Vec<f64>>) {
+    let evaluate = spec.evaluate_training_rows && spec.algorithm.evaluates_in_training();
+    let mut probs = None;
     let classes = spec.labels.len();
     let p = &spec.params;
     let width = spec.width();
@@ -85,24 +106,47 @@ fn train_share(spec: &TrainSpec, data: &Dataset, bucket: u32, binned: &mut Optio
             Payload::Forest(tree::grow_forest_binned(data, binned, classes, &params, 1.0, spec.seed, 0, count))
         }
         Algorithm::LogisticReg => {
-            Payload::Logistic(logistic::fit(data, classes, p.l2_reg, p.max_iterations, p.min_rel_progress))
+            let model = logistic::fit(data, classes, p.l2_reg, p.max_iterations, p.min_rel_progress);
+            if evaluate {
+                probs = Some(row_probs(data.rows(), classes, |r, out| {
+                    logistic::probs(&model.weights, width, &data.x[r * width..(r + 1) * width], out)
+                }));
+            }
+            Payload::Logistic(model)
         }
         Algorithm::BoostedTreeClassifier | Algorithm::BoostedTreeRegressor => {
             let binned = binned.get_or_insert_with(|| boost::bin(data));
-            Payload::Boosted(boost::fit_binned(data, binned, boost_objective(spec), &boost_params(spec), spec.seed))
+            let objective = boost_objective(spec);
+            let (model, scores) = boost::fit_binned(data, binned, objective, &boost_params(spec), spec.seed);
+            if evaluate {
+                let outputs = objective.outputs();
+                probs = Some(row_probs(data.rows(), classes, |r, out| {
+                    boost::link(objective, &scores[r * outputs..][..outputs], out)
+                }));
+            }
+            Payload::Boosted(model)
         }
         Algorithm::NaiveBayes => Payload::NaiveBayes(bayes::fit(data, classes, &spec.class_weights)),
         Algorithm::Knn => Payload::Knn(Knn { num_neighbors: p.num_neighbors, x: data.x.clone(), y: data.y.clone() }),
         Algorithm::MatrixFactorization => unreachable!("sentio_train refuses matrix factorization specs"),
         Algorithm::LinearReg => unreachable!("linear regression is fitted from sums (linear_payload)"),
     };
-    ModelPayload {
+    let payload = ModelPayload {
         format_version: PAYLOAD_FORMAT,
         num_features: width as u32,
         num_classes: classes as u32,
         algorithm: Some(algorithm),
         parts: Vec::new(),
-    }
+    };
+    (payload, probs)
+}
+
+/// `k` probabilities for each of `rows` rows, row-major, as `probs` writes
+/// row `r`'s.
+fn row_probs(rows: usize, k: usize, probs: impl Fn(usize, &mut [f64])) -> Vec<f64> {
+    let mut out = vec![0.0; rows * k];
+    out.chunks_exact_mut(k.max(1)).enumerate().for_each(|(r, o)| probs(r, o));
+    out
 }
 
 /// A naive Bayes model from merged statistics.
@@ -453,7 +497,7 @@ mod tests {
 
     /// Bucket `bucket`'s share alone.
     fn train_bucket(spec: &TrainSpec, data: &Dataset, bucket: u32) -> ModelPayload {
-        train_buckets(spec, data, None, &[bucket]).remove(0).0
+        train_buckets(spec, data, None, &[bucket]).remove(0).payload
     }
 
     /// Three Gaussian blobs in 4 dimensions (2 informative, 2 noise).
@@ -489,6 +533,7 @@ mod tests {
             target: None,
             eval_flag: false,
             cuts: None,
+            evaluate_training_rows: false,
         }
     }
 

@@ -91,6 +91,13 @@ impl Algorithm {
         self.is_forest() || self.is_boosted() || self == Self::DecisionTree
     }
 
+    /// Whether its training task can measure the model's metrics over the
+    /// training rows itself ([`TrainSpec::evaluate_training_rows`]): one
+    /// task fits the whole classifier on every row.
+    pub fn evaluates_in_training(self) -> bool {
+        matches!(self, Self::BoostedTreeClassifier | Self::LogisticReg)
+    }
+
     /// Whether the model is a forest of trees (dealt out to buckets).
     pub fn is_forest(self) -> bool {
         matches!(self, Self::RandomForest | Self::RandomForestRegressor)
@@ -287,6 +294,13 @@ pub struct TrainSpec {
     /// thresholds keep what it decides.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cuts: Option<Vec<Vec<f32>>>,
+    /// Whether the training task also reports the model's metrics over the
+    /// rows it trained on (`CREATE MODEL` without evaluation rows, when the
+    /// task holds every row and the whole model: boosted classifiers, from
+    /// their training scores; logistic regression). Only the training query
+    /// sets it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub evaluate_training_rows: bool,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -414,6 +428,7 @@ mod tests {
             target: None,
             eval_flag: false,
             cuts: None,
+            evaluate_training_rows: false,
         };
         let x: ArrayRef = Arc::new(Float64Array::from(vec![Some(4.0), None, Some(f64::NAN)]));
         let c: ArrayRef = Arc::new(StringArray::from(vec![Some("b"), Some("zzz"), None]));

@@ -41,7 +41,8 @@ use crate::ml::Dataset;
 use crate::ml::bayes::Stats;
 use crate::ml::cuts::bin_row;
 use crate::ml::linear::Gram;
-use crate::ml::model::{linear_payload, naive_bayes_payload, train_buckets};
+use crate::ml::metrics_udaf::MetricsAccumulator;
+use crate::ml::model::{Share, linear_payload, naive_bayes_payload, train_buckets};
 use crate::ml::spec::{Algorithm, TrainSpec};
 use crate::ml::text::strings;
 use crate::ml::tree::Binned;
@@ -338,6 +339,21 @@ fn finite_labels(label: &ArrayRef) -> Result<Vec<Option<f64>>> {
         .collect()
 }
 
+impl TrainAccumulator {
+    /// `sentio_metrics`' metrics over the training rows of `data` (not the
+    /// held-out ones) given each row's class probabilities: the numbers an
+    /// evaluation of the model over the same rows gives, since those sums do
+    /// not depend on order. NaN stands for an undefined metric.
+    fn metrics_of(&self, data: &Dataset, probs: &[f64]) -> Vec<f64> {
+        let k = self.spec.labels.len().max(1);
+        let mut metrics = MetricsAccumulator::new(self.spec.labels.clone());
+        for (r, p) in probs.chunks_exact(k).enumerate().filter(|(r, _)| !data.eval.get(*r).copied().unwrap_or(false)) {
+            metrics.add(Some(data.y[r] as usize), p);
+        }
+        metrics.metrics().iter().map(|m| m.unwrap_or(f64::NAN)).collect()
+    }
+}
+
 impl Accumulator for TrainAccumulator {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
         let [_, group, label, rest @ ..] = values else {
@@ -402,6 +418,7 @@ impl Accumulator for TrainAccumulator {
                 worker: worker(),
                 rows: gram.rows(),
                 millis: started.elapsed().as_millis() as u64,
+                training_metrics: Vec::new(),
             });
             return parts_value(vec![payload.encode_to_vec()]);
         }
@@ -416,6 +433,7 @@ impl Accumulator for TrainAccumulator {
                 worker: worker(),
                 rows: stats.rows(),
                 millis: started.elapsed().as_millis() as u64,
+                training_metrics: Vec::new(),
             });
             return parts_value(vec![payload.encode_to_vec()]);
         }
@@ -449,12 +467,13 @@ impl Accumulator for TrainAccumulator {
         let parts = trained
             .into_iter()
             .zip(buckets)
-            .map(|((mut payload, took), bucket)| {
+            .map(|(Share { mut payload, took, training_probs }, bucket)| {
                 payload.parts.push(TrainingPart {
                     bucket,
                     worker: worker.clone(),
                     rows: data.rows() as u64,
                     millis: took.as_millis() as u64,
+                    training_metrics: training_probs.map_or_else(Vec::new, |p| self.metrics_of(&data, &p)),
                 });
                 payload.encode_to_vec()
             })
@@ -553,6 +572,7 @@ mod tests {
             target: None,
             eval_flag: false,
             cuts: None,
+            evaluate_training_rows: false,
         })
     }
 

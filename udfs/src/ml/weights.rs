@@ -263,6 +263,7 @@ mod tests {
             target: None,
             eval_flag: false,
             cuts: None,
+            evaluate_training_rows: false,
         };
         let payload = sentio_proto::ModelPayload {
             format_version: crate::ml::model::PAYLOAD_FORMAT,
