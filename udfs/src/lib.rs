@@ -78,7 +78,7 @@ pub fn compute_bound(name: &str) -> bool {
 pub fn aggregate_functions(models: Arc<dyn ModelSource>) -> Vec<Arc<AggregateUDF>> {
     vec![
         Arc::new(AggregateUDF::new_from_impl(ml::train_udaf::TrainUdaf::new())),
-        Arc::new(AggregateUDF::new_from_impl(ml::cuts_udaf::CutsUdaf::new())),
+        Arc::new(AggregateUDF::new_from_impl(ml::sample_udaf::FeatureSampleUdaf::new())),
         Arc::new(AggregateUDF::new_from_impl(ml::metrics_udaf::MetricsUdaf::new())),
         Arc::new(AggregateUDF::new_from_impl(ml::als::AlsUdaf::new(models))),
         Arc::new(AggregateUDF::new_from_impl(preprocess::counts::MostFrequent::new())),

@@ -14,6 +14,7 @@ use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::logical_expr::LogicalPlan;
 use prost::Message;
 use sentio_proto::{ModelPayload, model_payload::Algorithm as Payload};
+use sentio_udfs::ml::cuts::{Summary, encoded_cuts};
 use sentio_udfs::ml::linear::MAX_WIDTH;
 use sentio_udfs::ml::metrics_udaf::METRICS;
 use sentio_udfs::ml::model::{Predictor, merge_parts};
@@ -178,7 +179,8 @@ pub async fn train(ml: &MlContext, opts: &TrainOptions, query: &str, what: &str)
     }
     let data_fingerprint = format!("{rows}:{:016x}", i64_at(stats, 1) as u64);
     let categories = categories.into_iter().collect::<Result<Vec<_>, _>>()?;
-    let (specs, feature_info) = feature_specs(&features, stats, rows, categories, what)?;
+    let summaries = sample_summaries(stats, &features)?;
+    let (specs, feature_info) = feature_specs(&features, stats, rows, categories, &summaries, what)?;
     let (labels, class_weights, target) = match label? {
         LabelSummary::Target(target) => {
             if opts.algorithm == Algorithm::LinearReg {
@@ -223,8 +225,17 @@ pub async fn train(ml: &MlContext, opts: &TrainOptions, query: &str, what: &str)
         && spec.algorithm.evaluates_in_training()
         && spec.row_cap().is_none_or(|cap| rows as u64 <= cap as u64);
     let fit_on = Rows { train: &split.train, eval: split.eval.as_deref().filter(|_| spec.eval_flag), evaluate };
+    // A tree model's rows are binned where they are read, with cuts from
+    // the statistics' sample.
+    let cuts = match spec.algorithm.grows_trees() {
+        true => Some(
+            encoded_cuts(&spec.features, &summaries)
+                .ok_or_else(|| MlError::Internal("the sample's summaries do not match the features".into()))?,
+        ),
+        false => None,
+    };
     let Fitted { payload, parts: training_parts, iterations, training_metrics } =
-        fit(ml, &spec, &features, &opts.label, fit_on).await?;
+        fit(ml, &spec, cuts, &features, &opts.label, fit_on).await?;
     timings.insert("training".to_string(), elapsed_ms(t));
     let eval_rows = match &split.eval {
         Some(q) => count_rows(ml, q).await? as u64,
@@ -365,8 +376,10 @@ pub(crate) async fn rows_fingerprint(ml: &MlContext, schema: &Schema, query: &st
 }
 
 /// One row: the count and a fingerprint of the training rows, then for each
-/// numeric feature its mean, standard deviation, minimum, maximum, count of
-/// values and median, and for each categorical feature its count of values.
+/// numeric feature its mean, standard deviation, minimum, maximum and count
+/// of values, for each categorical feature its count of values, and last,
+/// when there are numeric features, their sample's summaries
+/// (`sentio_feature_sample`: medians and the values bins are cut at).
 async fn training_statistics(
     ml: &MlContext,
     schema: &Schema,
@@ -378,6 +391,7 @@ async fn training_statistics(
     // Ballista's serialization in every shape).
     let mut inner_cols = vec![format!("{} AS __h", row_hash(schema, "__t"))];
     let mut stats_cols = vec!["COUNT(*)".to_string(), "bit_xor(__h)".to_string()];
+    let mut sampled = Vec::new();
     for (i, (name, t, kind)) in features.iter().enumerate() {
         let col = qcol("__t", name);
         match kind {
@@ -390,16 +404,18 @@ async fn training_statistics(
                     format!("MIN(__v{i})"),
                     format!("MAX(__v{i})"),
                     format!("COUNT(__v{i})"),
-                    // A t-digest: the costliest aggregate of this pass
-                    // (docs/benchmarks.md has its cost).
-                    format!("approx_median(__v{i})"),
                 ]);
+                sampled.push(format!("__v{i}"));
             }
             FeatureKind::Categorical => {
                 inner_cols.push(format!("{col} AS __v{i}"));
                 stats_cols.push(format!("COUNT(__v{i})"));
             }
         }
+    }
+    // The numeric features' sample (medians, cut points) comes last.
+    if !sampled.is_empty() {
+        stats_cols.push(format!("sentio_feature_sample(__h, {})", sampled.join(", ")));
     }
     ml.collect(&format!(
         "SELECT {} FROM (SELECT {} FROM ({train_query}) __t) __s",
@@ -539,13 +555,29 @@ fn check_width(specs: &[FeatureSpec], what: &str) -> Result<(), MlError> {
 /// what `ML.FEATURE_INFO` says of it, from the [`training_statistics`] row
 /// and the categories of each categorical feature ([`categories_of`], in
 /// feature order).
+/// The numeric features' sample summaries, the statistics row's last column
+/// (none without numeric features).
+fn sample_summaries(stats: &RecordBatch, features: &[FeatureColumn]) -> Result<Vec<Summary>, MlError> {
+    if !features.iter().any(|(_, _, kind)| *kind == FeatureKind::Numeric) {
+        return Ok(Vec::new());
+    }
+    let last = datafusion::arrow::compute::cast(stats.column(stats.num_columns() - 1), &DataType::Utf8)?;
+    let last = last.as_string::<i32>();
+    if last.is_empty() || last.is_null(0) {
+        return Ok(Vec::new());
+    }
+    serde_json::from_str(last.value(0)).map_err(|e| MlError::Internal(format!("the features' sample: {e}")))
+}
+
 fn feature_specs(
     features: &[FeatureColumn],
     stats: &RecordBatch,
     rows: i64,
     categories: Vec<Vec<String>>,
+    summaries: &[Summary],
     what: &str,
 ) -> Result<(Vec<FeatureSpec>, Vec<FeatureStat>), MlError> {
+    let mut summaries = summaries.iter();
     let mut specs = Vec::new();
     let mut feature_info = Vec::new();
     let mut categories = categories.into_iter();
@@ -556,8 +588,8 @@ fn feature_specs(
                 let (mean, std, min, max) =
                     (f64_at(stats, col), f64_at(stats, col + 1), f64_at(stats, col + 2), f64_at(stats, col + 3));
                 let present = i64_at(stats, col + 4);
-                let median = f64_at(stats, col + 5);
-                col += 6;
+                let median = summaries.next().and_then(|s| s.median);
+                col += 5;
                 if present == 0 {
                     return Err(MlError::Data(format!(
                         "{what}: feature {name:?} is NULL (or NaN) in every training row; leave it out"
@@ -687,6 +719,7 @@ struct Fitted {
 async fn fit(
     ml: &MlContext,
     spec: &TrainSpec,
+    cuts: Option<Vec<Vec<f32>>>,
     features: &[FeatureColumn],
     label: &str,
     rows: Rows<'_>,
@@ -705,10 +738,6 @@ async fn fit(
     let label_type = if spec.algorithm.is_regressor() { "DOUBLE" } else { "VARCHAR" };
     let label_arg = format!("CAST({} AS {label_type})", qcol("__t", label));
     let groups = training_groups(ml, spec);
-    let cuts = match spec.algorithm.grows_trees() {
-        true => cut_points(ml, spec, &label_arg, &args, &train_query).await?,
-        false => None,
-    };
     let grouped = TrainSpec { groups, cuts, evaluate_training_rows: rows.evaluate, ..spec.clone() };
     let train_sql = if groups > 1 {
         let values: Vec<String> = (0..groups).map(|g| format!("({g})")).collect();
@@ -772,43 +801,6 @@ async fn fit(
         _ => Vec::new(),
     };
     Ok(Fitted { payload: payload.encode_to_vec(), parts: training_parts, iterations, training_metrics })
-}
-
-/// Each encoded feature's cut points over a seeded sample of the training
-/// rows (`sentio_cuts`; `None` for no rows): with them in the spec,
-/// `sentio_train`'s partial aggregates bin a tree model's rows where they
-/// are read and ship one byte a feature.
-async fn cut_points(
-    ml: &MlContext,
-    spec: &TrainSpec,
-    label_arg: &str,
-    args: &[String],
-    train_query: &str,
-) -> Result<Option<Vec<Vec<f32>>>, MlError> {
-    let sql = format!(
-        "SELECT sentio_cuts({}, {label_arg}, {}) FROM ({train_query}) __t",
-        const_arg(&spec.to_json()),
-        args.join(", ")
-    );
-    let batches = ml.collect(&sql).await?;
-    let Some(batch) = batches.iter().find(|b| b.num_rows() > 0) else {
-        return Ok(None);
-    };
-    let text = datafusion::arrow::compute::cast(batch.column(0), &DataType::Utf8)?;
-    let text = text.as_string::<i32>();
-    if text.is_null(0) {
-        return Ok(None);
-    }
-    let json = text.value(0);
-    let cuts: Vec<Vec<f32>> = serde_json::from_str(json).map_err(|e| MlError::Internal(format!("cut points: {e}")))?;
-    if cuts.len() != spec.width() {
-        return Err(MlError::Internal(format!(
-            "cut points for {} features, the model has {}",
-            cuts.len(),
-            spec.width()
-        )));
-    }
-    Ok(Some(cuts))
 }
 
 /// How many training tasks share `spec`'s buckets: as many as the session

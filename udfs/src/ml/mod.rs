@@ -9,11 +9,12 @@
 //!   algorithms;
 //! * [`cholesky`] — symmetric positive definite systems (normal equations);
 //! * [`cuts`] — tree models' quantile bins, found before training so that
-//!   rows are binned where they are read;
+//!   rows are binned where they are read, from a sample of the rows;
 //! * [`model`] — training dispatch, merging parts, prediction, explanation;
 //! * [`shap`] — exact feature attributions (Tree SHAP, linear terms);
 //! * [`train_udaf`] — `sentio_train`, the aggregate that trains;
-//! * [`cuts_udaf`] — `sentio_cuts`, the cut points `sentio_train` bins with;
+//! * [`sample_udaf`] — `sentio_feature_sample`, the training rows' sample
+//!   (medians, and the cut points `sentio_train` bins with);
 //! * [`predict_udf`] — `sentio_predict`, with a per-process model cache;
 //! * [`explain_udf`] — `sentio_explain`, each prediction's attributions;
 //! * [`weights`] — `sentio_weights`, a linear model's weights;
@@ -30,7 +31,6 @@ pub mod bayes;
 pub mod boost;
 pub mod cholesky;
 pub mod cuts;
-pub mod cuts_udaf;
 pub mod explain_udf;
 pub mod factors;
 pub mod knn;
@@ -40,6 +40,7 @@ pub mod metrics_udaf;
 pub mod model;
 pub mod predict_udf;
 pub mod row_fraction;
+pub mod sample_udaf;
 pub mod shap;
 pub mod significant;
 pub mod spec;

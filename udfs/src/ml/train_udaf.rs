@@ -161,7 +161,7 @@ fn worker() -> String {
 
 /// A hash of a row and the seed: the order rows are trained in, and which
 /// rows a sample keeps (the smallest hashes).
-pub(crate) fn row_hash(seed: u64, x: &[f32], y: u32) -> u64 {
+fn row_hash(seed: u64, x: &[f32], y: u32) -> u64 {
     // Seed 0 leaves the FNV offset as it is.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ u64::from(y) ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     for v in x {
@@ -552,6 +552,7 @@ mod tests {
     use sentio_proto::ModelPayload;
 
     use super::*;
+    use crate::ml::cuts::feature_cuts;
     use crate::ml::spec::{Encoding, FeatureSpec, Params};
 
     fn spec(algorithm: Algorithm, max_training_rows: u64) -> Arc<TrainSpec> {
@@ -687,16 +688,15 @@ mod tests {
 
     #[test]
     fn rows_binned_where_they_are_read_train_the_model_binned_in_the_last_step() {
-        // Under CUT_SAMPLE_ROWS rows the sample is every row, so the spec's
-        // cuts are those the last step would find: the same model, from rows
-        // shipped as bytes and merged from three partial states.
+        // With the cuts the last step would find on every row, the same
+        // model from rows shipped as bytes and merged from three partial
+        // states.
         for algorithm in [Algorithm::DecisionTree, Algorithm::RandomForest, Algorithm::BoostedTreeClassifier] {
             let plain = spec(algorithm, 100_000);
-            let mut sample = crate::ml::cuts::CutSample::new(plain.width());
             let all = batch(0, 2000);
             let x = plain.encode(&all[3..]).unwrap();
-            x.chunks(2).for_each(|row| sample.add(row_hash(plain.seed, row, 0), row));
-            let binned = Arc::new(TrainSpec { cuts: Some(sample.cuts()), ..(*plain).clone() });
+            let cuts = (0..2).map(|f| feature_cuts(x.iter().skip(f).step_by(2).copied().collect())).collect();
+            let binned = Arc::new(TrainSpec { cuts: Some(cuts), ..(*plain).clone() });
             let mut last = TrainAccumulator::new(binned.clone());
             for (from, to) in [(0, 700), (700, 1300), (1300, 2000)] {
                 let mut partial = TrainAccumulator::new(binned.clone());
