@@ -165,15 +165,72 @@ fn base_scores(data: &Dataset, objective: Objective) -> Vec<f64> {
     }
 }
 
+/// Rows whose losses a gradient chunk sums on its own: chunks, not threads,
+/// fix the order of the sums, so the losses are the same on any number of
+/// cores.
+const GRADIENT_CHUNK_ROWS: usize = 1 << 14;
+
 /// Every row's gradient and hessian for each output, and the mean loss (the
 /// mean squared error, or cross-entropy) of the training and of the
-/// evaluation rows, at `scores` (row-major, `outputs` per row).
-fn gradients(data: &Dataset, objective: Objective, scores: &[f64], g: &mut [f64], h: &mut [f64]) -> (f64, f64) {
+/// evaluation rows, at `scores` (row-major, `outputs` per row). Chunks of
+/// rows are shared among `threads` threads; their sums are added in chunk
+/// order.
+fn gradients(
+    data: &Dataset,
+    objective: Objective,
+    scores: &[f64],
+    (g, h): (&mut [f64], &mut [f64]),
+    threads: usize,
+) -> (f64, f64) {
+    let k = objective.outputs();
+    let width = GRADIENT_CHUNK_ROWS * k;
+    let mut chunks: Vec<(usize, &mut [f64], &mut [f64])> = g
+        .chunks_mut(width)
+        .zip(h.chunks_mut(width))
+        .enumerate()
+        .map(|(i, (g, h))| (i * GRADIENT_CHUNK_ROWS, g, h))
+        .collect();
+    let run = |part: &mut [(usize, &mut [f64], &mut [f64])]| -> Vec<[[f64; 2]; 2]> {
+        part.iter_mut().map(|(first, g, h)| chunk_gradients(data, objective, scores, *first, g, h)).collect()
+    };
+    let threads = threads.clamp(1, chunks.len().max(1));
+    let sums: Vec<[[f64; 2]; 2]> = if threads == 1 {
+        run(&mut chunks)
+    } else {
+        let per = chunks.len().div_ceil(threads);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = chunks.chunks_mut(per).map(|part| s.spawn(move || run(part))).collect();
+            handles.into_iter().flat_map(|h| h.join().expect("a gradient thread panicked")).collect()
+        })
+    };
+    // (loss, weight) of the training rows, then of the evaluation rows.
+    let mut total = [[0.0; 2]; 2];
+    for chunk in &sums {
+        for (t, c) in total.iter_mut().zip(chunk) {
+            t[0] += c[0];
+            t[1] += c[1];
+        }
+    }
+    let mean = |[loss, weight]: [f64; 2]| if weight > 0.0 { loss / weight } else { f64::NAN };
+    (mean(total[0]), mean(total[1]))
+}
+
+/// [`gradients`] of the rows from `first` on that `g` and `h` hold (`outputs`
+/// per row): their (loss, weight) sums, of the training rows then of the
+/// evaluation rows.
+fn chunk_gradients(
+    data: &Dataset,
+    objective: Objective,
+    scores: &[f64],
+    first: usize,
+    g: &mut [f64],
+    h: &mut [f64],
+) -> [[f64; 2]; 2] {
     let k = objective.outputs();
     let mut p = vec![0.0; if let Objective::Classes(c) = objective { c } else { 1 }];
-    // (loss, weight) of the training rows, then of the evaluation rows.
     let mut sums = [[0.0; 2]; 2];
-    for r in 0..data.rows() {
+    for i in 0..g.len() / k {
+        let r = first + i;
         let w = data.w[r];
         let s = &scores[r * k..(r + 1) * k];
         let sum = &mut sums[usize::from(is_eval(data, r))];
@@ -181,8 +238,8 @@ fn gradients(data: &Dataset, objective: Objective, scores: &[f64], g: &mut [f64]
         match objective {
             Objective::Regression => {
                 let d = s[0] - data.target[r];
-                g[r] = w * d;
-                h[r] = w;
+                g[i] = w * d;
+                h[i] = w;
                 sum[0] += w * d * d;
             }
             Objective::Classes(_) => {
@@ -190,19 +247,18 @@ fn gradients(data: &Dataset, objective: Objective, scores: &[f64], g: &mut [f64]
                 let y = data.y[r] as usize;
                 sum[0] -= w * p[y].max(1e-300).ln();
                 if k == 1 {
-                    g[r] = w * (p[1] - if y == 1 { 1.0 } else { 0.0 });
-                    h[r] = w * (p[1] * (1.0 - p[1])).max(1e-16);
+                    g[i] = w * (p[1] - if y == 1 { 1.0 } else { 0.0 });
+                    h[i] = w * (p[1] * (1.0 - p[1])).max(1e-16);
                 } else {
                     for c in 0..k {
-                        g[r * k + c] = w * (p[c] - if y == c { 1.0 } else { 0.0 });
-                        h[r * k + c] = w * (p[c] * (1.0 - p[c])).max(1e-16);
+                        g[i * k + c] = w * (p[c] - if y == c { 1.0 } else { 0.0 });
+                        h[i * k + c] = w * (p[c] * (1.0 - p[c])).max(1e-16);
                     }
                 }
             }
         }
     }
-    let mean = |[loss, weight]: [f64; 2]| if weight > 0.0 { loss / weight } else { f64::NAN };
-    (mean(sums[0]), mean(sums[1]))
+    sums
 }
 
 /// Per-bin gradient and hessian sums of one node for each of the tree's
@@ -496,6 +552,10 @@ fn add_tree(tree: &Tree, binned: &Binned, by_row: &[u8], rows: &[u32], k: usize,
 
 /// The rows of `0..n` not in `rows` (sorted), in order.
 fn complement(rows: &[u32], n: usize) -> Vec<u32> {
+    if rows.len() == n {
+        // Every row (the usual case: no subsample, no evaluation rows).
+        return Vec::new();
+    }
     let mut inside = vec![false; n];
     rows.iter().for_each(|&r| inside[r as usize] = true);
     (0..n as u32).filter(|&r| !inside[r as usize]).collect()
@@ -560,7 +620,7 @@ pub fn fit_binned(
     let threads = std::thread::available_parallelism().map_or(1, |t| t.get()).min(8);
     // Each round's gradients are those the previous round's loss was
     // measured with.
-    gradients(data, objective, &scores, &mut g, &mut h);
+    gradients(data, objective, &scores, (&mut g, &mut h), threads);
     for round in 0..params.rounds {
         if crate::cancel::cancelled() {
             break;
@@ -617,7 +677,7 @@ pub fn fit_binned(
                 model.trees.push(tree);
             }
         }
-        let (loss, eval_loss) = gradients(data, objective, &scores, &mut g, &mut h);
+        let (loss, eval_loss) = gradients(data, objective, &scores, (&mut g, &mut h), threads);
         model.loss_history.push(loss);
         if has_eval {
             model.eval_loss_history.push(eval_loss);
@@ -680,6 +740,30 @@ mod tests {
 
     fn predict(model: &Boosted, objective: Objective, x: &[f32], out: &mut [f64]) {
         link(objective, &scores(model, x), out);
+    }
+
+    #[test]
+    fn gradients_and_losses_are_the_same_bits_on_any_number_of_threads() {
+        let mut base = data(3 * GRADIENT_CHUNK_ROWS + 17, 3);
+        base.eval = (0..base.rows()).map(|r| r % 5 == 0).collect();
+        let mut rng = Rng::stream(4, "scores", 0);
+        for objective in [Objective::Regression, Objective::Classes(2), Objective::Classes(4)] {
+            let mut d = base.clone();
+            if let Objective::Classes(c) = objective {
+                d.y.iter_mut().for_each(|y| *y %= c as u32);
+            }
+            let k = objective.outputs();
+            let scores: Vec<f64> = (0..d.rows() * k).map(|_| rng.normal()).collect();
+            let run = |threads: usize| {
+                let (mut g, mut h) = (vec![0.0; d.rows() * k], vec![0.0; d.rows() * k]);
+                let (loss, eval) = gradients(&d, objective, &scores, (&mut g, &mut h), threads);
+                (loss.to_bits(), eval.to_bits(), g, h)
+            };
+            let one = run(1);
+            for threads in [2, 3, 8] {
+                assert!(run(threads) == one, "{objective:?}, {threads} threads");
+            }
+        }
     }
 
     #[test]
