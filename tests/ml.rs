@@ -1528,8 +1528,8 @@ fn forest_training_on_a_million_rows_is_spread_over_two_executors() {
         let pid: u32 = w.rsplit(':').next().unwrap().parse().unwrap();
         assert!(executors.contains(&pid), "{w} is not one of the executors {executors:?}");
     }
-    // FEATURE_INFO's medians (t-digests, merged across the cluster) are
-    // close to the exact ones.
+    // FEATURE_INFO's medians (a 32,768-row sample of the training rows,
+    // merged across the cluster) are close to the exact ones.
     let info = lake.rows("SELECT input, median, stddev FROM ML.FEATURE_INFO(MODEL big_rf) WHERE input IN ('f00', 'f07', 'f31') ORDER BY input");
     let exact = lake.rows(
         "SELECT median(f00) AS f00, median(f07) AS f07, median(f31) AS f31 FROM training.frames WHERE split = 'train'",

@@ -550,11 +550,6 @@ fn check_width(specs: &[FeatureSpec], what: &str) -> Result<(), MlError> {
     Ok(())
 }
 
-/// How each feature is encoded (numeric: standardised with the training
-/// rows' mean and deviation; categorical: its most frequent categories) and
-/// what `ML.FEATURE_INFO` says of it, from the [`training_statistics`] row
-/// and the categories of each categorical feature ([`categories_of`], in
-/// feature order).
 /// The numeric features' sample summaries, the statistics row's last column
 /// (none without numeric features).
 fn sample_summaries(stats: &RecordBatch, features: &[FeatureColumn]) -> Result<Vec<Summary>, MlError> {
@@ -569,6 +564,11 @@ fn sample_summaries(stats: &RecordBatch, features: &[FeatureColumn]) -> Result<V
     serde_json::from_str(last.value(0)).map_err(|e| MlError::Internal(format!("the features' sample: {e}")))
 }
 
+/// How each feature is encoded (numeric: standardised with the training
+/// rows' mean and deviation; categorical: its most frequent categories) and
+/// what `ML.FEATURE_INFO` says of it, from the [`training_statistics`] row,
+/// the categories of each categorical feature ([`categories_of`], in
+/// feature order) and the numeric features' sample summaries (their medians).
 fn feature_specs(
     features: &[FeatureColumn],
     stats: &RecordBatch,
