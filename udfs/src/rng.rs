@@ -84,6 +84,21 @@ impl Rng {
     pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[(self.next_u64() % items.len() as u64) as usize]
     }
+
+    /// `count` of `0..n` drawn without replacement, in increasing order.
+    pub fn sample(&mut self, n: usize, count: usize) -> Vec<usize> {
+        let count = count.min(n);
+        let mut all: Vec<usize> = (0..n).collect();
+        for i in 0..count {
+            let j = i + (self.next_u64() % (n - i) as u64) as usize;
+            all.swap(i, j);
+        }
+        // In order without a sort: a million rows' sort was most of a
+        // boosting round.
+        let mut chosen = vec![false; n];
+        all[..count].iter().for_each(|&i| chosen[i] = true);
+        (0..n).filter(|&i| chosen[i]).collect()
+    }
 }
 
 #[cfg(test)]

@@ -274,7 +274,7 @@ const PARALLEL_WORK: usize = 1 << 20;
 
 struct Grower<'a> {
     binned: &'a Binned,
-    /// `binned`'s bins row by row ([`Binned::row_major`]).
+    /// `binned`'s bins row by row ([`Binned::by_row`]).
     by_row: &'a [u8],
     params: &'a BoostParams,
     /// The tree's features (`colsample_bytree`).
@@ -387,7 +387,7 @@ impl Grower<'_> {
             return level.clone();
         }
         let count = share(level.len(), self.params.colsample_bynode);
-        sample(&mut self.rng, level.len(), count).into_iter().map(|j| level[j]).collect()
+        self.rng.sample(level.len(), count).into_iter().map(|j| level[j]).collect()
     }
 
     /// The split of most gain among `candidates`, from the node's histograms.
@@ -500,7 +500,7 @@ fn grow_tree(
             if params.colsample_bylevel >= 1.0 {
                 (0..features.len()).collect()
             } else {
-                sample(&mut columns, features.len(), share(features.len(), params.colsample_bylevel))
+                columns.sample(features.len(), share(features.len(), params.colsample_bylevel))
             }
         })
         .collect();
@@ -528,7 +528,7 @@ fn grow_tree(
 }
 
 /// Adds `tree`'s leaf value for each of `rows` to output `c` of `scores`,
-/// walking the tree on the rows' bins (`by_row`, [`Binned::row_major`]):
+/// walking the tree on the rows' bins (`by_row`, [`Binned::by_row`]):
 /// a split's threshold is one of its feature's cuts, so a row's bin is at
 /// most the cut's index exactly when its value is at most the threshold.
 fn add_tree(tree: &Tree, binned: &Binned, by_row: &[u8], rows: &[u32], k: usize, c: usize, scores: &mut [f64]) {
@@ -559,19 +559,6 @@ fn complement(rows: &[u32], n: usize) -> Vec<u32> {
     let mut inside = vec![false; n];
     rows.iter().for_each(|&r| inside[r as usize] = true);
     (0..n as u32).filter(|&r| !inside[r as usize]).collect()
-}
-
-/// `count` of `0..n` drawn without replacement by `rng`, in order.
-fn sample(rng: &mut Rng, n: usize, count: usize) -> Vec<usize> {
-    let mut all: Vec<usize> = (0..n).collect();
-    for i in 0..count.min(n) {
-        let j = i + (rng.next_u64() % (n - i) as u64) as usize;
-        all.swap(i, j);
-    }
-    // In order without a sort: a million rows' sort was most of a round.
-    let mut chosen = vec![false; n];
-    all[..count.min(n)].iter().for_each(|&i| chosen[i] = true);
-    (0..n).filter(|&i| chosen[i]).collect()
 }
 
 /// Boosts `params.rounds` rounds of trees on `data` for `objective`.
@@ -610,7 +597,7 @@ pub fn fit_binned(
     let (n, width, k) = (data.rows(), data.width, objective.outputs());
     let train = training_rows(data);
     let has_eval = train.len() < n;
-    let by_row = binned.row_major();
+    let by_row = binned.by_row();
     let base = base_scores(data, objective);
     let mut scores: Vec<f64> = (0..n).flat_map(|_| base.iter().copied()).collect();
     let (mut g, mut h) = (vec![0.0; n * k], vec![0.0; n * k]);
@@ -632,14 +619,14 @@ pub fn fit_binned(
             let rows: Vec<u32> = if keep == train.len() {
                 train.clone()
             } else {
-                sample(&mut rng, train.len(), keep).into_iter().map(|i| train[i]).collect()
+                rng.sample(train.len(), keep).into_iter().map(|i| train[i]).collect()
             };
             let others = complement(&rows, n);
             // The outputs' trees of a round are independent: drawn in
             // order, grown at once (each on a share of the threads), added
             // in order.
             let features: Vec<Vec<usize>> =
-                (0..k).map(|_| sample(&mut rng, width, share(width, params.colsample_bytree))).collect();
+                (0..k).map(|_| rng.sample(width, share(width, params.colsample_bytree))).collect();
             let inner = (threads / k).max(1);
             let grow_one = |c: usize| {
                 let index = (u64::from(round) * u64::from(parallel) + u64::from(p)) * k as u64 + c as u64;
@@ -875,7 +862,7 @@ mod tests {
         let params = test_params();
         let features: Vec<usize> = (0..30).collect();
         let (mut i1, mut i2) = (vec![[0.0; 3]; 30], vec![[0.0; 3]; 30]);
-        let by_row = binned.row_major();
+        let by_row = binned.by_row();
         let one = grower(&binned, &by_row, &params, &features, &mut i1, 1);
         let two = grower(&binned, &by_row, &params, &features, &mut i2, 2);
         let mut rows: Vec<u32> = (0..40_000).collect();

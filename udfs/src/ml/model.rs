@@ -83,6 +83,7 @@ fn train_share(
                 regression,
             };
             let binned = binned.get_or_insert_with(|| tree::Binned::new(data));
+            binned.forget_rows();
             Payload::Forest(tree::grow_forest_binned(
                 data,
                 binned,
@@ -103,6 +104,7 @@ fn train_share(
             };
             let count = u32::from(bucket == 0);
             let binned = binned.get_or_insert_with(|| tree::Binned::new(data));
+            binned.forget_rows();
             Payload::Forest(tree::grow_forest_binned(data, binned, classes, &params, 1.0, spec.seed, 0, count))
         }
         Algorithm::LogisticReg => {

@@ -232,40 +232,41 @@ impl TrainAccumulator {
     fn keep(&mut self, cap: usize) {
         let mut order = self.sorted_order();
         order.truncate(cap);
-        self.rows = self.reordered(&order);
+        self.rows = reordered(&self.rows, &order);
     }
+}
 
-    fn reordered(&self, order: &[usize]) -> TrainingRows {
-        let w = self.rows.num_features as usize;
-        let mut out = TrainingRows {
-            num_features: self.rows.num_features,
-            x: Vec::with_capacity(if self.rows.x.is_empty() { 0 } else { order.len() * w }),
-            bins: Vec::with_capacity(if self.rows.bins.is_empty() { 0 } else { order.len() * w }),
-            y: Vec::with_capacity(order.len()),
-            hash: Vec::with_capacity(order.len()),
-            stats: None,
-            naive_bayes_fixed: Vec::new(),
-            linear_gram: Vec::new(),
-            target: Vec::with_capacity(if self.rows.target.is_empty() { 0 } else { order.len() }),
-            eval: Vec::with_capacity(if self.rows.eval.is_empty() { 0 } else { order.len() }),
-        };
-        for &i in order {
-            if self.rows.x.is_empty() {
-                out.bins.extend_from_slice(&self.rows.bins[i * w..(i + 1) * w]);
-            } else {
-                out.x.extend_from_slice(&self.rows.x[i * w..(i + 1) * w]);
-            }
-            out.y.push(self.rows.y[i]);
-            if let Some(t) = self.rows.target.get(i) {
-                out.target.push(*t);
-            }
-            if let Some(e) = self.rows.eval.get(i) {
-                out.eval.push(*e);
-            }
-            out.hash.push(self.rows.hash[i]);
+/// `rows`' rows `order` (indices), in that order.
+fn reordered(rows: &TrainingRows, order: &[usize]) -> TrainingRows {
+    let w = rows.num_features as usize;
+    let mut out = TrainingRows {
+        num_features: rows.num_features,
+        x: Vec::with_capacity(if rows.x.is_empty() { 0 } else { order.len() * w }),
+        bins: Vec::with_capacity(if rows.bins.is_empty() { 0 } else { order.len() * w }),
+        y: Vec::with_capacity(order.len()),
+        hash: Vec::with_capacity(order.len()),
+        stats: None,
+        naive_bayes_fixed: Vec::new(),
+        linear_gram: Vec::new(),
+        target: Vec::with_capacity(if rows.target.is_empty() { 0 } else { order.len() }),
+        eval: Vec::with_capacity(if rows.eval.is_empty() { 0 } else { order.len() }),
+    };
+    for &i in order {
+        if rows.x.is_empty() {
+            out.bins.extend_from_slice(&rows.bins[i * w..(i + 1) * w]);
+        } else {
+            out.x.extend_from_slice(&rows.x[i * w..(i + 1) * w]);
         }
-        out
+        out.y.push(rows.y[i]);
+        if let Some(t) = rows.target.get(i) {
+            out.target.push(*t);
+        }
+        if let Some(e) = rows.eval.get(i) {
+            out.eval.push(*e);
+        }
+        out.hash.push(rows.hash[i]);
     }
+    out
 }
 
 impl TrainAccumulator {
@@ -444,9 +445,11 @@ impl Accumulator for TrainAccumulator {
         if let Some(cap) = self.spec.row_cap() {
             order.truncate(cap);
         }
-        let mut rows = self.reordered(&order);
+        // The rows in training order; the accumulator's copy is freed before
+        // the fit.
+        let mut rows = reordered(&std::mem::take(&mut self.rows), &order);
         let binned =
-            cuts_of(&self.spec).map(|cuts| Binned::from_row_major(&std::mem::take(&mut rows.bins), cuts.to_vec()));
+            cuts_of(&self.spec).map(|cuts| Binned::from_row_major(std::mem::take(&mut rows.bins), cuts.to_vec()));
         let data = Dataset {
             w: rows.y.iter().map(|y| self.spec.class_weights.get(*y as usize).copied().unwrap_or(1.0)).collect(),
             x: rows.x,
@@ -735,12 +738,14 @@ mod tests {
             let mut acc =
                 TrainAccumulator::new(Arc::new(TrainSpec { seed, ..(*spec(Algorithm::DecisionTree, 10)).clone() }));
             acc.update_batch(&batch(0, 500)).unwrap();
-            let (_, rows) = trained(&mut acc);
-            assert_eq!(rows, 10);
-            // The values of the rows kept, in a fixed order.
+            // The rows the fit keeps (it frees them once they are in order).
+            acc.keep(10);
+            // Their values, in a fixed order.
             let mut kept: Vec<Vec<u32>> =
                 acc.rows.x.chunks(2).map(|r| r.iter().map(|v| v.to_bits()).collect()).collect();
             kept.sort_unstable();
+            let (_, rows) = trained(&mut acc);
+            assert_eq!(rows, 10);
             kept
         };
         assert_ne!(kept(1), kept(2), "two seeds, one sample");
