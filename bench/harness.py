@@ -596,11 +596,12 @@ def boost_options(ctx):
     )
 
 
-def create_trained(ctx, name, options):
-    """`CREATE MODEL` of a training workload's model with `options`."""
+def create_trained(ctx, name, options, query=None):
+    """`CREATE MODEL` of a training workload's model with `options`, on
+    `query` (default: the train split's frames)."""
     return (
         f"CREATE OR REPLACE MODEL {name} OPTIONS ({options}, input_label_cols = ['emotion'], "
-        f"seed = {SEED}, data_split_method = 'NO_SPLIT') AS {frames_of(ctx, 'train')}"
+        f"seed = {SEED}, data_split_method = 'NO_SPLIT') AS {query or frames_of(ctx, 'train')}"
     )
 
 
@@ -756,35 +757,56 @@ def spark_gbt(lake, modulus, rounds, positive):
     return {"time": took, "accuracy": accuracy, "train_rows": train.count(), "test_rows": test.count()}
 
 
-def bench_boost(ctx):
-    m = ctx.modulus
-    engines = ["sentio", "lightgbm", "xgboost", "sklearn"]
+def one_against_rest(query, positive):
+    """`query`'s frames with the emotion `positive` or "other"."""
+    return (f"SELECT CASE WHEN emotion = '{positive}' THEN '{positive}' ELSE 'other' END AS emotion, "
+            + ", ".join(FEATURES) + f" FROM ({query}) AS frames")
+
+
+def boost_reps(ctx, engines, model, positive=None):
+    """Boosts on each engine, alternately, `ctx.reps` times (with `positive`:
+    that emotion against the rest): each engine's median time, accuracy and
+    peak memory, and the peers' (training, test) rows."""
+    label = (lambda q: q) if positive is None else (lambda q: one_against_rest(q, positive))  # noqa: E731
     times = {e: [] for e in engines}
     accuracy, peaks, rows = {}, {e: 0 for e in engines}, {}
     for rep in range(ctx.reps):
         for engine in engines:
             if engine == "sentio":
-                _, t, peak = ctx.sentio.sql(create_trained(ctx, "bench_boost", boost_options(ctx)))
-                out, _, _ = ctx.sentio.sql(f"SELECT accuracy FROM ML.EVALUATE(MODEL bench_boost, ({frames_of(ctx, 'test')}))")
+                train = label(frames_of(ctx, "train"))
+                _, t, peak = ctx.sentio.sql(create_trained(ctx, model, boost_options(ctx), train))
+                test = label(frames_of(ctx, "test"))
+                out, _, _ = ctx.sentio.sql(f"SELECT accuracy FROM ML.EVALUATE(MODEL {model}, ({test}))")
                 accuracy[engine] = float(csv_rows(out)[0][0])
             else:
-                r, peak = worker(f"boost-{engine}", lake=str(ctx.lake), modulus=m, rounds=ctx.boost_rounds)
+                r, peak = worker(f"boost-{engine}", lake=str(ctx.lake), modulus=ctx.modulus, rounds=ctx.boost_rounds,
+                                 positive=positive)
                 t, accuracy[engine] = r["time"], r["accuracy"]
                 rows[engine] = (r["train_rows"], r["test_rows"])
             times[engine].append(t)
             peaks[engine] = max(peaks[engine], peak)
-        print(f"  boost rep {rep + 1}: " + ", ".join(f"{e} {times[e][-1]:.1f} s" for e in engines), flush=True)
-    med = {e: median(times[e]) for e in engines}
-    label = {"sentio": "Sentio boosted_tree_classifier", "lightgbm": "LightGBM", "xgboost": "XGBoost (hist)",
-             "sklearn": "scikit-learn HistGradientBoosting"}
-    table = [[label[e], fmt_s(med[e]), f"{accuracy[e]:.3f}", f"{med['sentio'] / med[e]:.2f}"] for e in engines]
-    train_rows, test_rows = rows["lightgbm"]
-    ctx.report(
+        print(f"  {model} rep {rep + 1}: " + ", ".join(f"{e} {times[e][-1]:.1f} s" for e in engines), flush=True)
+    if len(set(rows.values())) > 1:
+        raise Failure(f"the peers trained on other rows: {rows}")
+    return {e: median(times[e]) for e in engines}, accuracy, peaks, next(iter(rows.values()))
+
+
+def boost_report(ctx, title, labels, med, accuracy, peaks):
+    """The boosting table: each engine's median fit, accuracy and Sentio ÷ engine."""
+    table = [[labels[e], fmt_s(med[e]), f"{accuracy[e]:.3f}", f"{med['sentio'] / med[e]:.2f}"] for e in med]
+    ctx.report(title, ["engine", "fit, s", "accuracy", "Sentio ÷ engine"], table, peaks)
+
+
+def bench_boost(ctx):
+    med, accuracy, peaks, (train_rows, test_rows) = boost_reps(
+        ctx, ["sentio", "lightgbm", "xgboost", "sklearn"], "bench_boost")
+    labels = {"sentio": "Sentio boosted_tree_classifier", "lightgbm": "LightGBM", "xgboost": "XGBoost (hist)",
+              "sklearn": "scikit-learn HistGradientBoosting"}
+    boost_report(
+        ctx,
         f"Boosted trees on {train_rows:,} frames ({ctx.boost_rounds} rounds of depth {BOOST_DEPTH}, rate "
         f"{BOOST_RATE}, L2 {BOOST_L2}), seconds, medians (accuracy on {test_rows:,} test frames)",
-        ["engine", "fit, s", "accuracy", "Sentio ÷ engine"],
-        table,
-        peaks,
+        labels, med, accuracy, peaks,
     )
     for peer, name in (("lightgbm", "LightGBM"), ("xgboost", "XGBoost hist")):
         ratio = med["sentio"] / med[peer]
@@ -797,41 +819,14 @@ def bench_boost(ctx):
 def bench_boost_binary(ctx):
     """Boosting one emotion against the rest: Spark MLlib's GBTClassifier
     learns two classes only, so it is compared here."""
-    engines = ["sentio", "spark", "lightgbm"]
-    times = {e: [] for e in engines}
-    accuracy, peaks, rows = {}, {e: 0 for e in engines}, {}
-    binary = (f"SELECT CASE WHEN emotion = '{POSITIVE}' THEN '{POSITIVE}' ELSE 'other' END AS emotion, "
-              + ", ".join(FEATURES) + " FROM ({}) AS frames")
-    for rep in range(ctx.reps):
-        for engine in engines:
-            if engine == "sentio":
-                create = (f"CREATE OR REPLACE MODEL bench_boost_binary OPTIONS ({boost_options(ctx)}, "
-                          f"input_label_cols = ['emotion'], seed = {SEED}, data_split_method = 'NO_SPLIT') AS "
-                          + binary.format(frames_of(ctx, "train")))
-                _, t, peak = ctx.sentio.sql(create)
-                test = binary.format(frames_of(ctx, "test"))
-                out, _, _ = ctx.sentio.sql(f"SELECT accuracy FROM ML.EVALUATE(MODEL bench_boost_binary, ({test}))")
-                accuracy[engine] = float(csv_rows(out)[0][0])
-            else:
-                r, peak = worker(f"boost-{engine}", lake=str(ctx.lake), modulus=ctx.modulus, rounds=ctx.boost_rounds,
-                                 positive=POSITIVE)
-                t, accuracy[engine] = r["time"], r["accuracy"]
-                rows[engine] = (r["train_rows"], r["test_rows"])
-            times[engine].append(t)
-            peaks[engine] = max(peaks[engine], peak)
-        print(f"  binary boost rep {rep + 1}: " + ", ".join(f"{e} {times[e][-1]:.1f} s" for e in engines), flush=True)
-    if rows["spark"] != rows["lightgbm"]:
-        raise Failure(f"Spark and LightGBM trained on other rows: {rows}")
-    med = {e: median(times[e]) for e in engines}
-    label = {"sentio": "Sentio boosted_tree_classifier", "spark": "Spark MLlib GBTClassifier", "lightgbm": "LightGBM"}
-    table = [[label[e], fmt_s(med[e]), f"{accuracy[e]:.3f}", f"{med['sentio'] / med[e]:.2f}"] for e in engines]
-    train_rows, test_rows = rows["lightgbm"]
-    ctx.report(
+    med, accuracy, peaks, (train_rows, test_rows) = boost_reps(
+        ctx, ["sentio", "spark", "lightgbm"], "bench_boost_binary", POSITIVE)
+    labels = {"sentio": "Sentio boosted_tree_classifier", "spark": "Spark MLlib GBTClassifier", "lightgbm": "LightGBM"}
+    boost_report(
+        ctx,
         f"Boosted trees, '{POSITIVE}' against the other emotions, on {train_rows:,} frames ({ctx.boost_rounds} rounds "
         f"of depth {BOOST_DEPTH}, rate {BOOST_RATE}), seconds, medians (accuracy on {test_rows:,} test frames)",
-        ["engine", "fit, s", "accuracy", "Sentio ÷ engine"],
-        table,
-        peaks,
+        labels, med, accuracy, peaks,
     )
     ratio = med["sentio"] / med["spark"]
     ctx.targets.append(("boosted trees (two classes) ≥ 5x faster than Spark MLlib's GBTClassifier", ratio,

@@ -66,15 +66,18 @@ fn the_benchmark_harness_runs_in_quick_mode() {
         }
     }
     assert_eq!(report.matches("Peak memory:").count(), 10, "{report}");
-    // Boosted trees: every engine's fit timed, and Sentio's accuracy within
-    // 2 points of each peer's (the full run's target is 1 point of
-    // LightGBM's; the quick run's 10 rounds on ~5k test frames are noisier).
-    let accuracy = |engine: &str| {
-        let row = report.lines().find(|l| l.starts_with(&format!("| {engine} |"))).unwrap_or_default();
+    // An engine's accuracy in the first boosting table of `text`, its fit
+    // timed.
+    let accuracy_in = |text: &str, engine: &str| {
+        let row = text.lines().find(|l| l.starts_with(&format!("| {engine} |"))).unwrap_or_default();
         let cells: Vec<&str> = row.split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
         assert!(cells.len() == 4 && cells[1].parse::<f64>().is_ok_and(|v| v > 0.0), "{row}\n{report}");
         cells[2].parse::<f64>().unwrap()
     };
+    // Boosted trees: every engine's fit timed, and Sentio's accuracy within
+    // 2 points of each peer's (the full run's target is 1 point of
+    // LightGBM's; the quick run's 10 rounds on ~5k test frames are noisier).
+    let accuracy = |engine: &str| accuracy_in(&report, engine);
     let ours = accuracy("Sentio boosted_tree_classifier");
     for peer in ["LightGBM", "XGBoost (hist)", "scikit-learn HistGradientBoosting"] {
         assert!((ours - accuracy(peer)).abs() <= 0.02, "boosted trees: Sentio {ours}, {peer} {}", accuracy(peer));
@@ -84,12 +87,7 @@ fn the_benchmark_harness_runs_in_quick_mode() {
     // (the same settings) and 3 of Spark (no L2 penalty on its leaves, and
     // its own binning), on ~5k test frames.
     let binary = report.split("### Boosted trees, 'happy' against the other emotions").nth(1).unwrap_or_default();
-    let binary_accuracy = |engine: &str| {
-        let row = binary.lines().find(|l| l.starts_with(&format!("| {engine} |"))).unwrap_or_default();
-        let cells: Vec<&str> = row.split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
-        assert!(cells.len() == 4 && cells[1].parse::<f64>().is_ok_and(|v| v > 0.0), "{row}\n{report}");
-        cells[2].parse::<f64>().unwrap()
-    };
+    let binary_accuracy = |engine: &str| accuracy_in(binary, engine);
     let ours = binary_accuracy("Sentio boosted_tree_classifier");
     for (peer, points) in [("LightGBM", 0.02), ("Spark MLlib GBTClassifier", 0.03)] {
         let theirs = binary_accuracy(peer);
