@@ -10,6 +10,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::Compression;
 use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::parquet::schema::types::ColumnPath;
 
 use super::rng::Rng;
 use super::world::{EMOTIONS, N_FEATURES, N_INFORMATIVE, World};
@@ -30,7 +31,7 @@ pub fn frames_schema() -> SchemaRef {
         Field::new("media_id", DataType::Int64, false),
         Field::new("recorded_on", DataType::Date32, false),
     ];
-    fields.extend((0..N_FEATURES).map(|k| Field::new(format!("f{k:02}"), DataType::Float32, false)));
+    fields.extend((0..N_FEATURES).map(|k| Field::new(feature_name(k), DataType::Float32, false)));
     fields.push(Field::new("emotion", DataType::Utf8, false));
     fields.push(Field::new("split", DataType::Utf8, false));
     Arc::new(Schema::new(fields))
@@ -91,14 +92,32 @@ impl Builders {
     }
 }
 
-/// Builds Parquet file `f` of `n`; returns its bytes and row count.
-pub fn build_file(world: &World, f: u64, n: u64) -> Result<(Vec<u8>, u64), String> {
-    let schema = frames_schema();
-    let props = WriterProperties::builder()
+/// How the frames' Parquet is written: Snappy, a row group per batch, and no
+/// dictionary for the feature columns. Measurements almost never repeat a
+/// value, so a feature's dictionary would hold every value of its row group
+/// (65,536 of them fit under the writer's 1 MiB dictionary limit, so it never
+/// falls back to plain): the files were 1.5x larger and twice as slow to
+/// decode as plain values (docs/benchmarks.md, "Plain feature columns"). The
+/// other columns repeat values and keep their dictionaries.
+fn writer_properties() -> WriterProperties {
+    let plain_features = (0..N_FEATURES).map(|k| ColumnPath::from(feature_name(k)));
+    plain_features
+        .fold(WriterProperties::builder(), |b, col| b.set_column_dictionary_enabled(col, false))
         .set_compression(Compression::SNAPPY)
         .set_max_row_group_row_count(Some(BATCH_ROWS))
         .set_created_by("sentio datagen".to_string())
-        .build();
+        .build()
+}
+
+/// The name of feature column `k` (`f00`, `f01`, …).
+fn feature_name(k: usize) -> String {
+    format!("f{k:02}")
+}
+
+/// Builds Parquet file `f` of `n`; returns its bytes and row count.
+pub fn build_file(world: &World, f: u64, n: u64) -> Result<(Vec<u8>, u64), String> {
+    let schema = frames_schema();
+    let props = writer_properties();
     let mut out = Vec::new();
     let mut writer = ArrowWriter::try_new(&mut out, Arc::clone(&schema), Some(props)).map_err(|e| e.to_string())?;
     let means = world.class_means();
@@ -171,5 +190,25 @@ mod tests {
         assert_eq!(a, b);
         let (c, _) = build_file(&World::new(0.05, 10), 0, 2).unwrap();
         assert_ne!(a, c);
+    }
+
+    #[test]
+    fn features_are_plain_and_labels_keep_their_dictionary() {
+        use datafusion::parquet::basic::Encoding;
+        use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+        let (bytes, _) = build_file(&World::new(0.05, 9), 0, 2).unwrap();
+        let reader = SerializedFileReader::new(bytes::Bytes::from(bytes)).unwrap();
+        let group = reader.metadata().row_group(0);
+        let encodings = |name: &str| {
+            let col = group.columns().iter().find(|c| c.column_path().string() == name).unwrap();
+            col.encodings().collect::<Vec<_>>()
+        };
+        for k in 0..N_FEATURES {
+            let e = encodings(&feature_name(k));
+            assert!(!e.contains(&Encoding::RLE_DICTIONARY), "{}: {e:?}", feature_name(k));
+            assert!(e.contains(&Encoding::PLAIN), "{}: {e:?}", feature_name(k));
+        }
+        assert!(encodings("emotion").contains(&Encoding::RLE_DICTIONARY));
+        assert!(encodings("session_id").contains(&Encoding::RLE_DICTIONARY));
     }
 }
