@@ -19,7 +19,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, AsArray, Float64Array, Int64Array};
-use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
+use datafusion::arrow::datatypes::{DataType, Float32Type, Float64Type, Int64Type};
 use datafusion::common::hash_utils::create_hashes_with_hasher;
 use datafusion::common::{Result, exec_err};
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
@@ -55,14 +55,18 @@ impl BuildHasher for StableState {
 }
 
 /// Floating-point arrays as [`significant_key`]s (`Int64`); other arrays
-/// as they are. See the module docs.
+/// as they are. See the module docs. A NULL stays NULL (its slot's value is
+/// never hashed).
 pub fn canonical_floats(a: &ArrayRef) -> Result<ArrayRef> {
-    let doubles = match a.data_type() {
-        DataType::Float64 => Arc::clone(a),
-        DataType::Float32 | DataType::Float16 => datafusion::arrow::compute::cast(a, &DataType::Float64)?,
+    let keys: Int64Array = match a.data_type() {
+        DataType::Float64 => a.as_primitive::<Float64Type>().unary(significant_key),
+        DataType::Float32 => a.as_primitive::<Float32Type>().unary(|v| significant_key(f64::from(v))),
+        DataType::Float16 => {
+            let doubles = datafusion::arrow::compute::cast(a, &DataType::Float64)?;
+            doubles.as_primitive::<Float64Type>().unary(significant_key)
+        }
         _ => return Ok(Arc::clone(a)),
     };
-    let keys: Int64Array = doubles.as_primitive::<Float64Type>().iter().map(|v| v.map(significant_key)).collect();
     Ok(Arc::new(keys))
 }
 
