@@ -13,14 +13,14 @@ use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_client::FlightServiceClient;
 use arrow_flight::sql::{CommandStatementQuery, ProstMessageExt};
-use arrow_flight::{Action, FlightDescriptor, HandshakeRequest};
+use arrow_flight::{Action, FlightData, FlightDescriptor, HandshakeRequest};
 use datafusion::arrow::record_batch::RecordBatch;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use prost::Message;
 use sentio_frontend::embedded::Embedded;
 use sentio_frontend::running::{CANCEL_ACTION, Cancelled, PROGRESS_ACTION, Progress};
 use sentio_frontend::sessions::{SESSION_ACTION, SessionInfo};
-use sentio_frontend::statements::{OUTCOME_ACTION, Outcome};
+use sentio_frontend::statements::{OUTCOME_ACTION, OUTCOME_TRAILER, Outcome};
 use sentio_sql::SentioError;
 use sentio_sql::client::error_chain;
 use sentio_sql::config::SentioConfig;
@@ -169,15 +169,23 @@ impl FrontEnd {
         let info = client.get_flight_info(request).await.map_err(statement_failed)?.into_inner();
         let statement_id = String::from_utf8_lossy(&info.app_metadata).to_string();
         let mut batches = Vec::new();
+        let mut outcome = None;
         for endpoint in info.endpoint {
             let ticket = endpoint.ticket.ok_or_else(|| CliError::FrontEnd("the server sent no ticket".into()))?;
             let data = client.do_get(self.request(ticket)).await.map_err(statement_failed)?.into_inner();
-            let mut rows = FlightRecordBatchStream::new_from_flight_data(data.map_err(FlightError::from));
+            let trailers = Arc::new(std::sync::Mutex::new(None));
+            let mut rows = FlightRecordBatchStream::new_from_flight_data(with_trailers(data, Arc::clone(&trailers)));
             while let Some(batch) = rows.next().await {
                 batches.push(batch.map_err(flight_failed)?);
             }
+            let trailers = trailers.lock().unwrap_or_else(|e| e.into_inner()).take();
+            outcome = trailers.and_then(|t: tonic::metadata::MetadataMap| outcome_of(&t)).or(outcome);
         }
-        let outcome = self.outcome(statement_id).await;
+        // A front end that does not send the outcome with the rows is asked.
+        let outcome = match outcome {
+            Some(o) => Some(o),
+            None => self.outcome(statement_id).await,
+        };
         Ok(Answer { batches, received: self.received.load(Ordering::Relaxed) - before, outcome })
     }
 
@@ -195,6 +203,35 @@ impl FrontEnd {
         request.metadata_mut().insert("authorization", self.authorization.clone());
         request
     }
+}
+
+/// `data`'s messages; at its end, its trailers are put in `trailers`.
+fn with_trailers(
+    data: tonic::Streaming<FlightData>,
+    trailers: Arc<std::sync::Mutex<Option<tonic::metadata::MetadataMap>>>,
+) -> impl futures::Stream<Item = std::result::Result<FlightData, FlightError>> + Send + 'static {
+    futures::stream::unfold(Some(data), move |data| {
+        let trailers = Arc::clone(&trailers);
+        async move {
+            let mut data = data?;
+            match data.message().await {
+                Ok(Some(message)) => Some((Ok(message), Some(data))),
+                Ok(None) => {
+                    let end = data.trailers().await.ok().flatten();
+                    *trailers.lock().unwrap_or_else(|e| e.into_inner()) = end;
+                    None
+                }
+                Err(status) => Some((Err(FlightError::from(status)), None)),
+            }
+        }
+    })
+}
+
+/// The statement's outcome in a `DoGet` stream's trailers
+/// ([`OUTCOME_TRAILER`]), if the front end sent it.
+fn outcome_of(trailers: &tonic::metadata::MetadataMap) -> Option<Outcome> {
+    let json = trailers.get_bin(OUTCOME_TRAILER)?.to_bytes().ok()?;
+    serde_json::from_slice(&json).ok()
 }
 
 /// A statement's answer from the front end.
@@ -252,5 +289,35 @@ fn flight_failed(e: FlightError) -> CliError {
     match e {
         FlightError::Tonic(status) => statement_failed(*status),
         e => CliError::FrontEnd(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::TryStreamExt;
+
+    /// A query's rows end with its outcome in the stream's trailers, which
+    /// the client reads without asking the front end again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_outcome_arrives_in_the_trailers() {
+        let front_end = FrontEnd::embedded(&SentioConfig::default()).await.unwrap();
+        let mut client = front_end.client.clone();
+        let cmd = CommandStatementQuery { query: "SELECT 1 AS one".into(), transaction_id: None };
+        let descriptor = FlightDescriptor::new_cmd(cmd.as_any().encode_to_vec());
+        let info = client.get_flight_info(front_end.request(descriptor)).await.unwrap().into_inner();
+        let ticket = info.endpoint[0].ticket.clone().unwrap();
+        let data = client.do_get(front_end.request(ticket)).await.unwrap().into_inner();
+        let trailers = Arc::new(std::sync::Mutex::new(None));
+        let rows: Vec<RecordBatch> =
+            FlightRecordBatchStream::new_from_flight_data(with_trailers(data, Arc::clone(&trailers)))
+                .try_collect()
+                .await
+                .unwrap();
+        assert_eq!(rows.iter().map(RecordBatch::num_rows).sum::<usize>(), 1);
+        let trailers = trailers.lock().unwrap().take().expect("the stream's trailers");
+        let outcome = outcome_of(&trailers).expect("the outcome in the trailers");
+        assert_eq!((outcome.status.as_str(), outcome.rows_returned), ("ok", Some(1)));
+        assert!(!outcome.jobs.is_empty(), "{outcome:?}");
     }
 }

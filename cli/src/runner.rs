@@ -217,7 +217,7 @@ impl Runner {
             Planned::Query { logical, physical } => (logical, physical),
             Planned::Done(batches) => {
                 let elapsed = started.elapsed();
-                let job_bytes = job_bytes(&client.scheduler_grpc_url, &ml.take_jobs()).await;
+                let job_bytes = job_bytes(&client.scheduler, &ml.take_jobs()).await;
                 let outcome = StatementOutcome {
                     rows: batches.iter().map(RecordBatch::num_rows).sum(),
                     bytes_received: ipc_size(&batches),
@@ -245,7 +245,7 @@ impl Runner {
         let job_id = job_of(&plan);
         let mut jobs = ml.take_jobs();
         jobs.extend(job_id.clone());
-        let job_bytes = job_bytes(&client.scheduler_grpc_url, &jobs).await;
+        let job_bytes = job_bytes(&client.scheduler, &jobs).await;
         let outcome = StatementOutcome {
             rows: batches.iter().map(RecordBatch::num_rows).sum(),
             bytes_received: ipc_size(&batches),

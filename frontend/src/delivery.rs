@@ -18,11 +18,12 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
 use sentio_sql::SentioError;
 use sentio_sql::jobs;
-use tonic::Status;
+use tonic::metadata::{MetadataMap, MetadataValue};
+use tonic::{Code, Status};
 
 use crate::cancel::CancelOnDrop;
 use crate::sessions::{Output, Pending, Session};
-use crate::statements::{Ending, Entry, Status as LogStatus};
+use crate::statements::{Ending, Entry, OUTCOME_TRAILER, Status as LogStatus};
 
 /// The stream of Flight messages a `DoGet` answers with.
 pub type FlightStream = Pin<Box<dyn Stream<Item = Result<FlightData, Status>> + Send + 'static>>;
@@ -50,18 +51,35 @@ impl Sent {
 }
 
 /// Streams `pending`'s rows to the client: a plan runs now, on the cluster,
-/// as the client reads.
+/// as the client reads. After the last row, the stream's trailers say how
+/// the statement ended ([`OUTCOME_TRAILER`]).
 pub fn deliver(pending: Pending, session: &Session) -> Result<FlightStream, Status> {
     let schema = pending.schema();
     let (sent, rows) = rows(pending, session)?;
+    let counting = Arc::clone(&sent);
     let data = FlightDataEncoderBuilder::new()
         .with_schema(schema)
         .build(rows)
         .inspect_ok(move |d| {
-            sent.bytes.fetch_add(d.encoded_len() as u64, Ordering::Relaxed);
+            counting.bytes.fetch_add(d.encoded_len() as u64, Ordering::Relaxed);
         })
         .map_err(Status::from);
-    Ok(Box::pin(data))
+    // Polled only once every row went out (the rows' stream ended the log
+    // entry by then); a stream that failed has ended with its error instead.
+    let user = session.principal.name.clone();
+    let trailers = futures::stream::once(async move { Err(outcome_trailers(&sent, &user)) });
+    Ok(Box::pin(data.chain(trailers)))
+}
+
+/// The end of a `DoGet` stream that went well: status OK, with the
+/// statement's [`Outcome`](crate::statements::Outcome) in its trailers (a
+/// successful status ends the stream normally, tonic sending it as trailers).
+fn outcome_trailers(sent: &Sent, user: &str) -> Status {
+    let mut metadata = MetadataMap::new();
+    if let Some(json) = sent.entry.outcome(user).and_then(|o| serde_json::to_vec(&o).ok()) {
+        metadata.insert_bin(OUTCOME_TRAILER, MetadataValue::from_bytes(&json));
+    }
+    Status::with_metadata(Code::Ok, "", metadata)
 }
 
 /// Runs `pending` to its end and returns its rows (the count of a write,
@@ -80,6 +98,7 @@ fn rows(pending: Pending, session: &Session) -> Result<(Arc<Sent>, Rows), Status
     let Pending { statement, mut jobs, output, underway } = pending;
     let sent = Arc::new(Sent { entry: statement, rows: AtomicU64::new(0), bytes: AtomicU64::new(0) });
     let scheduler = session.client.scheduler_grpc_url.clone();
+    let channel = session.client.scheduler.clone();
     let (batches, plan) = match output {
         Output::Rows(_, batches) => (futures::stream::iter(batches.into_iter().map(Ok)).boxed(), None),
         Output::Plan { logical, physical: plan } => {
@@ -112,7 +131,7 @@ fn rows(pending: Pending, session: &Session) -> Result<(Arc<Sent>, Rows), Status
         let _underway = underway;
         cancel.finished();
         jobs.extend(plan.as_ref().and_then(jobs::job_of));
-        let job_bytes = jobs::job_bytes(&scheduler, &jobs).await;
+        let job_bytes = jobs::job_bytes(&channel, &jobs).await;
         finishing.end(LogStatus::Ok, job_bytes, None, jobs);
     })
     .filter_map(|()| async { None });

@@ -106,6 +106,9 @@ pub struct Client {
     pub ctx: SessionContext,
     /// gRPC URL of the scheduler (the in-process one when standalone).
     pub scheduler_grpc_url: String,
+    /// The session's connection to the scheduler for questions about its
+    /// jobs ([`crate::jobs::job_bytes`]), opened when first used.
+    pub scheduler: tonic::transport::Channel,
     /// The machine-learning layer (model store under the lake).
     pub ml: crate::ml::MlContext,
     /// The lake's extracts (`extracts.*`), when a lake is configured.
@@ -174,7 +177,8 @@ pub async fn connect_to(sentio: &SentioConfig, cluster: &Cluster) -> Result<Clie
         }
         None => None,
     };
-    Ok(Client { ctx, scheduler_grpc_url: grpc_url, ml, extracts, warnings, _standalone: standalone })
+    let scheduler = crate::jobs::scheduler_channel(&grpc_url).map_err(SentioError::Config)?;
+    Ok(Client { ctx, scheduler_grpc_url: grpc_url, scheduler, ml, extracts, warnings, _standalone: standalone })
 }
 
 /// Partitions a session plans with on a cluster of `slots` task slots: two

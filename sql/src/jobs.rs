@@ -11,6 +11,7 @@ use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
 use ballista_core::serde::protobuf::{CancelJobParams, GetJobMetricsParams, GetJobStatusParams, job_status};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::ExecutionPlan;
+use tonic::transport::{Channel, Endpoint};
 
 use crate::job_exec::JobExec;
 
@@ -28,8 +29,8 @@ pub fn job_of(plan: &Arc<dyn ExecutionPlan>) -> Option<String> {
 /// Parquet scans (bytes read from the files), of CSV and JSON scans
 /// ([`crate::scanned`]) and of operational-DB scans (the Arrow size of the
 /// rows read). `None` if the scheduler cannot say.
-pub async fn bytes_scanned(url: &str, jobs: &[String]) -> Option<u64> {
-    Some(job_bytes(url, jobs).await?.scanned)
+pub async fn bytes_scanned(scheduler: &Channel, jobs: &[String]) -> Option<u64> {
+    Some(job_bytes(scheduler, jobs).await?.scanned)
 }
 
 /// What a statement's jobs read and spilled.
@@ -42,14 +43,24 @@ pub struct JobBytes {
     pub spilled: u64,
 }
 
-/// What `jobs` read and spilled, from the scheduler's job metrics; `None` if
-/// the scheduler cannot say.
-pub async fn job_bytes(url: &str, jobs: &[String]) -> Option<JobBytes> {
+/// A connection to the scheduler at `url` (`http://host:port`) for
+/// questions about jobs, opened when first used and opened again if it
+/// breaks. A session keeps one: asking what each statement read no longer
+/// costs a new connection (TCP and HTTP/2 handshakes) per statement.
+pub fn scheduler_channel(url: &str) -> Result<Channel, String> {
+    let endpoint = Endpoint::from_shared(url.to_string()).map_err(|e| format!("the scheduler's address {url}: {e}"))?;
+    Ok(endpoint.connect_timeout(SCHEDULER_CONNECT_TIMEOUT).tcp_nodelay(true).connect_lazy())
+}
+
+/// What `jobs` read and spilled, from the job metrics of the scheduler
+/// on the other end of `scheduler` ([`scheduler_channel`]); `None` if it
+/// cannot say.
+pub async fn job_bytes(scheduler: &Channel, jobs: &[String]) -> Option<JobBytes> {
     let mut total = JobBytes::default();
     if jobs.is_empty() {
         return Some(total);
     }
-    let mut client = SchedulerGrpcClient::connect(url.to_string()).await.ok()?;
+    let mut client = SchedulerGrpcClient::new(scheduler.clone());
     for job in jobs {
         let metrics = client.get_job_metrics(GetJobMetricsParams { job_id: job.clone() }).await.ok()?.into_inner();
         for op in metrics.stages.iter().flat_map(|s| &s.operators) {
