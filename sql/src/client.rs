@@ -106,8 +106,9 @@ pub struct Client {
     pub ctx: SessionContext,
     /// gRPC URL of the scheduler (the in-process one when standalone).
     pub scheduler_grpc_url: String,
-    /// The session's connection to the scheduler for questions about its
-    /// jobs ([`crate::jobs::job_bytes`]), opened when first used.
+    /// The session's connection to the scheduler (the one its jobs are
+    /// submitted on, opened when first used), for questions about its jobs
+    /// ([`crate::jobs::job_bytes`]).
     pub scheduler: tonic::transport::Channel,
     /// The machine-learning layer (model store under the lake).
     pub ml: crate::ml::MlContext,
@@ -148,7 +149,7 @@ pub async fn connect_to(sentio: &SentioConfig, cluster: &Cluster) -> Result<Clie
             (ctx, grpc, Some(Arc::clone(cluster)))
         }
     };
-    let ctx = with_job_planner(ctx, &grpc_url)?;
+    let (ctx, scheduler) = with_job_planner(ctx, &grpc_url)?;
     register_functions(&ctx, &sentio.s3);
     let mut warnings = Vec::new();
     if let Some(lake_url) = &sentio.lake {
@@ -177,7 +178,6 @@ pub async fn connect_to(sentio: &SentioConfig, cluster: &Cluster) -> Result<Clie
         }
         None => None,
     };
-    let scheduler = crate::jobs::scheduler_channel(&grpc_url).map_err(SentioError::Config)?;
     Ok(Client { ctx, scheduler_grpc_url: grpc_url, scheduler, ml, extracts, warnings, _standalone: standalone })
 }
 
@@ -192,12 +192,14 @@ fn target_partitions(slots: usize) -> Option<usize> {
 }
 
 /// `ctx` (a Ballista remote session) with its statements run as
-/// [`JobExec`](crate::job_exec::JobExec)s on the scheduler at `grpc_url`.
-fn with_job_planner(ctx: SessionContext, grpc_url: &str) -> Result<SessionContext> {
+/// [`JobExec`](crate::job_exec::JobExec)s on the scheduler at `grpc_url`,
+/// and the session's one connection to that scheduler.
+fn with_job_planner(ctx: SessionContext, grpc_url: &str) -> Result<(SessionContext, tonic::transport::Channel)> {
     let state = ctx.state();
     let planner = JobPlanner::new(Arc::clone(state.query_planner()), grpc_url, state.config())?;
+    let channel = planner.channel();
     let state = SessionStateBuilder::new_from_existing(state).with_query_planner(Arc::new(planner)).build();
-    Ok(SessionContext::new_with_state(state))
+    Ok((SessionContext::new_with_state(state), channel))
 }
 
 #[cfg(test)]

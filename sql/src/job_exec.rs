@@ -79,6 +79,12 @@ impl JobPlanner {
     pub fn new(ballista: Arc<dyn QueryPlanner + Send + Sync>, url: &str, config: &SessionConfig) -> Result<Self> {
         Ok(Self { ballista, scheduler: Scheduler::new(url, config)? })
     }
+
+    /// The session's connection to the scheduler, for its other questions
+    /// about jobs ([`crate::jobs::job_bytes`]).
+    pub fn channel(&self) -> Channel {
+        self.scheduler.channel.clone()
+    }
 }
 
 impl fmt::Debug for JobPlanner {

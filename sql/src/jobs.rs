@@ -11,7 +11,7 @@ use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
 use ballista_core::serde::protobuf::{CancelJobParams, GetJobMetricsParams, GetJobStatusParams, job_status};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::ExecutionPlan;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::job_exec::JobExec;
 
@@ -24,36 +24,23 @@ pub fn job_of(plan: &Arc<dyn ExecutionPlan>) -> Option<String> {
     plan.downcast_ref::<JobExec>().and_then(JobExec::job_id)
 }
 
-/// What `jobs` read from their sources, summed over every operator of every
-/// stage as the scheduler's job metrics report it: the `bytes_scanned` of
-/// Parquet scans (bytes read from the files), of CSV and JSON scans
-/// ([`crate::scanned`]) and of operational-DB scans (the Arrow size of the
-/// rows read). `None` if the scheduler cannot say.
-pub async fn bytes_scanned(scheduler: &Channel, jobs: &[String]) -> Option<u64> {
-    Some(job_bytes(scheduler, jobs).await?.scanned)
-}
-
 /// What a statement's jobs read and spilled.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct JobBytes {
-    /// Read from their sources ([`bytes_scanned`]).
+    /// Read from their sources, summed over every operator of every stage
+    /// as the scheduler's job metrics report it: the `bytes_scanned` of
+    /// Parquet scans (bytes read from the files), of CSV and JSON scans
+    /// ([`crate::scanned`]) and of operational-DB scans (the Arrow size of
+    /// the rows read).
     pub scanned: u64,
     /// Written to the executors' disks by operators whose memory pool was
     /// full (sorts, joins, aggregations; [`crate::memory`]).
     pub spilled: u64,
 }
 
-/// A connection to the scheduler at `url` (`http://host:port`) for
-/// questions about jobs, opened when first used and opened again if it
-/// breaks. A session keeps one: asking what each statement read no longer
-/// costs a new connection (TCP and HTTP/2 handshakes) per statement.
-pub fn scheduler_channel(url: &str) -> Result<Channel, String> {
-    let endpoint = Endpoint::from_shared(url.to_string()).map_err(|e| format!("the scheduler's address {url}: {e}"))?;
-    Ok(endpoint.connect_timeout(SCHEDULER_CONNECT_TIMEOUT).tcp_nodelay(true).connect_lazy())
-}
-
-/// What `jobs` read and spilled, from the job metrics of the scheduler
-/// on the other end of `scheduler` ([`scheduler_channel`]); `None` if it
+/// What `jobs` read and spilled, from the job metrics of the scheduler on
+/// the other end of `scheduler` (a session's connection,
+/// [`Client::scheduler`](crate::client::Client::scheduler)); `None` if it
 /// cannot say.
 pub async fn job_bytes(scheduler: &Channel, jobs: &[String]) -> Option<JobBytes> {
     let mut total = JobBytes::default();

@@ -43,13 +43,21 @@ fn power_of_ten(k: i32) -> f64 {
 }
 
 /// `v × 10^p`, for any `p` a finite non-zero double needs. A table for the
-/// common exponents: the same doubles as `powi` (see [`POWERS_OF_TEN`]).
+/// common exponents: the same doubles as [`times_ten_to_powi`] (see
+/// [`POWERS_OF_TEN`]).
 fn times_ten_to(v: f64, p: i32) -> f64 {
     if (0..=22).contains(&p) {
         v * power_of_ten(p)
     } else if (-22..0).contains(&p) {
         v / power_of_ten(-p)
-    } else if p > 300 {
+    } else {
+        times_ten_to_powi(v, p)
+    }
+}
+
+/// `v × 10^p` with `powi`, for any `p` a finite non-zero double needs.
+fn times_ten_to_powi(v: f64, p: i32) -> f64 {
+    if p > 300 {
         v * 1e300 * 10f64.powi(p - 300)
     } else if p >= 0 {
         v * 10f64.powi(p)
@@ -140,17 +148,7 @@ mod tests {
     /// table-driven one must give the same keys, or rows would move between
     /// splits and folds from one version to the next.
     fn reference_key(v: f64) -> i64 {
-        fn times(v: f64, p: i32) -> f64 {
-            if p > 300 {
-                v * 1e300 * 10f64.powi(p - 300)
-            } else if p >= 0 {
-                v * 10f64.powi(p)
-            } else if p < -300 {
-                v / 1e300 / 10f64.powi(-p - 300)
-            } else {
-                v / 10f64.powi(-p)
-            }
-        }
+        let times = times_ten_to_powi;
         if v == 0.0 || !v.is_finite() {
             return significant_key(v);
         }
