@@ -253,10 +253,11 @@ fn small_inputs_run_as_one_task_with_the_answers_of_the_distributed_path() {
     let stages = |query: &str| sql(true, None, &["-c", &format!("EXPLAIN {query}")]).stdout.matches("Stage[").count();
     assert_eq!(stages("SELECT outcome, COUNT(*) FROM adhoc.media_ground_truth GROUP BY outcome"), 1);
     assert!(stages("SELECT split, COUNT(*) FROM training.frames GROUP BY split") >= 2);
-    // The frames joined with the CSV: a shuffled sort-merge join — the
-    // broadcast of small sides (sql/src/small_joins.rs) is off until a
-    // broadcast join recovers from an executor loss with the right answer
-    // (executor_killed_mid_query_… below got ~12 % too many rows).
+    // The frames joined with the CSV: the CSV's hash table built in every
+    // task that scans the frames (sql/src/small_joins.rs), in the frames'
+    // stage — no shuffle or sort of the frames, and no broadcast stage of
+    // the CSV for an executor loss to roll the join back over
+    // (executor_killed_mid_query_… below).
     let joined = sql(
         true,
         None,
@@ -267,12 +268,14 @@ fn small_inputs_run_as_one_task_with_the_answers_of_the_distributed_path() {
         ],
     )
     .stdout;
-    assert!(joined.contains("SortMergeJoin") && !joined.contains("mode=CollectLeft"), "{joined}");
-    // A small side Ballista cannot size (an aggregate of the CSV) is not
-    // collected: Ballista would shuffle it again with sixteen partitions
-    // under a writer planned for the one partition of the CSV it probes
-    // with, and the COPY (spread: a write) kept one sixteenth of the rows —
-    // and CREATE MODEL's copy of its input with it.
+    assert!(joined.contains("SmallSideJoinExec") && !joined.contains("SortMergeJoin"), "{joined}");
+    assert_eq!(joined.matches("Stage[").count(), 2, "a scan-and-join stage and a final one: {joined}");
+    // A small side that aggregates (the CSV grouped) is not collected: its
+    // own shuffle would make it a stage again. When such sides were
+    // broadcast, Ballista shuffled one again with sixteen partitions under a
+    // writer planned for the one partition of the CSV it probes with, and
+    // the COPY (spread: a write) kept one sixteenth of the rows — and
+    // CREATE MODEL's copy of its input with it.
     let semi = "SELECT * FROM adhoc.media_ground_truth WHERE media_id IN \
                 (SELECT media_id FROM adhoc.media_ground_truth GROUP BY media_id HAVING COUNT(*) >= 1)";
     let copied = dir.path().join("copied");
@@ -397,16 +400,7 @@ fn executor_killed_mid_query_finishes_with_the_right_answer() {
     }
     let mut client = client;
     assert!(client.0.try_wait().unwrap().is_none(), "the query finished before the kill: make it heavier");
-    Command::new("kill").args(["-KILL", &victim.to_string()]).status().unwrap();
-    let killed_at = Instant::now();
-
-    let status = loop {
-        if let Some(s) = client.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(killed_at.elapsed() < Duration::from_secs(60), "query hangs more than 60 s after the kill");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let (killed_at, status) = kill_and_wait(victim, &mut client, Duration::from_secs(60));
     let took = killed_at.elapsed();
     let out = std::io::read_to_string(client.0.stdout.take().unwrap()).unwrap();
     let err = std::io::read_to_string(client.0.stderr.take().unwrap()).unwrap();
@@ -423,6 +417,83 @@ fn executor_killed_mid_query_finishes_with_the_right_answer() {
         Duration::from_secs(120),
     );
     assert!(again.success, "{}", again.stderr);
+}
+
+/// Kills `victim` (SIGKILL) and waits for `client` to end, for at most
+/// `limit`: when the kill was, and how the client ended.
+fn kill_and_wait(victim: u32, client: &mut Guard, limit: Duration) -> (Instant, std::process::ExitStatus) {
+    Command::new("kill").args(["-KILL", &victim.to_string()]).status().unwrap();
+    let killed_at = Instant::now();
+    loop {
+        if let Some(status) = client.0.try_wait().unwrap() {
+            return (killed_at, status);
+        }
+        assert!(killed_at.elapsed() < limit, "query hangs more than {limit:?} after the kill");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// An executor killed while the final stage runs, after some of its tasks
+/// have finished: Ballista 55 runs the whole stage again and lists each
+/// result partition a second time after the first attempt's locations (some
+/// on the dead executor). The client reads each partition once, from its
+/// last location (`job_exec::last_location_of_each`): the right rows, each
+/// once (reading every location, it failed fetching from the dead executor). The final stage is made slow (a string of some 300 KB per group, computed
+/// after the groups are merged) so that the kill lands inside it.
+#[test]
+fn executor_killed_in_the_final_stage_gives_each_row_once() {
+    const SLOW_FINAL: &str = "SELECT session_id, COUNT(*) AS n, SUM(frame_no) AS s, \
+         length(repeat(CAST(COUNT(*) AS VARCHAR), 150000)) AS work FROM training.frames GROUP BY session_id";
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    run_ok(sentio().args(["datagen", "--scale", "4", "--seed", "3", "--lake"]).arg(&lake), Duration::from_secs(300));
+    let sorted = |stdout: &str| {
+        let mut rows = json_rows(stdout);
+        rows.sort_by_key(|r| r["session_id"].as_i64());
+        rows
+    };
+    let cluster = Cluster::start(&dir.path().join("cluster"), 2, vec![]);
+    let mut cmd = sentio();
+    cmd.args(["sql", "--scheduler", &cluster.url(), "--format", "json", "-c", SLOW_FINAL, "--lake"])
+        .arg(&lake)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut client = Guard(cmd.spawn().unwrap());
+    // Read as it comes: 8,000 rows are more than a pipe holds.
+    fn reader(pipe: impl std::io::Read + Send + 'static) -> std::thread::JoinHandle<String> {
+        std::thread::spawn(move || std::io::read_to_string(pipe).unwrap())
+    }
+    let (out, err) = (reader(client.0.stdout.take().unwrap()), reader(client.0.stderr.take().unwrap()));
+
+    // A task of stage 2 (the final one), first attempt, finished on executor 0.
+    let final_task_done = |log: &str, attempt: &str| {
+        log.lines()
+            .filter_map(|l| l.split("Finished task : [TID ").nth(1))
+            .any(|tid| tid.split('/').nth(1) == Some(attempt))
+    };
+    let started = Instant::now();
+    while !final_task_done(&cluster.executor_log(0), "2.0") {
+        assert!(client.0.try_wait().unwrap().is_none(), "the query finished before the kill: make it heavier");
+        assert!(started.elapsed() < Duration::from_secs(240), "executor 0 never finished a task of the final stage");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(client.0.try_wait().unwrap().is_none(), "the query finished before the kill: make it heavier");
+    let (killed_at, status) = kill_and_wait(cluster.executor_pid(1), &mut client, Duration::from_secs(240));
+    let (out, err) = (out.join().unwrap(), err.join().unwrap());
+    assert!(status.success(), "the job did not recover from the lost executor: {err}");
+    println!("executor killed in the final stage: finished {:?} after the kill", killed_at.elapsed());
+    // The case under test: the final stage ran again (its second attempt).
+    assert!(final_task_done(&cluster.executor_log(0), "2.1"), "the final stage was not run again");
+    cluster.stop();
+
+    let expected = run_ok(
+        sentio().args(["sql", "--format", "json", "-c", SLOW_FINAL, "--lake"]).arg(&lake),
+        Duration::from_secs(300),
+    );
+    let (got, want) = (sorted(&out), sorted(&expected.stdout));
+    assert!(want.len() > 1000, "{} groups", want.len());
+    assert_eq!(got.len(), want.len(), "groups after recovery: each exactly once");
+    assert_eq!(got, want, "wrong answer after recovery");
 }
 
 /// An S3 that goes away gives a clear error, soon, and no hang.

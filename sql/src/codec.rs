@@ -1,6 +1,7 @@
 //! Sentio's plan codecs: wrap Ballista's default codecs and delegate to them.
 //!
-//! Sentio's own plan nodes, and the tables of DataFusion's `generate_series`
+//! Sentio's own plan nodes (the operational DB's, a join built in every
+//! task: [`crate::small_joins::exec`]), and the tables of DataFusion's `generate_series`
 //! and `range` table functions (which Ballista's codec cannot write; see
 //! [`series`]), travel inside a [`sentio_proto::ExtensionEnvelope`]
 //! (magic, format version, kind, payload); everything else is Ballista's or
@@ -26,6 +27,8 @@ use prost::Message;
 use sentio_proto::{ENVELOPE_MAGIC, ExtensionEnvelope, FORMAT_VERSION};
 
 use sentio_opdb::{self as opdb, Opdb};
+
+use crate::small_joins::{self, exec::SmallSideJoinExec};
 
 pub mod plan_size;
 pub mod series;
@@ -209,6 +212,10 @@ impl PhysicalExtensionCodec for SentioPhysicalCodec {
         proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         match known_envelope(buf)? {
+            Some(env) if env.kind == small_joins::exec::KIND => {
+                let join = SmallSideJoinExec::decode(&env.payload, inputs, ctx, self, proto_converter)?;
+                Ok(Arc::new(join))
+            }
             Some(env) => {
                 opdb::nodes::decode_exec(&env.kind, &env.payload, inputs, &self.opdb)?.ok_or_else(|| unknown_node(&env))
             }
@@ -222,6 +229,10 @@ impl PhysicalExtensionCodec for SentioPhysicalCodec {
         buf: &mut Vec<u8>,
         proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<()> {
+        if let Some(join) = node.downcast_ref::<SmallSideJoinExec>() {
+            buf.extend(envelope(small_joins::exec::KIND, join.encode(self, proto_converter)?));
+            return Ok(());
+        }
         match opdb::nodes::encode_exec(&node)? {
             Some((kind, payload)) => {
                 buf.extend(envelope(kind, payload));

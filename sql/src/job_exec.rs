@@ -13,6 +13,7 @@
 //! connection kept for the session instead of a new one per statement.
 //! Results are fetched from the executors that hold them, as Ballista does.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -348,7 +349,7 @@ impl Run {
                 .into_inner();
             match answer.status.and_then(|s| s.status) {
                 Some(job_status::Status::Successful(done)) => {
-                    return Ok((done.partition_location, answer.flight_proxy));
+                    return Ok((last_location_of_each(done.partition_location), answer.flight_proxy));
                 }
                 Some(job_status::Status::Failed(failed)) => {
                     return Err(DataFusionError::Execution(format!("Job {job} failed: {}", failed.error)));
@@ -362,6 +363,31 @@ impl Run {
             }
         }
     }
+}
+
+/// The job's result partitions, each at the last location the scheduler
+/// lists for it. Ballista lists a final stage's output as its tasks finish;
+/// when an executor loss rolls that stage back while it runs, its next
+/// attempt runs every task again and lists each partition again, after the
+/// first attempt's locations. Reading them all failed on the locations on
+/// the lost executor (`cluster::executor_killed_in_the_final_stage_…`), or
+/// would give the rows of the others twice.
+fn last_location_of_each(locations: Vec<PartitionLocation>) -> Vec<PartitionLocation> {
+    let mut kept: Vec<PartitionLocation> = Vec::with_capacity(locations.len());
+    let mut index: HashMap<(u32, u32), usize> = HashMap::new();
+    for location in locations {
+        let key = location.partition_id.as_ref().map(|p| (p.stage_id, p.partition_id));
+        match key.and_then(|k| index.get(&k).copied()) {
+            Some(i) => kept[i] = location,
+            None => {
+                if let Some(k) = key {
+                    index.insert(k, kept.len());
+                }
+                kept.push(location);
+            }
+        }
+    }
+    kept
 }
 
 /// The rows of one result partition, from the executor that holds it (or
@@ -469,5 +495,23 @@ mod tests {
         let external = FlightProxy::External("proxy.internal:8815".into());
         assert_eq!(fetch_from(&holder, url, Some(&external)).unwrap(), ("proxy.internal".into(), 8815));
         assert!(fetch_from(&holder, url, Some(&FlightProxy::External("no port".into()))).is_err());
+    }
+
+    #[test]
+    fn a_partition_listed_twice_is_read_once_from_its_last_location() {
+        use ballista_core::serde::protobuf::PartitionId;
+        let at = |partition: u32, executor: &str| PartitionLocation {
+            partition_id: Some(PartitionId { job_id: "j".into(), stage_id: 3, partition_id: partition }),
+            executor_meta: Some(ExecutorMetadata { id: executor.into(), ..Default::default() }),
+            ..Default::default()
+        };
+        // Attempt 1 listed partitions 0 and 1 (1 on the executor since lost);
+        // attempt 2 listed both again, and partition 2 once.
+        let listed = vec![at(0, "a"), at(1, "lost"), at(1, "b"), at(0, "b"), at(2, "a")];
+        let read: Vec<(u32, String)> = last_location_of_each(listed)
+            .into_iter()
+            .map(|l| (l.partition_id.unwrap().partition_id, l.executor_meta.unwrap().id))
+            .collect();
+        assert_eq!(read, [(0, "b".to_string()), (1, "b".to_string()), (2, "a".to_string())]);
     }
 }

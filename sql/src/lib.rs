@@ -27,7 +27,7 @@
 //!   node, which waited 50 ms between questions), and [`jobs`] names the
 //!   cluster job of a plan and asks the scheduler about it; [`one_task`]
 //!   decides which statements are small enough to run as one task, and
-//!   [`small_joins`] broadcasts a join's small side (not in the session's rules for now);
+//!   [`small_joins`] builds a join's small side in every task of the other;
 //! * [`late_models`] keeps models applied after a top-k, and [`leaves`]
 //!   makes generated rows in-memory scans so Ballista's tasks report alike
 //!   (physical optimizer rules every session has);

@@ -127,17 +127,16 @@ pub fn session_state(config: SessionConfig, runtime: Arc<RuntimeEnv>, s3: &S3Con
     builder.build()
 }
 
-/// DataFusion's physical optimizer rules with Sentio's: models applied after
-/// a top-k and generated leaves made scans at the end.
-///
-/// [`crate::small_joins::BroadcastSmallSides`] (joins with a small side
-/// broadcast it) is not among them for now: on the 1 + 2 test cluster, a
-/// broadcast join whose executor was killed mid-query recovered with ~12 %
-/// more rows than the right answer (and once hung), where the sort-merge
-/// join it replaces recovers exactly (`cluster::executor_killed_mid_query…`).
-/// Until Ballista's recovery of broadcast stages is understood, joins shuffle.
+/// DataFusion's physical optimizer rules with Sentio's: joins with a small
+/// side build it in every task of the other
+/// ([`crate::small_joins::SmallSidesInTask`], decided on the plan as the
+/// planner made it, before DataFusion's rules add the sorts and shuffles of a
+/// sort-merge join), then models applied after a top-k and generated leaves
+/// made scans at the end.
 pub(crate) fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
-    let mut rules = PhysicalOptimizer::new().rules;
+    let mut rules: Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> =
+        vec![Arc::new(crate::small_joins::SmallSidesInTask)];
+    rules.extend(PhysicalOptimizer::new().rules);
     rules.push(Arc::new(crate::late_models::LateModels));
     rules.push(Arc::new(crate::leaves::CountedLeaves));
     rules

@@ -1,69 +1,64 @@
-//! Joins with a small side of files broadcast that side — **not in any
-//! session's rules for now** (`crate::session::physical_optimizer_rules`
-//! says why: wrong answers after an executor loss on a cluster).
+//! Joins with a small side of files build that side inside every task of
+//! the other side.
 //!
 //! Ballista makes sessions prefer sort-merge joins (they spill; DataFusion's
 //! hash join does not), and the physical planner picks one for every equi-join
 //! before any size is looked at. Joining the frames with the hand-written CSV
 //! of a few kilobytes then shuffled all the frames by the join key and sorted
-//! them, where broadcasting the CSV to the tasks that scan the frames needs no
-//! shuffle of the big side at all.
+//! them, where building the CSV's hash table in each task that scans the
+//! frames needs no shuffle at all.
 //!
-//! [`BroadcastSmallSides`] runs first among the physical optimizer rules, on
-//! the plan as the planner made it: a sort-merge join one of whose inputs
-//! reads only files, less than `datafusion.optimizer.repartition_file_min_size`
-//! bytes in all (the size below which Sentio counts an input as small, as
-//! [`crate::one_task`] does), and nothing that multiplies rows, becomes a hash
-//! join that collects that side (built once per task from a small input, so
-//! no spill is needed). The small side's file scans also get their size as an
-//! estimate of their bytes where their format gives none (CSV, JSON), so that
-//! DataFusion's join selection keeps the small side as the one collected and
-//! Ballista's planner broadcasts it (it checks a side's size against
-//! `ballista.optimizer.broadcast_join_threshold_bytes`). Join types whose
-//! rows depend on the collected side (a left join collecting its left side)
-//! are left as they are, and so is a join whose small side Ballista could not
-//! size (an aggregate of a small file, say): Ballista's planner turns such a
-//! collecting join back into a shuffled one with another number of output
-//! partitions than the plan above it was made for — a `COPY` over it wrote
-//! one partition of sixteen.
+//! [`SmallSidesInTask`] runs first among the physical optimizer rules, on the
+//! plan as the planner made it: a sort-merge join one of whose inputs reads
+//! files through nothing but filters and projections, less than
+//! `datafusion.optimizer.repartition_file_min_size` bytes in all (the size
+//! below which Sentio counts an input as small, as [`crate::one_task`] does),
+//! becomes a hash join that collects that side, read as one partition, held
+//! in an [`exec::SmallSideJoinExec`]. That node keeps the small side in the
+//! stage of the big one on a cluster, where Ballista would otherwise
+//! broadcast it from a stage of its own — which an executor loss turned into
+//! a wrong answer ([`exec`] says how). Join types whose rows depend on the
+//! collected side (a left join collecting its left side) are left as they
+//! are, and so is a small side that aggregates, sorts or joins: its own
+//! shuffles would make it a stage again.
 
 use std::sync::Arc;
 
+use datafusion::common::JoinType;
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::common::{JoinType, Statistics};
-use datafusion::datasource::physical_plan::{FileScanConfig, FileScanConfigBuilder};
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig, FileScanConfigBuilder};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::Result;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
-use datafusion::physical_plan::joins::{
-    CrossJoinExec, HashJoinExec, NestedLoopJoinExec, PartitionMode, SortMergeJoinExec, SymmetricHashJoinExec,
-};
-use datafusion::physical_plan::statistics::StatisticsContext;
-use datafusion::physical_plan::unnest::UnnestExec;
-use datafusion::physical_plan::{ExecutionPlan, StatisticsArgs};
+use datafusion::physical_plan::filter::FilterExec;
+use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode, SortMergeJoinExec};
+use datafusion::physical_plan::projection::ProjectionExec;
+use datafusion::physical_plan::{ChildrenPropertiesMode, ExecutionPlan, ReplaceChildrenOptions};
+
+pub mod exec;
+
+use exec::SmallSideJoinExec;
 
 /// The rule (see the module docs).
 #[derive(Debug, Default)]
-pub struct BroadcastSmallSides;
+pub struct SmallSidesInTask;
 
-impl PhysicalOptimizerRule for BroadcastSmallSides {
+impl PhysicalOptimizerRule for SmallSidesInTask {
     fn optimize(&self, plan: Arc<dyn ExecutionPlan>, config: &ConfigOptions) -> Result<Arc<dyn ExecutionPlan>> {
         let below = config.optimizer.repartition_file_min_size as u64;
         if below == 0 || config.execution.target_partitions <= 1 {
             return Ok(plan);
         }
         plan.transform_up(|node| match node.downcast_ref::<SortMergeJoinExec>() {
-            Some(join) => broadcast(join, below, ballista_threshold(config))
-                .map(|b| b.map_or(Transformed::no(Arc::clone(&node)), Transformed::yes)),
+            Some(join) => in_task(join, below).map(|b| b.map_or(Transformed::no(Arc::clone(&node)), Transformed::yes)),
             None => Ok(Transformed::no(node)),
         })
         .map(|t| t.data)
     }
 
     fn name(&self) -> &str {
-        "broadcast_small_sides"
+        "small_sides_in_task"
     }
 
     fn schema_check(&self) -> bool {
@@ -71,10 +66,10 @@ impl PhysicalOptimizerRule for BroadcastSmallSides {
     }
 }
 
-/// `join` as a hash join collecting its small side, when it has one that can
-/// be collected and Ballista broadcasts (below `threshold` bytes by its
-/// statistics); `None` otherwise.
-fn broadcast(join: &SortMergeJoinExec, below: u64, threshold: usize) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+/// `join` as a hash join that builds its small side in every task, when it
+/// has a side small and simple enough and a join type that allows it;
+/// `None` otherwise.
+fn in_task(join: &SortMergeJoinExec, below: u64) -> Result<Option<Arc<dyn ExecutionPlan>>> {
     let small = |side: &Arc<dyn ExecutionPlan>| file_bytes(side).filter(|bytes| *bytes < below);
     let (left, right) = (small(join.left()), small(join.right()));
     let join_type = join.join_type();
@@ -87,13 +82,10 @@ fn broadcast(join: &SortMergeJoinExec, below: u64, threshold: usize) -> Result<O
         (false, false) => return Ok(None),
     };
     let (left, right) = if swap {
-        (Arc::clone(join.left()), with_sizes(join.right())?)
+        (Arc::clone(join.left()), one_partition(join.right())?)
     } else {
-        (with_sizes(join.left())?, Arc::clone(join.right()))
+        (one_partition(join.left())?, Arc::clone(join.right()))
     };
-    if !sized_below(if swap { &right } else { &left }, threshold) {
-        return Ok(None);
-    }
     let hash = HashJoinExec::try_new(
         left,
         right,
@@ -105,12 +97,32 @@ fn broadcast(join: &SortMergeJoinExec, below: u64, threshold: usize) -> Result<O
         join.null_equality(),
         false,
     )?;
-    if swap { hash.swap_inputs(PartitionMode::CollectLeft).map(Some) } else { Ok(Some(Arc::new(hash))) }
+    let joined = if swap { hash.swap_inputs(PartitionMode::CollectLeft)? } else { Arc::new(hash) };
+    held(joined).map(Some)
+}
+
+/// `plan` — a hash join, or a projection over one (a swapped join restores
+/// its column order so) — with that join held in a [`SmallSideJoinExec`].
+fn held(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
+    if plan.is::<HashJoinExec>() {
+        return Ok(Arc::new(SmallSideJoinExec::try_new(plan)?));
+    }
+    let options = ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute);
+    match plan.children().as_slice() {
+        [join] if plan.is::<ProjectionExec>() && join.is::<HashJoinExec>() => {
+            let join: Arc<dyn ExecutionPlan> = Arc::new(SmallSideJoinExec::try_new(Arc::clone(join))?);
+            plan.replace_children(vec![join], options)
+        }
+        _ => Err(datafusion::error::DataFusionError::Internal(format!(
+            "a swapped small-side join planned as {}",
+            plan.name()
+        ))),
+    }
 }
 
 /// Whether a join of `join_type` that collects its left side gives every row
-/// from the tasks of its right side alone (Ballista's condition for
-/// broadcasting the left side).
+/// from the tasks of its right side alone (each task collects the whole left
+/// side, so rows owed to the left side alone would come from every task).
 fn probe_driven(join_type: JoinType) -> bool {
     matches!(
         join_type,
@@ -118,53 +130,20 @@ fn probe_driven(join_type: JoinType) -> bool {
     )
 }
 
-/// Ballista's `ballista.optimizer.broadcast_join_threshold_bytes` (its
-/// default when the session has no Ballista settings).
-fn ballista_threshold(config: &ConfigOptions) -> usize {
-    let ballista = config.extensions.get::<ballista_core::config::BallistaConfig>();
-    ballista.map_or_else(
-        || ballista_core::config::BallistaConfig::default().broadcast_join_threshold_bytes(),
-        |c| c.broadcast_join_threshold_bytes(),
-    )
-}
-
-/// Whether `plan`'s statistics show it below `threshold` bytes: its byte
-/// size, or else its rows at 32 bytes a column. Ballista's planner decides
-/// by the same statistics whether to broadcast a collected side (with an
-/// estimate per column of at most 32 bytes, so a side sized here is sized
-/// there too) and shuffles it when they say nothing.
-fn sized_below(plan: &Arc<dyn ExecutionPlan>, threshold: usize) -> bool {
-    let Ok(stats) = StatisticsContext::new().compute(plan.as_ref(), &StatisticsArgs::new()) else {
-        return false;
-    };
-    let bytes = match (stats.total_byte_size.get_value(), stats.num_rows.get_value()) {
-        (Some(bytes), _) if *bytes != 0 => *bytes,
-        (_, Some(rows)) if *rows != 0 => rows.saturating_mul(32 * plan.schema().fields().len().max(1)),
-        _ => return false,
-    };
-    bytes < threshold
-}
-
-/// The bytes of the files `plan` reads, when it reads only files and
-/// nothing in it multiplies rows (a join, an unnest).
+/// The bytes of the files `plan` reads, when it is one file scan under
+/// nothing but filters and projections.
 fn file_bytes(plan: &Arc<dyn ExecutionPlan>) -> Option<u64> {
-    let mut bytes = Some(0u64);
+    let mut bytes = None;
+    let mut simple = true;
     let _ = plan.apply(|node| {
-        let multiplies = node.is::<HashJoinExec>()
-            || node.is::<SortMergeJoinExec>()
-            || node.is::<CrossJoinExec>()
-            || node.is::<NestedLoopJoinExec>()
-            || node.is::<SymmetricHashJoinExec>()
-            || node.is::<UnnestExec>();
-        let found = match file_scan(node) {
-            Some(scan) => Some(scanned_bytes(scan)),
-            None if multiplies || node.children().is_empty() => None,
-            None => Some(0),
-        };
-        bytes = bytes.zip(found).map(|(a, b)| a + b);
-        Ok(if bytes.is_some() { TreeNodeRecursion::Continue } else { TreeNodeRecursion::Stop })
+        if let Some(scan) = file_scan(node) {
+            bytes = Some(scanned_bytes(scan));
+        } else if !(node.is::<FilterExec>() || node.is::<ProjectionExec>()) {
+            simple = false;
+        }
+        Ok(if simple { TreeNodeRecursion::Continue } else { TreeNodeRecursion::Stop })
     });
-    bytes
+    bytes.filter(|_| simple)
 }
 
 /// `node`'s file scan configuration, when it is a file scan.
@@ -181,22 +160,17 @@ fn scanned_bytes(scan: &FileScanConfig) -> u64 {
         .sum()
 }
 
-/// `plan` with each file scan that has no byte size estimated at the size of
-/// its files.
-fn with_sizes(plan: &Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
+/// `plan` with its file scan reading all its files as one partition (the
+/// collected side of a join must be one).
+fn one_partition(plan: &Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
     Arc::clone(plan)
         .transform_up(|node| {
-            let Some(scan) = file_scan(&node) else {
+            let Some(scan) = file_scan(&node).filter(|scan| scan.file_groups.len() > 1) else {
                 return Ok(Transformed::no(node));
             };
-            let stats: Statistics = scan.statistics();
-            if stats.total_byte_size.get_value().is_some() {
-                return Ok(Transformed::no(node));
-            }
-            let bytes = usize::try_from(scanned_bytes(scan)).unwrap_or(usize::MAX);
-            let stats = stats.with_total_byte_size(Precision::Inexact(bytes));
-            let sized = FileScanConfigBuilder::from(scan.clone()).with_statistics(stats).build();
-            Ok(Transformed::yes(DataSourceExec::from_data_source(sized) as Arc<dyn ExecutionPlan>))
+            let files: Vec<_> = scan.file_groups.iter().flat_map(|group| group.iter().cloned()).collect();
+            let one = FileScanConfigBuilder::from(scan.clone()).with_file_groups(vec![FileGroup::new(files)]).build();
+            Ok(Transformed::yes(DataSourceExec::from_data_source(one) as Arc<dyn ExecutionPlan>))
         })
         .map(|t| t.data)
 }
@@ -209,6 +183,7 @@ mod tests {
     use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
     use datafusion::physical_plan::displayable;
     use datafusion::prelude::{CsvReadOptions, SessionConfig, SessionContext};
+    use prost::Message;
 
     /// A session that prefers sort-merge joins, as Ballista's do, with
     /// Sentio's rules or DataFusion's alone, and two CSV tables: `big`
@@ -220,7 +195,7 @@ mod tests {
             .set_u64("datafusion.optimizer.repartition_file_min_size", 1_000);
         let mut rules = PhysicalOptimizer::new().rules;
         if sentio_rules {
-            rules.insert(0, Arc::new(BroadcastSmallSides));
+            rules.insert(0, Arc::new(SmallSidesInTask));
         }
         let mut builder = SessionStateBuilder::new().with_config(config).with_default_features();
         *builder.physical_optimizers() = Some(PhysicalOptimizer::with_rules(rules));
@@ -258,12 +233,12 @@ mod tests {
             // left of the swapped (right) join.
             "SELECT b.v, s.name FROM big b LEFT JOIN small s ON b.k = s.k",
             "SELECT b.v FROM big b WHERE b.k IN (SELECT k FROM small)",
-            "SELECT b.v FROM big b WHERE b.k NOT IN (SELECT k FROM small WHERE k IS NOT NULL)",
         ];
         for sql in broadcast {
             let (plan, rows) = run(&sentio, sql).await;
             assert!(
-                plan.contains("HashJoinExec: mode=CollectLeft") && !plan.contains("SortMergeJoin"),
+                plan.contains("SmallSideJoinExec: built in every task, HashJoinExec: mode=CollectLeft")
+                    && !plan.contains("SortMergeJoin"),
                 "{sql}\n{plan}"
             );
             assert_eq!(rows, run(&plain, sql).await.1, "{sql}");
@@ -275,8 +250,8 @@ mod tests {
             "SELECT b.v, s.name FROM big b FULL JOIN small s ON b.k = s.k",
             // Neither side is small.
             "SELECT x.v FROM big x JOIN big y ON x.v = y.v",
-            // The small side is an aggregate: no statistics Ballista could
-            // broadcast it by.
+            // The small side is an aggregate: its own shuffle would make it
+            // a stage again.
             "SELECT b.v FROM big b WHERE b.k IN (SELECT k FROM small GROUP BY k HAVING COUNT(*) >= 1)",
         ];
         for sql in kept {
@@ -287,19 +262,51 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_collected_side_carries_its_files_size() {
+    async fn a_small_side_of_several_files_is_read_as_one_partition() {
+        let dir = tempfile::tempdir().unwrap();
+        let (sentio, plain) = (session(dir.path(), true).await, session(dir.path(), false).await);
+        let parts = dir.path().join("parts");
+        std::fs::create_dir(&parts).unwrap();
+        for (i, keys) in [[0, 1, 2], [3, 4, 5]].iter().enumerate() {
+            let rows: String = keys.iter().map(|k| format!("{k},part{k}\n")).collect();
+            std::fs::write(parts.join(format!("{i}.csv")), format!("k,name\n{rows}")).unwrap();
+        }
+        for ctx in [&sentio, &plain] {
+            ctx.register_csv("parts", parts.to_str().unwrap(), CsvReadOptions::new()).await.unwrap();
+        }
+        let sql = "SELECT b.v, p.name FROM big b JOIN parts p ON b.k = p.k";
+        let (plan, rows) = run(&sentio, sql).await;
+        assert!(plan.contains("SmallSideJoinExec") && !plan.contains("CoalescePartitionsExec"), "{plan}");
+        assert_eq!(rows, run(&plain, sql).await.1);
+        assert!(rows.lines().count() > 400, "{rows}");
+    }
+
+    #[tokio::test]
+    async fn the_join_travels_through_sentios_codec() {
+        use datafusion_proto::physical_plan::AsExecutionPlan;
+        use datafusion_proto::protobuf::PhysicalPlanNode;
+
         let dir = tempfile::tempdir().unwrap();
         let ctx = session(dir.path(), true).await;
-        let df = ctx.sql("SELECT b.v, s.name FROM big b JOIN small s ON b.k = s.k").await.unwrap();
-        let plan = df.create_physical_plan().await.unwrap();
-        let mut sizes = Vec::new();
-        let _ = plan.apply(|node| {
-            if let Some(scan) = file_scan(node) {
-                sizes.push(scan.statistics().total_byte_size);
-            }
-            Ok(TreeNodeRecursion::Continue)
-        });
-        let small = std::fs::metadata(dir.path().join("small.csv")).unwrap().len() as usize;
-        assert!(sizes.contains(&Precision::Inexact(small)), "{sizes:?}");
+        let sql = "SELECT b.v, s.name FROM big b LEFT JOIN small s ON b.k = s.k WHERE s.name <> 'name3'";
+        let plan = ctx.sql(sql).await.unwrap().create_physical_plan().await.unwrap();
+        let codec = crate::codec::SentioPhysicalCodec::default();
+        let bytes = PhysicalPlanNode::try_from_physical_plan(Arc::clone(&plan), &codec).unwrap().encode_to_vec();
+        let decoded = PhysicalPlanNode::decode(bytes.as_slice())
+            .unwrap()
+            .try_into_physical_plan(&ctx.task_ctx(), &codec)
+            .unwrap();
+        let shown = |p: &Arc<dyn ExecutionPlan>| displayable(p.as_ref()).indent(false).to_string();
+        assert!(shown(&decoded).contains("SmallSideJoinExec"), "{}", shown(&decoded));
+        assert_eq!(shown(&decoded), shown(&plan));
+        let rows = |batches: Vec<datafusion::arrow::record_batch::RecordBatch>| {
+            let mut rows: Vec<String> =
+                pretty_format_batches(&batches).unwrap().to_string().lines().map(String::from).collect();
+            rows.sort();
+            rows
+        };
+        let got = rows(datafusion::physical_plan::collect(decoded, ctx.task_ctx()).await.unwrap());
+        assert_eq!(got, rows(datafusion::physical_plan::collect(plan, ctx.task_ctx()).await.unwrap()));
+        assert!(got.len() > 200, "{got:?}");
     }
 }
