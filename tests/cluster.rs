@@ -383,12 +383,7 @@ fn executor_killed_mid_query_finishes_with_the_right_answer() {
     );
 
     let cluster = Cluster::start(&dir.path().join("cluster"), 2, vec![]);
-    let mut cmd = sentio();
-    cmd.args(["sql", "--scheduler", &cluster.url(), "--format", "json", "-c", JOIN_GROUP_BY, "--lake"])
-        .arg(&lake)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let client = Guard(cmd.spawn().unwrap());
+    let client = json_client(&cluster, JOIN_GROUP_BY, &lake);
 
     // Kill executor 1 as soon as it has finished a task: its shuffle output
     // is then part of the job and is lost with it.
@@ -419,6 +414,16 @@ fn executor_killed_mid_query_finishes_with_the_right_answer() {
     assert!(again.success, "{}", again.stderr);
 }
 
+/// A client running `sql` on `cluster` over `lake`, JSON on its piped stdout.
+fn json_client(cluster: &Cluster, sql: &str, lake: &std::path::Path) -> Guard {
+    let mut cmd = sentio();
+    cmd.args(["sql", "--scheduler", &cluster.url(), "--format", "json", "-c", sql, "--lake"])
+        .arg(lake)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    Guard(cmd.spawn().unwrap())
+}
+
 /// Kills `victim` (SIGKILL) and waits for `client` to end, for at most
 /// `limit`: when the kill was, and how the client ended.
 fn kill_and_wait(victim: u32, client: &mut Guard, limit: Duration) -> (Instant, std::process::ExitStatus) {
@@ -438,8 +443,10 @@ fn kill_and_wait(victim: u32, client: &mut Guard, limit: Duration) -> (Instant, 
 /// result partition a second time after the first attempt's locations (some
 /// on the dead executor). The client reads each partition once, from its
 /// last location (`job_exec::last_location_of_each`): the right rows, each
-/// once (reading every location, it failed fetching from the dead executor). The final stage is made slow (a string of some 300 KB per group, computed
-/// after the groups are merged) so that the kill lands inside it.
+/// once (reading every location, it failed fetching from the dead
+/// executor). The final stage is made slow (a string of some 300 KB per
+/// group, computed after the groups are merged) so that the kill lands
+/// inside it.
 #[test]
 fn executor_killed_in_the_final_stage_gives_each_row_once() {
     const SLOW_FINAL: &str = "SELECT session_id, COUNT(*) AS n, SUM(frame_no) AS s, \
@@ -453,12 +460,7 @@ fn executor_killed_in_the_final_stage_gives_each_row_once() {
         rows
     };
     let cluster = Cluster::start(&dir.path().join("cluster"), 2, vec![]);
-    let mut cmd = sentio();
-    cmd.args(["sql", "--scheduler", &cluster.url(), "--format", "json", "-c", SLOW_FINAL, "--lake"])
-        .arg(&lake)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut client = Guard(cmd.spawn().unwrap());
+    let mut client = json_client(&cluster, SLOW_FINAL, &lake);
     // Read as it comes: 8,000 rows are more than a pipe holds.
     fn reader(pipe: impl std::io::Read + Send + 'static) -> std::thread::JoinHandle<String> {
         std::thread::spawn(move || std::io::read_to_string(pipe).unwrap())

@@ -14,6 +14,7 @@
 //! Results are fetched from the executors that hold them, as Ballista does.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -376,15 +377,13 @@ fn last_location_of_each(locations: Vec<PartitionLocation>) -> Vec<PartitionLoca
     let mut kept: Vec<PartitionLocation> = Vec::with_capacity(locations.len());
     let mut index: HashMap<(u32, u32), usize> = HashMap::new();
     for location in locations {
-        let key = location.partition_id.as_ref().map(|p| (p.stage_id, p.partition_id));
-        match key.and_then(|k| index.get(&k).copied()) {
-            Some(i) => kept[i] = location,
-            None => {
-                if let Some(k) = key {
-                    index.insert(k, kept.len());
-                }
+        match location.partition_id.as_ref().map(|p| index.entry((p.stage_id, p.partition_id))) {
+            Some(Entry::Occupied(at)) => kept[*at.get()] = location,
+            Some(Entry::Vacant(at)) => {
+                at.insert(kept.len());
                 kept.push(location);
             }
+            None => kept.push(location),
         }
     }
     kept

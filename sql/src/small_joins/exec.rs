@@ -55,8 +55,6 @@ pub const KIND: &str = "small_side_join";
 #[derive(Debug)]
 pub struct SmallSideJoinExec {
     join: Arc<dyn ExecutionPlan>,
-    /// The join's right input's requirements, as this node's only input's.
-    distribution: Distribution,
 }
 
 impl SmallSideJoinExec {
@@ -75,14 +73,14 @@ impl SmallSideJoinExec {
                 hash.partition_mode()
             )));
         }
-        #[allow(deprecated)]
-        let distribution = join.required_input_distribution().pop().unwrap_or(Distribution::UnspecifiedDistribution);
-        Ok(Self { join, distribution })
+        Ok(Self { join })
     }
 
-    /// The join this node runs.
-    pub fn join(&self) -> &Arc<dyn ExecutionPlan> {
-        &self.join
+    /// What the join asks of its big side, this node's only input.
+    fn big_side_distribution(&self) -> Distribution {
+        #[allow(deprecated)]
+        let mut each = self.join.required_input_distribution();
+        each.pop().unwrap_or(Distribution::UnspecifiedDistribution)
     }
 
     /// The small side, built in every task.
@@ -159,11 +157,11 @@ impl ExecutionPlan for SmallSideJoinExec {
     }
 
     fn required_input_distribution(&self) -> Vec<Distribution> {
-        vec![self.distribution.clone()]
+        vec![self.big_side_distribution()]
     }
 
     fn input_distribution_requirements(&self) -> InputDistributionRequirements {
-        InputDistributionRequirements::new(vec![self.distribution.clone()])
+        InputDistributionRequirements::new(vec![self.big_side_distribution()])
     }
 
     fn required_input_ordering(&self) -> Vec<Option<OrderingRequirements>> {
