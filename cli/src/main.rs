@@ -12,16 +12,16 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    let code = match runtime.block_on(sentio_cli::commands::run(cli)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+    let (code, failed) = match runtime.block_on(sentio_cli::commands::run(cli)) {
+        Ok(()) => (std::process::ExitCode::SUCCESS, false),
         Err(e) => {
             eprintln!("error: {e}");
-            std::process::ExitCode::from(e.exit_code())
+            (std::process::ExitCode::from(e.exit_code()), true)
         }
     };
     // A cancelled statement's tasks may still be winding down: stop them
     // before the in-process cluster's shuffle folder is removed for good.
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
-    sentio_sql::standalone::remove_work_dirs();
+    sentio_sql::standalone::remove_work_dirs(failed);
     code
 }

@@ -182,17 +182,26 @@ static WORK_DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 /// started, for the end of `main`, once the runtime has stopped: a
 /// cancelled statement's tasks wind down (at their next batch,
 /// [`crate::stop`]) and may write into the folder after the [`Standalone`]
-/// that removed it was dropped. A folder found again is removed again, up
-/// to five times, 50 ms apart.
-pub fn remove_work_dirs() {
+/// that removed it was dropped. A folder found again is removed again, 50 ms
+/// apart, for up to 2 s. With `settle` (the process ends on an error, such as
+/// a statement interrupted by a signal) the folders must also stay gone for
+/// three looks in a row: a task still winding down could make its folder
+/// again after a single clean look (a loaded test machine left one behind).
+pub fn remove_work_dirs(settle: bool) {
     let dirs = std::mem::take(&mut *WORK_DIRS.lock().unwrap_or_else(|e| e.into_inner()));
-    for _ in 0..5 {
+    let mut clean_looks = 0;
+    for _ in 0..40 {
         let left: Vec<&PathBuf> = dirs.iter().filter(|d| d.exists()).collect();
         if left.is_empty() {
-            return;
-        }
-        for dir in left {
-            let _ = std::fs::remove_dir_all(dir);
+            clean_looks += 1;
+            if !settle || clean_looks == 3 {
+                return;
+            }
+        } else {
+            clean_looks = 0;
+            for dir in left {
+                let _ = std::fs::remove_dir_all(dir);
+            }
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
